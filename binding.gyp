@@ -1,0 +1,21 @@
+{
+  # Two targets: the pure C++ core (no Node headers) as a static library, and the
+  # node-addon-api binding on top of it. Sources are globbed so that adding a file per
+  # concept needs no edit here.
+  "includes": ["native/common.gypi"],
+  "targets": [
+    {
+      "target_name": "netplane_core",
+      "type": "static_library",
+      "sources": ["<!@(node -p \"require('fs').readdirSync('native/core').filter(f=>f.endsWith('.cc')).map(f=>'native/core/'+f).join(' ')\")"],
+      "include_dirs": ["native/core"],
+      "direct_dependent_settings": { "include_dirs": ["native/core"] }
+    },
+    {
+      "target_name": "netplane",
+      "dependencies": ["netplane_core", "<!(node -p \"require('node-addon-api').targets\"):node_addon_api_except"],
+      "sources": ["<!@(node -p \"require('fs').readdirSync('native/binding').filter(f=>f.endsWith('.cc')).map(f=>'native/binding/'+f).join(' ')\")"],
+      "defines": ["NAPI_VERSION=8", "NODE_ADDON_API_DISABLE_DEPRECATED"]
+    }
+  ]
+}

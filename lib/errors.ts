@@ -1,0 +1,24 @@
+// Errors thrown by netplane: one base class with a stable string `code`; native failures
+// keep Node's system-error shape (code/errno/syscall) and are attached as `cause`.
+
+export type NetplaneErrorCode =
+  | 'NETPLANE_INVALID_OPTION'
+  | 'NETPLANE_DUPLICATE_ID'
+  | 'NETPLANE_NOT_FOUND'
+  | 'NETPLANE_IN_USE'
+  | 'NETPLANE_TAP_OPEN_FAILED'
+  | 'NETPLANE_CLOSED'
+  | 'NETPLANE_INVALID_STATE'
+  | 'NETPLANE_INVALID_FRAME'
+  | 'NETPLANE_SCRIPT_FAILED'
+  | 'NETPLANE_QMP_ERROR';
+
+export class NetplaneError extends Error {
+  readonly code: NetplaneErrorCode;
+
+  constructor(code: NetplaneErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.code = code;
+  }
+}
+Object.defineProperty(NetplaneError.prototype, 'name', { value: 'NetplaneError', enumerable: false });

@@ -1,0 +1,3 @@
+// Public API of netplane.
+export { NetplaneError } from './errors';
+export type { NetplaneErrorCode } from './errors';

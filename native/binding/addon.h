@@ -1,0 +1,25 @@
+// Per-environment addon state and the module init entry points, one per wrapped concept.
+// Each binding file implements its own Init* function and registers its exports.
+#pragma once
+
+#include <napi.h>
+
+#include <functional>
+#include <vector>
+
+namespace netplane::binding {
+
+// Per-env state (one per main thread or worker). Cleanup functions run from the env
+// cleanup hook, before finalizers: stop threads and close fds there.
+struct AddonData {
+  std::vector<std::function<void()>> cleanups;
+};
+AddonData& GetAddonData(Napi::Env env);
+
+void InitErrors(Napi::Env env, Napi::Object exports);
+void InitTap(Napi::Env env, Napi::Object exports);
+void InitVnet(Napi::Env env, Napi::Object exports);
+void InitAio(Napi::Env env, Napi::Object exports);
+void InitGraph(Napi::Env env, Napi::Object exports);
+
+}  // namespace netplane::binding

@@ -1,0 +1,8 @@
+// Placeholder until this concept's binding lands.
+#include "addon.h"
+
+namespace netplane::binding {
+
+void InitAio(Napi::Env, Napi::Object) {}
+
+}  // namespace netplane::binding

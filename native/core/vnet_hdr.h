@@ -1,0 +1,80 @@
+// The virtio-net header (10, 12 and 20-byte layouts; little-endian as on the wire between
+// a Linux TAP and its user): parsing, writing, validation against the frame it describes,
+// conversion between lengths, and the software fallbacks (checksum completion and
+// segmentation) for a peer that cannot take offloaded frames.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+namespace netplane::core {
+
+constexpr size_t kVnetHdrLenLegacy = 10;  // virtio_net_hdr
+constexpr size_t kVnetHdrLenMrg = 12;     // virtio_net_hdr_mrg_rxbuf (and VERSION_1)
+constexpr size_t kVnetHdrLenHash = 20;    // virtio_net_hdr_v1_hash
+constexpr size_t kMaxFrameLen = 65536 + 14 + 4;  // largest GSO frame (64 KiB IP + eth + vlan)
+constexpr size_t kNetBufSize = 4096 + 65536;     // QEMU NET_BUFSIZE: largest read
+
+constexpr uint8_t kVnetFlagNeedsCsum = 1;
+constexpr uint8_t kVnetFlagDataValid = 2;
+constexpr uint8_t kVnetFlagRscInfo = 4;
+
+constexpr uint8_t kGsoNone = 0;
+constexpr uint8_t kGsoTcpv4 = 1;
+constexpr uint8_t kGsoUdp = 3;
+constexpr uint8_t kGsoTcpv6 = 4;
+constexpr uint8_t kGsoUdpL4 = 5;
+constexpr uint8_t kGsoEcn = 0x80;
+
+inline bool IsVnetHdrLen(size_t len) {
+  return len == kVnetHdrLenLegacy || len == kVnetHdrLenMrg || len == kVnetHdrLenHash;
+}
+
+struct VnetHdr {
+  uint8_t flags = 0;
+  uint8_t gso_type = kGsoNone;
+  uint16_t hdr_len = 0;
+  uint16_t gso_size = 0;
+  uint16_t csum_start = 0;
+  uint16_t csum_offset = 0;
+  uint16_t num_buffers = 0;   // 12- and 20-byte layouts
+  uint32_t hash_value = 0;    // 20-byte layout
+  uint16_t hash_report = 0;   // 20-byte layout
+};
+
+enum class VnetError {
+  kOk = 0,
+  kShortFrame,     // frame shorter than header + ethernet header
+  kBadFlags,       // unknown flag bits
+  kBadGsoType,     // unknown gso_type, or GSO without NEEDS_CSUM where required
+  kBadGsoSize,     // gso_size 0 with GSO, or absurd
+  kBadCsum,        // csum_start / csum_offset outside the frame
+  kBadHdrLen,      // hdr_len beyond the frame
+  kBadPacket,      // frame does not parse as the protocol gso_type claims
+  kTooManySegments,
+};
+const char* VnetErrorName(VnetError e);
+
+// p must hold at least len bytes; len is 10, 12 or 20.
+VnetHdr ParseVnetHdr(const uint8_t* p, size_t len);
+void WriteVnetHdr(const VnetHdr& h, uint8_t* p, size_t len);
+// Check h against the frame that follows it (frame = ethernet frame, no header).
+VnetError ValidateVnetHdr(const VnetHdr& h, const uint8_t* frame, size_t frame_len);
+// True if the frame needs work before a peer without offloads can take it.
+inline bool NeedsSoftwareOffload(const VnetHdr& h) {
+  return (h.flags & kVnetFlagNeedsCsum) || h.gso_type != kGsoNone;
+}
+
+// Fill in the checksum at csum_start + csum_offset (NEEDS_CSUM) in place.
+VnetError CompleteChecksum(const VnetHdr& h, uint8_t* frame, size_t frame_len);
+
+// Segment a GSO frame (TSO4, TSO6, UFO, USO) into wire frames exactly as the kernel would
+// emit them, with checksums completed. For each segment the sink is called with a pointer
+// to the frame (no vnet header) and its length; the buffer is only valid during the call.
+// A non-GSO frame with NEEDS_CSUM yields one frame with its checksum completed.
+// scratch must hold kMaxFrameLen bytes (no allocation on the data path).
+using SegmentSink = void (*)(void* opaque, const uint8_t* frame, size_t len);
+VnetError SegmentFrame(const VnetHdr& h, const uint8_t* frame, size_t frame_len,
+                       uint8_t* scratch, SegmentSink sink, void* opaque);
+
+}  // namespace netplane::core

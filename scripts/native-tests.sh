@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# Build and run the native core tests with cmake (no Node headers involved).
+# SANITIZE=1 builds and runs them under ASan + UBSan (any report fails the run).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+if [ "${SANITIZE:-0}" = 1 ]; then dir=build-native-asan; flags=-DSANITIZE=ON; else dir=build-native; flags=; fi
+cmake -S native -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo $flags >/dev/null
+cmake --build "$dir" -j 2 --target native_tests >/dev/null
+export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+"$dir/native_tests" "$@"

@@ -1,0 +1,81 @@
+// Throwaway network namespaces and interfaces for tests and benchmarks. Every name starts
+// with "np"; everything created is removed by dispose(), also on failure, and a process
+// exit hook removes what a crashed test left.
+import { execFileSync, spawn, type SpawnOptions } from 'node:child_process';
+
+let counter = 0;
+const live = new Set<string>();
+
+process.on('exit', () => {
+  for (const ns of live) {
+    try {
+      execFileSync('ip', ['netns', 'del', ns], { stdio: 'ignore' });
+    } catch {
+      /* already gone */
+    }
+  }
+});
+
+/** A unique name with the np prefix, at most 15 characters (IFNAMSIZ - 1). */
+export function npName(tag: string): string {
+  const id = `${process.pid.toString(36)}${(counter++).toString(36)}`;
+  return `np${tag}${id}`.slice(0, 15);
+}
+
+export function sh(cmd: string, args: string[], opts: { input?: string; allowFail?: boolean } = {}): string {
+  try {
+    return execFileSync(cmd, args, { encoding: 'utf8', input: opts.input, stdio: ['pipe', 'pipe', 'pipe'] });
+  } catch (e) {
+    if (opts.allowFail) return '';
+    const err = e as { stderr?: string; message: string };
+    throw new Error(`${cmd} ${args.join(' ')} failed: ${err.stderr ?? err.message}`);
+  }
+}
+
+export class NetNs implements Disposable {
+  readonly name: string;
+
+  constructor(tag = 'ns') {
+    this.name = npName(tag);
+    sh('ip', ['netns', 'add', this.name]);
+    live.add(this.name);
+    this.exec('ip', ['link', 'set', 'lo', 'up']);
+  }
+
+  /** Run a command inside the namespace and return its stdout. */
+  exec(cmd: string, args: string[], opts: { allowFail?: boolean; input?: string } = {}): string {
+    return sh('ip', ['netns', 'exec', this.name, cmd, ...args], opts);
+  }
+
+  /** Start a long-running command inside the namespace. */
+  spawn(cmd: string, args: string[], opts: SpawnOptions = {}) {
+    return spawn('ip', ['netns', 'exec', this.name, cmd, ...args], { stdio: 'pipe', ...opts });
+  }
+
+  /** Move a root-namespace interface into this namespace, address it and bring it up. */
+  adopt(ifname: string, cidr?: string, mac?: string): void {
+    sh('ip', ['link', 'set', ifname, 'netns', this.name]);
+    if (mac) this.exec('ip', ['link', 'set', ifname, 'address', mac]);
+    if (cidr) this.exec('ip', ['addr', 'add', cidr, 'dev', ifname]);
+    this.exec('ip', ['link', 'set', ifname, 'up']);
+  }
+
+  dispose(): void {
+    if (!live.delete(this.name)) return;
+    sh('ip', ['netns', 'del', this.name], { allowFail: true });
+  }
+
+  [Symbol.dispose](): void {
+    this.dispose();
+  }
+}
+
+/** Delete a root-namespace interface if it still exists. */
+export function deleteLink(ifname: string): void {
+  sh('ip', ['link', 'del', ifname], { allowFail: true });
+}
+
+/** Count of open fds of this process (for leak checks). */
+export function openFdCount(): number {
+  return require('node:fs').readdirSync('/proc/self/fd').length - 1;
+}
