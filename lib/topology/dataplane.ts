@@ -1,0 +1,33 @@
+// The seam between the topology (pure TypeScript state: who is peered with whom, link
+// flags, queue indices) and the native data plane that moves the frames. The topology
+// calls these hooks as it changes; a topology without a data plane (unit tests, a
+// hypervisor that moves frames itself) passes none.
+
+/** What the data plane needs to know about one net client (one queue of a netdev or NIC). */
+export interface ClientDescriptor {
+  /** Stable numeric handle assigned by the topology, unique for the topology's lifetime. */
+  handle: number;
+  kind: 'tap' | 'hubport' | 'nic';
+  name: string;
+  queueIndex: number;
+  /** tap: the queue's fd (owned by the TapDevice); others: undefined. */
+  fd?: number;
+  /** tap: vnet header length currently set on the fd (0 = none). */
+  vnetHdrLen?: number;
+  /** hubport: the hub id. */
+  hubId?: number;
+  /** IOThread id this client runs on (a hub and its ports share one). */
+  iothread?: string;
+}
+
+export interface DataPlane {
+  addClient(client: ClientDescriptor): void;
+  removeClient(handle: number): void;
+  /** Peer two clients (symmetric; each is peered at most once). */
+  connect(a: number, b: number): void;
+  setLinkDown(handle: number, down: boolean): void;
+  /** The vnet header length a client expects on input changed (TUNSETVNETHDRSZ done). */
+  setVnetHdrLen(handle: number, len: number): void;
+  /** Queue attached/detached (TUNSETQUEUE done): stop or resume polling it. */
+  setQueueEnabled(handle: number, enabled: boolean): void;
+}
