@@ -13,12 +13,18 @@ export type NetplaneErrorCode =
   | 'NETPLANE_SCRIPT_FAILED'
   | 'NETPLANE_QMP_ERROR';
 
+/** QMP error classes a failure maps to (QEMU's ErrorClass names). */
+export type QmpErrorClass = 'GenericError' | 'DeviceNotFound' | 'CommandNotFound';
+
 export class NetplaneError extends Error {
   readonly code: NetplaneErrorCode;
+  /** How QMP reports this failure; GenericError unless set. */
+  readonly qmpClass: QmpErrorClass;
 
-  constructor(code: NetplaneErrorCode, message: string, options?: { cause?: unknown }) {
+  constructor(code: NetplaneErrorCode, message: string, options?: { cause?: unknown; qmpClass?: QmpErrorClass }) {
     super(message, options);
     this.code = code;
+    this.qmpClass = options?.qmpClass ?? (code === 'NETPLANE_NOT_FOUND' ? 'DeviceNotFound' : 'GenericError');
   }
 }
 Object.defineProperty(NetplaneError.prototype, 'name', { value: 'NetplaneError', enumerable: false });
