@@ -31,6 +31,11 @@ struct TapOffloads {
 
 constexpr uint32_t kMaxTapQueues = 1024;
 
+// The kernel's interface-name rules (dev_valid_name): empty is fine (kernel picks tap%d),
+// otherwise at most IFNAMSIZ-1 bytes, not "." or "..", no '/', ':', whitespace or control
+// characters. Open() checks this itself; exposed for callers that validate early.
+Status ValidateTapIfname(const std::string& ifname);
+
 class TapDevice {
  public:
   static Result<std::unique_ptr<TapDevice>> Open(const TapOpenOptions& opts);
