@@ -10,7 +10,45 @@ export interface NativeSystemError extends Error {
 }
 
 // ---- tap (native/binding/tap.cc) ------------------------------------------------------
-export interface NativeTapBinding {}
+export interface NativeTapOpenOptions {
+  ifname?: string;
+  queues?: number;
+  vnetHdr?: 'off' | 'auto' | 'on';
+  sndbuf?: number;
+}
+export interface NativeTapOffloads {
+  csum?: boolean;
+  tso4?: boolean;
+  tso6?: boolean;
+  ecn?: boolean;
+  ufo?: boolean;
+  uso4?: boolean;
+  uso6?: boolean;
+}
+/** core::TapDevice. Every member throws (code NETPLANE_CLOSED) once closed, except `closed`/close(). */
+export interface NativeTapDevice {
+  readonly ifname: string;
+  readonly queues: number;
+  readonly features: number;
+  readonly hasVnetHdr: boolean;
+  readonly hasUfo: boolean;
+  readonly hasUso: boolean;
+  readonly vnetHdrLen: number;
+  readonly offloadFlags: number;
+  readonly closed: boolean;
+  fd(queue: number): number;
+  queueEnabled(queue: number): boolean;
+  setVnetHdrLen(len: number): void;
+  setOffloads(offloads: NativeTapOffloads): void;
+  setQueueEnabled(queue: number, enabled: boolean): void;
+  setSndbuf(bytes: number): void;
+  close(): void;
+}
+export interface NativeTapBinding {
+  tapOpen(opts?: NativeTapOpenOptions): NativeTapDevice;
+  /** Dups the fds (F_DUPFD_CLOEXEC); sndbuf undefined = QEMU's default. */
+  tapAdopt(fds: number[], sndbuf?: number): NativeTapDevice;
+}
 
 // ---- vnet header (native/binding/vnet.cc) ---------------------------------------------
 export interface NativeVnetBinding {}
