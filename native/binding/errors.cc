@@ -2,6 +2,7 @@
 
 #include <uv.h>
 
+#include <cstdio>
 #include <cstring>
 
 #include "addon.h"
@@ -14,8 +15,16 @@ Napi::Error MakeSystemError(Napi::Env env, const core::Status& status) {
   Napi::Error error = Napi::Error::New(env, message);
   Napi::Object obj = error.Value();
   if (status.err != 0) {
-    // libuv's name table so codes match fs errors exactly (EPERM, EBADFD, ...).
-    obj.Set("code", uv_err_name(-status.err));
+    // libuv's name table so codes match fs errors exactly (EPERM, ENOTTY, ...); libuv does
+    // not know every errno (EBADFD, which tun returns a lot), so fall back to glibc's name.
+    char name[64];
+    uv_err_name_r(-status.err, name, sizeof(name));
+#ifdef __GLIBC__
+    if (std::strncmp(name, "Unknown", 7) == 0) {
+      if (const char* glibc_name = strerrorname_np(status.err)) std::snprintf(name, sizeof(name), "%s", glibc_name);
+    }
+#endif
+    obj.Set("code", name);
     obj.Set("errno", Napi::Number::New(env, -status.err));
   }
   if (!status.syscall.empty()) obj.Set("syscall", status.syscall);

@@ -155,8 +155,8 @@ class TapWrap : public Napi::ObjectWrap<TapWrap> {
     Napi::Env env = info.Env();
     core::TapDevice* dev = Device(env);
     if (!dev) return env.Undefined();
-    double len;
-    if (!GetInteger(env, info[0], "vnet header length", 0, 65535, &len)) return env.Undefined();
+    if (!info[0].IsNumber()) return ThrowTypeError(env, "vnet header length must be a number");
+    double len = info[0].As<Napi::Number>().DoubleValue();
     if (len != 10 && len != 12 && len != 20) {
       return ThrowRangeError(env, "vnet header length must be 10, 12 or 20, got " + info[0].ToString().Utf8Value());
     }
