@@ -47,13 +47,19 @@ class AioContext {
   // Install or replace the handler for fd. io_read / io_write may be null (that direction
   // is not polled). io_poll without io_poll_ready is ignored. All of read, write and poll
   // null removes the handler. Read handlers also run on EPOLLERR/EPOLLHUP. Removal during
-  // a dispatch walk is deferred to the end of the walk.
-  void SetFdHandler(int fd, IoHandler io_read, IoHandler io_write, IoPollFn io_poll,
-                    IoHandler io_poll_ready, void* opaque);
+  // a dispatch walk is deferred to the end of the walk: once RemoveFdHandler returns, the
+  // callbacks are never called again with that opaque, so the caller may free it.
+  // Fails (epoll_ctl's errno) for an fd epoll cannot watch (closed, regular file); the
+  // previous handler, if any, then stays in place.
+  Status SetFdHandler(int fd, IoHandler io_read, IoHandler io_write, IoPollFn io_poll,
+                      IoHandler io_poll_ready, void* opaque);
   void RemoveFdHandler(int fd);
+  bool HasFdHandler(int fd) const;
   // Turn read / write polling on or off without replacing the callbacks (e.g. a TAP that
   // hit EAGAIN enables write polling; a sender whose peer is busy disables read polling).
-  void SetFdPolling(int fd, bool read, bool write);
+  // A handler with both directions off is taken out of epoll entirely (so an fd in
+  // ERR/HUP state cannot spin the loop). Unknown fd: no-op.
+  Status SetFdPolling(int fd, bool read, bool write);
 
   // ---- bottom halves -----------------------------------------------------------------
   BottomHalf* NewBh(BhCallback cb, void* opaque, const char* name);
@@ -65,6 +71,10 @@ class AioContext {
   void ScheduleOneshot(std::function<void()> fn, const char* name = "oneshot");
 
   // ---- timers (monotonic clock, ns) --------------------------------------------------
+  // Timers belong to the context and are freed with it at the latest. A callback may
+  // re-arm its own timer. TimerMod / TimerDel / TimerPending may be called from any thread
+  // (a timer that becomes the earliest wakes a sleeping loop); NewTimer / TimerFree only
+  // on the home thread (or while the loop is not running).
   static int64_t NowNs();
   AioTimer* NewTimer(TimerCallback cb, void* opaque);
   void TimerMod(AioTimer* t, int64_t expire_ns);  // absolute; FIFO among equal deadlines
@@ -75,6 +85,8 @@ class AioContext {
   // ---- notification ------------------------------------------------------------------
   void Notify();        // any thread; writes the eventfd only if a waiter advertised itself
   void NotifyAccept();  // clear "notified"
+  // How many times Notify() actually wrote the eventfd (tests of the notify_me protocol).
+  uint64_t notifier_writes() const;
 
   // ---- running -----------------------------------------------------------------------
   // One iteration: run BHs, ready handlers and expired timers, blocking for the computed
@@ -90,8 +102,17 @@ class AioContext {
   bool Check();
   bool Dispatch();
   int EpollFd() const;
+  // The timeout Prepare() would return (ns, -1 = nothing pending), without advertising a
+  // waiter. An embedder uses it to decide whether pending work should keep its loop alive.
+  int64_t NextTimeoutNs() const;
+  // ns -> ms for a poll(2)-style wait, rounding up so a loop never wakes before a
+  // deadline: -1 stays -1 (infinite), 0 stays 0, 1 ns is 1 ms; clamped to INT32_MAX.
+  static int64_t TimeoutNsToMs(int64_t ns);
 
-  void SetPollParams(const PollParams& p);
+  // Adaptive polling (7.2 style, one poll window per context). Negative values are
+  // rejected with "<name> value must be in range [0, INT64_MAX]". Home thread (an
+  // IoThread's owner uses RunSync). Resets the current poll window to 0.
+  Status SetPollParams(const PollParams& p);
   PollParams poll_params() const;
   int64_t current_poll_ns() const;  // for tests of grow/shrink
 
