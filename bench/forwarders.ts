@@ -1,0 +1,156 @@
+// The forwarders the benchmark compares. Each one is started pinned to the forwarder CPU and
+// creates (or opens) the two TAPs by name in the root namespace; the test bed does the rest.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { hasCommand, kBenchDir, kRepoDir, type Tools } from './lib/tools';
+
+export interface Command {
+  cmd: string;
+  args: string[];
+  /** How the forwarder holds the TAPs, for the run record. */
+  note?: string;
+}
+
+export interface Forwarder {
+  name: string;
+  description: string;
+  /** netplane variants: one failed start or ping skips the variant for the whole run. */
+  skipWholeRunOnFailure?: boolean;
+  /** Part of the default set (otherwise only with --only). */
+  byDefault: boolean;
+  /** Why it cannot run at all on this machine right now, or undefined. */
+  unavailable(): string | undefined;
+  command(ifA: string, ifB: string, tools: Tools): Command;
+}
+
+const tsxNode = (script: string, args: string[]): string[] => ['--import', 'tsx', script, ...args];
+
+const kNaiveNode = path.join(kBenchDir, 'forwarders', 'naive-node.ts');
+
+function netplaneCli(): { cmd: string; pre: string[] } | undefined {
+  const dist = path.join(kRepoDir, 'dist', 'cli', 'main.js');
+  if (fs.existsSync(dist)) return { cmd: process.execPath, pre: [dist] };
+  const src = path.join(kRepoDir, 'lib', 'cli', 'main.ts');
+  if (fs.existsSync(src)) return { cmd: process.execPath, pre: ['--import', 'tsx', src] };
+  return undefined;
+}
+
+function netplane(kind: 'hub' | 'link', vnetHdr: boolean, queues: number): Forwarder {
+  const name = `netplane-${kind}${vnetHdr ? '' : '-novnet'}${queues > 1 ? `-${queues}q` : ''}`;
+  return {
+    name,
+    description:
+      `netplane ${kind === 'hub' ? 'native hub' : 'direct link (-link a,b)'}, ${queues} queue${queues > 1 ? 's' : ''}, ` +
+      `vnet_hdr=${vnetHdr ? 'on' : 'off'}`,
+    skipWholeRunOnFailure: true,
+    byDefault: true,
+    unavailable: () =>
+      netplaneCli() ? undefined : 'not available yet: neither dist/cli/main.js (npm run build) nor lib/cli/main.ts exists',
+    command(ifA, ifB) {
+      const cli = netplaneCli()!;
+      const tap = (id: string, ifname: string) =>
+        `tap,id=${id},ifname=${ifname},script=no,downscript=no,vnet_hdr=${vnetHdr ? 'on' : 'off'}` +
+        (queues > 1 ? `,queues=${queues}` : '');
+      const wiring =
+        kind === 'hub'
+          ? ['-netdev', 'hubport,id=pa,hubid=0,netdev=a', '-netdev', 'hubport,id=pb,hubid=0,netdev=b']
+          : ['-link', 'a,b'];
+      return { cmd: cli.cmd, args: [...cli.pre, '-netdev', tap('a', ifA), '-netdev', tap('b', ifB), ...wiring] };
+    },
+  };
+}
+
+function tapModuleUsable(): string | undefined {
+  try {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const mod = require(path.join(kRepoDir, 'lib', 'tap')) as { Tap?: { open?: unknown } };
+    if (typeof mod.Tap?.open !== 'function') return 'lib/tap.ts has no Tap.open';
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    require(path.join(kRepoDir, 'lib', 'native')).native(); // the addon must be built
+    return undefined;
+  } catch (e) {
+    return `lib/tap.ts not usable yet: ${(e as Error).message.split('\n')[0]}`;
+  }
+}
+
+export const forwarders: Forwarder[] = [
+  {
+    name: 'qemu',
+    description: 'QEMU 7.2, two tap netdevs on hub 0 (-M none)',
+    byDefault: true,
+    unavailable: () => (hasCommand('qemu-system-x86_64') ? undefined : 'qemu-system-x86_64 not installed'),
+    command: (ifA, ifB) => ({
+      cmd: 'qemu-system-x86_64',
+      args: [
+        '-M', 'none', '-nodefaults', '-display', 'none',
+        '-netdev', `tap,id=a,ifname=${ifA},script=no,downscript=no`,
+        '-netdev', `tap,id=b,ifname=${ifB},script=no,downscript=no`,
+        '-netdev', 'hubport,id=pa,hubid=0,netdev=a',
+        '-netdev', 'hubport,id=pb,hubid=0,netdev=b',
+      ],
+    }),
+  },
+  netplane('hub', true, 1),
+  netplane('hub', false, 1),
+  netplane('hub', true, 2),
+  netplane('link', true, 1),
+  netplane('link', false, 1),
+  netplane('link', true, 2),
+  {
+    name: 'cfwd',
+    description: 'plain C: poll, read one frame, write it to the other TAP (bench/cfwd/cfwd.c)',
+    byDefault: true,
+    unavailable: () => undefined,
+    command: (ifA, ifB, tools) => ({ cmd: tools.cfwd, args: [ifA, ifB] }),
+  },
+  {
+    name: 'cfwd-vnet',
+    description: 'plain C with IFF_VNET_HDR passed through and TUNSETOFFLOAD (GSO frames cross)',
+    byDefault: true,
+    unavailable: () => undefined,
+    command: (ifA, ifB, tools) => ({ cmd: tools.cfwd, args: ['--vnet-hdr', ifA, ifB] }),
+  },
+  {
+    name: 'naive-node',
+    description: 'Node: fs.read/fs.write on blocking TAP fds (libuv thread pool), one frame per call',
+    byDefault: true,
+    unavailable: () => undefined,
+    // Tap.open gives nonblocking fds, on which fs.read can only fail with EAGAIN; the natural
+    // naive forwarder blocks in the thread pool, so cfwd opens the TAPs blocking as fds 3 and
+    // 4 and execs Node with them.
+    command: (ifA, ifB, tools) => ({
+      cmd: tools.cfwd,
+      args: ['--exec', ifA, ifB, '--', process.execPath, ...tsxNode(kNaiveNode, ['--fds', '3,4'])],
+      note: 'blocking fds opened by cfwd --exec',
+    }),
+  },
+  {
+    name: 'naive-node-tap',
+    description: 'Node: Tap.open (nonblocking fds), fs.read/fs.write, EAGAIN retried on setImmediate (busy)',
+    byDefault: false,
+    unavailable: tapModuleUsable,
+    command: (ifA, ifB) => ({
+      cmd: process.execPath,
+      args: tsxNode(kNaiveNode, ['--open', ifA, ifB]),
+      note: 'nonblocking fds from lib/tap.ts Tap.open',
+    }),
+  },
+];
+
+export function forwarderNames(): string[] {
+  return forwarders.map((f) => f.name);
+}
+
+/** Select forwarders by --only (names, or "netplane" for every netplane variant). */
+export function selectForwarders(only: string[] | undefined): Forwarder[] {
+  if (!only) return forwarders.filter((f) => f.byDefault);
+  const chosen = new Set<string>();
+  for (const want of only) {
+    const matches = forwarders.filter((f) => f.name === want || (want === 'netplane' && f.name.startsWith('netplane-')));
+    if (matches.length === 0) {
+      throw new Error(`--only: unknown forwarder '${want}' (known: netplane, ${forwarderNames().join(', ')})`);
+    }
+    for (const m of matches) chosen.add(m.name);
+  }
+  return forwarders.filter((f) => chosen.has(f.name));
+}

@@ -1,0 +1,196 @@
+// Turns the per-run records into the summary: medians with min and max over repetitions, the
+// ratio of each forwarder to QEMU's hub, and the project's targets next to those ratios.
+import type { FrameRate, IdleCpu, RttResult, TcpResult } from './workloads';
+
+export interface Metrics {
+  frameRate?: FrameRate;
+  tcp1?: TcpResult;
+  tcp4?: TcpResult;
+  rtt?: RttResult;
+  idle?: IdleCpu;
+}
+
+export interface RunRecord {
+  forwarder: string;
+  description: string;
+  rep: number;
+  startedAt: string;
+  command?: string[];
+  note?: string;
+  /** ok: every workload ran; partial: some failed; failed: never forwarded a ping. */
+  status: 'ok' | 'partial' | 'failed';
+  reason?: string;
+  offloads?: string;
+  metrics: Metrics;
+  errors: { workload: string; message: string }[];
+  forwarderExit?: number;
+  forwarderStderr?: string;
+}
+
+interface Column {
+  title: string;
+  get: (m: Metrics) => number | undefined;
+  digits: number;
+  /** Ratio to QEMU shown next to it; 'lower' metrics are better when smaller. */
+  ratio?: 'higher' | 'lower';
+}
+
+const columns: Column[] = [
+  { title: '64B Mframes/s', get: (m) => m.frameRate?.mfps, digits: 3, ratio: 'higher' },
+  { title: 'fwd CPU % @64B', get: (m) => m.frameRate?.forwarderCpuPct, digits: 0 },
+  { title: 'TCP 1 stream Gbit/s', get: (m) => m.tcp1?.gbps, digits: 2, ratio: 'higher' },
+  { title: 'TCP 4 streams Gbit/s', get: (m) => m.tcp4?.gbps, digits: 2, ratio: 'higher' },
+  { title: 'UDP RTT p50 us', get: (m) => m.rtt?.p50Us, digits: 1, ratio: 'lower' },
+  { title: 'UDP RTT p99 us', get: (m) => m.rtt?.p99Us, digits: 1, ratio: 'lower' },
+  { title: 'idle CPU %', get: (m) => m.idle?.cpuPct, digits: 2 },
+];
+
+interface Stat {
+  median: number;
+  min: number;
+  max: number;
+  n: number;
+}
+
+function stat(values: number[]): Stat | undefined {
+  if (values.length === 0) return undefined;
+  const v = [...values].sort((a, b) => a - b);
+  const mid = Math.floor(v.length / 2);
+  const median = v.length % 2 ? v[mid]! : (v[mid - 1]! + v[mid]!) / 2;
+  return { median, min: v[0]!, max: v[v.length - 1]!, n: v.length };
+}
+
+function fmt(s: Stat | undefined, digits: number): string {
+  if (!s) return '–';
+  const f = (x: number) => x.toFixed(digits);
+  return s.n > 1 ? `${f(s.median)} (${f(s.min)}–${f(s.max)})` : f(s.median);
+}
+
+export interface Summary {
+  forwarders: string[];
+  stats: Record<string, Record<string, Stat | undefined>>;
+  ratios: Record<string, Record<string, number | undefined>>;
+}
+
+export function summarize(records: RunRecord[], order: string[]): Summary {
+  const stats: Summary['stats'] = {};
+  const ratios: Summary['ratios'] = {};
+  const names = order.filter((n) => records.some((r) => r.forwarder === n && r.status !== 'failed'));
+  for (const name of names) {
+    const mine = records.filter((r) => r.forwarder === name);
+    stats[name] = {};
+    for (const c of columns) {
+      stats[name]![c.title] = stat(mine.map((r) => c.get(r.metrics)).filter((x): x is number => x !== undefined));
+    }
+  }
+  for (const name of names) {
+    ratios[name] = {};
+    for (const c of columns) {
+      const mine = stats[name]![c.title]?.median;
+      const qemu = stats.qemu?.[c.title]?.median;
+      ratios[name]![c.title] = c.ratio && mine !== undefined && qemu ? mine / qemu : undefined;
+    }
+  }
+  return { forwarders: names, stats, ratios };
+}
+
+interface Target {
+  title: string;
+  column: string;
+  /** Met when the value passes; value is a ratio to QEMU or an absolute number. */
+  text: string;
+  value: (s: Summary, fw: string) => number | undefined;
+  met: (v: number) => boolean;
+  digits: number;
+  suffix: string;
+}
+
+const targets: Target[] = [
+  {
+    title: '64B frames/s',
+    column: '64B Mframes/s',
+    text: '≥ 1.5x QEMU',
+    value: (s, fw) => s.ratios[fw]?.['64B Mframes/s'],
+    met: (v) => v >= 1.5,
+    digits: 2,
+    suffix: 'x',
+  },
+  {
+    title: 'TCP 1 stream',
+    column: 'TCP 1 stream Gbit/s',
+    text: '≥ 8x QEMU',
+    value: (s, fw) => s.ratios[fw]?.['TCP 1 stream Gbit/s'],
+    met: (v) => v >= 8,
+    digits: 2,
+    suffix: 'x',
+  },
+  {
+    title: 'UDP RTT p99',
+    column: 'UDP RTT p99 us',
+    text: '≤ 1.0x QEMU',
+    value: (s, fw) => s.ratios[fw]?.['UDP RTT p99 us'],
+    met: (v) => v <= 1.0,
+    digits: 2,
+    suffix: 'x',
+  },
+  {
+    title: 'idle CPU',
+    column: 'idle CPU %',
+    text: '0% (< 0.05%)',
+    value: (s, fw) => s.stats[fw]?.['idle CPU %']?.median,
+    met: (v) => v < 0.05,
+    digits: 2,
+    suffix: '%',
+  },
+];
+
+export function markdown(
+  s: Summary,
+  skipped: Map<string, string>,
+  header: string[],
+  failures: RunRecord[],
+): string {
+  const out: string[] = [...header, ''];
+  out.push('Medians over repetitions, (min–max) when there was more than one; xQEMU is the ratio of medians to QEMU\'s hub.', '');
+  const head = ['forwarder'];
+  for (const c of columns) {
+    head.push(c.title);
+    if (c.ratio) head.push('xQEMU');
+  }
+  out.push(`| ${head.join(' | ')} |`, `|${head.map(() => '---').join('|')}|`);
+  for (const fw of s.forwarders) {
+    const row = [fw];
+    for (const c of columns) {
+      row.push(fmt(s.stats[fw]![c.title], c.digits));
+      if (c.ratio) {
+        const r = s.ratios[fw]![c.title];
+        row.push(r === undefined ? '–' : `${r.toFixed(2)}x`);
+      }
+    }
+    out.push(`| ${row.join(' | ')} |`);
+  }
+  out.push('', '### Targets (netplane; other forwarders shown for scale)', '');
+  out.push(`| forwarder | ${targets.map((t) => `${t.title} (${t.text})`).join(' | ')} |`);
+  out.push(`|---|${targets.map(() => '---').join('|')}|`);
+  for (const fw of s.forwarders) {
+    if (fw === 'qemu') continue;
+    const cells = targets.map((t) => {
+      const v = t.value(s, fw);
+      if (v === undefined) return '–';
+      return `${v.toFixed(t.digits)}${t.suffix} ${t.met(v) ? 'met' : 'NOT met'}`;
+    });
+    out.push(`| ${fw} | ${cells.join(' | ')} |`);
+  }
+  if (!s.stats.qemu) out.push('', 'No QEMU result in this run, so no ratios.');
+  if (skipped.size > 0) {
+    out.push('', '### Skipped', '');
+    for (const [name, why] of skipped) out.push(`- ${name}: ${why}`);
+  }
+  const errs = failures.flatMap((r) =>
+    r.status === 'failed'
+      ? [`- ${r.forwarder} rep ${r.rep}: ${r.reason}`]
+      : r.errors.map((e) => `- ${r.forwarder} rep ${r.rep} ${e.workload}: ${e.message}`),
+  );
+  if (errs.length > 0) out.push('', '### Errors', '', ...errs);
+  return out.join('\n') + '\n';
+}

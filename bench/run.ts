@@ -1,0 +1,184 @@
+// npm run bench [-- options]: the benchmark harness. See README "Benchmarks".
+//
+//   --quick            short windows, 1 repetition
+//   --only a,b         forwarders to run (names below, or "netplane" for every variant)
+//   --reps N           repetitions (default 3); forwarders interleave A B A B
+//   --duration S       frame-rate window and iperf3 length in seconds (default 5)
+//   js-port            the separate bench: frames per second into a JavaScript packet port
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { forwarderNames, selectForwarders } from './forwarders';
+import { killAllSync, machineBusyPct } from './lib/proc';
+import { leftovers } from './lib/testbed';
+import { buildTools, kResultsDir, missingCommands } from './lib/tools';
+import { markdown, summarize, type RunRecord } from './report';
+import { runSession } from './session';
+import type { Settings } from './workloads';
+
+export interface Options {
+  quick: boolean;
+  only?: string[];
+  reps: number;
+  duration: number;
+  jsPort: boolean;
+}
+
+const usage = `usage: npm run bench -- [js-port] [--quick] [--only NAMES] [--reps N] [--duration S]
+forwarders: netplane, ${forwarderNames().join(', ')}`;
+
+export function parseArgs(argv: string[]): Options {
+  const o: Options = { quick: false, reps: 3, duration: 5, jsPort: false };
+  let reps: number | undefined;
+  let duration: number | undefined;
+  const number = (flag: string, v: string | undefined, min: number): number => {
+    const n = Number(v);
+    if (v === undefined || !Number.isFinite(n) || n < min) throw new Error(`${flag} needs a number >= ${min}, got ${v ?? 'nothing'}\n${usage}`);
+    return n;
+  };
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (a === '--quick') o.quick = true;
+    else if (a === 'js-port') o.jsPort = true;
+    else if (a === '--only') o.only = (argv[++i] ?? '').split(',').filter(Boolean);
+    else if (a === '--reps') reps = Math.floor(number(a, argv[++i], 1));
+    else if (a === '--duration') duration = number(a, argv[++i], 1);
+    else if (a === '--help' || a === '-h') {
+      console.log(usage);
+      process.exit(0);
+    } else throw new Error(`unknown argument '${a}'\n${usage}`);
+  }
+  if (o.only && o.only.length === 0) throw new Error(`--only needs a comma-separated list\n${usage}`);
+  o.reps = reps ?? (o.quick ? 1 : 3);
+  o.duration = duration ?? (o.quick ? 2 : 5);
+  return o;
+}
+
+export function settingsFor(o: Options, workDir: string): Settings {
+  return {
+    duration: o.duration,
+    warmup: o.quick ? 1 : 2,
+    rttCount: o.quick ? 2000 : 10000,
+    idleSeconds: o.quick ? 2 : 3,
+    workDir,
+  };
+}
+
+/** Fail early with a clear message when the machine cannot run the benchmark. */
+export function preflight(): void {
+  if (process.getuid?.() !== 0) throw new Error('the benchmark creates TAPs and namespaces: run it as root');
+  const missing = missingCommands();
+  if (missing.length > 0) throw new Error(`missing commands: ${missing.join(', ')}`);
+}
+
+/** Kill what we started and let the exit hooks remove namespaces and links. */
+export function installSignalCleanup(): void {
+  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+    process.on(sig, () => {
+      console.error(`\n${sig}: stopping forwarders and traffic, removing namespaces`);
+      killAllSync();
+      process.exit(130);
+    });
+  }
+}
+
+export function newResultsDir(): string {
+  const stamp = new Date().toISOString().replace(/[:.]/g, '-');
+  const dir = path.join(kResultsDir, stamp);
+  fs.mkdirSync(dir, { recursive: true });
+  return dir;
+}
+
+export function machineLine(): string {
+  const cpu = os.cpus()[0]?.model ?? 'unknown CPU';
+  return `${os.cpus().length} x ${cpu}, Linux ${os.release()}, Node ${process.version}`;
+}
+
+async function main(): Promise<void> {
+  const o = parseArgs(process.argv.slice(2));
+  preflight();
+  installSignalCleanup();
+  if (o.jsPort) {
+    const { runJsPort } = await import('./js-port');
+    return runJsPort(o);
+  }
+  const chosen = selectForwarders(o.only);
+  const tools = buildTools();
+  const dir = newResultsDir();
+  const s = settingsFor(o, dir);
+  const skipped = new Map<string, string>();
+  for (const fw of chosen) {
+    const why = fw.unavailable();
+    if (why) skipped.set(fw.name, why);
+  }
+  console.log(`bench: ${machineLine()}`);
+  const busyBefore = await machineBusyPct(1000);
+  console.log(`bench: ${busyLine(busyBefore)}`);
+  console.log(`bench: ${o.reps} repetition(s), ${o.duration} s windows, results in ${path.relative(process.cwd(), dir)}`);
+  for (const [name, why] of skipped) console.log(`bench: skipping ${name}: ${why}`);
+
+  const records: RunRecord[] = [];
+  for (let rep = 1; rep <= o.reps; rep++) {
+    for (const fw of chosen) {
+      if (skipped.has(fw.name)) continue;
+      process.stdout.write(`bench: rep ${rep}/${o.reps} ${fw.name} ... `);
+      const r = await runSession(fw, tools, s, rep);
+      records.push(r);
+      fs.writeFileSync(path.join(dir, `${String(rep).padStart(2, '0')}-${fw.name}.json`), JSON.stringify(r, null, 2) + '\n');
+      console.log(oneLine(r));
+      if (r.status === 'failed' && fw.skipWholeRunOnFailure) {
+        skipped.set(fw.name, `not available yet: ${r.reason}`);
+      }
+    }
+  }
+
+  const busyAfter = await machineBusyPct(1000);
+  const order = chosen.map((f) => f.name);
+  const summary = summarize(records, order);
+  const header = [
+    `## netplane benchmark, ${new Date().toISOString()}`,
+    '',
+    `- machine: ${machineLine()}`,
+    `- command: npm run bench -- ${process.argv.slice(2).join(' ')}`,
+    `- ${o.reps} repetition(s) interleaved; ${o.duration} s frame-rate window after ${s.warmup} s warm-up; iperf3 -t ${o.duration}; ${s.rttCount} UDP round trips; ${s.idleSeconds} s idle`,
+    '- forwarder pinned to CPU 0, trafgen/iperf3/udprtt to CPU 1; 60-byte frames (64 with FCS) counted at TAP B',
+    `- other load: ${busyLine(busyBefore)} before the run, ${busyAfter.toFixed(0)}% after`,
+  ];
+  const md = markdown(summary, skipped, header, records.filter((r) => r.status !== 'ok'));
+  fs.writeFileSync(path.join(dir, 'summary.md'), md);
+  fs.writeFileSync(path.join(dir, 'summary.json'), JSON.stringify({ options: o, summary, skipped: Object.fromEntries(skipped) }, null, 2) + '\n');
+  console.log('\n' + md);
+  console.log(`bench: wrote ${path.relative(process.cwd(), path.join(dir, 'summary.md'))}`);
+  const left = leftovers();
+  if (left.length > 0) {
+    console.error(`bench: LEFT BEHIND: ${left.join(', ')}`);
+    process.exitCode = 1;
+  }
+}
+
+export function busyLine(pct: number): string {
+  const warn = pct > 5 ? ' -- the machine is busy with other work: numbers will be noisy' : '';
+  return `${pct.toFixed(0)}% of all CPUs busy${warn}`;
+}
+
+function oneLine(r: RunRecord): string {
+  if (r.status === 'failed') return `FAILED: ${r.reason}`;
+  const m = r.metrics;
+  const parts = [
+    m.frameRate && `${m.frameRate.mfps.toFixed(3)} Mfps (cpu ${m.frameRate.forwarderCpuPct.toFixed(0)}%)`,
+    m.tcp1 && `tcp1 ${m.tcp1.gbps.toFixed(2)} Gb/s`,
+    m.tcp4 && `tcp4 ${m.tcp4.gbps.toFixed(2)} Gb/s`,
+    m.rtt && `rtt p50 ${m.rtt.p50Us.toFixed(1)} p99 ${m.rtt.p99Us.toFixed(1)} us`,
+    m.idle && `idle ${m.idle.cpuPct.toFixed(2)}%`,
+  ].filter(Boolean);
+  const errs = r.errors.map((e) => `${e.workload}: ${e.message}`);
+  return [...parts, ...errs.map((e) => `ERROR ${e}`)].join(', ');
+}
+
+if (require.main === module) {
+  main().catch((e: Error) => {
+    console.error(`bench: ${e.message}`);
+    killAllSync();
+    process.exit(1);
+  });
+}

@@ -1,0 +1,67 @@
+// One session: a fresh test bed, one forwarder started pinned to the forwarder CPU, a ping to
+// prove it forwards, then every workload in turn; the forwarder and the namespaces are gone
+// when it returns, whatever happened.
+import type { Forwarder } from './forwarders';
+import { start, stop, tail } from './lib/proc';
+import { TestBed } from './lib/testbed';
+import type { Tools } from './lib/tools';
+import type { RunRecord } from './report';
+import { frameRate, idleCpu, kForwarderCpu, rtt, tcp, type Settings } from './workloads';
+
+export async function runSession(fw: Forwarder, tools: Tools, s: Settings, rep: number): Promise<RunRecord> {
+  const record: RunRecord = {
+    forwarder: fw.name,
+    description: fw.description,
+    rep,
+    startedAt: new Date().toISOString(),
+    status: 'ok',
+    metrics: {},
+    errors: [],
+  };
+  const bed = await TestBed.create();
+  const { cmd, args, note } = fw.command(bed.ifA, bed.ifB, tools);
+  record.command = ['taskset', '-c', String(kForwarderCpu), cmd, ...args];
+  if (note) record.note = note;
+  const proc = start(fw.name, 'taskset', ['-c', String(kForwarderCpu), cmd, ...args]);
+  try {
+    try {
+      await bed.waitForTaps(proc, 10_000);
+      bed.wire();
+    } catch (e) {
+      record.status = 'failed';
+      record.reason = `${(e as Error).message}; forwarder said: ${tail(proc.stderr() || proc.stdout())}`;
+      return record;
+    }
+    if (!(await bed.pingOk())) {
+      record.status = 'failed';
+      record.reason = `started, but no ping crossed it; forwarder said: ${tail(proc.stderr() || proc.stdout())}`;
+      return record;
+    }
+    record.offloads = bed.offloads();
+    const pgid = proc.pid; // taskset execs the forwarder: same pid, and it leads its group
+    const steps: [string, () => Promise<void>][] = [
+      ['rtt', async () => void (record.metrics.rtt = await rtt(bed, tools, s, 7000 + rep))],
+      ['frameRate', async () => void (record.metrics.frameRate = await frameRate(bed, pgid, s))],
+      ['tcp1', async () => void (record.metrics.tcp1 = await tcp(bed, 1, s, 5201))],
+      ['tcp4', async () => void (record.metrics.tcp4 = await tcp(bed, 4, s, 5202))],
+      ['idle', async () => void (record.metrics.idle = await idleCpu(pgid, s))],
+    ];
+    for (const [name, step] of steps) {
+      if (proc.hasExited()) {
+        record.errors.push({ workload: name, message: `forwarder exited: ${tail(proc.stderr())}` });
+        continue;
+      }
+      try {
+        await step();
+      } catch (e) {
+        record.errors.push({ workload: name, message: (e as Error).message });
+      }
+    }
+    if (record.errors.length > 0) record.status = 'partial';
+    return record;
+  } finally {
+    record.forwarderExit = await stop(proc, 'SIGTERM', 3000);
+    record.forwarderStderr = tail(proc.stderr(), 10);
+    await bed.dispose();
+  }
+}

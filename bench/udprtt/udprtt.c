@@ -1,0 +1,141 @@
+// udprtt: UDP round-trip latency for the benchmark harness.
+//
+//   udprtt server BIND_IP PORT
+//       Echo every datagram back to its sender until SIGINT/SIGTERM.
+//   udprtt client SERVER_IP PORT COUNT [WARMUP] [TIMEOUT_MS] [DEADLINE_S]
+//       Send COUNT+WARMUP pings one at a time, each waiting for its echo (or TIMEOUT_MS),
+//       stop early at DEADLINE_S, and print JSON: percentiles of the COUNT measured round
+//       trips in microseconds and how many were lost.
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+enum { kPayload = 32 };
+
+static uint64_t NowNs(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static struct sockaddr_in Addr(const char *ip, const char *port) {
+  struct sockaddr_in sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sin_family = AF_INET;
+  sa.sin_port = htons((uint16_t)atoi(port));
+  if (inet_pton(AF_INET, ip, &sa.sin_addr) != 1) {
+    fprintf(stderr, "udprtt: bad IPv4 address %s\n", ip);
+    exit(2);
+  }
+  return sa;
+}
+
+static int Server(const char *ip, const char *port) {
+  int fd = socket(AF_INET, SOCK_DGRAM, 0);
+  struct sockaddr_in sa = Addr(ip, port);
+  if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof sa) < 0) {
+    perror("udprtt server: bind");
+    return 1;
+  }
+  printf("listening\n");
+  fflush(stdout);
+  unsigned char buf[2048];
+  for (;;) {
+    struct sockaddr_in from;
+    socklen_t fl = sizeof from;
+    ssize_t n = recvfrom(fd, buf, sizeof buf, 0, (struct sockaddr *)&from, &fl);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      perror("udprtt server: recvfrom");
+      return 1;
+    }
+    sendto(fd, buf, (size_t)n, 0, (struct sockaddr *)&from, fl);
+  }
+}
+
+static int CompareU64(const void *a, const void *b) {
+  uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+  return x < y ? -1 : x > y;
+}
+
+static double Percentile(const uint64_t *sorted, size_t n, double p) {
+  size_t i = (size_t)(p * (double)(n - 1) + 0.5);
+  return (double)sorted[i] / 1000.0;
+}
+
+static int Client(const char *ip, const char *port, long count, long warmup, long timeout_ms, long deadline_s) {
+  if (count <= 0 || warmup < 0 || timeout_ms <= 0 || deadline_s <= 0) {
+    fprintf(stderr, "udprtt: COUNT, TIMEOUT_MS and DEADLINE_S must be positive, WARMUP >= 0\n");
+    return 2;
+  }
+  int fd = socket(AF_INET, SOCK_DGRAM, 0);
+  struct sockaddr_in sa = Addr(ip, port);
+  if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof sa) < 0) {
+    perror("udprtt client: connect");
+    return 1;
+  }
+  struct timeval tv = {timeout_ms / 1000, (timeout_ms % 1000) * 1000};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  uint64_t *rtt = calloc((size_t)count, sizeof *rtt);
+  if (!rtt) return 1;
+  size_t got = 0;
+  long lost = 0, sent = 0;
+  uint64_t deadline = NowNs() + (uint64_t)deadline_s * 1000000000ull;
+  for (long seq = 0; seq < count + warmup && NowNs() < deadline; seq++) {
+    unsigned char out[kPayload] = {0}, in[2048];
+    memcpy(out, &seq, sizeof seq);
+    uint64_t t0 = NowNs();
+    if (send(fd, out, sizeof out, 0) < 0) {
+      if (seq >= warmup) lost++;
+      continue;
+    }
+    if (seq >= warmup) sent++;
+    for (;;) {  // skip late echoes of earlier (timed-out) pings
+      ssize_t n = recv(fd, in, sizeof in, 0);
+      if (n < 0) {
+        if (seq >= warmup) lost++;
+        break;
+      }
+      long echoed;
+      memcpy(&echoed, in, sizeof echoed);
+      if (n == kPayload && echoed == seq) {
+        if (seq >= warmup) rtt[got++] = NowNs() - t0;
+        break;
+      }
+    }
+  }
+  if (got == 0) {
+    printf("{\"count\":0,\"sent\":%ld,\"lost\":%ld}\n", sent, lost);
+    return 1;
+  }
+  qsort(rtt, got, sizeof *rtt, CompareU64);
+  double sum = 0;
+  for (size_t i = 0; i < got; i++) sum += (double)rtt[i] / 1000.0;
+  printf("{\"count\":%zu,\"sent\":%ld,\"lost\":%ld,\"minUs\":%.2f,\"p50Us\":%.2f,\"p90Us\":%.2f,"
+         "\"p99Us\":%.2f,\"p999Us\":%.2f,\"maxUs\":%.2f,\"meanUs\":%.2f}\n",
+         got, sent, lost, Percentile(rtt, got, 0), Percentile(rtt, got, 0.5), Percentile(rtt, got, 0.9),
+         Percentile(rtt, got, 0.99), Percentile(rtt, got, 0.999), Percentile(rtt, got, 1), sum / (double)got);
+  free(rtt);
+  return 0;
+}
+
+int main(int argc, char **argv) {
+  if (argc == 4 && strcmp(argv[1], "server") == 0) return Server(argv[2], argv[3]);
+  if (argc >= 5 && argc <= 8 && strcmp(argv[1], "client") == 0) {
+    return Client(argv[2], argv[3], atol(argv[4]), argc > 5 ? atol(argv[5]) : 100,
+                  argc > 6 ? atol(argv[6]) : 200, argc > 7 ? atol(argv[7]) : 30);
+  }
+  fprintf(stderr,
+          "usage: udprtt server BIND_IP PORT\n"
+          "       udprtt client SERVER_IP PORT COUNT [WARMUP] [TIMEOUT_MS] [DEADLINE_S]\n");
+  return 2;
+}

@@ -1,0 +1,207 @@
+// The workloads, each bounded in time, run against a wired test bed while the forwarder
+// under test (process group `fwdPgid`, pinned to the forwarder CPU) holds both TAPs. The
+// traffic tools run on the generator CPU.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { groupCpu, run, sleep, start, stop, tail, waitForOutput, type Proc } from './lib/proc';
+import { kAddrA, kAddrB, kMacA, kMacB, type TestBed } from './lib/testbed';
+import type { Tools } from './lib/tools';
+
+export const kForwarderCpu = 0;
+export const kGeneratorCpu = 1;
+
+export interface Settings {
+  /** Measurement window of the frame-rate workload and length of each iperf3 run, seconds. */
+  duration: number;
+  /** Seconds of traffic before the frame-rate window opens (not counted). */
+  warmup: number;
+  rttCount: number;
+  idleSeconds: number;
+  /** Scratch directory for generated files (the trafgen config). */
+  workDir: string;
+}
+
+export interface FrameRate {
+  /** Frames per second delivered at B (rx_packets of TAP B), in millions. */
+  mfps: number;
+  /** Frames per second trafgen offered to TAP A (sent + dropped at TAP A's ring), in millions. */
+  offeredMfps: number;
+  /** Frames per second the forwarder read from TAP A, in millions. */
+  readMfps: number;
+  /** CPU of the forwarder's process group over the window, percent of one core. */
+  forwarderCpuPct: number;
+  windowSeconds: number;
+}
+
+export interface TcpResult {
+  streams: number;
+  gbps: number;
+  retransmits: number;
+  seconds: number;
+}
+
+export interface RttResult {
+  count: number;
+  lost: number;
+  p50Us: number;
+  p99Us: number;
+  p999Us: number;
+  minUs: number;
+  maxUs: number;
+  meanUs: number;
+}
+
+export interface IdleCpu {
+  /** CPU of the forwarder's group with no traffic, percent of one core (schedstat, ns). */
+  cpuPct: number;
+  /** The same from utime+stime in /proc/<pid>/stat (10 ms ticks). */
+  tickCpuPct: number;
+  seconds: number;
+}
+
+const inNs = (ns: string, cpu: number, cmd: string, args: string[]) => [
+  'netns', 'exec', ns, 'taskset', '-c', String(cpu), cmd, ...args,
+];
+
+function hex(mac: string): string {
+  return mac.split(':').map((b) => `0x${b}`).join(', ');
+}
+
+/**
+ * A 60-byte Ethernet/IPv4/UDP frame (a 64-byte frame on a wire, FCS included) from A to B's
+ * discard port. The low byte of the source port counts up so multiqueue TAPs spread the
+ * flows over their queues. trafgen forks one worker per CPU and pins worker i to CPU i; the
+ * cpu() prefix gives the packet to the generator CPU's worker only.
+ */
+function trafgenConfig(): string {
+  return [
+    `cpu(${kGeneratorCpu}): {`,
+    `  ${hex(kMacB)},`,
+    `  ${hex(kMacA)},`,
+    '  c16(0x0800),',
+    '  0x45, 0x00, c16(46), c16(0), c16(0x4000), 64, 17, csumip(14, 33),',
+    `  ${kAddrA.split('.').join(', ')},`,
+    `  ${kAddrB.split('.').join(', ')},`,
+    '  0x04, dinc(0, 255), c16(9), c16(26), c16(0),',
+    '  fill(0x00, 18)',
+    '}',
+    '',
+  ].join('\n');
+}
+
+export async function frameRate(bed: TestBed, fwdPgid: number, s: Settings): Promise<FrameRate> {
+  const cfg = path.join(s.workDir, 'udp60.trafgen');
+  fs.writeFileSync(cfg, trafgenConfig());
+  // -q: the qdisc path (the default bypass path offers far fewer frames to a TAP here);
+  // --no-sock-mem / --notouch-irq: leave the host's global settings alone.
+  const gen = start('trafgen', 'ip', [
+    'netns', 'exec', bed.nsA.name, 'trafgen', '-o', bed.ifA, '-i', cfg, '-P', String(kGeneratorCpu + 1),
+    '-q', '--no-sock-mem', '--notouch-irq',
+  ]);
+  try {
+    await sleep(s.warmup * 1000);
+    if (gen.hasExited()) throw new Error(`trafgen exited: ${tail(gen.stderr() || gen.stdout())}`);
+    const a0 = bed.countersA();
+    const b0 = bed.countersB();
+    const c0 = groupCpu(fwdPgid);
+    const t0 = process.hrtime.bigint();
+    await sleep(s.duration * 1000);
+    const b1 = bed.countersB();
+    const t1 = process.hrtime.bigint();
+    const a1 = bed.countersA();
+    const c1 = groupCpu(fwdPgid);
+    const dt = Number(t1 - t0) / 1e9;
+    const offered = a1.txPackets + a1.txDropped - (a0.txPackets + a0.txDropped);
+    if (offered === 0) throw new Error(`trafgen offered no frames: ${tail(gen.stderr() || gen.stdout())}`);
+    return {
+      mfps: (b1.rxPackets - b0.rxPackets) / dt / 1e6,
+      offeredMfps: offered / dt / 1e6,
+      readMfps: (a1.txPackets - a0.txPackets) / dt / 1e6,
+      forwarderCpuPct: ((c1.tickSeconds - c0.tickSeconds) / dt) * 100,
+      windowSeconds: dt,
+    };
+  } finally {
+    await stop(gen, 'SIGINT', 2000);
+  }
+}
+
+export async function tcp(bed: TestBed, streams: number, s: Settings, port: number): Promise<TcpResult> {
+  const server = start('iperf3 server', 'ip', inNs(bed.nsB.name, kGeneratorCpu, 'iperf3', ['-s', '-1', '-B', kAddrB, '-p', String(port)]));
+  try {
+    await waitForTcpListener(bed, server, port, 5000);
+    // -O 1: leave slow start out when the run is long enough to afford it.
+    const omit = s.duration >= 4 ? ['-O', '1'] : [];
+    const r = await run(
+      'iperf3 client',
+      'ip',
+      inNs(bed.nsA.name, kGeneratorCpu, 'iperf3', [
+        '-c', kAddrB, '-p', String(port), '-t', String(s.duration), '-P', String(streams), '-J',
+        '--connect-timeout', '3000', ...omit,
+      ]),
+      (s.duration + 20) * 1000,
+    );
+    if (r.timedOut) throw new Error(`iperf3 -P ${streams} did not finish in ${s.duration + 20} s`);
+    let json: {
+      error?: string;
+      end?: { sum_received?: { bits_per_second: number; seconds: number }; sum_sent?: { retransmits?: number } };
+    };
+    try {
+      json = JSON.parse(r.stdout);
+    } catch {
+      throw new Error(`iperf3 printed no JSON (exit ${r.code}): ${tail(r.stderr || r.stdout)}`);
+    }
+    if (json.error) throw new Error(`iperf3: ${json.error}`);
+    const rx = json.end?.sum_received;
+    if (!rx) throw new Error('iperf3 JSON has no end.sum_received');
+    return { streams, gbps: rx.bits_per_second / 1e9, retransmits: json.end?.sum_sent?.retransmits ?? 0, seconds: rx.seconds };
+  } finally {
+    await stop(server, 'SIGTERM', 1000);
+  }
+}
+
+export async function rtt(bed: TestBed, tools: Tools, s: Settings, port: number): Promise<RttResult> {
+  const server = start('udprtt server', 'ip', inNs(bed.nsB.name, kGeneratorCpu, tools.udprtt, ['server', kAddrB, String(port)]));
+  try {
+    await waitForOutput(server, 'listening', 5000);
+    const r = await run(
+      'udprtt client',
+      'ip',
+      inNs(bed.nsA.name, kGeneratorCpu, tools.udprtt, ['client', kAddrB, String(port), String(s.rttCount), '200', '200', '30']),
+      40_000,
+    );
+    let json: RttResult;
+    try {
+      json = JSON.parse(r.stdout) as RttResult;
+    } catch {
+      throw new Error(`udprtt printed no JSON (exit ${r.code}): ${tail(r.stderr || r.stdout)}`);
+    }
+    if (!json.count) throw new Error(`udprtt: no echo came back (${json.lost} lost)`);
+    return json;
+  } finally {
+    await stop(server, 'SIGTERM', 1000);
+  }
+}
+
+/** iperf3 buffers its "Server listening" line when stdout is a pipe, so ask ss instead. */
+async function waitForTcpListener(bed: TestBed, server: Proc, port: number, limitMs: number): Promise<void> {
+  const deadline = Date.now() + limitMs;
+  while (!bed.nsB.exec('ss', ['-Hltn', `sport = :${port}`], { allowFail: true }).trim()) {
+    if (server.hasExited()) throw new Error(`iperf3 server exited: ${tail(server.stderr() || server.stdout())}`);
+    if (Date.now() > deadline) throw new Error(`iperf3 server not listening on port ${port} within ${limitMs} ms`);
+    await sleep(50);
+  }
+}
+
+export async function idleCpu(fwdPgid: number, s: Settings): Promise<IdleCpu> {
+  await sleep(1000); // let the previous workload's last frames and timers settle
+  const c0 = groupCpu(fwdPgid);
+  const t0 = process.hrtime.bigint();
+  await sleep(s.idleSeconds * 1000);
+  const c1 = groupCpu(fwdPgid);
+  const dt = Number(process.hrtime.bigint() - t0) / 1e9;
+  return {
+    cpuPct: ((c1.schedSeconds - c0.schedSeconds) / dt) * 100,
+    tickCpuPct: ((c1.tickSeconds - c0.tickSeconds) / dt) * 100,
+    seconds: dt,
+  };
+}
