@@ -1,0 +1,334 @@
+#include "net_graph.h"
+
+namespace netplane::core {
+
+namespace {
+std::string DefaultContextName(uint32_t queue_index) { return "np-q" + std::to_string(queue_index); }
+}  // namespace
+
+NetGraph::NetGraph(EventSink sink) : sink_(std::move(sink)) {}
+
+NetGraph::~NetGraph() { Close(); }
+
+Result<NetGraph::Context*> NetGraph::GetContext(const std::string& name) {
+  auto it = contexts_.find(name);
+  if (it != contexts_.end()) return Result<Context*>::Of(&it->second);
+  auto t = IoThread::Start(name);
+  if (!t.ok()) return Result<Context*>::Fail(t.status);
+  Context& c = contexts_[name];
+  c.thread = std::move(t.value);
+  c.net = std::make_unique<NetContext>();
+  c.net->aio = &c.thread->context();
+  c.net->name = name;
+  c.net->events = &sink_;
+  return Result<Context*>::Of(&c);
+}
+
+Status NetGraph::AddIothread(const std::string& name, const PollParams& params) {
+  if (closed_) return Status::Invalid("the data plane is closed");
+  if (name.empty()) return Status::Invalid("iothread name must not be empty");
+  auto it = contexts_.find(name);
+  if (it != contexts_.end()) {
+    AioContext* aio = it->second.net->aio;
+    it->second.thread->RunSync([&] { aio->SetPollParams(params); });
+    return Status::Ok();
+  }
+  auto t = IoThread::Start(name, params);
+  if (!t.ok()) return t.status;
+  Context& c = contexts_[name];
+  c.thread = std::move(t.value);
+  c.net = std::make_unique<NetContext>();
+  c.net->aio = &c.thread->context();
+  c.net->name = name;
+  c.net->events = &sink_;
+  return Status::Ok();
+}
+
+Status NetGraph::CheckNew(const ClientSpec& spec) {
+  if (closed_) return Status::Invalid("the data plane is closed");
+  if (clients_.count(spec.handle))
+    return Status::Invalid("net client handle " + std::to_string(spec.handle) + " is already in use");
+  return Status::Ok();
+}
+
+Result<NetGraph::Entry*> NetGraph::Find(uint32_t handle) {
+  if (closed_) return Result<Entry*>::Fail(Status::Invalid("the data plane is closed"));
+  auto it = clients_.find(handle);
+  if (it == clients_.end())
+    return Result<Entry*>::Fail(Status::Invalid("no net client with handle " + std::to_string(handle)));
+  return Result<Entry*>::Of(&it->second);
+}
+
+Status NetGraph::StartClient(Entry* e) {
+  Status s;
+  NetClient* c = e->client.get();
+  e->ctx->thread->RunSync([&] {
+    if (c->kind() == ClientKind::kTap) s = static_cast<TapClient*>(c)->Start();
+    if (c->kind() == ClientKind::kJsPort) s = static_cast<JsPort*>(c)->Start();
+  });
+  return s;
+}
+
+void NetGraph::StopClient(Entry* e) {
+  NetClient* c = e->client.get();
+  e->ctx->thread->RunSync([&] {
+    c->Unlink();
+    c->incoming().Purge(nullptr, DropReason::kPurged);
+    if (c->kind() == ClientKind::kTap) static_cast<TapClient*>(c)->Stop();
+    if (c->kind() == ClientKind::kJsPort) static_cast<JsPort*>(c)->Stop();
+  });
+}
+
+Status NetGraph::AddTap(const ClientSpec& spec, int fd, int vnet_hdr_len) {
+  Status s = CheckNew(spec);
+  if (!s.ok()) return s;
+  if (fd < 0) return Status::Invalid("tap '" + spec.name + "': fd must be a non-negative integer");
+  if (vnet_hdr_len != 0 && !IsVnetHdrLen(static_cast<size_t>(vnet_hdr_len)))
+    return Status::Invalid("tap '" + spec.name + "': vnet header length must be 0, 10, 12 or 20, got " +
+                           std::to_string(vnet_hdr_len));
+  auto ctx = GetContext(spec.iothread.empty() ? DefaultContextName(spec.queue_index) : spec.iothread);
+  if (!ctx.ok()) return ctx.status;
+  Entry e;
+  e.client = std::make_unique<TapClient>(spec.handle, spec.name, ctx.value->net.get(), fd, vnet_hdr_len);
+  e.ctx = ctx.value;
+  e.spec = spec;
+  e.pinned = !spec.iothread.empty();
+  Entry& stored = clients_[spec.handle] = std::move(e);
+  s = StartClient(&stored);
+  if (!s.ok()) {
+    clients_.erase(spec.handle);
+    return s;
+  }
+  return Status::Ok();
+}
+
+Status NetGraph::AddHubPort(const ClientSpec& spec, int hub_id) {
+  Status s = CheckNew(spec);
+  if (!s.ok()) return s;
+  Hub* hub;
+  Context* ctx;
+  auto hit = hubs_.find(hub_id);
+  if (hit == hubs_.end()) {
+    auto c = GetContext(spec.iothread.empty() ? DefaultContextName(0) : spec.iothread);
+    if (!c.ok()) return c.status;
+    ctx = c.value;
+    hub = (hubs_[hub_id] = std::make_unique<Hub>(hub_id, ctx->net.get())).get();
+    hub_contexts_[hub_id] = ctx;
+  } else {
+    hub = hit->second.get();
+    ctx = hub_contexts_[hub_id];
+    if (!spec.iothread.empty() && spec.iothread != ctx->net->name)
+      return Status::Invalid("hub port '" + spec.name + "' asks for iothread '" + spec.iothread +
+                             "' but hub " + std::to_string(hub_id) + " runs on '" + ctx->net->name + "'");
+  }
+  Entry e;
+  e.ctx = ctx;
+  e.spec = spec;
+  e.pinned = true;
+  // The port joins the hub's port list, which the hub's thread walks: do it there.
+  ctx->thread->RunSync([&] { e.client = std::make_unique<HubPort>(spec.handle, spec.name, hub); });
+  clients_[spec.handle] = std::move(e);
+  return Status::Ok();
+}
+
+Status NetGraph::AddJsPort(const ClientSpec& spec, const JsPortConfig& cfg) {
+  Status s = CheckNew(spec);
+  if (!s.ok()) return s;
+  auto ctx = GetContext(spec.iothread.empty() ? DefaultContextName(spec.queue_index) : spec.iothread);
+  if (!ctx.ok()) return ctx.status;
+  auto port = JsPort::Create(spec.handle, spec.name, ctx.value->net.get(), cfg);
+  if (!port.ok()) return port.status;
+  Entry e;
+  e.client.reset(port.value);
+  e.ctx = ctx.value;
+  e.spec = spec;
+  e.pinned = !spec.iothread.empty();
+  Entry& stored = clients_[spec.handle] = std::move(e);
+  s = StartClient(&stored);
+  if (!s.ok()) {
+    clients_.erase(spec.handle);
+    return s;
+  }
+  return Status::Ok();
+}
+
+Status NetGraph::Remove(uint32_t handle) {
+  auto f = Find(handle);
+  if (!f.ok()) return f.status;
+  Entry* e = f.value;
+  StopClient(e);
+  int hub_id = -1;
+  if (e->client->kind() == ClientKind::kHubPort)
+    hub_id = static_cast<HubPort*>(e->client.get())->hub()->id();
+  // Destroy on the home thread: the queue returns buffers to that context's pool and a
+  // hub port leaves a list the thread walks.
+  e->ctx->thread->RunSync([&] { e->client.reset(); });
+  clients_.erase(handle);
+  if (hub_id >= 0) {
+    auto hit = hubs_.find(hub_id);
+    if (hit != hubs_.end() && hit->second->empty()) {
+      hubs_.erase(hit);
+      hub_contexts_.erase(hub_id);
+    }
+  }
+  RecomputeOffloads();
+  return Status::Ok();
+}
+
+Status NetGraph::Move(Entry* e, Context* to) {
+  StopClient(e);
+  e->client->Relocate(to->net.get());
+  e->ctx = to;
+  return StartClient(e);
+}
+
+Status NetGraph::Connect(uint32_t a, uint32_t b) {
+  auto fa = Find(a);
+  if (!fa.ok()) return fa.status;
+  auto fb = Find(b);
+  if (!fb.ok()) return fb.status;
+  Entry* ea = fa.value;
+  Entry* eb = fb.value;
+  NetClient* ca = ea->client.get();
+  NetClient* cb = eb->client.get();
+  if (ca == cb) return Status::Invalid("cannot peer net client '" + ca->name() + "' with itself");
+  if (ca->peer())
+    return Status::Invalid("net client '" + ca->name() + "' already has a peer ('" + ca->peer()->name() + "')");
+  if (cb->peer())
+    return Status::Invalid("net client '" + cb->name() + "' already has a peer ('" + cb->peer()->name() + "')");
+  if (ea->ctx != eb->ctx) {
+    // Move whichever side is free to move (not pinned, not a hub port).
+    if (!ea->pinned) {
+      Status s = Move(ea, eb->ctx);
+      if (!s.ok()) return s;
+    } else if (!eb->pinned) {
+      Status s = Move(eb, ea->ctx);
+      if (!s.ok()) return s;
+    } else {
+      return Status::Invalid("net clients '" + ca->name() + "' and '" + cb->name() +
+                             "' are placed on different iothreads ('" + ea->ctx->net->name + "', '" +
+                             eb->ctx->net->name + "'); a client and its peer must share one");
+    }
+  }
+  Status s;
+  ea->ctx->thread->RunSync([&] { s = NetClient::Link(ca, cb); });
+  if (!s.ok()) return s;
+  RecomputeOffloads();
+  return Status::Ok();
+}
+
+Status NetGraph::SetLinkDown(uint32_t handle, bool down) {
+  auto f = Find(handle);
+  if (!f.ok()) return f.status;
+  NetClient* c = f.value->client.get();
+  f.value->ctx->thread->RunSync([&] { c->SetLinkDown(down); });
+  return Status::Ok();
+}
+
+Status NetGraph::SetVnetHdrLen(uint32_t handle, int len) {
+  auto f = Find(handle);
+  if (!f.ok()) return f.status;
+  NetClient* c = f.value->client.get();
+  if (len != 0 && !IsVnetHdrLen(static_cast<size_t>(len)))
+    return Status::Invalid("vnet header length must be 0, 10, 12 or 20, got " + std::to_string(len));
+  if (c->kind() == ClientKind::kHubPort)
+    return Status::Invalid("hub port '" + c->name() + "' has no vnet header of its own");
+  f.value->ctx->thread->RunSync([&] {
+    if (c->kind() == ClientKind::kTap) static_cast<TapClient*>(c)->SetVnetHdrLen(len);
+    if (c->kind() == ClientKind::kJsPort) static_cast<JsPort*>(c)->SetVnetHdrLen(len);
+  });
+  RecomputeOffloads();
+  return Status::Ok();
+}
+
+Status NetGraph::SetQueueEnabled(uint32_t handle, bool enabled) {
+  auto f = Find(handle);
+  if (!f.ok()) return f.status;
+  NetClient* c = f.value->client.get();
+  if (c->kind() != ClientKind::kTap) return Status::Ok();  // only TAP queues attach/detach
+  f.value->ctx->thread->RunSync([&] { static_cast<TapClient*>(c)->SetEnabled(enabled); });
+  return Status::Ok();
+}
+
+void NetGraph::SetAutoOffloads(bool on) {
+  auto_offloads_ = on;
+  RecomputeOffloads();
+}
+
+void NetGraph::RecomputeOffloads() {
+  for (auto& [handle, e] : clients_) {
+    if (e.client->kind() != ClientKind::kTap) continue;
+    auto* tap = static_cast<TapClient*>(e.client.get());
+    bool on = auto_offloads_;
+    e.ctx->thread->RunSync([&] {
+      if (tap->vnet_hdr_len() == 0 || tap->dead()) return;
+      bool want = on && tap->peer() && tap->peer()->AcceptsOffloads();
+      if (want != (tap->offloads() != 0)) tap->SetOffloads(want);
+    });
+  }
+}
+
+Status NetGraph::KickPort(uint32_t handle, bool tx) {
+  auto p = FindPort(handle);
+  if (!p.ok()) return p.status;
+  if (tx) p.value->KickTx(); else p.value->KickRxRoom();
+  return Status::Ok();
+}
+
+Result<JsPort*> NetGraph::FindPort(uint32_t handle) {
+  auto f = Find(handle);
+  if (!f.ok()) return Result<JsPort*>::Fail(f.status);
+  if (f.value->client->kind() != ClientKind::kJsPort)
+    return Result<JsPort*>::Fail(Status::Invalid("net client '" + f.value->client->name() + "' is not a packet port"));
+  return Result<JsPort*>::Of(static_cast<JsPort*>(f.value->client.get()));
+}
+
+std::vector<ClientInfo> NetGraph::Snapshot() {
+  std::vector<ClientInfo> out;
+  if (closed_) return out;
+  for (auto& [name, ctx] : contexts_) {
+    std::vector<Entry*> mine;
+    for (auto& [h, e] : clients_)
+      if (e.ctx == &ctx) mine.push_back(&e);
+    if (mine.empty()) continue;
+    int tid = ctx.thread->tid();
+    ctx.thread->RunSync([&] {
+      for (Entry* e : mine) {
+        NetClient* c = e->client.get();
+        ClientInfo i;
+        i.handle = c->handle();
+        i.name = c->name();
+        i.kind = c->kind();
+        i.queue_index = e->spec.queue_index;
+        i.iothread = name;
+        i.thread_id = tid;
+        i.peer = c->peer() ? static_cast<int64_t>(c->peer()->handle()) : -1;
+        i.link_down = c->link_down();
+        i.dead = c->dead();
+        i.vnet_hdr_len = c->vnet_hdr_len();
+        if (c->kind() == ClientKind::kTap) {
+          i.enabled = static_cast<TapClient*>(c)->enabled();
+          i.offloads = static_cast<TapClient*>(c)->offloads();
+        }
+        if (c->kind() == ClientKind::kHubPort) i.hub_id = static_cast<HubPort*>(c)->hub()->id();
+        i.counters = c->counters().Snapshot();
+        out.push_back(std::move(i));
+      }
+    });
+  }
+  return out;
+}
+
+void NetGraph::Close() {
+  if (closed_) return;
+  for (auto& [h, e] : clients_) StopClient(&e);
+  for (auto& [h, e] : clients_) e.ctx->thread->RunSync([&] { e.client.reset(); });
+  clients_.clear();
+  hubs_.clear();
+  hub_contexts_.clear();
+  for (auto& [name, ctx] : contexts_) ctx.thread->Stop();
+  contexts_.clear();
+  closed_ = true;
+}
+
+}  // namespace netplane::core
