@@ -30,4 +30,10 @@ export interface DataPlane {
   setVnetHdrLen(handle: number, len: number): void;
   /** Queue attached/detached (TUNSETQUEUE done): stop or resume polling it. */
   setQueueEnabled(handle: number, enabled: boolean): void;
+  /**
+   * Optional: send `frame` from client `handle` to its peer with QEMU's RAW flag (used by
+   * announce-self's RARP): a receiver that expects a vnet header gets a zeroed one prepended.
+   * Dropped when the sender is link-down or has no peer.
+   */
+  sendRaw?(handle: number, frame: Uint8Array): void;
 }

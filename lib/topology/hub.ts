@@ -1,0 +1,66 @@
+// A hub: frames delivered to one port leave through every other port (QEMU's net/hub.c).
+// Hubs and their ports are listed newest first, as QEMU does.
+import { TypedEmitter } from './events';
+import type { TopologyInternal } from './internal';
+import type { Client, NetClient } from './net-client';
+
+export type HubEvents = {
+  closed: [];
+};
+
+export class Hub extends TypedEmitter<HubEvents> implements AsyncDisposable {
+  readonly id: number;
+  /** @internal newest first */
+  readonly portClients: Client[] = [];
+  #nextPort = 0;
+  #closed = false;
+  readonly #topo: TopologyInternal;
+
+  /** @internal */
+  constructor(topo: TopologyInternal, id: number) {
+    super();
+    this.#topo = topo;
+    this.id = id;
+  }
+
+  /** The hub's ports, newest first. */
+  get ports(): readonly NetClient[] {
+    return this.portClients;
+  }
+
+  /** @internal The running port number (`hub<id>port<k>` default names). */
+  takePortNumber(): number {
+    return this.#nextPort++;
+  }
+
+  /** @internal */
+  addPort(c: Client): void {
+    this.portClients.unshift(c);
+  }
+
+  /** @internal */
+  removePort(c: Client): void {
+    const i = this.portClients.indexOf(c);
+    if (i >= 0) this.portClients.splice(i, 1);
+  }
+
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /** @internal */
+  markClosed(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.emit('closed');
+  }
+
+  /** Delete every hubport netdev on this hub and the hub itself. */
+  async close(): Promise<void> {
+    this.#topo.deleteHub(this);
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+}

@@ -1,0 +1,16 @@
+// The topology: QEMU's net object model (clients, netdevs, NICs, hubs, link state).
+export { Topology } from './topology';
+export type { TopologyOptions, TopologyEvents, RequestOptions, LinkChangeEvent } from './topology';
+export { Netdev } from './netdev';
+export type { NetdevEvents } from './netdev';
+export { Nic } from './nic';
+export type { NicEvents } from './nic';
+export { Hub } from './hub';
+export type { HubEvents } from './hub';
+export type { NetClient, NetClientType } from './net-client';
+export type { DataPlane, ClientDescriptor } from './dataplane';
+export type { TapLike, OpenTap, AdoptTap, RunScript } from './tap-backend';
+export { runNetworkScript } from './tap-backend';
+export { buildRarp } from './announce';
+export type { AnnounceParams } from './announce';
+export type { LinkChangeCause } from './internal';

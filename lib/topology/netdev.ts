@@ -1,0 +1,90 @@
+// A netdev (backend): a tap with its N queue clients, or a hub port.
+import type { NetdevOptions } from '../options/types';
+import { TypedEmitter } from './events';
+import type { Hub } from './hub';
+import type { TopologyInternal } from './internal';
+import type { Client, NetClient } from './net-client';
+import type { Nic } from './nic';
+import type { TapLike } from './tap-backend';
+
+export type NetdevEvents = {
+  /** queue 0's link flag changed (set_link, netdev_del of nothing, a connection coming and going). */
+  'link-change': [up: boolean];
+  /** Deleted (netdev_del, close(), Topology.close()). */
+  closed: [];
+};
+
+export class Netdev extends TypedEmitter<NetdevEvents> implements AsyncDisposable {
+  readonly id: string;
+  readonly type: NetdevOptions['type'];
+  readonly options: Readonly<NetdevOptions>;
+  /** The TAP behind a tap netdev. */
+  readonly tap: TapLike | undefined;
+  /** The hub a hubport netdev is a port of. */
+  readonly hub: Hub | undefined;
+  /** @internal one client per queue */
+  readonly clients: Client[];
+  /** @internal added through QemuOpts (CLI/HMP): decides the duplicate-id wording */
+  readonly viaCli: boolean;
+  /** @internal downscript registered on queue 0 (run at cleanup with the ifname) */
+  readonly downscript: string | undefined;
+  /** @internal set when deleted: settles once the TAP is closed and the downscript ran */
+  closing: Promise<void> | undefined;
+  /** @internal the NIC that took this netdev's queues */
+  nic: Nic | undefined;
+  readonly #topo: TopologyInternal;
+
+  /** @internal */
+  constructor(
+    topo: TopologyInternal,
+    init: { options: NetdevOptions; clients: Client[]; tap?: TapLike; hub?: Hub; viaCli: boolean; downscript?: string | undefined },
+  ) {
+    super();
+    this.#topo = topo;
+    this.id = init.options.id;
+    this.type = init.options.type;
+    this.options = init.options;
+    this.clients = init.clients;
+    this.tap = init.tap;
+    this.hub = init.hub;
+    this.viaCli = init.viaCli;
+    this.downscript = init.downscript;
+  }
+
+  /** One net client per queue (a hubport has one). */
+  get queues(): readonly NetClient[] {
+    return this.clients;
+  }
+
+  get deleted(): boolean {
+    return this.closing !== undefined;
+  }
+
+  get linkUp(): boolean {
+    return !this.clients[0].linkDown;
+  }
+
+  /** The NIC peered with this netdev's queues, if any. */
+  get attachedNic(): Nic | undefined {
+    return this.nic;
+  }
+
+  /**
+   * Set the link of this netdev's own queues (and of their NIC peers), like QEMU's
+   * net_client_set_link. Unlike Topology.setLink it never catches a NIC that shares the id.
+   */
+  setLink(up: boolean): void {
+    if (this.deleted) return;
+    this.#topo.setClientsLink(this.clients, up, 'connection');
+  }
+
+  /** netdev_del this netdev; resolves once the TAP is closed and the downscript ran. */
+  async close(): Promise<void> {
+    if (!this.deleted) this.#topo.deleteNetdev(this);
+    await this.closing;
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+}
