@@ -1,0 +1,367 @@
+// QMP, the QEMU Machine Protocol, on a unix socket: greeting, capabilities negotiation,
+// command dispatch with QEMU's checks and error texts, events with timestamps.
+//
+// Every client has its own reader, queue and negotiation state, so a client that sends
+// garbage, floods, stalls or vanishes affects only itself. Commands of one client run in
+// order; replies go out in the same order. The commands themselves are a table handed in by
+// the caller (see qmp-commands.ts); this file knows only the protocol.
+import { EventEmitter } from 'node:events';
+import * as fs from 'node:fs';
+import * as net from 'node:net';
+import * as path from 'node:path';
+import { checkArgs, QmpError, toQmpError, type QmpArgSchema } from './qmp-args';
+import { QmpJsonReader, toQmpJson, type JsonStreamLimits, type JsonValue } from './qmp-json';
+
+export interface QmpVersion {
+  qemu: { major: number; minor: number; micro: number };
+  package: string;
+}
+
+export interface QmpCommand {
+  /**
+   * Arguments in QAPI order; absent means the command takes none. 'boxed': the members are
+   * handed over unchecked (a union whose own parser checks them, like netdev_add's Netdev).
+   */
+  args?: QmpArgSchema | 'boxed';
+  /** Returns the value of "return" (undefined means `{}`); may be async. */
+  run(args: Record<string, unknown>): unknown;
+}
+
+export type QmpCommandTable = ReadonlyMap<string, QmpCommand>;
+
+export interface QmpServerOptions {
+  /** Path of the unix socket to create (created mode 0600). */
+  path: string;
+  commands: QmpCommandTable;
+  version: QmpVersion;
+  limits?: Partial<JsonStreamLimits>;
+  /** Concurrent clients accepted; more are refused (QEMU serves one at a time). */
+  maxClients?: number;
+  /** Output a slow reader may leave unread before we stop reading its input. */
+  outputHighWater?: number;
+}
+
+type QueueItem = { value: JsonValue } | { parseError: string };
+
+const CAPABILITIES: readonly string[] = []; // we do not offer "oob"
+const KNOWN_CAPABILITIES = new Set(['oob']);
+
+function isObject(v: unknown): v is Record<string, JsonValue> {
+  return v !== null && typeof v === 'object' && !Array.isArray(v);
+}
+
+function timestamp(): { seconds: number; microseconds: number } {
+  const us = Math.floor((performance.timeOrigin + performance.now()) * 1000);
+  return { seconds: Math.floor(us / 1e6), microseconds: us % 1e6 };
+}
+
+/** One connected client. */
+class QmpSession {
+  negotiated = false;
+  private readonly reader: QmpJsonReader;
+  private readonly queue: QueueItem[] = [];
+  private busy = false;
+  private closed = false;
+  private waitingForDrain = false;
+  private inputEnded = false;
+
+  constructor(
+    private readonly server: QmpServer,
+    readonly socket: net.Socket,
+    limits: Partial<JsonStreamLimits> | undefined,
+    private readonly highWater: number,
+  ) {
+    this.reader = new QmpJsonReader(
+      (value) => this.queue.push({ value }),
+      (parseError) => this.queue.push({ parseError }),
+      limits,
+    );
+    socket.on('data', (chunk: Buffer) => {
+      this.reader.feed(chunk);
+      this.pump();
+    });
+    // A client that resets or vanishes is simply forgotten; pending replies are dropped.
+    socket.on('error', () => this.close());
+    socket.on('close', () => this.close());
+    // The client finished sending: answer what it sent, then close our side.
+    socket.on('end', () => {
+      this.inputEnded = true;
+      this.pump();
+    });
+  }
+
+  send(message: unknown): void {
+    if (this.closed || this.socket.destroyed || !this.socket.writable) return;
+    this.socket.write(toQmpJson(message) + '\r\n');
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.queue.length = 0;
+    this.socket.destroy();
+    this.server.forget(this);
+  }
+
+  /** Finish writing what is queued, then close (used at server shutdown). */
+  end(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.queue.length = 0;
+    this.socket.end();
+    this.server.forget(this);
+  }
+
+  /** Run queued messages in order, as long as the client keeps reading our replies. */
+  private pump(): void {
+    this.socket.cork();
+    try {
+      while (!this.busy && !this.closed && this.queue.length > 0) {
+        if (this.socket.writableLength > this.highWater) {
+          this.stallUntilDrained();
+          return;
+        }
+        const item = this.queue.shift()!;
+        const reply = 'parseError' in item ? { error: { class: 'GenericError', desc: item.parseError } } : this.server.dispatch(this, item.value);
+        if (reply instanceof Promise) {
+          this.busy = true;
+          this.socket.pause();
+          void reply.then((r) => {
+            this.busy = false;
+            this.send(r);
+            if (!this.closed) this.socket.resume();
+            this.pump();
+          });
+          return;
+        }
+        this.send(reply);
+      }
+      if (this.inputEnded && !this.busy && this.queue.length === 0 && !this.closed) this.end();
+    } finally {
+      process.nextTick(() => this.socket.uncork());
+    }
+  }
+
+  /** A flooding client that does not read replies: stop reading it until it catches up. */
+  private stallUntilDrained(): void {
+    if (this.waitingForDrain) return;
+    this.waitingForDrain = true;
+    this.socket.pause();
+    this.socket.once('drain', () => {
+      this.waitingForDrain = false;
+      if (this.closed) return;
+      this.socket.resume();
+      this.pump();
+    });
+  }
+}
+
+export interface QmpServerEvents {
+  connect: [];
+  disconnect: [];
+}
+
+/** A QMP server on a unix socket. Create with QmpServer.listen(). */
+export class QmpServer extends EventEmitter<QmpServerEvents> {
+  private readonly sessions = new Set<QmpSession>();
+  private server: net.Server | undefined;
+  private socketIno: number | undefined;
+  private closing: Promise<void> | undefined;
+
+  private constructor(private readonly opts: QmpServerOptions & { maxClients: number; outputHighWater: number }) {
+    super();
+  }
+
+  static async listen(options: QmpServerOptions): Promise<QmpServer> {
+    const server = new QmpServer({ maxClients: 64, outputHighWater: 1 << 20, ...options });
+    await server.start();
+    return server;
+  }
+
+  get path(): string {
+    return this.opts.path;
+  }
+
+  get clientCount(): number {
+    return this.sessions.size;
+  }
+
+  /** Send an event to every client that finished capabilities negotiation. */
+  emitEvent(event: string, data?: Record<string, unknown>): void {
+    const message = data === undefined ? { timestamp: timestamp(), event } : { timestamp: timestamp(), event, data };
+    for (const s of this.sessions) if (s.negotiated) s.send(message);
+  }
+
+  /** Stop accepting, let clients read what was already sent, remove the socket file. */
+  close(): Promise<void> {
+    this.closing ??= this.shutdown();
+    return this.closing;
+  }
+
+  private async shutdown(): Promise<void> {
+    const server = this.server;
+    this.server = undefined;
+    for (const s of [...this.sessions]) s.end();
+    this.removeSocketFile();
+    if (server) await new Promise<void>((resolve) => server.close(() => resolve()));
+  }
+
+  /** @internal */
+  forget(session: QmpSession): void {
+    if (this.sessions.delete(session)) this.emit('disconnect');
+  }
+
+  private async start(): Promise<void> {
+    const target = path.resolve(this.opts.path);
+    await refuseLiveOrForeign(target);
+    // Bind inside a fresh private directory next to the target, make the socket 0600, then
+    // rename it into place: no moment exists where the socket is reachable with a wider mode,
+    // and the process umask is never touched.
+    const dir = fs.mkdtempSync(path.join(path.dirname(target), '.netplane-qmp-'));
+    const tmp = path.join(dir, 'sock');
+    const server = net.createServer({ allowHalfOpen: true }, (socket) => this.accept(socket));
+    try {
+      await new Promise<void>((resolve, reject) => {
+        server.once('error', reject);
+        server.listen(tmp, () => {
+          server.off('error', reject);
+          resolve();
+        });
+      });
+      fs.chmodSync(tmp, 0o600);
+      fs.renameSync(tmp, target);
+    } catch (e) {
+      server.close();
+      throw e;
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+    this.socketIno = fs.statSync(target).ino;
+    this.server = server;
+    server.on('error', () => {
+      /* accept errors (EMFILE) must not kill the process; clients retry */
+    });
+  }
+
+  private removeSocketFile(): void {
+    try {
+      // Remove the file only if it is still ours (someone may have replaced it).
+      if (fs.lstatSync(this.opts.path).ino === this.socketIno) fs.unlinkSync(this.opts.path);
+    } catch {
+      /* already gone */
+    }
+  }
+
+  private accept(socket: net.Socket): void {
+    if (this.server === undefined || this.sessions.size >= this.opts.maxClients) {
+      socket.on('error', () => {});
+      socket.end(toQmpJson({ error: { class: 'GenericError', desc: 'Too many QMP clients' } }) + '\r\n');
+      return;
+    }
+    const session = new QmpSession(this, socket, this.opts.limits, this.opts.outputHighWater);
+    this.sessions.add(session);
+    session.send({ QMP: { version: this.opts.version, capabilities: CAPABILITIES } });
+    this.emit('connect');
+  }
+
+  /** @internal One request, checked in QEMU's order; returns the reply (or a promise of it). */
+  dispatch(session: QmpSession, request: JsonValue): unknown {
+    if (!isObject(request)) return { error: { class: 'GenericError', desc: 'QMP input must be a JSON object' } };
+    const hasId = Object.prototype.hasOwnProperty.call(request, 'id');
+    const id = request['id'];
+    const fail = (e: unknown) => {
+      const err = toQmpError(e);
+      const body = { class: err.errorClass, desc: err.message };
+      return hasId ? { id, error: body } : { error: body };
+    };
+    const ok = (value: unknown) => {
+      const ret = value === undefined ? {} : value;
+      return hasId ? { return: ret, id } : { return: ret };
+    };
+    try {
+      const { name, args } = checkRequest(request);
+      const command = this.lookup(session, name);
+      const checked = command.args === 'boxed' ? args : checkArgs(args, command.args ?? {});
+      const result = command.run(checked);
+      if (result instanceof Promise) return result.then(ok, fail);
+      return ok(result);
+    } catch (e) {
+      return fail(e);
+    }
+  }
+
+  private lookup(session: QmpSession, name: string): QmpCommand {
+    if (!session.negotiated) {
+      if (name !== 'qmp_capabilities') {
+        throw new QmpError('CommandNotFound', "Expecting capabilities negotiation with 'qmp_capabilities'");
+      }
+      return {
+        args: { enable: { type: { list: 'string' }, optional: true } },
+        run: (args) => {
+          for (const cap of (args['enable'] as string[] | undefined) ?? []) {
+            // QEMU's own text for an unknown enum member of this list names it 'null'.
+            if (!KNOWN_CAPABILITIES.has(cap)) throw new QmpError('GenericError', `Parameter 'null' does not accept value '${cap}'`);
+            if (!CAPABILITIES.includes(cap)) throw new QmpError('GenericError', `Capability '${cap}' not available`);
+          }
+          session.negotiated = true;
+          return {};
+        },
+      };
+    }
+    if (name === 'qmp_capabilities') {
+      throw new QmpError('CommandNotFound', 'Capabilities negotiation is already complete, command ignored');
+    }
+    if (name === 'query-version') return { run: () => this.opts.version };
+    if (name === 'query-commands') {
+      return { run: () => ['qmp_capabilities', 'query-version', 'query-commands', ...this.opts.commands.keys()].map((n) => ({ name: n })) };
+    }
+    const command = this.opts.commands.get(name);
+    if (command === undefined) throw new QmpError('CommandNotFound', `The command ${name} has not been found`);
+    return command;
+  }
+}
+
+/** The members QMP allows in a request, checked as QEMU does. */
+function checkRequest(request: Record<string, JsonValue>): { name: string; args: Record<string, unknown> } {
+  for (const [key, value] of Object.entries(request)) {
+    switch (key) {
+      case 'execute':
+        if (typeof value !== 'string') throw new QmpError('GenericError', "QMP input member 'execute' must be a string");
+        break;
+      case 'arguments':
+        if (!isObject(value)) throw new QmpError('GenericError', "QMP input member 'arguments' must be an object");
+        break;
+      case 'id':
+        break;
+      default:
+        // Includes "exec-oob": we never offer the oob capability.
+        throw new QmpError('GenericError', `QMP input member '${key}' is unexpected`);
+    }
+  }
+  const name = request['execute'];
+  if (typeof name !== 'string') throw new QmpError('GenericError', "QMP input lacks member 'execute'");
+  return { name, args: (request['arguments'] as Record<string, unknown> | undefined) ?? {} };
+}
+
+/**
+ * Before binding: a live server at the path is an error (QEMU would silently steal it); a
+ * stale socket left by a crash may be replaced; anything else is not ours to replace.
+ */
+async function refuseLiveOrForeign(target: string): Promise<void> {
+  let st: fs.Stats;
+  try {
+    st = fs.lstatSync(target);
+  } catch {
+    return; // nothing there
+  }
+  if (!st.isSocket()) throw new Error(`Failed to bind socket to ${target}: file exists and is not a socket`);
+  const live = await new Promise<boolean>((resolve) => {
+    const probe = net.connect(target);
+    probe.once('connect', () => {
+      probe.destroy();
+      resolve(true);
+    });
+    probe.once('error', () => resolve(false));
+  });
+  if (live) throw new Error(`Failed to bind socket to ${target}: Address already in use`);
+}
