@@ -2,13 +2,22 @@
 // prove it forwards, then every workload in turn; the forwarder and the namespaces are gone
 // when it returns, whatever happened.
 import type { Forwarder } from './forwarders';
-import { start, stop, tail } from './lib/proc';
+import { head, start, stop, tail } from './lib/proc';
 import { TestBed } from './lib/testbed';
 import type { Tools } from './lib/tools';
 import type { RunRecord } from './report';
 import { frameRate, idleCpu, kForwarderCpu, rtt, tcp, type Settings } from './workloads';
 
-export async function runSession(fw: Forwarder, tools: Tools, s: Settings, rep: number): Promise<RunRecord> {
+export type WorkloadName = 'rtt' | 'frameRate' | 'tcp1' | 'tcp4' | 'idle';
+export const kAllWorkloads: WorkloadName[] = ['rtt', 'frameRate', 'tcp1', 'tcp4', 'idle'];
+
+export async function runSession(
+  fw: Forwarder,
+  tools: Tools,
+  s: Settings,
+  rep: number,
+  workloads: WorkloadName[] = kAllWorkloads,
+): Promise<RunRecord> {
   const record: RunRecord = {
     forwarder: fw.name,
     description: fw.description,
@@ -29,17 +38,17 @@ export async function runSession(fw: Forwarder, tools: Tools, s: Settings, rep: 
       bed.wire();
     } catch (e) {
       record.status = 'failed';
-      record.reason = `${(e as Error).message}; forwarder said: ${tail(proc.stderr() || proc.stdout())}`;
+      record.reason = `${(e as Error).message}; it said: ${head(proc.stderr() || proc.stdout())}`;
       return record;
     }
     if (!(await bed.pingOk())) {
       record.status = 'failed';
-      record.reason = `started, but no ping crossed it; forwarder said: ${tail(proc.stderr() || proc.stdout())}`;
+      record.reason = `started, but no ping crossed it; it said: ${head(proc.stderr() || proc.stdout())}`;
       return record;
     }
     record.offloads = bed.offloads();
     const pgid = proc.pid; // taskset execs the forwarder: same pid, and it leads its group
-    const steps: [string, () => Promise<void>][] = [
+    const steps: [WorkloadName, () => Promise<void>][] = [
       ['rtt', async () => void (record.metrics.rtt = await rtt(bed, tools, s, 7000 + rep))],
       ['frameRate', async () => void (record.metrics.frameRate = await frameRate(bed, pgid, s))],
       ['tcp1', async () => void (record.metrics.tcp1 = await tcp(bed, 1, s, 5201))],
@@ -47,6 +56,7 @@ export async function runSession(fw: Forwarder, tools: Tools, s: Settings, rep: 
       ['idle', async () => void (record.metrics.idle = await idleCpu(pgid, s))],
     ];
     for (const [name, step] of steps) {
+      if (!workloads.includes(name)) continue;
       if (proc.hasExited()) {
         record.errors.push({ workload: name, message: `forwarder exited: ${tail(proc.stderr())}` });
         continue;

@@ -89,15 +89,20 @@ function trafgenConfig(): string {
   ].join('\n');
 }
 
-export async function frameRate(bed: TestBed, fwdPgid: number, s: Settings): Promise<FrameRate> {
+/** Start trafgen in namespace A sending 60-byte frames out of TAP A at full rate. */
+export function startTrafgen(bed: TestBed, s: Settings): Proc {
   const cfg = path.join(s.workDir, 'udp60.trafgen');
   fs.writeFileSync(cfg, trafgenConfig());
   // -q: the qdisc path (the default bypass path offers far fewer frames to a TAP here);
   // --no-sock-mem / --notouch-irq: leave the host's global settings alone.
-  const gen = start('trafgen', 'ip', [
+  return start('trafgen', 'ip', [
     'netns', 'exec', bed.nsA.name, 'trafgen', '-o', bed.ifA, '-i', cfg, '-P', String(kGeneratorCpu + 1),
     '-q', '--no-sock-mem', '--notouch-irq',
   ]);
+}
+
+export async function frameRate(bed: TestBed, fwdPgid: number, s: Settings): Promise<FrameRate> {
+  const gen = startTrafgen(bed, s);
   try {
     await sleep(s.warmup * 1000);
     if (gen.hasExited()) throw new Error(`trafgen exited: ${tail(gen.stderr() || gen.stdout())}`);

@@ -117,6 +117,11 @@ export function sleepSync(ms: number): void {
   Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
 }
 
+/** The first lines of a program's output, joined on one line (where errors usually are). */
+export function head(text: string, lines = 2): string {
+  return text.trim().split('\n').slice(0, lines).join(' | ') || '(no output)';
+}
+
 export function tail(text: string, lines = 5): string {
   return text.trim().split('\n').slice(-lines).join(' | ') || '(no output)';
 }

@@ -68,21 +68,23 @@ export class TestBed {
     }
   }
 
-  /** Wait until the forwarder has created both TAPs in the root namespace. */
-  async waitForTaps(forwarder: Proc, limitMs: number): Promise<void> {
+  /** Wait until the forwarder has created the TAPs (both, or only A) in the root namespace. */
+  async waitForTaps(forwarder: Proc, limitMs: number, onlyA = false): Promise<void> {
+    const names = onlyA ? [this.ifA] : [this.ifA, this.ifB];
     const deadline = Date.now() + limitMs;
-    while (!fs.existsSync(`/sys/class/net/${this.ifA}`) || !fs.existsSync(`/sys/class/net/${this.ifB}`)) {
-      if (forwarder.hasExited()) throw new Error(`exited before creating ${this.ifA} and ${this.ifB}`);
-      if (Date.now() > deadline) throw new Error(`did not create ${this.ifA} and ${this.ifB} within ${limitMs} ms`);
+    while (!names.every((n) => fs.existsSync(`/sys/class/net/${n}`))) {
+      if (forwarder.hasExited()) throw new Error(`exited before creating ${names.join(' and ')}`);
+      if (Date.now() > deadline) throw new Error(`did not create ${names.join(' and ')} within ${limitMs} ms`);
       await sleep(20);
     }
   }
 
-  /** Move the TAPs into their namespaces, address them and pin the neighbours. */
-  wire(): void {
+  /** Move the TAPs (both, or only A) into their namespaces, address them, pin the neighbours. */
+  wire(onlyA = false): void {
     this.nsA.adopt(this.ifA, `${kAddrA}/24`, kMacA);
-    this.nsB.adopt(this.ifB, `${kAddrB}/24`, kMacB);
     this.nsA.exec('ip', ['neigh', 'replace', kAddrB, 'lladdr', kMacB, 'dev', this.ifA, 'nud', 'permanent']);
+    if (onlyA) return;
+    this.nsB.adopt(this.ifB, `${kAddrB}/24`, kMacB);
     this.nsB.exec('ip', ['neigh', 'replace', kAddrA, 'lladdr', kMacA, 'dev', this.ifB, 'nud', 'permanent']);
   }
 
