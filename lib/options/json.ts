@@ -31,153 +31,195 @@ function parseError(detail: string): OptionError {
   return new OptionError(`JSON parse error, ${detail}`);
 }
 
+// ---- lexer: QEMU finds lexical errors (stray characters, malformed numbers, unterminated
+// strings) before it parses, so the first of those wins over any grammar error.
+
+type Token =
+  | { kind: 'punct'; text: '{' | '}' | '[' | ']' | ':' | ',' }
+  | { kind: 'string'; raw: string; quote: string }
+  | { kind: 'number'; text: string }
+  | { kind: 'keyword'; text: string };
+
+const WHITE = ' \t\n\r';
+const DIGIT = /[0-9]/;
+
+/** Length of the number token at `i`, or the length of the stray text (through the first
+ *  bad character) as a negative number. Follows QEMU's number states. */
+function lexNumber(text: string, i: number): number {
+  let j = i;
+  const at = (k: number): string => text[k] ?? '';
+  const fail = (k: number): number => -(Math.min(k + 1, text.length) - i);
+  if (at(j) === '-') {
+    j++;
+    if (!/[0-9]/.test(at(j))) return fail(j);
+  }
+  if (at(j) === '0') {
+    j++;
+    if (DIGIT.test(at(j))) return fail(j);
+  } else {
+    while (DIGIT.test(at(j))) j++;
+  }
+  if (at(j) === '.') {
+    j++;
+    if (!DIGIT.test(at(j))) return fail(j);
+    while (DIGIT.test(at(j))) j++;
+  }
+  if (at(j) === 'e' || at(j) === 'E') {
+    j++;
+    if (at(j) === '+' || at(j) === '-') j++;
+    if (!DIGIT.test(at(j))) return fail(j);
+    while (DIGIT.test(at(j))) j++;
+  }
+  return j - i;
+}
+
+function lex(text: string): Token[] {
+  const tokens: Token[] = [];
+  let i = 0;
+  while (i < text.length) {
+    const c = text[i]!;
+    if (WHITE.includes(c)) {
+      i++;
+    } else if ('{}[]:,'.includes(c)) {
+      tokens.push({ kind: 'punct', text: c as '{' });
+      i++;
+    } else if (c === '"' || c === "'") {
+      let j = i + 1;
+      while (j < text.length && text[j] !== c) j += text[j] === '\\' ? 2 : 1;
+      if (j >= text.length) throw parseError(`stray '${text.slice(i)}'`);
+      tokens.push({ kind: 'string', raw: text.slice(i + 1, j), quote: c });
+      i = j + 1;
+    } else if (c === '-' || DIGIT.test(c)) {
+      const len = lexNumber(text, i);
+      if (len < 0) throw parseError(`stray '${text.slice(i, i - len)}'`);
+      tokens.push({ kind: 'number', text: text.slice(i, i + len) });
+      i += len;
+    } else if (c >= 'a' && c <= 'z') {
+      let j = i;
+      while (j < text.length && text[j]! >= 'a' && text[j]! <= 'z') j++;
+      tokens.push({ kind: 'keyword', text: text.slice(i, j) });
+      i = j;
+    } else {
+      throw parseError(`stray '${c}'`);
+    }
+  }
+  return tokens;
+}
+
+// ---- parser
+
+const SIMPLE_ESCAPES: Record<string, string> = { '"': '"', "'": "'", '\\': '\\', '/': '/', b: '\b', f: '\f', n: '\n', r: '\r', t: '\t' };
+
+function decodeString(raw: string): string {
+  let out = '';
+  for (let i = 0; i < raw.length; i++) {
+    const c = raw[i]!;
+    if (c.charCodeAt(0) < 0x20) throw parseError('invalid control character in string');
+    if (c !== '\\') {
+      out += c;
+      continue;
+    }
+    const e = raw[++i] ?? '';
+    if (Object.prototype.hasOwnProperty.call(SIMPLE_ESCAPES, e)) {
+      out += SIMPLE_ESCAPES[e];
+    } else if (e === 'u' && /^[0-9a-fA-F]{4}$/.test(raw.slice(i + 1, i + 5))) {
+      out += String.fromCharCode(parseInt(raw.slice(i + 1, i + 5), 16));
+      i += 4;
+    } else {
+      throw parseError('invalid escape sequence in string');
+    }
+  }
+  return out;
+}
+
+function numberValue(text: string): number | bigint | JsonFloat {
+  if (!/[.eE]/.test(text)) {
+    const big = BigInt(text);
+    if (big >= INT64_MIN && big <= UINT64_MAX) {
+      return big >= BigInt(Number.MIN_SAFE_INTEGER) && big <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(big) : big;
+    }
+  }
+  return new JsonFloat(Number(text));
+}
+
 class Parser {
   private pos = 0;
-  constructor(private readonly text: string) {}
+  constructor(private readonly tokens: Token[]) {}
 
-  private skipSpace(): void {
-    while (this.pos < this.text.length && ' \t\n\r'.includes(this.text[this.pos]!)) this.pos++;
+  private next(): Token {
+    const token = this.tokens[this.pos++];
+    if (token === undefined) throw parseError('premature EOI');
+    return token;
   }
 
-  /** The offending token for "stray" errors: a run of non-separator characters. */
-  private stray(): OptionError {
-    const m = /^[^\s{}[\]:,"']+/.exec(this.text.slice(this.pos));
-    return parseError(`stray '${m ? m[0] : this.text[this.pos]}'`);
+  private isPunct(token: Token, text: string): boolean {
+    return token.kind === 'punct' && token.text === text;
   }
 
   parseDocument(): JsonValue {
-    this.skipSpace();
-    if (this.pos >= this.text.length) throw parseError('premature EOI');
     const value = this.parseValue(0);
-    this.skipSpace();
-    if (this.pos < this.text.length) throw new OptionError('Expecting at most one JSON value');
+    if (this.pos < this.tokens.length) throw new OptionError('Expecting at most one JSON value');
     return value;
   }
 
   private parseValue(depth: number): JsonValue {
     if (depth > MAX_DEPTH) throw parseError('too many nested data structures');
-    this.skipSpace();
-    const c = this.text[this.pos];
-    if (c === undefined) throw parseError('premature EOI');
-    if (c === '{') return this.parseObject(depth);
-    if (c === '[') return this.parseArray(depth);
-    if (c === '"' || c === "'") return this.parseString();
-    if (c === '-' || (c >= '0' && c <= '9')) return this.parseNumber();
-    for (const [word, value] of [['true', true], ['false', false], ['null', null]] as const) {
-      if (this.text.startsWith(word, this.pos) && !/[A-Za-z0-9_]/.test(this.text[this.pos + word.length] ?? '')) {
-        this.pos += word.length;
-        return value;
-      }
+    const token = this.next();
+    switch (token.kind) {
+      case 'string': return decodeString(token.raw);
+      case 'number': return numberValue(token.text);
+      case 'keyword':
+        if (token.text === 'true') return true;
+        if (token.text === 'false') return false;
+        if (token.text === 'null') return null;
+        throw parseError(`invalid keyword '${token.text}'`);
+      case 'punct':
+        if (token.text === '{') return this.parseObject(depth);
+        if (token.text === '[') return this.parseArray(depth);
+        throw parseError('expecting value');
     }
-    if (c === '}' || c === ']' || c === ',' || c === ':') throw parseError('expecting value');
-    throw this.stray();
   }
 
   private parseObject(depth: number): { [key: string]: JsonValue } {
-    this.pos++; // '{'
-    const obj: { [key: string]: JsonValue } = Object.create(null);
+    // Own properties only, defined (never assigned), so a "__proto__" key stays a member.
+    const out: { [key: string]: JsonValue } = {};
     const seen = new Set<string>();
-    this.skipSpace();
-    if (this.text[this.pos] === '}') {
+    const first = this.tokens[this.pos];
+    if (first !== undefined && this.isPunct(first, '}')) {
       this.pos++;
-      return { ...obj };
+      return out;
     }
     for (;;) {
-      this.skipSpace();
-      const c = this.text[this.pos];
-      if (c === undefined) throw parseError('premature EOI');
-      if (c !== '"' && c !== "'") throw parseError(c === '}' || c === ',' ? 'expecting value' : 'key is not a string in object');
-      const key = this.parseString();
-      this.skipSpace();
-      if (this.text[this.pos] === undefined) throw parseError('premature EOI');
-      if (this.text[this.pos] !== ':') throw parseError('missing : in object pair');
-      this.pos++;
+      const key = this.parseValue(depth + 1);
+      if (typeof key !== 'string') throw parseError('key is not a string in object');
+      if (!this.isPunct(this.next(), ':')) throw parseError('missing : in object pair');
       const value = this.parseValue(depth + 1);
       if (seen.has(key)) throw parseError('duplicate key');
       seen.add(key);
-      obj[key] = value;
-      this.skipSpace();
-      const sep = this.text[this.pos];
-      if (sep === undefined) throw parseError('premature EOI');
-      this.pos++;
-      if (sep === '}') break;
-      if (sep !== ',') throw parseError('expected separator in dict');
+      Object.defineProperty(out, key, { value, enumerable: true, writable: true, configurable: true });
+      const sep = this.next();
+      if (this.isPunct(sep, '}')) return out;
+      if (!this.isPunct(sep, ',')) throw parseError('expected separator in dict');
     }
-    // A plain object (with Object.prototype) so callers can use it freely; keys like
-    // "__proto__" are defined as own properties, never as the prototype.
-    const out: { [key: string]: JsonValue } = {};
-    for (const key of Object.keys(obj)) Object.defineProperty(out, key, { value: obj[key], enumerable: true, writable: true, configurable: true });
-    return out;
   }
 
   private parseArray(depth: number): JsonValue[] {
-    this.pos++; // '['
     const list: JsonValue[] = [];
-    this.skipSpace();
-    if (this.text[this.pos] === ']') {
+    const first = this.tokens[this.pos];
+    if (first !== undefined && this.isPunct(first, ']')) {
       this.pos++;
       return list;
     }
     for (;;) {
       list.push(this.parseValue(depth + 1));
-      this.skipSpace();
-      const sep = this.text[this.pos];
-      if (sep === undefined) throw parseError('premature EOI');
-      this.pos++;
-      if (sep === ']') return list;
-      if (sep !== ',') throw parseError('expected separator in list');
+      const sep = this.next();
+      if (this.isPunct(sep, ']')) return list;
+      if (!this.isPunct(sep, ',')) throw parseError('expected separator in list');
     }
-  }
-
-  private parseString(): string {
-    const quote = this.text[this.pos]!;
-    this.pos++;
-    let out = '';
-    for (;;) {
-      const c = this.text[this.pos];
-      if (c === undefined) throw parseError('premature EOI');
-      this.pos++;
-      if (c === quote) return out;
-      if (c.charCodeAt(0) < 0x20) throw parseError('invalid control character in string');
-      if (c !== '\\') {
-        out += c;
-        continue;
-      }
-      const e = this.text[this.pos];
-      if (e === undefined) throw parseError('premature EOI');
-      this.pos++;
-      const simple: Record<string, string> = { '"': '"', "'": "'", '\\': '\\', '/': '/', b: '\b', f: '\f', n: '\n', r: '\r', t: '\t' };
-      if (e in simple) {
-        out += simple[e];
-      } else if (e === 'u') {
-        const hex = this.text.slice(this.pos, this.pos + 4);
-        if (!/^[0-9a-fA-F]{4}$/.test(hex)) throw parseError('invalid escape sequence in string');
-        out += String.fromCharCode(parseInt(hex, 16));
-        this.pos += 4;
-      } else {
-        throw parseError('invalid escape sequence in string');
-      }
-    }
-  }
-
-  private parseNumber(): number | bigint | JsonFloat {
-    const m = /^-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?/.exec(this.text.slice(this.pos));
-    if (!m) throw this.stray();
-    const literal = m[0];
-    const after = this.text[this.pos + literal.length];
-    if (after !== undefined && /[0-9A-Za-z.]/.test(after)) throw this.stray();
-    this.pos += literal.length;
-    if (m[2] === undefined && m[3] === undefined) {
-      const big = BigInt(literal);
-      if (big >= INT64_MIN && big <= UINT64_MAX) {
-        return big >= BigInt(Number.MIN_SAFE_INTEGER) && big <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(big) : big;
-      }
-    }
-    return new JsonFloat(Number(literal));
   }
 }
 
 /** Parses QEMU-dialect JSON text; throws OptionError with QEMU's wording on bad input. */
 export function parseQemuJson(text: string): JsonValue {
-  return new Parser(text).parseDocument();
+  return new Parser(lex(text)).parseDocument();
 }
