@@ -4,6 +4,7 @@
 //   --only a,b         forwarders to run (names below, or "netplane" for every variant)
 //   --reps N           repetitions (default 3); forwarders interleave A B A B
 //   --duration S       frame-rate window and iperf3 length in seconds (default 5)
+//   --perf             profile the forwarder CPU during each frame-rate window (perf record)
 //   js-port            the separate bench: frames per second into a JavaScript packet port
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -22,13 +23,14 @@ export interface Options {
   reps: number;
   duration: number;
   jsPort: boolean;
+  perf: boolean;
 }
 
-const usage = `usage: npm run bench -- [js-port] [--quick] [--only NAMES] [--reps N] [--duration S]
+const usage = `usage: npm run bench -- [js-port] [--quick] [--only NAMES] [--reps N] [--duration S] [--perf]
 forwarders: netplane, ${forwarderNames().join(', ')}`;
 
 export function parseArgs(argv: string[]): Options {
-  const o: Options = { quick: false, reps: 3, duration: 5, jsPort: false };
+  const o: Options = { quick: false, reps: 3, duration: 5, jsPort: false, perf: false };
   let reps: number | undefined;
   let duration: number | undefined;
   const number = (flag: string, v: string | undefined, min: number): number => {
@@ -40,6 +42,7 @@ export function parseArgs(argv: string[]): Options {
     const a = argv[i]!;
     if (a === '--quick') o.quick = true;
     else if (a === 'js-port') o.jsPort = true;
+    else if (a === '--perf') o.perf = true;
     else if (a === '--only') o.only = (argv[++i] ?? '').split(',').filter(Boolean);
     else if (a === '--reps') reps = Math.floor(number(a, argv[++i], 1));
     else if (a === '--duration') duration = number(a, argv[++i], 1);
@@ -61,6 +64,7 @@ export function settingsFor(o: Options, workDir: string): Settings {
     rttCount: o.quick ? 2000 : 10000,
     idleSeconds: o.quick ? 2 : 3,
     workDir,
+    perf: o.perf,
   };
 }
 

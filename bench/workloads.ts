@@ -17,8 +17,10 @@ export interface Settings {
   warmup: number;
   rttCount: number;
   idleSeconds: number;
-  /** Scratch directory for generated files (the trafgen config). */
+  /** Scratch directory for generated files (the trafgen config) and perf reports. */
   workDir: string;
+  /** Profile the forwarder CPU during the frame-rate window (perf record -C). */
+  perf: boolean;
 }
 
 export interface FrameRate {
@@ -31,6 +33,8 @@ export interface FrameRate {
   /** CPU of the forwarder's process group over the window, percent of one core. */
   forwarderCpuPct: number;
   windowSeconds: number;
+  /** With --perf: the text report of where the forwarder CPU spent the window. */
+  perfReport?: string;
 }
 
 export interface TcpResult {
@@ -101,15 +105,35 @@ export function startTrafgen(bed: TestBed, s: Settings): Proc {
   ]);
 }
 
-export async function frameRate(bed: TestBed, fwdPgid: number, s: Settings): Promise<FrameRate> {
-  const gen = startTrafgen(bed, s);
+export async function frameRate(
+  bed: TestBed,
+  tools: Tools,
+  fwdPgid: number,
+  s: Settings,
+  label: string,
+): Promise<FrameRate> {
+  // B's discard port has a socket that is never read: the flood dies cheaply at its full
+  // receive buffer instead of taking the ICMP port-unreachable path on the forwarder's CPU.
+  const sink = start('udp sink', 'ip', inNs(bed.nsB.name, kGeneratorCpu, tools.udprtt, ['sink', kAddrB, '9']));
+  let gen: Proc | undefined;
+  let perfData: string | undefined;
   try {
+    await waitForOutput(sink, 'listening', 5000);
+    gen = startTrafgen(bed, s);
     await sleep(s.warmup * 1000);
     if (gen.hasExited()) throw new Error(`trafgen exited: ${tail(gen.stderr() || gen.stdout())}`);
     const a0 = bed.countersA();
     const b0 = bed.countersB();
     const c0 = groupCpu(fwdPgid);
     const t0 = process.hrtime.bigint();
+    let profiler: Proc | undefined;
+    if (s.perf) {
+      perfData = path.join(s.workDir, `${label}.perf.data`);
+      profiler = start('perf record', 'perf', [
+        'record', '-q', '-e', 'cpu-clock', '-F', '999', '-g', '-C', String(kForwarderCpu), '-o', perfData,
+        '--', 'sleep', String(s.duration),
+      ]);
+    }
     await sleep(s.duration * 1000);
     const b1 = bed.countersB();
     const t1 = process.hrtime.bigint();
@@ -118,7 +142,9 @@ export async function frameRate(bed: TestBed, fwdPgid: number, s: Settings): Pro
     const dt = Number(t1 - t0) / 1e9;
     const offered = a1.txPackets + a1.txDropped - (a0.txPackets + a0.txDropped);
     if (offered === 0) throw new Error(`trafgen offered no frames: ${tail(gen.stderr() || gen.stdout())}`);
+    const perfReport = profiler ? await perfSummary(profiler, perfData!, s, label) : undefined;
     return {
+      perfReport,
       mfps: (b1.rxPackets - b0.rxPackets) / dt / 1e6,
       offeredMfps: offered / dt / 1e6,
       readMfps: (a1.txPackets - a0.txPackets) / dt / 1e6,
@@ -126,8 +152,26 @@ export async function frameRate(bed: TestBed, fwdPgid: number, s: Settings): Pro
       windowSeconds: dt,
     };
   } finally {
-    await stop(gen, 'SIGINT', 2000);
+    if (gen) await stop(gen, 'SIGINT', 2000);
+    await stop(sink, 'SIGTERM', 1000);
+    if (perfData) fs.rmSync(perfData, { force: true });
   }
+}
+
+/** Wait for perf record, write the flat profile next to the run's JSON, return its path. */
+async function perfSummary(profiler: Proc, data: string, s: Settings, label: string): Promise<string> {
+  await Promise.race([profiler.exited, sleep(10_000)]);
+  await stop(profiler, 'SIGINT', 2000);
+  const r = await run(
+    'perf report',
+    'perf',
+    ['report', '-i', data, '--stdio', '--no-children', '--sort', 'comm,dso,symbol', '--percent-limit', '1', '-g', 'none'],
+    60_000,
+  );
+  const file = path.join(s.workDir, `${label}.perf.txt`);
+  const text = (r.stdout || r.stderr).split('\n').map((l) => l.trimEnd());
+  fs.writeFileSync(file, text.join('\n'));
+  return path.basename(file);
 }
 
 export async function tcp(bed: TestBed, streams: number, s: Settings, port: number): Promise<TcpResult> {

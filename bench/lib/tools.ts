@@ -45,15 +45,9 @@ export function missingCommands(): string[] {
     ping: 'iputils-ping',
     cc: 'gcc',
   };
-  const missing: string[] = [];
-  for (const [cmd, pkg] of Object.entries(needed)) {
-    try {
-      execFileSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' });
-    } catch {
-      missing.push(`${cmd} (Debian package ${pkg})`);
-    }
-  }
-  return missing;
+  return Object.entries(needed)
+    .filter(([cmd]) => !hasCommand(cmd))
+    .map(([cmd, pkg]) => `${cmd} (Debian package ${pkg})`);
 }
 
 export function hasCommand(cmd: string): boolean {

@@ -2,6 +2,9 @@
 //
 //   udprtt server BIND_IP PORT
 //       Echo every datagram back to its sender until SIGINT/SIGTERM.
+//   udprtt sink BIND_IP PORT
+//       Hold a bound UDP socket with a tiny receive buffer that is never read, so a flood
+//       to PORT is dropped cheaply at the socket (no ICMP port-unreachable path).
 //   udprtt client SERVER_IP PORT COUNT [WARMUP] [TIMEOUT_MS] [DEADLINE_S]
 //       Send COUNT+WARMUP pings one at a time, each waiting for its echo (or TIMEOUT_MS),
 //       stop early at DEADLINE_S, and print JSON: percentiles of the COUNT measured round
@@ -60,6 +63,20 @@ static int Server(const char *ip, const char *port) {
     }
     sendto(fd, buf, (size_t)n, 0, (struct sockaddr *)&from, fl);
   }
+}
+
+static int Sink(const char *ip, const char *port) {
+  int fd = socket(AF_INET, SOCK_DGRAM, 0);
+  struct sockaddr_in sa = Addr(ip, port);
+  int small = 1;  // the kernel rounds it up to its minimum
+  if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small) < 0 ||
+      bind(fd, (struct sockaddr *)&sa, sizeof sa) < 0) {
+    perror("udprtt sink: bind");
+    return 1;
+  }
+  printf("listening\n");
+  fflush(stdout);
+  for (;;) pause();
 }
 
 static int CompareU64(const void *a, const void *b) {
@@ -130,12 +147,14 @@ static int Client(const char *ip, const char *port, long count, long warmup, lon
 
 int main(int argc, char **argv) {
   if (argc == 4 && strcmp(argv[1], "server") == 0) return Server(argv[2], argv[3]);
+  if (argc == 4 && strcmp(argv[1], "sink") == 0) return Sink(argv[2], argv[3]);
   if (argc >= 5 && argc <= 8 && strcmp(argv[1], "client") == 0) {
     return Client(argv[2], argv[3], atol(argv[4]), argc > 5 ? atol(argv[5]) : 100,
                   argc > 6 ? atol(argv[6]) : 200, argc > 7 ? atol(argv[7]) : 30);
   }
   fprintf(stderr,
           "usage: udprtt server BIND_IP PORT\n"
+          "       udprtt sink BIND_IP PORT\n"
           "       udprtt client SERVER_IP PORT COUNT [WARMUP] [TIMEOUT_MS] [DEADLINE_S]\n");
   return 2;
 }
