@@ -40,7 +40,7 @@ export function parseQmpArg(text: string, ctx?: ParseContext): QmpArg {
   }
   const kv = parseKeyval(text.slice('unix:'.length), 'path', ctx);
   const values = lastValues(kv.entries);
-  if (kv.id !== undefined) throw new OptionError("Parameter 'id' is not supported by -qmp");
+  // QEMU ignores id= here (the monitor names its chardev itself); so do we.
   for (const key of values.keys()) {
     if (key === 'path' || key === 'server' || key === 'wait') continue;
     if (UNSUPPORTED_SOCKET_KEYS.has(key)) throw new OptionError(`-qmp unix: parameter '${key}' is not supported by netplane`);
