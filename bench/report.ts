@@ -68,6 +68,8 @@ function fmt(s: Stat | undefined, digits: number): string {
 
 export interface Summary {
   forwarders: string[];
+  /** Forwarders that delivered nearly everything trafgen offered (the generator was the limit). */
+  generatorBound: string[];
   stats: Record<string, Record<string, Stat | undefined>>;
   ratios: Record<string, Record<string, number | undefined>>;
 }
@@ -91,7 +93,13 @@ export function summarize(records: RunRecord[], order: string[]): Summary {
       ratios[name]![c.title] = c.ratio && mine !== undefined && qemu ? mine / qemu : undefined;
     }
   }
-  return { forwarders: names, stats, ratios };
+  const generatorBound = names.filter((name) => {
+    const runs = records.filter((r) => r.forwarder === name && r.metrics.frameRate);
+    const delivered = stat(runs.map((r) => r.metrics.frameRate!.mfps));
+    const offered = stat(runs.map((r) => r.metrics.frameRate!.offeredMfps));
+    return delivered && offered && delivered.median >= 0.9 * offered.median;
+  });
+  return { forwarders: names, generatorBound, stats, ratios };
 }
 
 interface Target {
@@ -177,6 +185,9 @@ export function markdown(
     out.push(`| ${fw} | ${cells.join(' | ')} |`);
   }
   if (!s.stats.qemu) out.push('', 'No QEMU result in this run, so no ratios.');
+  if (s.generatorBound.length > 0) {
+    out.push('', `Frame rate limited by the generator (delivered ≥ 90% of what trafgen offered): ${s.generatorBound.join(', ')}; their 64B ratio is a lower bound.`);
+  }
   if (skipped.size > 0) {
     out.push('', '### Skipped', '');
     for (const [name, why] of skipped) out.push(`- ${name}: ${why}`);

@@ -171,7 +171,8 @@ function oneLine(r: RunRecord): string {
   if (r.status === 'failed') return `FAILED: ${r.reason}`;
   const m = r.metrics;
   const parts = [
-    m.frameRate && `${m.frameRate.mfps.toFixed(3)} Mfps (cpu ${m.frameRate.forwarderCpuPct.toFixed(0)}%)`,
+    m.frameRate &&
+      `${m.frameRate.mfps.toFixed(3)} Mfps of ${m.frameRate.offeredMfps.toFixed(3)} offered (cpu ${m.frameRate.forwarderCpuPct.toFixed(0)}%)`,
     m.tcp1 && `tcp1 ${m.tcp1.gbps.toFixed(2)} Gb/s`,
     m.tcp4 && `tcp4 ${m.tcp4.gbps.toFixed(2)} Gb/s`,
     m.rtt && `rtt p50 ${m.rtt.p50Us.toFixed(1)} p99 ${m.rtt.p99Us.toFixed(1)} us`,
