@@ -12,6 +12,7 @@ import {
   parseKeyval, parseLinkArg, parseNetdevArg, parseObjectArg, parseQemuJson, parseQmpArg, JsonFloat,
 } from '../lib/options';
 import { strtosz } from '../lib/options/scalars';
+import fc from 'fast-check';
 
 /** Runs `fn`, expecting an OptionError with exactly `message` (and `hint`, when given). */
 function expectError(fn: () => unknown, message: string, hint?: string): void {
@@ -630,6 +631,43 @@ describe('differential against qemu-system-x86_64 7.2', { skip: qemuSkip, timeou
       assert.ok(qemuAccepts('-device', text, 'pc', ['-device', 'npbogus'], "'npbogus' is not a valid device model name"));
     });
   }
+
+  // Seeded random spellings of numbers, sizes and booleans: QEMU's verdict and ours agree.
+  // Each line ends in bogus=1 (or a bad second option) so QEMU always stops by itself.
+  test('seeded random value spellings: QEMU and netplane give the same verdict', { timeout: 120_000 }, () => {
+    const chars = ['0', '1', '7', '8', '9', 'x', 'X', 'a', 'f', 'k', 'K', 'M', 'E', 'b', '.', '-', '+', ' ', 'e', 'n', 'o', 'y'];
+    const numberLike = fc.tuple(
+      fc.constantFrom('', ' ', '+', '-'), fc.constantFrom('', '0', '0x', '0X'), fc.stringMatching(/^[0-9a-fA-F]{0,4}$/),
+      fc.constantFrom('', '.', '.5', '.25'), fc.constantFrom('', 'k', 'M', 'b', 'E', 'x', ' '),
+    ).map((parts) => parts.join(''));
+    const words = fc.constantFrom('on', 'off', 'yes', 'no', 'true', 'false', 'y', 'n', 'ON', 'Yes', '1', '', '-1', '2147483648', '4294967296');
+    const randomChars = fc.array(fc.constantFrom(...chars), { maxLength: 6 }).map((a) => a.join(''));
+    const spellings = fc.sample(fc.oneof({ arbitrary: numberLike, weight: 3 }, { arbitrary: words, weight: 1 }, { arbitrary: randomChars, weight: 1 }), { seed: 7202, numRuns: 72 });
+    const shapes: Array<(v: string) => { option: string; arg: string; machine: string; after: [string, string]; afterError: string; ours: () => unknown }> = [
+      (v) => ({ option: '-netdev', arg: `tap,id=x,sndbuf=${v},bogus=1`, machine: 'none', after: ['-netdev', 'npbogus,id=z'], afterError: "Parameter 'type' does not accept value 'npbogus'", ours: () => parseNetdevArg(`tap,id=x,sndbuf=${v},bogus=1`) }),
+      (v) => ({ option: '-netdev', arg: `tap,id=x,queues=${v},bogus=1`, machine: 'none', after: ['-netdev', 'npbogus,id=z'], afterError: "Parameter 'type' does not accept value 'npbogus'", ours: () => parseNetdevArg(`tap,id=x,queues=${v},bogus=1`) }),
+      (v) => ({ option: '-netdev', arg: `hubport,id=h,hubid=${v}`, machine: 'none', after: ['-netdev', 'npbogus,id=z'], afterError: "Parameter 'type' does not accept value 'npbogus'", ours: () => parseNetdevArg(`hubport,id=h,hubid=${v}`) }),
+      (v) => ({ option: '-netdev', arg: `tap,id=x,vnet_hdr=${v},bogus=1`, machine: 'none', after: ['-netdev', 'npbogus,id=z'], afterError: "Parameter 'type' does not accept value 'npbogus'", ours: () => parseNetdevArg(`tap,id=x,vnet_hdr=${v},bogus=1`) }),
+      (v) => ({ option: '-device', arg: `virtio-net-pci,speed=${v}`, machine: 'pc', after: ['-device', 'npbogus'], afterError: "'npbogus' is not a valid device model name", ours: () => parseDeviceArg(`virtio-net-pci,speed=${v}`) }),
+      (v) => ({ option: '-object', arg: `iothread,id=io0,poll-grow=${v}`, machine: 'none', after: ['-netdev', 'npbogus,id=z'], afterError: "Parameter 'type' does not accept value 'npbogus'", ours: () => parseObjectArg(`iothread,id=io0,poll-grow=${v}`) }),
+    ];
+    const mismatches: string[] = [];
+    spellings.forEach((v, i) => {
+      const c = shapes[i % shapes.length]!(v);
+      const stderr = runQemu(c.machine, [c.option, c.arg, ...c.after]);
+      const errors = stderr.split('\n').filter((l) => l.startsWith(`${QEMU}: `) && !l.includes(': warning: '));
+      const qemuAccepted = errors[0] === `${QEMU}: ${c.after[0]} ${c.after[1]}: ${c.afterError}`;
+      const theirs = qemuAccepted ? 'accepted' : (errors[0] ?? '').replace(`${QEMU}: ${c.option} ${c.arg}: `, '').replace(`${QEMU}: `, '');
+      let ours = 'accepted';
+      try {
+        c.ours();
+      } catch (e) {
+        ours = (e as Error).message;
+      }
+      if (ours !== theirs) mismatches.push(`${c.option} ${c.arg}: QEMU "${theirs}", netplane "${ours}"`);
+    });
+    assert.deepEqual(mismatches, []);
+  });
 
   // Where we differ on purpose, check QEMU really does what the comment says.
   test('netplane differs: queues=0 aborts QEMU 7.2; we report a range error', { timeout: 20_000 }, () => {
