@@ -1,15 +1,9 @@
 #!/usr/bin/env node
-// The `netplane` command. For now one subcommand, `demo`; the QEMU-style network options
-// and the monitor arrive with the topology.
+// The `netplane` command: `demo`, or a QEMU-style command line (-netdev, -device, -qmp,
+// -monitor) run by run.ts.
 import { runDemo } from './demo';
-
-const usage = `usage: netplane <command>
-
-commands:
-  demo [--queues N] [--ifname NAME]
-        open a multiqueue TAP with vnet headers, show its queues, features and
-        offloads as the kernel reports them, then close it (needs root)
-  help  show this text`;
+import { HELP_TEXT } from './args';
+import { runCli } from './run';
 
 async function main(argv: string[]): Promise<number> {
   const [command, ...args] = argv;
@@ -17,16 +11,14 @@ async function main(argv: string[]): Promise<number> {
     case 'demo':
       return runDemo(args);
     case 'help':
-    case '--help':
-    case '-h':
-      console.log(usage);
+      console.log(HELP_TEXT);
       return 0;
     case undefined:
-      console.error(usage);
+      console.error(HELP_TEXT);
       return 2;
     default:
-      console.error(`netplane: unknown command '${command}'\n\n${usage}`);
-      return 2;
+      // Everything else is a QEMU-style command line: -netdev, -device, -qmp, ...
+      return runCli(argv);
   }
 }
 

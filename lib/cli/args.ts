@@ -1,0 +1,197 @@
+// The `netplane` command line, QEMU style: `-netdev`, `-device`, `-object iothread`,
+// `-qmp`, `-monitor stdio`, netplane's `-link a,b`, and a few machine options accepted and
+// ignored so that a QEMU command line's network part can be reused as it is.
+//
+// Every option value is parsed here, before anything is created, as QEMU parses its
+// QemuOpts up front: a bad option or a duplicate id stops the program before any TAP exists.
+// Errors read like QEMU's: `netplane: -netdev tap,...: <message>`.
+import {
+  OptionError,
+  parseDeviceArg,
+  parseKeyval,
+  parseLinkArg,
+  parseNetdevArg,
+  parseObjectArg,
+  parseQmpArg,
+  type DeviceOptions,
+  type IothreadObjectOptions,
+  type NetdevOptions,
+  type QmpArg,
+} from '../options';
+
+export interface Located<T> {
+  /** The option as written, e.g. "-netdev" (for messages). */
+  option: string;
+  /** Its value as written. */
+  text: string;
+  value: T;
+}
+
+export interface CliArgs {
+  objects: Array<Located<IothreadObjectOptions>>;
+  netdevs: Array<Located<NetdevOptions>>;
+  devices: Array<Located<DeviceOptions>>;
+  links: Array<Located<[string, string]>>;
+  qmp: Array<Located<QmpArg>>;
+  monitorStdio: boolean;
+  help: boolean;
+  version: boolean;
+  /** Warnings from parsing, already located ("-netdev ...: warning: ..."). */
+  warnings: string[];
+}
+
+/** A command-line error; `text` is the full message without the "netplane: " prefix. */
+export class CliError extends Error {
+  constructor(
+    readonly text: string,
+    readonly hint?: string,
+  ) {
+    super(text);
+  }
+
+  /** What to print on stderr, QEMU style. */
+  format(program = 'netplane'): string {
+    return `${program}: ${this.text}\n${this.hint !== undefined ? this.hint + '\n' : ''}`;
+  }
+}
+
+/** Options that take a value and that we act on. */
+const VALUE_OPTIONS = new Set(['netdev', 'device', 'object', 'link', 'qmp', 'monitor']);
+/** QEMU options accepted and ignored (with value): machine and display choices. */
+const IGNORED_WITH_VALUE = new Set(['M', 'machine', 'display', 'accel', 'name']);
+/** QEMU options accepted and ignored (no value). */
+const IGNORED_FLAGS = new Set(['nodefaults', 'S', 'nographic', 'no-user-config', 'no-reboot', 'no-shutdown']);
+/** Legacy network options we do not implement, with what to use instead. */
+const LEGACY_NET = new Set(['net', 'nic']);
+
+export const HELP_TEXT = `usage: netplane [options]
+       netplane demo [--queues N] [--ifname NAME]
+
+A QEMU-compatible network back end: the netdevs, NICs, hubs and monitor of QEMU 7.2,
+without a guest. The network options of a QEMU command line work as they are.
+
+Network:
+  -netdev tap,id=ID[,ifname=NAME][,queues=N][,vnet_hdr=on|off][,fd=FD|fds=A:B]
+          [,script=PATH|no][,downscript=PATH|no][,sndbuf=BYTES][,iothread=ID]
+  -netdev hubport,id=ID,hubid=N[,netdev=ID]
+  -device virtio-net-pci,netdev=ID[,id=ID][,mac=52:54:00:xx:xx:xx][,mq=on][,...]
+  -object iothread,id=ID[,poll-max-ns=NS]
+  -link A,B            connect two netdevs directly, queue by queue (netplane)
+
+Control:
+  -qmp unix:PATH,server=on,wait=off
+                       QMP on a unix socket (created mode 0600; no TCP listener)
+  -monitor stdio       the human monitor (HMP) on the terminal
+
+Accepted and ignored (for QEMU command lines):
+  -M/-machine X, -display X, -accel X, -name X, -nodefaults, -S, -nographic
+
+  -h, --help           this text
+  --version            the version
+
+Commands:
+  demo                 open a multiqueue TAP and show what the kernel reports (needs root)
+
+netplane runs until SIGINT, SIGTERM or the monitor's quit, then closes every netdev
+(downscripts run) and removes the QMP socket.`;
+
+function located<T>(option: string, text: string, parse: () => T): Located<T> {
+  try {
+    return { option, text, value: parse() };
+  } catch (e) {
+    if (e instanceof OptionError) throw new CliError(`-${option} ${text}: ${e.message}`, e.hint);
+    throw e;
+  }
+}
+
+/** The QemuOpts id of a key=value option (JSON forms carry no QemuOpts, as in QEMU). */
+function optsId(text: string): string | undefined {
+  if (text.startsWith('{')) return undefined;
+  try {
+    return parseKeyval(text).id;
+  } catch {
+    return undefined;
+  }
+}
+
+export function parseCliArgs(argv: readonly string[]): CliArgs {
+  const out: CliArgs = {
+    objects: [],
+    netdevs: [],
+    devices: [],
+    links: [],
+    qmp: [],
+    monitorStdio: false,
+    help: false,
+    version: false,
+    warnings: [],
+  };
+  const seen = { netdev: new Set<string>(), device: new Set<string>(), object: new Set<string>() };
+
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    if (!arg.startsWith('-') || arg === '-' || arg === '--') {
+      throw new CliError(`${arg}: unexpected argument (netplane runs no guest and takes no disk image)`);
+    }
+    // QEMU accepts -opt and --opt alike and names the option with one dash in messages.
+    const name = arg.replace(/^--?/, '');
+    if (name === 'h' || name === 'help') {
+      out.help = true;
+      continue;
+    }
+    if (name === 'version') {
+      out.version = true;
+      continue;
+    }
+    if (IGNORED_FLAGS.has(name)) continue;
+    if (LEGACY_NET.has(name)) {
+      throw new CliError(`-${name}: legacy -net/-nic options are not supported by netplane; use -netdev and -device`);
+    }
+    if (!VALUE_OPTIONS.has(name) && !IGNORED_WITH_VALUE.has(name)) throw new CliError(`-${name}: invalid option`);
+    const text = argv[++i];
+    if (text === undefined) throw new CliError(`-${name}: requires an argument`);
+    if (IGNORED_WITH_VALUE.has(name)) continue;
+
+    const ctx = { warn: (m: string) => out.warnings.push(`-${name} ${text}: warning: ${m}`) };
+    // QemuOpts duplicate check, before the option itself is validated (QEMU's order).
+    if (name === 'netdev' || name === 'device' || name === 'object') {
+      const id = optsId(text);
+      if (id !== undefined) {
+        if (seen[name].has(id)) throw new CliError(`-${name} ${text}: Duplicate ID '${id}' for ${name}`);
+        seen[name].add(id);
+      }
+    }
+    switch (name) {
+      case 'netdev':
+        out.netdevs.push(located(name, text, () => parseNetdevArg(text, ctx)));
+        break;
+      case 'device':
+        out.devices.push(located(name, text, () => parseDeviceArg(text, ctx)));
+        break;
+      case 'object':
+        out.objects.push(located(name, text, () => parseObjectArg(text, ctx)));
+        break;
+      case 'link':
+        out.links.push(located(name, text, () => parseLinkArg(text)));
+        break;
+      case 'qmp': {
+        const q = located(name, text, () => parseQmpArg(text, ctx));
+        if (!q.value.server) {
+          throw new CliError(`-qmp ${text}: netplane only listens for QMP clients; add server=on`);
+        }
+        if (q.value.wait) {
+          throw new CliError(`-qmp ${text}: waiting for a client before starting is not supported; add wait=off`);
+        }
+        out.qmp.push(q);
+        break;
+      }
+      case 'monitor':
+        if (text === 'none') break;
+        if (text !== 'stdio') throw new CliError(`-monitor ${text}: netplane supports only -monitor stdio (use -qmp for sockets)`);
+        if (out.monitorStdio) throw new CliError(`-monitor ${text}: cannot use stdio by multiple character devices`);
+        out.monitorStdio = true;
+        break;
+    }
+  }
+  return out;
+}

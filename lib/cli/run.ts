@@ -1,0 +1,152 @@
+// `netplane [options]`: build the topology from the command line in QEMU's order
+// (objects, netdevs, links, devices), print QEMU's startup warnings, serve QMP and HMP, and
+// run until SIGINT, SIGTERM or `quit`; then tear everything down: QMP sockets removed, every
+// NIC and netdev closed (downscripts run, fds closed).
+import { Hmp, runStdioMonitor } from '../control/hmp';
+import { Monitor } from '../control/monitor';
+import { qmpCommands } from '../control/qmp-commands';
+import { QmpServer } from '../control/qmp-server';
+import type { DataPlane } from '../topology/dataplane';
+import { Topology } from '../topology/topology';
+import { CliError, HELP_TEXT, parseCliArgs, type CliArgs, type Located } from './args';
+
+export interface RunOptions {
+  stdout?: NodeJS.WritableStream;
+  stderr?: NodeJS.WritableStream;
+  stdin?: NodeJS.ReadableStream;
+  /** The data plane that moves frames; none: the topology is state only. */
+  createDataPlane?: () => DataPlane | undefined;
+  /** Install SIGINT/SIGTERM handlers (default true; tests of the library path say false). */
+  handleSignals?: boolean;
+}
+
+const SIGNAL_NUMBERS: Record<string, number> = { SIGINT: 2, SIGTERM: 15, SIGHUP: 1 };
+
+/** Create what the command line asks for, in QEMU's order; errors name their option. */
+function build(topology: Topology, args: CliArgs): void {
+  const step = <T>(item: Located<T>, fn: (value: T) => void): void => {
+    try {
+      fn(item.value);
+    } catch (e) {
+      if (!(e instanceof Error)) throw e;
+      const hint = (e as { hint?: string }).hint;
+      const cause = (e as { cause?: { code?: string } }).cause;
+      const rootHint =
+        cause?.code === 'EPERM' || cause?.code === 'EACCES'
+          ? 'creating TAP devices needs CAP_NET_ADMIN and access to /dev/net/tun (run as root, or pass fd=/fds=)'
+          : undefined;
+      throw new CliError(`-${item.option} ${item.text}: ${e.message}`, hint ?? rootHint);
+    }
+  };
+  for (const o of args.objects) step(o, (v) => topology.addIothread(v, { via: 'cli' }));
+  for (const n of args.netdevs) step(n, (v) => void topology.addNetdev(v, { via: 'cli' }));
+  for (const l of args.links) step(l, ([a, b]) => topology.link(a, b));
+  for (const d of args.devices) step(d, (v) => void topology.addDevice(v, { via: 'cli' }));
+}
+
+export async function runCli(argv: readonly string[], opts: RunOptions = {}): Promise<number> {
+  const stdout = opts.stdout ?? process.stdout;
+  const stderr = opts.stderr ?? process.stderr;
+  const say = (line: string): void => void stderr.write(`netplane: ${line}\n`);
+
+  let args: CliArgs;
+  try {
+    args = parseCliArgs(argv);
+  } catch (e) {
+    if (e instanceof CliError) {
+      stderr.write(e.format());
+      return 1;
+    }
+    throw e;
+  }
+  if (args.help) {
+    stdout.write(HELP_TEXT + '\n');
+    return 0;
+  }
+  const topology = new Topology({
+    ...(opts.createDataPlane ? { dataPlane: opts.createDataPlane() } : {}),
+    warn: (m) => say(`warning: ${m}`),
+  });
+  const monitor = new Monitor(topology, { errorReport: (m) => say(m) });
+  if (args.version) {
+    const q = monitor.version.qemu;
+    stdout.write(`${monitor.version.package} (QEMU ${q.major}.${q.minor} network model)\n`);
+    return 0;
+  }
+  for (const w of args.warnings) say(w);
+  // Failures outside any call (a TAP that died, a downscript that failed): report and go on.
+  topology.on('error', (e) => say(e.message));
+
+  try {
+    build(topology, args);
+  } catch (e) {
+    monitor.dispose();
+    await topology.close();
+    if (e instanceof CliError) {
+      stderr.write(e.format());
+      return 1;
+    }
+    throw e;
+  }
+  for (const w of topology.startupWarnings()) say(`warning: ${w}`);
+
+  const hmp = new Hmp(monitor);
+  const commands = qmpCommands(monitor, hmp);
+  const servers: QmpServer[] = [];
+  const teardown = async (): Promise<void> => {
+    await Promise.all(servers.map((s) => s.close()));
+    monitor.dispose();
+    await topology.close();
+  };
+  for (const q of args.qmp) {
+    try {
+      servers.push(await QmpServer.listen({ path: q.value.path, commands, version: monitor.version }));
+    } catch (e) {
+      await teardown();
+      say(`-qmp ${q.text}: ${e instanceof Error ? e.message : String(e)}`);
+      return 1;
+    }
+  }
+  monitor.on('event', (name, data) => {
+    for (const s of servers) s.emitEvent(name, data);
+  });
+
+  const stdio = args.monitorStdio ? runStdioMonitor(hmp, opts.stdin ?? process.stdin, stdout) : undefined;
+
+  // Run until asked to stop. A timer keeps the process alive when nothing else would
+  // (no QMP socket, no terminal monitor).
+  const keepAlive = setInterval(() => {}, 1 << 30);
+  const handleSignals = opts.handleSignals ?? true;
+  const signals: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
+  let onSignal: ((sig: NodeJS.Signals) => void) | undefined;
+  await new Promise<void>((resolve) => {
+    monitor.once('quit', () => resolve());
+    if (handleSignals) {
+      onSignal = (sig) => {
+        say(`terminating on signal ${SIGNAL_NUMBERS[sig] ?? sig}`);
+        monitor.requestQuit('host-signal');
+      };
+      for (const s of signals) process.on(s, onSignal);
+    }
+  });
+  clearInterval(keepAlive);
+  stdio?.close();
+
+  // A second signal while tearing down means "now": leave without cleaning up.
+  if (onSignal) {
+    for (const s of signals) process.off(s, onSignal);
+    const hurry = (sig: NodeJS.Signals): void => {
+      say(`second signal ${SIGNAL_NUMBERS[sig] ?? sig}: exiting without cleanup`);
+      process.exit(1);
+    };
+    for (const s of signals) process.once(s, hurry);
+    try {
+      await teardown();
+    } finally {
+      for (const s of signals) process.off(s, hurry);
+    }
+  } else {
+    await teardown();
+  }
+  return 0;
+}
