@@ -1,8 +1,390 @@
-// Placeholder until this concept's binding lands.
+// The data plane graph for JavaScript: a NetGraph wrapper (core/net_graph.h). Every method
+// is a synchronous control operation that runs as a one-shot bottom half on the owning
+// IoThread and returns when it ran (they are short). Events raised on IoThreads (a TAP
+// died, a JS port has frames, a JS port's tx ring has room again) reach JavaScript through
+// one TypedThreadSafeFunction, unref'd so an idle graph does not keep the process alive;
+// wake-ups are coalesced per batch by the ring's wake flag, so JS is called at most once
+// per batch. Packet-port rings live in SharedArrayBuffers allocated by JavaScript; the
+// wrapper keeps a reference to each typed array so its memory stays put while the port
+// exists. close(), GC and env teardown all end in Shutdown(), which stops the threads
+// before releasing the thread-safe function.
+#include <memory>
+#include <unordered_map>
+
 #include "addon.h"
+#include "errors.h"
+#include "net_graph.h"
 
 namespace netplane::binding {
 
-void InitGraph(Napi::Env, Napi::Object) {}
+namespace {
+
+using core::GraphEvent;
+
+void CallJsEvent(Napi::Env env, Napi::Function callback, std::nullptr_t*, GraphEvent* ev) {
+  std::unique_ptr<GraphEvent> owned(ev);
+  if (env == nullptr || callback.IsEmpty()) return;
+  callback.Call({Napi::Number::New(env, static_cast<int>(ev->kind)), Napi::Number::New(env, ev->handle),
+                 Napi::Number::New(env, ev->err), Napi::String::New(env, ev->syscall)});
+}
+
+using EventTsfn = Napi::TypedThreadSafeFunction<std::nullptr_t, GraphEvent, CallJsEvent>;
+
+// Shared between the wrapper and the env cleanup entry, whichever runs first shuts down.
+struct GraphState {
+  std::unique_ptr<core::NetGraph> graph;
+  EventTsfn tsfn;
+  bool tsfn_live = false;
+  std::unordered_map<uint32_t, std::pair<Napi::ObjectReference, Napi::ObjectReference>> rings;
+
+  void Shutdown() {
+    if (graph) graph->Close();  // joins the IoThreads: no event can be raised afterwards
+    rings.clear();
+    if (tsfn_live) {
+      tsfn_live = false;
+      tsfn.Release();
+    }
+  }
+};
+
+bool ArgUint32(const Napi::CallbackInfo& info, size_t i, const char* what, uint32_t* out) {
+  if (info.Length() <= i || !info[i].IsNumber()) {
+    ThrowTypeError(info.Env(), std::string("The \"") + what + "\" argument must be a number");
+    return false;
+  }
+  double d = info[i].As<Napi::Number>().DoubleValue();
+  if (!(d >= 0 && d <= 4294967295.0) || d != static_cast<double>(static_cast<uint32_t>(d))) {
+    ThrowRangeError(info.Env(), std::string("The \"") + what + "\" argument must be an integer in 0..2^32-1");
+    return false;
+  }
+  *out = static_cast<uint32_t>(d);
+  return true;
+}
+
+bool ArgInt(const Napi::CallbackInfo& info, size_t i, const char* what, int* out) {
+  if (info.Length() <= i || !info[i].IsNumber()) {
+    ThrowTypeError(info.Env(), std::string("The \"") + what + "\" argument must be a number");
+    return false;
+  }
+  double d = info[i].As<Napi::Number>().DoubleValue();
+  if (d != static_cast<double>(static_cast<int>(d))) {
+    ThrowRangeError(info.Env(), std::string("The \"") + what + "\" argument must be an integer");
+    return false;
+  }
+  *out = static_cast<int>(d);
+  return true;
+}
+
+bool ArgString(const Napi::CallbackInfo& info, size_t i, const char* what, std::string* out) {
+  if (info.Length() <= i || !info[i].IsString()) {
+    ThrowTypeError(info.Env(), std::string("The \"") + what + "\" argument must be a string");
+    return false;
+  }
+  *out = info[i].As<Napi::String>().Utf8Value();
+  return true;
+}
+
+bool ArgBool(const Napi::CallbackInfo& info, size_t i, const char* what, bool* out) {
+  if (info.Length() <= i || !info[i].IsBoolean()) {
+    ThrowTypeError(info.Env(), std::string("The \"") + what + "\" argument must be a boolean");
+    return false;
+  }
+  *out = info[i].As<Napi::Boolean>().Value();
+  return true;
+}
+
+// (handle, name, queueIndex, iothread) — the common head of every add* call.
+bool ArgSpec(const Napi::CallbackInfo& info, core::ClientSpec* spec) {
+  return ArgUint32(info, 0, "handle", &spec->handle) && ArgString(info, 1, "name", &spec->name) &&
+         ArgUint32(info, 2, "queueIndex", &spec->queue_index) &&
+         ArgString(info, 3, "iothread", &spec->iothread);
+}
+
+class NetGraphWrap : public Napi::ObjectWrap<NetGraphWrap> {
+ public:
+  static Napi::Function Define(Napi::Env env) {
+    return DefineClass(
+        env, "NetGraph",
+        {
+            InstanceMethod<&NetGraphWrap::JsAddIothread>("addIothread"),
+            InstanceMethod<&NetGraphWrap::JsAddTap>("addTap"),
+            InstanceMethod<&NetGraphWrap::JsAddHubPort>("addHubPort"),
+            InstanceMethod<&NetGraphWrap::JsAddPort>("addPort"),
+            InstanceMethod<&NetGraphWrap::JsRemove>("remove"),
+            InstanceMethod<&NetGraphWrap::JsConnect>("connect"),
+            InstanceMethod<&NetGraphWrap::JsSetLinkDown>("setLinkDown"),
+            InstanceMethod<&NetGraphWrap::JsSetVnetHdrLen>("setVnetHdrLen"),
+            InstanceMethod<&NetGraphWrap::JsSetQueueEnabled>("setQueueEnabled"),
+            InstanceMethod<&NetGraphWrap::JsSetAutoOffloads>("setAutoOffloads"),
+            InstanceMethod<&NetGraphWrap::JsKick>("kick"),
+            InstanceMethod<&NetGraphWrap::JsValidateTx>("validateTx"),
+            InstanceMethod<&NetGraphWrap::JsCountRejected>("countRejected"),
+            InstanceMethod<&NetGraphWrap::JsStats>("stats"),
+            InstanceMethod<&NetGraphWrap::JsClose>("close"),
+        });
+  }
+
+  explicit NetGraphWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<NetGraphWrap>(info) {
+    Napi::Env env = info.Env();
+    if (info.Length() < 1 || !info[0].IsFunction()) {
+      ThrowTypeError(env, "The \"onEvent\" argument must be a function");
+      return;
+    }
+    state_ = std::make_shared<GraphState>();
+    state_->tsfn = EventTsfn::New(env, info[0].As<Napi::Function>(), "netplane:graph-events", 0, 1);
+    state_->tsfn.Unref(env);
+    state_->tsfn_live = true;
+    GraphState* raw = state_.get();
+    state_->graph = std::make_unique<core::NetGraph>([raw](const GraphEvent& ev) {
+      auto* copy = new GraphEvent(ev);
+      if (raw->tsfn.NonBlockingCall(copy) != napi_ok) delete copy;
+    });
+    std::weak_ptr<GraphState> weak = state_;
+    GetAddonData(env).cleanups.push_back([weak] {
+      if (auto s = weak.lock()) s->Shutdown();
+    });
+  }
+
+  ~NetGraphWrap() override {
+    if (state_) state_->Shutdown();
+  }
+
+ private:
+  core::NetGraph* Live(Napi::Env env) {
+    if (!state_ || !state_->graph || state_->graph->closed()) {
+      Napi::Error e = Napi::Error::New(env, "the data plane graph is closed");
+      e.Value().Set("code", "ERR_NETPLANE_CLOSED");
+      e.ThrowAsJavaScriptException();
+      return nullptr;
+    }
+    return state_->graph.get();
+  }
+
+  Napi::Value Done(Napi::Env env, const core::Status& s) {
+    if (!s.ok()) return ThrowStatus(env, s);
+    return env.Undefined();
+  }
+
+  Napi::Value JsAddIothread(const Napi::CallbackInfo& info) {
+    auto* g = Live(info.Env());
+    if (!g) return info.Env().Undefined();
+    std::string name;
+    int max_ns = 0, grow = 0, shrink = 0;
+    if (!ArgString(info, 0, "name", &name)) return info.Env().Undefined();
+    if (info.Length() > 1 && !ArgInt(info, 1, "pollMaxNs", &max_ns)) return info.Env().Undefined();
+    if (info.Length() > 2 && !ArgInt(info, 2, "pollGrow", &grow)) return info.Env().Undefined();
+    if (info.Length() > 3 && !ArgInt(info, 3, "pollShrink", &shrink)) return info.Env().Undefined();
+    core::PollParams p;
+    p.max_ns = max_ns;
+    p.grow = grow;
+    p.shrink = shrink;
+    return Done(info.Env(), g->AddIothread(name, p));
+  }
+
+  // addTap(handle, name, queueIndex, iothread, fd, vnetHdrLen)
+  Napi::Value JsAddTap(const Napi::CallbackInfo& info) {
+    auto* g = Live(info.Env());
+    if (!g) return info.Env().Undefined();
+    core::ClientSpec spec;
+    int fd, hdr;
+    if (!ArgSpec(info, &spec) || !ArgInt(info, 4, "fd", &fd) || !ArgInt(info, 5, "vnetHdrLen", &hdr))
+      return info.Env().Undefined();
+    return Done(info.Env(), g->AddTap(spec, fd, hdr));
+  }
+
+  // addHubPort(handle, name, queueIndex, iothread, hubId)
+  Napi::Value JsAddHubPort(const Napi::CallbackInfo& info) {
+    auto* g = Live(info.Env());
+    if (!g) return info.Env().Undefined();
+    core::ClientSpec spec;
+    int hub;
+    if (!ArgSpec(info, &spec) || !ArgInt(info, 4, "hubId", &hub)) return info.Env().Undefined();
+    return Done(info.Env(), g->AddHubPort(spec, hub));
+  }
+
+  // addPort(handle, name, queueIndex, iothread, rx: Uint8Array, tx: Uint8Array, dropWhenFull, vnetHdrLen)
+  Napi::Value JsAddPort(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    auto* g = Live(env);
+    if (!g) return env.Undefined();
+    core::ClientSpec spec;
+    bool drop;
+    int hdr;
+    if (!ArgSpec(info, &spec)) return env.Undefined();
+    for (size_t i : {4, 5}) {
+      if (info.Length() <= i || !info[i].IsTypedArray() ||
+          info[i].As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array)
+        return ThrowTypeError(env, std::string("The \"") + (i == 4 ? "rx" : "tx") +
+                                       "\" argument must be a Uint8Array over a SharedArrayBuffer");
+    }
+    if (!ArgBool(info, 6, "dropWhenFull", &drop) || !ArgInt(info, 7, "vnetHdrLen", &hdr)) return env.Undefined();
+    Napi::Uint8Array rx = info[4].As<Napi::Uint8Array>();
+    Napi::Uint8Array tx = info[5].As<Napi::Uint8Array>();
+    core::JsPortConfig cfg;
+    cfg.rx_mem = rx.Data();
+    cfg.rx_len = rx.ByteLength();
+    cfg.tx_mem = tx.Data();
+    cfg.tx_len = tx.ByteLength();
+    cfg.drop_when_full = drop;
+    cfg.vnet_hdr_len = hdr;
+    core::Status s = g->AddJsPort(spec, cfg);
+    if (!s.ok()) return ThrowStatus(env, s);
+    state_->rings[spec.handle] = {Napi::Persistent(rx.As<Napi::Object>()), Napi::Persistent(tx.As<Napi::Object>())};
+    return env.Undefined();
+  }
+
+  Napi::Value JsRemove(const Napi::CallbackInfo& info) {
+    auto* g = Live(info.Env());
+    uint32_t h;
+    if (!g || !ArgUint32(info, 0, "handle", &h)) return info.Env().Undefined();
+    core::Status s = g->Remove(h);
+    if (s.ok()) state_->rings.erase(h);  // the port is gone: its memory may go too
+    return Done(info.Env(), s);
+  }
+
+  Napi::Value JsConnect(const Napi::CallbackInfo& info) {
+    auto* g = Live(info.Env());
+    uint32_t a, b;
+    if (!g || !ArgUint32(info, 0, "a", &a) || !ArgUint32(info, 1, "b", &b)) return info.Env().Undefined();
+    return Done(info.Env(), g->Connect(a, b));
+  }
+
+  Napi::Value JsSetLinkDown(const Napi::CallbackInfo& info) {
+    auto* g = Live(info.Env());
+    uint32_t h;
+    bool down;
+    if (!g || !ArgUint32(info, 0, "handle", &h) || !ArgBool(info, 1, "down", &down)) return info.Env().Undefined();
+    return Done(info.Env(), g->SetLinkDown(h, down));
+  }
+
+  Napi::Value JsSetVnetHdrLen(const Napi::CallbackInfo& info) {
+    auto* g = Live(info.Env());
+    uint32_t h;
+    int len;
+    if (!g || !ArgUint32(info, 0, "handle", &h) || !ArgInt(info, 1, "len", &len)) return info.Env().Undefined();
+    return Done(info.Env(), g->SetVnetHdrLen(h, len));
+  }
+
+  Napi::Value JsSetQueueEnabled(const Napi::CallbackInfo& info) {
+    auto* g = Live(info.Env());
+    uint32_t h;
+    bool on;
+    if (!g || !ArgUint32(info, 0, "handle", &h) || !ArgBool(info, 1, "enabled", &on)) return info.Env().Undefined();
+    return Done(info.Env(), g->SetQueueEnabled(h, on));
+  }
+
+  Napi::Value JsSetAutoOffloads(const Napi::CallbackInfo& info) {
+    auto* g = Live(info.Env());
+    bool on;
+    if (!g || !ArgBool(info, 0, "on", &on)) return info.Env().Undefined();
+    g->SetAutoOffloads(on);
+    return info.Env().Undefined();
+  }
+
+  // kick(handle, tx): tx frames were published (true) / rx room was freed (false).
+  Napi::Value JsKick(const Napi::CallbackInfo& info) {
+    auto* g = Live(info.Env());
+    uint32_t h;
+    bool tx;
+    if (!g || !ArgUint32(info, 0, "handle", &h) || !ArgBool(info, 1, "tx", &tx)) return info.Env().Undefined();
+    return Done(info.Env(), g->KickPort(h, tx));
+  }
+
+  // validateTx(handle, pos, count, hdrLen) -> -1 or [index, reason]
+  Napi::Value JsValidateTx(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    auto* g = Live(env);
+    uint32_t h, pos, count;
+    int hdr;
+    if (!g || !ArgUint32(info, 0, "handle", &h) || !ArgUint32(info, 1, "pos", &pos) ||
+        !ArgUint32(info, 2, "count", &count) || !ArgInt(info, 3, "hdrLen", &hdr))
+      return env.Undefined();
+    auto p = g->FindPort(h);
+    if (!p.ok()) return ThrowStatus(env, p.status);
+    core::VnetError why = core::VnetError::kOk;
+    int bad = p.value->ValidateUnpublishedTx(pos, count, hdr, &why);
+    if (bad < 0) return Napi::Number::New(env, -1);
+    Napi::Array r = Napi::Array::New(env, 2);
+    r.Set(0u, Napi::Number::New(env, bad));
+    r.Set(1u, Napi::String::New(env, core::VnetErrorName(why)));
+    return r;
+  }
+
+  // countRejected(handle, reason 'oversize' | 'badVnetHdr', n)
+  Napi::Value JsCountRejected(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    auto* g = Live(env);
+    uint32_t h, n;
+    std::string reason;
+    if (!g || !ArgUint32(info, 0, "handle", &h) || !ArgString(info, 1, "reason", &reason) ||
+        !ArgUint32(info, 2, "n", &n))
+      return env.Undefined();
+    auto p = g->FindPort(h);
+    if (!p.ok()) return ThrowStatus(env, p.status);
+    if (reason != "oversize" && reason != "badVnetHdr")
+      return ThrowRangeError(env, "reason must be 'oversize' or 'badVnetHdr'");
+    p.value->CountRejected(reason == "oversize" ? core::DropReason::kOversize : core::DropReason::kBadVnetHdr, n);
+    return env.Undefined();
+  }
+
+  Napi::Value JsStats(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    auto* g = Live(env);
+    if (!g) return env.Undefined();
+    auto infos = g->Snapshot();
+    Napi::Array out = Napi::Array::New(env, infos.size());
+    uint32_t k = 0;
+    auto num = [&](uint64_t v) { return Napi::Number::New(env, static_cast<double>(v)); };
+    for (auto& i : infos) {
+      Napi::Object o = Napi::Object::New(env);
+      o.Set("handle", num(i.handle));
+      o.Set("name", i.name);
+      o.Set("kind", core::ClientKindName(i.kind));
+      o.Set("queueIndex", num(i.queue_index));
+      o.Set("iothread", i.iothread);
+      o.Set("threadId", Napi::Number::New(env, i.thread_id));
+      o.Set("peer", i.peer < 0 ? env.Null() : num(static_cast<uint64_t>(i.peer)));
+      o.Set("hubId", i.hub_id < 0 ? env.Null() : Napi::Number::New(env, i.hub_id));
+      o.Set("linkDown", i.link_down);
+      o.Set("dead", i.dead);
+      o.Set("enabled", i.enabled);
+      o.Set("vnetHdrLen", Napi::Number::New(env, i.vnet_hdr_len));
+      o.Set("offloads", num(i.offloads));
+      const core::CounterSnapshot& c = i.counters;
+      o.Set("framesIn", num(c.frames_in));
+      o.Set("bytesIn", num(c.bytes_in));
+      o.Set("framesOut", num(c.frames_out));
+      o.Set("bytesOut", num(c.bytes_out));
+      o.Set("queued", num(c.queued));
+      o.Set("dropped", num(c.dropped()));
+      Napi::Object drops = Napi::Object::New(env);
+      for (size_t r = 0; r < core::kDropReasonCount; ++r)
+        drops.Set(core::DropReasonName(static_cast<core::DropReason>(r)), num(c.drops[r]));
+      o.Set("drops", drops);
+      o.Set("deviceRxFrames", num(c.dev_rx_frames));
+      o.Set("deviceRxBytes", num(c.dev_rx_bytes));
+      o.Set("deviceTxFrames", num(c.dev_tx_frames));
+      o.Set("deviceTxBytes", num(c.dev_tx_bytes));
+      o.Set("segments", num(c.segments));
+      o.Set("eagain", num(c.eagain));
+      o.Set("wakeups", num(c.wakeups));
+      out.Set(k++, o);
+    }
+    return out;
+  }
+
+  Napi::Value JsClose(const Napi::CallbackInfo& info) {
+    if (state_) state_->Shutdown();
+    return info.Env().Undefined();
+  }
+
+  std::shared_ptr<GraphState> state_;
+};
+
+}  // namespace
+
+void InitGraph(Napi::Env env, Napi::Object exports) {
+  exports.Set("NetGraph", NetGraphWrap::Define(env));
+}
 
 }  // namespace netplane::binding
