@@ -37,6 +37,12 @@ import {
 
 const TIMEOUT = 20_000;
 
+/** The addon file lib/native.ts loads (prebuilds/ or build/), for workers and child processes. */
+function addonPath(): string {
+  const gypBuild = require('node-gyp-build') as { path(dir: string): string };
+  return gypBuild.path(path.join(__dirname, '..'));
+}
+
 function linkDetails(ifname: string, ns?: NetNs): string {
   const args = ['-d', 'link', 'show', 'dev', ifname];
   return ns ? ns.exec('ip', args) : sh('ip', args);
@@ -197,7 +203,7 @@ describe('Tap: open, queues, headers, offloads', privileged(), () => {
 
   test('a TAP left open by a worker is closed when the worker exits', { timeout: TIMEOUT }, async () => {
     const ifname = npName('wk');
-    const addon = require.resolve('../build/Release/netplane.node');
+    const addon = addonPath();
     const worker = new Worker(
       `const { parentPort, workerData } = require('node:worker_threads');
        const b = require(workerData.addon);
@@ -552,7 +558,7 @@ describe('Tap: bad input gives a clear error and leaks nothing', () => {
     try {
       fs.chmodSync(dir, 0o755);
       const addon = path.join(dir, 'netplane.node');
-      fs.copyFileSync(require.resolve('../build/Release/netplane.node'), addon);
+      fs.copyFileSync(addonPath(), addon);
       fs.chmodSync(addon, 0o755);
       const script = `
         const count = () => require('node:fs').readdirSync('/proc/self/fd').length;
