@@ -77,6 +77,14 @@ test('QMP/JSON argument readers throw nothing but NetplaneError on arbitrary JSO
     }),
     RUNS,
   );
+  // An untyped caller (a QMP layer) may hand over anything at all.
+  fc.assert(
+    fc.property(fc.anything(), (value) => {
+      onlyNetplaneErrors(() => netdevFromQmp(value as Record<string, unknown>));
+      onlyNetplaneErrors(() => deviceFromJson(value as Record<string, unknown>));
+    }),
+    RUNS,
+  );
 });
 
 // ---- generators of valid options and of their many spellings

@@ -4,7 +4,7 @@
 
 import { OptionError, checkIdentifier, type ParseContext } from './errors';
 import { leftoverKeys, readFields, type FieldSource, type FieldSpec } from './fields';
-import { JsonFloat, parseQemuJson } from './json';
+import { JsonFloat, jsonMembers, parseQemuJson } from './json';
 import { lastValues, parseKeyval } from './keyval';
 import { jsonInteger } from './scalars';
 import type { DeviceOptions, VirtioNetDeviceOptions, VirtioNetFeatureName } from './types';
@@ -145,9 +145,7 @@ function buildDevice(id: string | undefined, source: FieldSource, dialect: 'keyv
 /** Parses `-device` text: key=value with the implied key `driver`, or JSON ('{' first). */
 export function parseDeviceArg(text: string, ctx?: ParseContext): DeviceOptions {
   if (text.startsWith('{')) {
-    const value = parseQemuJson(text);
-    const args = (typeof value === 'object' && value !== null && !Array.isArray(value) ? value : {}) as Record<string, unknown>;
-    return deviceFromJson(args, ctx);
+    return deviceFromJson(jsonMembers(parseQemuJson(text)), ctx);
   }
   const kv = parseKeyval(text, 'driver', ctx);
   if (kv.id !== undefined) checkIdentifier(kv.id);
@@ -159,7 +157,8 @@ export function parseDeviceArg(text: string, ctx?: ParseContext): DeviceOptions 
 }
 
 /** device_add-style JSON arguments (also the JSON -device form). */
-export function deviceFromJson(args: Record<string, unknown>, ctx?: ParseContext): DeviceOptions {
+export function deviceFromJson(input: Record<string, unknown>, ctx?: ParseContext): DeviceOptions {
+  const args = jsonMembers(input);
   const own = (key: string): boolean => Object.prototype.hasOwnProperty.call(args, key);
   if (!own('driver')) throw new OptionError("Parameter 'driver' is missing");
   if (typeof args.driver !== 'string') throw new OptionError("Invalid parameter type for 'driver', expected: string");

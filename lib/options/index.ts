@@ -2,7 +2,7 @@
 
 export { OptionError, IDENTIFIER_HINT, isIdentifier, type ParseContext } from './errors';
 export { parseKeyval, escapeValue, formatKeyval, lastValues, type Keyval, type KeyvalEntry } from './keyval';
-export { parseQemuJson, JsonFloat, type JsonValue } from './json';
+export { parseQemuJson, jsonMembers, JsonFloat, type JsonValue } from './json';
 export { parseNetdevArg, netdevFromQmp, NETDEV_TYPES, MAX_TAP_QUEUES } from './netdev';
 export { parseDeviceArg, deviceFromJson, parseMac, VIRTIO_NET_FEATURES, DEVICE_DRIVERS } from './device';
 export { parseObjectArg, objectFromJson } from './object';

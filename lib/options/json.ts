@@ -223,3 +223,11 @@ class Parser {
 export function parseQemuJson(text: string): JsonValue {
   return new Parser(lex(text)).parseDocument();
 }
+
+/** The members of a JSON object; any other value has none. QEMU's visitors look members up
+ *  by name, so a non-object simply lacks the required ones ("Parameter 'id' is missing"). */
+export function jsonMembers(value: unknown): Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value) && !(value instanceof JsonFloat)
+    ? (value as Record<string, unknown>)
+    : {};
+}

@@ -7,7 +7,7 @@
 
 import { OptionError, checkIdentifier, type ParseContext } from './errors';
 import { leftoverKeys, readFields, type FieldSource, type FieldSpec } from './fields';
-import { parseQemuJson } from './json';
+import { jsonMembers, parseQemuJson } from './json';
 import { lastValues, parseKeyval } from './keyval';
 import type { HubportNetdevOptions, NetdevOptions, TapNetdevOptions } from './types';
 
@@ -174,7 +174,7 @@ function checkTap(id: string, v: Record<string, unknown>): TapNetdevOptions {
 /** Parses `-netdev` text: QemuOpts key=value with the implied key `type`, or JSON when the
  *  text starts with '{' (as QEMU decides). */
 export function parseNetdevArg(text: string, ctx?: ParseContext): NetdevOptions {
-  if (text.startsWith('{')) return netdevFromJson(parseQemuJson(text), ctx);
+  if (text.startsWith('{')) return netdevFromQmp(jsonMembers(parseQemuJson(text)), ctx);
   const kv = parseKeyval(text, 'type', ctx);
   if (kv.id !== undefined) checkIdentifier(kv.id);
   const values = lastValues(kv.entries);
@@ -185,14 +185,9 @@ export function parseNetdevArg(text: string, ctx?: ParseContext): NetdevOptions 
   return buildNetdev(kv.id, backend, { kind: 'opts', values }, new Set(['type']), 'keyval', ctx);
 }
 
-function netdevFromJson(value: unknown, ctx?: ParseContext): NetdevOptions {
-  // QEMU's visitor looks members up by name, so a non-object simply lacks `id`.
-  const args = (typeof value === 'object' && value !== null && !Array.isArray(value) ? value : {}) as Record<string, unknown>;
-  return netdevFromQmp(args, ctx);
-}
-
 /** QMP netdev_add arguments (the Netdev union, JSON-typed), with QEMU's QAPI checks. */
-export function netdevFromQmp(args: Record<string, unknown>, ctx?: ParseContext): NetdevOptions {
+export function netdevFromQmp(input: Record<string, unknown>, ctx?: ParseContext): NetdevOptions {
+  const args = jsonMembers(input); // tolerate a non-object from an untyped caller
   const own = (key: string): boolean => Object.prototype.hasOwnProperty.call(args, key);
   if (!own('id')) throw new OptionError("Parameter 'id' is missing");
   if (typeof args.id !== 'string') throw new OptionError("Invalid parameter type for 'id', expected: string");

@@ -4,7 +4,7 @@
 
 import { OptionError, checkIdentifier, type ParseContext } from './errors';
 import { leftoverKeys, readFields, type FieldSource, type FieldSpec } from './fields';
-import { parseQemuJson } from './json';
+import { jsonMembers, parseQemuJson } from './json';
 import { lastValues, parseKeyval } from './keyval';
 import { INT64_MAX } from './scalars';
 import type { IothreadObjectOptions } from './types';
@@ -53,9 +53,7 @@ function buildIothread(id: string, source: FieldSource, dialect: 'keyval' | 'jso
 /** Parses `-object` text (implied key `qom-type`), or JSON when it starts with '{'. */
 export function parseObjectArg(text: string, ctx?: ParseContext): IothreadObjectOptions {
   if (text.startsWith('{')) {
-    const value = parseQemuJson(text);
-    const args = (typeof value === 'object' && value !== null && !Array.isArray(value) ? value : {}) as Record<string, unknown>;
-    return objectFromJson(args, ctx);
+    return objectFromJson(jsonMembers(parseQemuJson(text)), ctx);
   }
   const kv = parseKeyval(text, 'qom-type', ctx);
   if (kv.id !== undefined) checkIdentifier(kv.id);
@@ -68,7 +66,8 @@ export function parseObjectArg(text: string, ctx?: ParseContext): IothreadObject
 }
 
 /** object-add-style JSON arguments (also the JSON -object form). */
-export function objectFromJson(args: Record<string, unknown>, ctx?: ParseContext): IothreadObjectOptions {
+export function objectFromJson(input: Record<string, unknown>, ctx?: ParseContext): IothreadObjectOptions {
+  const args = jsonMembers(input);
   const own = (key: string): boolean => Object.prototype.hasOwnProperty.call(args, key);
   if (!own('qom-type')) throw new OptionError("Parameter 'qom-type' is missing");
   const type = args['qom-type'];
