@@ -17,6 +17,10 @@ interface HmpCommand {
   run(values: Array<string | boolean | undefined>): string;
 }
 
+/** `netdev_add help` lists backends in QEMU's order; we list the ones we have. */
+const QEMU_BACKEND_ORDER = ['socket', 'stream', 'dgram', 'hubport', 'tap', 'user', 'l2tpv3', 'vde', 'bridge', 'vhost-user', 'vhost-vdpa'];
+const BACKENDS_LISTED = [...NETDEV_TYPES].sort((a, b) => QEMU_BACKEND_ORDER.indexOf(a) - QEMU_BACKEND_ORDER.indexOf(b));
+
 /** announce_self uses the migration parameters; these are QEMU's defaults (ms). */
 const ANNOUNCE_DEFAULTS = { initial: 50, max: 550, rounds: 5, step: 100 };
 
@@ -166,7 +170,7 @@ export class Hmp {
    * reports those on stderr and the monitor shows only the "Try help" line.
    */
   #netdevAdd(text: string): string {
-    if (text === 'help') return `Available netdev backend types:\n${NETDEV_TYPES.join('\n')}\n`;
+    if (text === 'help') return `Available netdev backend types:\n${BACKENDS_LISTED.join('\n')}\n`;
     const tryHelp = 'Try "help netdev_add" for more information\n';
     try {
       const kv = parseKeyval(text, 'type');
