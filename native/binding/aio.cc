@@ -1,8 +1,909 @@
-// Placeholder until this concept's binding lands.
+// The event loop for JavaScript:
+//  * IoThread: a named native thread running its own AioContext (core/iothread.h).
+//  * MainLoopContext: an AioContext embedded in Node's libuv loop, the way QEMU's
+//    AioContext is a GSource in GLib's loop. A uv_poll watches the context's epoll fd, a
+//    uv_prepare calls Prepare() and arms a uv_timer for the timeout it returns (so libuv
+//    never sleeps past a BH or timer), a uv_check calls Check() + Dispatch(). JS registers
+//    bottom halves, one-shots, timers and fd handlers whose callbacks are JS functions; tests
+//    may also drive it by hand (poll / prepare / check / dispatch).
+//
+// Keep-alive: the handles are unref'd, so a context with nothing scheduled does not keep
+// the process alive (like an unref'd socket); pending BHs / armed timers do (like
+// setImmediate / setTimeout), and ref() makes the context keep it alive unconditionally.
+//
+// Teardown: close() or GC closes the uv handles with uv_close; at env exit an async
+// cleanup hook does it and keeps the env waiting until the close callbacks ran, so no
+// handle is left open on a worker's loop. IoThreads are stopped and joined from the env
+// cleanup list (GetAddonData(env).cleanups).
+#include "aio.h"
+
+#include <uv.h>
+
+#include <climits>
+#include <cmath>
+#include <memory>
+#include <unordered_map>
+#include <unordered_set>
+#include <vector>
+
 #include "addon.h"
+#include "errors.h"
+#include "fd_pair.h"
 
 namespace netplane::binding {
 
-void InitAio(Napi::Env, Napi::Object) {}
+namespace {
+
+constexpr napi_type_tag kIoThreadTag = {0x6e70696f74687264ULL, 0x0000000000000001ULL};
+constexpr napi_type_tag kMainLoopTag = {0x6e706d61696e6c70ULL, 0x0000000000000002ULL};
+constexpr double kMaxSafeInteger = 9007199254740991.0;
+
+class IoThreadWrap;
+
+// Per-env: live IoThread wrappers, so the env cleanup can stop them.
+struct AioRegistry : std::enable_shared_from_this<AioRegistry> {
+  std::unordered_set<IoThreadWrap*> threads;
+  bool env_exiting = false;
+};
+
+Napi::Value ThrowClosed(Napi::Env env, const std::string& what) {
+  Napi::Error e = Napi::Error::New(env, what);
+  e.Set("code", Napi::String::New(env, "NETPLANE_CLOSED"));
+  e.ThrowAsJavaScriptException();
+  return env.Undefined();
+}
+
+// A JS number that must be an integer in [lo, hi]; otherwise throws naming `what`.
+bool GetInteger(Napi::Env env, Napi::Value v, const std::string& what, double lo, double hi, double* out) {
+  if (!v.IsNumber()) {
+    ThrowTypeError(env, what + " must be a number");
+    return false;
+  }
+  double d = v.As<Napi::Number>().DoubleValue();
+  if (!std::isfinite(d) || std::trunc(d) != d || d < lo || d > hi) {
+    ThrowRangeError(env, what + " must be an integer in " + std::to_string(static_cast<int64_t>(lo)) + ".." +
+                             std::to_string(static_cast<int64_t>(hi)) + ", got " + v.ToString().Utf8Value());
+    return false;
+  }
+  *out = d;
+  return true;
+}
+
+bool GetFd(Napi::Env env, Napi::Value v, double* out) { return GetInteger(env, v, "fd", 0, INT_MAX, out); }
+
+bool GetBool(Napi::Env env, Napi::Value v, const std::string& what, bool* out) {
+  if (!v.IsBoolean()) {
+    ThrowTypeError(env, what + " must be a boolean");
+    return false;
+  }
+  *out = v.As<Napi::Boolean>().Value();
+  return true;
+}
+
+// { pollMaxNs?, pollGrow?, pollShrink? } -> PollParams. Negative values are passed through
+// so the core rejects them with QEMU's wording.
+bool GetPollParams(Napi::Env env, Napi::Value v, core::PollParams* out) {
+  if (v.IsUndefined()) return true;
+  if (!v.IsObject()) {
+    ThrowTypeError(env, "iothread options must be an object");
+    return false;
+  }
+  Napi::Object o = v.As<Napi::Object>();
+  struct Field {
+    const char* name;
+    int64_t* slot;
+  } fields[] = {{"pollMaxNs", &out->max_ns}, {"pollGrow", &out->grow}, {"pollShrink", &out->shrink}};
+  for (const Field& f : fields) {
+    Napi::Value x = o.Get(f.name);
+    if (x.IsUndefined()) continue;
+    double d;
+    if (!GetInteger(env, x, f.name, -kMaxSafeInteger, kMaxSafeInteger, &d)) return false;
+    *f.slot = static_cast<int64_t>(d);
+  }
+  return true;
+}
+
+Napi::Value ThrowPollParamsError(Napi::Env env, const core::Status& s) {
+  // The core's only failure here is a value out of range.
+  return s.syscall.empty() ? ThrowRangeError(env, s.message) : ThrowStatus(env, s);
+}
+
+// =========================================================================== IoThread
+
+class IoThreadWrap : public Napi::ObjectWrap<IoThreadWrap> {
+ public:
+  static Napi::Function Define(Napi::Env env, AioRegistry* registry) {
+    return DefineClass(env, "IoThread",
+                       {
+                           InstanceAccessor<&IoThreadWrap::JsName>("name"),
+                           InstanceAccessor<&IoThreadWrap::JsTid>("tid"),
+                           InstanceAccessor<&IoThreadWrap::JsRunning>("running"),
+                           InstanceAccessor<&IoThreadWrap::JsPollParams>("pollParams"),
+                           InstanceAccessor<&IoThreadWrap::JsCurrentPollNs>("currentPollNs"),
+                           InstanceMethod<&IoThreadWrap::JsSetPollParams>("setPollParams"),
+                           InstanceMethod<&IoThreadWrap::JsStop>("stop"),
+                       },
+                       registry);
+  }
+
+  // new IoThread(name, { pollMaxNs?, pollGrow?, pollShrink? })
+  explicit IoThreadWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<IoThreadWrap>(info) {
+    Napi::Env env = info.Env();
+    registry_ = static_cast<AioRegistry*>(info.Data())->shared_from_this();
+    if (!info[0].IsString()) {
+      ThrowTypeError(env, "iothread name must be a string");
+      return;
+    }
+    std::string name = info[0].As<Napi::String>().Utf8Value();
+    if (name.empty()) {
+      ThrowRangeError(env, "iothread name must not be empty");
+      return;
+    }
+    core::PollParams params;
+    if (!GetPollParams(env, info[1], &params)) return;
+    auto r = core::IoThread::Start(name, params);
+    if (!r.ok()) {
+      ThrowPollParamsError(env, r.status);
+      return;
+    }
+    thread_ = std::move(r.value);
+    info.This().As<Napi::Object>().TypeTag(&kIoThreadTag);
+    registry_->threads.insert(this);
+  }
+
+  ~IoThreadWrap() override {
+    if (registry_) registry_->threads.erase(this);
+    StopThread();  // joins; the context goes with it
+  }
+
+  void StopThread() {
+    if (thread_) thread_->Stop();
+  }
+
+  core::IoThread* thread() { return thread_.get(); }
+
+ private:
+  Napi::Value JsName(const Napi::CallbackInfo& info) {
+    return thread_ ? Napi::String::New(info.Env(), thread_->name()) : info.Env().Undefined();
+  }
+  Napi::Value JsTid(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), thread_ ? thread_->tid() : 0); }
+  Napi::Value JsRunning(const Napi::CallbackInfo& info) {
+    return Napi::Boolean::New(info.Env(), thread_ && thread_->running());
+  }
+
+  Napi::Value JsPollParams(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (!thread_) return env.Undefined();
+    core::PollParams p = thread_->context().poll_params();
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("pollMaxNs", Napi::Number::New(env, static_cast<double>(p.max_ns)));
+    o.Set("pollGrow", Napi::Number::New(env, static_cast<double>(p.grow)));
+    o.Set("pollShrink", Napi::Number::New(env, static_cast<double>(p.shrink)));
+    return o;
+  }
+
+  Napi::Value JsCurrentPollNs(const Napi::CallbackInfo& info) {
+    if (!thread_) return Napi::Number::New(info.Env(), 0);
+    return Napi::Number::New(info.Env(), static_cast<double>(thread_->context().current_poll_ns()));
+  }
+
+  Napi::Value JsSetPollParams(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (!thread_ || !thread_->running()) return ThrowClosed(env, "iothread is stopped");
+    if (!info[0].IsObject()) return ThrowTypeError(env, "poll parameters must be an object");
+    core::PollParams params = thread_->context().poll_params();
+    if (!GetPollParams(env, info[0], &params)) return env.Undefined();
+    core::Status st;
+    core::AioContext* ctx = &thread_->context();
+    thread_->RunSync([&] { st = ctx->SetPollParams(params); });  // home thread only
+    if (!st.ok()) return ThrowPollParamsError(env, st);
+    return env.Undefined();
+  }
+
+  Napi::Value JsStop(const Napi::CallbackInfo& info) {
+    StopThread();  // idempotent; joins
+    return info.Env().Undefined();
+  }
+
+  std::shared_ptr<AioRegistry> registry_;
+  std::unique_ptr<core::IoThread> thread_;
+};
+
+// =========================================================================== MainLoopContext
+
+struct LoopState;
+
+struct JsBh {
+  LoopState* state;
+  core::BottomHalf* bh;
+  Napi::FunctionReference fn;
+};
+
+struct JsTimer {
+  LoopState* state;
+  core::AioTimer* timer;
+  Napi::FunctionReference fn;
+};
+
+struct JsFd {
+  LoopState* state;
+  int fd;
+  Napi::FunctionReference read;
+  Napi::FunctionReference write;
+};
+
+// Everything a MainLoopContext owns. Outlives its JS wrapper while uv handles are closing
+// (self_ keeps it) and the wrapper while it lives (the wrapper's shared_ptr).
+struct LoopState : std::enable_shared_from_this<LoopState> {
+  napi_env env = nullptr;
+  uv_loop_t* loop = nullptr;
+  std::unique_ptr<core::AioContext> ctx;
+  std::unique_ptr<Napi::AsyncContext> async_context;
+  napi_async_cleanup_hook_handle cleanup_hook = nullptr;
+  std::shared_ptr<LoopState> self;  // set while uv handles are open or closing
+
+  uv_poll_t poll_handle{};
+  uv_prepare_t prepare_handle{};
+  uv_check_t check_handle{};
+  uv_timer_t timer_handle{};
+  int handles_closing = 0;
+
+  bool closed = false;    // no more JS calls or API use
+  bool driven = false;    // libuv runs the phases
+  bool prepared = false;  // Prepare() ran; Check() owed
+  bool user_ref = false;
+  int uv_dispatching = 0;  // inside the uv_check dispatch (errors go to uncaughtException)
+  int depth = 0;           // JS-visible loop iterations in progress
+
+  uint32_t next_id = 1;
+  std::unordered_map<uint32_t, std::unique_ptr<JsBh>> bhs;
+  std::unordered_map<uint32_t, std::unique_ptr<JsTimer>> timers;
+  std::unordered_map<int, std::unique_ptr<JsFd>> fds;
+  std::vector<std::unique_ptr<JsFd>> fd_graveyard;  // removed during a walk: freed after it
+  Napi::Reference<Napi::Value> first_error;         // from a manual iteration, rethrown after it
+
+  // ---- calling JS
+  void CallJs(Napi::FunctionReference& ref) {
+    if (closed || ref.IsEmpty()) return;
+    Napi::Env e(env);
+    Napi::HandleScope scope(e);
+    Napi::Function fn = ref.Value();  // a local handle: survives removal of the record
+    try {
+      fn.Call(e.Undefined(), {});
+    } catch (const Napi::Error& err) {
+      ReportError(err.Value());
+    }
+  }
+
+  void ReportError(Napi::Value error) {
+    if (closed) return;
+    if (uv_dispatching > 0) {
+      // Nobody called us from JS: like any other libuv callback, an uncaught exception.
+      napi_fatal_exception(env, error);
+    } else if (first_error.IsEmpty()) {
+      first_error = Napi::Persistent(error);
+    }
+  }
+
+  static void OnBh(void* opaque) { static_cast<JsBh*>(opaque)->state->CallJs(static_cast<JsBh*>(opaque)->fn); }
+  static void OnTimer(void* opaque) {
+    static_cast<JsTimer*>(opaque)->state->CallJs(static_cast<JsTimer*>(opaque)->fn);
+  }
+  static void OnFdRead(void* opaque) { static_cast<JsFd*>(opaque)->state->CallJs(static_cast<JsFd*>(opaque)->read); }
+  static void OnFdWrite(void* opaque) {
+    static_cast<JsFd*>(opaque)->state->CallJs(static_cast<JsFd*>(opaque)->write);
+  }
+
+  // Run one loop phase on behalf of JS (or libuv); free handler records removed meanwhile.
+  template <class Fn>
+  bool RunPhase(Fn fn) {
+    ++depth;
+    bool progress = fn();
+    if (--depth == 0) fd_graveyard.clear();
+    return progress;
+  }
+
+  void Bury(std::unique_ptr<JsFd> rec) {
+    if (depth > 0) fd_graveyard.push_back(std::move(rec));
+  }
+
+  // ---- libuv driving
+  static LoopState* From(void* handle) { return static_cast<LoopState*>(static_cast<uv_handle_t*>(handle)->data); }
+
+  static void OnUvPoll(uv_poll_t*, int, int) {}  // the wake-up is the point; uv_check works
+  static void OnUvTimer(uv_timer_t*) {}          // bounds libuv's sleep to our timeout
+
+  static void OnUvPrepare(uv_prepare_t* h) {
+    LoopState* s = From(h);
+    if (s->closed || !s->driven) return;
+    int64_t timeout = s->ctx->Prepare();
+    s->prepared = true;
+    s->ArmTimer(timeout);
+  }
+
+  static void OnUvCheck(uv_check_t* h) {
+    LoopState* s = From(h);
+    if (s->closed || !s->driven || !s->prepared) return;
+    s->prepared = false;
+    std::shared_ptr<LoopState> keep = s->shared_from_this();  // a callback may close us
+    if (s->ctx->Check()) {
+      Napi::Env e(s->env);
+      Napi::HandleScope scope(e);
+      // Callback scope: microtasks and nextTicks queued by the callbacks run when it ends.
+      Napi::CallbackScope callback_scope(e, *s->async_context);
+      ++s->uv_dispatching;
+      s->RunPhase([s] { return s->ctx->Dispatch(); });
+      --s->uv_dispatching;
+    }
+    s->UpdateKeepAlive();
+  }
+
+  void ArmTimer(int64_t timeout_ns) {
+    if (timeout_ns < 0) {
+      uv_timer_stop(&timer_handle);
+    } else {
+      uv_timer_start(&timer_handle, OnUvTimer, static_cast<uint64_t>(core::AioContext::TimeoutNsToMs(timeout_ns)), 0);
+    }
+  }
+
+  // Pending work (scheduled BH, armed timer) keeps the loop alive through the timer
+  // handle; an idle context keeps nothing alive unless ref() was asked.
+  void UpdateKeepAlive() {
+    if (closed) return;
+    int64_t timeout = driven ? ctx->NextTimeoutNs() : -1;
+    if (timeout >= 0) {
+      ArmTimer(timeout);
+      uv_ref(reinterpret_cast<uv_handle_t*>(&timer_handle));
+    } else {
+      uv_unref(reinterpret_cast<uv_handle_t*>(&timer_handle));
+    }
+  }
+
+  bool StartHandles() {
+    if (napi_get_uv_event_loop(env, &loop) != napi_ok || !loop) return false;
+    uv_poll_init(loop, &poll_handle, ctx->EpollFd());
+    uv_prepare_init(loop, &prepare_handle);
+    uv_check_init(loop, &check_handle);
+    uv_timer_init(loop, &timer_handle);
+    for (uv_handle_t* h : Handles()) {
+      h->data = this;
+      uv_unref(h);
+    }
+    return true;
+  }
+
+  std::vector<uv_handle_t*> Handles() {
+    return {reinterpret_cast<uv_handle_t*>(&poll_handle), reinterpret_cast<uv_handle_t*>(&prepare_handle),
+            reinterpret_cast<uv_handle_t*>(&check_handle), reinterpret_cast<uv_handle_t*>(&timer_handle)};
+  }
+
+  void SetDriven(bool on) {
+    if (closed || on == driven) return;
+    driven = on;
+    if (on) {
+      uv_poll_start(&poll_handle, UV_READABLE, OnUvPoll);
+      uv_prepare_start(&prepare_handle, OnUvPrepare);
+      uv_check_start(&check_handle, OnUvCheck);
+      UpdateKeepAlive();
+    } else {
+      uv_poll_stop(&poll_handle);
+      uv_prepare_stop(&prepare_handle);
+      uv_check_stop(&check_handle);
+      uv_timer_stop(&timer_handle);
+      if (prepared) {
+        ctx->Check();  // withdraw the waiter Prepare() advertised
+        prepared = false;
+      }
+    }
+  }
+
+  void SetUserRef(bool on) {
+    user_ref = on;
+    if (closed) return;
+    if (on) uv_ref(reinterpret_cast<uv_handle_t*>(&poll_handle));
+    else uv_unref(reinterpret_cast<uv_handle_t*>(&poll_handle));
+  }
+
+  // ---- teardown
+  void Close() {
+    if (closed) return;
+    closed = true;
+    driven = false;
+    // We may be inside a dispatch walk (close() from a callback): first make sure the core
+    // never calls back into the records freed below.
+    for (auto& entry : bhs) core::AioContext::DeleteBh(entry.second->bh);
+    for (auto& entry : fds) ctx->RemoveFdHandler(entry.first);
+    for (auto& entry : timers) ctx->TimerFree(entry.second->timer);
+    // JS references go now, on the JS thread, while the env is alive.
+    bhs.clear();
+    timers.clear();
+    fds.clear();
+    fd_graveyard.clear();
+    first_error.Reset();
+    async_context.reset();
+    handles_closing = 4;
+    for (uv_handle_t* h : Handles()) uv_close(h, OnUvClosed);
+  }
+
+  static void OnUvClosed(uv_handle_t* h) {
+    LoopState* s = static_cast<LoopState*>(h->data);
+    if (--s->handles_closing > 0) return;
+    // All handles are gone: the epoll fd may close now, then the env may finish exiting.
+    s->ctx.reset();
+    if (s->cleanup_hook) {
+      napi_remove_async_cleanup_hook(s->cleanup_hook);
+      s->cleanup_hook = nullptr;
+    }
+    s->self.reset();  // may delete s
+  }
+
+  static void OnEnvCleanup(napi_async_cleanup_hook_handle, void* arg) {
+    // Runs while the env's loop still runs; it waits until OnUvClosed removes the hook.
+    static_cast<LoopState*>(arg)->Close();
+  }
+};
+
+class MainLoopContextWrap : public Napi::ObjectWrap<MainLoopContextWrap> {
+ public:
+  static Napi::Function Define(Napi::Env env) {
+    return DefineClass(env, "MainLoopContext",
+                       {
+                           InstanceAccessor<&MainLoopContextWrap::JsName>("name"),
+                           InstanceAccessor<&MainLoopContextWrap::JsClosed>("closed"),
+                           InstanceAccessor<&MainLoopContextWrap::JsDriven>("driven"),
+                           InstanceAccessor<&MainLoopContextWrap::JsNotifierWrites>("notifierWrites"),
+                           InstanceMethod<&MainLoopContextWrap::JsBhNew>("bhNew"),
+                           InstanceMethod<&MainLoopContextWrap::JsBhSchedule>("bhSchedule"),
+                           InstanceMethod<&MainLoopContextWrap::JsBhScheduleIdle>("bhScheduleIdle"),
+                           InstanceMethod<&MainLoopContextWrap::JsBhCancel>("bhCancel"),
+                           InstanceMethod<&MainLoopContextWrap::JsBhDelete>("bhDelete"),
+                           InstanceMethod<&MainLoopContextWrap::JsOneshot>("oneshot"),
+                           InstanceMethod<&MainLoopContextWrap::JsTimerNew>("timerNew"),
+                           InstanceMethod<&MainLoopContextWrap::JsTimerMod>("timerMod"),
+                           InstanceMethod<&MainLoopContextWrap::JsTimerDel>("timerDel"),
+                           InstanceMethod<&MainLoopContextWrap::JsTimerFree>("timerFree"),
+                           InstanceMethod<&MainLoopContextWrap::JsTimerPending>("timerPending"),
+                           InstanceMethod<&MainLoopContextWrap::JsSetFdHandler>("setFdHandler"),
+                           InstanceMethod<&MainLoopContextWrap::JsRemoveFdHandler>("removeFdHandler"),
+                           InstanceMethod<&MainLoopContextWrap::JsSetFdPolling>("setFdPolling"),
+                           InstanceMethod<&MainLoopContextWrap::JsNotify>("notify"),
+                           InstanceMethod<&MainLoopContextWrap::JsPoll>("poll"),
+                           InstanceMethod<&MainLoopContextWrap::JsPrepare>("prepare"),
+                           InstanceMethod<&MainLoopContextWrap::JsCheck>("check"),
+                           InstanceMethod<&MainLoopContextWrap::JsDispatch>("dispatch"),
+                           InstanceMethod<&MainLoopContextWrap::JsNextTimeoutNs>("nextTimeoutNs"),
+                           InstanceMethod<&MainLoopContextWrap::JsSetDriven>("setDriven"),
+                           InstanceMethod<&MainLoopContextWrap::JsRef>("ref"),
+                           InstanceMethod<&MainLoopContextWrap::JsUnref>("unref"),
+                           InstanceMethod<&MainLoopContextWrap::JsClose>("close"),
+                       });
+  }
+
+  // new MainLoopContext(name?, { driven?: boolean = true })
+  explicit MainLoopContextWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<MainLoopContextWrap>(info) {
+    Napi::Env env = info.Env();
+    std::string name = "main-loop";
+    if (!info[0].IsUndefined()) {
+      if (!info[0].IsString()) {
+        ThrowTypeError(env, "context name must be a string");
+        return;
+      }
+      name = info[0].As<Napi::String>().Utf8Value();
+    }
+    bool driven = true;
+    if (!info[1].IsUndefined()) {
+      if (!info[1].IsObject()) {
+        ThrowTypeError(env, "context options must be an object");
+        return;
+      }
+      Napi::Value d = info[1].As<Napi::Object>().Get("driven");
+      if (!d.IsUndefined() && !GetBool(env, d, "driven", &driven)) return;
+    }
+    auto ctx = core::AioContext::Create(name);
+    if (!ctx.ok()) {
+      ThrowStatus(env, ctx.status);
+      return;
+    }
+    auto state = std::make_shared<LoopState>();
+    state->env = env;
+    state->ctx = std::move(ctx.value);
+    state->async_context = std::make_unique<Napi::AsyncContext>(env, "netplane:MainLoopContext");
+    if (!state->StartHandles()) {
+      Napi::Error::New(env, "cannot reach the libuv loop of this environment").ThrowAsJavaScriptException();
+      return;
+    }
+    state->self = state;
+    napi_add_async_cleanup_hook(env, &LoopState::OnEnvCleanup, state.get(), &state->cleanup_hook);
+    state_ = state;
+    info.This().As<Napi::Object>().TypeTag(&kMainLoopTag);
+    state_->SetDriven(driven);
+  }
+
+  ~MainLoopContextWrap() override {
+    if (state_) state_->Close();
+  }
+
+  core::AioContext* context() { return state_ && !state_->closed ? state_->ctx.get() : nullptr; }
+
+ private:
+  // Throws and returns nullptr when closed.
+  LoopState* Live(Napi::Env env) {
+    if (!state_ || state_->closed) {
+      ThrowClosed(env, "main loop context is closed");
+      return nullptr;
+    }
+    return state_.get();
+  }
+
+  template <class Rec>
+  Rec* Lookup(Napi::Env env, std::unordered_map<uint32_t, std::unique_ptr<Rec>>& map, Napi::Value id,
+              const char* what) {
+    double d;
+    if (!GetInteger(env, id, std::string(what) + " id", 1, UINT32_MAX, &d)) return nullptr;
+    auto it = map.find(static_cast<uint32_t>(d));
+    if (it == map.end()) {
+      ThrowRangeError(env, std::string("no such ") + what + " (deleted or never created): " + id.ToString().Utf8Value());
+      return nullptr;
+    }
+    return it->second.get();
+  }
+
+  bool GetCallback(Napi::Env env, Napi::Value v, const char* what, bool optional) {
+    if (v.IsFunction()) return true;
+    if (optional && (v.IsUndefined() || v.IsNull())) return true;
+    ThrowTypeError(env, std::string(what) + " must be a function");
+    return false;
+  }
+
+  // A manual iteration done: rethrow the first JS exception a callback raised.
+  Napi::Value Finish(Napi::Env env, Napi::Value result) {
+    if (state_ && !state_->first_error.IsEmpty()) {
+      Napi::Value err = state_->first_error.Value();
+      state_->first_error.Reset();
+      Napi::Error(env, err).ThrowAsJavaScriptException();
+      return env.Undefined();
+    }
+    if (state_) state_->UpdateKeepAlive();
+    return result;
+  }
+
+  template <class Fn>
+  Napi::Value Manual(Napi::Env env, Fn fn) {
+    LoopState* s = Live(env);
+    if (!s) return env.Undefined();
+    std::shared_ptr<LoopState> keep = state_;
+    int saved = s->uv_dispatching;
+    s->uv_dispatching = 0;  // errors raised below go back to our caller
+    Napi::Value result = s->RunPhase([&] { return fn(s); }) ? Napi::Boolean::New(env, true) : Napi::Boolean::New(env, false);
+    s->uv_dispatching = saved;
+    return Finish(env, result);
+  }
+
+  Napi::Value JsName(const Napi::CallbackInfo& info) {
+    LoopState* s = Live(info.Env());
+    return s ? Napi::String::New(info.Env(), s->ctx->name()) : info.Env().Undefined();
+  }
+  Napi::Value JsClosed(const Napi::CallbackInfo& info) {
+    return Napi::Boolean::New(info.Env(), !state_ || state_->closed);
+  }
+  Napi::Value JsDriven(const Napi::CallbackInfo& info) {
+    return Napi::Boolean::New(info.Env(), state_ && !state_->closed && state_->driven);
+  }
+  Napi::Value JsNotifierWrites(const Napi::CallbackInfo& info) {
+    LoopState* s = Live(info.Env());
+    return s ? Napi::Number::New(info.Env(), static_cast<double>(s->ctx->notifier_writes())) : info.Env().Undefined();
+  }
+
+  // ---- bottom halves
+  Napi::Value JsBhNew(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    LoopState* s = Live(env);
+    if (!s || !GetCallback(env, info[0], "bottom half callback", false)) return env.Undefined();
+    auto rec = std::make_unique<JsBh>();
+    rec->state = s;
+    rec->fn = Napi::Persistent(info[0].As<Napi::Function>());
+    rec->bh = s->ctx->NewBh(&LoopState::OnBh, rec.get(), "js-bh");
+    uint32_t id = s->next_id++;
+    s->bhs[id] = std::move(rec);
+    return Napi::Number::New(env, id);
+  }
+
+  template <void (*Op)(core::BottomHalf*)>
+  Napi::Value BhOp(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    LoopState* s = Live(env);
+    if (!s) return env.Undefined();
+    JsBh* rec = Lookup(env, s->bhs, info[0], "bottom half");
+    if (!rec) return env.Undefined();
+    Op(rec->bh);
+    s->UpdateKeepAlive();
+    return env.Undefined();
+  }
+  Napi::Value JsBhSchedule(const Napi::CallbackInfo& info) { return BhOp<&core::AioContext::ScheduleBh>(info); }
+  Napi::Value JsBhScheduleIdle(const Napi::CallbackInfo& info) { return BhOp<&core::AioContext::ScheduleBhIdle>(info); }
+  Napi::Value JsBhCancel(const Napi::CallbackInfo& info) { return BhOp<&core::AioContext::CancelBh>(info); }
+
+  Napi::Value JsBhDelete(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    LoopState* s = Live(env);
+    if (!s) return env.Undefined();
+    JsBh* rec = Lookup(env, s->bhs, info[0], "bottom half");
+    if (!rec) return env.Undefined();
+    // The core frees the BH on its next pass and never calls it again, so the JS side can
+    // go now (even from the BH's own callback: CallJs holds its own handle).
+    core::AioContext::DeleteBh(rec->bh);
+    s->bhs.erase(static_cast<uint32_t>(info[0].As<Napi::Number>().DoubleValue()));
+    return env.Undefined();
+  }
+
+  Napi::Value JsOneshot(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    LoopState* s = Live(env);
+    if (!s || !GetCallback(env, info[0], "one-shot callback", false)) return env.Undefined();
+    auto fn = std::make_shared<Napi::FunctionReference>(Napi::Persistent(info[0].As<Napi::Function>()));
+    s->ctx->ScheduleOneshot([s, fn] { s->CallJs(*fn); }, "js-oneshot");
+    s->UpdateKeepAlive();
+    return env.Undefined();
+  }
+
+  // ---- timers
+  Napi::Value JsTimerNew(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    LoopState* s = Live(env);
+    if (!s || !GetCallback(env, info[0], "timer callback", false)) return env.Undefined();
+    auto rec = std::make_unique<JsTimer>();
+    rec->state = s;
+    rec->fn = Napi::Persistent(info[0].As<Napi::Function>());
+    rec->timer = s->ctx->NewTimer(&LoopState::OnTimer, rec.get());
+    uint32_t id = s->next_id++;
+    s->timers[id] = std::move(rec);
+    return Napi::Number::New(env, id);
+  }
+
+  // timerMod(id, delayMs): fire delayMs (>= 0, fractions allowed) from now.
+  Napi::Value JsTimerMod(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    LoopState* s = Live(env);
+    if (!s) return env.Undefined();
+    JsTimer* rec = Lookup(env, s->timers, info[0], "timer");
+    if (!rec) return env.Undefined();
+    if (!info[1].IsNumber()) return ThrowTypeError(env, "timer delay must be a number of milliseconds");
+    double ms = info[1].As<Napi::Number>().DoubleValue();
+    if (!std::isfinite(ms) || ms < 0 || ms > 1e12) {
+      return ThrowRangeError(env, "timer delay must be a finite number of milliseconds >= 0, got " +
+                                      info[1].ToString().Utf8Value());
+    }
+    s->ctx->TimerMod(rec->timer, core::AioContext::NowNs() + static_cast<int64_t>(std::ceil(ms * 1e6)));
+    s->UpdateKeepAlive();
+    return env.Undefined();
+  }
+
+  Napi::Value JsTimerDel(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    LoopState* s = Live(env);
+    if (!s) return env.Undefined();
+    JsTimer* rec = Lookup(env, s->timers, info[0], "timer");
+    if (!rec) return env.Undefined();
+    s->ctx->TimerDel(rec->timer);
+    s->UpdateKeepAlive();
+    return env.Undefined();
+  }
+
+  Napi::Value JsTimerFree(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    LoopState* s = Live(env);
+    if (!s) return env.Undefined();
+    JsTimer* rec = Lookup(env, s->timers, info[0], "timer");
+    if (!rec) return env.Undefined();
+    // Safe from the timer's own callback: it is unlinked before being called.
+    s->ctx->TimerFree(rec->timer);
+    s->timers.erase(static_cast<uint32_t>(info[0].As<Napi::Number>().DoubleValue()));
+    s->UpdateKeepAlive();
+    return env.Undefined();
+  }
+
+  Napi::Value JsTimerPending(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    LoopState* s = Live(env);
+    if (!s) return env.Undefined();
+    JsTimer* rec = Lookup(env, s->timers, info[0], "timer");
+    if (!rec) return env.Undefined();
+    return Napi::Boolean::New(env, s->ctx->TimerPending(rec->timer));
+  }
+
+  // ---- fd handlers
+  // setFdHandler(fd, read?: fn|null, write?: fn|null); both absent removes the handler.
+  Napi::Value JsSetFdHandler(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    LoopState* s = Live(env);
+    double fd_d;
+    if (!s || !GetFd(env, info[0], &fd_d)) return env.Undefined();
+    if (!GetCallback(env, info[1], "read handler", true) || !GetCallback(env, info[2], "write handler", true)) {
+      return env.Undefined();
+    }
+    int fd = static_cast<int>(fd_d);
+    bool has_read = info[1].IsFunction(), has_write = info[2].IsFunction();
+    if (!has_read && !has_write) return RemoveFd(env, s, fd);
+    auto rec = std::make_unique<JsFd>();
+    rec->state = s;
+    rec->fd = fd;
+    if (has_read) rec->read = Napi::Persistent(info[1].As<Napi::Function>());
+    if (has_write) rec->write = Napi::Persistent(info[2].As<Napi::Function>());
+    core::Status st = s->ctx->SetFdHandler(fd, has_read ? &LoopState::OnFdRead : nullptr,
+                                           has_write ? &LoopState::OnFdWrite : nullptr, nullptr, nullptr, rec.get());
+    if (!st.ok()) return ThrowStatus(env, st);
+    auto it = s->fds.find(fd);
+    if (it != s->fds.end()) {
+      s->Bury(std::move(it->second));
+      it->second = std::move(rec);
+    } else {
+      s->fds[fd] = std::move(rec);
+    }
+    return env.Undefined();
+  }
+
+  Napi::Value RemoveFd(Napi::Env env, LoopState* s, int fd) {
+    s->ctx->RemoveFdHandler(fd);
+    auto it = s->fds.find(fd);
+    if (it != s->fds.end()) {
+      s->Bury(std::move(it->second));
+      s->fds.erase(it);
+    }
+    return env.Undefined();
+  }
+
+  Napi::Value JsRemoveFdHandler(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    LoopState* s = Live(env);
+    double fd;
+    if (!s || !GetFd(env, info[0], &fd)) return env.Undefined();
+    return RemoveFd(env, s, static_cast<int>(fd));
+  }
+
+  Napi::Value JsSetFdPolling(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    LoopState* s = Live(env);
+    double fd;
+    bool read, write;
+    if (!s || !GetFd(env, info[0], &fd) || !GetBool(env, info[1], "read", &read) ||
+        !GetBool(env, info[2], "write", &write)) {
+      return env.Undefined();
+    }
+    if (!s->ctx->HasFdHandler(static_cast<int>(fd))) {
+      return ThrowRangeError(env, "no fd handler registered for fd " + std::to_string(static_cast<int>(fd)));
+    }
+    core::Status st = s->ctx->SetFdPolling(static_cast<int>(fd), read, write);
+    if (!st.ok()) return ThrowStatus(env, st);
+    return env.Undefined();
+  }
+
+  // ---- running
+  Napi::Value JsNotify(const Napi::CallbackInfo& info) {
+    LoopState* s = Live(info.Env());
+    if (s) s->ctx->Notify();
+    return info.Env().Undefined();
+  }
+
+  Napi::Value JsPoll(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    bool blocking;
+    if (!GetBool(env, info[0], "blocking", &blocking)) return env.Undefined();
+    return Manual(env, [blocking](LoopState* s) { return s->ctx->Poll(blocking); });
+  }
+
+  Napi::Value JsPrepare(const Napi::CallbackInfo& info) {
+    LoopState* s = Live(info.Env());
+    if (!s) return info.Env().Undefined();
+    return Napi::Number::New(info.Env(), static_cast<double>(s->ctx->Prepare()));
+  }
+
+  Napi::Value JsCheck(const Napi::CallbackInfo& info) {
+    LoopState* s = Live(info.Env());
+    if (!s) return info.Env().Undefined();
+    return Napi::Boolean::New(info.Env(), s->ctx->Check());
+  }
+
+  Napi::Value JsDispatch(const Napi::CallbackInfo& info) {
+    return Manual(info.Env(), [](LoopState* s) { return s->ctx->Dispatch(); });
+  }
+
+  Napi::Value JsNextTimeoutNs(const Napi::CallbackInfo& info) {
+    LoopState* s = Live(info.Env());
+    if (!s) return info.Env().Undefined();
+    return Napi::Number::New(info.Env(), static_cast<double>(s->ctx->NextTimeoutNs()));
+  }
+
+  Napi::Value JsSetDriven(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    LoopState* s = Live(env);
+    bool on;
+    if (!s || !GetBool(env, info[0], "driven", &on)) return env.Undefined();
+    s->SetDriven(on);
+    return env.Undefined();
+  }
+
+  Napi::Value JsRef(const Napi::CallbackInfo& info) {
+    if (LoopState* s = Live(info.Env())) s->SetUserRef(true);
+    return info.Env().Undefined();
+  }
+
+  Napi::Value JsUnref(const Napi::CallbackInfo& info) {
+    if (LoopState* s = Live(info.Env())) s->SetUserRef(false);
+    return info.Env().Undefined();
+  }
+
+  Napi::Value JsClose(const Napi::CallbackInfo& info) {
+    if (state_) state_->Close();  // idempotent
+    return info.Env().Undefined();
+  }
+
+  std::shared_ptr<LoopState> state_;
+};
+
+// =========================================================================== helpers
+
+Napi::Value PairToJs(Napi::Env env, core::Result<std::shared_ptr<core::FdPair>> r) {
+  if (!r.ok()) return ThrowStatus(env, r.status);
+  Napi::Array a = Napi::Array::New(env, 2);
+  a.Set(0u, Napi::Number::New(env, r.value->first.Release()));
+  a.Set(1u, Napi::Number::New(env, r.value->second.Release()));
+  return a;
+}
+
+// aioPipe(): [readFd, writeFd], non-blocking, close-on-exec. The caller owns both fds.
+Napi::Value JsAioPipe(const Napi::CallbackInfo& info) { return PairToJs(info.Env(), core::MakePipe()); }
+// aioSocketPair(): [fdA, fdB], AF_UNIX stream, non-blocking, close-on-exec.
+Napi::Value JsAioSocketPair(const Napi::CallbackInfo& info) { return PairToJs(info.Env(), core::MakeSocketPair()); }
+
+Napi::Value JsAioTimeoutNsToMs(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  double ns;
+  if (!GetInteger(env, info[0], "timeout", -1, kMaxSafeInteger, &ns)) return env.Undefined();
+  return Napi::Number::New(env, static_cast<double>(core::AioContext::TimeoutNsToMs(static_cast<int64_t>(ns))));
+}
+
+}  // namespace
+
+core::IoThread* UnwrapIoThread(Napi::Env env, Napi::Value value, const char* what) {
+  if (!value.IsObject() || !value.As<Napi::Object>().CheckTypeTag(&kIoThreadTag)) {
+    ThrowTypeError(env, std::string(what) + " must be an IoThread");
+    return nullptr;
+  }
+  core::IoThread* t = IoThreadWrap::Unwrap(value.As<Napi::Object>())->thread();
+  if (!t || !t->running()) {
+    ThrowClosed(env, std::string(what) + " is stopped");
+    return nullptr;
+  }
+  return t;
+}
+
+core::AioContext* UnwrapAioContext(Napi::Env env, Napi::Value value, const char* what) {
+  if (value.IsObject() && value.As<Napi::Object>().CheckTypeTag(&kMainLoopTag)) {
+    core::AioContext* ctx = MainLoopContextWrap::Unwrap(value.As<Napi::Object>())->context();
+    if (!ctx) ThrowClosed(env, std::string(what) + " is closed");
+    return ctx;
+  }
+  if (value.IsObject() && value.As<Napi::Object>().CheckTypeTag(&kIoThreadTag)) {
+    core::IoThread* t = UnwrapIoThread(env, value, what);
+    return t ? &t->context() : nullptr;
+  }
+  ThrowTypeError(env, std::string(what) + " must be an IoThread or a MainLoopContext");
+  return nullptr;
+}
+
+void InitAio(Napi::Env env, Napi::Object exports) {
+  auto registry = std::make_shared<AioRegistry>();
+  exports.Set("IoThread", IoThreadWrap::Define(env, registry.get()));
+  exports.Set("MainLoopContext", MainLoopContextWrap::Define(env));
+  exports.Set("aioPipe", Napi::Function::New(env, JsAioPipe, "aioPipe"));
+  exports.Set("aioSocketPair", Napi::Function::New(env, JsAioSocketPair, "aioSocketPair"));
+  exports.Set("aioTimeoutNsToMs", Napi::Function::New(env, JsAioTimeoutNsToMs, "aioTimeoutNsToMs"));
+  // At env exit stop and join every IoThread still running (wrappers collected later find
+  // them stopped). MainLoopContexts close through their own async cleanup hooks.
+  GetAddonData(env).cleanups.push_back([registry]() {
+    registry->env_exiting = true;
+    for (IoThreadWrap* w : registry->threads) w->StopThread();
+  });
+}
 
 }  // namespace netplane::binding

@@ -651,6 +651,7 @@ int64_t AioContext::TimeoutNsToMs(int64_t ns) {
 
 bool AioContext::Poll(bool blocking) {
   Impl& d = *impl_;
+  d.DropGathered();  // a Check() not followed by Dispatch(): those events are stale
   int64_t timeout = blocking ? d.ComputeTimeoutNs() : 0;
   // Userspace polling only when every handler can be polled (and it is switched on).
   const bool polling = d.poll_max_ns.load(std::memory_order_relaxed) > 0 && d.poll_disable_cnt == 0;
