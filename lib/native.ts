@@ -54,7 +54,83 @@ export interface NativeTapBinding {
 export interface NativeVnetBinding {}
 
 // ---- event loop (native/binding/aio.cc) -----------------------------------------------
-export interface NativeAioBinding {}
+/** Adaptive polling parameters of an IOThread (QEMU's poll-max-ns / poll-grow / poll-shrink). */
+export interface NativePollParams {
+  /** Longest busy-poll window in ns; 0 (default) = never poll, an idle thread uses no CPU. */
+  pollMaxNs?: number;
+  /** Window growth factor; 0 = 2. */
+  pollGrow?: number;
+  /** Window shrink divisor; 0 = reset to 0. */
+  pollShrink?: number;
+}
+
+/** A named native thread running its own AioContext (QEMU's `-object iothread`). */
+export interface NativeIoThread {
+  readonly name: string;
+  /** Kernel thread id (`/proc/self/task/<tid>`). */
+  readonly tid: number;
+  readonly running: boolean;
+  readonly pollParams: Required<NativePollParams>;
+  /** Current adaptive-polling window in ns. */
+  readonly currentPollNs: number;
+  setPollParams(params: NativePollParams): void;
+  /** Ends the loop (one-shot bottom half) and joins the thread. Idempotent. */
+  stop(): void;
+}
+
+/**
+ * An AioContext embedded in Node's libuv loop (QEMU's AioContext as a GSource). Bottom
+ * halves, timers and fd handlers are addressed by numeric ids; their callbacks run on the
+ * JS thread. `poll`/`prepare`/`check`/`dispatch` drive it by hand.
+ */
+export interface NativeMainLoopContext {
+  readonly name: string;
+  readonly closed: boolean;
+  /** Whether libuv runs the prepare/check phases. */
+  readonly driven: boolean;
+  /** How many times a notification actually wrote the eventfd. */
+  readonly notifierWrites: number;
+  bhNew(cb: () => void): number;
+  bhSchedule(id: number): void;
+  bhScheduleIdle(id: number): void;
+  bhCancel(id: number): void;
+  bhDelete(id: number): void;
+  oneshot(cb: () => void): void;
+  timerNew(cb: () => void): number;
+  /** Arm (or re-arm) to fire `delayMs` from now. */
+  timerMod(id: number, delayMs: number): void;
+  timerDel(id: number): void;
+  timerFree(id: number): void;
+  timerPending(id: number): boolean;
+  /** Install/replace the handler of `fd`; both callbacks absent removes it. */
+  setFdHandler(fd: number, read?: (() => void) | null, write?: (() => void) | null): void;
+  removeFdHandler(fd: number): void;
+  setFdPolling(fd: number, read: boolean, write: boolean): void;
+  notify(): void;
+  /** One iteration; true if progress was made. Rethrows the first callback exception. */
+  poll(blocking: boolean): boolean;
+  /** Advertise a waiter; returns the timeout in ns (-1 = infinite, 0 = ready). */
+  prepare(): number;
+  check(): boolean;
+  dispatch(): boolean;
+  /** Timeout Prepare would return, without advertising a waiter. */
+  nextTimeoutNs(): number;
+  setDriven(on: boolean): void;
+  ref(): void;
+  unref(): void;
+  close(): void;
+}
+
+export interface NativeAioBinding {
+  IoThread: new (name: string, params?: NativePollParams) => NativeIoThread;
+  MainLoopContext: new (name?: string, options?: { driven?: boolean }) => NativeMainLoopContext;
+  /** A non-blocking close-on-exec pipe: [readFd, writeFd]; the caller closes both. */
+  aioPipe(): [number, number];
+  /** A non-blocking close-on-exec AF_UNIX stream socketpair. */
+  aioSocketPair(): [number, number];
+  /** ns -> ms rounding up (-1 stays -1, 0 stays 0, clamped to INT32_MAX). */
+  aioTimeoutNsToMs(ns: number): number;
+}
 
 // ---- data plane graph (native/binding/graph.cc) ---------------------------------------
 export interface NativeGraphBinding {}
