@@ -51,7 +51,63 @@ export interface NativeTapBinding {
 }
 
 // ---- vnet header (native/binding/vnet.cc) ---------------------------------------------
-export interface NativeVnetBinding {}
+/** A virtio-net header as the binding sees it (camelCase fields; absent fields are 0). */
+export interface NativeVnetHdr {
+  flags: number;
+  gsoType: number;
+  hdrLen: number;
+  gsoSize: number;
+  csumStart: number;
+  csumOffset: number;
+  numBuffers: number;
+  hashValue: number;
+  hashReport: number;
+}
+/** What ValidateVnetHdr/CompleteChecksum report (names from VnetErrorName). */
+export type NativeVnetError =
+  | 'SHORT_FRAME'
+  | 'BAD_FLAGS'
+  | 'BAD_GSO_TYPE'
+  | 'BAD_GSO_SIZE'
+  | 'BAD_CSUM'
+  | 'BAD_HDR_LEN'
+  | 'BAD_PACKET'
+  | 'TOO_MANY_SEGMENTS'
+  | 'FRAME_TOO_LONG';
+export interface NativeVnetConstants {
+  readonly HDR_LEN_LEGACY: 10;
+  readonly HDR_LEN_MRG: 12;
+  readonly HDR_LEN_HASH: 20;
+  readonly FLAG_NEEDS_CSUM: 1;
+  readonly FLAG_DATA_VALID: 2;
+  readonly FLAG_RSC_INFO: 4;
+  readonly GSO_NONE: 0;
+  readonly GSO_TCPV4: 1;
+  readonly GSO_UDP: 3;
+  readonly GSO_TCPV6: 4;
+  readonly GSO_UDP_L4: 5;
+  readonly GSO_ECN: 0x80;
+  readonly MAX_FRAME_LEN: number;
+  readonly MAX_USO_SEGMENTS: number;
+}
+export interface NativeVnetBinding {
+  /** Parse the first len (10, 12 or 20) bytes of buf. */
+  parseVnetHdr(buf: Uint8Array, len: number): NativeVnetHdr;
+  /** Encode a header into a new len-byte Buffer. */
+  writeVnetHdr(hdr: Partial<NativeVnetHdr> | Uint8Array, len: number): Buffer;
+  /** Re-layout a 10/12/20-byte header to toLen bytes (common prefix kept, the rest zero). */
+  convertVnetHdr(buf: Uint8Array, toLen: number): Buffer;
+  /** null if hdr is valid for frame (the ethernet frame after the header), else the reason. */
+  validateVnetHdr(hdr: Partial<NativeVnetHdr> | Uint8Array, frame: Uint8Array): NativeVnetError | null;
+  /** Fill in the NEEDS_CSUM checksum of frame in place; null or the reason it cannot. */
+  completeChecksum(hdr: Partial<NativeVnetHdr> | Uint8Array, frame: Uint8Array): NativeVnetError | null;
+  /** RFC 1071 checksum of buf. */
+  internetChecksum(buf: Uint8Array): number;
+  /** Segment buf (a hdrLen-byte header, then the frame) into wire frames, checksums done.
+   *  Throws an Error with code 'ERR_VNET_<reason>' when the header does not fit the frame. */
+  segmentFrame(hdrLen: number, buf: Uint8Array): Buffer[];
+  readonly vnetConstants: NativeVnetConstants;
+}
 
 // ---- event loop (native/binding/aio.cc) -----------------------------------------------
 /** Adaptive polling parameters of an IOThread (QEMU's poll-max-ns / poll-grow / poll-shrink). */
