@@ -1,0 +1,183 @@
+// The issue's seed topology built with real TAPs (privileged):
+//   -netdev tap,id=hostnet0,ifname=<np name>,downscript=no,queues=4
+//   -device virtio-net-pci,netdev=hostnet0,id=net0,mac=52:54:00:6b:0d:a1,bus=pci.0,addr=0x3
+// What the kernel shows (ip -d link, ethtool -k) must follow what the guest driver does.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { bit, VIRTIO_NET_ERR, VIRTIO_NET_OK, VirtioF, VirtioNetF, VirtioStatus } from '../lib/devices/virtio-net-features';
+import { Topology, type Nic } from '../lib/topology';
+import { deleteLink, npName, sh } from './helpers/netns';
+import { requirePrivilege } from './helpers/privilege';
+
+/** `multi_queue numqueues N numdisabled M` from ip -d link. */
+function tapQueues(ifname: string): { attached: number; disabled: number } {
+  const out = sh('ip', ['-d', 'link', 'show', 'dev', ifname]);
+  const m = /numqueues (\d+) numdisabled (\d+)/.exec(out);
+  assert.ok(m, `no multi_queue info in: ${out}`);
+  return { attached: Number(m[1]), disabled: Number(m[2]) };
+}
+
+function linkExists(ifname: string): boolean {
+  return sh('ip', ['link', 'show', 'dev', ifname], { allowFail: true }) !== '';
+}
+
+/** ethtool -k feature state, e.g. 'tx-tcp-segmentation' -> 'on'. */
+function ethtoolFeature(ifname: string, name: string): string {
+  const out = sh('ethtool', ['-k', ifname]);
+  const m = new RegExp(`^\\s*${name}: (\\w+)`, 'm').exec(out);
+  assert.ok(m, `${name} not in ethtool -k output`);
+  return m[1];
+}
+
+/** The driver's side of bring-up: features, FEATURES_OK, DRIVER_OK. */
+function startDriver(nic: Nic, features: bigint): void {
+  const d = nic.device;
+  d.setStatus(0);
+  d.setStatus(VirtioStatus.ACKNOWLEDGE | VirtioStatus.DRIVER);
+  assert.equal(d.setDriverFeatures(features), true);
+  d.setStatus(VirtioStatus.ACKNOWLEDGE | VirtioStatus.DRIVER | VirtioStatus.FEATURES_OK);
+  d.setStatus(VirtioStatus.ACKNOWLEDGE | VirtioStatus.DRIVER | VirtioStatus.FEATURES_OK | VirtioStatus.DRIVER_OK);
+}
+
+const F = (...bits: number[]) => bits.reduce((m, b) => m | bit(b), 0n);
+
+test('seed topology: 4-queue tap + virtio-net-pci, queues, header, offloads, link, delete', { timeout: 60_000 }, async (t) => {
+  if (!requirePrivilege(t)) return;
+  const ifname = npName('seed');
+  const topo = new Topology();
+  try {
+    const nd = topo.addNetdev({ type: 'tap', id: 'hostnet0', ifname, downscript: 'no', queues: 4 });
+    assert.equal(nd.queues.length, 4);
+    assert.deepEqual(tapQueues(ifname), { attached: 4, disabled: 0 });
+    assert.ok(nd.tap?.hasVnetHdr, 'kernel offers IFF_VNET_HDR');
+
+    const nic = topo.addDevice({
+      driver: 'virtio-net-pci',
+      netdev: 'hostnet0',
+      id: 'net0',
+      mac: '52:54:00:6b:0d:a1',
+      bus: 'pci.0',
+      addr: '0x3',
+      features: {},
+    });
+    assert.equal(
+      topo.infoNetwork().split('\n')[0],
+      'net0: index=0,type=nic,model=virtio-net-pci,macaddr=52:54:00:6b:0d:a1',
+    );
+    assert.equal(nic.device.legacyHostFeatures, 0x79bfffe7);
+    // Plugging resets the device: only queue pair 0 stays attached (QEMU 7.2 shows the same).
+    assert.deepEqual(tapQueues(ifname), { attached: 1, disabled: 3 });
+
+    // A modern driver with offloads: 12-byte header on the tap, TSO/checksum offloads on.
+    assert.equal(ethtoolFeature(ifname, 'tx-tcp-segmentation'), 'off');
+    startDriver(nic, F(VirtioF.VERSION_1, VirtioNetF.CSUM, VirtioNetF.GUEST_CSUM, VirtioNetF.GUEST_TSO4, VirtioNetF.GUEST_TSO6, VirtioNetF.MRG_RXBUF, VirtioNetF.STATUS, VirtioNetF.CTRL_VQ));
+    assert.equal(nd.tap?.vnetHdrLen, 12);
+    assert.equal(nic.device.hostHdrLen, 12);
+    assert.equal(ethtoolFeature(ifname, 'tx-tcp-segmentation'), 'on');
+    assert.equal(ethtoolFeature(ifname, 'tx-checksumming'), 'on');
+    assert.deepEqual(tapQueues(ifname), { attached: 1, disabled: 3 });
+    // Without mq=on the device does not offer MQ: the guest cannot ask for more pairs.
+    assert.equal(nic.device.setQueuePairs(4), VIRTIO_NET_ERR);
+    assert.deepEqual(tapQueues(ifname), { attached: 1, disabled: 3 });
+
+    // set_link and netdev_del reach the registered config notifier.
+    let notified = 0;
+    nic.onConfigChange(() => notified++);
+    topo.setLink('hostnet0', false);
+    assert.equal(notified, 1);
+    assert.equal(nic.device.readConfig(6, 2) & 1, 0);
+    topo.setLink('hostnet0', false);
+    assert.equal(notified, 1);
+    topo.setLink('hostnet0', true);
+    assert.equal(notified, 2);
+    assert.equal(nic.device.readConfig(6, 2) & 1, 1);
+
+    topo.delNetdev('hostnet0');
+    assert.equal(notified, 3);
+    assert.equal(nic.linkUp, false);
+    await nd.close();
+    assert.equal(linkExists(ifname), false, 'QEMU 7.2 closes the tap on netdev_del');
+    assert.equal(topo.infoNetwork().split('\n')[1], ` \\ hostnet0: index=0,type=tap,ifname=${ifname},script=no,downscript=no`);
+  } finally {
+    await topo.close();
+    deleteLink(ifname);
+  }
+});
+
+test('mq=on: the guest enables all 4 queue pairs, and back to 1', { timeout: 60_000 }, async (t) => {
+  if (!requirePrivilege(t)) return;
+  const ifname = npName('mq');
+  const topo = new Topology();
+  try {
+    topo.addNetdev({ type: 'tap', id: 'hostnet0', ifname, queues: 4 });
+    const nic = topo.addDevice({ driver: 'virtio-net-pci', netdev: 'hostnet0', id: 'net0', features: { mq: true } });
+    assert.equal(nic.device.legacyHostFeatures, 0x79ffffe7);
+    assert.equal(nic.device.readConfig(8, 2), 4); // max_virtqueue_pairs
+    startDriver(nic, F(VirtioF.VERSION_1, VirtioNetF.MQ, VirtioNetF.CTRL_VQ, VirtioNetF.STATUS));
+    assert.deepEqual(tapQueues(ifname), { attached: 1, disabled: 3 });
+    assert.equal(nic.device.setQueuePairs(4), VIRTIO_NET_OK);
+    assert.deepEqual(tapQueues(ifname), { attached: 4, disabled: 0 });
+    assert.equal(nic.device.setQueuePairs(2), VIRTIO_NET_OK);
+    assert.deepEqual(tapQueues(ifname), { attached: 2, disabled: 2 });
+    // A device reset (driver unload) goes back to one pair.
+    nic.device.setStatus(0);
+    assert.deepEqual(tapQueues(ifname), { attached: 1, disabled: 3 });
+  } finally {
+    await topo.close();
+    deleteLink(ifname);
+  }
+});
+
+test('close() removes the interface and runs the downscript with the ifname', { timeout: 30_000 }, async (t) => {
+  if (!requirePrivilege(t)) return;
+  const ifname = npName('cl');
+  const seen: string[] = [];
+  const topo = new Topology({
+    runScript: (p, name) => {
+      // The interface still exists while the downscript runs (QEMU runs it before closing).
+      seen.push(`${p} ${name} ${linkExists(name)}`);
+    },
+  });
+  try {
+    topo.addNetdev({ type: 'tap', id: 't0', ifname, queues: 2, downscript: '/etc/np-down' });
+    topo.addDevice({ driver: 'virtio-net-pci', netdev: 't0', features: {} });
+    assert.equal(linkExists(ifname), true);
+    await topo.close();
+    assert.equal(linkExists(ifname), false);
+    assert.deepEqual(seen, [`/etc/np-down ${ifname} true`]);
+  } finally {
+    await topo.close();
+    deleteLink(ifname);
+  }
+});
+
+test('a real up script gets the ifname; a failing one fails the netdev and leaves no interface', { timeout: 30_000 }, async (t) => {
+  if (!requirePrivilege(t)) return;
+  const ifname = npName('sc');
+  const topo = new Topology();
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'np-up-'));
+  try {
+    // The script sees the interface already created, by name, as argv[1].
+    const script = path.join(dir, 'up');
+    fs.writeFileSync(script, `#!/bin/sh\nip link show dev "$1" >/dev/null && echo "$1" > ${dir}/seen\n`, { mode: 0o755 });
+    const nd = topo.addNetdev({ type: 'tap', id: 'ok0', ifname, script });
+    assert.equal(fs.readFileSync(path.join(dir, 'seen'), 'utf8'), `${ifname}\n`);
+    assert.equal(nd.queues[0].infoStr, `ifname=${ifname},script=${script},downscript=no`);
+    await nd.close();
+    assert.equal(linkExists(ifname), false);
+
+    assert.throws(
+      () => topo.addNetdev({ type: 'tap', id: 't0', ifname, script: '/bin/false' }),
+      /^NetplaneError: network script \/bin\/false failed with status 256$/,
+    );
+    await topo.close();
+    assert.equal(linkExists(ifname), false);
+  } finally {
+    await topo.close();
+    deleteLink(ifname);
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
