@@ -3,3 +3,26 @@ export { NetplaneError } from './errors';
 export type { NetplaneErrorCode } from './errors';
 export { Tap, TunFeature, TunOffload } from './tap';
 export type { TapOpenOptions, TapOffloads, VnetHdrMode } from './tap';
+export { Topology, Netdev, Nic, Hub, runNetworkScript, buildRarp } from './topology';
+export type {
+  TopologyOptions,
+  TopologyEvents,
+  RequestOptions,
+  LinkChangeEvent,
+  LinkChangeCause,
+  NetdevEvents,
+  NicEvents,
+  HubEvents,
+  NetClient,
+  NetClientType,
+  DataPlane,
+  ClientDescriptor,
+  TapLike,
+  AnnounceParams,
+} from './topology';
+export { VirtioNet, DEFAULT_TRANSPORT_FEATURES } from './devices/virtio-net';
+export type { VirtioNetBackend, RxFilterInfo, VirtioNetInit } from './devices/virtio-net';
+export { VirtioNetF, VirtioF, VirtioStatus, VirtioNetS, VIRTIO_NET_OK, VIRTIO_NET_ERR } from './devices/virtio-net-features';
+export { parseMac, formatMac, MacPool } from './devices/mac';
+export { ConnectionLink } from './link/connection-link';
+export type { ConnectionSource, LinkTarget, ConnectionLinkOptions } from './link/connection-link';
