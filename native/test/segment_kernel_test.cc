@@ -255,7 +255,7 @@ class CaptureNs {
     Run(ns_.Ip("-6 neigh replace fd00:6e70::2 lladdr 02:6e:70:00:00:02 nud permanent dev " + tap_name_));
     // A large initial window, so the first burst is one big TSO frame.
     Run(ns_.Ip("route replace 10.201.0.0/24 dev " + tap_name_ + " initcwnd 64"));
-    Run(ns_.Ip("-6 route replace fd00:6e70::/64 dev " + tap_name_ + " initcwnd 64"));
+    Run(ns_.Ip("-6 route replace fd00:6e70::/64 dev " + tap_name_ + " metric 1 initcwnd 64"));
   }
 
   // A TCP connection from the namespace to the fake peer, then 64 KiB of data: returns
@@ -278,12 +278,7 @@ class CaptureNs {
       size_t l4 = 0;
       return TcpAt(f, v6, &l4) && (f[l4 + 13] & 0x12) == 0x02;
     });
-    auto synack = SynAck(syn, v6);
-    std::vector<uint8_t> out(kVnetHdrLenLegacy, 0);  // zero header: a plain frame
-    out.insert(out.end(), synack.begin(), synack.end());
-    if (write(tap_.get(), out.data(), out.size()) != static_cast<ssize_t>(out.size())) {
-      throw std::runtime_error("write SYN-ACK");
-    }
+    WritePlain(Reply(syn, v6, true));
     pollfd p{sock.get(), POLLOUT, 0};
     int soerr = -1;
     socklen_t el = sizeof soerr;
@@ -291,13 +286,27 @@ class CaptureNs {
         soerr != 0) {
       throw std::runtime_error("handshake did not complete");
     }
+    // Open the window wide (scaled by 7): Linux sizes its TSO frames to at most half the
+    // largest window the peer advertised, and the SYN-ACK's window is capped at 64 KiB.
+    WritePlain(Reply(syn, v6, false));
     std::vector<uint8_t> data(64 * 1024);
     for (size_t i = 0; i < data.size(); ++i) data[i] = static_cast<uint8_t>(i * 13 + (i >> 9));
     if (send(sock.get(), data.data(), data.size(), 0) <= 0) throw std::runtime_error("send");
-    Captured c;
-    c.frame = WaitFor([&](const VnetHdr& h, const std::vector<uint8_t>&) {
+    auto is_tso = [&](const VnetHdr& h, const std::vector<uint8_t>&) {
       return (h.gso_type & ~kGsoEcn) == (v6 ? kGsoTcpv6 : kGsoTcpv4);
-    }, &c.hdr);
+    };
+    Captured c;
+    c.frame = WaitFor(is_tso, &c.hdr);
+    // The rest of the first burst may hold bigger GSO frames: keep the biggest.
+    for (auto buf = ReadFrame(tap_.get(), 200); buf.size() > kVnetHdrLenLegacy;
+         buf = ReadFrame(tap_.get(), 200)) {
+      VnetHdr h = ParseVnetHdr(buf.data(), kVnetHdrLenLegacy);
+      std::vector<uint8_t> f(buf.begin() + kVnetHdrLenLegacy, buf.end());
+      if (is_tso(h, f) && f.size() > c.frame.size()) {
+        c.hdr = h;
+        c.frame = std::move(f);
+      }
+    }
     return c;
   }
 
@@ -372,8 +381,17 @@ class CaptureNs {
     throw std::runtime_error("expected frame did not arrive from the TAP");
   }
 
-  // Our answer to the kernel's SYN: MSS, window scale and (if offered) timestamps.
-  static std::vector<uint8_t> SynAck(const std::vector<uint8_t>& syn, bool v6) {
+  void WritePlain(const std::vector<uint8_t>& frame) {
+    std::vector<uint8_t> out(kVnetHdrLenLegacy, 0);  // zero header: a plain frame
+    out.insert(out.end(), frame.begin(), frame.end());
+    if (write(tap_.get(), out.data(), out.size()) != static_cast<ssize_t>(out.size())) {
+      throw std::runtime_error("write to the capture TAP failed");
+    }
+  }
+
+  // The fake peer's answers to the kernel's SYN: the SYN-ACK (MSS, window scale 7 and, if
+  // offered, timestamps), or the ACK that follows it with the window opened to 8 MiB.
+  static std::vector<uint8_t> Reply(const std::vector<uint8_t>& syn, bool v6, bool synack) {
     size_t l4 = 0;
     TcpAt(syn, v6, &l4);
     const uint8_t* sth = &syn[l4];
@@ -396,8 +414,10 @@ class CaptureNs {
     size_t optlen = 0;
     auto put = [&](std::initializer_list<uint8_t> b) { for (uint8_t x : b) opts[optlen++] = x; };
     uint16_t mss = v6 ? 1440 : 1460;
-    put({2, 4, static_cast<uint8_t>(mss >> 8), static_cast<uint8_t>(mss)});
-    put({1, 3, 3, 7});
+    if (synack) {
+      put({2, 4, static_cast<uint8_t>(mss >> 8), static_cast<uint8_t>(mss)});
+      put({1, 3, 3, 7});
+    }
     if (ts) {
       put({1, 1, 8, 10, 0, 0, 0, 1});
       put({static_cast<uint8_t>(tsval >> 24), static_cast<uint8_t>(tsval >> 16),
@@ -421,10 +441,10 @@ class CaptureNs {
     uint8_t* th = &f[l4];
     StoreBe16(th, LoadBe16(sth + 2));
     StoreBe16(th + 2, LoadBe16(sth));
-    StoreBe32(th + 4, 0x6e700000);
+    StoreBe32(th + 4, synack ? 0x6e700000 : 0x6e700001);
     StoreBe32(th + 8, LoadBe32(sth + 4) + 1);
     th[12] = static_cast<uint8_t>((thl / 4) << 4);
-    th[13] = 0x12;  // SYN|ACK
+    th[13] = synack ? 0x12 : 0x10;  // SYN|ACK, or ACK
     StoreBe16(th + 14, 65535);
     std::memcpy(th + 20, opts, optlen);
     uint64_t ps = v6 ? PseudoHeaderSumV6(ip + 8, ip + 24, 6, static_cast<uint32_t>(thl))
