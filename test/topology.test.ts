@@ -210,6 +210,65 @@ describe('hubs', () => {
   });
 });
 
+describe('non-netdev hub ports (QEMU legacy -net style)', () => {
+  test('named hub<id>port<k> by the hub\'s running counter; netdev_del refuses them', async () => {
+    const { topo, dp } = setup();
+    topo.addNetdev(tap('t0', { ifname: 'np0' }));
+    const p0 = topo.addHubPort(0);
+    const p1 = topo.addHubPort(0, { peer: 't0' });
+    topo.addNetdev({ type: 'hubport', id: 'hp', hubid: 0 });
+    const p3 = topo.addHubPort(0);
+    assert.deepEqual([p0.name, p1.name, p3.name], ['hub0port0', 'hub0port1', 'hub0port3']);
+    assert.equal(p0.isNetdev, false);
+    throwsNetplane(() => topo.delNetdev('hub0port1'), "Device 'hub0port1' is not a netdev");
+    topo.setLink('hub0port1', false); // accepted, as in QEMU
+    assert.equal(p1.linkDown, true);
+    assert.equal(topo.netdevs.get('t0')!.linkUp, true);
+    assert.equal(
+      topo.infoNetwork(),
+      'hub 0\n \\ hub0port3\n \\ hp\n \\ hub0port1: t0: index=0,type=tap,ifname=np0,script=no,downscript=no\n \\ hub0port0\n',
+    );
+    await topo.hubs[0].close();
+    assert.equal(topo.clients.length, 1);
+    assert.equal(topo.clients[0].peer, null);
+    assert.deepEqual([...dp.clients.values()].map((c) => c.name), ['t0']);
+  });
+});
+
+describe('data plane hooks follow the device', () => {
+  test('negotiation sets the header length per queue; pair changes attach/detach queues', () => {
+    const { topo, dp, fakes } = setup();
+    topo.addNetdev(tap('hn0', { queues: 3 }));
+    const n = topo.addDevice(nic({ netdev: 'hn0', id: 'n', features: { mq: true } }));
+    // The plug-time reset detached queues 1 and 2, on the tap and in the data plane.
+    assert.deepEqual(fakes.taps[0].log, ['queue 1 off', 'queue 2 off', 'hdr 10', 'offloads -']);
+    assert.deepEqual(dp.calls.filter((c) => c.startsWith('queue')), ['queue hn0 off', 'queue hn0 off']);
+    dp.calls.length = 0;
+    n.device.setDriverFeatures((1n << 32n) | (1n << 22n) | (1n << 1n)); // VERSION_1 | MQ | GUEST_CSUM
+    assert.deepEqual(dp.calls, ['hdr hn0 12', 'hdr hn0 12', 'hdr hn0 12']);
+    assert.deepEqual(topo.netdevs.get('hn0')!.queues.map((q) => q.vnetHdrLen), [12, 12, 12]);
+    assert.equal(fakes.taps[0].log.at(-1), 'offloads csum');
+    dp.calls.length = 0;
+    n.device.setQueuePairs(3);
+    assert.deepEqual(dp.calls, ['queue hn0 on', 'queue hn0 on']); // queues 1 and 2; 0 never left
+    assert.equal(fakes.taps[0].numDisabled, 0);
+  });
+
+  test('a backend operation that fails becomes an error event, not a throw into the guest path', () => {
+    const { topo, fakes } = setup();
+    topo.addNetdev(tap('hn0'));
+    const n = topo.addDevice(nic({ netdev: 'hn0' }));
+    const errors: string[] = [];
+    topo.on('error', (e) => errors.push(e.message));
+    fakes.taps[0].setVnetHdrLen = () => {
+      throw new Error('TUNSETVNETHDRSZ ioctl() failed: Bad file descriptor');
+    };
+    n.device.setDriverFeatures(1n << 32n);
+    assert.deepEqual(errors, ['TUNSETVNETHDRSZ ioctl() failed: Bad file descriptor']);
+    assert.equal(n.device.hostHdrLen, 10); // the backend kept its old length
+  });
+});
+
 describe('names and MACs', () => {
   test('automatic names count clients of the same model, per queue', () => {
     const { topo } = setup();

@@ -272,22 +272,52 @@ export class Topology extends TypedEmitter<TopologyEvents> implements AsyncDispo
     if (!Number.isInteger(o.hubid) || o.hubid < -0x80000000 || o.hubid > 0x7fffffff) {
       throw invalid("Parameter 'hubid' expects int32");
     }
-    let target: Client | undefined;
-    if (o.netdev !== undefined) {
-      target = this.#reg.findNetdev(o.netdev);
-      if (!target) throw invalid(`netdev '${o.netdev}' not found`);
-      // QEMU asserts here (a client is peered at most once).
-      if (target.peer) {
-        throw new NetplaneError('NETPLANE_IN_USE', `netdev '${o.netdev}' already has a peer (${target.peer.name}); a hub port needs an unpeered netdev`);
-      }
-    }
-    let hub = this.#hubs.find((h) => h.id === o.hubid);
-    if (!hub) {
-      hub = new Hub(this.#internal, o.hubid);
-      this.#hubs.unshift(hub);
-    }
+    const target = o.netdev !== undefined ? this.#hubPeer(o.netdev) : undefined;
+    const hub = this.#hub(o.hubid);
     hub.takePortNumber();
     const port = new Client(this.#reg.nextHandle(), o.id, 'hub', 'hubport', true, undefined);
+    this.#attachPort(hub, port, target);
+    const netdev = new Netdev(this.#internal, { options: o, clients: [port], hub, viaCli });
+    this.#netdevByClient.set(port, netdev);
+    return netdev;
+  }
+
+  /**
+   * A hub port that is not a netdev, like the ones QEMU's legacy `-net` creates on hub 0:
+   * named `hub<hubid>port<k>`, optionally peered with the first client of netdev `peer`.
+   * netdev_del refuses it ("is not a netdev"); it goes away with its hub.
+   */
+  addHubPort(hubId: number, opts: { peer?: string } = {}): NetClient {
+    this.#checkOpen();
+    if (!Number.isInteger(hubId) || hubId < -0x80000000 || hubId > 0x7fffffff) throw invalid("Parameter 'hubid' expects int32");
+    const target = opts.peer !== undefined ? this.#hubPeer(opts.peer) : undefined;
+    const hub = this.#hub(hubId);
+    const port = new Client(this.#reg.nextHandle(), `hub${hubId}port${hub.takePortNumber()}`, 'hub', 'hubport', false, undefined);
+    this.#attachPort(hub, port, target);
+    return port;
+  }
+
+  #hub(id: number): Hub {
+    let hub = this.#hubs.find((h) => h.id === id);
+    if (!hub) {
+      hub = new Hub(this.#internal, id);
+      this.#hubs.unshift(hub);
+    }
+    return hub;
+  }
+
+  /** The client a hub port links to: the first one of that netdev, which must be unpeered. */
+  #hubPeer(netdev: string): Client {
+    const target = this.#reg.findNetdev(netdev);
+    if (!target) throw invalid(`netdev '${netdev}' not found`);
+    // QEMU asserts here (a client is peered at most once).
+    if (target.peer) {
+      throw new NetplaneError('NETPLANE_IN_USE', `netdev '${netdev}' already has a peer (${target.peer.name}); a hub port needs an unpeered netdev`);
+    }
+    return target;
+  }
+
+  #attachPort(hub: Hub, port: Client, target: Client | undefined): void {
     this.#dp?.addClient({ handle: port.handle, kind: 'hubport', name: port.name, queueIndex: 0, hubId: hub.id });
     if (target) {
       peerClients(port, target);
@@ -295,9 +325,6 @@ export class Topology extends TypedEmitter<TopologyEvents> implements AsyncDispo
     }
     this.#reg.add(port);
     hub.addPort(port);
-    const netdev = new Netdev(this.#internal, { options: o, clients: [port], hub, viaCli });
-    this.#netdevByClient.set(port, netdev);
-    return netdev;
   }
 
   /** netdev_del (QMP/HMP): QEMU 7.2 semantics (section 5.3). */
@@ -324,15 +351,11 @@ export class Topology extends TypedEmitter<TopologyEvents> implements AsyncDispo
       nicPeer.device.backendDeleted();
       for (const q of queues) if (q.peer) this.#setDown(q.peer, true);
     } else {
-      for (const q of queues) {
-        if (q.peer) q.peer.peer = null;
-        q.peer = null;
-      }
+      for (const q of queues) unpeer(q);
     }
     for (const q of queues) {
-      this.#reg.remove(q);
       this.#netdevByClient.delete(q);
-      this.#dp?.removeClient(q.handle);
+      this.#freeClient(q);
       netdev.hub?.removePort(q);
     }
     if (this.#netdevs.get(netdev.id) === netdev) this.#netdevs.delete(netdev.id);
@@ -512,9 +535,10 @@ export class Topology extends TypedEmitter<TopologyEvents> implements AsyncDispo
       setOffloads: (o) => void this.#guard(() => tap.setOffloads(o)),
       setQueueEnabled: (q, enabled) =>
         void this.#guard(() => {
-          tap.setQueueEnabled(q, enabled);
+          const was = tap.queueEnabled(q);
+          tap.setQueueEnabled(q, enabled); // a no-op when already so, as QEMU's tap_enable/disable
           const c = queue(q);
-          if (c) this.#dp?.setQueueEnabled(c.handle, enabled);
+          if (c && was !== enabled) this.#dp?.setQueueEnabled(c.handle, enabled);
         }),
     };
   }
@@ -523,12 +547,9 @@ export class Topology extends TypedEmitter<TopologyEvents> implements AsyncDispo
     if (nic.closed) return;
     this.#macs.release(nic.confMac);
     for (const c of [...nic.clients].reverse()) {
-      const peer = c.peer;
-      if (peer && !peer.removed) peer.peer = null;
-      c.peer = null;
-      this.#reg.remove(c);
+      unpeer(c); // a backend deleted earlier is already gone; a live one becomes free
       this.#nicByClient.delete(c);
-      this.#dp?.removeClient(c.handle);
+      this.#freeClient(c);
     }
     if (nic.backend && nic.backend.nic === nic) nic.backend.nic = undefined;
     const i = this.#nics.indexOf(nic);
@@ -540,7 +561,13 @@ export class Topology extends TypedEmitter<TopologyEvents> implements AsyncDispo
   #deleteHub(hub: Hub): void {
     for (const port of [...hub.portClients]) {
       const netdev = this.#netdevByClient.get(port);
-      if (netdev) this.#deleteNetdev(netdev);
+      if (netdev) {
+        this.#deleteNetdev(netdev);
+      } else {
+        unpeer(port);
+        this.#freeClient(port);
+        hub.removePort(port);
+      }
     }
     const i = this.#hubs.indexOf(hub);
     if (i >= 0) this.#hubs.splice(i, 1);
@@ -711,6 +738,12 @@ export class Topology extends TypedEmitter<TopologyEvents> implements AsyncDispo
 
   // ---- helpers ---------------------------------------------------------------------------
 
+  /** Take a client out of the list and the data plane. */
+  #freeClient(c: Client): void {
+    this.#reg.remove(c);
+    this.#dp?.removeClient(c.handle);
+  }
+
   #checkOpen(): void {
     if (this.#closing) throw new NetplaneError('NETPLANE_CLOSED', 'the topology is closed');
   }
@@ -763,6 +796,12 @@ export class Topology extends TypedEmitter<TopologyEvents> implements AsyncDispo
     if (this.listenerCount('error') > 0) this.emit('error', e);
     else this.#warn(e.message);
   }
+}
+
+/** Free a client's link: the survivor (if still alive) loses its peer. */
+function unpeer(c: Client): void {
+  if (c.peer && !c.peer.removed) c.peer.peer = null;
+  c.peer = null;
 }
 
 function nicInfoStr(model: string, mac: MacBytes): string {
