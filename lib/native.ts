@@ -189,7 +189,63 @@ export interface NativeAioBinding {
 }
 
 // ---- data plane graph (native/binding/graph.cc) ---------------------------------------
-export interface NativeGraphBinding {}
+/** Event kinds raised by the graph (core::GraphEvent::Kind). */
+export const NativeGraphEvent = { tapDead: 0, portRx: 1, portTxRoom: 2 } as const;
+export type NativeGraphEventKind = (typeof NativeGraphEvent)[keyof typeof NativeGraphEvent];
+export type NativeDropReason =
+  | 'linkDown' | 'noPeer' | 'queueFull' | 'oversize' | 'badVnetHdr' | 'writeError' | 'deadDevice' | 'purged';
+/** One client's state and counters, taken on its own thread (exactly consistent). */
+export interface NativeClientStats {
+  handle: number;
+  name: string;
+  kind: 'tap' | 'hubport' | 'jsport';
+  queueIndex: number;
+  iothread: string;
+  threadId: number;
+  peer: number | null;
+  hubId: number | null;
+  linkDown: boolean;
+  dead: boolean;
+  enabled: boolean;
+  vnetHdrLen: number;
+  offloads: number;
+  framesIn: number;
+  bytesIn: number;
+  framesOut: number;
+  bytesOut: number;
+  queued: number;
+  dropped: number;
+  drops: Record<NativeDropReason, number>;
+  deviceRxFrames: number;
+  deviceRxBytes: number;
+  deviceTxFrames: number;
+  deviceTxBytes: number;
+  segments: number;
+  eagain: number;
+  wakeups: number;
+}
+/** core::NetGraph. Methods throw a system-style error (code EINVAL, message) on bad input. */
+export interface NativeNetGraph {
+  addIothread(name: string, pollMaxNs?: number, pollGrow?: number, pollShrink?: number): void;
+  addTap(handle: number, name: string, queueIndex: number, iothread: string, fd: number, vnetHdrLen: number): void;
+  addHubPort(handle: number, name: string, queueIndex: number, iothread: string, hubId: number): void;
+  addPort(handle: number, name: string, queueIndex: number, iothread: string, rx: Uint8Array, tx: Uint8Array,
+    dropWhenFull: boolean, vnetHdrLen: number): void;
+  remove(handle: number): void;
+  connect(a: number, b: number): void;
+  setLinkDown(handle: number, down: boolean): void;
+  setVnetHdrLen(handle: number, len: number): void;
+  setQueueEnabled(handle: number, enabled: boolean): void;
+  setAutoOffloads(on: boolean): void;
+  kick(handle: number, tx: boolean): void;
+  validateTx(handle: number, pos: number, count: number, hdrLen: number): -1 | [number, string];
+  countRejected(handle: number, reason: 'oversize' | 'badVnetHdr', n: number): void;
+  stats(): NativeClientStats[];
+  close(): void;
+}
+export interface NativeGraphBinding {
+  NetGraph: new (onEvent: (kind: NativeGraphEventKind, handle: number, errno: number, syscall: string) => void) => NativeNetGraph;
+}
 
 export type NativeBinding = NativeTapBinding & NativeVnetBinding & NativeAioBinding & NativeGraphBinding;
 

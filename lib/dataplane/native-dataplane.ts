@@ -1,0 +1,212 @@
+// NativeDataPlane: the DataPlane seam (lib/topology/dataplane.ts) implemented by the native
+// graph (native/core/net_graph.h). Frames between TAP queues, hub ports and packet ports
+// never touch JavaScript; this class only issues control operations (each runs on the
+// owning IOThread and returns when done), reads counters as one snapshot, and turns the
+// engine's events into 'event' emissions:
+//
+//   { type: 'tap-dead', handle, name, errno, code, syscall }  a TAP queue's device vanished
+//                                                              (handler removed, link down)
+//
+// Placement: each queue index runs on its own IOThread ("np-q<i>") unless the client names
+// an iothread (`-object iothread,id=..` + `iothread=`); a hub and its ports share a thread.
+// A 'nic' client becomes a PacketPort (shared-memory rings) that the hypervisor reads with
+// port(handle).
+import { EventEmitter } from 'node:events';
+import * as os from 'node:os';
+import { NetplaneError, type NetplaneErrorCode } from '../errors';
+import { native, NativeGraphEvent, type NativeClientStats, type NativeNetGraph, type NativeSystemError } from '../native';
+import type { ClientDescriptor, DataPlane } from '../topology/dataplane';
+import { PacketPort, preparePort, type PacketPortOptions, type PortVnetHdrLen } from './packet-port';
+
+export type ClientStats = NativeClientStats;
+
+export interface TapDeadEvent {
+  type: 'tap-dead';
+  handle: number;
+  name: string;
+  errno: number;
+  code: string;
+  syscall: string;
+}
+export type DataPlaneEvent = TapDeadEvent;
+
+export interface NativeDataPlaneOptions {
+  /**
+   * Enable TAP offloads (TUNSETOFFLOAD) exactly where every receiver takes offloaded frames,
+   * so 64 KiB GSO frames cross untouched (default true).
+   */
+  autoOffloads?: boolean;
+  /** Ring options for the packet ports created for 'nic' clients. */
+  nicPorts?: PacketPortOptions;
+}
+
+export interface IothreadParams {
+  pollMaxNs?: number;
+  pollGrow?: number;
+  pollShrink?: number;
+}
+
+// Handles for ports created directly (createPort), kept apart from the topology's.
+const DIRECT_HANDLE_BASE = 0x80000000;
+
+export class NativeDataPlane extends EventEmitter implements DataPlane {
+  #graph: NativeNetGraph;
+  #names = new Map<number, string>();
+  #ports = new Map<number, PacketPort>();
+  #nicPorts: PacketPortOptions;
+  #nextDirect = DIRECT_HANDLE_BASE;
+  #closed = false;
+
+  constructor(opts: NativeDataPlaneOptions = {}) {
+    super();
+    this.#nicPorts = opts.nicPorts ?? {};
+    this.#graph = new (native().NetGraph)((kind, handle, errno, syscall) => this.#onEvent(kind, handle, errno, syscall));
+    if (opts.autoOffloads === false) this.#graph.setAutoOffloads(false);
+  }
+
+  /** `-object iothread,id=..`: create (or retune) a named IOThread. */
+  addIothread(id: string, params: IothreadParams = {}): void {
+    this.#call(() => this.#graph.addIothread(id, params.pollMaxNs ?? 0, params.pollGrow ?? 0, params.pollShrink ?? 0));
+  }
+
+  addClient(c: ClientDescriptor): void {
+    const iothread = c.iothread ?? '';
+    switch (c.kind) {
+      case 'tap':
+        if (c.fd === undefined) {
+          throw new NetplaneError('NETPLANE_INVALID_OPTION', `tap client '${c.name}' (queue ${c.queueIndex}) has no fd`);
+        }
+        this.#call(() => this.#graph.addTap(c.handle, c.name, c.queueIndex, iothread, c.fd!, c.vnetHdrLen ?? 0));
+        break;
+      case 'hubport':
+        if (c.hubId === undefined) throw new NetplaneError('NETPLANE_INVALID_OPTION', `hub port '${c.name}' has no hub id`);
+        this.#call(() => this.#graph.addHubPort(c.handle, c.name, c.queueIndex, iothread, c.hubId!));
+        break;
+      case 'nic':
+        this.#addPort(c.handle, c.name, c.queueIndex, iothread, {
+          ...this.#nicPorts,
+          vnetHdrLen: (c.vnetHdrLen ?? this.#nicPorts.vnetHdrLen ?? 0) as PortVnetHdrLen,
+        });
+        break;
+      default:
+        throw new NetplaneError('NETPLANE_INVALID_OPTION', `unknown client kind '${String((c as ClientDescriptor).kind)}'`);
+    }
+    this.#names.set(c.handle, c.name);
+  }
+
+  /**
+   * A packet port not described by the topology (a benchmark sink, a capture, a test):
+   * connect it with connect(port.handle, other).
+   */
+  createPort(name: string, opts: PacketPortOptions & { queueIndex?: number; iothread?: string } = {}): PacketPort {
+    const handle = this.#nextDirect++;
+    const port = this.#addPort(handle, name, opts.queueIndex ?? 0, opts.iothread ?? '', opts);
+    this.#names.set(handle, name);
+    return port;
+  }
+
+  #addPort(handle: number, name: string, queueIndex: number, iothread: string, opts: PacketPortOptions): PacketPort {
+    const setup = preparePort(opts);
+    this.#call(() => this.#graph.addPort(handle, name, queueIndex, iothread, setup.rx, setup.tx, setup.dropWhenFull, setup.vnetHdrLen));
+    const port = new PacketPort(this.#graph, handle, name, setup);
+    this.#ports.set(handle, port);
+    return port;
+  }
+
+  /** The packet port of a 'nic' client (or one made by createPort). */
+  port(handle: number): PacketPort | undefined {
+    return this.#ports.get(handle);
+  }
+
+  removeClient(handle: number): void {
+    this.#call(() => this.#graph.remove(handle));
+    this.#names.delete(handle);
+    const port = this.#ports.get(handle);
+    if (port) {
+      this.#ports.delete(handle);
+      port._closed();
+    }
+  }
+
+  connect(a: number, b: number): void {
+    this.#call(() => this.#graph.connect(a, b));
+  }
+
+  setLinkDown(handle: number, down: boolean): void {
+    this.#call(() => this.#graph.setLinkDown(handle, down));
+  }
+
+  setVnetHdrLen(handle: number, len: number): void {
+    this.#call(() => this.#graph.setVnetHdrLen(handle, len));
+    this.#ports.get(handle)?._setVnetHdrLen(len as PortVnetHdrLen);
+  }
+
+  setQueueEnabled(handle: number, enabled: boolean): void {
+    this.#call(() => this.#graph.setQueueEnabled(handle, enabled));
+  }
+
+  /** Every client's state and counters. For each: framesIn = framesOut + queued + dropped. */
+  stats(): ClientStats[] {
+    if (this.#closed) return [];
+    return this.#call(() => this.#graph.stats()).sort((a, b) => a.handle - b.handle);
+  }
+
+  /** Stop every IOThread and release every client; TAP fds stay with their owners. */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#graph.close();
+    for (const port of this.#ports.values()) port._closed();
+    this.#ports.clear();
+  }
+
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  [Symbol.dispose](): void {
+    this.close();
+  }
+
+  #onEvent(kind: number, handle: number, errno: number, syscall: string): void {
+    if (kind === NativeGraphEvent.portRx) {
+      this.#ports.get(handle)?._onRx();
+    } else if (kind === NativeGraphEvent.portTxRoom) {
+      this.#ports.get(handle)?._onTxRoom();
+    } else if (kind === NativeGraphEvent.tapDead) {
+      const event: TapDeadEvent = {
+        type: 'tap-dead',
+        handle,
+        name: this.#names.get(handle) ?? `#${handle}`,
+        errno,
+        code: errnoName(errno),
+        syscall,
+      };
+      this.emit('event', event);
+    }
+  }
+
+  #call<T>(fn: () => T): T {
+    if (this.#closed) throw new NetplaneError('NETPLANE_CLOSED', 'the data plane is closed');
+    try {
+      return fn();
+    } catch (e) {
+      throw toNetplaneError(e);
+    }
+  }
+}
+
+function errnoName(errno: number): string {
+  for (const [name, value] of Object.entries(os.constants.errno)) if (value === errno) return name;
+  return errno === 77 ? 'EBADFD' : `E${errno}`;
+}
+
+function toNetplaneError(e: unknown): unknown {
+  if (!(e instanceof Error) || e instanceof TypeError || e instanceof RangeError) return e;
+  const err = e as NativeSystemError;
+  let code: NetplaneErrorCode = 'NETPLANE_INVALID_STATE';
+  if (err.code === 'ERR_NETPLANE_CLOSED') code = 'NETPLANE_CLOSED';
+  else if (/^no net client with handle/.test(err.message)) code = 'NETPLANE_NOT_FOUND';
+  else if (/already has a peer|already in use/.test(err.message)) code = 'NETPLANE_IN_USE';
+  return new NetplaneError(code, err.message, { cause: e });
+}

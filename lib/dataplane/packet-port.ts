@@ -1,0 +1,391 @@
+// PacketPort: the NIC side of the data plane for JavaScript (a TypeScript hypervisor's
+// virtio-net queue, a capture, a test). Frames move in batches through two rings in
+// SharedArrayBuffers that the native engine reads and writes directly (native/core/js_port.h
+// has the layout), so there is no JavaScript call per frame:
+//
+//   receive: `for await (const batch of port)` or `port.onFrames(batch => ...)`. A batch is
+//            an array of Uint8Array VIEWS into the ring. They stay valid until the next read
+//            (the iterator's next step, or the callback's return); copy (`f.slice()`) to keep
+//            one. Each view starts with the vnet header when vnetHdrLen > 0.
+//   send:    `port.send(frames)` writes the whole batch or nothing and returns false when the
+//            ring has no room; `await port.sendAsync(frames)` waits for room as needed.
+//            Every frame is validated before the engine sees it: its length (vnet header +
+//            14..65535 bytes) and, with a vnet header, the header against the frame. A bad
+//            frame throws a RangeError naming its index and the reason; nothing of that
+//            batch is sent and the bad frame is counted as dropped.
+//
+// Wake-ups: the engine wakes JavaScript at most once per batch (a flag in the ring that the
+// reader clears before it reads), and JavaScript kicks the engine at most once per batch
+// the same way. A full receive ring pushes back (the sending TAP stops reading) unless the
+// port was created with whenFull: 'drop', which drops and counts (queueFull) instead.
+import { NetplaneError } from '../errors';
+import type { NativeNetGraph } from '../native';
+
+// Ring header words (u32 index = byte offset / 4); see native/core/js_port.h.
+const HDR_BYTES = 256;
+const W_MAGIC = 0;
+const W_HEAD = 16;
+const W_TAIL = 32;
+const W_WAKE = 48;
+const W_BLOCKED = 49;
+const RING_MAGIC = 0x3152504e;
+const WRAP = 0xffffffff;
+const MIN_FRAME = 14;
+const MAX_FRAME = 65535;
+
+export const DEFAULT_RING_BYTES = 2 * 1024 * 1024;
+export const MIN_RING_BYTES = 256 * 1024;
+
+export type PortVnetHdrLen = 0 | 10 | 12 | 20;
+
+export interface PacketPortOptions {
+  /** Data bytes per ring (a power of two, 256 KiB .. 1 GiB); default 2 MiB. */
+  ringBytes?: number;
+  /** What a full receive ring does: push back on the sender (default) or drop and count. */
+  whenFull?: 'backpressure' | 'drop';
+  /** vnet header bytes in front of every frame, both directions (default 0 = none). */
+  vnetHdrLen?: PortVnetHdrLen;
+}
+
+/** Validated options plus the ring memory, for the data plane that registers the port. */
+export interface PortSetup {
+  rx: Uint8Array;
+  tx: Uint8Array;
+  dropWhenFull: boolean;
+  vnetHdrLen: PortVnetHdrLen;
+}
+
+export function preparePort(opts: PacketPortOptions = {}): PortSetup {
+  const ringBytes = opts.ringBytes ?? DEFAULT_RING_BYTES;
+  if (!Number.isInteger(ringBytes) || ringBytes < MIN_RING_BYTES || ringBytes > 2 ** 30 || (ringBytes & (ringBytes - 1)) !== 0) {
+    throw new RangeError(`ringBytes must be a power of two between ${MIN_RING_BYTES} and ${2 ** 30}, got ${ringBytes}`);
+  }
+  const whenFull = opts.whenFull ?? 'backpressure';
+  if (whenFull !== 'backpressure' && whenFull !== 'drop') {
+    throw new RangeError(`whenFull must be 'backpressure' or 'drop', got ${String(whenFull)}`);
+  }
+  const hdr = opts.vnetHdrLen ?? 0;
+  checkHdrLen(hdr);
+  return {
+    rx: new Uint8Array(new SharedArrayBuffer(HDR_BYTES + ringBytes)),
+    tx: new Uint8Array(new SharedArrayBuffer(HDR_BYTES + ringBytes)),
+    dropWhenFull: whenFull === 'drop',
+    vnetHdrLen: hdr,
+  };
+}
+
+function checkHdrLen(len: number): asserts len is PortVnetHdrLen {
+  if (len !== 0 && len !== 10 && len !== 12 && len !== 20) {
+    throw new RangeError(`vnetHdrLen must be 0, 10, 12 or 20, got ${String(len)}`);
+  }
+}
+
+const align8 = (n: number): number => (n + 7) & ~7;
+
+/** One ring as JavaScript sees it. Positions are free-running u32 byte counters. */
+class Ring {
+  readonly words: Uint32Array;
+  readonly bytes: Uint8Array;
+  readonly dataWords: Uint32Array;
+  readonly cap: number;
+
+  constructor(mem: Uint8Array) {
+    this.words = new Uint32Array(mem.buffer, mem.byteOffset, HDR_BYTES / 4);
+    if (this.words[W_MAGIC] !== RING_MAGIC) throw new Error('ring memory was not initialised by the engine');
+    this.cap = mem.byteLength - HDR_BYTES;
+    this.bytes = new Uint8Array(mem.buffer, mem.byteOffset + HDR_BYTES, this.cap);
+    this.dataWords = new Uint32Array(mem.buffer, mem.byteOffset + HDR_BYTES, this.cap / 4);
+  }
+  head(): number {
+    return Atomics.load(this.words, W_HEAD);
+  }
+  tail(): number {
+    return Atomics.load(this.words, W_TAIL);
+  }
+}
+
+type Waiter = (r: IteratorResult<Uint8Array[]>) => void;
+
+export class PacketPort implements AsyncIterable<Uint8Array[]> {
+  readonly handle: number;
+  readonly name: string;
+  #graph: NativeNetGraph;
+  #rx: Ring;
+  #tx: Ring;
+  #hdr: PortVnetHdrLen;
+  #closed = false;
+  #release: number | undefined; // rx tail to publish when the current batch is done
+  #waiter: Waiter | undefined;
+  #callback: ((batch: Uint8Array[]) => void) | undefined;
+  #roomWaiters: Array<() => void> = [];
+  #delivering = false;
+
+  /** @internal Created by NativeDataPlane once the engine initialised the rings. */
+  constructor(graph: NativeNetGraph, handle: number, name: string, setup: PortSetup) {
+    this.#graph = graph;
+    this.handle = handle;
+    this.name = name;
+    this.#rx = new Ring(setup.rx);
+    this.#tx = new Ring(setup.tx);
+    this.#hdr = setup.vnetHdrLen;
+  }
+
+  get vnetHdrLen(): PortVnetHdrLen {
+    return this.#hdr;
+  }
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /** @internal The data plane changed the negotiated header length (setVnetHdrLen). */
+  _setVnetHdrLen(len: PortVnetHdrLen): void {
+    this.#hdr = len;
+  }
+
+  // ---- receive ------------------------------------------------------------------------
+
+  /**
+   * Take every frame the engine has published, releasing the previous batch first. The
+   * views are valid until the next read(). Returns [] when there is nothing.
+   */
+  read(): Uint8Array[] {
+    this.#check();
+    this.#releaseBatch();
+    const ring = this.#rx;
+    Atomics.store(ring.words, W_WAKE, 0); // from here on a new frame wakes us again
+    const head = ring.head();
+    let t = ring.tail();
+    const out: Uint8Array[] = [];
+    const mask = ring.cap - 1;
+    while (t !== head) {
+      const off = t & mask;
+      const len = ring.dataWords[off >>> 2];
+      if (len === WRAP) {
+        t = (t + ring.cap - off) >>> 0;
+        continue;
+      }
+      out.push(ring.bytes.subarray(off + 8, off + 8 + len));
+      t = (t + 8 + align8(len)) >>> 0;
+    }
+    if (out.length > 0) this.#release = t;
+    return out;
+  }
+
+  /** Deliver every batch to cb as it arrives; returns a function that stops it. */
+  onFrames(cb: (batch: Uint8Array[]) => void): () => void {
+    this.#check();
+    if (this.#callback || this.#waiter) throw new NetplaneError('NETPLANE_IN_USE', `port ${this.name} already has a reader`);
+    this.#callback = cb;
+    queueMicrotask(() => this._onRx());
+    return () => {
+      if (this.#callback === cb) this.#callback = undefined;
+    };
+  }
+
+  async *[Symbol.asyncIterator](): AsyncIterator<Uint8Array[]> {
+    if (this.#callback) throw new NetplaneError('NETPLANE_IN_USE', `port ${this.name} already has a reader`);
+    try {
+      while (!this.#closed) {
+        const batch = this.read();
+        if (batch.length > 0) {
+          yield batch;
+          continue;
+        }
+        const r = await new Promise<IteratorResult<Uint8Array[]>>((resolve) => {
+          this.#waiter = resolve;
+        });
+        if (r.done) return;
+      }
+    } finally {
+      this.#waiter = undefined;
+      if (!this.#closed) this.#releaseBatch();
+    }
+  }
+
+  /** @internal The engine published frames (at most one call per batch). */
+  _onRx(): void {
+    if (this.#closed) return;
+    if (this.#waiter) {
+      const w = this.#waiter;
+      this.#waiter = undefined;
+      w({ value: [], done: false });
+      return;
+    }
+    if (!this.#callback || this.#delivering) return;
+    this.#delivering = true;
+    try {
+      // A bounded number of batches per wake-up, then yield to the event loop.
+      for (let i = 0; i < 64; i++) {
+        const cb = this.#reader();
+        if (!cb) return;
+        const batch = this.read();
+        if (batch.length === 0) return;
+        cb(batch);
+      }
+      setImmediate(() => this._onRx());
+    } finally {
+      this.#delivering = false;
+      if (!this.#closed) this.#releaseBatch();
+    }
+  }
+
+  // The callback reader, re-read each time (the callback may unsubscribe or close the port).
+  #reader(): ((batch: Uint8Array[]) => void) | undefined {
+    return this.#closed ? undefined : this.#callback;
+  }
+
+  #releaseBatch(): void {
+    if (this.#release === undefined) return;
+    const ring = this.#rx;
+    Atomics.store(ring.words, W_TAIL, this.#release);
+    this.#release = undefined;
+    // The engine found the ring full and waits for room: tell it once.
+    if (Atomics.exchange(ring.words, W_BLOCKED, 0) !== 0) this.#graph.kick(this.handle, false);
+  }
+
+  // ---- send ---------------------------------------------------------------------------
+
+  /**
+   * Queue every frame for the engine, or none: false when the ring lacks room for the whole
+   * batch (wait with sendAsync, or retry). Throws RangeError for an invalid frame.
+   */
+  send(frames: readonly Uint8Array[]): boolean {
+    this.#check();
+    this.#validateLengths(frames, 0);
+    const total = this.#bytesFor(frames, 0, frames.length);
+    if (total > this.#tx.cap) {
+      throw new RangeError(`batch needs ${total} bytes of ring space but the ring holds ${this.#tx.cap}; use sendAsync or smaller batches`);
+    }
+    return this.#write(frames, 0, frames.length) === frames.length;
+  }
+
+  /** Queue every frame, waiting for ring room as needed. Throws RangeError for an invalid frame. */
+  async sendAsync(frames: readonly Uint8Array[]): Promise<void> {
+    this.#check();
+    this.#validateLengths(frames, 0);
+    let i = 0;
+    while (i < frames.length) {
+      // The longest prefix that fits right now.
+      let n = 0;
+      const room = this.#room();
+      while (i + n < frames.length && this.#bytesFor(frames, i, n + 1) <= room) n++;
+      if (n > 0 && this.#write(frames, i, n) === n) {
+        i += n;
+        continue;
+      }
+      await this.#waitForRoom();
+      this.#check();
+    }
+  }
+
+  /** @internal The engine consumed tx frames after we found the ring full. */
+  _onTxRoom(): void {
+    const waiters = this.#roomWaiters;
+    this.#roomWaiters = [];
+    for (const w of waiters) w();
+  }
+
+  #waitForRoom(): Promise<void> {
+    return new Promise((resolve) => {
+      this.#roomWaiters.push(resolve);
+      // Ask for a wake-up, then look again: if the engine already drained everything it
+      // will not consume (and so not wake us) again.
+      Atomics.store(this.#tx.words, W_BLOCKED, 1);
+      if (this.#tx.head() === this.#tx.tail()) this._onTxRoom();
+    });
+  }
+
+  #validateLengths(frames: readonly Uint8Array[], from: number): void {
+    if (!Array.isArray(frames)) throw new TypeError('frames must be an array of Uint8Array');
+    const hdr = this.#hdr;
+    for (let i = from; i < frames.length; i++) {
+      const f = frames[i];
+      if (!(f instanceof Uint8Array)) throw new TypeError(`frame ${i} must be a Buffer or Uint8Array`);
+      const eth = f.length - hdr;
+      if (eth < MIN_FRAME) {
+        this.#graph.countRejected(this.handle, 'badVnetHdr', 1);
+        throw new RangeError(
+          `frame ${i}: ${f.length} bytes is too short (${hdr ? `${hdr}-byte vnet header + ` : ''}at least ${MIN_FRAME} bytes of ethernet frame)`,
+        );
+      }
+      if (eth > MAX_FRAME) {
+        this.#graph.countRejected(this.handle, 'oversize', 1);
+        throw new RangeError(`frame ${i}: ${eth}-byte ethernet frame is larger than ${MAX_FRAME} bytes`);
+      }
+    }
+  }
+
+  /** Ring bytes (records and wrap waste) frames[from..from+n) take starting at the head. */
+  #bytesFor(frames: readonly Uint8Array[], from: number, n: number): number {
+    const cap = this.#tx.cap;
+    let h = this.#tx.head();
+    const start = h;
+    for (let i = from; i < from + n; i++) {
+      const rec = 8 + align8(frames[i].length);
+      const off = h & (cap - 1);
+      if (cap - off < rec) h += cap - off;
+      h += rec;
+    }
+    return h - start;
+  }
+
+  #room(): number {
+    const ring = this.#tx;
+    return ring.cap - ((ring.head() - ring.tail()) >>> 0);
+  }
+
+  /** Write frames[from..from+n) if they all fit; returns n, or 0 when they do not. */
+  #write(frames: readonly Uint8Array[], from: number, n: number): number {
+    const ring = this.#tx;
+    const need = this.#bytesFor(frames, from, n);
+    if (need > this.#room()) {
+      Atomics.store(ring.words, W_BLOCKED, 1);
+      if (need > this.#room()) return 0;
+    }
+    const cap = ring.cap;
+    const mask = cap - 1;
+    const start = ring.head();
+    let h = start;
+    for (let i = from; i < from + n; i++) {
+      const f = frames[i];
+      const rec = 8 + align8(f.length);
+      let off = h & mask;
+      if (cap - off < rec) {
+        ring.dataWords[off >>> 2] = WRAP;
+        h = (h + cap - off) >>> 0;
+        off = 0;
+      }
+      ring.dataWords[off >>> 2] = f.length;
+      ring.dataWords[(off >>> 2) + 1] = 0;
+      ring.bytes.set(f, off + 8);
+      h = (h + rec) >>> 0;
+    }
+    if (this.#hdr > 0) {
+      // One native call checks every header of the batch before it is published.
+      const bad = this.#graph.validateTx(this.handle, start, n, this.#hdr);
+      if (bad !== -1) {
+        throw new RangeError(`frame ${from + bad[0]}: invalid vnet header (${bad[1]})`);
+      }
+    }
+    Atomics.store(ring.words, W_HEAD, h);
+    if (Atomics.exchange(ring.words, W_WAKE, 1) === 0) this.#graph.kick(this.handle, true);
+    return n;
+  }
+
+  // ---- lifecycle ----------------------------------------------------------------------
+
+  /** @internal Called by the data plane when the port is removed or the plane closes. */
+  _closed(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#callback = undefined;
+    const w = this.#waiter;
+    this.#waiter = undefined;
+    w?.({ value: undefined, done: true });
+    this._onTxRoom();
+  }
+
+  #check(): void {
+    if (this.#closed) throw new NetplaneError('NETPLANE_CLOSED', `packet port ${this.name} is closed`);
+  }
+}
