@@ -552,6 +552,27 @@ describe('queries', () => {
   });
 });
 
+describe('rx filter events', () => {
+  test('NIC_RX_FILTER_CHANGED data: device id and QOM path; re-armed by a query', () => {
+    const { topo } = setup();
+    const a = topo.addDevice(nic({ id: 'vnet0' }));
+    const b = topo.addDevice(nic());
+    const seen: unknown[] = [];
+    a.on('rx-filter-changed', (i) => seen.push(i));
+    b.on('rx-filter-changed', (i) => seen.push(i));
+    a.device.setRxMode('promisc', false);
+    a.device.setRxMode('promisc', true); // not re-armed yet
+    b.device.setRxMode('allmulti', true);
+    topo.queryRxFilter('vnet0');
+    a.device.setRxMode('promisc', false);
+    assert.deepEqual(seen, [
+      { name: 'vnet0', path: '/machine/peripheral/vnet0/virtio-backend' },
+      { path: '/machine/peripheral-anon/device[0]/virtio-backend' },
+      { name: 'vnet0', path: '/machine/peripheral/vnet0/virtio-backend' },
+    ]);
+  });
+});
+
 describe('announce-self', () => {
   test('one RARP per NIC per round, from queue 0, with QEMU\'s layout', () => {
     const { topo, dp } = setup();

@@ -101,6 +101,7 @@ export class Topology extends TypedEmitter<TopologyEvents> implements AsyncDispo
   readonly #warn: (msg: string) => void;
   readonly #internal: TopologyInternal;
   #closing: Promise<void> | undefined;
+  #anonDevices = 0;
 
   constructor(opts: TopologyOptions = {}) {
     super();
@@ -484,6 +485,8 @@ export class Topology extends TypedEmitter<TopologyEvents> implements AsyncDispo
       if (peer) this.#dp?.connect(c.handle, peer.handle);
     }
 
+    // QEMU's QOM path: id-less devices are numbered under peripheral-anon.
+    const qomPath = opts.id !== undefined ? `/machine/peripheral/${opts.id}` : `/machine/peripheral-anon/device[${this.#anonDevices++}]`;
     const nic = new Nic(this.#internal, {
       options: opts,
       device,
@@ -500,7 +503,7 @@ export class Topology extends TypedEmitter<TopologyEvents> implements AsyncDispo
       device.onRxFilterChanged(() =>
         nic.emit('rx-filter-changed', {
           ...(nic.id !== undefined ? { name: nic.id } : {}),
-          path: `/machine/peripheral${nic.id !== undefined ? `/${nic.id}` : '-anon/' + clients[0].name}/virtio-backend`,
+          path: `${qomPath}/virtio-backend`,
         }),
       ),
     );
@@ -709,9 +712,12 @@ export class Topology extends TypedEmitter<TopologyEvents> implements AsyncDispo
       const nic = this.#nicByClient.get(nc);
       if (!nic) continue;
       const frame = buildRarp(nic.confMac);
-      this.#dp?.sendRaw?.(nc.handle, frame);
-      nic.emit('announce', frame);
-      nic.device.announce();
+      // Runs from a timer: a failure must become an 'error' event, never an uncaught throw.
+      this.#guard(() => {
+        this.#dp?.sendRaw?.(nc.handle, frame);
+        nic.emit('announce', frame);
+        nic.device.announce();
+      });
     }
   }
 
