@@ -210,11 +210,16 @@ export function runStdioMonitor(hmp: Hmp, input: NodeJS.ReadableStream = process
     }
     output.write(out);
     if (hmp.monitor.quitRequested) {
-      rl.close();
+      close();
       return;
     }
     rl.prompt();
   });
   const done = new Promise<void>((resolve) => rl.once('close', () => resolve()));
-  return { done, close: () => rl.close() };
+  const close = (): void => {
+    rl.close();
+    // A pipe or terminal on stdin would keep the process alive after we stopped reading it.
+    (input as { unref?: () => void }).unref?.();
+  };
+  return { done, close };
 }

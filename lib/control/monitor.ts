@@ -8,7 +8,7 @@ import type { Topology } from '../topology/topology';
 import type { QmpVersion } from './qmp-server';
 
 /** The QEMU release whose QMP/HMP behaviour we reproduce; reported in "qemu". */
-export const QEMU_COMPAT_VERSION = { major: 7, minor: 2, micro: 0 } as const;
+export const QEMU_COMPAT_VERSION = { micro: 0, minor: 2, major: 7 } as const; // QEMU's key order
 
 function ownVersion(): string {
   // lib/control/ (sources) and dist/control/ (build) both sit two levels below package.json.
