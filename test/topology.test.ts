@@ -245,13 +245,24 @@ describe('data plane hooks follow the device', () => {
     assert.deepEqual(dp.calls.filter((c) => c.startsWith('queue')), ['queue hn0 off', 'queue hn0 off']);
     dp.calls.length = 0;
     n.device.setDriverFeatures((1n << 32n) | (1n << 22n) | (1n << 1n)); // VERSION_1 | MQ | GUEST_CSUM
-    assert.deepEqual(dp.calls, ['hdr hn0 12', 'hdr hn0 12', 'hdr hn0 12']);
+    assert.deepEqual(dp.calls, ['hdr hn0 12', 'hdr n 12', 'hdr hn0 12', 'hdr n 12', 'hdr hn0 12', 'hdr n 12']);
     assert.deepEqual(topo.netdevs.get('hn0')!.queues.map((q) => q.vnetHdrLen), [12, 12, 12]);
+    assert.deepEqual(n.queues.map((q) => q.vnetHdrLen), [12, 12, 12]);
     assert.equal(fakes.taps[0].log.at(-1), 'offloads csum');
     dp.calls.length = 0;
     n.device.setQueuePairs(3);
     assert.deepEqual(dp.calls, ['queue hn0 on', 'queue hn0 on']); // queues 1 and 2; 0 never left
     assert.equal(fakes.taps[0].numDisabled, 0);
+  });
+
+  test('NIC queues start with the device\'s host header length: 10 with a vnet-header tap, 0 otherwise', () => {
+    const { topo, dp } = setup();
+    topo.addNetdev(tap('hn0'));
+    topo.addNetdev({ type: 'hubport', id: 'hp', hubid: 0 });
+    topo.addDevice(nic({ netdev: 'hn0', id: 'a' }));
+    topo.addDevice(nic({ netdev: 'hp', id: 'b' }));
+    topo.addDevice(nic({ id: 'c' }));
+    assert.deepEqual(dp.calls.filter((c) => c.startsWith('add nic')), ['add nic a q0 hdr10', 'add nic b q0 hdr0', 'add nic c q0 hdr0']);
   });
 
   test('a backend operation that fails becomes an error event, not a throw into the guest path', () => {

@@ -21,7 +21,11 @@ export interface NetClient {
   readonly infoStr: string;
   /** Created by -netdev/netdev_add (false for NIC queues). */
   readonly isNetdev: boolean;
-  /** Length of the vnet header this client expects on input (0 = none). */
+  /**
+   * Length of the vnet header this client expects on input (0 = none). Tap queues: the
+   * TUNSETVNETHDRSZ value. NIC queues: the header the device exchanges with its backend
+   * (virtio-net's host_hdr_len; QEMU keeps no such field on the NIC).
+   */
   readonly vnetHdrLen: number;
   /** The IOThread the client runs on (undefined = main loop). */
   readonly iothread: string | undefined;

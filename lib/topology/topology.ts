@@ -446,12 +446,13 @@ export class Topology extends TypedEmitter<TopologyEvents> implements AsyncDispo
     }
 
     const mac = this.#macs.assign(requestedMac);
+    const clients: Client[] = []; // the NIC's queues, filled at realize below
     let device: VirtioNet;
     try {
       device = new VirtioNet({
         mac,
         maxQueuePairs: Math.max(1, peers.length),
-        ...(backendNetdev ? { backend: this.#backendFor(backendNetdev) } : {}),
+        ...(backendNetdev ? { backend: this.#backendFor(backendNetdev, clients) } : {}),
         options: opts,
       });
     } catch (err) {
@@ -461,13 +462,13 @@ export class Topology extends TypedEmitter<TopologyEvents> implements AsyncDispo
 
     // Realize: N queue clients, each peered with backend queue i (which takes index i).
     const iothread = peers[0]?.iothread;
-    const clients: Client[] = [];
     const n = Math.max(1, peers.length);
     for (let i = 0; i < n; i++) {
       const name = opts.id ?? this.#reg.autoName(model);
       const c = new Client(this.#reg.nextHandle(), name, model, 'nic', false, iothread);
       c.queueIndex = i;
       if (i === 0) c.infoStr = nicInfoStr(model, mac);
+      c.vnetHdrLen = device.hostHdrLen;
       const peer = peers[i];
       if (peer) {
         peerClients(c, peer);
@@ -480,6 +481,7 @@ export class Topology extends TypedEmitter<TopologyEvents> implements AsyncDispo
         kind: 'nic',
         name: c.name,
         queueIndex: i,
+        vnetHdrLen: c.vnetHdrLen,
         ...(iothread !== undefined ? { iothread } : {}),
       });
       if (peer) this.#dp?.connect(c.handle, peer.handle);
@@ -513,8 +515,12 @@ export class Topology extends TypedEmitter<TopologyEvents> implements AsyncDispo
     return nic;
   }
 
-  /** What the virtio-net model may do to the backend peered with its queues. */
-  #backendFor(netdev: Netdev): VirtioNetBackend {
+  /**
+   * What the virtio-net model may do to the backend peered with its queues. A header length
+   * change also reaches the NIC's own queue client: it then exchanges frames with that
+   * header with the tap (the device's host_hdr_len), so the data plane passes them unchanged.
+   */
+  #backendFor(netdev: Netdev, nicClients: readonly Client[]): VirtioNetBackend {
     const tap = netdev.tap;
     if (!tap) {
       const noop = () => undefined;
@@ -529,10 +535,11 @@ export class Topology extends TypedEmitter<TopologyEvents> implements AsyncDispo
       setVnetHdrLen: (q, len) =>
         this.#guard(() => {
           if (q === 0) tap.setVnetHdrLen(len); // TUNSETVNETHDRSZ is per interface: queue 0 does all
-          const c = queue(q);
-          if (c && c.vnetHdrLen !== len) {
-            c.vnetHdrLen = len;
-            this.#dp?.setVnetHdrLen(c.handle, len);
+          for (const c of [queue(q), nicClients[q]]) {
+            if (c && c.vnetHdrLen !== len) {
+              c.vnetHdrLen = len;
+              this.#dp?.setVnetHdrLen(c.handle, len);
+            }
           }
         }),
       setOffloads: (o) => void this.#guard(() => tap.setOffloads(o)),
