@@ -935,9 +935,10 @@ struct Pollable {
 void BlockFor(AioContext& ctx, int64_t ns) {
   CountingTimer t(ctx);
   ctx.TimerMod(t.timer, AioContext::NowNs() + ns);
-  // Arming the earliest timer raised "notified"; consume it so the next Poll really sleeps
-  // (a Poll that finds a notification returns at once, which also counts as a short block).
-  ctx.Poll(false);
+  // Arming the earliest timer raised "notified" (nobody was waiting, so only the flag):
+  // accept it so the next Poll really sleeps (a Poll that finds a notification returns at
+  // once, which would count as a short block).
+  ctx.NotifyAccept();
   while (t.fires == 0) ctx.Poll(true);
 }
 
