@@ -8,7 +8,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { forwarders } from './forwarders';
-import { sleep, start, stop, tail, waitForOutput, type Proc } from './lib/proc';
+import { head, sleep, start, stop, tail, waitForOutput, type Proc } from './lib/proc';
 import { TestBed, leftovers } from './lib/testbed';
 import { buildTools, kBenchDir, kRepoDir } from './lib/tools';
 import type { Options } from './run';
@@ -31,6 +31,8 @@ interface SinkRate {
   mfps: number;
   offeredMfps: number;
   windowSeconds: number;
+  /** The sink's final JSON line: its counts and the engine's per-client counters. */
+  sinkReport?: unknown;
 }
 
 /** The last "frames <count> <ns>" line the sink printed. */
@@ -50,9 +52,13 @@ async function sinkRate(s: Settings): Promise<SinkRate> {
   ]);
   let gen: Proc | undefined;
   try {
-    await bed.waitForTaps(sink, 10_000, true);
-    bed.wire(true);
-    await waitForOutput(sink, 'ready', 10_000);
+    try {
+      await bed.waitForTaps(sink, 10_000, true);
+      bed.wire(true);
+      await waitForOutput(sink, 'ready', 10_000);
+    } catch (e) {
+      throw new Error(`${(e as Error).message}; the sink said: ${head(sink.stderr() || sink.stdout())}`);
+    }
     gen = startTrafgen(bed, s);
     await sleep(s.warmup * 1000);
     const a0 = bed.countersA();
@@ -62,11 +68,19 @@ async function sinkRate(s: Settings): Promise<SinkRate> {
     const a1 = bed.countersA();
     if (!s0 || !s1 || s1.ns === s0.ns) throw new Error(`the sink printed no frame counts: ${tail(sink.stderr())}`);
     const dt = Number(s1.ns - s0.ns) / 1e9;
-    return {
+    const result: SinkRate = {
       mfps: (s1.frames - s0.frames) / dt / 1e6,
       offeredMfps: (a1.txPackets + a1.txDropped - (a0.txPackets + a0.txDropped)) / dt / 1e6,
       windowSeconds: dt,
     };
+    await stop(gen, 'SIGINT', 2000);
+    await stop(sink, 'SIGTERM', 3000);
+    try {
+      result.sinkReport = JSON.parse(sink.stderr().trim().split('\n').pop()!);
+    } catch {
+      result.sinkReport = tail(sink.stderr());
+    }
+    return result;
   } finally {
     if (gen) await stop(gen, 'SIGINT', 2000);
     await stop(sink, 'SIGTERM', 3000);
