@@ -268,11 +268,17 @@ struct LoopState : std::enable_shared_from_this<LoopState> {
     Napi::Env e(env);
     Napi::HandleScope scope(e);
     Napi::Function fn = ref.Value();  // a local handle: survives removal of the record
-    try {
-      fn.Call(e.Undefined(), {});
-    } catch (const Napi::Error& err) {
-      ReportError(err.Value());
-    }
+    // Raw N-API call, not fn.Call(): once the env stops running JS (process.exit() or
+    // terminate() in a worker, even from inside this very callback) the call fails with no
+    // exception object, and node-addon-api's Error::New turns that into a fatal abort
+    // ("Error::Error napi_define_properties"). Then there is nothing to report: just return.
+    napi_value result;
+    if (napi_call_function(env, e.Undefined(), fn, 0, nullptr, &result) == napi_ok) return;
+    bool pending = false;
+    napi_value error;
+    if (napi_is_exception_pending(env, &pending) != napi_ok || !pending) return;
+    if (napi_get_and_clear_last_exception(env, &error) != napi_ok) return;
+    ReportError(Napi::Value(e, error));
   }
 
   void ReportError(Napi::Value error) {
@@ -311,7 +317,20 @@ struct LoopState : std::enable_shared_from_this<LoopState> {
   static LoopState* From(void* handle) { return static_cast<LoopState*>(static_cast<uv_handle_t*>(handle)->data); }
 
   static void OnUvPoll(uv_poll_t*, int, int) {}  // the wake-up is the point; uv_check works
-  static void OnUvTimer(uv_timer_t*) {}          // bounds libuv's sleep to our timeout
+  // Bounds libuv's sleep to our timeout, and keeps the loop alive while work is pending:
+  // libuv >= 1.45 runs timers *after* the check phase, so the zero-delay timer a dispatch
+  // armed (a BH re-scheduled or a timer re-armed from its own callback) fires in that same
+  // iteration; left inactive, the loop would see nothing alive and the process would exit
+  // with work pending. Re-arm it, never with 0 here (libuv < 1.45 would run it again in the
+  // same pass); the next prepare phase shortens it to the real timeout.
+  static void OnUvTimer(uv_timer_t* h) {
+    LoopState* s = From(h);
+    if (s->closed || !s->driven) return;
+    int64_t timeout = s->ctx->NextTimeoutNs();
+    if (timeout < 0) return;
+    int64_t ms = core::AioContext::TimeoutNsToMs(timeout);
+    uv_timer_start(h, OnUvTimer, static_cast<uint64_t>(ms > 0 ? ms : 1), 0);
+  }
 
   static void OnUvPrepare(uv_prepare_t* h) {
     LoopState* s = From(h);
@@ -355,6 +374,7 @@ struct LoopState : std::enable_shared_from_this<LoopState> {
       ArmTimer(timeout);
       uv_ref(reinterpret_cast<uv_handle_t*>(&timer_handle));
     } else {
+      uv_timer_stop(&timer_handle);  // nothing due: no spurious wake-up either
       uv_unref(reinterpret_cast<uv_handle_t*>(&timer_handle));
     }
   }

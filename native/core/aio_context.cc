@@ -435,8 +435,11 @@ struct AioContext::Impl {
 
   void Gather() {
     DropGathered();
-    ++walking;  // the gathered pointers must stay valid until Dispatch
-    gathered_n = Wait(gathered, 0);
+    int n = Wait(gathered, 0);
+    if (n > 0) {
+      ++walking;  // the gathered pointers must stay valid until Dispatch
+      gathered_n = n;
+    }
   }
 };
 
@@ -714,13 +717,15 @@ bool AioContext::Dispatch() {
   Impl& d = *impl_;
   bool progress = d.BhPoll();
   if (d.gathered_n < 0) d.Gather();
-  // Copy: a callback may run a nested Check/Dispatch that reuses the gather buffer.
-  epoll_event evs[kMaxEvents];
-  int n = d.gathered_n;
-  std::copy(d.gathered, d.gathered + n, evs);
-  d.gathered_n = -1;  // the walk reference taken by Gather moves to this dispatch
-  if (d.DispatchEvents(evs, n)) progress = true;
-  d.EndWalk();
+  if (d.gathered_n > 0) {
+    // Copy: a callback may run a nested Check/Dispatch that reuses the gather buffer.
+    epoll_event evs[kMaxEvents];
+    int n = d.gathered_n;
+    std::copy(d.gathered, d.gathered + n, evs);
+    d.gathered_n = -1;  // the walk reference taken by Gather moves to this dispatch
+    if (d.DispatchEvents(evs, n)) progress = true;
+    d.EndWalk();
+  }
   if (d.RunTimers()) progress = true;
   return progress;
 }
