@@ -57,10 +57,11 @@ Result<std::unique_ptr<IoThread>> IoThread::Start(std::string name, PollParams p
       d->ctx->SetHomeThread();
       d->tid.store(static_cast<int>(::syscall(SYS_gettid)));
       {
+        // Notify under the lock: the starter destroys the cv as soon as it sees `started`.
         std::lock_guard<std::mutex> lock(started_mu);
         started = true;
+        started_cv.notify_one();
       }
-      started_cv.notify_one();
       d->Loop();
     });
   } catch (const std::system_error& e) {

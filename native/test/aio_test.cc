@@ -1001,8 +1001,8 @@ AIO_POLL_CASE(polling_needs_every_handler_pollable) {
   CHECK(loop.ctx.SetPollParams(PollParams{}).ok());
 }
 
-// A handler found ready by polling gets io_poll_ready instead of io_read, and a quick
-// find keeps the window as it is.
+// A handler found ready by polling gets io_poll_ready instead of io_read; a find while
+// polling never shrinks the window.
 AIO_POLL_CASE(polling_calls_poll_ready) {
   Pollable p(loop.ctx);
   PollParams params;
@@ -1016,7 +1016,7 @@ AIO_POLL_CASE(polling_calls_poll_ready) {
   CHECK_EQ(p.polls_ready, 1);
   CHECK_EQ(p.reads, 0);
   CHECK(!Readable(p.pipe.r.get()));
-  CHECK_EQ(loop.ctx.current_poll_ns(), 4000);
+  CHECK(loop.ctx.current_poll_ns() >= 4000);
   CHECK(loop.ctx.SetPollParams(PollParams{}).ok());
 }
 
