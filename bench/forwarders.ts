@@ -35,6 +35,10 @@ function netplaneCli(): { cmd: string; pre: string[] } | undefined {
   return undefined;
 }
 
+function addonBuilt(): boolean {
+  return fs.existsSync(path.join(kRepoDir, 'build', 'Release', 'netplane.node')) || fs.existsSync(path.join(kRepoDir, 'prebuilds'));
+}
+
 function netplane(kind: 'hub' | 'link', vnetHdr: boolean, queues: number): Forwarder {
   const name = `netplane-${kind}${vnetHdr ? '' : '-novnet'}${queues > 1 ? `-${queues}q` : ''}`;
   return {
@@ -44,8 +48,11 @@ function netplane(kind: 'hub' | 'link', vnetHdr: boolean, queues: number): Forwa
       `vnet_hdr=${vnetHdr ? 'on' : 'off'}`,
     skipWholeRunOnFailure: true,
     byDefault: true,
-    unavailable: () =>
-      netplaneCli() ? undefined : 'not available yet: neither dist/cli/main.js (npm run build) nor lib/cli/main.ts exists',
+    unavailable: () => {
+      if (!netplaneCli()) return 'not available yet: neither dist/cli/main.js (npm run build) nor lib/cli/main.ts exists';
+      if (!addonBuilt()) return 'the native addon is not built (npm run build)';
+      return undefined;
+    },
     command(ifA, ifB) {
       const cli = netplaneCli()!;
       const tap = (id: string, ifname: string) =>
