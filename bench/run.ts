@@ -126,7 +126,16 @@ async function main(): Promise<void> {
     for (const fw of chosen) {
       if (skipped.has(fw.name)) continue;
       process.stdout.write(`bench: rep ${rep}/${o.reps} ${fw.name} ... `);
-      const r = await runSession(fw, tools, s, rep);
+      let r: RunRecord;
+      try {
+        r = await runSession(fw, tools, s, rep);
+      } catch (e) {
+        // The test bed itself failed (namespaces, anchors): record it and go on.
+        r = {
+          forwarder: fw.name, description: fw.description, rep, startedAt: new Date().toISOString(),
+          status: 'failed', reason: `test bed: ${(e as Error).message}`, metrics: {}, errors: [],
+        };
+      }
       records.push(r);
       fs.writeFileSync(path.join(dir, `${String(rep).padStart(2, '0')}-${fw.name}.json`), JSON.stringify(r, null, 2) + '\n');
       console.log(oneLine(r));
