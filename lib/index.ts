@@ -3,6 +3,8 @@ export { NetplaneError } from './errors';
 export type { NetplaneErrorCode } from './errors';
 export { Tap, TunFeature, TunOffload } from './tap';
 export type { TapOpenOptions, TapOffloads, VnetHdrMode } from './tap';
+export { IoThread, MainLoopContext, BottomHalf, Timer } from './event-loop';
+export type { PollParams, FdHandlers, MainLoopContextOptions } from './event-loop';
 export { Topology, Netdev, Nic, Hub, runNetworkScript, buildRarp } from './topology';
 export type {
   TopologyOptions,
