@@ -35,7 +35,7 @@ function netplaneCli(): { cmd: string; pre: string[] } | undefined {
   return undefined;
 }
 
-function addonBuilt(): boolean {
+export function addonBuilt(): boolean {
   return fs.existsSync(path.join(kRepoDir, 'build', 'Release', 'netplane.node')) || fs.existsSync(path.join(kRepoDir, 'prebuilds'));
 }
 

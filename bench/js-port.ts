@@ -7,7 +7,7 @@
 // sends 60-byte frames into TAP A from namespace A on the generator CPU.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { forwarders } from './forwarders';
+import { addonBuilt, forwarders } from './forwarders';
 import { head, sleep, start, stop, tail, waitForOutput, type Proc } from './lib/proc';
 import { TestBed, leftovers } from './lib/testbed';
 import { buildTools, kBenchDir, kRepoDir } from './lib/tools';
@@ -24,6 +24,7 @@ const kTarget = 10;
 function sinkUnavailable(): string | undefined {
   if (!fs.existsSync(kPacketPort)) return 'not available yet: lib/dataplane/packet-port.ts does not exist';
   if (!fs.existsSync(kSink)) return 'not available yet: bench/forwarders/js-port-sink.ts (the consumer) is not written';
+  if (!addonBuilt()) return 'the native addon is not built (npm run build)';
   return undefined;
 }
 
