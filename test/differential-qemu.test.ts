@@ -124,11 +124,11 @@ describe('differential against QEMU 7.2', suiteSkip(), () => {
       { qmp: '{"a":1,}' },
       { qmp: '@' },
       { qmp: '{"execute":"query-version","execute":"quit"}' },
-      { qmp: '[' + '['.repeat(1100) + ']'.repeat(1100) + ']', differs: (q, o) => {
+      { qmp: '[' + '['.repeat(1100) + ']'.repeat(1100) + ']', differs: (q: QmpMessage, o: QmpMessage) => {
           assert.deepEqual(q, { error: { class: 'GenericError', desc: 'JSON nesting depth limit exceeded' } });
           assert.deepEqual(o, q);
         }, why: 'same first reply; QEMU 7.2 then parses the rest of the message as garbage and sends more errors, we discard it' },
-      { qmp: exec('query-version', undefined, 'after-deep'), differs: (_q, o) => {
+      { qmp: exec('query-version', undefined, 'after-deep'), differs: (_q: QmpMessage, o: QmpMessage) => {
           // QEMU is still answering the garbage; netplane answers the command.
           assert.equal(o.id, 'after-deep');
         }, why: 'QEMU 7.2 replies to the leftovers of the too-deep message first' },
@@ -158,6 +158,9 @@ describe('differential against QEMU 7.2', suiteSkip(), () => {
       { qmp: exec('netdev_add', { type: 'hubport', id: 'h3' }) },
       { qmp: exec('netdev_add', { type: 'hubport', id: 'h3', hubid: '1' }) },
       { qmp: exec('netdev_add', { type: 'hubport', id: 'h3', hubid: 1, zz: 1 }) },
+      { qmp: '{"execute":"netdev_add","arguments":{"type":"hubport","id":"h3","hubid":1.0}}' },
+      { qmp: '{"execute":"netdev_add","arguments":{"type":"hubport","id":"h3","hubid":99999999999}}' },
+      { qmp: '{"execute":"query-version","id":18446744073709551615}', differs: (q: QmpMessage, o: QmpMessage) => assert.equal(o.id, q.id), why: 'only the id is compared: the version differs' },
       { qmp: exec('netdev_add', { type: 'bogus', id: 'h3' }) },
       { qmp: exec('netdev_add', { type: 'hubport', id: '1x', hubid: 1 }) },
       { qmp: exec('netdev_add', { type: 'hubport', id: 'h1', hubid: 1 }) },
@@ -194,7 +197,7 @@ describe('differential against QEMU 7.2', suiteSkip(), () => {
       { hmp: 'set_link' },
       { hmp: 'set_link hp0 on extra' },
       { hmp: 'set_link nosuch on' },
-      { qmp: exec('query-rx-filter', { name: 'nic0' }), differs: (q, o) => {
+      { qmp: exec('query-rx-filter', { name: 'nic0' }), differs: (q: QmpMessage, o: QmpMessage) => {
           // QEMU reports its internal "no broadcast" flag as broadcast-allowed.
           assert.equal(q.return[0]['broadcast-allowed'], false);
           assert.equal(o.return[0]['broadcast-allowed'], true);
@@ -301,7 +304,7 @@ describe('differential against QEMU 7.2 with TAPs', { ...suiteSkip(), ...privile
       { qmp: exec('set_link', { name: 'nic0', up: true }) },
       { qmp: exec('netdev_add', { type: 'hubport', id: 'hn0', hubid: 3 }) },
       { hmp: 'info network' },
-      { qmp: exec('query-rx-filter'), differs: (q, o) => {
+      { qmp: exec('query-rx-filter'), differs: (q: QmpMessage, o: QmpMessage) => {
           assert.equal(q.return[0]['broadcast-allowed'], false);
           assert.equal(o.return[0]['broadcast-allowed'], true);
           const strip = (m: QmpMessage) => m.return.map((r: QmpMessage) => ({ ...r, 'broadcast-allowed': undefined }));

@@ -9,7 +9,7 @@ import { describe, test } from 'node:test';
 import { Hmp } from '../lib/control/hmp';
 import { Monitor } from '../lib/control/monitor';
 import { qmpCommands } from '../lib/control/qmp-commands';
-import { parseQmpJson, QmpJsonReader, toQmpJson } from '../lib/control/qmp-json';
+import { JsonFloat, parseQmpJson, QmpJsonReader, toQmpJson } from '../lib/control/qmp-json';
 import { QmpServer } from '../lib/control/qmp-server';
 import { Topology } from '../lib/topology/topology';
 import { tempDir } from './helpers/qemu';
@@ -299,6 +299,12 @@ describe('QMP request checks', () => {
       assert.deepEqual(await raw('"str"'), generic('QMP input must be a JSON object'));
       assert.deepEqual(await raw('{"execute":"query-version","id":{"x":[true,false,null]}}'), { return: f.monitor.version, id: { x: [true, false, null] } });
       assert.deepEqual(await raw('{"execute":"query-version","id":"\\ud83d\\ude00\\u0000"}'), { return: f.monitor.version, id: '\u{1F600}\u0000' });
+      // Integers are echoed exactly, even beyond 2^53.
+      await raw('{"execute":"query-version","id":18446744073709551615}');
+      assert.match(c.rawLines.at(-1)!, /, "id": 18446744073709551615\}$/);
+      await raw('{"execute":"query-version","id":-9223372036854775808}');
+      assert.match(c.rawLines.at(-1)!, /, "id": -9223372036854775808\}$/);
+      assert.deepEqual(await raw('{"execute":"netdev_add","arguments":{"type":"hubport","id":"h9","hubid":1.0}}'), generic("Invalid parameter type for 'hubid', expected: integer"));
       // QEMU's dialect: single-quoted strings
       assert.deepEqual(await raw("{'execute':'query-version','id':'it''s'}".replace("''", "\\'")), { return: f.monitor.version, id: "it's" });
       c.close();
@@ -441,7 +447,8 @@ describe('QMP JSON reader', () => {
       r.feed(Buffer.from(text.slice(split) + ' '));
       assert.deepEqual(got, whole, `split at ${split}`);
     }
-    assert.deepEqual(whole, [{ a: [1, -2.5, 1000, true, false, null, 'x\ny'] }, 'q', { b: {} }, []]);
+    // Integers stay exact, literals with a fraction or exponent are doubles (as in QEMU).
+    assert.deepEqual(whole, [{ a: [1, new JsonFloat(-2.5), new JsonFloat(1000), true, false, null, 'x\ny'] }, 'q', { b: {} }, []]);
   });
 
   test('a __proto__ key is data, never a prototype', () => {
@@ -456,5 +463,6 @@ describe('QMP JSON reader', () => {
     assert.equal(toQmpJson('\u00ff\u007f"\\\n\t\u0001/'), '"\\u00FF\\u007F\\"\\\\\\n\\t\\u0001/"');
     assert.equal(toQmpJson('\u{1F600}'), '"\\uD83D\\uDE00"');
     assert.equal(toQmpJson(Infinity), 'null');
+    assert.equal(toQmpJson({ big: 18446744073709551615n, f: new JsonFloat(0.5) }), '{"big": 18446744073709551615, "f": 0.5}');
   });
 });

@@ -2,6 +2,7 @@
 // schema order (missing or wrongly typed ones first), then any member the schema does not
 // know. The texts are QEMU's.
 import { NetplaneError, type QmpErrorClass } from '../errors';
+import { JsonFloat } from '../options/json';
 
 /** A failure reported to the QMP client as {"error": {"class", "desc"}}. */
 export class QmpError extends Error {
@@ -34,12 +35,14 @@ function matches(type: QmpArgType, value: unknown): boolean {
       return typeof value === 'string';
     case 'boolean':
       return typeof value === 'boolean';
+    // The JSON reader keeps integers exact (number or bigint) and marks literals written with
+    // a fraction or exponent as JsonFloat: QAPI never takes those as integers.
     case 'integer':
-      return typeof value === 'number' && Number.isInteger(value);
+      return (typeof value === 'number' && Number.isInteger(value)) || typeof value === 'bigint';
     case 'number':
-      return typeof value === 'number';
+      return typeof value === 'number' || typeof value === 'bigint' || value instanceof JsonFloat;
     case 'object':
-      return value !== null && typeof value === 'object' && !Array.isArray(value);
+      return value !== null && typeof value === 'object' && !Array.isArray(value) && !(value instanceof JsonFloat);
     case 'any':
       return true;
   }

@@ -10,7 +10,7 @@ import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as path from 'node:path';
 import { checkArgs, QmpError, toQmpError, type QmpArgSchema } from './qmp-args';
-import { QmpJsonReader, toQmpJson, type JsonStreamLimits, type JsonValue } from './qmp-json';
+import { JsonFloat, QmpJsonReader, toQmpJson, type JsonStreamLimits, type JsonValue } from './qmp-json';
 
 export interface QmpVersion {
   qemu: { major: number; minor: number; micro: number };
@@ -47,7 +47,7 @@ const CAPABILITIES: readonly string[] = []; // we do not offer "oob"
 const KNOWN_CAPABILITIES = new Set(['oob']);
 
 function isObject(v: unknown): v is Record<string, JsonValue> {
-  return v !== null && typeof v === 'object' && !Array.isArray(v);
+  return v !== null && typeof v === 'object' && !Array.isArray(v) && !(v instanceof JsonFloat);
 }
 
 function timestamp(): { seconds: number; microseconds: number } {

@@ -7,6 +7,8 @@ export type QmpMessage = Record<string, any>;
 export class QmpTestClient {
   readonly messages: QmpMessage[] = [];
   readonly events: QmpMessage[] = [];
+  /** Every non-event line as received (for checks JSON.parse would blur, like big integers). */
+  readonly rawLines: string[] = [];
   private buffer = '';
   private waiters: Array<() => void> = [];
   closed = false;
@@ -22,7 +24,10 @@ export class QmpTestClient {
         if (line.trim() === '') continue;
         const msg = JSON.parse(line) as QmpMessage;
         if ('event' in msg) this.events.push(msg);
-        else this.messages.push(msg);
+        else {
+          this.messages.push(msg);
+          this.rawLines.push(line);
+        }
       }
       this.wake();
     });
