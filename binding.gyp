@@ -15,7 +15,9 @@
       "target_name": "netplane",
       "dependencies": ["netplane_core", "<!(node -p \"require('node-addon-api').targets\"):node_addon_api_except"],
       "sources": ["<!@(node -p \"require('fs').readdirSync('native/binding').filter(f=>f.endsWith('.cc')).map(f=>'native/binding/'+f).join(' ')\")"],
-      "defines": ["NAPI_VERSION=8", "NODE_ADDON_API_DISABLE_DEPRECATED"]
+      # SWALLOW_UNTHROWABLE: an error thrown while a worker is terminating (its JS can no
+      # longer run) is dropped instead of aborting the whole process (test/lifecycle.test.ts).
+      "defines": ["NAPI_VERSION=8", "NODE_ADDON_API_DISABLE_DEPRECATED", "NODE_API_SWALLOW_UNTHROWABLE_EXCEPTIONS"]
     }
   ]
 }

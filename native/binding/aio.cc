@@ -147,6 +147,8 @@ class IoThreadWrap : public Napi::ObjectWrap<IoThreadWrap> {
       return;
     }
     thread_ = std::move(r.value);
+    name_ = thread_->name();
+    tid_ = thread_->tid();
     info.This().As<Napi::Object>().TypeTag(&kIoThreadTag);
     registry_->threads.insert(this);
   }
@@ -156,25 +158,31 @@ class IoThreadWrap : public Napi::ObjectWrap<IoThreadWrap> {
     StopThread();  // joins; the context goes with it
   }
 
+  // Stop and join, then free the thread's loop at once: a stopped IoThread must not hold
+  // its epoll fd and event notifier until GC (test/lifecycle.test.ts counts fds). The
+  // getters keep showing the name, tid and last poll parameters.
   void StopThread() {
-    if (thread_) thread_->Stop();
+    if (!thread_) return;
+    thread_->Stop();
+    last_params_ = thread_->context().poll_params();
+    thread_.reset();
   }
 
   core::IoThread* thread() { return thread_.get(); }
 
  private:
   Napi::Value JsName(const Napi::CallbackInfo& info) {
-    return thread_ ? Napi::String::New(info.Env(), thread_->name()) : info.Env().Undefined();
+    return Napi::String::New(info.Env(), name_);
   }
-  Napi::Value JsTid(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), thread_ ? thread_->tid() : 0); }
+  Napi::Value JsTid(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), tid_); }
   Napi::Value JsRunning(const Napi::CallbackInfo& info) {
     return Napi::Boolean::New(info.Env(), thread_ && thread_->running());
   }
 
   Napi::Value JsPollParams(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
-    if (!thread_) return env.Undefined();
-    core::PollParams p = thread_->context().poll_params();
+    if (name_.empty()) return env.Undefined();  // construction failed
+    core::PollParams p = thread_ ? thread_->context().poll_params() : last_params_;
     Napi::Object o = Napi::Object::New(env);
     o.Set("pollMaxNs", Napi::Number::New(env, static_cast<double>(p.max_ns)));
     o.Set("pollGrow", Napi::Number::New(env, static_cast<double>(p.grow)));
@@ -206,7 +214,10 @@ class IoThreadWrap : public Napi::ObjectWrap<IoThreadWrap> {
   }
 
   std::shared_ptr<AioRegistry> registry_;
-  std::unique_ptr<core::IoThread> thread_;
+  std::unique_ptr<core::IoThread> thread_;  // null once stopped
+  std::string name_;
+  int tid_ = 0;
+  core::PollParams last_params_;
 };
 
 // =========================================================================== MainLoopContext

@@ -1,6 +1,7 @@
 // Event-loop objects for other bindings: turn a JS IoThread or MainLoopContext into the
 // core object it wraps. Keep a JS reference to that object for as long as the core
-// pointer is used (the wrapper stops/closes it when it is collected or the env exits).
+// pointer is used (the wrapper stops/closes it when it is collected or the env exits),
+// and do not use it after the IoThread's stop(): stop() frees the thread and its context.
 #pragma once
 
 #include <napi.h>
