@@ -415,6 +415,24 @@ describe('QMP clients that misbehave', () => {
     });
   });
 
+  test('closing the server does not wait forever for a client that stopped reading', T, async () => {
+    const dir = tempDir('qmp-close');
+    const sock = path.join(dir, 'q.sock');
+    const server = await QmpServer.listen({ path: sock, commands: new Map(), version: { qemu: { micro: 0, minor: 2, major: 7 }, package: 'x' } });
+    const stuck = net.connect(sock);
+    stuck.on('error', () => {});
+    await new Promise<void>((r) => stuck.once('connect', () => r()));
+    stuck.pause();
+    stuck.write('{"execute":"qmp_capabilities"}' + '{"execute":"query-commands"}'.repeat(50_000));
+    await new Promise((r) => setTimeout(r, 200));
+    assert.equal(server.clientCount, 1);
+    await server.close(); // resolves: the stuck socket is destroyed after the grace period
+    assert.equal(server.clientCount, 0);
+    assert.equal(fs.existsSync(sock), false);
+    stuck.destroy();
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
   test('clients beyond the limit are refused with an error and closed', T, async () => {
     await withServer(
       async (f) => {

@@ -103,12 +103,17 @@ class QmpSession {
     this.server.forget(this);
   }
 
-  /** Finish writing what is queued, then close (used at server shutdown). */
-  end(): void {
+  /**
+   * Finish writing what is queued, then close (used at server shutdown). A client that does
+   * not read gets a short grace period, then its socket is destroyed so shutdown never hangs.
+   */
+  end(graceMs = 1000): void {
     if (this.closed) return;
     this.closed = true;
     this.queue.length = 0;
     this.socket.end();
+    const timer = setTimeout(() => this.socket.destroy(), graceMs);
+    this.socket.once('close', () => clearTimeout(timer));
     this.server.forget(this);
   }
 
