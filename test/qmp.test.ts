@@ -158,6 +158,27 @@ describe('QMP capabilities negotiation', () => {
   });
 });
 
+describe('QMP events from the topology', () => {
+  test('NIC_RX_FILTER_CHANGED and netplane\'s link event for connection-driven links', T, async () => {
+    await withServer(async (f) => {
+      const netdev = f.topology.addNetdev({ type: 'hubport', id: 'hp0', hubid: 0 });
+      const nic = f.topology.addDevice({ driver: 'virtio-net-pci', id: 'nic0', netdev: 'hp0', features: {} });
+      const { client: c } = await QmpTestClient.open(f.sock);
+      // What the device model emits when the guest changes its receive filter.
+      nic.emit('rx-filter-changed', { name: 'nic0', path: '/machine/peripheral/nic0/virtio-backend' });
+      assert.deepEqual((await c.nextEvent('NIC_RX_FILTER_CHANGED')).data, { name: 'nic0', path: '/machine/peripheral/nic0/virtio-backend' });
+      // A backend whose connection drops (not set_link): netplane tells the clients.
+      netdev.setLink(false);
+      assert.deepEqual((await c.nextEvent('NETPLANE_LINK_CHANGE')).data, { name: 'hp0', up: false, cause: 'connection' });
+      // set_link itself stays silent, as in QEMU.
+      assert.deepEqual(await c.execute('set_link', { name: 'hp0', up: true }), { return: {} });
+      assert.deepEqual(await c.execute('query-version', undefined, 'sync'), { return: f.monitor.version, id: 'sync' });
+      assert.equal(c.events.length, 0, JSON.stringify(c.events));
+      c.close();
+    });
+  });
+});
+
 describe('QMP commands', () => {
   test('set_link: success, DeviceNotFound, missing, wrongly typed and unexpected arguments', T, async () => {
     await withServer(async (f) => {
