@@ -104,13 +104,14 @@ describe('netplane running with a real TAP', privileged(), () => {
     const marker = path.join(dir, 'down.log');
     const down = path.join(dir, 'down.sh');
     fs.writeFileSync(down, `#!/bin/sh\necho "down $1" >> ${marker}\n`, { mode: 0o755 });
-    const proc = await QmpProcess.start(process.execPath, [
-      ...NODE_ARGS,
-      '-M', 'pc', '-nodefaults', '-display', 'none',
-      '-netdev', `tap,id=hostnet0,ifname=${ifname},script=no,downscript=${down},queues=2`,
-      '-device', 'virtio-net-pci,netdev=hostnet0,id=net0,mac=52:54:00:6b:0d:a1,mq=on,bus=pci.0,addr=0x3',
-    ], { ifnames: [ifname] });
+    let proc: QmpProcess | undefined;
     try {
+      proc = await QmpProcess.start(process.execPath, [
+        ...NODE_ARGS,
+        '-M', 'pc', '-nodefaults', '-display', 'none',
+        '-netdev', `tap,id=hostnet0,ifname=${ifname},script=no,downscript=${down},queues=2`,
+        '-device', 'virtio-net-pci,netdev=hostnet0,id=net0,mac=52:54:00:6b:0d:a1,mq=on,bus=pci.0,addr=0x3',
+      ], { ifnames: [ifname] });
       assert.equal(linkExists(ifname), true);
       assert.equal(fs.statSync(proc.socketPath).mode & 0o777, 0o600);
       const c = await proc.connect();
@@ -134,7 +135,7 @@ describe('netplane running with a real TAP', privileged(), () => {
       assert.equal(fs.existsSync(proc.socketPath), false);
       assert.equal(fs.readFileSync(marker, 'utf8'), `down ${ifname}\n`);
     } finally {
-      await proc.stop();
+      await proc?.stop();
       fs.rmSync(dir, { recursive: true, force: true });
     }
   });

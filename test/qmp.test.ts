@@ -72,11 +72,12 @@ describe('QMP socket and greeting', () => {
       const greeting = await c.next();
       assert.deepEqual(greeting, { QMP: { version: { qemu: { major: 7, minor: 2, micro: 0 }, package: 'netplane test' }, capabilities: [] } });
       c.close();
+      await server.close();
+      assert.equal(fs.existsSync(sock), false);
     } finally {
       await server.close();
+      fs.rmSync(dir, { recursive: true, force: true });
     }
-    assert.equal(fs.existsSync(sock), false);
-    fs.rmSync(dir, { recursive: true, force: true });
   });
 
   test('greeting reports QEMU 7.2 in "qemu" and netplane in "package"', T, async () => {
@@ -91,24 +92,27 @@ describe('QMP socket and greeting', () => {
 
   test('stale socket is replaced; live socket and non-socket files are refused', T, async () => {
     const dir = tempDir('qmp-stale');
-    const sock = path.join(dir, 'q.sock');
-    const version = { qemu: { major: 7, minor: 2, micro: 0 }, package: 'x' };
-    // A stale socket file: its server is gone (libuv unlinks on close, so hide it meanwhile).
-    const dead = net.createServer();
-    await new Promise<void>((r) => dead.listen(sock, r));
-    fs.renameSync(sock, sock + '.keep');
-    await new Promise<void>((r) => dead.close(() => r()));
-    fs.renameSync(sock + '.keep', sock);
-    const s1 = await QmpServer.listen({ path: sock, commands: new Map(), version });
     try {
-      await assert.rejects(QmpServer.listen({ path: sock, commands: new Map(), version }), /Address already in use/);
+      const sock = path.join(dir, 'q.sock');
+      const version = { qemu: { major: 7, minor: 2, micro: 0 }, package: 'x' };
+      // A stale socket file: its server is gone (libuv unlinks on close, so hide it meanwhile).
+      const dead = net.createServer();
+      await new Promise<void>((r) => dead.listen(sock, r));
+      fs.renameSync(sock, sock + '.keep');
+      await new Promise<void>((r) => dead.close(() => r()));
+      fs.renameSync(sock + '.keep', sock);
+      const s1 = await QmpServer.listen({ path: sock, commands: new Map(), version });
+      try {
+        await assert.rejects(QmpServer.listen({ path: sock, commands: new Map(), version }), /Address already in use/);
+      } finally {
+        await s1.close();
+      }
+      fs.writeFileSync(sock, 'not a socket');
+      await assert.rejects(QmpServer.listen({ path: sock, commands: new Map(), version }), /not a socket/);
+      assert.equal(fs.readFileSync(sock, 'utf8'), 'not a socket');
     } finally {
-      await s1.close();
+      fs.rmSync(dir, { recursive: true, force: true });
     }
-    fs.writeFileSync(sock, 'not a socket');
-    await assert.rejects(QmpServer.listen({ path: sock, commands: new Map(), version }), /not a socket/);
-    assert.equal(fs.readFileSync(sock, 'utf8'), 'not a socket');
-    fs.rmSync(dir, { recursive: true, force: true });
   });
 });
 
@@ -441,17 +445,21 @@ describe('QMP clients that misbehave', () => {
     const sock = path.join(dir, 'q.sock');
     const server = await QmpServer.listen({ path: sock, commands: new Map(), version: { qemu: { micro: 0, minor: 2, major: 7 }, package: 'x' } });
     const stuck = net.connect(sock);
-    stuck.on('error', () => {});
-    await new Promise<void>((r) => stuck.once('connect', () => r()));
-    stuck.pause();
-    stuck.write('{"execute":"qmp_capabilities"}' + '{"execute":"query-commands"}'.repeat(50_000));
-    await new Promise((r) => setTimeout(r, 200));
-    assert.equal(server.clientCount, 1);
-    await server.close(); // resolves: the stuck socket is destroyed after the grace period
-    assert.equal(server.clientCount, 0);
-    assert.equal(fs.existsSync(sock), false);
-    stuck.destroy();
-    fs.rmSync(dir, { recursive: true, force: true });
+    try {
+      stuck.on('error', () => {});
+      await new Promise<void>((r) => stuck.once('connect', () => r()));
+      stuck.pause();
+      stuck.write('{"execute":"qmp_capabilities"}' + '{"execute":"query-commands"}'.repeat(50_000));
+      await new Promise((r) => setTimeout(r, 200));
+      assert.equal(server.clientCount, 1);
+      await server.close(); // resolves: the stuck socket is destroyed after the grace period
+      assert.equal(server.clientCount, 0);
+      assert.equal(fs.existsSync(sock), false);
+    } finally {
+      stuck.destroy();
+      await server.close();
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   test('clients beyond the limit are refused with an error and closed', T, async () => {
