@@ -292,6 +292,7 @@ std::vector<ClientInfo> NetGraph::Snapshot() {
       if (e.ctx == &ctx) mine.push_back(&e);
     if (mine.empty()) continue;
     int tid = ctx.thread->tid();
+    const std::string& ctx_name = name;  // lambdas may not capture structured bindings before C++20
     ctx.thread->RunSync([&] {
       for (Entry* e : mine) {
         NetClient* c = e->client.get();
@@ -300,7 +301,7 @@ std::vector<ClientInfo> NetGraph::Snapshot() {
         i.name = c->name();
         i.kind = c->kind();
         i.queue_index = e->spec.queue_index;
-        i.iothread = name;
+        i.iothread = ctx_name;
         i.thread_id = tid;
         i.peer = c->peer() ? static_cast<int64_t>(c->peer()->handle()) : -1;
         i.link_down = c->link_down();
@@ -322,7 +323,11 @@ std::vector<ClientInfo> NetGraph::Snapshot() {
 void NetGraph::Close() {
   if (closed_) return;
   for (auto& [h, e] : clients_) StopClient(&e);
-  for (auto& [h, e] : clients_) e.ctx->thread->RunSync([&] { e.client.reset(); });
+  // (named entry, not a structured binding: lambdas may not capture those before C++20)
+  for (auto& entry : clients_) {
+    Entry& e = entry.second;
+    e.ctx->thread->RunSync([&e] { e.client.reset(); });
+  }
   clients_.clear();
   hubs_.clear();
   hub_contexts_.clear();
