@@ -28,3 +28,5 @@ export { VirtioNetF, VirtioF, VirtioStatus, VirtioNetS, VIRTIO_NET_OK, VIRTIO_NE
 export { parseMac, formatMac, MacPool } from './devices/mac';
 export { ConnectionLink } from './link/connection-link';
 export type { ConnectionSource, LinkTarget, ConnectionLinkOptions } from './link/connection-link';
+export { serveQmp, QmpServer, Monitor, Hmp, runStdioMonitor, qmpCommands, QmpError } from './control';
+export type { QmpService, QmpCommand, QmpCommandTable, QmpServerOptions, QmpVersion, MonitorOptions, MonitorEvents } from './control';

@@ -6,9 +6,7 @@ import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as path from 'node:path';
 import { describe, test } from 'node:test';
-import { Hmp } from '../lib/control/hmp';
-import { Monitor } from '../lib/control/monitor';
-import { qmpCommands } from '../lib/control/qmp-commands';
+import { serveQmp, type Monitor } from '../lib/control';
 import { JsonFloat, parseQmpJson, QmpJsonReader, toQmpJson } from '../lib/control/qmp-json';
 import { QmpServer } from '../lib/control/qmp-server';
 import { Topology } from '../lib/topology/topology';
@@ -28,17 +26,15 @@ async function withServer(fn: (f: Fixture) => Promise<void>, opts: { maxClients?
   const dir = tempDir('qmp-test');
   const sock = path.join(dir, 'qmp.sock');
   const topology = new Topology();
-  const monitor = new Monitor(topology, { errorReport: () => {} });
-  const hmp = new Hmp(monitor);
-  const server = await QmpServer.listen({ path: sock, commands: qmpCommands(monitor, hmp), version: monitor.version, ...opts });
-  monitor.on('event', (name, data) => server.emitEvent(name, data));
+  // The library's entry point, as an application embedding netplane would use it.
+  const service = await serveQmp(topology, { path: sock, errorReport: () => {}, ...opts });
+  const { monitor, server } = service;
   const f: Fixture = { topology, monitor, server, sock, quits: 0 };
   monitor.on('quit', () => f.quits++);
   try {
     await fn(f);
   } finally {
-    await server.close();
-    monitor.dispose();
+    await service.close();
     await topology.close();
     fs.rmSync(dir, { recursive: true, force: true });
   }
