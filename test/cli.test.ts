@@ -2,12 +2,12 @@
 // child process with a real TAP: QMP on its socket, HMP on stdio, SIGTERM / quit ending in
 // a clean exit (downscript run, interface gone, socket removed).
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, test } from 'node:test';
 import { CliError, parseCliArgs } from '../lib/cli/args';
-import { npName } from './helpers/netns';
+import { NetNs, npName } from './helpers/netns';
 import { privileged } from './helpers/privilege';
 import { QmpProcess, runToCompletion, tempDir } from './helpers/qemu';
 
@@ -180,6 +180,41 @@ describe('netplane running with a real TAP', privileged(), () => {
     } finally {
       clearTimeout(timer);
       child.kill('SIGKILL');
+    }
+  });
+
+  test('frames flow between two linked TAPs; set_link off stops them', { timeout: 90_000 }, async () => {
+    const ifA = npName('clx');
+    const ifB = npName('cly');
+    using nsA = new NetNs('cxa');
+    using nsB = new NetNs('cxb');
+    let proc: QmpProcess | undefined;
+    try {
+      proc = await QmpProcess.start(process.execPath, [...NODE_ARGS, '-netdev', `tap,id=a,ifname=${ifA}`, '-netdev', `tap,id=b,ifname=${ifB}`, '-link', 'a,b']);
+      // The TAPs stay open in netplane while their interfaces move into the namespaces.
+      nsA.adopt(ifA, '10.199.0.1/24');
+      nsB.adopt(ifB, '10.199.0.2/24');
+      // ping's summary, whether or not it succeeded (bounded: 3 probes, 1 s wait each).
+      const ping = () =>
+        spawnSync('ip', ['netns', 'exec', nsA.name, 'ping', '-c', '3', '-i', '0.2', '-W', '1', '10.199.0.2'], { encoding: 'utf8', timeout: 20_000 }).stdout;
+      assert.match(ping(), / 0% packet loss/);
+      const c = await proc.connect();
+      assert.equal(
+        await c.hmp('info network'),
+        `a: index=0,type=tap,ifname=${ifA},script=no,downscript=no\r\n \\ b: index=0,type=tap,ifname=${ifB},script=no,downscript=no\r\n`,
+      );
+      assert.deepEqual(await c.execute('set_link', { name: 'a', up: false }), { return: {} });
+      assert.match(ping(), / 100% packet loss/);
+      assert.deepEqual(await c.execute('set_link', { name: 'a', up: true }), { return: {} });
+      assert.match(ping(), / 0% packet loss/);
+      proc.child.kill('SIGTERM');
+      assert.equal(await proc.waitExit(20_000), true);
+      assert.equal(proc.exitCode, 0, proc.stderr);
+      // Non-persistent TAPs vanish with their last fd, wherever they were moved.
+      assert.equal(nsA.exec('ip', ['link', 'show', ifA], { allowFail: true }), '');
+      assert.equal(nsB.exec('ip', ['link', 'show', ifB], { allowFail: true }), '');
+    } finally {
+      await proc?.stop();
     }
   });
 

@@ -3,9 +3,10 @@
 // run until SIGINT, SIGTERM or `quit`; then tear everything down: QMP sockets removed, every
 // NIC and netdev closed (downscripts run, fds closed).
 import { Hmp, runStdioMonitor } from '../control/hmp';
-import { Monitor } from '../control/monitor';
+import { Monitor, netplaneVersion } from '../control/monitor';
 import { qmpCommands } from '../control/qmp-commands';
 import { QmpServer } from '../control/qmp-server';
+import { NativeDataPlane, type TapDeadEvent } from '../dataplane/native-dataplane';
 import type { DataPlane } from '../topology/dataplane';
 import { Topology } from '../topology/topology';
 import { CliError, HELP_TEXT, parseCliArgs, type CliArgs, type Located } from './args';
@@ -14,7 +15,10 @@ export interface RunOptions {
   stdout?: NodeJS.WritableStream;
   stderr?: NodeJS.WritableStream;
   stdin?: NodeJS.ReadableStream;
-  /** The data plane that moves frames; none: the topology is state only. */
+  /**
+   * The data plane that moves frames (default: the native one; if it cannot load, netplane
+   * warns and runs the topology as state only).
+   */
   createDataPlane?: () => DataPlane | undefined;
   /** Install SIGINT/SIGTERM handlers (default true; tests of the library path say false). */
   handleSignals?: boolean;
@@ -22,8 +26,17 @@ export interface RunOptions {
 
 const SIGNAL_NUMBERS: Record<string, number> = { SIGINT: 2, SIGTERM: 15, SIGHUP: 1 };
 
+function defaultDataPlane(say: (line: string) => void): DataPlane | undefined {
+  try {
+    return new NativeDataPlane();
+  } catch (e) {
+    say(`warning: the native data plane is unavailable (${e instanceof Error ? e.message : String(e)}); no frames will be forwarded`);
+    return undefined;
+  }
+}
+
 /** Create what the command line asks for, in QEMU's order; errors name their option. */
-function build(topology: Topology, args: CliArgs): void {
+function build(topology: Topology, dataPlane: DataPlane | undefined, args: CliArgs): void {
   const step = <T>(item: Located<T>, fn: (value: T) => void): void => {
     try {
       fn(item.value);
@@ -38,7 +51,15 @@ function build(topology: Topology, args: CliArgs): void {
       throw new CliError(`-${item.option} ${item.text}: ${e.message}`, hint ?? rootHint);
     }
   };
-  for (const o of args.objects) step(o, (v) => topology.addIothread(v, { via: 'cli' }));
+  for (const o of args.objects) {
+    step(o, (v) => {
+      topology.addIothread(v, { via: 'cli' });
+      // The thread itself belongs to the data plane (the DataPlane seam has no objects).
+      if (dataPlane instanceof NativeDataPlane) {
+        dataPlane.addIothread(v.id, { pollMaxNs: v['poll-max-ns'], pollGrow: v['poll-grow'], pollShrink: v['poll-shrink'] });
+      }
+    });
+  }
   for (const n of args.netdevs) step(n, (v) => void topology.addNetdev(v, { via: 'cli' }));
   for (const l of args.links) step(l, ([a, b]) => topology.link(a, b));
   for (const d of args.devices) step(d, (v) => void topology.addDevice(v, { via: 'cli' }));
@@ -63,25 +84,38 @@ export async function runCli(argv: readonly string[], opts: RunOptions = {}): Pr
     stdout.write(HELP_TEXT + '\n');
     return 0;
   }
-  const topology = new Topology({
-    ...(opts.createDataPlane ? { dataPlane: opts.createDataPlane() } : {}),
-    warn: (m) => say(`warning: ${m}`),
-  });
-  const monitor = new Monitor(topology, { errorReport: (m) => say(m) });
   if (args.version) {
-    const q = monitor.version.qemu;
-    stdout.write(`${monitor.version.package} (QEMU ${q.major}.${q.minor} network model)\n`);
+    const v = netplaneVersion();
+    stdout.write(`${v.package} (QEMU ${v.qemu.major}.${v.qemu.minor} network model)\n`);
     return 0;
   }
   for (const w of args.warnings) say(w);
+  const dataPlane = opts.createDataPlane ? opts.createDataPlane() : defaultDataPlane(say);
+  const topology = new Topology({
+    ...(dataPlane ? { dataPlane } : {}),
+    warn: (m) => say(`warning: ${m}`),
+  });
+  const monitor = new Monitor(topology, { errorReport: (m) => say(m) });
+  // A TAP whose interface vanished: the data plane took its link down; tell the operator
+  // and the QMP clients (netplane's own event; QEMU would spin on the dead fd).
+  if (dataPlane instanceof NativeDataPlane) {
+    dataPlane.on('event', (e: TapDeadEvent) => {
+      say(`${e.name}: the TAP interface is gone (${e.code} in ${e.syscall}); its link is down`);
+      monitor.emit('event', 'NETPLANE_TAP_DEAD', { 'netdev-id': e.name, errno: e.code, syscall: e.syscall });
+    });
+  }
+  const closeDataPlane = (): void => {
+    if (dataPlane instanceof NativeDataPlane) dataPlane.close();
+  };
   // Failures outside any call (a TAP that died, a downscript that failed): report and go on.
   topology.on('error', (e) => say(e.message));
 
   try {
-    build(topology, args);
+    build(topology, dataPlane, args);
   } catch (e) {
     monitor.dispose();
     await topology.close();
+    closeDataPlane();
     if (e instanceof CliError) {
       stderr.write(e.format());
       return 1;
@@ -97,6 +131,7 @@ export async function runCli(argv: readonly string[], opts: RunOptions = {}): Pr
     await Promise.all(servers.map((s) => s.close()));
     monitor.dispose();
     await topology.close();
+    closeDataPlane();
   };
   for (const q of args.qmp) {
     try {
