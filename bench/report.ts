@@ -43,6 +43,8 @@ const columns: Column[] = [
   { title: 'UDP RTT p50 us', get: (m) => m.rtt?.p50Us, digits: 1, ratio: 'lower' },
   { title: 'UDP RTT p99 us', get: (m) => m.rtt?.p99Us, digits: 1, ratio: 'lower' },
   { title: 'idle CPU %', get: (m) => m.idle?.cpuPct, digits: 2 },
+  // All CPUs' busy share while the forwarder sat idle: other work on the machine, i.e. noise.
+  { title: 'machine busy % (noise)', get: (m) => m.idle?.machineBusyPct, digits: 0 },
 ];
 
 interface Stat {

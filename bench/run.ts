@@ -185,7 +185,7 @@ function oneLine(r: RunRecord): string {
     m.tcp1 && `tcp1 ${m.tcp1.gbps.toFixed(2)} Gb/s`,
     m.tcp4 && `tcp4 ${m.tcp4.gbps.toFixed(2)} Gb/s`,
     m.rtt && `rtt p50 ${m.rtt.p50Us.toFixed(1)} p99 ${m.rtt.p99Us.toFixed(1)} us`,
-    m.idle && `idle ${m.idle.cpuPct.toFixed(2)}%`,
+    m.idle && `idle ${m.idle.cpuPct.toFixed(2)}% (machine ${m.idle.machineBusyPct.toFixed(0)}% busy meanwhile)`,
   ].filter(Boolean);
   const errs = r.errors.map((e) => `${e.workload}: ${e.message}`);
   return [...parts, ...errs.map((e) => `ERROR ${e}`)].join(', ');

@@ -3,7 +3,7 @@
 // traffic tools run on the generator CPU.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { groupCpu, run, sleep, start, stop, tail, waitForOutput, type Proc } from './lib/proc';
+import { busyBetween, groupCpu, machineTimes, run, sleep, start, stop, tail, waitForOutput, type Proc } from './lib/proc';
 import { kAddrA, kAddrB, kMacA, kMacB, type TestBed } from './lib/testbed';
 import type { Tools } from './lib/tools';
 
@@ -61,6 +61,8 @@ export interface IdleCpu {
   /** The same from utime+stime in /proc/<pid>/stat (10 ms ticks). */
   tickCpuPct: number;
   seconds: number;
+  /** Percent of all CPUs busy meanwhile: other work on the machine while this session ran. */
+  machineBusyPct: number;
 }
 
 const inNs = (ns: string, cpu: number, cmd: string, args: string[]) => [
@@ -244,13 +246,16 @@ async function waitForTcpListener(bed: TestBed, server: Proc, port: number, limi
 export async function idleCpu(fwdPgid: number, s: Settings): Promise<IdleCpu> {
   await sleep(1000); // let the previous workload's last frames and timers settle
   const c0 = groupCpu(fwdPgid);
+  const m0 = machineTimes();
   const t0 = process.hrtime.bigint();
   await sleep(s.idleSeconds * 1000);
   const c1 = groupCpu(fwdPgid);
+  const m1 = machineTimes();
   const dt = Number(process.hrtime.bigint() - t0) / 1e9;
   return {
     cpuPct: ((c1.schedSeconds - c0.schedSeconds) / dt) * 100,
     tickCpuPct: ((c1.tickSeconds - c0.tickSeconds) / dt) * 100,
     seconds: dt,
+    machineBusyPct: busyBetween(m0, m1),
   };
 }

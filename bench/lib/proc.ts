@@ -162,16 +162,20 @@ export function groupCpu(pgid: number): GroupCpu {
   return { tickSeconds: ticks / kClockTicks, schedSeconds: schedNs / 1e9 };
 }
 
-/** Percent of all CPUs busy (not idle or iowait) over `ms`, from /proc/stat. */
+/** All CPUs' time so far from /proc/stat: [total, idle + iowait], in ticks. */
+export function machineTimes(): [number, number] {
+  const f = fs.readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
+  return [f.reduce((a, b) => a + b, 0), f[3]! + f[4]!];
+}
+
+/** Percent of all CPUs busy between two machineTimes() samples. */
+export function busyBetween(a: [number, number], b: [number, number]): number {
+  return b[0] === a[0] ? 0 : (1 - (b[1] - a[1]) / (b[0] - a[0])) * 100;
+}
+
+/** Percent of all CPUs busy (not idle or iowait) over `ms`. */
 export async function machineBusyPct(ms: number): Promise<number> {
-  const sample = (): [number, number] => {
-    const f = fs.readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
-    const total = f.reduce((a, b) => a + b, 0);
-    const idle = f[3]! + f[4]!;
-    return [total, idle];
-  };
-  const [t0, i0] = sample();
+  const a = machineTimes();
   await sleep(ms);
-  const [t1, i1] = sample();
-  return t1 === t0 ? 0 : (1 - (i1 - i0) / (t1 - t0)) * 100;
+  return busyBetween(a, machineTimes());
 }
