@@ -27,11 +27,24 @@ const tsxNode = (script: string, args: string[]): string[] => ['--import', 'tsx'
 
 const kNaiveNode = path.join(kBenchDir, 'forwarders', 'naive-node.ts');
 
-function netplaneCli(): { cmd: string; pre: string[] } | undefined {
+// The newest modification time of any TypeScript source under lib/.
+function newestSource(dir: string): number {
+  let newest = 0;
+  for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
+    const p = path.join(dir, e.name);
+    if (e.isDirectory()) newest = Math.max(newest, newestSource(p));
+    else if (e.name.endsWith('.ts')) newest = Math.max(newest, fs.statSync(p).mtimeMs);
+  }
+  return newest;
+}
+
+/** The netplane CLI: dist/ when it is at least as new as lib/, else the sources through tsx. */
+function netplaneCli(): { cmd: string; pre: string[]; note: string } | undefined {
   const dist = path.join(kRepoDir, 'dist', 'cli', 'main.js');
-  if (fs.existsSync(dist)) return { cmd: process.execPath, pre: [dist] };
   const src = path.join(kRepoDir, 'lib', 'cli', 'main.ts');
-  if (fs.existsSync(src)) return { cmd: process.execPath, pre: ['--import', 'tsx', src] };
+  const distFresh = fs.existsSync(dist) && fs.statSync(dist).mtimeMs >= newestSource(path.join(kRepoDir, 'lib'));
+  if (distFresh || (fs.existsSync(dist) && !fs.existsSync(src))) return { cmd: process.execPath, pre: [dist], note: 'dist/cli/main.js' };
+  if (fs.existsSync(src)) return { cmd: process.execPath, pre: ['--import', 'tsx', src], note: 'lib/cli/main.ts via tsx (dist/ older than lib/)' };
   return undefined;
 }
 
@@ -47,7 +60,9 @@ function netplane(kind: 'hub' | 'link', vnetHdr: boolean, queues: number): Forwa
       `netplane ${kind === 'hub' ? 'native hub' : 'direct link (-link a,b)'}, ${queues} queue${queues > 1 ? 's' : ''}, ` +
       `vnet_hdr=${vnetHdr ? 'on' : 'off'}`,
     skipWholeRunOnFailure: true,
-    byDefault: true,
+    // QEMU's grammar peers a hubport with queue 0 of a multiqueue netdev only (the other
+    // queues have no peer and drop), so a 2-queue hub is not a real setup: --only runs it.
+    byDefault: !(kind === 'hub' && queues > 1),
     unavailable: () => {
       if (!netplaneCli()) return 'not available yet: neither dist/cli/main.js (npm run build) nor lib/cli/main.ts exists';
       if (!addonBuilt()) return 'the native addon is not built (npm run build)';
@@ -62,7 +77,7 @@ function netplane(kind: 'hub' | 'link', vnetHdr: boolean, queues: number): Forwa
         kind === 'hub'
           ? ['-netdev', 'hubport,id=pa,hubid=0,netdev=a', '-netdev', 'hubport,id=pb,hubid=0,netdev=b']
           : ['-link', 'a,b'];
-      return { cmd: cli.cmd, args: [...cli.pre, '-netdev', tap('a', ifA), '-netdev', tap('b', ifB), ...wiring] };
+      return { cmd: cli.cmd, args: [...cli.pre, '-netdev', tap('a', ifA), '-netdev', tap('b', ifB), ...wiring], note: cli.note };
     },
   };
 }
