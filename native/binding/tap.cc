@@ -21,6 +21,10 @@ class TapWrap;
 struct TapRegistry : std::enable_shared_from_this<TapRegistry> {
   Napi::FunctionReference ctor;
   std::unordered_set<TapWrap*> live;
+  // Set by Wrap() only while it runs the constructor: the opened device to take over.
+  // (Not a Napi::External: node keeps a small record per external until GC, and one still
+  // alive at exit shows as a valgrind leak; a JS-visible External could also be forged.)
+  std::unique_ptr<core::TapDevice>* handoff = nullptr;
 };
 
 constexpr double kMaxSafeInteger = 9007199254740991.0;  // Number.MAX_SAFE_INTEGER
@@ -82,16 +86,16 @@ class TapWrap : public Napi::ObjectWrap<TapWrap> {
                        registry);
   }
 
-  // Only tapOpen/tapAdopt construct: they pass an External holding the opened device.
+  // Only tapOpen/tapAdopt construct: they hand the opened device over through the registry.
   explicit TapWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<TapWrap>(info) {
     registry_ = static_cast<TapRegistry*>(info.Data())->shared_from_this();
-    if (info.Length() != 1 || !info[0].IsExternal()) {
+    if (registry_->handoff == nullptr) {
       Napi::TypeError::New(info.Env(), "TapDevice cannot be constructed directly; use tapOpen() or tapAdopt()")
           .ThrowAsJavaScriptException();
       return;
     }
-    auto* slot = info[0].As<Napi::External<std::unique_ptr<core::TapDevice>>>().Data();
-    device_ = std::move(*slot);
+    device_ = std::move(*registry_->handoff);
+    registry_->handoff = nullptr;
     registry_->live.insert(this);
   }
 
@@ -219,11 +223,15 @@ class TapWrap : public Napi::ObjectWrap<TapWrap> {
 
 TapRegistry* RegistryOf(const Napi::CallbackInfo& info) { return static_cast<TapRegistry*>(info.Data()); }
 
-Napi::Value Wrap(Napi::Env env, TapRegistry* registry, std::unique_ptr<core::TapDevice> device) {
-  // The External only lends the slot for the duration of New(); the wrapper moves from it,
-  // and if construction fails the unique_ptr here still closes the device.
-  auto ext = Napi::External<std::unique_ptr<core::TapDevice>>::New(env, &device);
-  return registry->ctor.New({ext});
+Napi::Value Wrap(Napi::Env /*env*/, TapRegistry* registry, std::unique_ptr<core::TapDevice> device) {
+  // The slot is lent for the duration of New() only; the wrapper moves from it, and if
+  // construction fails the unique_ptr here still closes the device.
+  struct Lend {
+    TapRegistry* r;
+    ~Lend() { r->handoff = nullptr; }
+  } lend{registry};
+  registry->handoff = &device;
+  return registry->ctor.New({});
 }
 
 // tapOpen({ ifname?, queues?, vnetHdr?: 'off'|'auto'|'on', sndbuf? })
