@@ -169,6 +169,20 @@ export class NativeDataPlane extends EventEmitter implements DataPlane {
   }
 
   #onEvent(kind: number, handle: number, errno: number, syscall: string): void {
+    // This runs as a Node-API callback. An exception escaping it (a throwing onFrames
+    // consumer or 'event' listener) is not an uncaught exception there: Node 20 drops it
+    // with a deprecation warning per throw, so a consumer's bug would vanish. Rethrow it
+    // from a plain tick instead, where it is uncaught as it would be from any callback.
+    try {
+      this.#dispatch(kind, handle, errno, syscall);
+    } catch (e) {
+      process.nextTick(() => {
+        throw e;
+      });
+    }
+  }
+
+  #dispatch(kind: number, handle: number, errno: number, syscall: string): void {
     if (kind === NativeGraphEvent.portRx) {
       this.#ports.get(handle)?._onRx();
     } else if (kind === NativeGraphEvent.portTxRoom) {
