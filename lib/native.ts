@@ -2,6 +2,10 @@
 // Each concept keeps its own section below; nothing else in lib/ requires the addon.
 import * as path from 'node:path';
 
+// Shapes the addon takes exactly as the public API defines them (type-only: no load cycle).
+import type { TapOffloads, TapOpenOptions } from './tap';
+import type { VnetHdr } from './vnet-hdr';
+
 /** A Node-style system error from the native core: code 'EPERM', syscall 'ioctl(TUNSETIFF)'. */
 export interface NativeSystemError extends Error {
   code?: string;
@@ -10,21 +14,6 @@ export interface NativeSystemError extends Error {
 }
 
 // ---- tap (native/binding/tap.cc) ------------------------------------------------------
-export interface NativeTapOpenOptions {
-  ifname?: string;
-  queues?: number;
-  vnetHdr?: 'off' | 'auto' | 'on';
-  sndbuf?: number;
-}
-export interface NativeTapOffloads {
-  csum?: boolean;
-  tso4?: boolean;
-  tso6?: boolean;
-  ecn?: boolean;
-  ufo?: boolean;
-  uso4?: boolean;
-  uso6?: boolean;
-}
 /** core::TapDevice. Every member throws (code NETPLANE_CLOSED) once closed, except `closed`/close(). */
 export interface NativeTapDevice {
   readonly ifname: string;
@@ -39,30 +28,18 @@ export interface NativeTapDevice {
   fd(queue: number): number;
   queueEnabled(queue: number): boolean;
   setVnetHdrLen(len: number): void;
-  setOffloads(offloads: NativeTapOffloads): void;
+  setOffloads(offloads: TapOffloads): void;
   setQueueEnabled(queue: number, enabled: boolean): void;
   setSndbuf(bytes: number): void;
   close(): void;
 }
 export interface NativeTapBinding {
-  tapOpen(opts?: NativeTapOpenOptions): NativeTapDevice;
+  tapOpen(opts?: TapOpenOptions): NativeTapDevice;
   /** Dups the fds (F_DUPFD_CLOEXEC); sndbuf undefined = QEMU's default. */
   tapAdopt(fds: number[], sndbuf?: number): NativeTapDevice;
 }
 
 // ---- vnet header (native/binding/vnet.cc) ---------------------------------------------
-/** A virtio-net header as the binding sees it (camelCase fields; absent fields are 0). */
-export interface NativeVnetHdr {
-  flags: number;
-  gsoType: number;
-  hdrLen: number;
-  gsoSize: number;
-  csumStart: number;
-  csumOffset: number;
-  numBuffers: number;
-  hashValue: number;
-  hashReport: number;
-}
 /** What ValidateVnetHdr/CompleteChecksum report (names from VnetErrorName). */
 export type NativeVnetError =
   | 'SHORT_FRAME'
@@ -92,15 +69,15 @@ export interface NativeVnetConstants {
 }
 export interface NativeVnetBinding {
   /** Parse the first len (10, 12 or 20) bytes of buf. */
-  parseVnetHdr(buf: Uint8Array, len: number): NativeVnetHdr;
+  parseVnetHdr(buf: Uint8Array, len: number): VnetHdr;
   /** Encode a header into a new len-byte Buffer. */
-  writeVnetHdr(hdr: Partial<NativeVnetHdr> | Uint8Array, len: number): Buffer;
+  writeVnetHdr(hdr: Partial<VnetHdr> | Uint8Array, len: number): Buffer;
   /** Re-layout a 10/12/20-byte header to toLen bytes (common prefix kept, the rest zero). */
   convertVnetHdr(buf: Uint8Array, toLen: number): Buffer;
   /** null if hdr is valid for frame (the ethernet frame after the header), else the reason. */
-  validateVnetHdr(hdr: Partial<NativeVnetHdr> | Uint8Array, frame: Uint8Array): NativeVnetError | null;
+  validateVnetHdr(hdr: Partial<VnetHdr> | Uint8Array, frame: Uint8Array): NativeVnetError | null;
   /** Fill in the NEEDS_CSUM checksum of frame in place; null or the reason it cannot. */
-  completeChecksum(hdr: Partial<NativeVnetHdr> | Uint8Array, frame: Uint8Array): NativeVnetError | null;
+  completeChecksum(hdr: Partial<VnetHdr> | Uint8Array, frame: Uint8Array): NativeVnetError | null;
   /** RFC 1071 checksum of buf. */
   internetChecksum(buf: Uint8Array): number;
   /** Segment buf (a hdrLen-byte header, then the frame) into wire frames, checksums done.

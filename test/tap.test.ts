@@ -16,10 +16,8 @@ import { Tap, TunFeature } from '../lib/tap';
 import { NetplaneError } from '../lib/errors';
 import { NetNs, npName, sh, deleteLink, openFdCount } from './helpers/netns';
 import { privileged } from './helpers/privilege';
+import { GsoType, VnetFlag, decodeVnetHdr } from '../lib/vnet-hdr';
 import {
-  VNET_F_NEEDS_CSUM,
-  VNET_GSO_NONE,
-  VNET_GSO_TCPV4,
   TCP_ACK,
   TCP_PSH,
   TCP_RST,
@@ -27,7 +25,6 @@ import {
   parseIpv4,
   parseTcp,
   parseUdp,
-  parseVnetHeader,
   readFrameUntil,
   tcpFrame,
   udpFrame,
@@ -322,14 +319,14 @@ for (const mode of [
     const reply = await readFrameUntil(tap.fd(0), (raw) => {
       const ip = parseIpv4(raw.subarray(mode.len));
       if (!ip || ip.proto !== 17 || ip.srcIp !== NS_IP) return undefined;
-      return { hdr: mode.len ? parseVnetHeader(raw) : undefined, ip, udp: parseUdp(ip.l4), mac: raw.subarray(mode.len, mode.len + 6) };
+      return { hdr: mode.len ? decodeVnetHdr(raw) : undefined, ip, udp: parseUdp(ip.l4), mac: raw.subarray(mode.len, mode.len + 6) };
     });
     assert.equal(reply.ip.dstIp, PEER_IP);
     assert.equal(reply.udp.sport, 5555);
     assert.equal(reply.udp.dport, 40000);
     assert.equal(reply.udp.payload.toString(), `reply:${payload}`);
     assert.equal([...reply.mac].map((b) => b.toString(16).padStart(2, '0')).join(':'), PEER_MAC);
-    if (reply.hdr) assert.equal(reply.hdr.gsoType, VNET_GSO_NONE); // offloads are off after open
+    if (reply.hdr) assert.equal(reply.hdr.gsoType, GsoType.NONE); // offloads are off after open
   });
 }
 
@@ -376,7 +373,7 @@ test('TCP through the fd with vnet headers: a 64 KiB TSO frame in, TSO frames ou
     const ip = parseIpv4(raw.subarray(H));
     if (!ip || ip.proto !== 6 || ip.srcIp !== NS_IP) return undefined;
     const tcp = parseTcp(ip.l4);
-    return tcp.dport === sport ? { hdr: parseVnetHeader(raw), tcp, frameLen: raw.length - H } : undefined;
+    return tcp.dport === sport ? { hdr: decodeVnetHdr(raw), tcp, frameLen: raw.length - H } : undefined;
   };
 
   // Handshake: MSS 1460, window scaling with shift 0 (so the server may scale its own).
@@ -397,7 +394,7 @@ test('TCP through the fd with vnet headers: a 64 KiB TSO frame in, TSO frames ou
   assert.equal(big.length, 14 + 65_000);
   const written = write(
     big,
-    vnetHeader(H, { flags: VNET_F_NEEDS_CSUM, gsoType: VNET_GSO_TCPV4, hdrLen: 54, gsoSize: 1448, csumStart: 34, csumOffset: 16 }),
+    vnetHeader(H, { flags: VnetFlag.NEEDS_CSUM, gsoType: GsoType.TCPV4, hdrLen: 54, gsoSize: 1448, csumStart: 34, csumOffset: 16 }),
   );
   assert.equal(written, H + big.length);
   assert.deepEqual(JSON.parse(await server.nextLine()), { len: IN, sha: sha256(data) });
@@ -417,9 +414,9 @@ test('TCP through the fd with vnet headers: a 64 KiB TSO frame in, TSO frames ou
       total += f.tcp.payload.length;
       rcvNxt = (rcvNxt + f.tcp.payload.length) >>> 0;
       biggest = Math.max(biggest, f.frameLen);
-      if (f.hdr.gsoType === VNET_GSO_TCPV4) {
+      if (f.hdr.gsoType === GsoType.TCPV4) {
         tsoFrames++;
-        assert.ok(f.hdr.flags & VNET_F_NEEDS_CSUM);
+        assert.ok(f.hdr.flags & VnetFlag.NEEDS_CSUM);
         assert.equal(f.hdr.csumStart, 34);
         assert.equal(f.hdr.csumOffset, 16);
         assert.ok(f.hdr.gsoSize > 0 && f.hdr.gsoSize <= 1460);

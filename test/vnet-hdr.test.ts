@@ -10,6 +10,7 @@ import { native } from '../lib/native';
 import {
   GsoType,
   VnetFlag,
+  VnetHdrLen,
   completeChecksum,
   convertVnetHdr,
   decodeVnetHdr,
@@ -20,7 +21,6 @@ import {
   validateVnetHdr,
   zeroVnetHdr,
   type VnetHdr,
-  type VnetHdrLen,
 } from '../lib/vnet-hdr';
 
 // An IPv4 TCP (or UDP) frame as Linux hands it to a TAP with offloads: checksum field seeded
@@ -105,6 +105,22 @@ describe('vnet header codec', () => {
       }),
       { numRuns: 300 },
     );
+  });
+
+  // The TS constants are written out so the codec works without the addon; this keeps them
+  // equal to the native core's (vnet_hdr.h), the one other place they exist.
+  test('the TS constants are the native core\'s', () => {
+    const c = native().vnetConstants;
+    assert.deepEqual(VnetHdrLen, { LEGACY: c.HDR_LEN_LEGACY, MRG_RXBUF: c.HDR_LEN_MRG, HASH: c.HDR_LEN_HASH });
+    assert.deepEqual(VnetFlag, { NEEDS_CSUM: c.FLAG_NEEDS_CSUM, DATA_VALID: c.FLAG_DATA_VALID, RSC_INFO: c.FLAG_RSC_INFO });
+    assert.deepEqual(GsoType, {
+      NONE: c.GSO_NONE,
+      TCPV4: c.GSO_TCPV4,
+      UDP: c.GSO_UDP,
+      TCPV6: c.GSO_TCPV6,
+      UDP_L4: c.GSO_UDP_L4,
+      ECN: c.GSO_ECN,
+    });
   });
 
   test('the wire layout is little-endian', () => {

@@ -1,5 +1,6 @@
 // virtio-net feature bits, status bits and config-space layout, as numbered by the virtio
 // specification (device-specific bits 0..23 and 53..63, transport bits 24..41).
+import { VnetHdrLen } from '../vnet-hdr';
 
 export const VirtioNetF = {
   CSUM: 0,
@@ -105,14 +106,10 @@ export function configSizeFor(hostFeatures: bigint): number {
   return size;
 }
 
-/** virtio_net_hdr sizes: legacy, with num_buffers (mergeable / VERSION_1), with hash report. */
-export const VNET_HDR_LEN = { legacy: 10, mrgRxbuf: 12, hash: 20 } as const;
-export type VnetHdrLen = 10 | 12 | 20;
-
 /** The header a driver uses for the features it negotiated. */
 export function guestHdrLenFor(features: bigint): VnetHdrLen {
   if (hasBit(features, VirtioF.VERSION_1)) {
-    return hasBit(features, VirtioNetF.HASH_REPORT) ? VNET_HDR_LEN.hash : VNET_HDR_LEN.mrgRxbuf;
+    return hasBit(features, VirtioNetF.HASH_REPORT) ? VnetHdrLen.HASH : VnetHdrLen.MRG_RXBUF;
   }
-  return hasBit(features, VirtioNetF.MRG_RXBUF) ? VNET_HDR_LEN.mrgRxbuf : VNET_HDR_LEN.legacy;
+  return hasBit(features, VirtioNetF.MRG_RXBUF) ? VnetHdrLen.MRG_RXBUF : VnetHdrLen.LEGACY;
 }

@@ -20,9 +20,8 @@ import {
   VirtioNetF,
   VirtioNetS,
   VirtioStatus,
-  VNET_HDR_LEN,
-  type VnetHdrLen,
 } from './virtio-net-features';
+import { VnetHdrLen } from '../vnet-hdr';
 
 /** What the device needs from the backend peered with its queues (a tap, a hub port, none). */
 export interface VirtioNetBackend {
@@ -159,7 +158,7 @@ export class VirtioNet {
   #generation = 0;
   #currQueuePairs = 1;
   #multiqueue = false;
-  #guestHdrLen: VnetHdrLen = VNET_HDR_LEN.legacy;
+  #guestHdrLen: VnetHdrLen = VnetHdrLen.LEGACY;
   #hostHdrLen = 0;
   #guestOffloads = 0n;
   // rx filter state
@@ -213,7 +212,7 @@ export class VirtioNet {
     if (!backend?.hasVnetHdr || !backend.hasUso) clear(NEEDS_USO);
     this.hostFeatures = f | (init.transportFeatures ?? DEFAULT_TRANSPORT_FEATURES);
 
-    this.#hostHdrLen = backend?.hasVnetHdr ? VNET_HDR_LEN.legacy : 0;
+    this.#hostHdrLen = backend?.hasVnetHdr ? VnetHdrLen.LEGACY : 0;
   }
 
   // ---- features --------------------------------------------------------------------------

@@ -1,44 +1,20 @@
 // Building and parsing the few frames the TAP tests exchange with a namespace: Ethernet +
 // IPv4 + UDP/TCP, with an optional virtio-net header in front. Just enough to speak UDP and
 // a minimal TCP from user space through a TAP fd.
+//
+// The vnet header comes from lib/vnet-hdr: the kernel, not our code, reads what these tests
+// write, so using the library's codec tests nothing with itself. The Ethernet/IP/TCP/UDP
+// builders and their checksum (sum16) stay written here on purpose: they do not share code
+// with the native checksum and segmentation the data plane uses, and they keep this helper
+// free of the addon.
 import * as fs from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 
-export const VNET_F_NEEDS_CSUM = 1;
-export const VNET_GSO_NONE = 0;
-export const VNET_GSO_TCPV4 = 1;
+import { encodeVnetHdr, type VnetHdr, type VnetHdrLen } from '../../lib/vnet-hdr';
 
-export interface VnetHeader {
-  flags: number;
-  gsoType: number;
-  hdrLen: number;
-  gsoSize: number;
-  csumStart: number;
-  csumOffset: number;
-}
-
-/** A virtio_net_hdr of `len` bytes (10, 12 or 20), little-endian, trailing bytes zero. */
-export function vnetHeader(len: number, h: Partial<VnetHeader> = {}): Buffer {
-  const b = Buffer.alloc(len);
-  if (len === 0) return b;
-  b.writeUInt8(h.flags ?? 0, 0);
-  b.writeUInt8(h.gsoType ?? 0, 1);
-  b.writeUInt16LE(h.hdrLen ?? 0, 2);
-  b.writeUInt16LE(h.gsoSize ?? 0, 4);
-  b.writeUInt16LE(h.csumStart ?? 0, 6);
-  b.writeUInt16LE(h.csumOffset ?? 0, 8);
-  return b;
-}
-
-export function parseVnetHeader(b: Buffer): VnetHeader {
-  return {
-    flags: b.readUInt8(0),
-    gsoType: b.readUInt8(1),
-    hdrLen: b.readUInt16LE(2),
-    gsoSize: b.readUInt16LE(4),
-    csumStart: b.readUInt16LE(6),
-    csumOffset: b.readUInt16LE(8),
-  };
+/** The vnet header to write before a frame on a TAP whose header length is `len` (0: none). */
+export function vnetHeader(len: number, h: Partial<VnetHdr> = {}): Buffer {
+  return len === 0 ? Buffer.alloc(0) : encodeVnetHdr(h, len as VnetHdrLen);
 }
 
 function macBytes(mac: string): Buffer {
