@@ -69,11 +69,19 @@ describe('multiqueue wiring', () => {
     assert.equal(nd.attachedNic, n);
   });
 
-  test('data plane learns every tap queue with its fd and header length', () => {
+  test('data plane learns every tap queue with its fd, header length and queue number', () => {
     const { topo, dp, fakes } = setup();
     topo.addNetdev(tap('t0', { ifname: 'np0', queues: 2 }));
     const fds = fakes.taps[0].fds;
-    assert.deepEqual(dp.calls, [`add tap t0 q0 fd${fds[0]} hdr10`, `add tap t0 q0 fd${fds[1]} hdr10`]);
+    // The data plane's index is the TAP queue (placement, counters); info network keeps 0.
+    assert.deepEqual(dp.calls, [`add tap t0 q0 fd${fds[0]} hdr10`, `add tap t0 q1 fd${fds[1]} hdr10`]);
+    assert.deepEqual(topo.clients.map((c) => c.queueIndex), [0, 0]);
+    // A NIC taking the queues pairs queue i with NIC queue i: both sides agree on the index.
+    topo.addDevice(nic({ netdev: 't0', id: 'n0', features: { mq: true } }));
+    for (const [a, b] of dp.peers) assert.equal(dp.clients.get(a)!.queueIndex, dp.clients.get(b)!.queueIndex);
+    assert.deepEqual(topo.clients.map((c) => [c.type, c.queueIndex, dp.clients.get(c.handle)!.queueIndex]), [
+      ['tap', 0, 0], ['tap', 1, 1], ['nic', 0, 0], ['nic', 1, 1],
+    ]);
   });
 
   test('a netdev can be taken by one NIC only', () => {

@@ -28,6 +28,11 @@ export class Hub extends TypedEmitter<HubEvents> implements AsyncDisposable {
     return this.portClients;
   }
 
+  /** @internal The number takePortNumber() hands out next. */
+  get nextPortNumber(): number {
+    return this.#nextPort;
+  }
+
   /** @internal The running port number (`hub<id>port<k>` default names). */
   takePortNumber(): number {
     return this.#nextPort++;

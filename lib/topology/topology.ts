@@ -246,11 +246,14 @@ export class Topology extends TypedEmitter<TopologyEvents> implements AsyncDispo
         const c = new Client(this.#reg.nextHandle(), o.id, 'tap', 'tap', true, o.iothread);
         c.infoStr = infos[q];
         c.vnetHdrLen = tap.vnetHdrLen;
+        // The data plane gets the TAP queue number now: it places each queue index on its
+        // own IOThread and reports it in its counters. `info network` keeps QEMU's index 0
+        // until a NIC or -link takes the queues, which pairs queue q with index q anyway.
         this.#dp?.addClient({
           handle: c.handle,
           kind: 'tap',
           name: c.name,
-          queueIndex: 0,
+          queueIndex: q,
           fd: tap.fd(q),
           vnetHdrLen: c.vnetHdrLen,
           ...(o.iothread !== undefined ? { iothread: o.iothread } : {}),
@@ -274,6 +277,7 @@ export class Topology extends TypedEmitter<TopologyEvents> implements AsyncDispo
       throw invalid("Parameter 'hubid' expects int32");
     }
     const target = o.netdev !== undefined ? this.#hubPeer(o.netdev) : undefined;
+    if (target) this.#checkHubLoop(o.id, o.hubid, target);
     const hub = this.#hub(o.hubid);
     hub.takePortNumber();
     const port = new Client(this.#reg.nextHandle(), o.id, 'hub', 'hubport', true, undefined);
@@ -292,6 +296,10 @@ export class Topology extends TypedEmitter<TopologyEvents> implements AsyncDispo
     this.#checkOpen();
     if (!Number.isInteger(hubId) || hubId < -0x80000000 || hubId > 0x7fffffff) throw invalid("Parameter 'hubid' expects int32");
     const target = opts.peer !== undefined ? this.#hubPeer(opts.peer) : undefined;
+    if (target) {
+      const k = this.#hubs.find((h) => h.id === hubId)?.nextPortNumber ?? 0;
+      this.#checkHubLoop(`hub${hubId}port${k}`, hubId, target);
+    }
     const hub = this.#hub(hubId);
     const port = new Client(this.#reg.nextHandle(), `hub${hubId}port${hub.takePortNumber()}`, 'hub', 'hubport', false, undefined);
     this.#attachPort(hub, port, target);
@@ -316,6 +324,48 @@ export class Topology extends TypedEmitter<TopologyEvents> implements AsyncDispo
       throw new NetplaneError('NETPLANE_IN_USE', `netdev '${netdev}' already has a peer (${target.peer.name}); a hub port needs an unpeered netdev`);
     }
     return target;
+  }
+
+  /** The hub a hub port belongs to. */
+  #hubOf(c: Client): Hub | undefined {
+    return c.type === 'hubport' ? this.#hubs.find((h) => h.portClients.includes(c)) : undefined;
+  }
+
+  /** Hubs reachable from `start` through hub ports peered with ports of other hubs. */
+  #connectedHubs(start: Hub): Set<Hub> {
+    const seen = new Set<Hub>([start]);
+    const todo = [start];
+    for (let hub = todo.pop(); hub; hub = todo.pop()) {
+      for (const port of hub.portClients) {
+        const next = port.peer ? this.#hubOf(port.peer) : undefined;
+        if (next && !seen.has(next)) {
+          seen.add(next);
+          todo.push(next);
+        }
+      }
+    }
+    return seen;
+  }
+
+  /**
+   * A hub sends every frame out of all its other ports. Peering a port of hub `hubId` with
+   * a port of the same hub, or of a hub already connected to it, closes a loop: a frame
+   * would circle forever (QEMU accepts this and hangs or crashes). Refuse it.
+   */
+  #checkHubLoop(portName: string, hubId: number, target: Client): void {
+    const targetHub = this.#hubOf(target);
+    if (!targetHub) return;
+    if (targetHub.id === hubId) {
+      throw invalid(
+        `hub port '${portName}' cannot be peered with '${target.name}': both are ports of hub ${hubId}, so frames would loop through the hub forever`,
+      );
+    }
+    const hub = this.#hubs.find((h) => h.id === hubId);
+    if (hub && this.#connectedHubs(targetHub).has(hub)) {
+      throw invalid(
+        `hub port '${portName}' (hub ${hubId}) cannot be peered with '${target.name}' (hub ${targetHub.id}): the two hubs are already connected, so frames would loop between them forever`,
+      );
+    }
   }
 
   #attachPort(hub: Hub, port: Client, target: Client | undefined): void {
@@ -402,6 +452,9 @@ export class Topology extends TypedEmitter<TopologyEvents> implements AsyncDispo
     if (na.clients.length !== nb.clients.length) {
       throw invalid(`cannot link '${a}' (${na.clients.length} queues) with '${b}' (${nb.clients.length} queues)`);
     }
+    // Two hub ports: the same loop rule as hubport netdev= (a hubport netdev has one queue).
+    const hubA = na.hub;
+    if (hubA && nb.hub) this.#checkHubLoop(a, hubA.id, nb.clients[0]!);
     na.clients.forEach((ca, i) => {
       const cb = nb.clients[i];
       peerClients(ca, cb);
