@@ -6,18 +6,11 @@
 
 #include "checksum.h"
 #include "vnet_hdr.h"
+#include "wire_format.h"
 
 namespace netplane::core {
 
 namespace {
-
-constexpr uint8_t kTcpFin = 0x01;
-constexpr uint8_t kTcpPsh = 0x08;
-constexpr uint8_t kTcpCwr = 0x80;
-constexpr uint16_t kIpv4MoreFragments = 0x2000;
-constexpr uint16_t kIpv6MoreFragments = 0x0001;
-constexpr uint8_t kIpv6Fragment = 44;
-constexpr size_t kIpv6FragHdrLen = 8;
 
 // What every segment shares: the parsed headers and how the payload is cut.
 struct Plan {
@@ -56,7 +49,7 @@ void FinishIpv4Header(uint8_t* seg, const FrameLayout& lay, size_t seg_len) {
 
 void FinishIpHeader(uint8_t* seg, const FrameLayout& lay, size_t seg_len) {
   if (lay.ipv6) {
-    StoreBe16(seg + lay.l3 + 4, static_cast<uint16_t>(seg_len - lay.l3 - 40));
+    StoreBe16(seg + lay.l3 + 4, static_cast<uint16_t>(seg_len - lay.l3 - kIpv6HdrLen));
   } else {
     FinishIpv4Header(seg, lay, seg_len);
   }
@@ -74,7 +67,7 @@ uint64_t PseudoSum(const uint8_t* seg, const FrameLayout& lay, uint8_t proto,
 void EmitL4Segments(const Plan& p, const uint8_t* frame, uint8_t* scratch, SegmentSink sink,
                     void* opaque) {
   const FrameLayout& lay = p.lay;
-  bool tcp = lay.l4_proto == 6;
+  bool tcp = lay.l4_proto == kProtoTcp;
   uint16_t ip_id = lay.ipv6 ? 0 : LoadBe16(frame + lay.l3 + 4);
   uint32_t seq = tcp ? LoadBe32(frame + lay.l4 + 4) : 0;
   for (size_t i = 0; i < p.count; ++i) {
@@ -92,14 +85,15 @@ void EmitL4Segments(const Plan& p, const uint8_t* frame, uint8_t* scratch, Segme
       StoreBe32(l4 + 4, static_cast<uint32_t>(seq + off));
       if (!last) l4[13] &= static_cast<uint8_t>(~(kTcpFin | kTcpPsh));
       if (!first) l4[13] &= static_cast<uint8_t>(~kTcpCwr);
-      StoreBe16(l4 + 16, 0);
-      uint64_t sum = ChecksumAdd(PseudoSum(scratch, lay, 6, l4_len), l4, l4_len);
-      StoreBe16(l4 + 16, ChecksumFinish(sum));  // TCP: a zero result stays zero
+      StoreBe16(l4 + kTcpCsumOffset, 0);
+      uint64_t sum = ChecksumAdd(PseudoSum(scratch, lay, kProtoTcp, l4_len), l4, l4_len);
+      StoreBe16(l4 + kTcpCsumOffset, ChecksumFinish(sum));  // TCP: a zero result stays zero
     } else {
       StoreBe16(l4 + 4, static_cast<uint16_t>(l4_len));
-      StoreBe16(l4 + 6, 0);
-      uint16_t csum = ChecksumFinish(ChecksumAdd(PseudoSum(scratch, lay, 17, l4_len), l4, l4_len));
-      StoreBe16(l4 + 6, csum == 0 ? 0xffff : csum);
+      StoreBe16(l4 + kUdpCsumOffset, 0);
+      uint16_t csum =
+          ChecksumFinish(ChecksumAdd(PseudoSum(scratch, lay, kProtoUdp, l4_len), l4, l4_len));
+      StoreBe16(l4 + kUdpCsumOffset, csum == 0 ? 0xffff : csum);
     }
     sink(opaque, scratch, seg_len);
   }
@@ -111,10 +105,10 @@ void EmitUdpFragments(const Plan& p, const uint8_t* frame, size_t frame_len, uin
                       SegmentSink sink, void* opaque) {
   const FrameLayout& lay = p.lay;
   size_t udp_len = frame_len - lay.l4;
-  // Sum the datagram as if its checksum field were zero (bytes 6..7 skipped).
-  uint64_t sum = PseudoSum(frame, lay, 17, udp_len);
-  sum = ChecksumAdd(sum, frame + lay.l4, 6);
-  sum = ChecksumAdd(sum, frame + lay.l4 + 8, udp_len - 8);
+  // Sum the datagram as if its checksum field were zero (the field's 2 bytes skipped).
+  uint64_t sum = PseudoSum(frame, lay, kProtoUdp, udp_len);
+  sum = ChecksumAdd(sum, frame + lay.l4, kUdpCsumOffset);
+  sum = ChecksumAdd(sum, frame + lay.l4 + kUdpHdrLen, udp_len - kUdpHdrLen);
   uint16_t udp_csum = ChecksumFinish(sum);
   if (udp_csum == 0) udp_csum = 0xffff;
 
@@ -131,7 +125,7 @@ void EmitUdpFragments(const Plan& p, const uint8_t* frame, size_t frame_len, uin
     std::memcpy(scratch, frame, frag_point);
     std::memcpy(scratch + frag_point + extra, frame + frag_point, lay.l4 - frag_point);
     std::memcpy(scratch + hdr_len, frame + lay.l4 + off, chunk);
-    if (i == 0) StoreBe16(scratch + hdr_len + 6, udp_csum);
+    if (i == 0) StoreBe16(scratch + hdr_len + kUdpCsumOffset, udp_csum);
     if (lay.ipv6) {
       uint8_t* fh = scratch + frag_point;
       fh[0] = frame[lay.ipv6_prev_nexthdr];
@@ -139,7 +133,7 @@ void EmitUdpFragments(const Plan& p, const uint8_t* frame, size_t frame_len, uin
       StoreBe16(fh + 2, static_cast<uint16_t>(off | (last ? 0 : kIpv6MoreFragments)));
       StoreBe32(fh + 4, frag_id);
       scratch[lay.ipv6_prev_nexthdr] = kIpv6Fragment;
-      StoreBe16(scratch + lay.l3 + 4, static_cast<uint16_t>(seg_len - lay.l3 - 40));
+      StoreBe16(scratch + lay.l3 + 4, static_cast<uint16_t>(seg_len - lay.l3 - kIpv6HdrLen));
     } else {
       // As Linux: the whole field is rewritten (DF cleared), the ID is kept.
       StoreBe16(scratch + lay.l3 + 6,

@@ -6,25 +6,13 @@
 #include <cstring>
 
 #include "checksum.h"
+#include "wire_format.h"
 
 namespace netplane::core {
 
 namespace {
 
-constexpr size_t kEthHdrLen = 14;
-constexpr uint16_t kEtherTypeIpv4 = 0x0800;
-constexpr uint16_t kEtherTypeIpv6 = 0x86dd;
-constexpr uint16_t kEtherTypeVlan = 0x8100;
-constexpr uint16_t kEtherTypeQinQ = 0x88a8;
-constexpr uint8_t kProtoTcp = 6;
-constexpr uint8_t kProtoUdp = 17;
-constexpr uint8_t kIpv6HopByHop = 0;
-constexpr uint8_t kIpv6Routing = 43;
-constexpr uint8_t kIpv6DestOpts = 60;
 constexpr uint8_t kKnownFlags = kVnetFlagNeedsCsum | kVnetFlagDataValid | kVnetFlagRscInfo;
-constexpr size_t kTcpCsumOffset = 16;
-constexpr size_t kUdpCsumOffset = 6;
-constexpr size_t kIpv6FragHdrLen = 8;
 
 inline uint16_t LoadLe16(const uint8_t* p) { return static_cast<uint16_t>(p[0] | p[1] << 8); }
 inline uint32_t LoadLe32(const uint8_t* p) {
@@ -44,9 +32,9 @@ inline void StoreLe32(uint8_t* p, uint32_t v) {
 // follows a routing header, or before the first header that is none of the three.
 VnetError ParseIpv6(const uint8_t* frame, size_t frame_len, size_t l3, FrameLayout* out,
                     uint8_t* final_proto) {
-  if (l3 + 40 > frame_len || (frame[l3] >> 4) != 6) return VnetError::kBadPacket;
+  if (l3 + kIpv6HdrLen > frame_len || (frame[l3] >> 4) != 6) return VnetError::kBadPacket;
   size_t prev = l3 + 6;  // offset of the next-header byte that names the current header
-  size_t off = l3 + 40;
+  size_t off = l3 + kIpv6HdrLen;
   bool frag_point_found = false;
   bool seen_routing = false;
   for (;;) {
@@ -167,11 +155,11 @@ VnetError ParseFrameLayout(const uint8_t* frame, size_t frame_len, uint8_t l4_pr
     out->l4_hdr_len = static_cast<size_t>(frame[out->l4 + 12] >> 4) * 4;
     if (out->l4_hdr_len < 20) return VnetError::kBadPacket;
   } else {
-    out->l4_hdr_len = 8;
+    out->l4_hdr_len = kUdpHdrLen;
   }
   if (out->l4 + out->l4_hdr_len > frame_len) return VnetError::kBadPacket;
   // The IP length fields must be able to describe what follows them.
-  size_t ip_len = frame_len - l3 - (out->ipv6 ? 40 : 0);
+  size_t ip_len = frame_len - l3 - (out->ipv6 ? kIpv6HdrLen : 0);
   if (ip_len > 0xffff) return VnetError::kFrameTooLong;
   return VnetError::kOk;
 }
@@ -229,7 +217,7 @@ VnetError ValidateVnetHdr(const VnetHdr& h, const uint8_t* frame, size_t frame_l
     size_t data = frame_len - lay.l4;
     size_t chunk = data < h.gso_size ? data : h.gso_size;
     size_t seg = lay.l4 + kIpv6FragHdrLen + chunk;
-    if (seg > kMaxFrameLen || seg - lay.l3 - 40 > 0xffff) return VnetError::kFrameTooLong;
+    if (seg > kMaxFrameLen || seg - lay.l3 - kIpv6HdrLen > 0xffff) return VnetError::kFrameTooLong;
   }
   return VnetError::kOk;
 }
