@@ -10,8 +10,7 @@ import * as path from 'node:path';
 import { spawn } from 'node:child_process';
 import { Worker } from 'node:worker_threads';
 import { MainLoopContext, pipe, socketPair, timeoutNsToMs } from '../lib/event-loop';
-
-const repoRoot = path.join(__dirname, '..');
+import { loadAddon, runNode } from './helpers/node-child';
 
 /** A context only this test drives; closed afterwards whatever happens. */
 function withManual(fn: (ctx: MainLoopContext) => void): void {
@@ -55,28 +54,6 @@ class PipeNotifier {
 function sleepSync(ms: number): void {
   Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
 }
-
-/** Run a node script; resolve with its exit code and output. */
-function runNode(script: string, args: string[] = [], timeoutMs = 20000): Promise<{ code: number | null; signal: string | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [...args, '-e', script], { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => (stdout += d));
-    child.stderr.on('data', (d) => (stderr += d));
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(new Error(`child did not exit within ${timeoutMs} ms; stdout=${stdout} stderr=${stderr}`));
-    }, timeoutMs);
-    child.on('exit', (code, signal) => {
-      clearTimeout(timer);
-      resolve({ code, signal, stdout, stderr });
-    });
-  });
-}
-
-// The addon as a child process loads it (no TypeScript needed there).
-const loadAddon = `const b = require('node-gyp-build')(${JSON.stringify(repoRoot)});`;
 
 // ====================================================================== driven by hand
 

@@ -3,13 +3,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
-import * as path from 'node:path';
-import { spawn } from 'node:child_process';
 import { IoThread } from '../lib/event-loop';
 import { native } from '../lib/native';
-
-const repoRoot = path.join(__dirname, '..');
-const loadAddon = `const b = require('node-gyp-build')(${JSON.stringify(repoRoot)});`;
+import { loadAddon, runNode } from './helpers/node-child';
 
 function comm(tid: number): string {
   return fs.readFileSync(`/proc/self/task/${tid}/comm`, 'utf8').trim();
@@ -20,24 +16,6 @@ function cpuTicks(tid: number): number {
   const stat = fs.readFileSync(`/proc/self/task/${tid}/stat`, 'utf8');
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' '); // fields from #3 on
   return Number(fields[14 - 3]) + Number(fields[15 - 3]);
-}
-
-function runNode(script: string, args: string[] = []): Promise<{ code: number | null; signal: string | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [...args, '-e', script], { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => (stdout += d));
-    child.stderr.on('data', (d) => (stderr += d));
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(new Error(`child hung; stdout=${stdout} stderr=${stderr}`));
-    }, 15000);
-    child.on('exit', (code, signal) => {
-      clearTimeout(timer);
-      resolve({ code, signal, stdout, stderr });
-    });
-  });
 }
 
 test('IOThreads start with their name visible in /proc/self/task/*/comm', () => {
@@ -129,7 +107,7 @@ test('the process exits cleanly with IOThreads still running', { timeout: 30000 
   // Natural end of the event loop: the env cleanup stops and joins them.
   const natural = await runNode(`${loadAddon}
     for (let i = 0; i < 4; i++) new b.IoThread('np-exit' + i, { pollMaxNs: i * 1000 });
-    console.log('started');`);
+    console.log('started');`, [], 15000);
   assert.equal(natural.code, 0, natural.stderr);
   assert.equal(natural.signal, null);
   assert.equal(natural.stdout.trim(), 'started');
@@ -137,7 +115,7 @@ test('the process exits cleanly with IOThreads still running', { timeout: 30000 
   // process.exit() while they sleep.
   const exited = await runNode(`${loadAddon}
     const keep = [new b.IoThread('np-exit-a'), new b.IoThread('np-exit-b')];
-    setTimeout(() => process.exit(3), 50);`);
+    setTimeout(() => process.exit(3), 50);`, [], 15000);
   assert.equal(exited.code, 3, exited.stderr);
   assert.equal(exited.stderr, '');
   // Collected by GC: the finalizer stops and joins the thread.
@@ -150,7 +128,7 @@ test('the process exits cleanly with IOThreads still running', { timeout: 30000 
     (async () => {
       for (let i = 0; i < 50 && count() > 0; i++) { global.gc(); await new Promise((r) => setTimeout(r, 20)); }
       console.log(count());
-    })();`, ['--expose-gc']);
+    })();`, ['--expose-gc'], 15000);
   assert.equal(collected.code, 0, collected.stderr);
   assert.deepEqual(collected.stdout.trim().split('\n'), ['3', '0']);
 });
