@@ -7,6 +7,7 @@ import { NetplaneError } from '../errors';
 import { IDENTIFIER_HINT, isIdentifier, NETDEV_TYPES, OptionError, parseKeyval, parseNetdevArg } from '../options';
 import { HmpLine, HmpSyntaxError, parseHmpArgs, type HmpArgKind } from './hmp-parse';
 import type { Monitor } from './monitor';
+import { formatStatsTable, netplaneStats } from './stats';
 
 interface HmpCommand {
   names: readonly string[];
@@ -38,6 +39,17 @@ export class Hmp {
     const topo = monitor.topology;
     this.#info = [
       { name: 'network', help: 'show the network state', run: () => topo.infoNetwork() },
+      {
+        name: 'netplane',
+        help: 'show the data plane counters of every net client (netplane)',
+        run: () => {
+          try {
+            return formatStatsTable(netplaneStats(topo));
+          } catch (e) {
+            return errorText(e); // no data plane: say so in the monitor
+          }
+        },
+      },
       {
         name: 'version',
         help: 'show the version of QEMU this monitor follows, and of netplane',

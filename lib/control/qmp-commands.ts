@@ -5,6 +5,7 @@ import { netdevFromQmp } from '../options';
 import type { Hmp } from './hmp';
 import type { Monitor } from './monitor';
 import type { QmpCommand, QmpCommandTable } from './qmp-server';
+import { netplaneStats } from './stats';
 
 export function qmpCommands(monitor: Monitor, hmp: Hmp): QmpCommandTable {
   const topo = monitor.topology;
@@ -50,6 +51,14 @@ export function qmpCommands(monitor: Monitor, hmp: Hmp): QmpCommandTable {
             ...(a['interfaces'] !== undefined ? { interfaces: a['interfaces'] as string[] } : {}),
             ...(a['id'] !== undefined ? { id: a['id'] as string } : {}),
           }),
+      },
+    ],
+    [
+      // netplane extension: the data plane's per-client counters (one consistent snapshot).
+      'query-netplane-stats',
+      {
+        args: { name: { type: 'string', optional: true } },
+        run: (a) => netplaneStats(topo, a['name'] as string | undefined),
       },
     ],
     [

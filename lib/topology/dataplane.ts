@@ -9,6 +9,11 @@ export interface ClientDescriptor {
   handle: number;
   kind: 'tap' | 'hubport' | 'nic';
   name: string;
+  /**
+   * The queue this client serves: a TAP queue's number (given at add, before a NIC or
+   * -link pairs queue i with index i), a NIC queue's index, 0 for a hub port. The native
+   * data plane places each index on its own IOThread and reports it in its counters.
+   */
   queueIndex: number;
   /** tap: the queue's fd (owned by the TapDevice); others: undefined. */
   fd?: number;
@@ -18,6 +23,32 @@ export interface ClientDescriptor {
   hubId?: number;
   /** IOThread id this client runs on (a hub and its ports share one). */
   iothread?: string;
+}
+
+/** One client's counters, as a data plane reports them (QMP query-netplane-stats). */
+export interface DataPlaneClientStats {
+  handle: number;
+  name: string;
+  /** 'tap', 'hubport', or 'jsport' (a NIC queue or a JavaScript packet port). */
+  kind: string;
+  queueIndex: number;
+  iothread: string;
+  /** The peer's handle, or null. */
+  peer: number | null;
+  hubId: number | null;
+  linkDown: boolean;
+  /** A TAP whose interface vanished. */
+  dead: boolean;
+  /** false: the queue is detached (TUNSETQUEUE) and not polled. */
+  enabled: boolean;
+  framesIn: number;
+  bytesIn: number;
+  framesOut: number;
+  bytesOut: number;
+  queued: number;
+  dropped: number;
+  /** Drops by reason (camelCase reason names); they sum to `dropped`. */
+  drops: Readonly<Record<string, number>>;
 }
 
 export interface DataPlane {
@@ -36,4 +67,9 @@ export interface DataPlane {
    * Dropped when the sender is link-down or has no peer.
    */
   sendRaw?(handle: number, frame: Uint8Array): void;
+  /**
+   * Optional: every client's counters as one snapshot, in handle order. For each client
+   * framesIn = framesOut + queued + dropped.
+   */
+  stats?(): DataPlaneClientStats[];
 }

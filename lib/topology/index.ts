@@ -8,7 +8,7 @@ export type { NicEvents } from './nic';
 export { Hub } from './hub';
 export type { HubEvents } from './hub';
 export type { NetClient, NetClientType } from './net-client';
-export type { DataPlane, ClientDescriptor } from './dataplane';
+export type { DataPlane, ClientDescriptor, DataPlaneClientStats } from './dataplane';
 export type { TapLike, OpenTap, AdoptTap, RunScript } from './tap-backend';
 export { runNetworkScript } from './tap-backend';
 export { buildRarp } from './announce';

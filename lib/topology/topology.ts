@@ -141,6 +141,11 @@ export class Topology extends TypedEmitter<TopologyEvents> implements AsyncDispo
     return this.#reg.all;
   }
 
+  /** The data plane this topology drives (absent: the topology is pure state). */
+  get dataPlane(): DataPlane | undefined {
+    return this.#dp;
+  }
+
   get iothreads(): readonly string[] {
     return [...this.#iothreads.keys()];
   }

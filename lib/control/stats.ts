@@ -1,0 +1,145 @@
+// Data plane counters for the monitors: QMP `query-netplane-stats` (a netplane extension)
+// and HMP `info netplane`. A thin layer over the data plane's one-snapshot stats(): the
+// topology says which clients are NIC queues; nothing here counts anything itself.
+import { NetplaneError } from '../errors';
+import type { DataPlaneClientStats } from '../topology/dataplane';
+import type { Topology } from '../topology/topology';
+
+/** Drop reasons in the order the native core defines them, with their QAPI-style names. */
+const DROP_REASONS = [
+  ['linkDown', 'link-down'],
+  ['noPeer', 'no-peer'],
+  ['queueFull', 'queue-full'],
+  ['oversize', 'oversize'],
+  ['badVnetHdr', 'bad-vnet-hdr'],
+  ['writeError', 'write-error'],
+  ['deadDevice', 'dead-device'],
+  ['purged', 'purged'],
+] as const;
+
+export type NetplaneDropReason = (typeof DROP_REASONS)[number][1];
+
+/** One net client's counters as query-netplane-stats returns them (QAPI spelling). */
+export interface NetplaneClientStats {
+  name: string;
+  'queue-index': number;
+  /** 'tap', 'hubport', 'nic' (a NIC queue's packet port) or 'jsport' (a port made by createPort). */
+  kind: string;
+  iothread: string;
+  'link-up': boolean;
+  /** A TAP whose interface disappeared. */
+  dead: boolean;
+  /** false: a detached queue (the guest did not enable that queue pair). */
+  enabled: boolean;
+  /** "name" or "name.queue" of the other end, when peered. */
+  peer?: string;
+  'hub-id'?: number;
+  'frames-in': number;
+  'bytes-in': number;
+  'frames-out': number;
+  'bytes-out': number;
+  queued: number;
+  dropped: number;
+  drops: Record<NetplaneDropReason, number>;
+}
+
+/**
+ * The counters of every client (or of the clients named `name`), in creation order.
+ * Throws when the topology has no data plane that counts, or when no client has that name.
+ */
+export function netplaneStats(topology: Topology, name?: string): NetplaneClientStats[] {
+  const dp = topology.dataPlane;
+  if (!dp?.stats) {
+    throw new NetplaneError('NETPLANE_INVALID_STATE', 'no data plane is running (the topology is state only), so there are no counters');
+  }
+  const raw = dp.stats();
+  const types = new Map(topology.clients.map((c) => [c.handle, c.type]));
+  const byHandle = new Map(raw.map((s) => [s.handle, s]));
+  const rows = raw.filter((s) => name === undefined || s.name === name).map((s) => toQmp(s, types, byHandle));
+  if (name !== undefined && rows.length === 0) {
+    throw new NetplaneError('NETPLANE_NOT_FOUND', `Device '${name}' not found`, { qmpClass: 'DeviceNotFound' });
+  }
+  return rows;
+}
+
+function toQmp(
+  s: DataPlaneClientStats,
+  types: ReadonlyMap<number, string>,
+  byHandle: ReadonlyMap<number, DataPlaneClientStats>,
+): NetplaneClientStats {
+  const drops = {} as Record<NetplaneDropReason, number>;
+  for (const [key, qapi] of DROP_REASONS) drops[qapi] = s.drops[key] ?? 0;
+  const peer = s.peer !== null ? byHandle.get(s.peer) : undefined;
+  return {
+    name: s.name,
+    'queue-index': s.queueIndex,
+    kind: s.kind === 'jsport' && types.get(s.handle) === 'nic' ? 'nic' : s.kind,
+    iothread: s.iothread,
+    'link-up': !s.linkDown,
+    dead: s.dead,
+    enabled: s.enabled,
+    ...(peer ? { peer: clientLabel(peer.name, peer.queueIndex) } : {}),
+    ...(s.hubId !== null ? { 'hub-id': s.hubId } : {}),
+    'frames-in': s.framesIn,
+    'bytes-in': s.bytesIn,
+    'frames-out': s.framesOut,
+    'bytes-out': s.bytesOut,
+    queued: s.queued,
+    dropped: s.dropped,
+    drops,
+  };
+}
+
+function clientLabel(name: string, queue: number): string {
+  return queue === 0 ? name : `${name}.${queue}`;
+}
+
+/** Clients whose counters do not balance: frames-in = frames-out + queued + dropped. */
+export function conservationViolations(rows: readonly NetplaneClientStats[]): string[] {
+  return rows
+    .filter((r) => r['frames-in'] !== r['frames-out'] + r.queued + r.dropped)
+    .map(
+      (r) =>
+        `${clientLabel(r.name, r['queue-index'])}: frames-in ${r['frames-in']} != frames-out ${r['frames-out']} + queued ${r.queued} + dropped ${r.dropped}`,
+    );
+}
+
+/** "queue-full=3 link-down=1", or "-" when nothing was dropped. */
+export function formatDrops(drops: Readonly<Record<NetplaneDropReason, number>>): string {
+  const parts = DROP_REASONS.filter(([, q]) => drops[q] > 0).map(([, q]) => `${q}=${drops[q]}`);
+  return parts.length > 0 ? parts.join(' ') : '-';
+}
+
+/**
+ * HMP `info netplane`: one row per client, then the conservation check. Lines end in '\n'.
+ */
+export function formatStatsTable(rows: readonly NetplaneClientStats[]): string {
+  const head = ['name', 'queue', 'kind', 'iothread', 'link', 'peer', 'frames-in', 'bytes-in', 'frames-out', 'bytes-out', 'queued', 'dropped', 'drops'];
+  const numeric = new Set(['queue', 'frames-in', 'bytes-in', 'frames-out', 'bytes-out', 'queued', 'dropped']);
+  const body = rows.map((r) => [
+    r.name,
+    String(r['queue-index']),
+    r['hub-id'] !== undefined ? `${r.kind}/${r['hub-id']}` : r.kind,
+    r.iothread,
+    (r.dead ? 'dead' : r['link-up'] ? 'up' : 'down') + (r.enabled ? '' : ',detached'),
+    r.peer ?? '-',
+    String(r['frames-in']),
+    String(r['bytes-in']),
+    String(r['frames-out']),
+    String(r['bytes-out']),
+    String(r.queued),
+    String(r.dropped),
+    formatDrops(r.drops),
+  ]);
+  const widths = head.map((h, i) => Math.max(h.length, ...body.map((b) => b[i]!.length)));
+  const line = (cells: string[]): string =>
+    cells
+      .map((c, i) => (i === cells.length - 1 ? c : numeric.has(head[i]!) ? c.padStart(widths[i]!) : c.padEnd(widths[i]!)))
+      .join('  ');
+  const bad = conservationViolations(rows);
+  const footer =
+    bad.length === 0
+      ? `conservation: frames-in = frames-out + queued + dropped holds for all ${rows.length} clients`
+      : `conservation VIOLATED:\n${bad.map((b) => `  ${b}`).join('\n')}`;
+  return [line(head), ...body.map(line), footer].map((l) => l + '\n').join('');
+}
