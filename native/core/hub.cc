@@ -18,9 +18,18 @@ bool HubPort::CanReceive() const {
   for (HubPort* q : hub_->ports_) {
     if (q == this) continue;
     NetClient* qp = q->peer();
-    if (qp && !qp->receive_disabled() && qp->CanReceive()) return true;
+    // A peerless port takes the frame and drops it as noPeer (counted). Requiring a peer
+    // here stalled the sender for good when the other ports' peers were deleted.
+    if (!qp || (!qp->receive_disabled() && qp->CanReceive())) return true;
   }
   return false;
+}
+
+void Hub::FlushPorts() {
+  // A flush may send and, through callbacks, make senders produce again; it never adds or
+  // removes ports, but iterate over a copy so that could not invalidate the loop.
+  std::vector<HubPort*> ports = ports_;
+  for (HubPort* p : ports) p->FlushQueuedPackets();
 }
 
 RecvResult HubPort::Receive(NetClient*, const Frame& f) {

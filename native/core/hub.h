@@ -2,7 +2,9 @@
 // live in the hub's context. A frame delivered to port P (sent by P's peer) is re-sent,
 // unchanged (vnet header and all), from every other port Q towards Q's peer with the plain
 // bounded send; the hub always consumes. P can receive iff at least one other port could
-// send right now (has a peer that is neither receive-disabled nor refusing).
+// send right now: it has no peer (the frame is then a counted noPeer drop there, as QEMU's
+// qemu_can_send_packet says yes for a peerless sender), or a peer that is neither
+// receive-disabled nor refusing.
 #pragma once
 
 #include <vector>
@@ -20,6 +22,10 @@ class Hub {
   NetContext* context() const { return ctx_; }
   const std::vector<HubPort*>& ports() const { return ports_; }
   bool empty() const { return ports_.empty(); }
+  // A port joined or left the hub, or gained or lost its peer: a sender whose frame waits in
+  // a port's queue because no other port could take it may go on now. Nothing else would
+  // retry that queue (the sender stopped producing), so flush every port's queue here.
+  void FlushPorts();
 
  private:
   friend class HubPort;

@@ -126,7 +126,10 @@ Status NetGraph::AddHubPort(const ClientSpec& spec, int hub_id) {
   e.spec = spec;
   e.pinned = true;
   // The port joins the hub's port list, which the hub's thread walks: do it there.
-  ctx->thread->RunSync([&] { e.client = std::make_unique<HubPort>(spec.handle, spec.name, hub); });
+  ctx->thread->RunSync([&] {
+    e.client = std::make_unique<HubPort>(spec.handle, spec.name, hub);
+    hub->FlushPorts();  // a new (peerless) port can take what other ports' senders queued
+  });
   clients_[spec.handle] = std::move(e);
   return Status::Ok();
 }
@@ -156,6 +159,15 @@ Status NetGraph::Remove(uint32_t handle) {
   auto f = Find(handle);
   if (!f.ok()) return f.status;
   Entry* e = f.value;
+  // The hub this removal touches: the client's own (a hub port) or its peer's. Read the
+  // peer before StopClient unlinks it.
+  int touched_hub = -1;
+  e->ctx->thread->RunSync([&] {
+    NetClient* c = e->client.get();
+    if (c->kind() == ClientKind::kHubPort) touched_hub = static_cast<HubPort*>(c)->hub()->id();
+    else if (c->peer() && c->peer()->kind() == ClientKind::kHubPort)
+      touched_hub = static_cast<HubPort*>(c->peer())->hub()->id();
+  });
   StopClient(e);
   int hub_id = -1;
   if (e->client->kind() == ClientKind::kHubPort)
@@ -169,6 +181,14 @@ Status NetGraph::Remove(uint32_t handle) {
     if (hit != hubs_.end() && hit->second->empty()) {
       hubs_.erase(hit);
       hub_contexts_.erase(hub_id);
+    }
+  }
+  if (touched_hub >= 0) {
+    // Senders on the remaining ports may have queued a frame waiting for the one that went.
+    auto hit = hubs_.find(touched_hub);
+    if (hit != hubs_.end()) {
+      Hub* hub = hit->second.get();
+      hub_contexts_[touched_hub]->thread->RunSync([hub] { hub->FlushPorts(); });
     }
   }
   RecomputeOffloads();
@@ -211,7 +231,13 @@ Status NetGraph::Connect(uint32_t a, uint32_t b) {
     }
   }
   Status s;
-  ea->ctx->thread->RunSync([&] { s = NetClient::Link(ca, cb); });
+  ea->ctx->thread->RunSync([&] {
+    s = NetClient::Link(ca, cb);
+    if (!s.ok()) return;
+    // A hub port gained a peer: frames queued on its siblings may go there now.
+    for (NetClient* c : {ca, cb})
+      if (c->kind() == ClientKind::kHubPort) static_cast<HubPort*>(c)->hub()->FlushPorts();
+  });
   if (!s.ok()) return s;
   RecomputeOffloads();
   return Status::Ok();

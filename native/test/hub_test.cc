@@ -77,3 +77,41 @@ TEST(Hub, RemovingAPortKeepsTheRestWorking) {
   CHECK_EQ(i2.peer, int64_t{-1});
   CHECK(nptest::AllConserved(g));
 }
+
+// The only other port leaves while a frame from t0 waits on port 20 (nobody could take it),
+// so t0 stopped reading. When a port joins again the waiting frame moves (a counted noPeer
+// drop at the new, still peerless port) and t0 reads again: nothing stays stuck. Found by
+// test/faults.test.ts (netdev_del + netdev_add of a hub's ports under a flood).
+TEST(Hub, SenderBlockedOnAnEmptyHubResumesWhenAPortJoins) {
+  NetGraph g(nullptr);
+  FakeTap t[3];
+  BuildHub(g, t, 2);
+  REQUIRE(g.Remove(21).ok());
+  REQUIRE(g.Remove(11).ok());
+  REQUIRE(t[0].Inject(nptest::EthFrame(100, 1)));
+  CHECK(nptest::WaitFor([&] { return nptest::InfoOf(g, 20).counters.queued == 1; }));
+  REQUIRE(g.AddTap(nptest::Spec(12, "t2"), t[2].dp(), 0).ok());
+  REQUIRE(g.AddHubPort(nptest::Spec(22, "hub0port2"), 0).ok());
+  REQUIRE(g.Connect(12, 22).ok());
+  CHECK_EQ(nptest::InfoOf(g, 20).counters.queued, uint64_t{0});
+  CHECK_EQ(nptest::Drops(nptest::InfoOf(g, 22), DropReason::kNoPeer), uint64_t{1});
+  REQUIRE(t[0].Inject(nptest::EthFrame(100, 2)));
+  auto f = t[2].Take();
+  CHECK_EQ(f.size(), size_t{100});
+  CHECK_EQ(f.empty() ? 0 : f[20], 2);
+  CHECK(nptest::AllConserved(g));
+}
+
+// A port whose peer is gone drops what the hub gives it (counted), as QEMU does, instead
+// of making the other ports' senders wait for ever.
+TEST(Hub, PeerlessPortDropsAndCountsInsteadOfBlocking) {
+  NetGraph g(nullptr);
+  FakeTap t[2];
+  BuildHub(g, t, 2);
+  REQUIRE(g.Remove(11).ok());  // port 21 stays, without a peer
+  for (int i = 0; i < 5; ++i) REQUIRE(t[0].Inject(nptest::EthFrame(100, static_cast<uint8_t>(i))));
+  CHECK(nptest::WaitFor([&] { return nptest::Drops(nptest::InfoOf(g, 21), DropReason::kNoPeer) == 5; }));
+  CHECK_EQ(nptest::InfoOf(g, 20).counters.queued, uint64_t{0});
+  CHECK_EQ(nptest::InfoOf(g, 10).counters.frames_in, uint64_t{5});
+  CHECK(nptest::AllConserved(g));
+}
