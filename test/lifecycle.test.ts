@@ -110,7 +110,7 @@ describe('lifecycle: the addon in a worker and the main thread at once', privile
   test('workers open TAPs and IOThreads and end every way while the main thread works on', { timeout: TIMEOUT }, async () => {
     const rounds = 3;
     await withNames(1 + rounds * 4, 'lw', async ([mainIf, ...workerIfnames]) => {
-      const run = await runScenario('workers', { ifnames: [mainIf], workerIfnames, rounds });
+      const run = await runScenario('workers', { ifnames: [mainIf], workerIfnames, rounds }, { timeoutMs: 50_000 });
       assertNoCrash(run);
       assert.equal(run.code, 0, run.stderr);
       const r = resultOf(run) as ChildEvent & {

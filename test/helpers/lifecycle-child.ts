@@ -31,7 +31,7 @@ const linkExists = (ifname: string): boolean => {
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 /** Poll `cond` (after a GC when available) until it holds or `ms` pass. */
-async function eventually(cond: () => boolean, ms = 5000): Promise<boolean> {
+async function eventually(cond: () => boolean, ms = 10_000): Promise<boolean> {
   const deadline = Date.now() + ms;
   for (;;) {
     globalThis.gc?.();
@@ -95,7 +95,7 @@ function ranOnce(ctx: MainLoopContext): Promise<void> {
 }
 
 /** Resolve once the churn made `n` more BH runs (bounded). */
-async function churnProgress(stats: ChurnStats, n: number, ms = 5000): Promise<boolean> {
+async function churnProgress(stats: ChurnStats, n: number, ms = 10_000): Promise<boolean> {
   const target = stats.bh + n;
   return eventually(() => stats.bh >= target, ms);
 }
