@@ -591,16 +591,3 @@ describe('Tap: bad input gives a clear error and leaks nothing', () => {
     assert.equal(r.leaked, 0);
   });
 });
-
-test('netplane demo opens a 2-queue vnet-header TAP, shows it and removes it', { ...privileged(), timeout: TIMEOUT }, () => {
-  const main = path.join(__dirname, '..', 'lib', 'cli', 'main.ts');
-  const out = execFileSync(process.execPath, ['--import', 'tsx', main, 'demo'], { encoding: 'utf8' });
-  const name = /^opened TAP (\S+)/m.exec(out)?.[1];
-  assert.ok(name, out);
-  assert.match(out, /queues +2 \(q0: fd \d+, q1: fd \d+\)/);
-  assert.match(out, /vnet header +on, 10 bytes/);
-  assert.match(out, /IFF_MULTI_QUEUE/);
-  assert.match(out, /tun type tap pi off vnet_hdr on multi_queue numqueues 2 numdisabled 0/);
-  assert.match(out, new RegExp(`closed ${name}: the interface is gone`));
-  assert.equal(linkExists(name), false);
-});

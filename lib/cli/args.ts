@@ -65,7 +65,7 @@ const IGNORED_FLAGS = new Set(['nodefaults', 'S', 'nographic', 'no-user-config',
 const LEGACY_NET = new Set(['net', 'nic']);
 
 export const HELP_TEXT = `usage: netplane [options]
-       netplane demo [--queues N] [--ifname NAME]
+       netplane demo [--seconds N] [--queues N] [--hub] [--tcp iperf3|node]
 
 A QEMU-compatible network back end: the netdevs, NICs, hubs and monitor of QEMU 7.2,
 without a guest. The network options of a QEMU command line work as they are.
@@ -90,7 +90,9 @@ Accepted and ignored (for QEMU command lines):
   --version            the version
 
 Commands:
-  demo                 open a multiqueue TAP and show what the kernel reports (needs root)
+  demo                 two namespaces, a netplane forwarder between them, ping and a TCP
+                       stream with live per-queue rates, a counters summary (needs root;
+                       netplane demo --help)
 
 netplane runs until SIGINT, SIGTERM or the monitor's quit, then closes every netdev
 (downscripts run) and removes the QMP socket.`;

@@ -111,9 +111,10 @@ export function formatDrops(drops: Readonly<Record<NetplaneDropReason, number>>)
 }
 
 /**
- * HMP `info netplane`: one row per client, then the conservation check. Lines end in '\n'.
+ * HMP `info netplane`: one row per client, then the conservation check (unless
+ * `conservation: false`). Lines end in '\n'.
  */
-export function formatStatsTable(rows: readonly NetplaneClientStats[]): string {
+export function formatStatsTable(rows: readonly NetplaneClientStats[], opts: { conservation?: boolean } = {}): string {
   const head = ['name', 'queue', 'kind', 'iothread', 'link', 'peer', 'frames-in', 'bytes-in', 'frames-out', 'bytes-out', 'queued', 'dropped', 'drops'];
   const numeric = new Set(['queue', 'frames-in', 'bytes-in', 'frames-out', 'bytes-out', 'queued', 'dropped']);
   const body = rows.map((r) => [
@@ -141,5 +142,5 @@ export function formatStatsTable(rows: readonly NetplaneClientStats[]): string {
     bad.length === 0
       ? `conservation: frames-in = frames-out + queued + dropped holds for all ${rows.length} clients`
       : `conservation VIOLATED:\n${bad.map((b) => `  ${b}`).join('\n')}`;
-  return [line(head), ...body.map(line), footer].map((l) => l + '\n').join('');
+  return [line(head), ...body.map(line), ...(opts.conservation === false ? [] : [footer])].map((l) => l + '\n').join('');
 }
