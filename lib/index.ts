@@ -19,9 +19,31 @@ export type {
   NetClientType,
   DataPlane,
   ClientDescriptor,
+  DataPlaneClientStats,
   TapLike,
   AnnounceParams,
 } from './topology';
+export { NativeDataPlane } from './dataplane/native-dataplane';
+export type { ClientStats, TapDeadEvent, DataPlaneEvent, NativeDataPlaneOptions, IothreadParams } from './dataplane/native-dataplane';
+export { PacketPort, DEFAULT_RING_BYTES, MIN_RING_BYTES } from './dataplane/packet-port';
+export type { PacketPortOptions, PortVnetHdrLen } from './dataplane/packet-port';
+export {
+  VnetHdrLen,
+  VnetFlag,
+  GsoType,
+  isVnetHdrLen,
+  zeroVnetHdr,
+  normalizeVnetHdr,
+  decodeVnetHdr,
+  encodeVnetHdr,
+  convertVnetHdr,
+  needsSoftwareOffload,
+  validateVnetHdr,
+  completeChecksum,
+  internetChecksum,
+  segmentFrame,
+} from './vnet-hdr';
+export type { VnetHdr, VnetHdrError } from './vnet-hdr';
 export { VirtioNet, DEFAULT_TRANSPORT_FEATURES } from './devices/virtio-net';
 export type { VirtioNetBackend, RxFilterInfo, VirtioNetInit } from './devices/virtio-net';
 export { VirtioNetF, VirtioF, VirtioStatus, VirtioNetS, VIRTIO_NET_OK, VIRTIO_NET_ERR } from './devices/virtio-net-features';
@@ -30,3 +52,5 @@ export { ConnectionLink } from './link/connection-link';
 export type { ConnectionSource, LinkTarget, ConnectionLinkOptions } from './link/connection-link';
 export { serveQmp, QmpServer, Monitor, Hmp, runStdioMonitor, qmpCommands, QmpError } from './control';
 export type { QmpService, QmpCommand, QmpCommandTable, QmpServerOptions, QmpVersion, MonitorOptions, MonitorEvents } from './control';
+export { netplaneStats, formatStatsTable } from './control/stats';
+export type { NetplaneClientStats, NetplaneDropReason } from './control/stats';
