@@ -224,7 +224,30 @@ export interface NativeGraphBinding {
   NetGraph: new (onEvent: (kind: NativeGraphEventKind, handle: number, errno: number, syscall: string) => void) => NativeNetGraph;
 }
 
-export type NativeBinding = NativeTapBinding & NativeVnetBinding & NativeAioBinding & NativeGraphBinding;
+// ---- fd passing (native/binding/fd_passing.cc) ----------------------------------------
+/**
+ * onData(chunk, fds, null) for every chunk read; the fds arrived with it (SCM_RIGHTS) and
+ * now belong to the callee. onData(null, [], null) at end of stream; onData(null, [], err)
+ * on a read error. Nothing follows either of those.
+ */
+export type NativeFdReaderCallback = (data: Buffer | null, fds: number[], error: NativeSystemError | null) => void;
+/** Reads a stream socket with recvmsg(2) from its own close-on-exec duplicate of the fd. */
+export interface NativeFdReader {
+  readonly closed: boolean;
+  /** The duplicate being read (-1 once closed). */
+  readonly fd: number;
+  pause(): void;
+  resume(): void;
+  /** Stop for good and close the duplicate (the fd given to the constructor stays open). */
+  close(): void;
+}
+export interface NativeFdPassingBinding {
+  FdReader: new (fd: number, onData: NativeFdReaderCallback) => NativeFdReader;
+  /** One sendmsg(2) of `data` with `fds` attached (at most 253); returns the bytes sent. */
+  fdSend(fd: number, data: Uint8Array, fds: number[]): number;
+}
+
+export type NativeBinding = NativeTapBinding & NativeVnetBinding & NativeAioBinding & NativeGraphBinding & NativeFdPassingBinding;
 
 let cached: NativeBinding | undefined;
 

@@ -21,6 +21,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   InitVnet(env, exports);
   InitAio(env, exports);
   InitGraph(env, exports);
+  InitFdPassing(env, exports);
   return exports;
 }
 

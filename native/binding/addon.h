@@ -21,5 +21,6 @@ void InitTap(Napi::Env env, Napi::Object exports);
 void InitVnet(Napi::Env env, Napi::Object exports);
 void InitAio(Napi::Env env, Napi::Object exports);
 void InitGraph(Napi::Env env, Napi::Object exports);
+void InitFdPassing(Napi::Env env, Napi::Object exports);
 
 }  // namespace netplane::binding
