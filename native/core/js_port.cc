@@ -36,9 +36,15 @@ Status SpscRing::Attach(uint8_t* mem, size_t len, bool init, SpscRing* out) {
   return Status::Ok();
 }
 
+// Both positions live in memory JavaScript can write. Records start 8-aligned and the
+// producer is at most one ring ahead; positions that break this (a JS bug writing the ring
+// words directly) make the ring look full rather than let a record land outside it.
+static bool PositionsSane(uint32_t h, uint32_t t, uint32_t cap) { return ((h | t) & 7) == 0 && h - t <= cap; }
+
 bool SpscRing::HasRoom(size_t len) const {
   uint32_t h = head().load(std::memory_order_relaxed);
   uint32_t t = tail().load(std::memory_order_acquire);
+  if (!PositionsSane(h, t, capacity_)) return false;
   size_t rec = RecordSize(len);
   size_t off = h & (capacity_ - 1);
   size_t contig = capacity_ - off;
@@ -49,6 +55,7 @@ bool SpscRing::HasRoom(size_t len) const {
 bool SpscRing::Push(const iovec* iov, int iovcnt, size_t len, uint32_t flags) {
   uint32_t h = head().load(std::memory_order_relaxed);
   uint32_t t = tail().load(std::memory_order_acquire);
+  if (!PositionsSane(h, t, capacity_)) return false;
   size_t rec = RecordSize(len);
   size_t off = h & (capacity_ - 1);
   size_t contig = capacity_ - off;
@@ -135,6 +142,14 @@ void JsPort::DrainTx() {
   const size_t hdr = static_cast<size_t>(hdr_len_);
   uint32_t t = tx_.tail().load(std::memory_order_relaxed);
   uint32_t h = tx_.head().load(std::memory_order_acquire);
+  if (!PositionsSane(h, t, cap)) {
+    // JS wrote the ring words directly and broke the format (PacketPort never does): count
+    // one bad record, skip to its head and read nothing, rather than read off the ring.
+    counters_.In(0);
+    counters_.Drop(DropReason::kBadVnetHdr);
+    tx_.tail().store(h, std::memory_order_release);
+    return;
+  }
   int sent = 0;
   while (t != h && sent < kTxBudget) {
     uint32_t off = t & (cap - 1);
@@ -158,6 +173,17 @@ void JsPort::DrainTx() {
       counters_.In(0);
       counters_.Drop(DropReason::kOversize);
       continue;
+    }
+    if (hdr > 0) {
+      // PacketPort.send() validated this header before publishing it; check again here, on
+      // the engine's side, so a record written into the ring some other way never reaches a
+      // TAP unvalidated. (Cheap: GSO_NONE frames are a few compares.)
+      VnetHdr vh = ParseVnetHdr(p, hdr);
+      if (ValidateVnetHdr(vh, p + hdr, len - hdr) != VnetError::kOk) {
+        counters_.In(0);
+        counters_.Drop(DropReason::kBadVnetHdr);
+        continue;
+      }
     }
     Frame f{p, len, static_cast<uint16_t>(hdr)};
     counters_.In(f.eth_len());
