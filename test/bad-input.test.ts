@@ -156,7 +156,7 @@ describe('bad input: option strings', () => {
         [['-object', 'iothread,id=io0'], /Duplicate ID 'io0'/],
         [['-netdev', 'hubport,id=h2,hubid=2,netdev='], /netdev '' not found/],
         [['-netdev', 'hubport,id=h2,hubid=2,netdev=nosuch'], /netdev 'nosuch' not found/],
-        [['-netdev', 'tap,id=t9,fd=-1'], /File descriptor named '-1'/],
+        [['-netdev', 'tap,id=t9,fd=-1'], /(file descriptor|File descriptor).*'-1'/],
         [['-netdev', 'tap,id=t9,iothread='], /iothread '' not found/],
         [['-netdev', 'tap,id=t9,iothread=nosuch'], /iothread 'nosuch' not found/],
         [['-device', 'virtio-net-pci,netdev='], /'virtio-net-device.netdev' can't find value ''/],
@@ -197,7 +197,7 @@ const QMP_CASES: QmpCase[] = [
   { send: '{"execute":"netdev_add","arguments":{"type":"nope","id":"t1"}}', desc: /'type' does not accept value 'nope'/ },
   { send: '{"execute":"netdev_add","arguments":{"type":"tap","id":"1t"}}', desc: /'id' expects an identifier/ },
   { send: '{"execute":"netdev_add","arguments":{"type":"tap","id":"t1","ifname":"xxxxxxxxxxxxxxxxxxxx"}}', desc: /'ifname' is longer than 15/ },
-  { send: '{"execute":"netdev_add","arguments":{"type":"tap","id":"t1","fd":"nosuch"}}', desc: /File descriptor named 'nosuch'/ },
+  { send: '{"execute":"netdev_add","arguments":{"type":"tap","id":"t1","fd":"nosuch"}}', desc: /(file descriptor|File descriptor).*'nosuch'/ },
   { send: '{"execute":"netdev_add","arguments":{"type":"hubport","id":"h3","hubid":3,"netdev":"nosuch"}}', desc: /netdev 'nosuch' not found/ },
   { send: '{"execute":"netdev_del","arguments":{"id":5}}', desc: /type for 'id', expected: string/ },
   { send: '{"execute":"netdev_del","arguments":{}}', desc: /'id' is missing/ },
@@ -231,7 +231,7 @@ const QMP_CASES: QmpCase[] = [
   { send: '{"execute":"netdev_add","arguments":{"type":"tap","id":"t1","queues":0}}', desc: /'queues' expects a value between 1 and 1024/ },
   { send: '{"execute":"netdev_add","arguments":{"type":"tap","id":"t1","queues":1025}}', desc: /'queues' expects a value between 1 and 1024/ },
   { send: '{"execute":"netdev_add","arguments":{"type":"tap","id":"t1","queues":18446744073709551616}}', desc: /'queues' expects/ },
-  { send: '{"execute":"netdev_add","arguments":{"type":"tap","id":"t1","sndbuf":"big"}}', desc: /type for 'sndbuf', expected: (integer|size)/ },
+  { send: '{"execute":"netdev_add","arguments":{"type":"tap","id":"t1","sndbuf":"big"}}', desc: /'sndbuf' expects/ },
   { send: '{"execute":"announce-self","arguments":{"initial":1,"max":1,"rounds":-1,"step":1}}', desc: /'rounds' must not be negative/ },
   { send: '{"execute":"announce-self","arguments":{"initial":1,"max":1,"rounds":99999999999999999999,"step":1}}', desc: /type for 'rounds', expected: integer/ },
   // Invalid UTF-8: overlong, surrogate, beyond U+10FFFF, lone continuation, truncated, 0xff.
@@ -255,7 +255,7 @@ const QMP_CASES: QmpCase[] = [
   // Huge and deeply nested.
   { send: `{"execute":"query-version","id":"${'a'.repeat(2 << 20)}"}`, desc: /token size limit exceeded/ },
   { send: `{"execute":"${'x'.repeat(70_000)}"}`, desc: /command x+ has not been found|token size/ },
-  { send: `{"execute":"netdev_add","arguments":{"type":"hubport","id":"${'h'.repeat(100_000)}","hubid":1}}`, desc: /./ },
+  { send: `{"execute":"netdev_add","arguments":{"type":"hubport","id":"${'h'.repeat(100_000)}","hubid":0}}`, desc: /./ },
   { send: '{"execute":"netdev_add","arguments":' + '{"a":'.repeat(1100) + '1' + '}'.repeat(1100) + '}', desc: /nesting depth limit exceeded/ },
   { send: '['.repeat(5000) + ']'.repeat(5000), desc: /nesting depth limit exceeded/ },
   { send: '[' + '1,'.repeat(100_000) + '1]', desc: /token count limit exceeded/ },
@@ -470,9 +470,8 @@ describe('bad input: frames from JavaScript', privileged(), () => {
         await sleep(200);
         assert.equal(rxPackets(side), rx0, 'nothing from a broken ring arrived in the namespace');
         assert.equal(portStats().deviceRxFrames, 0);
-        // Realigned, the ring works again.
-        const h = Atomics.load(words, 16);
-        if (h & 7) Atomics.store(words, 16, Atomics.load(words, 32));
+        // Restarted from the engine's tail, the ring works again.
+        Atomics.store(words, 16, Atomics.load(words, 32));
         publish(HDR + 154, tcpFrame(100));
         for (let i = 0; i < 100 && rxPackets(side) === rx0; i++) await sleep(10);
         assert.equal(rxPackets(side), rx0 + 1, 'a good record goes through');

@@ -144,10 +144,11 @@ void JsPort::DrainTx() {
   uint32_t h = tx_.head().load(std::memory_order_acquire);
   if (!PositionsSane(h, t, cap)) {
     // JS wrote the ring words directly and broke the format (PacketPort never does): count
-    // one bad record, skip to its head and read nothing, rather than read off the ring.
+    // one bad record and read nothing, rather than read off the ring. The tail moves to the
+    // (aligned) head, so a producer that sets head = tail starts over on a sane ring.
     counters_.In(0);
     counters_.Drop(DropReason::kBadVnetHdr);
-    tx_.tail().store(h, std::memory_order_release);
+    tx_.tail().store(h & ~7u, std::memory_order_release);
     return;
   }
   int sent = 0;
