@@ -50,7 +50,7 @@ export { VirtioNetF, VirtioF, VirtioStatus, VirtioNetS, VIRTIO_NET_OK, VIRTIO_NE
 export { parseMac, formatMac, MacPool } from './devices/mac';
 export { ConnectionLink } from './link/connection-link';
 export type { ConnectionSource, LinkTarget, ConnectionLinkOptions } from './link/connection-link';
-export { serveQmp, QmpServer, Monitor, Hmp, runStdioMonitor, qmpCommands, QmpError } from './control';
+export { serveQmp, QmpServer, Monitor, Hmp, runStdioMonitor, qmpCommands, QmpError, FdSets, resolveMonitorFd } from './control';
 export type { QmpService, QmpCommand, QmpCommandTable, QmpServerOptions, QmpVersion, MonitorOptions, MonitorEvents } from './control';
 export { netplaneStats, formatStatsTable } from './control/stats';
 export type { NetplaneClientStats, NetplaneDropReason } from './control/stats';

@@ -270,7 +270,10 @@ describe('QMP commands', () => {
     await withServer(async (f) => {
       const { client: c } = await QmpTestClient.open(f.sock);
       const names = (await c.execute('query-commands')).return.map((x: { name: string }) => x.name).sort();
-      assert.deepEqual(names, ['announce-self', 'human-monitor-command', 'netdev_add', 'netdev_del', 'qmp_capabilities', 'query-commands', 'query-netplane-stats', 'query-rx-filter', 'query-version', 'quit', 'set_link']);
+      assert.deepEqual(names, [
+        'add-fd', 'announce-self', 'closefd', 'getfd', 'human-monitor-command', 'netdev_add', 'netdev_del', 'qmp_capabilities', 'query-commands',
+        'query-fdsets', 'query-netplane-stats', 'query-rx-filter', 'query-version', 'quit', 'remove-fd', 'set_link',
+      ]);
       assert.deepEqual(errorOf(await c.execute('announce-self', {})), { class: 'GenericError', desc: "Parameter 'initial' is missing" });
       assert.deepEqual(errorOf(await c.execute('announce-self', { initial: 1, max: 2, rounds: 1, step: 1, interfaces: [1] })), {
         class: 'GenericError',

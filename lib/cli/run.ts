@@ -4,6 +4,7 @@
 // NIC and netdev closed (downscripts run, fds closed).
 import { Hmp, runStdioMonitor } from '../control/hmp';
 import { Monitor, netplaneVersion } from '../control/monitor';
+import { closeQuietly, FdSets, resolveMonitorFd, withMonitorFds } from '../control/monitor-fds';
 import { qmpCommands } from '../control/qmp-commands';
 import { QmpServer } from '../control/qmp-server';
 import { NativeDataPlane, type TapDeadEvent } from '../dataplane/native-dataplane';
@@ -65,6 +66,22 @@ function build(topology: Topology, dataPlane: DataPlane | undefined, args: CliAr
   for (const d of args.devices) step(d, (v) => void topology.addDevice(v, { via: 'cli' }));
 }
 
+/**
+ * The inherited fds that -netdev tap,fd=N / fds=A:B handed over. The TAPs hold their own
+ * duplicates, so once startup is done these close: as in QEMU, the netdev owns the fd, and
+ * a netdev_del (or exit) really releases the interface.
+ */
+function inheritedTapFds(args: CliArgs): number[] {
+  const fds = new Set<number>();
+  for (const n of args.netdevs) {
+    if (n.value.type !== 'tap') continue;
+    for (const text of n.value.fd !== undefined ? [n.value.fd] : (n.value.fds ?? [])) {
+      if (/^[0-9]+$/.test(text)) fds.add(Number(text));
+    }
+  }
+  return [...fds];
+}
+
 export async function runCli(argv: readonly string[], opts: RunOptions = {}): Promise<number> {
   const stdout = opts.stdout ?? process.stdout;
   const stderr = opts.stderr ?? process.stderr;
@@ -94,6 +111,8 @@ export async function runCli(argv: readonly string[], opts: RunOptions = {}): Pr
   const topology = new Topology({
     ...(dataPlane ? { dataPlane } : {}),
     warn: (m) => say(`warning: ${m}`),
+    // fd=NAME / fds=A:B in netdev_add: the fds a QMP client passed with getfd.
+    resolveFd: resolveMonitorFd,
   });
   const monitor = new Monitor(topology, { errorReport: (m) => say(m) });
   // A TAP whose interface vanished: the data plane took its link down; tell the operator
@@ -111,7 +130,9 @@ export async function runCli(argv: readonly string[], opts: RunOptions = {}): Pr
   topology.on('error', (e) => say(e.message));
 
   try {
-    build(topology, dataPlane, args);
+    // The command line has no monitor: there, fd= takes numbers only (as in QEMU).
+    withMonitorFds(null, () => build(topology, dataPlane, args));
+    for (const fd of inheritedTapFds(args)) closeQuietly(fd);
   } catch (e) {
     monitor.dispose();
     await topology.close();
@@ -127,15 +148,18 @@ export async function runCli(argv: readonly string[], opts: RunOptions = {}): Pr
   const hmp = new Hmp(monitor);
   const commands = qmpCommands(monitor, hmp);
   const servers: QmpServer[] = [];
+  // add-fd's fd sets belong to the process, shared by every -qmp socket (as in QEMU).
+  const fdSets = new FdSets();
   const teardown = async (): Promise<void> => {
     await Promise.all(servers.map((s) => s.close()));
+    fdSets.closeAll();
     monitor.dispose();
     await topology.close();
     closeDataPlane();
   };
   for (const q of args.qmp) {
     try {
-      servers.push(await QmpServer.listen({ path: q.value.path, commands, version: monitor.version }));
+      servers.push(await QmpServer.listen({ path: q.value.path, commands, version: monitor.version, fdSets }));
     } catch (e) {
       await teardown();
       say(`-qmp ${q.text}: ${e instanceof Error ? e.message : String(e)}`);

@@ -10,6 +10,7 @@ export { Monitor, netplaneVersion, QEMU_COMPAT_VERSION, type MonitorEvents, type
 export { qmpCommands } from './qmp-commands';
 export { QmpServer, type QmpCommand, type QmpCommandTable, type QmpServerOptions, type QmpVersion } from './qmp-server';
 export { QmpError } from './qmp-args';
+export { FdSets, NamedFds, resolveMonitorFd, withMonitorFds } from './monitor-fds';
 
 export interface QmpService {
   server: QmpServer;
@@ -22,10 +23,12 @@ export interface QmpService {
 /**
  * Serve QMP for `topology` on a unix socket (mode 0600): the library's way to get what
  * `netplane -qmp unix:PATH,server=on,wait=off` gives. `quit` emits 'quit' on the monitor.
+ * For netdev_add fd=NAME (fds passed with getfd), create the Topology with
+ * `resolveFd: resolveMonitorFd`.
  */
 export async function serveQmp(
   topology: Topology,
-  opts: Pick<QmpServerOptions, 'path' | 'limits' | 'maxClients'> & MonitorOptions,
+  opts: Pick<QmpServerOptions, 'path' | 'limits' | 'maxClients' | 'fdSets'> & MonitorOptions,
 ): Promise<QmpService> {
   const monitor = new Monitor(topology, opts);
   const hmp = new Hmp(monitor);

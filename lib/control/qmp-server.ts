@@ -4,12 +4,21 @@
 // Every client has its own reader, queue and negotiation state, so a client that sends
 // garbage, floods, stalls or vanishes affects only itself. Commands of one client run in
 // order; replies go out in the same order. The commands themselves are a table handed in by
-// the caller (see qmp-commands.ts); this file knows only the protocol.
+// the caller (see qmp-commands.ts); this file knows only the protocol, plus QEMU's fd
+// commands (getfd, add-fd, ...), which belong to the monitor itself.
+//
+// Clients may pass fds with SCM_RIGHTS, which a net.Socket cannot receive (it reads with
+// read(2), and the kernel drops the fds). So the socket is accepted paused and its input is
+// read natively with recvmsg(2) (FdReader); the net.Socket only writes. Without the addon
+// the socket reads as usual and every fd command says that no fd came.
 import { EventEmitter } from 'node:events';
 import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as path from 'node:path';
+import { native, type NativeFdReader } from '../native';
+import { closeQuietly, FdSets, NamedFds, ReceivedFds, withMonitorFds } from './monitor-fds';
 import { checkArgs, QmpError, toQmpError, type QmpArgSchema } from './qmp-args';
+import { qmpFdCommands } from './qmp-fd-commands';
 import { JsonFloat, QmpJsonReader, toQmpJson, type JsonStreamLimits, type JsonValue } from './qmp-json';
 
 export interface QmpVersion {
@@ -39,6 +48,11 @@ export interface QmpServerOptions {
   maxClients?: number;
   /** Output a slow reader may leave unread before we stop reading its input. */
   outputHighWater?: number;
+  /**
+   * add-fd's fd sets; QEMU has one per process, so servers of one process should share one
+   * (default: this server's own).
+   */
+  fdSets?: FdSets;
 }
 
 type QueueItem = { value: JsonValue } | { parseError: string };
@@ -55,11 +69,34 @@ function timestamp(): { seconds: number; microseconds: number } {
   return { seconds: Math.floor(us / 1e6), microseconds: us % 1e6 };
 }
 
+/** Where a session's input comes from: recvmsg(2) with fds, or the socket itself. */
+interface SessionInput {
+  pause(): void;
+  resume(): void;
+  close(): void;
+}
+
+/** Load the native reader once; undefined when the addon is unavailable. */
+let fdReaderClass: (new (fd: number, onData: (data: Buffer | null, fds: number[], error: Error | null) => void) => NativeFdReader) | null | undefined;
+function nativeFdReader(): typeof fdReaderClass {
+  if (fdReaderClass === undefined) {
+    try {
+      fdReaderClass = native().FdReader;
+    } catch {
+      fdReaderClass = null;
+    }
+  }
+  return fdReaderClass;
+}
+
 /** One connected client. */
 class QmpSession {
   negotiated = false;
+  /** Fds of the client's latest message that carried any. */
+  readonly receivedFds = new ReceivedFds();
   private readonly reader: QmpJsonReader;
   private readonly queue: QueueItem[] = [];
+  private readonly input: SessionInput;
   private busy = false;
   private closed = false;
   private waitingForDrain = false;
@@ -76,18 +113,45 @@ class QmpSession {
       (parseError) => this.queue.push({ parseError }),
       limits,
     );
-    socket.on('data', (chunk: Buffer) => {
-      this.reader.feed(chunk);
-      this.pump();
-    });
+    this.input = this.openInput();
     // A client that resets or vanishes is simply forgotten; pending replies are dropped.
     socket.on('error', () => this.close());
     socket.on('close', () => this.close());
-    // The client finished sending: answer what it sent, then close our side.
-    socket.on('end', () => {
-      this.inputEnded = true;
-      this.pump();
-    });
+  }
+
+  private onData(chunk: Buffer): void {
+    this.reader.feed(chunk);
+    this.pump();
+  }
+
+  /** The client finished sending: answer what it sent, then close our side. */
+  private onEnd(): void {
+    this.inputEnded = true;
+    this.pump();
+  }
+
+  private openInput(): SessionInput {
+    const socket = this.socket;
+    const Reader = nativeFdReader();
+    const fd = (socket as unknown as { _handle?: { fd?: number } })._handle?.fd;
+    if (Reader && typeof fd === 'number' && fd >= 0) {
+      const reader = new Reader(fd, (data, fds, error) => {
+        if (this.closed) {
+          for (const f of fds) closeQuietly(f);
+          return;
+        }
+        if (fds.length > 0) this.receivedFds.replace(fds);
+        if (data !== null) this.onData(data);
+        else if (error === null) this.onEnd();
+        else this.close();
+      });
+      return reader;
+    }
+    // No addon: plain reads (fds sent to us are dropped by the kernel).
+    socket.on('data', (chunk: Buffer) => this.onData(chunk));
+    socket.on('end', () => this.onEnd());
+    socket.resume();
+    return { pause: () => socket.pause(), resume: () => socket.resume(), close: () => {} };
   }
 
   send(message: unknown): void {
@@ -99,6 +163,8 @@ class QmpSession {
     if (this.closed) return;
     this.closed = true;
     this.queue.length = 0;
+    this.input.close();
+    this.receivedFds.closeAll();
     this.socket.destroy();
     this.server.forget(this);
   }
@@ -111,7 +177,11 @@ class QmpSession {
     if (this.closed) return;
     this.closed = true;
     this.queue.length = 0;
-    this.socket.end();
+    this.input.close();
+    this.receivedFds.closeAll();
+    // We read no more, so the socket would wait forever for an end of input: once our
+    // output is flushed, it is done.
+    this.socket.end(() => this.socket.destroy());
     const timer = setTimeout(() => this.socket.destroy(), graceMs);
     this.socket.once('close', () => clearTimeout(timer));
     this.server.forget(this);
@@ -130,11 +200,11 @@ class QmpSession {
         const reply = 'parseError' in item ? { error: { class: 'GenericError', desc: item.parseError } } : this.server.dispatch(this, item.value);
         if (reply instanceof Promise) {
           this.busy = true;
-          this.socket.pause();
+          this.input.pause();
           void reply.then((r) => {
             this.busy = false;
             this.send(r);
-            if (!this.closed) this.socket.resume();
+            if (!this.closed) this.input.resume();
             this.pump();
           });
           return;
@@ -151,11 +221,11 @@ class QmpSession {
   private stallUntilDrained(): void {
     if (this.waitingForDrain) return;
     this.waitingForDrain = true;
-    this.socket.pause();
+    this.input.pause();
     this.socket.once('drain', () => {
       this.waitingForDrain = false;
       if (this.closed) return;
-      this.socket.resume();
+      this.input.resume();
       this.pump();
     });
   }
@@ -172,9 +242,23 @@ export class QmpServer extends EventEmitter<QmpServerEvents> {
   private server: net.Server | undefined;
   private socketIno: number | undefined;
   private closing: Promise<void> | undefined;
+  /** getfd's named fds: this socket is one QEMU monitor. */
+  readonly namedFds = new NamedFds();
+  readonly fdSets: FdSets;
+  private readonly ownFdSets: boolean;
+  /** The session whose command runs now (fd commands take its received fds). */
+  private running: QmpSession | undefined;
+  private readonly fdCommands: ReadonlyMap<string, QmpCommand>;
 
   private constructor(private readonly opts: QmpServerOptions & { maxClients: number; outputHighWater: number }) {
     super();
+    this.ownFdSets = opts.fdSets === undefined;
+    this.fdSets = opts.fdSets ?? new FdSets();
+    this.fdCommands = qmpFdCommands({
+      takeReceivedFd: () => this.running?.receivedFds.takeOne(),
+      namedFds: this.namedFds,
+      fdSets: this.fdSets,
+    });
   }
 
   static async listen(options: QmpServerOptions): Promise<QmpServer> {
@@ -208,12 +292,17 @@ export class QmpServer extends EventEmitter<QmpServerEvents> {
     this.server = undefined;
     for (const s of [...this.sessions]) s.end();
     this.removeSocketFile();
+    this.namedFds.closeAll();
+    if (this.ownFdSets) this.fdSets.closeAll();
     if (server) await new Promise<void>((resolve) => server.close(() => resolve()));
   }
 
   /** @internal */
   forget(session: QmpSession): void {
-    if (this.sessions.delete(session)) this.emit('disconnect');
+    if (this.sessions.delete(session)) {
+      this.fdSets.clientDisconnected();
+      this.emit('disconnect');
+    }
   }
 
   private async start(): Promise<void> {
@@ -224,7 +313,8 @@ export class QmpServer extends EventEmitter<QmpServerEvents> {
     // and the process umask is never touched.
     const dir = fs.mkdtempSync(path.join(path.dirname(target), '.netplane-qmp-'));
     const tmp = path.join(dir, 'sock');
-    const server = net.createServer({ allowHalfOpen: true }, (socket) => this.accept(socket));
+    // Paused: the session reads the socket itself (with recvmsg, for SCM_RIGHTS).
+    const server = net.createServer({ allowHalfOpen: true, pauseOnConnect: true }, (socket) => this.accept(socket));
     try {
       await new Promise<void>((resolve, reject) => {
         server.once('error', reject);
@@ -260,11 +350,13 @@ export class QmpServer extends EventEmitter<QmpServerEvents> {
   private accept(socket: net.Socket): void {
     if (this.server === undefined || this.sessions.size >= this.opts.maxClients) {
       socket.on('error', () => {});
-      socket.end(toQmpJson({ error: { class: 'GenericError', desc: 'Too many QMP clients' } }) + '\r\n');
+      // Accepted paused, it never reads the client's end: done once the refusal is out.
+      socket.end(toQmpJson({ error: { class: 'GenericError', desc: 'Too many QMP clients' } }) + '\r\n', () => socket.destroy());
       return;
     }
     const session = new QmpSession(this, socket, this.opts.limits, this.opts.outputHighWater);
     this.sessions.add(session);
+    this.fdSets.clientConnected();
     session.send({ QMP: { version: this.opts.version, capabilities: CAPABILITIES } });
     this.emit('connect');
   }
@@ -287,7 +379,16 @@ export class QmpServer extends EventEmitter<QmpServerEvents> {
       const { name, args } = checkRequest(request);
       const command = this.lookup(session, name);
       const checked = command.args === 'boxed' ? args : checkArgs(args, command.args ?? {});
-      const result = command.run(checked);
+      // fd=NAME in netdev_add resolves in this monitor; human-monitor-command runs a fresh
+      // HMP monitor, which holds no fds (as in QEMU).
+      const named = name === 'human-monitor-command' ? new NamedFds() : this.namedFds;
+      this.running = session;
+      let result: unknown;
+      try {
+        result = withMonitorFds(named, () => command.run(checked));
+      } finally {
+        this.running = undefined;
+      }
       if (result instanceof Promise) return result.then(ok, fail);
       return ok(result);
     } catch (e) {
@@ -318,9 +419,12 @@ export class QmpServer extends EventEmitter<QmpServerEvents> {
     }
     if (name === 'query-version') return { run: () => this.opts.version };
     if (name === 'query-commands') {
-      return { run: () => ['qmp_capabilities', 'query-version', 'query-commands', ...this.opts.commands.keys()].map((n) => ({ name: n })) };
+      return {
+        run: () =>
+          ['qmp_capabilities', 'query-version', 'query-commands', ...this.fdCommands.keys(), ...this.opts.commands.keys()].map((n) => ({ name: n })),
+      };
     }
-    const command = this.opts.commands.get(name);
+    const command = this.fdCommands.get(name) ?? this.opts.commands.get(name);
     if (command === undefined) throw new QmpError('CommandNotFound', `The command ${name} has not been found`);
     return command;
   }

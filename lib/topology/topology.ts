@@ -14,7 +14,7 @@ import type {
 } from '../options/types';
 import type { TapOpenOptions } from '../tap';
 import { AnnounceTimer, buildRarp, type AnnounceParams } from './announce';
-import type { DataPlane } from './dataplane';
+import type { ClientDeadEvent, DataPlane } from './dataplane';
 import { TypedEmitter } from './events';
 import { Hub } from './hub';
 import type { LinkChangeCause, TopologyInternal } from './internal';
@@ -60,12 +60,25 @@ export interface LinkChangeEvent {
   cause: LinkChangeCause;
 }
 
+/** A TAP netdev whose interface vanished under the data plane (once per netdev). */
+export interface NetdevTapDeadEvent {
+  /** The netdev id. */
+  netdev: string;
+  /** The queue the data plane saw die first, and how. */
+  queueIndex: number;
+  errno: number;
+  code: string;
+  syscall: string;
+}
+
 export type TopologyEvents = {
   'link-change': [event: LinkChangeEvent];
   'netdev-added': [netdev: Netdev];
   'netdev-deleted': [netdev: Netdev];
   'device-added': [nic: Nic];
   'device-deleted': [nic: Nic];
+  /** A TAP's interface vanished: its queues and their NIC peers are link-down now. */
+  'tap-dead': [event: NetdevTapDeadEvent];
   /** Failures that happen outside a call (closing a TAP, a failing backend ioctl). */
   error: [err: Error];
 };
@@ -100,6 +113,7 @@ export class Topology extends TypedEmitter<TopologyEvents> implements AsyncDispo
   readonly #runScript: RunScript;
   readonly #warn: (msg: string) => void;
   readonly #internal: TopologyInternal;
+  readonly #unsubscribeDead: (() => void) | undefined;
   #closing: Promise<void> | undefined;
   #anonDevices = 0;
 
@@ -117,6 +131,7 @@ export class Topology extends TypedEmitter<TopologyEvents> implements AsyncDispo
       deleteHub: (h) => this.#deleteHub(h),
       setClientsLink: (clients, up, cause) => this.#setClientsLink(clients, up, cause, clients[0]?.name ?? ''),
     };
+    this.#unsubscribeDead = this.#dp?.onClientDead?.((e) => this.#onClientDead(e));
   }
 
   // ---- what exists -----------------------------------------------------------------------
@@ -220,7 +235,7 @@ export class Topology extends TypedEmitter<TopologyEvents> implements AsyncDispo
       const given = o.fd !== undefined ? [o.fd] : o.fds!;
       if (given.length < 1 || given.length > MAX_QUEUES) throw invalid(`fds= must list 1 to ${MAX_QUEUES} fds`);
       const fds = given.map((f) => this.#fdParam(f));
-      tap = this.#tapCall(() => this.#adoptTap(fds, o.sndbuf !== undefined ? { sndbuf: o.sndbuf } : {}));
+      tap = this.#tapCall(() => this.#adoptTap(fds, o.sndbuf !== undefined ? { sndbuf: o.sndbuf } : {}), o.id);
       infos = fds.map((fd) => `fd=${fd}`);
     } else {
       const topts: TapOpenOptions = { queues };
@@ -660,8 +675,9 @@ export class Topology extends TypedEmitter<TopologyEvents> implements AsyncDispo
     if (firstNic) this.#nicLinkStatusChanged(firstNic, first);
     const peer = first.peer;
     if (peer?.type === 'nic') {
-      // Only a NIC peer follows; hub ports and other backends keep their own flag.
-      for (const nc of ncs) if (nc.peer) this.#setDown(nc.peer, !up);
+      // Only a NIC peer follows; hub ports and other backends keep their own flag. The NIC
+      // of a dead TAP queue stays down: no set_link brings that interface back.
+      for (const nc of ncs) if (nc.peer && !(up && nc.dead)) this.#setDown(nc.peer, !up);
       const peerNic = this.#nicByClient.get(peer);
       if (peerNic) this.#nicLinkStatusChanged(peerNic, peer);
     }
@@ -669,11 +685,30 @@ export class Topology extends TypedEmitter<TopologyEvents> implements AsyncDispo
   }
 
   #setDown(c: Client, down: boolean): void {
+    if (!down && c.dead) return; // a TAP whose interface vanished stays down
     if (c.linkDown === down) return;
     c.linkDown = down;
     if (!c.removed) this.#dp?.setLinkDown(c.handle, down);
     const netdev = this.#netdevByClient.get(c);
     if (netdev && netdev.clients[0] === c) netdev.emit('link-change', !down);
+  }
+
+  /**
+   * The data plane found a client's device gone (a TAP whose interface was deleted). It
+   * stopped polling that queue and took it down; here the whole netdev follows: every queue
+   * and its NIC peer go link-down (the guest sees LINK_UP clear, notified once if the driver
+   * is up, as with set_link), then one 'tap-dead' event per netdev. Queues that die after
+   * the first are only marked. Events for clients already deleted are ignored.
+   */
+  #onClientDead(e: ClientDeadEvent): void {
+    const c = this.#reg.all.find((x) => x.handle === e.handle);
+    if (!c || c.type !== 'tap' || c.dead) return;
+    const netdev = this.#netdevByClient.get(c);
+    const first = netdev !== undefined && !netdev.clients.some((q) => q.dead);
+    c.dead = true;
+    if (!netdev || !first) return;
+    this.#guard(() => this.#setClientsLink(netdev.clients, false, 'tap-dead', netdev.id));
+    this.emit('tap-dead', { netdev: netdev.id, queueIndex: c.queueIndex, errno: e.errno, code: e.code, syscall: e.syscall });
   }
 
   /** virtio-net's link_status_changed: LINK_UP follows that queue; notify only on change. */
@@ -799,6 +834,7 @@ export class Topology extends TypedEmitter<TopologyEvents> implements AsyncDispo
   }
 
   async #closeAll(): Promise<void> {
+    this.#unsubscribeDead?.();
     for (const t of this.#announceTimers.values()) t.cancel();
     this.#announceTimers.clear();
     for (const nic of [...this.#nics].reverse()) this.#deleteNic(nic);
@@ -825,8 +861,14 @@ export class Topology extends TypedEmitter<TopologyEvents> implements AsyncDispo
 
   /** fd=/fds= entries: a number, or a monitor fd name. */
   #fdParam(text: string): number {
-    if (/^\d+$/.test(text)) return Number(text);
-    const fd = this.#resolveFd?.(text);
+    // QEMU (monitor_fd_param): a leading digit makes it a number, and then all of it must be.
+    if (/^[0-9]/.test(text)) {
+      if (!/^[0-9]+$/.test(text) || Number(text) > 0x7fffffff) throw invalid(`Invalid file descriptor number '${text}'`);
+      return Number(text);
+    }
+    // Without a monitor (QEMU's command line) a name cannot be looked up.
+    if (this.#resolveFd === undefined) throw invalid(`Invalid file descriptor number '${text}'`);
+    const fd = this.#resolveFd(text);
     if (fd === undefined || !Number.isInteger(fd) || fd < 0) {
       throw invalid(`File descriptor named '${text}' has not been found`);
     }
@@ -834,12 +876,16 @@ export class Topology extends TypedEmitter<TopologyEvents> implements AsyncDispo
   }
 
   /** Open/adopt a TAP; system errors keep QEMU's message and become NetplaneErrors. */
-  #tapCall(fn: () => TapLike): TapLike {
+  #tapCall(fn: () => TapLike, adoptId?: string): TapLike {
     try {
       return fn();
     } catch (err) {
       if (err instanceof NetplaneError) throw err;
-      const e = err as Error;
+      const e = err as Error & { syscall?: string };
+      // An fd= that is not open: QEMU names the netdev ("t0: Can't use file descriptor 9: ...").
+      if (adoptId !== undefined && e.syscall === 'fcntl(F_GETFL)') {
+        throw new NetplaneError('NETPLANE_TAP_OPEN_FAILED', `${adoptId}: ${e.message}`, { cause: e });
+      }
       if (e instanceof TypeError || e instanceof RangeError) throw new NetplaneError('NETPLANE_INVALID_OPTION', e.message, { cause: e });
       throw new NetplaneError('NETPLANE_TAP_OPEN_FAILED', e.message, { cause: e });
     }
