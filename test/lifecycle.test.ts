@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import * as path from 'node:path';
 import { spawn } from 'node:child_process';
 
-import { npName, sh, deleteLink, openFdCount } from './helpers/netns';
+import { npName, sh, deleteLink, openFdCount, openFds, fdsOpenedSince } from './helpers/netns';
 import { privileged } from './helpers/privilege';
 
 const repoRoot = path.join(__dirname, '..');
@@ -96,11 +96,12 @@ async function settledFdCount(): Promise<number> {
 /** Run `body` with fresh np-prefixed interface names, asserting none is left behind. */
 async function withNames(count: number, tag: string, body: (names: string[]) => Promise<void>): Promise<void> {
   const names = Array.from({ length: count }, () => npName(tag));
-  const fds = await settledFdCount();
+  await settledFdCount();
+  const fds = openFds();
   try {
     await body(names);
     for (const n of names) assert.equal(linkExists(n), false, `TAP ${n} left behind`);
-    assert.equal(openFdCount(), fds, 'the test process itself leaked an fd');
+    assert.deepEqual(await fdsOpenedSince(fds), [], 'the test process itself leaked an fd');
   } finally {
     for (const n of names) deleteLink(n);
   }

@@ -79,3 +79,31 @@ export function deleteLink(ifname: string): void {
 export function openFdCount(): number {
   return require('node:fs').readdirSync('/proc/self/fd').length - 1;
 }
+
+/** This process's open fds, fd number -> what it points at. */
+export function openFds(): Map<number, string> {
+  const fs = require('node:fs') as typeof import('node:fs');
+  const out = new Map<number, string>();
+  for (const name of fs.readdirSync('/proc/self/fd')) {
+    try {
+      out.set(Number(name), fs.readlinkSync(`/proc/self/fd/${name}`));
+    } catch {
+      /* the directory listing's own fd, gone already */
+    }
+  }
+  return out;
+}
+
+/**
+ * The fds open now that were not open in `before` ("fd -> target"), after letting the
+ * count settle. A leak check by identity: an unrelated fd closed meanwhile (tsx's cache
+ * file, a finished child's pipe) does not hide a leak or fake one.
+ */
+export async function fdsOpenedSince(before: Map<number, string>): Promise<string[]> {
+  let last = -1;
+  for (let i = 0; i < 40 && openFdCount() !== last; i++) {
+    last = openFdCount();
+    await new Promise((resolve) => setTimeout(resolve, 25));
+  }
+  return [...openFds()].filter(([fd, target]) => before.get(fd) !== target).map(([fd, t]) => `${fd} -> ${t}`);
+}
