@@ -4,12 +4,12 @@
 // live per-queue rates on one line, a summary of the data plane's counters with the
 // conservation check, and cleanup that also runs after SIGINT/SIGTERM.
 import type { ChildProcess } from 'node:child_process';
+import * as fs from 'node:fs';
 import { parseArgs } from 'node:util';
 import { conservationViolations, formatDrops, formatStatsTable, netplaneStats, type NetplaneClientStats } from '../control/stats';
 import { NativeDataPlane, type ClientStats, type TapDeadEvent } from '../dataplane/native-dataplane';
 import { Topology } from '../topology/topology';
 import { DemoEnv, demoPrivilegeProblem, Interrupted, liveNamespaces, onPath } from './demo-env';
-import * as fs from 'node:fs';
 
 export const DEMO_USAGE = `usage: netplane demo [--seconds N] [--queues N] [--hub] [--tcp iperf3|node]
 
@@ -161,7 +161,11 @@ export async function runDemo(args: string[]): Promise<number> {
     out.endLive();
     // Counters so far, when the run did not get to its summary.
     if (!summaryShown && !dp.closed && topology.clients.length > 0) {
-      if (summary(topology, out, (Date.now() - started) / 1000, 'counters so far') !== 0 && code === 0) code = 1;
+      try {
+        if (summary(topology, dp, out, (Date.now() - started) / 1000, 'counters so far') !== 0 && code === 0) code = 1;
+      } catch (e) {
+        say(`no counters: ${(e as Error).message}`); // cleanup below must run regardless
+      }
     }
     const problems = await teardown(env, topology, dp, names);
     removeHandlers();
@@ -261,17 +265,17 @@ async function demo(
   out.endLive();
   out.line(`              received ${formatBits(result.bitsPerSecond)} (${formatBytes(result.bytes)} in ${result.seconds.toFixed(1)} s)`);
 
-  return summary(topology, out, (Date.now() - started) / 1000, 'summary');
+  return summary(topology, dp, out, (Date.now() - started) / 1000, 'summary');
 }
 
 /** Counters table, totals and the conservation check; returns 0 when it holds. */
-function summary(topology: Topology, out: Output, elapsed: number, title: string): number {
+function summary(topology: Topology, dp: NativeDataPlane, out: Output, elapsed: number, title: string): number {
   const rows = netplaneStats(topology);
   out.line('');
   out.line(`${title} after ${elapsed.toFixed(1)} s (the data plane's counters, as HMP 'info netplane' shows them):`);
   for (const l of formatStatsTable(rows, { conservation: false }).trimEnd().split('\n')) out.line(`  ${l}`);
   const taps = rows.filter((r) => r.kind === 'tap');
-  const delivered = deliveredIntoNamespaces(topology);
+  const delivered = deliveredIntoNamespaces(dp);
   const total = (pick: (r: NetplaneClientStats) => number) => rows.reduce((n, r) => n + pick(r), 0);
   const drops: Record<string, number> = {};
   for (const r of rows) for (const [k, v] of Object.entries(r.drops)) drops[k] = (drops[k] ?? 0) + v;
@@ -295,8 +299,8 @@ function summary(topology: Topology, out: Output, elapsed: number, title: string
 }
 
 /** Frames the forwarder wrote into each namespace's TAP (the device side of the counters). */
-function deliveredIntoNamespaces(topology: Topology): { frames: number; bytes: number; aToB: number; bToA: number } {
-  const raw = (topology.dataPlane as NativeDataPlane).stats();
+function deliveredIntoNamespaces(dp: NativeDataPlane): { frames: number; bytes: number; aToB: number; bToA: number } {
+  const raw = dp.stats();
   let aToB = 0;
   let bToA = 0;
   let bytes = 0;
