@@ -4,6 +4,17 @@
 
 namespace netplane::core {
 
+BatchIo* NetContext::Batch() {
+  if (!batch_tried) {
+    batch_tried = true;
+    if (BatchIo::Wanted()) {
+      auto b = BatchIo::Create();
+      if (b.ok()) batch = std::move(b.value);
+    }
+  }
+  return batch && !batch->broken() ? batch.get() : nullptr;
+}
+
 const char* ClientKindName(ClientKind k) {
   switch (k) {
     case ClientKind::kTap: return "tap";

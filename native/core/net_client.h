@@ -15,10 +15,12 @@
 
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "aio_context.h"
+#include "batch_io.h"
 #include "counters.h"
 #include "net_queue.h"
 #include "packet_pool.h"
@@ -59,6 +61,11 @@ struct NetContext {
   PacketPool pool;
   std::vector<uint8_t> scratch = std::vector<uint8_t>(kMaxFrameLen + 64);  // segmentation
   const EventSink* events = nullptr;
+  // Batched TAP I/O (io_uring), created on first use from the home thread when the
+  // environment asks for it (BatchIo::Wanted); null means the plain read/write path.
+  std::unique_ptr<BatchIo> batch;
+  bool batch_tried = false;
+  BatchIo* Batch();
 
   void Emit(const GraphEvent& ev) const {
     if (events && *events) (*events)(ev);
@@ -111,6 +118,10 @@ class NetClient {
   // A frame this client sent with a callback has left the peer's queue (delivered or
   // purged): resume producing.
   virtual void OnQueuedSent() {}
+  // A frame this client sent (with a callback) was accepted for a batched write that the
+  // kernel then refused for now: it waits in the receiver's queue after all, so stop
+  // producing until OnQueuedSent(), as if Send() had returned kQueued.
+  virtual void OnSentFrameQueuedLate() {}
 
   enum class SendResult { kDone, kQueued };
   // Send f to the peer (QEMU qemu_send_packet_async). Counts out at this client, or a drop

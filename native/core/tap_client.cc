@@ -2,10 +2,13 @@
 
 #include <fcntl.h>
 #include <poll.h>
+#include <linux/if_tun.h>
 #include <sys/ioctl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <climits>
 #include <cstring>
 
 namespace netplane::core {
@@ -61,28 +64,54 @@ Status TapClient::Start() {
   if (fl < 0) return Status::Errno(errno, "fcntl(F_GETFL)", "tap fd " + std::to_string(fd_) + " is not open");
   if (!(fl & O_NONBLOCK) && ::fcntl(fd_, F_SETFL, fl | O_NONBLOCK) < 0)
     return Status::Errno(errno, "fcntl(F_SETFL)", "cannot make tap fd non-blocking");
+  use_batch_ = ctx_->Batch() != nullptr;
+  if (use_batch_) {
+    if (!rbufs_) rbufs_.reset(new uint8_t[kSlotSize * kReadBudget]);
+    // Staged writes keep frame order only if a write never says EAGAIN: true with the
+    // INT_MAX send buffer (QEMU's default, ours too); otherwise write directly.
+    int sndbuf = 0;
+    stage_ok_ = ::ioctl(fd_, TUNGETSNDBUF, &sndbuf) == 0 && sndbuf == INT_MAX;
+  }
   started_ = true;
-  UpdatePolling();
-  return Status::Ok();
+  Status s = UpdatePolling();
+  if (!s.ok()) started_ = false;
+  return s;
 }
 
 void TapClient::Stop() {
-  if (started_ && enabled_ && !dead_) ctx_->aio->RemoveFdHandler(fd_);
+  RemoveHandler();
   started_ = false;
 }
 
-void TapClient::UpdatePolling() {
-  if (!started_ || !enabled_ || dead_) return;
-  // SetFdHandler is idempotent for the same callbacks; the polling flags select directions.
-  ctx_->aio->SetFdHandler(fd_, OnReadable, OnWritable, nullptr, nullptr, this);
-  ctx_->aio->SetFdPolling(fd_, read_poll_, write_poll_);
+void TapClient::RemoveHandler() {
+  if (installed_) ctx_->aio->RemoveFdHandler(fd_);
+  installed_ = false;
+}
+
+Status TapClient::UpdatePolling() {
+  if (!started_ || !enabled_ || dead_) return Status::Ok();
+  // The handler is installed once (both directions, as the context's defaults); afterwards
+  // only a change of direction reaches epoll_ctl.
+  if (!installed_) {
+    Status s = ctx_->aio->SetFdHandler(fd_, OnReadable, OnWritable, nullptr, nullptr, this);
+    if (!s.ok()) return s;
+    installed_ = true;
+    polled_read_ = polled_write_ = true;
+  }
+  if (read_poll_ == polled_read_ && write_poll_ == polled_write_) return Status::Ok();
+  Status s = ctx_->aio->SetFdPolling(fd_, read_poll_, write_poll_);
+  if (s.ok()) {
+    polled_read_ = read_poll_;
+    polled_write_ = write_poll_;
+  }
+  return s;
 }
 
 void TapClient::SetEnabled(bool enabled) {
   if (enabled == enabled_) return;
   if (!enabled) {
     // Remove the handler entirely: a detached queue reports POLLERR, which would spin.
-    if (started_ && !dead_) ctx_->aio->RemoveFdHandler(fd_);
+    RemoveHandler();
     enabled_ = false;
     write_poll_ = false;
     FlushQueuedPackets();  // what waits here is dropped (Receive refuses while detached)
@@ -139,8 +168,11 @@ void TapClient::ReadBatch() {
     CheckFdError();
     return;
   }
-  const size_t hdr = static_cast<size_t>(hdr_len_);
-  const size_t cap = hdr + kNetBufSize;
+  if (BatchIo* b = ActiveBatch()) {
+    ReadBatchBatched(b);
+    return;
+  }
+  const size_t cap = static_cast<size_t>(hdr_len_) + kNetBufSize;
   uint8_t* buf = rbuf_.get();
   for (int got = 0; got < kReadBudget;) {
     ssize_t n = ::read(fd_, buf, cap);
@@ -159,20 +191,7 @@ void TapClient::ReadBatch() {
       return;
     }
     ++got;
-    size_t len = static_cast<size_t>(n);
-    if (len <= hdr) {
-      counters_.In(0);
-      counters_.Drop(DropReason::kBadVnetHdr);
-      continue;
-    }
-    counters_.DevRx(len - hdr);
-    if (len - hdr < kPadFrameLen && !(peer_ && peer_->DoNotPad())) {
-      std::memset(buf + len, 0, hdr + kPadFrameLen - len);
-      len = hdr + kPadFrameLen;
-    }
-    Frame f{buf, static_cast<uint32_t>(len), static_cast<uint16_t>(hdr)};
-    counters_.In(f.eth_len());
-    if (Send(f, /*with_callback=*/true) == SendResult::kQueued) {
+    if (DeliverRead(buf, static_cast<size_t>(n))) {
       // The peer holds our frame: stop reading until it leaves the queue.
       read_poll_ = false;
       UpdatePolling();
@@ -180,6 +199,78 @@ void TapClient::ReadBatch() {
     }
     if (dead_ || !started_ || !enabled_) return;
   }
+}
+
+// One io_uring_enter reads up to read_ahead_ frames; the writes they cause are staged and
+// go out together in a second one. read_ahead_ adapts: doubled while every read finds a
+// frame, back to what the last round found (+1) when the TAP ran dry, so an idle link does
+// not pay for many empty reads.
+void TapClient::ReadBatchBatched(BatchIo* b) {
+  const size_t cap = static_cast<size_t>(hdr_len_) + kNetBufSize;
+  uint8_t* bufs[kReadBudget];
+  int32_t res[kReadBudget];
+  for (int total = 0; total < kReadBudget;) {
+    const int n = std::min(read_ahead_, kReadBudget - total);
+    for (int i = 0; i < n; ++i) bufs[i] = rbufs_.get() + static_cast<size_t>(i) * kSlotSize;
+    if (b->ReadMany(fd_, bufs, cap, n, res) != 0) return;  // the ring failed: plain I/O next time
+    int got = 0, fatal = 0;
+    bool queued = false;
+    b->OpenWindow();
+    for (int i = 0; i < n; ++i) {
+      const int32_t r = res[i];
+      if (r == -EAGAIN || r == -EWOULDBLOCK || r == -EINTR || r == 0) continue;
+      if (r < 0) {
+        fatal = -r;
+        break;
+      }
+      ++got;
+      // After one frame waits in the peer's queue, the rest of the round (already read)
+      // queue behind it, in order.
+      if (DeliverRead(bufs[i], static_cast<size_t>(r))) queued = true;
+    }
+    b->CloseWindow();
+    b->Flush();
+    total += got;
+    if (fatal != 0) {
+      Die(fatal, "read");
+      return;
+    }
+    if (queued) {
+      read_poll_ = false;
+      UpdatePolling();
+      return;
+    }
+    if (dead_ || !started_ || !enabled_ || !read_poll_) return;
+    if (got < n) {
+      read_ahead_ = std::max(2, got + 1);
+      if (total == 0) CheckFdError();
+      return;
+    }
+    read_ahead_ = std::min(read_ahead_ * 2, static_cast<int>(kReadBudget));
+  }
+}
+
+bool TapClient::DeliverRead(uint8_t* buf, size_t len) {
+  const size_t hdr = static_cast<size_t>(hdr_len_);
+  if (len <= hdr) {
+    counters_.In(0);
+    counters_.Drop(DropReason::kBadVnetHdr);
+    return false;
+  }
+  counters_.DevRx(len - hdr);
+  if (len - hdr < kPadFrameLen && !(peer_ && peer_->DoNotPad())) {
+    std::memset(buf + len, 0, hdr + kPadFrameLen - len);
+    len = hdr + kPadFrameLen;
+  }
+  Frame f{buf, static_cast<uint32_t>(len), static_cast<uint16_t>(hdr)};
+  counters_.In(f.eth_len());
+  return Send(f, /*with_callback=*/true) == SendResult::kQueued;
+}
+
+void TapClient::OnSentFrameQueuedLate() {
+  if (!read_poll_) return;
+  read_poll_ = false;
+  UpdatePolling();
 }
 
 void TapClient::OnQueuedSent() {
@@ -194,7 +285,7 @@ void TapClient::Die(int err, const char* syscall) {
   if (dead_) return;
   dead_ = true;
   link_down_ = true;
-  if (started_ && enabled_) ctx_->aio->RemoveFdHandler(fd_);
+  RemoveHandler();
   // Whatever waits here is drained as deadDevice drops (callbacks run, so senders resume
   // and their later frames are dropped and counted too). If a flush is already running it
   // sees link_down and drains the rest itself.
@@ -204,7 +295,7 @@ void TapClient::Die(int err, const char* syscall) {
   ctx_->Emit(ev);
 }
 
-RecvResult TapClient::Receive(NetClient*, const Frame& f) {
+RecvResult TapClient::Receive(NetClient* sender, const Frame& f) {
   if (!enabled_) {
     counters_.Drop(DropReason::kDeadDevice);
     return RecvResult::kConsumed;
@@ -218,6 +309,10 @@ RecvResult TapClient::Receive(NetClient*, const Frame& f) {
   if (d.kind == DeviceFrame::Kind::kBad) {
     counters_.Drop(DropReason::kBadVnetHdr);
     return RecvResult::kError;
+  }
+  if (BatchIo* b = ActiveBatch()) {
+    if (d.kind == DeviceFrame::Kind::kIov && StageWrite(b, sender, f, d, hdr_scratch)) return RecvResult::kConsumed;
+    b->Flush();  // a direct write must not overtake staged ones
   }
   int err = 0;
   if (d.kind == DeviceFrame::Kind::kSoftware) {
@@ -247,6 +342,10 @@ RecvResult TapClient::Receive(NetClient*, const Frame& f) {
     }
     err = errno;
   }
+  return WriteFailed(err, d.iovcnt == 1 ? "write" : "writev");
+}
+
+RecvResult TapClient::WriteFailed(int err, const char* syscall) {
   if (err == EAGAIN || err == EWOULDBLOCK) {
     counters_.eagain.Add();
     write_poll_ = true;
@@ -255,11 +354,76 @@ RecvResult TapClient::Receive(NetClient*, const Frame& f) {
   }
   if (err == EBADFD || err == ENODEV) {
     counters_.Drop(DropReason::kDeadDevice);
-    Die(err, d.iovcnt == 1 ? "write" : "writev");
+    Die(err, syscall);
     return RecvResult::kConsumed;
   }
   counters_.Drop(DropReason::kWriteError);
   return RecvResult::kError;
+}
+
+}  // namespace netplane::core
+
+namespace netplane::core {
+
+bool TapClient::StageWrite(BatchIo* b, NetClient* sender, const Frame& f, const DeviceFrame& d,
+                           const uint8_t* hdr_scratch) {
+  if (!stage_ok_ || !b->accepting()) return false;
+  BatchIo::Staged* w = b->StageWrite();
+  if (!w) {
+    b->Flush();
+    w = b->StageWrite();
+    if (!w) return false;
+  }
+  w->fd = fd_;
+  w->iovcnt = d.iovcnt;
+  for (int i = 0; i < d.iovcnt; ++i) w->iov[i] = d.iov[i];
+  if (d.iovcnt > 0 && w->iov[0].iov_base == hdr_scratch) {
+    // The converted header lives on our caller's stack: keep a copy with the write.
+    std::memcpy(w->hdr, hdr_scratch, w->iov[0].iov_len);
+    w->iov[0].iov_base = w->hdr;
+  }
+  w->done = OnStagedWriteDone;
+  w->owner = this;
+  w->sender = sender;
+  w->frame = f.data;
+  w->frame_len = f.len;
+  w->frame_hdr_len = f.hdr_len;
+  w->eth_len = static_cast<uint32_t>(d.eth_len);
+  return true;
+}
+
+void TapClient::OnStagedWriteDone(BatchIo::Staged& w, int res) {
+  static_cast<TapClient*>(w.owner)->FinishStagedWrite(w, res);
+}
+
+// The staged write was counted in when we accepted it; now it leaves: out, dropped, or (the
+// kernel said "not now") through the synchronous path, which may queue it.
+void TapClient::FinishStagedWrite(const BatchIo::Staged& w, int res) {
+  if (res >= 0) {
+    counters_.Out(w.eth_len);
+    counters_.DevTx(w.eth_len);
+    return;
+  }
+  if (dead_ || !enabled_) {
+    counters_.Drop(DropReason::kDeadDevice);
+    return;
+  }
+  const int err = -res;
+  if (err != EAGAIN && err != EWOULDBLOCK) {
+    WriteFailed(err, w.iovcnt == 1 ? "write" : "writev");
+    return;
+  }
+  // Rare (staging needs sndbuf INT_MAX, where a TAP write does not say EAGAIN).
+  auto* sender = static_cast<NetClient*>(w.sender);
+  Frame f{w.frame, w.frame_len, w.frame_hdr_len};
+  if (incoming_.empty() && !receive_disabled_) {
+    RecvResult r = Receive(sender, f);  // not staged again: the batch is flushing
+    if (r != RecvResult::kNotNow) return;
+    receive_disabled_ = true;
+  }
+  const bool callback = sender && sender->kind() != ClientKind::kHubPort;
+  if (incoming_.Append(sender, f, callback, /*count_in=*/false) == NetQueue::AppendResult::kQueued && callback)
+    sender->OnSentFrameQueuedLate();
 }
 
 }  // namespace netplane::core

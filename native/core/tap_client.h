@@ -46,13 +46,26 @@ class TapClient : public NetClient {
   void SetLinkDown(bool down) override;  // a dead TAP stays down
   RecvResult Receive(NetClient* sender, const Frame& f) override;
   void OnQueuedSent() override;
+  void OnSentFrameQueuedLate() override;
+  // Whether this client reads and writes through its context's io_uring (NETPLANE_IO=uring).
+  bool batched() const { return use_batch_; }
 
  private:
   static void OnReadable(void* opaque);
   static void OnWritable(void* opaque);
   void ReadBatch();
+  void ReadBatchBatched(BatchIo* b);
+  // Hand one frame read into buf on to the peer; true when it had to wait in the peer's queue.
+  bool DeliverRead(uint8_t* buf, size_t len);
+  RecvResult WriteFailed(int err, const char* syscall);
+  BatchIo* ActiveBatch() const { return use_batch_ ? ctx_->Batch() : nullptr; }
+  bool StageWrite(BatchIo* b, NetClient* sender, const Frame& f, const DeviceFrame& d,
+                  const uint8_t* hdr_scratch);
+  static void OnStagedWriteDone(BatchIo::Staged& w, int res);
+  void FinishStagedWrite(const BatchIo::Staged& w, int res);
   void Die(int err, const char* syscall);
-  void UpdatePolling();
+  Status UpdatePolling();
+  void RemoveHandler();
   bool CheckFdError();
 
   int fd_;
@@ -61,8 +74,18 @@ class TapClient : public NetClient {
   bool enabled_ = true;
   bool read_poll_ = true;    // off while the peer's queue holds our frame
   bool write_poll_ = false;  // on after EAGAIN until writable
+  // What the AioContext currently has, so a change costs one epoll_ctl and no change none.
+  bool installed_ = false;
+  bool polled_read_ = false, polled_write_ = false;
   unsigned offloads_ = 0;
   std::unique_ptr<uint8_t[]> rbuf_;
+  // Batched mode: kReadBudget read slots, so a whole round stays valid until its writes
+  // are flushed (malloc'd lazily-backed memory: untouched slot tails cost no RAM).
+  static constexpr size_t kSlotSize = kMaxVnetHdrLen + kNetBufSize + kPadFrameLen;
+  std::unique_ptr<uint8_t[]> rbufs_;
+  bool use_batch_ = false;
+  bool stage_ok_ = false;
+  int read_ahead_ = 4;
 };
 
 }  // namespace netplane::core
