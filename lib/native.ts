@@ -245,6 +245,8 @@ export interface NativeFdPassingBinding {
   FdReader: new (fd: number, onData: NativeFdReaderCallback) => NativeFdReader;
   /** One sendmsg(2) of `data` with `fds` attached (at most 253); returns the bytes sent. */
   fdSend(fd: number, data: Uint8Array, fds: number[]): number;
+  /** Set FD_CLOEXEC (an inherited fd must not reach the programs we start). */
+  fdSetCloexec(fd: number): void;
 }
 
 export type NativeBinding = NativeTapBinding & NativeVnetBinding & NativeAioBinding & NativeGraphBinding & NativeFdPassingBinding;

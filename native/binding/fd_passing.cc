@@ -6,13 +6,17 @@
 //    error). After either, nothing more is delivered. pause()/resume() stop and restart
 //    reading; close() stops for good and closes the duplicate (the caller's fd stays open).
 //  * fdSend(fd, data, fds): one sendmsg(2) with SCM_RIGHTS; returns the bytes sent.
+//  * fdSetCloexec(fd): set FD_CLOEXEC, so that an inherited fd reaches no program we start.
 //
 // Teardown follows aio.cc: close() or GC closes the uv handle with uv_close; at env exit an
 // async cleanup hook does it and keeps the env waiting until the close callback ran.
+#include <fcntl.h>
 #include <uv.h>
 
-#include <cmath>
+#include <cerrno>
 #include <climits>
+#include <cmath>
+#include <cstring>
 #include <memory>
 #include <vector>
 
@@ -242,11 +246,25 @@ Napi::Value JsFdSend(const Napi::CallbackInfo& info) {
   return Napi::Number::New(env, static_cast<double>(sent.value));
 }
 
+// fdSetCloexec(fd): throws a system error when fd is not open.
+Napi::Value JsFdSetCloexec(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fd;
+  if (!GetFd(env, info[0], "fd", &fd)) return env.Undefined();
+  int flags = ::fcntl(fd, F_GETFD);
+  if (flags < 0 || ::fcntl(fd, F_SETFD, flags | FD_CLOEXEC) < 0) {
+    int err = errno;
+    return ThrowStatus(env, core::Status::Errno(err, "fcntl(F_SETFD)", "fd " + std::to_string(fd) + ": " + std::strerror(err)));
+  }
+  return env.Undefined();
+}
+
 }  // namespace
 
 void InitFdPassing(Napi::Env env, Napi::Object exports) {
   exports.Set("FdReader", FdReaderWrap::Define(env));
   exports.Set("fdSend", Napi::Function::New<JsFdSend>(env, "fdSend"));
+  exports.Set("fdSetCloexec", Napi::Function::New<JsFdSetCloexec>(env, "fdSetCloexec"));
 }
 
 }  // namespace netplane::binding
