@@ -47,7 +47,8 @@ if ! (cd "$src" && npx --no-install node-gyp rebuild -j 2 -- -Dsanitize=1 >"$log
 fi
 addon=$src/build/Release/netplane.node
 # Refuse to report "clean" for an addon that is not instrumented.
-if ! nm -D "$addon" | grep -q '__asan_report'; then
+# (grep -c reads all of nm's output: grep -q would close the pipe early under pipefail.)
+if [ "$(nm -D "$addon" | grep -c '__asan_report')" -eq 0 ]; then
   echo "sanitize-load: $addon has no ASan instrumentation"
   exit 1
 fi
