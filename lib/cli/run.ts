@@ -2,12 +2,14 @@
 // (objects, netdevs, links, devices), print QEMU's startup warnings, serve QMP and HMP, and
 // run until SIGINT, SIGTERM or `quit`; then tear everything down: QMP sockets removed, every
 // NIC and netdev closed (downscripts run, fds closed).
+import * as fs from 'node:fs';
 import { Hmp, runStdioMonitor } from '../control/hmp';
 import { Monitor, netplaneVersion } from '../control/monitor';
 import { closeQuietly, FdSets, resolveMonitorFd, withMonitorFds } from '../control/monitor-fds';
 import { qmpCommands } from '../control/qmp-commands';
 import { QmpServer } from '../control/qmp-server';
 import { NativeDataPlane, type TapDeadEvent } from '../dataplane/native-dataplane';
+import { native } from '../native';
 import type { DataPlane } from '../topology/dataplane';
 import { Topology } from '../topology/topology';
 import { CliError, HELP_TEXT, parseCliArgs, type CliArgs, type Located } from './args';
@@ -67,6 +69,29 @@ function build(topology: Topology, dataPlane: DataPlane | undefined, args: CliAr
 }
 
 /**
+ * Fds inherited from our parent (beyond stdio) must not reach the network scripts we run:
+ * QEMU closes them in the script's process; we mark them close-on-exec. (Node opens its own
+ * fds close-on-exec already.)
+ */
+function keepInheritedFdsFromScripts(): void {
+  let setCloexec: (fd: number) => void;
+  try {
+    setCloexec = native().fdSetCloexec;
+  } catch {
+    return; // no addon: no data plane either; scripts still run without a shell
+  }
+  for (const name of fs.readdirSync('/proc/self/fd')) {
+    const fd = Number(name);
+    if (fd <= 2) continue;
+    try {
+      setCloexec(fd);
+    } catch {
+      /* the directory listing's own fd, closed already */
+    }
+  }
+}
+
+/**
  * The inherited fds that -netdev tap,fd=N / fds=A:B handed over. The TAPs hold their own
  * duplicates, so once startup is done these close: as in QEMU, the netdev owns the fd, and
  * a netdev_del (or exit) really releases the interface.
@@ -107,6 +132,7 @@ export async function runCli(argv: readonly string[], opts: RunOptions = {}): Pr
     return 0;
   }
   for (const w of args.warnings) say(w);
+  keepInheritedFdsFromScripts();
   const dataPlane = opts.createDataPlane ? opts.createDataPlane() : defaultDataPlane(say);
   const topology = new Topology({
     ...(dataPlane ? { dataPlane } : {}),
