@@ -8,7 +8,7 @@ import { Monitor, netplaneVersion } from '../control/monitor';
 import { closeQuietly, FdSets, resolveMonitorFd, withMonitorFds } from '../control/monitor-fds';
 import { qmpCommands } from '../control/qmp-commands';
 import { QmpServer } from '../control/qmp-server';
-import { NativeDataPlane, type TapDeadEvent } from '../dataplane/native-dataplane';
+import { NativeDataPlane } from '../dataplane/native-dataplane';
 import { native } from '../native';
 import type { DataPlane } from '../topology/dataplane';
 import { Topology } from '../topology/topology';
@@ -141,14 +141,10 @@ export async function runCli(argv: readonly string[], opts: RunOptions = {}): Pr
     resolveFd: resolveMonitorFd,
   });
   const monitor = new Monitor(topology, { errorReport: (m) => say(m) });
-  // A TAP whose interface vanished: the data plane took its link down; tell the operator
-  // and the QMP clients (netplane's own event; QEMU would spin on the dead fd).
-  if (dataPlane instanceof NativeDataPlane) {
-    dataPlane.on('event', (e: TapDeadEvent) => {
-      say(`${e.name}: the TAP interface is gone (${e.code} in ${e.syscall}); its link is down`);
-      monitor.emit('event', 'NETPLANE_TAP_DEAD', { 'netdev-id': e.name, errno: e.code, syscall: e.syscall });
-    });
-  }
+  // A TAP whose interface vanished: the data plane stopped polling it and the topology took
+  // the netdev's link (and its NIC's) down; the Monitor sends QMP NETPLANE_TAP_DEAD, and the
+  // operator reads it here.
+  topology.on('tap-dead', (e) => say(`${e.netdev}: the TAP interface is gone (${e.code} in ${e.syscall}); its link is down`));
   const closeDataPlane = (): void => {
     if (dataPlane instanceof NativeDataPlane) dataPlane.close();
   };

@@ -4,7 +4,7 @@ import { readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { TypedEmitter } from '../topology/events';
 import type { Nic } from '../topology/nic';
-import type { Topology } from '../topology/topology';
+import type { NetdevTapDeadEvent, Topology } from '../topology/topology';
 import type { QmpVersion } from './qmp-server';
 
 /** The QEMU release whose QMP/HMP behaviour we reproduce; reported in "qemu". */
@@ -58,13 +58,21 @@ export class Monitor extends TypedEmitter<MonitorEvents> {
     const onDevice = (nic: Nic): void => this.#watchNic(nic);
     topology.on('device-added', onDevice);
     this.#unsubscribe.push(() => topology.off('device-added', onDevice));
-    // netplane's own event: a link that moved without anyone asking (a TAP that died, a
-    // connection-driven backend). set_link and netdev_del stay silent, as in QEMU.
+    // netplane's own event: a link that moved without anyone asking (a connection-driven
+    // backend). set_link and netdev_del stay silent, as in QEMU; a TAP that died has its own
+    // event below, which says the link went down.
     const onLink = (e: { name: string; up: boolean; cause: string }): void => {
       if (e.cause === 'connection') this.emit('event', 'NETPLANE_LINK_CHANGE', { name: e.name, up: e.up, cause: e.cause });
     };
     topology.on('link-change', onLink);
     this.#unsubscribe.push(() => topology.off('link-change', onLink));
+    // netplane's own event: a TAP netdev's interface vanished (QEMU would spin on the dead
+    // fd); its link and its NIC's are down. Once per netdev.
+    const onTapDead = (e: NetdevTapDeadEvent): void => {
+      this.emit('event', 'NETPLANE_TAP_DEAD', { 'netdev-id': e.netdev, errno: e.code, syscall: e.syscall });
+    };
+    topology.on('tap-dead', onTapDead);
+    this.#unsubscribe.push(() => topology.off('tap-dead', onTapDead));
   }
 
   /** NIC_RX_FILTER_CHANGED, as QEMU sends it when the guest changes its receive filter. */

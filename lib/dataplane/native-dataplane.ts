@@ -15,7 +15,7 @@ import { EventEmitter } from 'node:events';
 import * as os from 'node:os';
 import { NetplaneError, type NetplaneErrorCode } from '../errors';
 import { native, NativeGraphEvent, type NativeClientStats, type NativeNetGraph, type NativeSystemError } from '../native';
-import type { ClientDescriptor, DataPlane } from '../topology/dataplane';
+import type { ClientDeadEvent, ClientDescriptor, DataPlane } from '../topology/dataplane';
 import { PacketPort, preparePort, type PacketPortOptions, type PortVnetHdrLen } from './packet-port';
 
 export type ClientStats = NativeClientStats;
@@ -143,6 +143,40 @@ export class NativeDataPlane extends EventEmitter implements DataPlane {
 
   setQueueEnabled(handle: number, enabled: boolean): void {
     this.#call(() => this.#graph.setQueueEnabled(handle, enabled));
+  }
+
+  /**
+   * QEMU's qemu_send_packet_raw from a NIC queue (announce-self's RARP): the frame leaves
+   * through that client's packet port like a frame the hypervisor sent, with a zeroed vnet
+   * header in front when the port uses one (the engine reshapes it for the peer). The engine
+   * drops and counts it when the port is link-down or has no peer. A full tx ring delays the
+   * frame until there is room; a port removed meanwhile takes it along.
+   */
+  sendRaw(handle: number, frame: Uint8Array): void {
+    const port = this.#ports.get(handle);
+    if (!port) {
+      const what = this.#names.has(handle) ? `net client '${this.#names.get(handle)}'` : `net client handle ${handle}`;
+      throw new NetplaneError('NETPLANE_INVALID_STATE', `${what} is not a packet port; only a NIC queue sends raw frames`);
+    }
+    const hdr = port.vnetHdrLen;
+    const framed = new Uint8Array(hdr + frame.length);
+    framed.set(frame, hdr);
+    if (port.send([framed])) return;
+    port.sendAsync([framed]).catch((e: unknown) => {
+      if (e instanceof NetplaneError && e.code === 'NETPLANE_CLOSED') return;
+      process.nextTick(() => {
+        throw e;
+      });
+    });
+  }
+
+  /** DataPlane.onClientDead: the 'tap-dead' events as the topology consumes them. */
+  onClientDead(listener: (event: ClientDeadEvent) => void): () => void {
+    const onEvent = (e: DataPlaneEvent): void => {
+      if (e.type === 'tap-dead') listener({ handle: e.handle, errno: e.errno, code: e.code, syscall: e.syscall });
+    };
+    this.on('event', onEvent);
+    return () => void this.off('event', onEvent);
   }
 
   /** Every client's state and counters. For each: framesIn = framesOut + queued + dropped. */

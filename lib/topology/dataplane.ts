@@ -51,6 +51,16 @@ export interface DataPlaneClientStats {
   drops: Readonly<Record<string, number>>;
 }
 
+/** A client whose device the data plane found gone (a TAP whose interface vanished). */
+export interface ClientDeadEvent {
+  handle: number;
+  /** The errno that showed it (EBADFD, EIO, ENODEV, ...) and its name. */
+  errno: number;
+  code: string;
+  /** Where it showed: 'read', 'write', 'poll', ... */
+  syscall: string;
+}
+
 export interface DataPlane {
   addClient(client: ClientDescriptor): void;
   removeClient(handle: number): void;
@@ -72,4 +82,11 @@ export interface DataPlane {
    * framesIn = framesOut + queued + dropped.
    */
   stats?(): DataPlaneClientStats[];
+  /**
+   * Optional: call `listener` when a client's device dies under the data plane (a TAP whose
+   * interface was deleted). The data plane has already stopped polling it and taken its link
+   * down; the topology then takes the netdev's link (and its NIC's) down too. Called on the
+   * JS thread, once per dead client. Returns a function that unsubscribes.
+   */
+  onClientDead?(listener: (event: ClientDeadEvent) => void): () => void;
 }

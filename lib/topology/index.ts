@@ -1,6 +1,6 @@
 // The topology: QEMU's net object model (clients, netdevs, NICs, hubs, link state).
 export { Topology } from './topology';
-export type { TopologyOptions, TopologyEvents, RequestOptions, LinkChangeEvent } from './topology';
+export type { TopologyOptions, TopologyEvents, RequestOptions, LinkChangeEvent, NetdevTapDeadEvent } from './topology';
 export { Netdev } from './netdev';
 export type { NetdevEvents } from './netdev';
 export { Nic } from './nic';
@@ -8,7 +8,7 @@ export type { NicEvents } from './nic';
 export { Hub } from './hub';
 export type { HubEvents } from './hub';
 export type { NetClient, NetClientType } from './net-client';
-export type { DataPlane, ClientDescriptor, DataPlaneClientStats } from './dataplane';
+export type { DataPlane, ClientDescriptor, DataPlaneClientStats, ClientDeadEvent } from './dataplane';
 export type { TapLike, OpenTap, AdoptTap, RunScript } from './tap-backend';
 export { runNetworkScript } from './tap-backend';
 export { buildRarp } from './announce';

@@ -4,7 +4,8 @@ import type { Client } from './net-client';
 import type { Netdev } from './netdev';
 import type { Nic } from './nic';
 
-export type LinkChangeCause = 'set_link' | 'netdev_del' | 'connection';
+/** 'tap-dead': the data plane found the TAP's interface gone. */
+export type LinkChangeCause = 'set_link' | 'netdev_del' | 'connection' | 'tap-dead';
 
 export interface TopologyInternal {
   deleteNetdev(netdev: Netdev): void;

@@ -17,6 +17,8 @@ export interface NetClient {
   /** The other end of the link (symmetric), or null. */
   readonly peer: NetClient | null;
   readonly linkDown: boolean;
+  /** A TAP queue whose interface vanished (the data plane reported it): down for good. */
+  readonly dead: boolean;
   /** Free text `info network` prints after the type. */
   readonly infoStr: string;
   /** Created by -netdev/netdev_add (false for NIC queues). */
@@ -36,6 +38,7 @@ export class Client implements NetClient {
   queueIndex = 0;
   peer: Client | null = null;
   linkDown = false;
+  dead = false;
   infoStr = '';
   vnetHdrLen = 0;
   /** Removed from the registry (deleted); a NIC may still point at it (QEMU 7.2 netdev_del). */

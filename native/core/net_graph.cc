@@ -286,10 +286,19 @@ void NetGraph::RecomputeOffloads() {
     if (e.client->kind() != ClientKind::kTap) continue;
     auto* tap = static_cast<TapClient*>(e.client.get());
     bool on = auto_offloads_;
+    bool& external = e.offloads_external;
     e.ctx->thread->RunSync([&] {
       if (tap->vnet_hdr_len() == 0 || tap->dead()) return;
+      // Peered with a JS port (a NIC queue): the port's owner sets the offloads (virtio-net
+      // negotiation), so the graph does not write TUNSETOFFLOAD on this TAP.
+      if (tap->peer() && tap->peer()->kind() == ClientKind::kJsPort) {
+        external = true;
+        return;
+      }
       bool want = on && tap->peer() && tap->peer()->AcceptsOffloads();
-      if (want != (tap->offloads() != 0)) tap->SetOffloads(want);
+      // Back from an outside owner, the kernel may hold anything: write once regardless.
+      if (external || want != (tap->offloads() != 0)) tap->SetOffloads(want);
+      external = false;
     });
   }
 }

@@ -12,6 +12,9 @@
 // CSUM|TSO4|TSO6|TSO_ECN(+UFO/USO) exactly when every receiver its frames can reach (its
 // peer, or every other port of its hub) takes offloaded frames; otherwise offloads are
 // off, so the kernel hands over only finished frames. Recomputed after every change.
+// A TAP peered with a JS port (a NIC queue) is left alone: its offloads belong to the port's
+// owner (the virtio-net model sets what the guest negotiated), so there is one writer.
+// When such a TAP gets another peer, the graph takes over and writes its choice once.
 #pragma once
 
 #include <cstdint>
@@ -97,6 +100,7 @@ class NetGraph {
     Context* ctx = nullptr;
     ClientSpec spec;
     bool pinned = false;
+    bool offloads_external = false;  // tap: its offloads were left to a JS port's owner
   };
 
   Result<Context*> GetContext(const std::string& name);
