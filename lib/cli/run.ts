@@ -71,7 +71,7 @@ function build(topology: Topology, dataPlane: DataPlane | undefined, args: CliAr
 /**
  * Fds inherited from our parent (beyond stdio) must not reach the network scripts we run:
  * QEMU closes them in the script's process; we mark them close-on-exec. (Node opens its own
- * fds close-on-exec already.)
+ * fds close-on-exec, and marks inherited ones only up to the first gap after fd 15.)
  */
 function keepInheritedFdsFromScripts(): void {
   let setCloexec: (fd: number) => void;
