@@ -121,6 +121,24 @@ class Engine {
     return { uid, capEff };
   }
 
+  /** The engine's IP sockets (TCP or UDP, v4 or v6): there must be none. */
+  inetSockets(): string[] {
+    const inodes = new Set<string>();
+    for (const name of fs.readdirSync(`/proc/${this.child.pid}/fd`)) {
+      const m = /^socket:\[(\d+)\]$/.exec(fs.readlinkSync(`/proc/${this.child.pid}/fd/${name}`));
+      if (m) inodes.add(m[1]!);
+    }
+    const found: string[] = [];
+    for (const table of ['tcp', 'tcp6', 'udp', 'udp6']) {
+      const lines = fs.readFileSync(`/proc/${this.child.pid}/net/${table}`, 'utf8').trim().split('\n').slice(1);
+      for (const line of lines) {
+        const inode = line.trim().split(/\s+/)[9];
+        if (inode !== undefined && inodes.has(inode)) found.push(`${table}: ${line.trim()}`);
+      }
+    }
+    return found;
+  }
+
   async waitExit(ms: number): Promise<boolean> {
     let timer: NodeJS.Timeout | undefined;
     const ok = await Promise.race([this.exited.then(() => true), new Promise<boolean>((r) => (timer = setTimeout(() => r(false), ms)))]);
@@ -193,6 +211,7 @@ describe('netplane without privileges', suiteOptions(), () => {
       const st = fs.statSync(engine.sock);
       assert.equal(st.mode & 0o777, 0o600, 'QMP socket mode');
       assert.equal(st.uid, UID);
+      assert.deepEqual(engine.inetSockets(), [], 'no TCP or UDP socket: QMP listens on its unix socket only');
       // Root moves the interfaces (that needs CAP_NET_ADMIN); the engine keeps its fds.
       nsA = new NetNs('upx');
       nsB = new NetNs('upy');
