@@ -12,6 +12,8 @@ export type {
   RequestOptions,
   LinkChangeEvent,
   LinkChangeCause,
+  NetdevTapDeadEvent,
+  ClientDeadEvent,
   NetdevEvents,
   NicEvents,
   HubEvents,
