@@ -90,6 +90,99 @@ async function withService(fn: (s: QmpService, sock: string) => Promise<void>): 
 
 const err = (desc: string) => ({ error: { class: 'GenericError', desc } });
 
+describe('FdReader (the native recvmsg reader under the QMP server)', () => {
+  const turns = async (n: number) => {
+    for (let i = 0; i < n; i++) await new Promise((r) => setImmediate(r));
+  };
+
+  test('chunks with their fds, pause/resume, end of stream once, close from the callback', T, async () => {
+    using m = new Markers();
+    const n = native();
+    const [a, b] = n.aioSocketPair();
+    const got: Array<{ data: string | null; fds: string[]; error: string | null }> = [];
+    const reader = new n.FdReader(b, (data, fds, error) => {
+      got.push({ data: data && data.toString(), fds: fds.map((fd) => fs.readlinkSync(`/proc/self/fd/${fd}`)), error: error && error.message });
+      for (const fd of fds) fs.closeSync(fd);
+    });
+    try {
+      assert.notEqual(reader.fd, b, 'reads its own duplicate');
+      const x = m.open();
+      n.fdSend(a, Buffer.from('one'), [x.fd]);
+      fs.closeSync(x.fd);
+      for (let i = 0; i < 100 && got.length === 0; i++) await turns(1);
+      assert.deepEqual(got, [{ data: 'one', fds: [x.path], error: null }]);
+      reader.pause();
+      n.fdSend(a, Buffer.from('two'), []);
+      await turns(20);
+      assert.equal(got.length, 1, 'nothing while paused');
+      reader.resume();
+      for (let i = 0; i < 100 && got.length < 2; i++) await turns(1);
+      assert.deepEqual(got[1], { data: 'two', fds: [], error: null });
+      fs.closeSync(a);
+      for (let i = 0; i < 100 && got.length < 3; i++) await turns(1);
+      assert.deepEqual(got[2], { data: null, fds: [], error: null });
+      await turns(10);
+      assert.equal(got.length, 3, 'nothing after the end');
+    } finally {
+      reader.close();
+      fs.closeSync(b);
+    }
+    assert.equal(reader.closed, true);
+    assert.equal(reader.fd, -1);
+  });
+
+  test('closed from its own callback: nothing more arrives, and fds left in the socket are freed with it', T, async () => {
+    using m = new Markers();
+    const n = native();
+    const [a, b] = n.aioSocketPair();
+    let calls = 0;
+    const reader = new n.FdReader(b, (_data, fds) => {
+      calls++;
+      for (const fd of fds) fs.closeSync(fd);
+      reader.close();
+    });
+    const first = m.open();
+    const second = m.open();
+    n.fdSend(a, Buffer.from('1'), [first.fd]);
+    n.fdSend(a, Buffer.from('2'), [second.fd]);
+    fs.closeSync(first.fd);
+    fs.closeSync(second.fd);
+    for (let i = 0; i < 100 && calls === 0; i++) await turns(1);
+    await turns(10);
+    assert.equal(calls, 1);
+    fs.closeSync(a);
+    fs.closeSync(b);
+    assert.ok(await settle(() => Markers.held(second.path) === 0), 'the unread fd went with the socket');
+  });
+
+  test('bad arguments throw clear errors', () => {
+    const n = native();
+    assert.throws(() => new n.FdReader(-1, () => {}), /fd must be a file descriptor/);
+    assert.throws(() => new n.FdReader(0, 'x' as never), /onData must be a function/);
+    assert.throws(() => new n.FdReader(1 << 20, () => {}), { code: 'EBADF' });
+    assert.throws(() => n.fdSend(1 << 20, Buffer.from('x'), []), { code: 'EBADF', syscall: 'sendmsg' });
+    assert.throws(() => n.fdSend(0, Buffer.alloc(0), []), /at least one byte/);
+    assert.throws(() => n.fdSend(0, Buffer.from('x'), new Array(254).fill(0)), /at most 253 fds/);
+    assert.throws(() => n.fdSetCloexec(1 << 20), { code: 'EBADF' });
+  });
+
+  test('a worker that exits with a reader open ends cleanly', T, async () => {
+    const { Worker } = await import('node:worker_threads');
+    const code = `
+      require('tsx/cjs');
+      const { native } = require(${JSON.stringify(path.join(__dirname, '..', 'lib', 'native.ts'))});
+      const n = native();
+      const [a, b] = n.aioSocketPair();
+      new n.FdReader(b, () => {});
+      n.fdSend(a, Buffer.from('x'), [a]);
+      setTimeout(() => process.exit(0), 20);
+    `;
+    const w = new Worker(code, { eval: true });
+    const exitCode = await new Promise<number>((resolve) => w.once('exit', resolve));
+    assert.equal(exitCode, 0);
+  });
+});
+
 describe('QMP getfd / closefd', () => {
   test('errors and texts; a rejected fd is closed at once', T, async () => {
     using m = new Markers();
