@@ -107,12 +107,14 @@ JsPort::~JsPort() = default;
 Status JsPort::Start() {
   tx_bh_ = ctx_->aio->NewBh(TxBh, this, "jsport-tx");
   rx_room_bh_ = ctx_->aio->NewBh(RxRoomBh, this, "jsport-rx-room");
+  wake_bh_ = ctx_->aio->NewBh(WakeBh, this, "jsport-rx-wake");
   AioContext::ScheduleBh(tx_bh_);  // frames JS wrote before we started
   return Status::Ok();
 }
 
 void JsPort::Stop() {
-  for (BottomHalf** bh : {&tx_bh_, &rx_room_bh_}) {
+  wake_scheduled_ = false;
+  for (BottomHalf** bh : {&tx_bh_, &rx_room_bh_, &wake_bh_}) {
     if (*bh) {
       AioContext::CancelBh(*bh);
       AioContext::DeleteBh(*bh);
@@ -129,6 +131,21 @@ void JsPort::KickRxRoom() {
 }
 void JsPort::TxBh(void* opaque) { static_cast<JsPort*>(opaque)->DrainTx(); }
 void JsPort::RxRoomBh(void* opaque) { static_cast<JsPort*>(opaque)->FlushQueuedPackets(); }
+void JsPort::WakeBh(void* opaque) {
+  auto* self = static_cast<JsPort*>(opaque);
+  self->wake_scheduled_ = false;
+  self->WakeConsumer();
+}
+
+void JsPort::RequestWake() {
+  if (!wake_bh_) {
+    WakeConsumer();
+    return;
+  }
+  if (wake_scheduled_) return;
+  wake_scheduled_ = true;
+  AioContext::ScheduleBh(wake_bh_);
+}
 
 void JsPort::OnQueuedSent() {
   tx_blocked_ = false;
@@ -264,7 +281,7 @@ RecvResult JsPort::Receive(NetClient*, const Frame& f) {
     counters_.Out(d.eth_len);
     counters_.DevTx(d.eth_len);
     counters_.segments.Add(sink.pushed);
-    if (sink.pushed) WakeConsumer();
+    if (sink.pushed) RequestWake();
     return RecvResult::kConsumed;
   }
   size_t len = 0;
@@ -275,7 +292,7 @@ RecvResult JsPort::Receive(NetClient*, const Frame& f) {
   }
   counters_.Out(d.eth_len);
   counters_.DevTx(d.eth_len);
-  WakeConsumer();
+  RequestWake();
   return RecvResult::kConsumed;
 }
 

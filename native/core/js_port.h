@@ -103,6 +103,10 @@ class JsPort : public NetClient {
   JsPort(uint32_t handle, std::string name, NetContext* ctx, const JsPortConfig& cfg);
   static void TxBh(void* opaque);
   static void RxRoomBh(void* opaque);
+  static void WakeBh(void* opaque);
+  // Wake JavaScript once per burst: the wake-up runs as a bottom half after the handler that
+  // delivered the frames (a TAP read batch) returns, not on the first frame of the burst.
+  void RequestWake();
   void DrainTx();
   bool RoomOrBlock(size_t need);
   void WakeConsumer();
@@ -114,6 +118,8 @@ class JsPort : public NetClient {
   bool tx_blocked_ = false;  // our last tx frame waits in the peer's queue
   BottomHalf* tx_bh_ = nullptr;
   BottomHalf* rx_room_bh_ = nullptr;
+  BottomHalf* wake_bh_ = nullptr;
+  bool wake_scheduled_ = false;
 };
 
 }  // namespace netplane::core
