@@ -14,6 +14,7 @@
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { describe, test } from 'node:test';
 import { native } from '../lib/native';
@@ -25,7 +26,26 @@ import { QmpTestClient, type QmpMessage } from './helpers/qmp-client';
 
 const UID = 65534;
 const ROOT = path.join(__dirname, '..');
-const CLI = path.join(ROOT, 'lib', 'cli', 'main.ts');
+
+/**
+ * The engine as an unprivileged user sees it: the checkout may sit under a directory
+ * only root can enter (a mktemp clone is 0700), so the compiled CLI, the addon and the
+ * one runtime dependency are copied to a world-readable directory, removed at exit.
+ */
+function stageRuntime(): string | undefined {
+  const need = [path.join(ROOT, 'dist', 'cli', 'main.js'), path.join(ROOT, 'build', 'Release', 'netplane.node')];
+  if (!need.every((p) => fs.existsSync(p))) return undefined;
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'np-unpriv-'));
+  process.on('exit', () => fs.rmSync(dir, { recursive: true, force: true }));
+  fs.chmodSync(dir, 0o755);
+  for (const part of ['dist', 'package.json', path.join('build', 'Release', 'netplane.node'), path.join('node_modules', 'node-gyp-build')]) {
+    fs.cpSync(path.join(ROOT, part), path.join(dir, part), { recursive: true });
+  }
+  for (const sub of ['build', path.join('build', 'Release'), 'node_modules']) fs.chmodSync(path.join(dir, sub), 0o755);
+  return dir;
+}
+const RUNTIME = stageRuntime();
+const CLI = RUNTIME === undefined ? '' : path.join(RUNTIME, 'dist', 'cli', 'main.js');
 const T = { timeout: 120_000 };
 
 /** Whether `p` and the directories above it are readable (and searchable) by others. */
@@ -41,11 +61,8 @@ function othersCanRead(p: string): boolean {
 /** Why the unprivileged engine cannot run from this checkout, or undefined. */
 function setupMissing(): string | undefined {
   if (spawnSync('setpriv', ['--version']).status !== 0) return 'needs setpriv (util-linux)';
-  const needed = [CLI, path.join(ROOT, 'node_modules', 'tsx', 'package.json'), path.join(ROOT, 'build', 'Release', 'netplane.node')];
-  for (const p of needed) {
-    if (!fs.existsSync(p)) return `${p} is missing (npm run build)`;
-    if (!othersCanRead(p)) return `${p} is not readable by uid ${UID}`;
-  }
+  if (RUNTIME === undefined) return 'dist/ or build/Release/netplane.node is missing (npm run build)';
+  if (!othersCanRead(CLI)) return `${CLI} is not readable by uid ${UID}`;
   return undefined;
 }
 
@@ -97,9 +114,9 @@ class Engine {
 
   static async start(dir: string, args: string[], opts: { tun?: string; fds?: number[] } = {}): Promise<Engine> {
     const sock = path.join(dir, 'qmp.sock');
-    const argv = asNobody([process.execPath, '--import', 'tsx', CLI, ...args, '-qmp', `unix:${sock},server=on,wait=off`], opts.tun);
+    const argv = asNobody([process.execPath, CLI, ...args, '-qmp', `unix:${sock},server=on,wait=off`], opts.tun);
     const child = spawn(argv[0]!, argv.slice(1), {
-      cwd: ROOT,
+      cwd: RUNTIME,
       // The engine needs nothing from our environment.
       env: { PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', HOME: dir },
       stdio: ['ignore', 'ignore', 'pipe', ...(opts.fds ?? [])],
@@ -247,8 +264,8 @@ describe('netplane without privileges', suiteOptions(), () => {
       sh('ip', ['tuntap', 'add', 'dev', foreign, 'mode', 'tap', 'user', '0']);
       const tun = worldTun(dir);
       for (const ifname of [npName('upn'), foreign]) {
-        const argv = asNobody([process.execPath, '--import', 'tsx', CLI, '-netdev', `tap,id=t,ifname=${ifname}`], tun);
-        const r = spawnSync(argv[0]!, argv.slice(1), { cwd: ROOT, encoding: 'utf8', timeout: 30_000, env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: dir } });
+        const argv = asNobody([process.execPath, CLI, '-netdev', `tap,id=t,ifname=${ifname}`], tun);
+        const r = spawnSync(argv[0]!, argv.slice(1), { cwd: RUNTIME, encoding: 'utf8', timeout: 30_000, env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: dir } });
         assert.equal(r.status, 1, r.stderr);
         assert.ok(
           r.stderr.includes(`netplane: -netdev tap,id=t,ifname=${ifname}: could not configure /dev/net/tun (${ifname}): Operation not permitted\n`) &&
