@@ -11,6 +11,7 @@
 
 #include "fd_pair.h"
 #include "fd_passing.h"
+#include "fd_count.h"
 #include "test.h"
 
 using netplane::core::DupCloexec;
@@ -22,16 +23,7 @@ using netplane::core::UniqueFd;
 
 namespace {
 
-int OpenFdCount() {
-  int n = 0;
-  DIR* dir = opendir("/proc/self/fd");
-  if (!dir) return -1;
-  while (dirent* e = readdir(dir)) {
-    if (e->d_name[0] != '.') ++n;
-  }
-  closedir(dir);
-  return n - 1;  // the DIR's own fd
-}
+using nptest::OpenFdCount;
 
 // Same open file (device and inode) behind two fds.
 bool SameFile(int a, int b) {

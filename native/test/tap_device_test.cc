@@ -14,6 +14,7 @@
 #include <string>
 
 #include "tap_device.h"
+#include "fd_count.h"
 #include "test.h"
 
 using netplane::core::Status;
@@ -25,16 +26,7 @@ using netplane::core::VnetHdrMode;
 
 namespace {
 
-int OpenFdCount() {
-  int n = 0;
-  DIR* dir = opendir("/proc/self/fd");
-  if (!dir) return -1;
-  while (dirent* e = readdir(dir)) {
-    if (e->d_name[0] != '.') ++n;
-  }
-  closedir(dir);
-  return n - 1;  // the DIR's own fd
-}
+using nptest::OpenFdCount;
 
 void RequireTapPrivilege() {
   if (geteuid() != 0) nptest::Skip("needs root (CAP_NET_ADMIN) to create TAP devices");
