@@ -88,18 +88,20 @@ Status NetGraph::AddTap(const ClientSpec& spec, int fd, int vnet_hdr_len) {
                            std::to_string(vnet_hdr_len));
   auto ctx = GetContext(spec.iothread.empty() ? DefaultContextName(spec.queue_index) : spec.iothread);
   if (!ctx.ok()) return ctx.status;
+  return Register(spec, ctx.value,
+                  std::make_unique<TapClient>(spec.handle, spec.name, ctx.value->net.get(), fd, vnet_hdr_len));
+}
+
+Status NetGraph::Register(const ClientSpec& spec, Context* ctx, std::unique_ptr<NetClient> client) {
   Entry e;
-  e.client = std::make_unique<TapClient>(spec.handle, spec.name, ctx.value->net.get(), fd, vnet_hdr_len);
-  e.ctx = ctx.value;
+  e.client = std::move(client);
+  e.ctx = ctx;
   e.spec = spec;
   e.pinned = !spec.iothread.empty();
   Entry& stored = clients_[spec.handle] = std::move(e);
-  s = StartClient(&stored);
-  if (!s.ok()) {
-    clients_.erase(spec.handle);
-    return s;
-  }
-  return Status::Ok();
+  Status s = StartClient(&stored);
+  if (!s.ok()) clients_.erase(spec.handle);
+  return s;
 }
 
 Status NetGraph::AddHubPort(const ClientSpec& spec, int hub_id) {
@@ -141,18 +143,7 @@ Status NetGraph::AddJsPort(const ClientSpec& spec, const JsPortConfig& cfg) {
   if (!ctx.ok()) return ctx.status;
   auto port = JsPort::Create(spec.handle, spec.name, ctx.value->net.get(), cfg);
   if (!port.ok()) return port.status;
-  Entry e;
-  e.client.reset(port.value);
-  e.ctx = ctx.value;
-  e.spec = spec;
-  e.pinned = !spec.iothread.empty();
-  Entry& stored = clients_[spec.handle] = std::move(e);
-  s = StartClient(&stored);
-  if (!s.ok()) {
-    clients_.erase(spec.handle);
-    return s;
-  }
-  return Status::Ok();
+  return Register(spec, ctx.value, std::unique_ptr<NetClient>(port.value));
 }
 
 Status NetGraph::Remove(uint32_t handle) {

@@ -108,6 +108,8 @@ class NetGraph {
   Result<Entry*> Find(uint32_t handle);
   Status Move(Entry* e, Context* to);
   Status StartClient(Entry* e);
+  // Store a new client under its handle and start it there; forgotten again if it cannot start.
+  Status Register(const ClientSpec& spec, Context* ctx, std::unique_ptr<NetClient> client);
   void StopClient(Entry* e);
   void RecomputeOffloads();
 
