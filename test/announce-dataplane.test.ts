@@ -9,6 +9,7 @@ import { bit, VirtioF, VirtioStatus } from '../lib/devices/virtio-net-features';
 import { Topology } from '../lib/topology';
 import { deleteLink, NetNs, npName } from './helpers/netns';
 import { privileged } from './helpers/privilege';
+import { needsPrivileged } from './helpers/tools';
 
 const MAC = '52:54:00:7a:3c:01';
 const ROUNDS = 3;
@@ -33,7 +34,7 @@ for (const variant of [
   { title: 'TAP without a vnet header', vnetHdr: false, features: 0n, portHdr: 0 },
   { title: 'TAP with a vnet header, VERSION_1 driver (12-byte header on the port)', vnetHdr: true, features: bit(VirtioF.VERSION_1), portHdr: 12 },
 ]) {
-  test(`announce-self sends RARPs out of the TAP: ${variant.title}`, { ...privileged(), timeout: 30_000 }, async () => {
+  test(`announce-self sends RARPs out of the TAP: ${variant.title}`, { ...needsPrivileged('tcpdump'), timeout: 30_000 }, async () => {
     const ifname = npName('ann');
     const dp = new NativeDataPlane();
     const topo = new Topology({ dataPlane: dp });

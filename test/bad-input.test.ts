@@ -371,7 +371,7 @@ async function withPortOnTap(body: (side: Side, dp: NativeDataPlane) => Promise<
   const side = openSide('bi', 1, (process.pid + 150) % 250, { vnetHdr: 'on' });
   const dp = new NativeDataPlane();
   try {
-    side.ns.exec('sysctl', ['-qw', 'net.ipv6.conf.all.disable_ipv6=1']);
+    side.ns.disableIpv6();
     dp.addClient({ handle: 1, kind: 'tap', name: 'tap', queueIndex: 0, fd: side.tap.fd(0), vnetHdrLen: side.tap.vnetHdrLen });
     await body(side, dp);
     assert.deepEqual(unconserved(dp.stats()), [], 'every client: in = out + queued + dropped');

@@ -9,6 +9,7 @@ import { describe, test } from 'node:test';
 import { CliError, parseCliArgs } from '../lib/cli/args';
 import { NetNs, npName } from './helpers/netns';
 import { privileged } from './helpers/privilege';
+import { needs } from './helpers/tools';
 import { QmpProcess, runToCompletion, tempDir } from './helpers/qemu';
 
 const CLI = path.join(__dirname, '..', 'lib', 'cli', 'main.ts');
@@ -183,7 +184,7 @@ describe('netplane running with a real TAP', privileged(), () => {
     }
   });
 
-  test('frames flow between two linked TAPs; set_link off stops them', { timeout: 90_000 }, async () => {
+  test('frames flow between two linked TAPs; set_link off stops them', { ...needs('ping'), timeout: 90_000 }, async () => {
     const ifA = npName('clx');
     const ifB = npName('cly');
     using nsA = new NetNs('cxa');

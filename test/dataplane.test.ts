@@ -4,7 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { NativeDataPlane, type ClientStats, type TapDeadEvent } from '../lib/dataplane/native-dataplane';
-import { privileged } from './helpers/privilege';
+import { needsPrivileged } from './helpers/tools';
 import { closeSide, cpuSeconds, iperf, openPair, ping, run, sleep, unconserved, type Side } from './helpers/dataplane-env';
 import type { TapOpenOptions } from '../lib/tap';
 
@@ -56,7 +56,7 @@ async function withRig(
 }
 
 for (const how of ['direct', 'hub'] as const) {
-  test(`tap-${how === 'hub' ? 'hub-' : ''}tap: ping and TCP cross in both directions`, { ...privileged(), timeout: 60_000 }, async () => {
+  test(`tap-${how === 'hub' ? 'hub-' : ''}tap: ping and TCP cross in both directions`, { ...needsPrivileged('ping', 'iperf3'), timeout: 60_000 }, async () => {
     await withRig({ a: { vnetHdr: 'on' }, b: { vnetHdr: 'on' }, how }, async ({ a, b, stat }) => {
       assert.ok(ping(a, b.ip), `ping ${a.ip} -> ${b.ip}`);
       assert.ok(ping(b, a.ip), `ping ${b.ip} -> ${a.ip}`);
@@ -70,7 +70,7 @@ for (const how of ['direct', 'hub'] as const) {
   });
 }
 
-test('GSO frames of up to 64 KiB cross untouched when both TAPs speak the vnet header', { ...privileged(), timeout: 60_000 }, async () => {
+test('GSO frames of up to 64 KiB cross untouched when both TAPs speak the vnet header', { ...needsPrivileged('iperf3'), timeout: 60_000 }, async () => {
   await withRig({ a: { vnetHdr: 'on' }, b: { vnetHdr: 'on' }, how: 'hub' }, async ({ a, b, stat }) => {
     assert.notEqual(stat('ta').offloads, 0, 'offloads enabled on A');
     assert.notEqual(stat('tb').offloads, 0, 'offloads enabled on B');
@@ -83,7 +83,7 @@ test('GSO frames of up to 64 KiB cross untouched when both TAPs speak the vnet h
   });
 });
 
-test('without a vnet header on one side, GSO frames arrive segmented', { ...privileged(), timeout: 60_000 }, async () => {
+test('without a vnet header on one side, GSO frames arrive segmented', { ...needsPrivileged('ping', 'iperf3'), timeout: 60_000 }, async () => {
   // Default policy first: B takes no offloaded frames, so A's offloads stay off.
   await withRig({ a: { vnetHdr: 'on' }, b: { vnetHdr: 'off' } }, async ({ a, b, stat }) => {
     assert.equal(stat('ta').offloads, 0);
@@ -103,7 +103,7 @@ test('without a vnet header on one side, GSO frames arrive segmented', { ...priv
   });
 });
 
-test('set link off drops and counts in both directions, on restores', { ...privileged(), timeout: 60_000 }, async () => {
+test('set link off drops and counts in both directions, on restores', { ...needsPrivileged('ping'), timeout: 60_000 }, async () => {
   await withRig({ a: { vnetHdr: 'on' }, b: { vnetHdr: 'on' }, how: 'hub' }, async ({ a, b, dp, stat }) => {
     assert.ok(ping(a, b.ip));
     dp.setLinkDown(101, true); // hub port towards B
@@ -122,7 +122,7 @@ test('set link off drops and counts in both directions, on restores', { ...privi
   });
 });
 
-test('ip link del under traffic: tap-dead event, link down, no spinning core', { ...privileged(), timeout: 60_000 }, async () => {
+test('ip link del under traffic: tap-dead event, link down, no spinning core', { ...needsPrivileged('ping'), timeout: 60_000 }, async () => {
   await withRig({ a: { vnetHdr: 'on' }, b: { vnetHdr: 'on' } }, async ({ a, b, dp, stat }) => {
     const events: TapDeadEvent[] = [];
     dp.on('event', (e: TapDeadEvent) => events.push(e));
@@ -153,7 +153,7 @@ test('ip link del under traffic: tap-dead event, link down, no spinning core', {
   });
 });
 
-test('multiqueue: flows spread over both queues and both IOThreads', { ...privileged(), timeout: 60_000 }, async () => {
+test('multiqueue: flows spread over both queues and both IOThreads', { ...needsPrivileged('iperf3'), timeout: 60_000 }, async () => {
   await withRig({ a: { vnetHdr: 'on', queues: 2 }, b: { vnetHdr: 'on', queues: 2 }, queues: 2 }, async ({ a, b, stat }) => {
     await iperf(a, b, ['-P', '8']);
     await iperf(a, b, ['-P', '8', '-R']);
@@ -167,7 +167,7 @@ test('multiqueue: flows spread over both queues and both IOThreads', { ...privil
   });
 });
 
-test('conservation holds under load with an overloaded hub receiver', { ...privileged(), timeout: 60_000 }, async () => {
+test('conservation holds under load with an overloaded hub receiver', { ...needsPrivileged('socat'), timeout: 60_000 }, async () => {
   await withRig({ a: { vnetHdr: 'on' }, b: { vnetHdr: 'on' }, how: 'hub' }, async ({ a, b, dp }) => {
     // UDP flood both ways at once, with snapshots taken while it runs.
     b.ns.exec('ip', ['neigh', 'replace', a.ip, 'lladdr', '52:54:00:00:aa:01', 'dev', b.ifname]);

@@ -5,9 +5,11 @@
 import assert from 'node:assert/strict';
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { test } from 'node:test';
 import { privileged } from './helpers/privilege';
+import { needsPrivileged } from './helpers/tools';
 
 const MAIN = path.join(__dirname, '..', 'lib', 'cli', 'main.ts');
 const T = { timeout: 60_000 };
@@ -21,8 +23,8 @@ interface DemoRun {
 }
 
 /** Start the demo; `interrupt` may send a signal once the output matches its pattern. */
-function runDemo(args: string[], interrupt?: { when: RegExp; signal: NodeJS.Signals }): Promise<DemoRun> {
-  const child = spawn(process.execPath, ['--import', 'tsx', MAIN, 'demo', ...args], { detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+function runDemo(args: string[], interrupt?: { when: RegExp; signal: NodeJS.Signals }, env?: NodeJS.ProcessEnv): Promise<DemoRun> {
+  const child = spawn(process.execPath, ['--import', 'tsx', MAIN, 'demo', ...args], { detached: true, stdio: ['ignore', 'pipe', 'pipe'], env });
   let stdout = '';
   let stderr = '';
   let sent = false;
@@ -47,14 +49,29 @@ function createdNames(stdout: string): string[] {
   return [ns[1]!, ns[2]!, taps[1]!, taps[2]!];
 }
 
+/** The pids in process group `pgid` (from /proc: field 5 of stat, after the command name). */
+function processGroup(pgid: number): number[] {
+  const pids: number[] = [];
+  for (const name of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    let stat: string;
+    try {
+      stat = fs.readFileSync(`/proc/${name}/stat`, 'utf8');
+    } catch {
+      continue; // exited meanwhile
+    }
+    if (Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[2]) === pgid) pids.push(Number(name));
+  }
+  return pids;
+}
+
 /** Everything the run created is gone: namespaces, TAP interfaces, processes of its group. */
 function assertNothingLeft(run: DemoRun): void {
   const [nsA, nsB, tapA, tapB] = createdNames(run.stdout);
   const netns = execFileSync('ip', ['netns', 'list'], { encoding: 'utf8' });
   for (const ns of [nsA!, nsB!]) assert.doesNotMatch(netns, new RegExp(`^${ns}\\b`, 'm'), `namespace ${ns} removed`);
   for (const tap of [tapA!, tapB!]) assert.equal(fs.existsSync(`/sys/class/net/${tap}`), false, `TAP ${tap} removed`);
-  const group = spawnSync('pgrep', ['-g', String(run.pid)], { encoding: 'utf8' });
-  assert.equal(group.stdout.trim(), '', `no process of the demo's group is left (pgrep -g ${run.pid})`);
+  assert.deepEqual(processGroup(run.pid), [], `no process of the demo's group ${run.pid} is left`);
   assert.match(run.stdout, /^cleanup: child processes stopped, TAPs \S+ and \S+ closed, namespaces \S+ and \S+ deleted; nothing left$/m);
 }
 
@@ -74,7 +91,7 @@ function assertSummary(stdout: string, clients: number): void {
   }
 }
 
-test('netplane demo: ping and a TCP stream across a 2-queue link, live rates, summary, nothing left', { ...privileged(), ...T }, async () => {
+test('netplane demo: ping and a TCP stream across a 2-queue link, live rates, summary, nothing left', { ...needsPrivileged('ping'), ...T }, async () => {
   const run = await runDemo(['--seconds', '2']);
   assert.equal(run.code, 0, `exit 0\n${run.stdout}\n${run.stderr}`);
   assert.match(run.stdout, /^ +ping +10\.250\.0\.1 -> 10\.250\.0\.2: 3\/3 replies/m);
@@ -96,6 +113,25 @@ test('netplane demo --hub --tcp node: the same through a native hub with the Nod
   assertNothingLeft(run);
 });
 
+test('netplane demo on a fresh machine (only iproute2 and a shell on the PATH): UDP echo round trip, Node TCP stream', { ...privileged(), ...T }, async () => {
+  // A PATH with ip, ss and sh only: no ping, iperf3 or sysctl, as on a fresh Debian machine.
+  const bin = fs.mkdtempSync(path.join(os.tmpdir(), 'np-freshpath-'));
+  try {
+    for (const cmd of ['ip', 'ss', 'sh']) {
+      const where = execFileSync('sh', ['-c', `command -v ${cmd}`], { encoding: 'utf8' }).trim();
+      fs.symlinkSync(where, path.join(bin, cmd));
+    }
+    const run = await runDemo(['--seconds', '2'], undefined, { ...process.env, PATH: bin });
+    assert.equal(run.code, 0, `exit 0\n${run.stdout}\n${run.stderr}`);
+    assert.match(run.stdout, /^ +udp echo +10\.250\.0\.1 -> 10\.250\.0\.2: 3\/3 replies, average round trip [\d.]+ ms$/m);
+    assert.match(run.stdout, /a Node TCP sender and sink/);
+    assertSummary(run.stdout, 4);
+    assertNothingLeft(run);
+  } finally {
+    fs.rmSync(bin, { recursive: true, force: true });
+  }
+});
+
 for (const [signal, code] of [['SIGINT', 130], ['SIGTERM', 143]] as const) {
   test(`netplane demo interrupted by ${signal} mid-stream cleans up and exits ${code}`, { ...privileged(), ...T }, async () => {
     // Signal once the TCP stream runs (the first live line): iperf3 children are up then.
@@ -108,7 +144,7 @@ for (const [signal, code] of [['SIGINT', 130], ['SIGTERM', 143]] as const) {
   });
 }
 
-test('netplane demo without CAP_NET_ADMIN says so and creates nothing', { ...privileged(), ...T }, () => {
+test('netplane demo without CAP_NET_ADMIN says so and creates nothing', { ...needsPrivileged('setpriv'), ...T }, () => {
   // Root with every capability dropped, as an unprivileged user would run it.
   const r = spawnSync('setpriv', ['--inh-caps=-all', '--bounding-set=-all', process.execPath, '--import', 'tsx', MAIN, 'demo'], {
     encoding: 'utf8',

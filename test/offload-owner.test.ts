@@ -10,7 +10,7 @@ import { bit, VirtioF, VirtioNetF, VirtioStatus, VIRTIO_NET_OK } from '../lib/de
 import { Tap } from '../lib/tap';
 import { Topology, type Nic } from '../lib/topology';
 import { deleteLink, npName, sh } from './helpers/netns';
-import { privileged } from './helpers/privilege';
+import { needsPrivileged } from './helpers/tools';
 
 /** ethtool -k feature state, e.g. 'tx-tcp-segmentation' -> 'on'. */
 function tso(ifname: string): string {
@@ -29,7 +29,7 @@ function startDriver(nic: Nic, features: bigint): void {
 
 const F = (...bits: number[]) => bits.reduce((m, b) => m | bit(b), 0n);
 
-test('a TAP set to no offloads by the device model stays so when the data plane connects its NIC port', { ...privileged(), timeout: 30_000 }, async () => {
+test('a TAP set to no offloads by the device model stays so when the data plane connects its NIC port', { ...needsPrivileged('ethtool'), timeout: 30_000 }, async () => {
   const ifname = npName('own');
   const tap = Tap.open({ ifname, vnetHdr: 'on' });
   const dp = new NativeDataPlane();
@@ -60,7 +60,7 @@ test('a TAP set to no offloads by the device model stays so when the data plane 
   }
 });
 
-test('Topology: negotiation decides a NIC-peered TAP\'s offloads; other links keep automatic ones', { ...privileged(), timeout: 30_000 }, async () => {
+test('Topology: negotiation decides a NIC-peered TAP\'s offloads; other links keep automatic ones', { ...needsPrivileged('ethtool'), timeout: 30_000 }, async () => {
   const names = { hn0: npName('ownh'), t1: npName('own1'), t2: npName('own2') };
   const dp = new NativeDataPlane();
   const topo = new Topology({ dataPlane: dp });

@@ -521,7 +521,7 @@ describe('QEMU JSON dialect', () => {
 const QEMU = 'qemu-system-x86_64';
 const qemuVersion = spawnSync(QEMU, ['-version'], { encoding: 'utf8', timeout: 10_000 });
 const haveQemu = qemuVersion.status === 0 && /version 7\.2\./.test(qemuVersion.stdout);
-const qemuSkip = haveQemu || process.env.CI === 'true' ? undefined : `${QEMU} 7.2 is not installed`;
+const qemuSkip = haveQemu || process.env.CI === 'true' ? undefined : `${QEMU} 7.2 is not installed (Debian package qemu-system-x86: bash scripts/install-test-deps.sh)`;
 // A private network namespace when we may make one: even a line that unexpectedly succeeds
 // then cannot leave anything behind in the host's network.
 const unshare = spawnSync('unshare', ['-n', 'true'], { timeout: 10_000 }).status === 0 ? ['unshare', '-n', '--'] : [];

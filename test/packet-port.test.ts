@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { NativeDataPlane } from '../lib/dataplane/native-dataplane';
 import type { PacketPort } from '../lib/dataplane/packet-port';
 import { privileged } from './helpers/privilege';
+import { needsPrivileged } from './helpers/tools';
 import { closeSide, openSide, run, sleep, unconserved, type Side } from './helpers/dataplane-env';
 
 const PORT_MAC = [0x52, 0x54, 0x00, 0x00, 0x00, 0x09];
@@ -71,7 +72,7 @@ async function withPort(
   }
 }
 
-test('a namespace pings a JavaScript host through the rings (callback API)', { ...privileged(), timeout: 30_000 }, async () => {
+test('a namespace pings a JavaScript host through the rings (callback API)', { ...needsPrivileged('ping'), timeout: 30_000 }, async () => {
   await withPort({ tapVnet: 'on' }, async (side, port, dp) => {
     const myIp = ipOf(side, 9);
     let batches = 0;
@@ -95,7 +96,7 @@ test('a namespace pings a JavaScript host through the rings (callback API)', { .
   });
 });
 
-test('for await delivers batches; frames include the negotiated vnet header', { ...privileged(), timeout: 30_000 }, async () => {
+test('for await delivers batches; frames include the negotiated vnet header', { ...needsPrivileged('ping'), timeout: 30_000 }, async () => {
   await withPort({ tapVnet: 'on', port: { vnetHdrLen: 12 } }, async (side, port) => {
     const myIp = ipOf(side, 9);
     const pinger = run(side.ns, 'ping', ['-c', '3', '-i', '0.2', '-W', '1', myIp.join('.')], 10_000).catch(() => '');
@@ -135,7 +136,7 @@ test('frames from JavaScript are validated: length and vnet header, counted when
 });
 
 for (const whenFull of ['backpressure', 'drop'] as const) {
-  test(`a stalled consumer (${whenFull}): bounded memory, every drop counted`, { ...privileged(), timeout: 30_000 }, async () => {
+  test(`a stalled consumer (${whenFull}): bounded memory, every drop counted`, { ...needsPrivileged('socat'), timeout: 30_000 }, async () => {
     await withPort({ tapVnet: 'on', port: { whenFull, ringBytes: 256 * 1024 } }, async (side, port, dp) => {
       const target = ipOf(side, 9).join('.');
       side.ns.exec('ip', ['neigh', 'replace', target, 'lladdr', '52:54:00:00:00:09', 'dev', side.ifname]);

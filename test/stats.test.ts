@@ -11,7 +11,7 @@ import { formatStatsTable, netplaneStats, type NetplaneClientStats } from '../li
 import { NativeDataPlane } from '../lib/dataplane/native-dataplane';
 import { Topology } from '../lib/topology/topology';
 import { NetNs, npName } from './helpers/netns';
-import { privileged } from './helpers/privilege';
+import { needsPrivileged } from './helpers/tools';
 import { tempDir } from './helpers/qemu';
 import { QmpTestClient } from './helpers/qmp-client';
 
@@ -204,7 +204,7 @@ test('the table reports a counter that does not balance', () => {
   assert.match(text, /conservation VIOLATED:\n  x\.1: frames-in 5 != frames-out 3 \+ queued 0 \+ dropped 1\n$/);
 });
 
-test('linked 2-queue TAPs: each queue index on its own IOThread, counted per queue', { ...privileged(), ...T }, async () => {
+test('linked 2-queue TAPs: each queue index on its own IOThread, counted per queue', { ...needsPrivileged('ping'), ...T }, async () => {
   const dp = new NativeDataPlane();
   const topology = new Topology({ dataPlane: dp, warn: () => {} });
   const ifA = npName('sa');

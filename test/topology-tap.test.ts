@@ -11,6 +11,7 @@ import { bit, VIRTIO_NET_ERR, VIRTIO_NET_OK, VirtioF, VirtioNetF, VirtioStatus }
 import { Topology, type Nic } from '../lib/topology';
 import { deleteLink, npName, sh } from './helpers/netns';
 import { requirePrivilege } from './helpers/privilege';
+import { requireTools } from './helpers/tools';
 
 /** `multi_queue numqueues N numdisabled M` from ip -d link. */
 function tapQueues(ifname: string): { attached: number; disabled: number } {
@@ -45,7 +46,7 @@ function startDriver(nic: Nic, features: bigint): void {
 const F = (...bits: number[]) => bits.reduce((m, b) => m | bit(b), 0n);
 
 test('seed topology: 4-queue tap + virtio-net-pci, queues, header, offloads, link, delete', { timeout: 60_000 }, async (t) => {
-  if (!requirePrivilege(t)) return;
+  if (!requirePrivilege(t) || !requireTools(t, 'ethtool')) return;
   const ifname = npName('seed');
   const topo = new Topology();
   try {
@@ -181,3 +182,68 @@ test('a real up script gets the ifname; a failing one fails the netdev and leave
     fs.rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('a 2-queue TAP on a hub port: its other queue is detached while the port holds it, so every flow crosses', { timeout: 60_000 }, async (t) => {
+  if (!requirePrivilege(t)) return;
+  const { NativeDataPlane } = await import('../lib/dataplane/native-dataplane');
+  const { NetNs } = await import('./helpers/netns');
+  const ifA = npName('hqa');
+  const ifB = npName('hqb');
+  const dp = new NativeDataPlane();
+  const topo = new Topology({ dataPlane: dp });
+  const nsA = new NetNs('hqx');
+  const nsB = new NetNs('hqy');
+  try {
+    const a = topo.addNetdev({ type: 'tap', id: 'a', ifname: ifA, downscript: 'no', queues: 2 });
+    topo.addNetdev({ type: 'tap', id: 'b', ifname: ifB, downscript: 'no' });
+    assert.deepEqual(tapQueues(ifA), { attached: 2, disabled: 0 });
+    topo.addNetdev({ type: 'hubport', id: 'pa', hubid: 0, netdev: 'a' });
+    topo.addNetdev({ type: 'hubport', id: 'pb', hubid: 0, netdev: 'b' });
+    assert.deepEqual(tapQueues(ifA), { attached: 1, disabled: 1 }, 'queue 1 detached: the kernel sends every flow to queue 0');
+    assert.equal(a.tap?.queueEnabled(1), false);
+    nsA.adopt(ifA, '10.197.4.1/24');
+    nsB.adopt(ifB, '10.197.4.2/24');
+    // 32 UDP flows (one source port each): the kernel would hash about half onto queue 1.
+    const sink = nsB.spawn(process.execPath, ['-e', UDP_SINK, '10.197.4.2', '9']);
+    let got = '';
+    sink.stdout!.setEncoding('utf8').on('data', (d: string) => (got += d));
+    for (let i = 0; i < 100 && !got.includes('ready'); i++) await new Promise((r) => setTimeout(r, 30));
+    nsA.exec(process.execPath, ['-e', UDP_FLOWS, '10.197.4.2', '9', '32']);
+    for (let i = 0; i < 100 && !got.includes('ports 32\n'); i++) await new Promise((r) => setTimeout(r, 30));
+    sink.kill('SIGTERM');
+    await new Promise((r) => sink.once('exit', r));
+    const ports = Number(/ports (\d+)\s*$/.exec(got)?.[1] ?? -1);
+    assert.equal(ports, 32, `every one of the 32 flows arrived (sink said: ${got.trim()})`);
+    topo.delNetdev('pa');
+    assert.equal(a.tap?.queueEnabled(1), true, 'queue 1 attached again once the hub port is gone');
+  } finally {
+    await topo.close();
+    dp.close();
+    nsA.dispose();
+    nsB.dispose();
+    deleteLink(ifA);
+    deleteLink(ifB);
+  }
+});
+
+// Counts the distinct source ports it hears from; prints "ready", then the count on each datagram.
+const UDP_SINK = `
+const s = require('dgram').createSocket('udp4');
+const ports = new Set();
+s.on('message', (m, from) => { ports.add(from.port); console.log('ports ' + ports.size); });
+s.bind(Number(process.argv[2]), process.argv[1], () => console.log('ready'));
+`;
+// One datagram from each of N sockets (N source ports, N flows), three times each (ARP may eat the first).
+const UDP_FLOWS = `
+const dgram = require('dgram');
+const [host, port, n] = process.argv.slice(1);
+let left = Number(n);
+for (let i = 0; i < Number(n); i++) {
+  const s = dgram.createSocket('udp4');
+  s.bind(0, () => {
+    let k = 0;
+    const send = () => s.send(Buffer.from('x'), Number(port), host, () => (++k < 3 ? setTimeout(send, 100) : (s.close(), --left || process.exit(0))));
+    send();
+  });
+}
+`;

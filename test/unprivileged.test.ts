@@ -21,6 +21,7 @@ import { native } from '../lib/native';
 import { Tap } from '../lib/tap';
 import { NetNs, npName, sh } from './helpers/netns';
 import { privileged } from './helpers/privilege';
+import { toolsMissing } from './helpers/tools';
 import { tempDir } from './helpers/qemu';
 import { QmpTestClient, type QmpMessage } from './helpers/qmp-client';
 
@@ -60,7 +61,8 @@ function othersCanRead(p: string): boolean {
 
 /** Why the unprivileged engine cannot run from this checkout, or undefined. */
 function setupMissing(): string | undefined {
-  if (spawnSync('setpriv', ['--version']).status !== 0) return 'needs setpriv (util-linux)';
+  const tools = toolsMissing('setpriv', 'ping');
+  if (tools !== undefined) return tools;
   if (RUNTIME === undefined) return 'dist/ or build/Release/netplane.node is missing (npm run build)';
   if (!othersCanRead(CLI)) return `${CLI} is not readable by uid ${UID}`;
   return undefined;

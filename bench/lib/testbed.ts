@@ -56,7 +56,7 @@ export class TestBed {
     try {
       for (const ns of [bed.nsA, bed.nsB]) {
         // No IPv6: its router solicitations and MLD reports would cross the forwarder.
-        ns.exec('sysctl', ['-qw', 'net.ipv6.conf.all.disable_ipv6=1', 'net.ipv6.conf.default.disable_ipv6=1']);
+        ns.disableIpv6();
         const anchor = start(`anchor ${ns.name}`, 'ip', ['netns', 'exec', ns.name, 'sleep', '86400']);
         bed.#anchors.push(anchor);
       }

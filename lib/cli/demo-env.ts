@@ -115,7 +115,8 @@ export class DemoEnv {
     sh('ip', ['netns', 'add', name]);
     this.#namespaces.push(name);
     this.nsExec(name, 'ip', ['link', 'set', 'lo', 'up']);
-    this.nsExec(name, 'sysctl', ['-qw', 'net.ipv6.conf.all.disable_ipv6=1', 'net.ipv6.conf.default.disable_ipv6=1']);
+    // Written through /proc: sysctl is procps, which a fresh machine may lack.
+    this.nsExec(name, 'sh', ['-c', 'for c in all default; do echo 1 > /proc/sys/net/ipv6/conf/$c/disable_ipv6; done']);
   }
 
   nsExec(ns: string, cmd: string, args: string[]): string {

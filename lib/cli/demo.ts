@@ -1,6 +1,6 @@
 // `netplane demo`: the README's main job. Two throwaway namespaces (prefix np), a netplane
 // forwarder between them in this process (two TAPs with vnet headers, linked queue by queue
-// or through a native hub), real traffic (ping, then a TCP stream with iperf3 or Node),
+// or through a native hub), real traffic (a round trip with ping or Node's UDP echo, then a TCP stream with iperf3 or Node),
 // live per-queue rates on one line, a summary of the data plane's counters with the
 // conservation check, and cleanup that also runs after SIGINT/SIGTERM.
 import type { ChildProcess } from 'node:child_process';
@@ -242,12 +242,13 @@ async function demo(
   env.adopt(names.nsA, names.tapA, `${ADDR_A}/24`);
   env.adopt(names.nsB, names.tapB, `${ADDR_B}/24`);
 
-  // 1. ping
-  const ping = await env.run(names.nsA, 'ping', ['-c', '3', '-i', '0.2', '-W', '1', ADDR_B], 6000);
-  const received = Number(/(\d+) received/.exec(ping.stdout)?.[1] ?? 0);
-  const rtt = /= [\d.]+\/([\d.]+)\/[\d.]+\/[\d.]+ ms/.exec(ping.stdout)?.[1];
-  out.line(`  ping        ${ADDR_A} -> ${ADDR_B}: ${received}/3 replies${rtt ? `, average round trip ${rtt} ms` : ''}`);
-  if (received === 0) throw new Error(`ping got no reply across the forwarder:\n${ping.stdout}${ping.stderr}`);
+  // 1. a round trip: ping when installed, otherwise UDP echo probes sent by Node
+  const probe = onPath('ping') ? await pingProbe(env, names) : await udpEchoProbe(env, names);
+  out.line(
+    `  ${probe.tool.padEnd(11)} ${ADDR_A} -> ${ADDR_B}: ${probe.received}/${PROBES} replies` +
+      (probe.avgMs !== undefined ? `, average round trip ${probe.avgMs} ms` : ''),
+  );
+  if (probe.received === 0) throw new Error(`${probe.tool} got no reply across the forwarder: ${probe.detail}`);
 
   // 2. a TCP stream, with the live line
   const streams = Math.min(8, Math.max(2, 2 * opts.queues));
@@ -354,6 +355,75 @@ class LiveRates {
     const why = Object.entries(reasons).map(([k, v]) => `${k} ${v}`).join(', ');
     const t = ((now - this.#started) / 1000).toFixed(1).padStart(5);
     return `  live ${t} s | ${parts.join(' | ')} | queued ${queued} | drops ${dropped}${why ? ` (${why})` : ''}`;
+  }
+}
+
+// ---- round trips ---------------------------------------------------------------------------
+
+const PROBES = 3;
+
+interface ProbeResult {
+  tool: string;
+  received: number;
+  avgMs?: string;
+  detail: string;
+}
+
+async function pingProbe(env: DemoEnv, names: { nsA: string }): Promise<ProbeResult> {
+  const r = await env.run(names.nsA, 'ping', ['-c', String(PROBES), '-i', '0.2', '-W', '1', ADDR_B], 6000);
+  const received = Number(/(\d+) received/.exec(r.stdout)?.[1] ?? 0);
+  const avgMs = /= [\d.]+\/([\d.]+)\/[\d.]+\/[\d.]+ ms/.exec(r.stdout)?.[1];
+  return { tool: 'ping', received, avgMs, detail: `${r.stdout}${r.stderr}`.trim() };
+}
+
+// Without ping (a fresh machine has no iputils-ping): this very Node binary answers UDP
+// datagrams inside namespace b, and another one inside namespace a sends PROBES of them,
+// 200 ms apart, each waiting up to a second for its echo.
+const UDP_ECHO = `
+const s = require('dgram').createSocket('udp4');
+s.on('message', (m, from) => s.send(m, from.port, from.address));
+s.bind(Number(process.argv[2]), process.argv[1], () => console.log('ready'));
+`;
+const UDP_PROBE = `
+const [host, port, count] = process.argv.slice(1);
+const s = require('dgram').createSocket('udp4');
+const rtts = [];
+let sent = 0, timer;
+const next = () => {
+  if (sent === Number(count)) return finish();
+  const seq = sent++, t0 = process.hrtime.bigint();
+  s.removeAllListeners('message');
+  s.on('message', (m) => {
+    if (m.readUInt32BE(0) !== seq) return;
+    clearTimeout(timer);
+    rtts.push(Number(process.hrtime.bigint() - t0) / 1e6);
+    setTimeout(next, 200);
+  });
+  const b = Buffer.alloc(56); b.writeUInt32BE(seq, 0);
+  s.send(b, Number(port), host);
+  timer = setTimeout(next, 1000);
+};
+const finish = () => { console.log(JSON.stringify({ received: rtts.length, rtts })); s.close(); };
+s.bind(0, next);
+`;
+
+async function udpEchoProbe(env: DemoEnv, names: { nsA: string; nsB: string }): Promise<ProbeResult> {
+  const tool = 'udp echo';
+  const echo = env.spawnIn(names.nsB, process.execPath, ['-e', UDP_ECHO, ADDR_B, String(PORT)]);
+  try {
+    let ready = '';
+    echo.stdout!.setEncoding('utf8').on('data', (d: string) => (ready += d));
+    for (let i = 0; i < 100 && !ready.includes('ready'); i++) {
+      if (echo.exitCode !== null) return { tool, received: 0, detail: 'the UDP echo server exited before it was ready' };
+      await env.sleep(30);
+    }
+    const r = await env.run(names.nsA, process.execPath, ['-e', UDP_PROBE, ADDR_B, String(PORT), String(PROBES)], 10_000);
+    const res = JSON.parse(r.stdout || '{}') as { received?: number; rtts?: number[] };
+    const rtts = res.rtts ?? [];
+    const avgMs = rtts.length > 0 ? (rtts.reduce((a, b) => a + b, 0) / rtts.length).toFixed(3) : undefined;
+    return { tool, received: res.received ?? 0, avgMs, detail: `no UDP echo came back (install iputils-ping for ping) ${r.stderr}`.trim() };
+  } finally {
+    echo.kill('SIGKILL');
   }
 }
 

@@ -393,9 +393,24 @@ export class Topology extends TypedEmitter<TopologyEvents> implements AsyncDispo
     if (target) {
       peerClients(port, target);
       this.#dp?.connect(port.handle, target.handle);
+      this.#hubHoldsTap(target, true);
     }
     this.#reg.add(port);
     hub.addPort(port);
+  }
+
+  /**
+   * A hub port peers the first queue of a TAP only, as in QEMU. The kernel spreads a
+   * multiqueue TAP's flows over all its queues by a flow hash seeded per boot, so in QEMU
+   * every flow it puts on a queue >= 1 is lost. Here the other queues are detached from
+   * the interface (TUNSETQUEUE) while the port holds the TAP, so the kernel sends every flow
+   * to queue 0, and attached again when the port lets go.
+   */
+  #hubHoldsTap(target: Client, held: boolean): void {
+    const netdev = this.#netdevByClient.get(target);
+    if (!netdev?.tap || netdev.clients[0] !== target) return;
+    const backend = this.#backendFor(netdev, []);
+    for (let q = 1; q < netdev.clients.length; q++) backend.setQueueEnabled(q, !held);
   }
 
   /** netdev_del (QMP/HMP): QEMU 7.2 semantics (section 5.3). */
@@ -422,7 +437,10 @@ export class Topology extends TypedEmitter<TopologyEvents> implements AsyncDispo
       nicPeer.device.backendDeleted();
       for (const q of queues) if (q.peer) this.#setDown(q.peer, true);
     } else {
-      for (const q of queues) unpeer(q);
+      for (const q of queues) {
+        if (q.type === 'hubport' && q.peer) this.#hubHoldsTap(q.peer, false);
+        unpeer(q);
+      }
     }
     for (const q of queues) {
       this.#netdevByClient.delete(q);

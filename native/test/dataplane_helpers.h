@@ -37,8 +37,9 @@ struct FakeTap {
   }
   // The kernel "receives" a frame the host stack sends: the data plane will read it.
   bool Inject(const std::vector<uint8_t>& f) { return write(fds[1], f.data(), f.size()) == (ssize_t)f.size(); }
-  // A frame the data plane wrote, waiting up to timeout_ms; empty when none came.
-  std::vector<uint8_t> Take(int timeout_ms = 2000) {
+  // A frame the data plane wrote, waiting up to timeout_ms; empty when none came. The
+  // default only bounds a hang: under valgrind on a loaded machine a wake-up can take seconds.
+  std::vector<uint8_t> Take(int timeout_ms = 15000) {
     pollfd p{fds[1], POLLIN, 0};
     if (poll(&p, 1, timeout_ms) <= 0) return {};
     std::vector<uint8_t> buf(70000);
@@ -84,7 +85,7 @@ struct EventLog {
 };
 
 template <class Pred>
-bool WaitFor(Pred pred, int timeout_ms = 3000) {
+bool WaitFor(Pred pred, int timeout_ms = 20000) {
   auto end = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
   while (std::chrono::steady_clock::now() < end) {
     if (pred()) return true;

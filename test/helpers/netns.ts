@@ -52,6 +52,14 @@ export class NetNs implements Disposable {
     return spawn('ip', ['netns', 'exec', this.name, cmd, ...args], { stdio: 'pipe', ...opts });
   }
 
+  /**
+   * No IPv6 in this namespace (router solicitations and MLD reports would be frames nobody
+   * sent on purpose). Written through /proc: sysctl is procps, which a fresh machine may lack.
+   */
+  disableIpv6(): void {
+    this.exec('sh', ['-c', 'for c in all default; do echo 1 > /proc/sys/net/ipv6/conf/$c/disable_ipv6; done']);
+  }
+
   /** Move a root-namespace interface into this namespace, address it and bring it up. */
   adopt(ifname: string, cidr?: string, mac?: string): void {
     sh('ip', ['link', 'set', ifname, 'netns', this.name]);
@@ -92,6 +100,21 @@ export function openFds(): Map<number, string> {
     }
   }
   return out;
+}
+
+/**
+ * The fds open now that were not open in `before` ("fd -> target", compared by identity)
+ * and that the code under test could have leaked: a TAP, socket, pipe, eventfd or device,
+ * or a dup of a file that was already open. A regular file opened meanwhile by libuv's
+ * thread pool (tsx's cache, module loading) is neither, so it never fakes a leak; an fd
+ * closed meanwhile never hides one. Synchronous: for checks around synchronous calls.
+ */
+export function leakedFdsSince(before: Map<number, string>): string[] {
+  const known = new Set(before.values());
+  const isNewRegularFile = (t: string) => t.startsWith('/') && !t.startsWith('/dev/') && !known.has(t);
+  return [...openFds()]
+    .filter(([fd, target]) => before.get(fd) !== target && !isNewRegularFile(target))
+    .map(([fd, t]) => `${fd} -> ${t}`);
 }
 
 /**

@@ -12,7 +12,7 @@ export const QEMU = 'qemu-system-x86_64';
 /** Why QEMU cannot be used here, or undefined when it can. */
 export function qemuMissing(): string | undefined {
   const r = spawnSync(QEMU, ['--version'], { encoding: 'utf8', timeout: 10_000 });
-  if (r.error || r.status !== 0) return `${QEMU} is not installed (apt-get install qemu-system-x86)`;
+  if (r.error || r.status !== 0) return `needs ${QEMU} (Debian package qemu-system-x86): bash scripts/install-test-deps.sh`;
   if (!/version 7\.2\./.test(r.stdout)) return `${QEMU} is not QEMU 7.2 (${r.stdout.split('\n')[0]})`;
   return undefined;
 }
