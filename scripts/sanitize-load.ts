@@ -56,7 +56,7 @@ async function main(): Promise<void> {
   };
   let ok = false;
   try {
-    for (const n of [ns.a, ns.b]) n.exec('sysctl', ['-qw', 'net.ipv6.conf.all.disable_ipv6=1', 'net.ipv6.conf.default.disable_ipv6=1']);
+    for (const n of [ns.a, ns.b]) n.disableIpv6();
     addTap('a');
     addTap('b');
     // A JavaScript port on the hub: takes plain frames (no vnet header), so GSO frames from
