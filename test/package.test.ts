@@ -16,8 +16,14 @@ const npm = (args: string[], cwd: string): string =>
 test('npm pack holds dist, the sources to build from and a fresh linux-x64 prebuild; the tarball installs and runs without install scripts', { timeout: 600_000 }, () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'np-pack-'));
   try {
+    // Packed from a copy of the checkout, so the prebuild's compile (which replaces build/)
+    // leaves this checkout's build alone; node_modules is shared through a link.
+    const src = path.join(dir, 'src');
+    const skip = new Set(['.git', 'node_modules', 'build', 'dist', 'prebuilds', 'results']);
+    fs.cpSync(ROOT, src, { recursive: true, filter: (from) => !skip.has(path.basename(from)) && !/^build-/.test(path.basename(from)) });
+    fs.symlinkSync(path.join(ROOT, 'node_modules'), path.join(src, 'node_modules'));
     // stdout holds prepack's build output, then the JSON report.
-    const out = npm(['pack', '--json', '--pack-destination', dir], ROOT);
+    const out = npm(['pack', '--json', '--pack-destination', dir], src);
     const [packed] = JSON.parse(out.slice(out.search(/^\[$/m))) as Array<{ filename: string; files: Array<{ path: string }> }>;
     const files = packed!.files.map((f) => f.path);
     for (const want of ['package.json', 'README.md', 'binding.gyp', 'dist/index.js', 'dist/index.d.ts', 'dist/cli/main.js']) {
