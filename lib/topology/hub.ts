@@ -1,6 +1,6 @@
 // A hub: frames delivered to one port leave through every other port (QEMU's net/hub.c).
 // Hubs and their ports are listed newest first, as QEMU does.
-import { TypedEmitter } from './events';
+import { TypedEmitter } from '../util/typed-emitter';
 import type { TopologyInternal } from './internal';
 import type { Client, NetClient } from './net-client';
 

@@ -1,6 +1,6 @@
 // A netdev (backend): a tap with its N queue clients, or a hub port.
 import type { NetdevOptions } from '../options/types';
-import { TypedEmitter } from './events';
+import { TypedEmitter } from '../util/typed-emitter';
 import type { Hub } from './hub';
 import type { TopologyInternal } from './internal';
 import type { Client, NetClient } from './net-client';

@@ -3,7 +3,7 @@
 import { formatMac, type MacBytes } from '../devices/mac';
 import type { VirtioNet } from '../devices/virtio-net';
 import type { DeviceOptions } from '../options/types';
-import { TypedEmitter } from './events';
+import { TypedEmitter } from '../util/typed-emitter';
 import type { TopologyInternal } from './internal';
 import type { Client, NetClient } from './net-client';
 import type { Netdev } from './netdev';

@@ -15,7 +15,7 @@ import type {
 import type { TapOpenOptions } from '../tap';
 import { AnnounceTimer, buildRarp, type AnnounceParams } from './announce';
 import type { ClientDeadEvent, DataPlane } from './dataplane';
-import { TypedEmitter } from './events';
+import { TypedEmitter } from '../util/typed-emitter';
 import { Hub } from './hub';
 import type { LinkChangeCause, TopologyInternal } from './internal';
 import { Client, ClientRegistry, peerClients, type NetClient } from './net-client';
