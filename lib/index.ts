@@ -47,7 +47,7 @@ export {
 } from './vnet-hdr';
 export type { VnetHdr, VnetHdrError } from './vnet-hdr';
 export { VirtioNet, DEFAULT_TRANSPORT_FEATURES } from './devices/virtio-net';
-export type { VirtioNetBackend, RxFilterInfo, VirtioNetInit } from './devices/virtio-net';
+export type { VirtioNetPeer, RxFilterInfo, VirtioNetInit } from './devices/virtio-net';
 export { VirtioNetF, VirtioF, VirtioStatus, VirtioNetS, VIRTIO_NET_OK, VIRTIO_NET_ERR } from './devices/virtio-net-features';
 export { parseMac, formatMac, MacPool } from './devices/mac';
 export { ConnectionLink } from './link/connection-link';

@@ -8,9 +8,19 @@ export type { NicEvents } from './nic';
 export { Hub } from './hub';
 export type { HubEvents } from './hub';
 export type { NetClient, NetClientType } from './net-client';
-export type { DataPlane, ClientDescriptor, DataPlaneClientStats, ClientDeadEvent } from './dataplane';
-export type { TapLike, OpenTap, AdoptTap, RunScript } from './tap-backend';
-export { runNetworkScript } from './tap-backend';
+export type {
+  DataPlane,
+  ClientDescriptor,
+  TapClientDescriptor,
+  HubPortClientDescriptor,
+  PortClientDescriptor,
+  DataPlaneClientStats,
+  ClientDeadEvent,
+  IothreadParams,
+} from './dataplane';
+export type { TapLike } from './netdev';
+export type { OpenTap, AdoptTap, RunScript } from './netdevs/types';
+export { runNetworkScript } from './netdevs/tap';
 export { buildRarp } from './announce';
 export type { AnnounceParams } from './announce';
 export type { LinkChangeCause } from './internal';
