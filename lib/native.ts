@@ -207,8 +207,9 @@ export interface NativeAioBinding {
 /** Event kinds raised by the graph (core::GraphEvent::Kind). */
 export const NativeGraphEvent = { tapDead: 0, portRx: 1, portTxRoom: 2 } as const;
 export type NativeGraphEventKind = (typeof NativeGraphEvent)[keyof typeof NativeGraphEvent];
-export type NativeDropReason =
-  | 'linkDown' | 'noPeer' | 'queueFull' | 'oversize' | 'badVnetHdr' | 'writeError' | 'deadDevice' | 'purged';
+/** Drop reasons in the order the native core defines them (DropReasonName in counters.h). */
+export const DROP_REASONS = ['linkDown', 'noPeer', 'queueFull', 'oversize', 'badVnetHdr', 'writeError', 'deadDevice', 'purged'] as const;
+export type NativeDropReason = (typeof DROP_REASONS)[number];
 /** One client's state and counters, taken on its own thread (exactly consistent). */
 export interface NativeClientStats {
   handle: number;
