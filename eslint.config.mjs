@@ -5,7 +5,7 @@ import globals from 'globals';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['build/', 'dist/', 'node_modules/', 'prebuilds/'] },
+  { ignores: ['build/', 'build-*/', 'dist/', 'node_modules/', 'prebuilds/', 'bench/results/'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {

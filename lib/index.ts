@@ -7,33 +7,7 @@ export { NetplaneError } from './errors';
 export type { NetplaneErrorCode } from './errors';
 export { Tap, TunFeature, TunOffload } from './tap';
 export type { TapOpenOptions, TapOffloads, VnetHdrMode } from './tap';
-export { Topology, Netdev, Nic, Hub } from './topology';
-export type {
-  TopologyOptions,
-  TopologyEvents,
-  RequestOptions,
-  LinkChangeEvent,
-  LinkChangeCause,
-  NetdevTapDeadEvent,
-  ClientDeadEvent,
-  NetdevEvents,
-  NicEvents,
-  HubEvents,
-  NetClient,
-  NetClientType,
-  DataPlane,
-  ClientDescriptor,
-  TapClientDescriptor,
-  HubPortClientDescriptor,
-  PortClientDescriptor,
-  DataPlaneClientStats,
-  IothreadParams,
-  TapLike,
-  OpenTap,
-  AdoptTap,
-  RunScript,
-  AnnounceParams,
-} from './topology';
+export * from './topology';
 export { NativeDataPlane } from './dataplane/native-dataplane';
 export type { ClientStats, TapDeadEvent, DataPlaneEvent, NativeDataPlaneOptions } from './dataplane/native-dataplane';
 export { PacketPort, DEFAULT_RING_BYTES, MIN_RING_BYTES } from './dataplane/packet-port';

@@ -47,6 +47,13 @@ async function withDataPlane(s: Subject, body: (dp: DataPlane) => void | Promise
   }
 }
 
+/** Clients 1 (port 'a'), 2 (hub port 'h' on hub 0) and 3 (port 'c'), none peered. */
+function addThree(dp: DataPlane): void {
+  dp.addClient({ handle: 1, kind: 'port', name: 'a', queueIndex: 0 });
+  dp.addClient({ handle: 2, kind: 'hubport', name: 'h', queueIndex: 0, hubId: 0 });
+  dp.addClient({ handle: 3, kind: 'port', name: 'c', queueIndex: 0 });
+}
+
 /** A 60-byte Ethernet frame whose payload starts with `tag`. */
 function frame(tag: number): Uint8Array {
   const f = new Uint8Array(60);
@@ -81,9 +88,7 @@ for (const s of subjects) {
 
     test('connect peers two clients, each at most once, and both must exist', () =>
       withDataPlane(s, (dp) => {
-        dp.addClient({ handle: 1, kind: 'port', name: 'a', queueIndex: 0 });
-        dp.addClient({ handle: 2, kind: 'hubport', name: 'h', queueIndex: 0, hubId: 0 });
-        dp.addClient({ handle: 3, kind: 'port', name: 'c', queueIndex: 0 });
+        addThree(dp);
         dp.connect(1, 2);
         assert.throws(() => dp.connect(1, 3), 'a is peered already');
         assert.throws(() => dp.connect(3, 99), 'no client 99');
@@ -98,9 +103,7 @@ for (const s of subjects) {
 
     test('removing a client frees its peer for a new connection', () =>
       withDataPlane(s, (dp) => {
-        dp.addClient({ handle: 1, kind: 'port', name: 'a', queueIndex: 0 });
-        dp.addClient({ handle: 2, kind: 'hubport', name: 'h', queueIndex: 0, hubId: 0 });
-        dp.addClient({ handle: 3, kind: 'port', name: 'c', queueIndex: 0 });
+        addThree(dp);
         dp.connect(1, 2);
         dp.setLinkDown(1, true);
         dp.setVnetHdrLen(1, 12);

@@ -1,8 +1,9 @@
-// The topology: QEMU's net object model (clients, netdevs, NICs, hubs, link state).
+// The topology: QEMU's net object model (clients, netdevs, NICs, hubs, link state), as the
+// package root exports it.
 export { Topology } from './topology';
 export type { TopologyOptions, TopologyEvents, RequestOptions, LinkChangeEvent, NetdevTapDeadEvent } from './topology';
 export { Netdev } from './netdev';
-export type { NetdevEvents } from './netdev';
+export type { NetdevEvents, TapLike } from './netdev';
 export { Nic } from './nic';
 export type { NicEvents } from './nic';
 export { Hub } from './hub';
@@ -18,9 +19,6 @@ export type {
   ClientDeadEvent,
   IothreadParams,
 } from './dataplane';
-export type { TapLike } from './netdev';
 export type { OpenTap, AdoptTap, RunScript } from './netdevs/types';
-export { runNetworkScript } from './netdevs/tap';
-export { buildRarp } from './announce';
 export type { AnnounceParams } from './announce';
 export type { LinkChangeCause } from './internal';
