@@ -132,36 +132,56 @@ for (const s of subjects) {
         await plain.close();
       }));
 
-    test('counters: one row per client, conserved, drops by reason in DROP_REASONS order', {
-      skip: !s.counts && 'this data plane keeps no counters',
-    }, () =>
-      withDataPlane(s, (dp) => {
-        dp.addClient({ handle: 1, kind: 'port', name: 'a', queueIndex: 0 });
-        dp.addClient({ handle: 2, kind: 'hubport', name: 'h', queueIndex: 0, hubId: 7 });
-        dp.connect(1, 2);
-        const rows = dp.stats!();
-        assert.deepEqual(rows.map((r) => [r.handle, r.name, r.peer, r.hubId]), [[1, 'a', 2, null], [2, 'h', 1, 7]]);
-        for (const r of rows) {
-          assert.deepEqual(Object.keys(r.drops), [...DROP_REASONS]);
-          assert.equal(r.framesIn, r.framesOut + r.queued + r.dropped);
-        }
-      }));
+    test(
+      'counters: one row per client, conserved, drops by reason in DROP_REASONS order',
+      {
+        skip: !s.counts && 'this data plane keeps no counters',
+      },
+      () =>
+        withDataPlane(s, (dp) => {
+          dp.addClient({ handle: 1, kind: 'port', name: 'a', queueIndex: 0 });
+          dp.addClient({ handle: 2, kind: 'hubport', name: 'h', queueIndex: 0, hubId: 7 });
+          dp.connect(1, 2);
+          const rows = dp.stats!();
+          assert.deepEqual(
+            rows.map((r) => [r.handle, r.name, r.peer, r.hubId]),
+            [
+              [1, 'a', 2, null],
+              [2, 'h', 1, 7],
+            ],
+          );
+          for (const r of rows) {
+            assert.deepEqual(Object.keys(r.drops), [...DROP_REASONS]);
+            assert.equal(r.framesIn, r.framesOut + r.queued + r.dropped);
+          }
+        }),
+    );
 
-    test('two packet ports connected to each other exchange frames both ways', {
-      skip: s.portPair === undefined && 'this data plane moves no frames',
-    }, () =>
-      withDataPlane(s, async (dp) => {
-        const [a, b] = s.portPair!(dp);
-        const atB = nextBatch(b);
-        assert.equal(a.send([frame(1), frame(2)]), true);
-        assert.deepEqual((await atB).map((f) => f[14]), [1, 2]);
-        const atA = nextBatch(a);
-        await b.sendAsync([frame(3)]);
-        assert.deepEqual((await atA).map((f) => [f.length, f[14]]), [[60, 3]]);
-        dp.setLinkDown(a.handle, true); // a link-down sender's frames are dropped and counted
-        assert.equal(a.send([frame(4)]), true);
-        await waitFor(() => dp.stats!().find((r) => r.handle === a.handle)!.drops.linkDown === 1);
-      }));
+    test(
+      'two packet ports connected to each other exchange frames both ways',
+      {
+        skip: s.portPair === undefined && 'this data plane moves no frames',
+      },
+      () =>
+        withDataPlane(s, async (dp) => {
+          const [a, b] = s.portPair!(dp);
+          const atB = nextBatch(b);
+          assert.equal(a.send([frame(1), frame(2)]), true);
+          assert.deepEqual(
+            (await atB).map((f) => f[14]),
+            [1, 2],
+          );
+          const atA = nextBatch(a);
+          await b.sendAsync([frame(3)]);
+          assert.deepEqual(
+            (await atA).map((f) => [f.length, f[14]]),
+            [[60, 3]],
+          );
+          dp.setLinkDown(a.handle, true); // a link-down sender's frames are dropped and counted
+          assert.equal(a.send([frame(4)]), true);
+          await waitFor(() => dp.stats!().find((r) => r.handle === a.handle)!.drops.linkDown === 1);
+        }),
+    );
   });
 }
 

@@ -53,7 +53,10 @@ export class HubGraph {
     if (!target) throw invalid(`netdev '${netdev}' not found`);
     // QEMU asserts here (a client is peered at most once).
     if (target.peer) {
-      throw new NetplaneError('NETPLANE_IN_USE', `netdev '${netdev}' already has a peer (${target.peer.name}); a hub port needs an unpeered netdev`);
+      throw new NetplaneError(
+        'NETPLANE_IN_USE',
+        `netdev '${netdev}' already has a peer (${target.peer.name}); a hub port needs an unpeered netdev`,
+      );
     }
     return target;
   }

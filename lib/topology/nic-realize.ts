@@ -59,7 +59,10 @@ export function realizeNic(opts: DeviceOptions, ctx: RealizeContext): Nic {
       throw invalid(`queues of backend '${opts.netdev}'(${peers.length}) exceeds QEMU limitation(${MAX_TAP_QUEUES})`);
     }
     if (peers.some((p) => p.peer)) {
-      throw new NetplaneError('NETPLANE_IN_USE', `Property 'virtio-net-device.netdev' can't take value '${opts.netdev}', it's in use`);
+      throw new NetplaneError(
+        'NETPLANE_IN_USE',
+        `Property 'virtio-net-device.netdev' can't take value '${opts.netdev}', it's in use`,
+      );
     }
     netdev = ctx.netdevOf(peers[0]);
   }
@@ -107,7 +110,10 @@ export function realizeNic(opts: DeviceOptions, ctx: RealizeContext): Nic {
   }
 
   // QEMU's QOM path: id-less devices are numbered under peripheral-anon.
-  const qomPath = opts.id !== undefined ? `/machine/peripheral/${opts.id}` : `/machine/peripheral-anon/device[${ctx.nextAnonIndex()}]`;
+  const qomPath =
+    opts.id !== undefined
+      ? `/machine/peripheral/${opts.id}`
+      : `/machine/peripheral-anon/device[${ctx.nextAnonIndex()}]`;
   const nic = ctx.newNic({ options: opts, device, clients, mac });
   ctx.adopt(nic, netdev);
   nic.disposers.push(
@@ -134,7 +140,15 @@ function peerAdapter(netdev: Netdev, nicClients: readonly Client[], ctx: Realize
   const tap = netdev.tap;
   if (!tap) {
     const noop = () => undefined;
-    return { hasVnetHdr: false, hasUfo: false, hasUso: false, isTap: false, setVnetHdrLen: () => false, setOffloads: noop, setQueueEnabled: noop };
+    return {
+      hasVnetHdr: false,
+      hasUfo: false,
+      hasUso: false,
+      isTap: false,
+      setVnetHdrLen: () => false,
+      setOffloads: noop,
+      setQueueEnabled: noop,
+    };
   }
   const dp = ctx.dataPlane;
   const queue = (q: number) => netdev.clients[q];

@@ -7,13 +7,13 @@ import type { NetdevType } from './types';
 
 type Registry = { readonly [T in NetdevOptions['type']]: NetdevType<Extract<NetdevOptions, { type: T }>> };
 
-const NETDEV_TYPES: Registry = {
+const REGISTRY: Registry = {
   tap: tapNetdev,
   hubport: hubportNetdev,
 };
 
 /** The type `opts.type` names, or undefined when netplane has none by that name. */
 export function netdevType(type: unknown): NetdevType<NetdevOptions> | undefined {
-  if (typeof type !== 'string' || !Object.hasOwn(NETDEV_TYPES, type)) return undefined;
-  return NETDEV_TYPES[type as NetdevOptions['type']] as NetdevType<NetdevOptions>;
+  if (typeof type !== 'string' || !Object.hasOwn(REGISTRY, type)) return undefined;
+  return REGISTRY[type as NetdevOptions['type']] as NetdevType<NetdevOptions>;
 }

@@ -43,9 +43,13 @@ export const runNetworkScript: RunScript = (path, ifname) => {
 
 export const tapNetdev: NetdevType<TapNetdevOptions> = {
   create(o, ctx, viaCli) {
-    const vhost = o.vhost === true || (o.vhost === undefined && (o.vhostfd !== undefined || o.vhostfds !== undefined || o.vhostforce === true));
-    if (vhost) throw invalid(`vhost-net requested but could not be initialized (netdev '${o.id}': netplane has no vhost-net)`);
-    if (o.helper !== undefined || o.br !== undefined) throw invalid(`helper= and br= are not supported (netdev '${o.id}')`);
+    const vhost =
+      o.vhost === true ||
+      (o.vhost === undefined && (o.vhostfd !== undefined || o.vhostfds !== undefined || o.vhostforce === true));
+    if (vhost)
+      throw invalid(`vhost-net requested but could not be initialized (netdev '${o.id}': netplane has no vhost-net)`);
+    if (o.helper !== undefined || o.br !== undefined)
+      throw invalid(`helper= and br= are not supported (netdev '${o.id}')`);
     ctx.checkIothread(o.iothread);
     const queues = o.queues ?? 1;
     if (!Number.isInteger(queues) || queues < 1 || queues > MAX_TAP_QUEUES) {
@@ -81,7 +85,9 @@ export const tapNetdev: NetdevType<TapNetdevOptions> = {
       if (!scriptDisabled(down)) downscript = down;
       // Scripts belong to queue 0; the other queues print "no" (QEMU passes "no" for them).
       infos = Array.from({ length: tap.queues }, (_, q) =>
-        q === 0 ? `ifname=${tap.ifname},script=${script},downscript=${down}` : `ifname=${tap.ifname},script=no,downscript=no`,
+        q === 0
+          ? `ifname=${tap.ifname},script=${script},downscript=${down}`
+          : `ifname=${tap.ifname},script=no,downscript=no`,
       );
     }
 
@@ -159,7 +165,8 @@ function tapCall(fn: () => TapLike, adoptId?: string): TapLike {
     if (adoptId !== undefined && e.syscall === 'fcntl(F_GETFL)') {
       throw new NetplaneError('NETPLANE_TAP_OPEN_FAILED', `${adoptId}: ${e.message}`, { cause: e });
     }
-    if (e instanceof TypeError || e instanceof RangeError) throw new NetplaneError('NETPLANE_INVALID_OPTION', e.message, { cause: e });
+    if (e instanceof TypeError || e instanceof RangeError)
+      throw new NetplaneError('NETPLANE_INVALID_OPTION', e.message, { cause: e });
     throw new NetplaneError('NETPLANE_TAP_OPEN_FAILED', e.message, { cause: e });
   }
 }
