@@ -9,7 +9,7 @@
 //
 // Placement: each queue index runs on its own IOThread ("np-q<i>") unless the client names
 // an iothread (`-object iothread,id=..` + `iothread=`); a hub and its ports share a thread.
-// A 'port' client (a NIC queue) becomes a PacketPort (shared-memory rings) that the hypervisor reads with
+// A 'port' client becomes a PacketPort (shared-memory rings) that the hypervisor reads with
 // port(handle).
 import { EventEmitter } from 'node:events';
 import * as os from 'node:os';
@@ -72,11 +72,11 @@ export class NativeDataPlane extends EventEmitter implements DataPlane {
         if (c.fd === undefined) {
           throw new NetplaneError('NETPLANE_INVALID_OPTION', `tap client '${c.name}' (queue ${c.queueIndex}) has no fd`);
         }
-        this.#call(() => this.#graph.addTap(c.handle, c.name, c.queueIndex, iothread, c.fd, c.vnetHdrLen ?? 0));
+        this.#call(() => this.#graph.addTap(c.handle, c.name, c.queueIndex, iothread, c.fd!, c.vnetHdrLen ?? 0));
         break;
       case 'hubport':
         if (c.hubId === undefined) throw new NetplaneError('NETPLANE_INVALID_OPTION', `hub port '${c.name}' has no hub id`);
-        this.#call(() => this.#graph.addHubPort(c.handle, c.name, c.queueIndex, iothread, c.hubId));
+        this.#call(() => this.#graph.addHubPort(c.handle, c.name, c.queueIndex, iothread, c.hubId!));
         break;
       case 'port':
         this.#addPort(c.handle, c.name, c.queueIndex, iothread, {
