@@ -10,23 +10,13 @@ import * as path from 'node:path';
 import { addonBuilt, forwarders } from './forwarders';
 import { head, sleep, start, stop, tail, waitForOutput, type Proc } from './lib/proc';
 import { TestBed, leftovers } from './lib/testbed';
-import { buildTools, kBenchDir, kRepoDir } from './lib/tools';
-import type { Options } from './run';
-import { machineLine, newResultsDir, settingsFor } from './run';
+import { buildTools, kBenchDir } from './lib/tools';
+import { machineLine, newResultsDir, settingsFor, type Options } from './lib/harness';
 import { runSession } from './session';
 import { kForwarderCpu, startTrafgen, type Settings } from './workloads';
 
 const kSink = path.join(kBenchDir, 'forwarders', 'js-port-sink.ts');
-const kPacketPort = path.join(kRepoDir, 'lib', 'dataplane', 'packet-port.ts');
 const kTarget = 10;
-
-/** Why the JS-port side cannot run yet, or undefined. */
-function sinkUnavailable(): string | undefined {
-  if (!fs.existsSync(kPacketPort)) return 'not available yet: lib/dataplane/packet-port.ts does not exist';
-  if (!fs.existsSync(kSink)) return 'not available yet: bench/forwarders/js-port-sink.ts (the consumer) is not written';
-  if (!addonBuilt()) return 'the native addon is not built (npm run build)';
-  return undefined;
-}
 
 interface SinkRate {
   mfps: number;
@@ -101,7 +91,7 @@ export async function runJsPort(o: Options): Promise<void> {
   const dir = newResultsDir();
   const s = settingsFor(o, dir);
   const naive = forwarders.find((f) => f.name === 'naive-node')!;
-  const skip = sinkUnavailable();
+  const skip = addonBuilt() ? undefined : 'the native addon is not built (npm run build)';
   console.log(`js-port: ${machineLine()}; ${o.reps} repetition(s), ${o.duration} s windows`);
   if (skip) console.log(`js-port: JavaScript packet port: ${skip}`);
 

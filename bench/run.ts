@@ -7,24 +7,14 @@
 //   --perf             profile the forwarder CPU during each frame-rate window (perf record)
 //   js-port            the separate bench: frames per second into a JavaScript packet port
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { forwarderNames, selectForwarders } from './forwarders';
+import { installSignalCleanup, machineLine, newResultsDir, preflight, settingsFor, type Options } from './lib/harness';
 import { killAllSync, machineBusyPct } from './lib/proc';
 import { leftovers } from './lib/testbed';
-import { buildTools, kResultsDir, missingCommands } from './lib/tools';
+import { buildTools } from './lib/tools';
 import { markdown, summarize, type RunRecord } from './report';
 import { runSession } from './session';
-import type { Settings } from './workloads';
-
-export interface Options {
-  quick: boolean;
-  only?: string[];
-  reps: number;
-  duration: number;
-  jsPort: boolean;
-  perf: boolean;
-}
 
 const usage = `usage: npm run bench -- [js-port] [--quick] [--only NAMES] [--reps N] [--duration S] [--perf]
 forwarders: netplane, ${forwarderNames().join(', ')}`;
@@ -55,47 +45,6 @@ export function parseArgs(argv: string[]): Options {
   o.reps = reps ?? (o.quick ? 1 : 3);
   o.duration = duration ?? (o.quick ? 2 : 5);
   return o;
-}
-
-export function settingsFor(o: Options, workDir: string): Settings {
-  return {
-    duration: o.duration,
-    warmup: o.quick ? 1 : 2,
-    rttCount: o.quick ? 2000 : 10000,
-    idleSeconds: o.quick ? 2 : 3,
-    workDir,
-    perf: o.perf,
-  };
-}
-
-/** Fail early with a clear message when the machine cannot run the benchmark. */
-export function preflight(): void {
-  if (process.getuid?.() !== 0) throw new Error('the benchmark creates TAPs and namespaces: run it as root');
-  const missing = missingCommands();
-  if (missing.length > 0) throw new Error(`missing commands: ${missing.join(', ')}`);
-}
-
-/** Kill what we started and let the exit hooks remove namespaces and links. */
-export function installSignalCleanup(): void {
-  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
-    process.on(sig, () => {
-      console.error(`\n${sig}: stopping forwarders and traffic, removing namespaces`);
-      killAllSync();
-      process.exit(130);
-    });
-  }
-}
-
-export function newResultsDir(): string {
-  const stamp = new Date().toISOString().replace(/[:.]/g, '-');
-  const dir = path.join(kResultsDir, stamp);
-  fs.mkdirSync(dir, { recursive: true });
-  return dir;
-}
-
-export function machineLine(): string {
-  const cpu = os.cpus()[0]?.model ?? 'unknown CPU';
-  return `${os.cpus().length} x ${cpu}, Linux ${os.release()}, Node ${process.version}`;
 }
 
 async function main(): Promise<void> {

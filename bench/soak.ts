@@ -19,7 +19,7 @@ import { forwarders } from './forwarders';
 import { killAllSync, sleep, start, stop, tail, waitForOutput, type Proc } from './lib/proc';
 import { TestBed, kAddrB, leftovers } from './lib/testbed';
 import { buildTools } from './lib/tools';
-import { installSignalCleanup, machineLine, newResultsDir, preflight } from './run';
+import { installSignalCleanup, machineLine, newResultsDir, preflight } from './lib/harness';
 import { kForwarderCpu, kGeneratorCpu, startTrafgen } from './workloads';
 
 interface SoakOptions {

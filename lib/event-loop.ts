@@ -234,17 +234,17 @@ export class MainLoopContext {
   }
 }
 
-/** A non-blocking, close-on-exec pipe: [readFd, writeFd]. Close both with fs.closeSync. */
+/** @internal (tests) A non-blocking, close-on-exec pipe: [readFd, writeFd]. Close both with fs.closeSync. */
 export function pipe(): [number, number] {
   return native().aioPipe();
 }
 
-/** A non-blocking, close-on-exec AF_UNIX stream socketpair. */
+/** @internal (tests) A non-blocking, close-on-exec AF_UNIX stream socketpair. */
 export function socketPair(): [number, number] {
   return native().aioSocketPair();
 }
 
-/** How a timeout in ns becomes a poll(2) timeout in ms: rounded up, never early. */
+/** @internal (tests) How a timeout in ns becomes a poll(2) timeout in ms: rounded up, never early. */
 export function timeoutNsToMs(ns: number): number {
   return native().aioTimeoutNsToMs(ns);
 }

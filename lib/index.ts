@@ -1,32 +1,15 @@
-// Public API of netplane.
+// Public API of netplane: what a program needs to build a topology, move frames and serve a
+// monitor. More specialised parts have their own entry points (package.json "exports"):
+//   netplane/monitor     the QMP/HMP machinery: servers, command tables, fd sets, counters
+//   netplane/virtio      the virtio-net device model, feature bits and MAC helpers
+//   netplane/event-loop  IoThread and MainLoopContext (QEMU's AioContext), for embedders
 export { NetplaneError } from './errors';
 export type { NetplaneErrorCode } from './errors';
 export { Tap, TunFeature, TunOffload } from './tap';
 export type { TapOpenOptions, TapOffloads, VnetHdrMode } from './tap';
-export { IoThread, MainLoopContext, BottomHalf, Timer } from './event-loop';
-export type { PollParams, FdHandlers, MainLoopContextOptions } from './event-loop';
-export { Topology, Netdev, Nic, Hub, runNetworkScript, buildRarp } from './topology';
-export type {
-  TopologyOptions,
-  TopologyEvents,
-  RequestOptions,
-  LinkChangeEvent,
-  LinkChangeCause,
-  NetdevTapDeadEvent,
-  ClientDeadEvent,
-  NetdevEvents,
-  NicEvents,
-  HubEvents,
-  NetClient,
-  NetClientType,
-  DataPlane,
-  ClientDescriptor,
-  DataPlaneClientStats,
-  TapLike,
-  AnnounceParams,
-} from './topology';
+export * from './topology';
 export { NativeDataPlane } from './dataplane/native-dataplane';
-export type { ClientStats, TapDeadEvent, DataPlaneEvent, NativeDataPlaneOptions, IothreadParams } from './dataplane/native-dataplane';
+export type { ClientStats, TapDeadEvent, DataPlaneEvent, NativeDataPlaneOptions } from './dataplane/native-dataplane';
 export { PacketPort, DEFAULT_RING_BYTES, MIN_RING_BYTES } from './dataplane/packet-port';
 export type { PacketPortOptions, PortVnetHdrLen } from './dataplane/packet-port';
 export {
@@ -46,13 +29,10 @@ export {
   segmentFrame,
 } from './vnet-hdr';
 export type { VnetHdr, VnetHdrError } from './vnet-hdr';
-export { VirtioNet, DEFAULT_TRANSPORT_FEATURES } from './devices/virtio-net';
-export type { VirtioNetBackend, RxFilterInfo, VirtioNetInit } from './devices/virtio-net';
-export { VirtioNetF, VirtioF, VirtioStatus, VirtioNetS, VIRTIO_NET_OK, VIRTIO_NET_ERR } from './devices/virtio-net-features';
-export { parseMac, formatMac, MacPool } from './devices/mac';
+// What a hypervisor sets on nic.device; the model itself is in netplane/virtio.
+export { VirtioNetF, VirtioF, VirtioStatus } from './devices/virtio-net-features';
+export type { RxFilterInfo } from './devices/virtio-net';
 export { ConnectionLink } from './link/connection-link';
 export type { ConnectionSource, LinkTarget, ConnectionLinkOptions } from './link/connection-link';
-export { serveQmp, QmpServer, Monitor, Hmp, runStdioMonitor, qmpCommands, QmpError, FdSets, resolveMonitorFd } from './control';
-export type { QmpService, QmpCommand, QmpCommandTable, QmpServerOptions, QmpVersion, MonitorOptions, MonitorEvents } from './control';
-export { netplaneStats, formatStatsTable } from './control/stats';
-export type { NetplaneClientStats, NetplaneDropReason } from './control/stats';
+export { serveQmp, Monitor } from './control';
+export type { QmpService, MonitorOptions, MonitorEvents } from './control';

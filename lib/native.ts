@@ -2,9 +2,47 @@
 // Each concept keeps its own section below; nothing else in lib/ requires the addon.
 import * as path from 'node:path';
 
-// Shapes the addon takes exactly as the public API defines them (type-only: no load cycle).
-import type { TapOffloads, TapOpenOptions } from './tap';
-import type { VnetHdr } from './vnet-hdr';
+// Shapes the addon takes exactly as the public API defines them. They live here, in the
+// lowest layer; lib/tap.ts and lib/vnet-hdr.ts re-export them.
+export type VnetHdrMode = 'off' | 'auto' | 'on'; // QEMU vnet_hdr=off / absent / on
+
+export interface TapOpenOptions {
+  /** Interface name; absent or empty: the kernel picks tap%d. */
+  ifname?: string;
+  /** Queue count, 1..1024 (default 1); more than one needs IFF_MULTI_QUEUE. */
+  queues?: number;
+  /** Default 'auto': use vnet headers when the kernel offers them. */
+  vnetHdr?: VnetHdrMode;
+  /** TUNSETSNDBUF bytes; absent = INT_MAX with failure ignored (QEMU); larger values clamp. */
+  sndbuf?: number;
+}
+
+export interface TapOffloads {
+  csum?: boolean;
+  tso4?: boolean;
+  tso6?: boolean;
+  ecn?: boolean;
+  ufo?: boolean;
+  uso4?: boolean;
+  uso6?: boolean;
+}
+
+export interface VnetHdr {
+  /** VnetFlag bits. */
+  flags: number;
+  /** A GsoType value, optionally | GsoType.ECN. */
+  gsoType: number;
+  hdrLen: number;
+  gsoSize: number;
+  csumStart: number;
+  csumOffset: number;
+  /** 12- and 20-byte layouts only. */
+  numBuffers: number;
+  /** 20-byte layout only. */
+  hashValue: number;
+  /** 20-byte layout only. */
+  hashReport: number;
+}
 
 /** A Node-style system error from the native core: code 'EPERM', syscall 'ioctl(TUNSETIFF)'. */
 export interface NativeSystemError extends Error {
@@ -169,8 +207,9 @@ export interface NativeAioBinding {
 /** Event kinds raised by the graph (core::GraphEvent::Kind). */
 export const NativeGraphEvent = { tapDead: 0, portRx: 1, portTxRoom: 2 } as const;
 export type NativeGraphEventKind = (typeof NativeGraphEvent)[keyof typeof NativeGraphEvent];
-export type NativeDropReason =
-  | 'linkDown' | 'noPeer' | 'queueFull' | 'oversize' | 'badVnetHdr' | 'writeError' | 'deadDevice' | 'purged';
+/** Drop reasons in the order the native core defines them (DropReasonName in counters.h). */
+export const DROP_REASONS = ['linkDown', 'noPeer', 'queueFull', 'oversize', 'badVnetHdr', 'writeError', 'deadDevice', 'purged'] as const;
+export type NativeDropReason = (typeof DROP_REASONS)[number];
 /** One client's state and counters, taken on its own thread (exactly consistent). */
 export interface NativeClientStats {
   handle: number;

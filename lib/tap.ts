@@ -2,30 +2,9 @@
 // (vnet headers, multiqueue, offloads, queue attach/detach, sndbuf) or adopted from
 // pre-opened fds (QEMU's fd= / fds=). A thin typed layer over the native TapDevice.
 import { NetplaneError } from './errors';
-import { native, type NativeTapDevice } from './native';
+import { native, type NativeTapDevice, type TapOffloads, type TapOpenOptions } from './native';
 
-export type VnetHdrMode = 'off' | 'auto' | 'on'; // QEMU vnet_hdr=off / absent / on
-
-export interface TapOpenOptions {
-  /** Interface name; absent or empty: the kernel picks tap%d. */
-  ifname?: string;
-  /** Queue count, 1..1024 (default 1); more than one needs IFF_MULTI_QUEUE. */
-  queues?: number;
-  /** Default 'auto': use vnet headers when the kernel offers them. */
-  vnetHdr?: VnetHdrMode;
-  /** TUNSETSNDBUF bytes; absent = INT_MAX with failure ignored (QEMU); larger values clamp. */
-  sndbuf?: number;
-}
-
-export interface TapOffloads {
-  csum?: boolean;
-  tso4?: boolean;
-  tso6?: boolean;
-  ecn?: boolean;
-  ufo?: boolean;
-  uso4?: boolean;
-  uso6?: boolean;
-}
+export type { TapOffloads, TapOpenOptions, VnetHdrMode } from './native';
 
 /** TUNGETFEATURES / TUNSETIFF flags (linux/if_tun.h). */
 export const TunFeature = {

@@ -4,24 +4,9 @@
 // checksum completion and software segmentation call the native core, which the data plane
 // uses too, so both agree by construction.
 import { NetplaneError } from './errors';
-import { native, type NativeVnetError } from './native';
+import { native, type NativeVnetError, type VnetHdr } from './native';
 
-export interface VnetHdr {
-  /** VnetFlag bits. */
-  flags: number;
-  /** A GsoType value, optionally | GsoType.ECN. */
-  gsoType: number;
-  hdrLen: number;
-  gsoSize: number;
-  csumStart: number;
-  csumOffset: number;
-  /** 12- and 20-byte layouts only. */
-  numBuffers: number;
-  /** 20-byte layout only. */
-  hashValue: number;
-  /** 20-byte layout only. */
-  hashReport: number;
-}
+export type { VnetHdr } from './native';
 
 export type VnetHdrLen = 10 | 12 | 20;
 export const VnetHdrLen = { LEGACY: 10, MRG_RXBUF: 12, HASH: 20 } as const;

@@ -6,7 +6,7 @@ import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, test } from 'node:test';
-import { runNetworkScript } from '../lib/topology/tap-backend';
+import { runNetworkScript } from '../lib/topology/netdevs/tap';
 import { npName } from './helpers/netns';
 import { privileged } from './helpers/privilege';
 import { QmpProcess, tempDir } from './helpers/qemu';

@@ -39,7 +39,7 @@ test('a TAP set to no offloads by the device model stays so when the data plane 
     tap.setVnetHdrLen(12);
     tap.setOffloads({});
     dp.addClient({ handle: 1, kind: 'tap', name: 'hn0', queueIndex: 0, fd: tap.fd(0), vnetHdrLen: 12 });
-    dp.addClient({ handle: 2, kind: 'nic', name: 'nic0', queueIndex: 0, vnetHdrLen: 12 });
+    dp.addClient({ handle: 2, kind: 'port', name: 'nic0', queueIndex: 0, vnetHdrLen: 12 });
     dp.connect(1, 2);
     assert.equal(tso(ifname), 'off', 'the graph did not turn TSO on behind the device model');
     // Later graph changes leave it alone too.

@@ -40,6 +40,7 @@ async function withServer(fn: (f: Fixture) => Promise<void>, opts: { maxClients?
   }
 }
 
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- a reply as the client parsed it
 function errorOf(reply: Record<string, any>): { class: string; desc: string } {
   assert.ok('error' in reply, `expected an error reply, got ${JSON.stringify(reply)}`);
   return reply.error;

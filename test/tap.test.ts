@@ -37,6 +37,7 @@ const TIMEOUT = 20_000;
 
 /** The addon file lib/native.ts loads (prebuilds/ or build/), for workers and child processes. */
 function addonPath(): string {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports -- node-gyp-build ships no typings
   const gypBuild = require('node-gyp-build') as { path(dir: string): string };
   return gypBuild.path(path.join(__dirname, '..'));
 }

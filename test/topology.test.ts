@@ -8,7 +8,7 @@ import * as path from 'node:path';
 import { NetplaneError } from '../lib/errors';
 import { Topology, type TopologyOptions } from '../lib/topology';
 import type { DeviceOptions, NetdevOptions } from '../lib/options/types';
-import { runNetworkScript } from '../lib/topology/tap-backend';
+import { runNetworkScript } from '../lib/topology/netdevs/tap';
 import { fakeTaps, RecordingDataPlane } from './helpers/fake-tap';
 
 function setup(extra: Partial<TopologyOptions> = {}) {
@@ -270,7 +270,7 @@ describe('data plane hooks follow the device', () => {
     topo.addDevice(nic({ netdev: 'hn0', id: 'a' }));
     topo.addDevice(nic({ netdev: 'hp', id: 'b' }));
     topo.addDevice(nic({ id: 'c' }));
-    assert.deepEqual(dp.calls.filter((c) => c.startsWith('add nic')), ['add nic a q0 hdr10', 'add nic b q0 hdr0', 'add nic c q0 hdr0']);
+    assert.deepEqual(dp.calls.filter((c) => c.startsWith('add port')), ['add port a q0 hdr10', 'add port b q0 hdr0', 'add port c q0 hdr0']);
   });
 
   test('a backend operation that fails becomes an error event, not a throw into the guest path', () => {

@@ -3,7 +3,7 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { parseMac } from '../lib/devices/mac';
-import { VirtioNet, type VirtioNetBackend } from '../lib/devices/virtio-net';
+import { VirtioNet, type VirtioNetPeer } from '../lib/devices/virtio-net';
 import {
   bit,
   VIRTIO_NET_ERR,
@@ -16,7 +16,7 @@ import {
 import type { VirtioNetDeviceOptions } from '../lib/options/types';
 import type { TapOffloads } from '../lib/tap';
 
-class FakeBackend implements VirtioNetBackend {
+class FakeBackend implements VirtioNetPeer {
   readonly log: string[] = [];
   readonly isTap = true;
   constructor(readonly hasVnetHdr = true, readonly hasUfo = true, readonly hasUso = false) {}
@@ -35,12 +35,12 @@ class FakeBackend implements VirtioNetBackend {
 
 const MAC = parseMac('52:54:00:12:34:56')!;
 
-function device(opts: { backend?: VirtioNetBackend; pairs?: number; options?: Partial<VirtioNetDeviceOptions> } = {}) {
+function device(opts: { backend?: VirtioNetPeer; pairs?: number; options?: Partial<VirtioNetDeviceOptions> } = {}) {
   const backend = 'backend' in opts ? opts.backend : new FakeBackend();
   return new VirtioNet({
     mac: MAC,
     maxQueuePairs: opts.pairs ?? 1,
-    ...(backend ? { backend } : {}),
+    ...(backend ? { peer: backend } : {}),
     options: { driver: 'virtio-net-pci', features: {}, ...opts.options },
   });
 }
@@ -305,7 +305,7 @@ describe('multiqueue', () => {
   test('after the backend is deleted nothing touches it', () => {
     const be = new FakeBackend();
     const d = device({ backend: be, pairs: 2, options: { features: { mq: true } } });
-    d.backendDeleted();
+    d.peerDeleted();
     d.reset();
     d.setDriverFeatures(F(VirtioF.VERSION_1, VirtioNetF.MQ));
     d.setQueuePairs(2);

@@ -39,7 +39,7 @@ function defaultDataPlane(say: (line: string) => void): DataPlane | undefined {
 }
 
 /** Create what the command line asks for, in QEMU's order; errors name their option. */
-function build(topology: Topology, dataPlane: DataPlane | undefined, args: CliArgs): void {
+function build(topology: Topology, args: CliArgs): void {
   const step = <T>(item: Located<T>, fn: (value: T) => void): void => {
     try {
       fn(item.value);
@@ -56,11 +56,8 @@ function build(topology: Topology, dataPlane: DataPlane | undefined, args: CliAr
   };
   for (const o of args.objects) {
     step(o, (v) => {
+      // The topology records it and has the data plane start the thread.
       topology.addIothread(v, { via: 'cli' });
-      // The thread itself belongs to the data plane (the DataPlane seam has no objects).
-      if (dataPlane instanceof NativeDataPlane) {
-        dataPlane.addIothread(v.id, { pollMaxNs: v['poll-max-ns'], pollGrow: v['poll-grow'], pollShrink: v['poll-shrink'] });
-      }
     });
   }
   for (const n of args.netdevs) step(n, (v) => void topology.addNetdev(v, { via: 'cli' }));
@@ -145,15 +142,13 @@ export async function runCli(argv: readonly string[], opts: RunOptions = {}): Pr
   // the netdev's link (and its NIC's) down; the Monitor sends QMP NETPLANE_TAP_DEAD, and the
   // operator reads it here.
   topology.on('tap-dead', (e) => say(`${e.netdev}: the TAP interface is gone (${e.code} in ${e.syscall}); its link is down`));
-  const closeDataPlane = (): void => {
-    if (dataPlane instanceof NativeDataPlane) dataPlane.close();
-  };
+  const closeDataPlane = (): void => dataPlane?.close?.();
   // Failures outside any call (a TAP that died, a downscript that failed): report and go on.
   topology.on('error', (e) => say(e.message));
 
   try {
     // The command line has no monitor: there, fd= takes numbers only (as in QEMU).
-    withMonitorFds(null, () => build(topology, dataPlane, args));
+    withMonitorFds(null, () => build(topology, args));
     for (const fd of inheritedTapFds(args)) closeQuietly(fd);
   } catch (e) {
     monitor.dispose();

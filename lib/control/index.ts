@@ -8,7 +8,8 @@ import { QmpServer, type QmpServerOptions } from './qmp-server';
 export { Hmp, runStdioMonitor } from './hmp';
 export { Monitor, netplaneVersion, QEMU_COMPAT_VERSION, type MonitorEvents, type MonitorOptions } from './monitor';
 export { qmpCommands } from './qmp-commands';
-export { QmpServer, type QmpCommand, type QmpCommandTable, type QmpServerOptions, type QmpVersion } from './qmp-server';
+export { QmpServer, type QmpServerOptions, type QmpVersion } from './qmp-server';
+export type { QmpCommand, QmpCommandTable } from './qmp-types';
 export { QmpError } from './qmp-args';
 export { FdSets, NamedFds, resolveMonitorFd, withMonitorFds } from './monitor-fds';
 

@@ -2,7 +2,7 @@
 // they forward and the way to ask the process to quit. No topology logic lives here.
 import { readFileSync } from 'node:fs';
 import * as path from 'node:path';
-import { TypedEmitter } from '../topology/events';
+import { TypedEmitter } from '../util/typed-emitter';
 import type { Nic } from '../topology/nic';
 import type { NetdevTapDeadEvent, Topology } from '../topology/topology';
 import type { QmpVersion } from './qmp-server';

@@ -4,7 +4,7 @@
 import { netdevFromQmp } from '../options';
 import type { Hmp } from './hmp';
 import type { Monitor } from './monitor';
-import type { QmpCommand, QmpCommandTable } from './qmp-server';
+import type { QmpCommand, QmpCommandTable } from './qmp-types';
 import { netplaneStats } from './stats';
 
 export function qmpCommands(monitor: Monitor, hmp: Hmp): QmpCommandTable {

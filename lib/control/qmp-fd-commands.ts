@@ -4,7 +4,7 @@
 // (SCM_RIGHTS on the unix socket); see monitor-fds.ts for who owns what and when it closes.
 import { NetplaneError } from '../errors';
 import { closeQuietly, type FdSets, type NamedFds } from './monitor-fds';
-import type { QmpCommand } from './qmp-server';
+import type { QmpCommand } from './qmp-types';
 
 /** What the fd commands need from the connection and monitor running them. */
 export interface QmpFdContext {

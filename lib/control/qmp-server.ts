@@ -17,26 +17,15 @@ import * as net from 'node:net';
 import * as path from 'node:path';
 import { native, type NativeFdReader } from '../native';
 import { closeQuietly, FdSets, NamedFds, ReceivedFds, withMonitorFds } from './monitor-fds';
-import { checkArgs, QmpError, toQmpError, type QmpArgSchema } from './qmp-args';
+import { checkArgs, QmpError, toQmpError } from './qmp-args';
 import { qmpFdCommands } from './qmp-fd-commands';
 import { JsonFloat, QmpJsonReader, toQmpJson, type JsonStreamLimits, type JsonValue } from './qmp-json';
+import type { QmpCommand, QmpCommandTable } from './qmp-types';
 
 export interface QmpVersion {
   qemu: { major: number; minor: number; micro: number };
   package: string;
 }
-
-export interface QmpCommand {
-  /**
-   * Arguments in QAPI order; absent means the command takes none. 'boxed': the members are
-   * handed over unchecked (a union whose own parser checks them, like netdev_add's Netdev).
-   */
-  args?: QmpArgSchema | 'boxed';
-  /** Returns the value of "return" (undefined means `{}`); may be async. */
-  run(args: Record<string, unknown>): unknown;
-}
-
-export type QmpCommandTable = ReadonlyMap<string, QmpCommand>;
 
 export interface QmpServerOptions {
   /** Path of the unix socket to create (created mode 0600). */

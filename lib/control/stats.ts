@@ -2,22 +2,17 @@
 // and HMP `info netplane`. A thin layer over the data plane's one-snapshot stats(): the
 // topology says which clients are NIC queues; nothing here counts anything itself.
 import { NetplaneError } from '../errors';
+import { DROP_REASONS, type NativeDropReason } from '../native';
 import type { DataPlaneClientStats } from '../topology/dataplane';
 import type { Topology } from '../topology/topology';
 
-/** Drop reasons in the order the native core defines them, with their QAPI-style names. */
-const DROP_REASONS = [
-  ['linkDown', 'link-down'],
-  ['noPeer', 'no-peer'],
-  ['queueFull', 'queue-full'],
-  ['oversize', 'oversize'],
-  ['badVnetHdr', 'bad-vnet-hdr'],
-  ['writeError', 'write-error'],
-  ['deadDevice', 'dead-device'],
-  ['purged', 'purged'],
-] as const;
+/** QAPI spelling of a camelCase name: badVnetHdr -> bad-vnet-hdr. */
+type Kebab<S extends string> = S extends `${infer H}${infer T}` ? `${H extends Lowercase<H> ? H : `-${Lowercase<H>}`}${Kebab<T>}` : S;
 
-export type NetplaneDropReason = (typeof DROP_REASONS)[number][1];
+export type NetplaneDropReason = Kebab<NativeDropReason>;
+
+/** The drop reasons with their QAPI names, in the native core's order. */
+const QAPI_DROP_REASONS = DROP_REASONS.map((r) => [r, r.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`) as NetplaneDropReason] as const);
 
 /** One net client's counters as query-netplane-stats returns them (QAPI spelling). */
 export interface NetplaneClientStats {
@@ -68,7 +63,7 @@ function toQmp(
   byHandle: ReadonlyMap<number, DataPlaneClientStats>,
 ): NetplaneClientStats {
   const drops = {} as Record<NetplaneDropReason, number>;
-  for (const [key, qapi] of DROP_REASONS) drops[qapi] = s.drops[key] ?? 0;
+  for (const [key, qapi] of QAPI_DROP_REASONS) drops[qapi] = s.drops[key] ?? 0;
   const peer = s.peer !== null ? byHandle.get(s.peer) : undefined;
   return {
     name: s.name,
@@ -106,7 +101,7 @@ export function conservationViolations(rows: readonly NetplaneClientStats[]): st
 
 /** "queue-full=3 link-down=1", or "-" when nothing was dropped. */
 export function formatDrops(drops: Readonly<Record<NetplaneDropReason, number>>): string {
-  const parts = DROP_REASONS.filter(([, q]) => drops[q] > 0).map(([, q]) => `${q}=${drops[q]}`);
+  const parts = QAPI_DROP_REASONS.filter(([, q]) => drops[q] > 0).map(([, q]) => `${q}=${drops[q]}`);
   return parts.length > 0 ? parts.join(' ') : '-';
 }
 

@@ -9,13 +9,13 @@
 //
 // Placement: each queue index runs on its own IOThread ("np-q<i>") unless the client names
 // an iothread (`-object iothread,id=..` + `iothread=`); a hub and its ports share a thread.
-// A 'nic' client becomes a PacketPort (shared-memory rings) that the hypervisor reads with
+// A 'port' client becomes a PacketPort (shared-memory rings) that the hypervisor reads with
 // port(handle).
 import { EventEmitter } from 'node:events';
 import * as os from 'node:os';
 import { NetplaneError, type NetplaneErrorCode } from '../errors';
 import { native, NativeGraphEvent, type NativeClientStats, type NativeNetGraph, type NativeSystemError } from '../native';
-import type { ClientDeadEvent, ClientDescriptor, DataPlane } from '../topology/dataplane';
+import type { ClientDeadEvent, ClientDescriptor, DataPlane, IothreadParams } from '../topology/dataplane';
 import { PacketPort, preparePort, type PacketPortOptions, type PortVnetHdrLen } from './packet-port';
 
 export type ClientStats = NativeClientStats;
@@ -36,15 +36,11 @@ export interface NativeDataPlaneOptions {
    * so 64 KiB GSO frames cross untouched (default true).
    */
   autoOffloads?: boolean;
-  /** Ring options for the packet ports created for 'nic' clients. */
+  /** Ring options for the packet ports created for 'port' clients (NIC queues). */
   nicPorts?: PacketPortOptions;
 }
 
-export interface IothreadParams {
-  pollMaxNs?: number;
-  pollGrow?: number;
-  pollShrink?: number;
-}
+export type { IothreadParams };
 
 // Handles for ports created directly (createPort), kept apart from the topology's.
 const DIRECT_HANDLE_BASE = 0x80000000;
@@ -82,7 +78,7 @@ export class NativeDataPlane extends EventEmitter implements DataPlane {
         if (c.hubId === undefined) throw new NetplaneError('NETPLANE_INVALID_OPTION', `hub port '${c.name}' has no hub id`);
         this.#call(() => this.#graph.addHubPort(c.handle, c.name, c.queueIndex, iothread, c.hubId!));
         break;
-      case 'nic':
+      case 'port':
         this.#addPort(c.handle, c.name, c.queueIndex, iothread, {
           ...this.#nicPorts,
           vnetHdrLen: (c.vnetHdrLen ?? this.#nicPorts.vnetHdrLen ?? 0) as PortVnetHdrLen,
@@ -113,7 +109,7 @@ export class NativeDataPlane extends EventEmitter implements DataPlane {
     return port;
   }
 
-  /** The packet port of a 'nic' client (or one made by createPort). */
+  /** The packet port of a 'port' client (or one made by createPort). */
   port(handle: number): PacketPort | undefined {
     return this.#ports.get(handle);
   }

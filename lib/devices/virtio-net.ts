@@ -1,6 +1,6 @@
 // The virtio-net device model for a hypervisor written in TypeScript: what the guest driver
 // sees (offered features, config space, status, link and announce bits) and what its
-// choices do to the backend (vnet header length on every queue, offloads on queue 0, queue
+// choices do to the netdev (vnet header length on every queue, offloads on queue 0, queue
 // attach/detach). Behaviour follows QEMU 7.2's hw/net/virtio-net.c; virtqueues and the
 // transport (PCI BARs, interrupts) belong to the hypervisor, which calls in here.
 import { NetplaneError } from '../errors';
@@ -23,16 +23,16 @@ import {
 } from './virtio-net-features';
 import { VnetHdrLen } from '../vnet-hdr';
 
-/** What the device needs from the backend peered with its queues (a tap, a hub port, none). */
-export interface VirtioNetBackend {
+/** What the device needs from the netdev peered with its queues (a tap, a hub port, none). */
+export interface VirtioNetPeer {
   readonly hasVnetHdr: boolean;
   readonly hasUfo: boolean;
   readonly hasUso: boolean;
   /** Queue attach/detach applies only to tap peers (QEMU's peer_attach/peer_detach). */
   readonly isTap: boolean;
-  /** TUNSETVNETHDRSZ on queue `queue`'s backend; false when the backend refuses the length. */
+  /** TUNSETVNETHDRSZ on queue `queue`'s netdev; false when the netdev refuses the length. */
   setVnetHdrLen(queue: number, len: VnetHdrLen): boolean;
-  /** TUNSETOFFLOAD; QEMU applies it to queue 0's backend only (tun offloads are per device). */
+  /** TUNSETOFFLOAD; QEMU applies it to queue 0's netdev only (tun offloads are per device). */
   setOffloads(o: TapOffloads): void;
   /** TUNSETQUEUE attach/detach. */
   setQueueEnabled(queue: number, enabled: boolean): void;
@@ -94,7 +94,7 @@ export const DEFAULT_TRANSPORT_FEATURES =
   bit(VirtioF.BAD_FEATURE) |
   bit(VirtioF.VERSION_1);
 
-/** Offloads that need the backend to understand vnet headers. */
+/** Offloads that need the netdev to understand vnet headers. */
 const NEEDS_VNET_HDR = [
   VirtioNetF.CSUM, VirtioNetF.HOST_TSO4, VirtioNetF.HOST_TSO6, VirtioNetF.HOST_ECN, VirtioNetF.HOST_UFO,
   VirtioNetF.GUEST_CSUM, VirtioNetF.GUEST_TSO4, VirtioNetF.GUEST_TSO6, VirtioNetF.GUEST_ECN, VirtioNetF.GUEST_UFO,
@@ -127,10 +127,10 @@ const RSS_SUPPORTED_HASHES = 0x1ff;
 export interface VirtioNetInit {
   /** The NIC's MAC (conf->macaddr): restored by every reset. */
   mac: MacBytes;
-  /** Number of backend queues peered with the NIC (>= 1). */
+  /** Number of netdev queues peered with the NIC (>= 1). */
   maxQueuePairs: number;
-  /** The backend peered with the NIC's queues; absent for a NIC with no netdev. */
-  backend?: VirtioNetBackend;
+  /** The netdev peered with the NIC's queues; absent for a NIC with no netdev. */
+  peer?: VirtioNetPeer;
   options?: Partial<VirtioNetDeviceOptions>;
   /** Transport feature bits to offer (default: QEMU 7.2 virtio-net-pci's). */
   transportFeatures?: bigint;
@@ -148,7 +148,7 @@ export class VirtioNet {
   readonly speed: number;
   readonly duplex: number;
 
-  #backend: VirtioNetBackend | undefined;
+  #peer: VirtioNetPeer | undefined;
   readonly #confMac: MacBytes;
   #mac: MacBytes;
   #driverFeatures = 0n;
@@ -189,7 +189,7 @@ export class VirtioNet {
       );
     }
     if (!(init.mac instanceof Uint8Array) || init.mac.length !== 6) throw new TypeError('mac must be 6 bytes');
-    this.#backend = init.backend;
+    this.#peer = init.peer;
     this.#confMac = Uint8Array.from(init.mac);
     this.#mac = Uint8Array.from(init.mac);
     this.maxQueuePairs = init.maxQueuePairs;
@@ -197,7 +197,7 @@ export class VirtioNet {
     this.speed = o.speed ?? SPEED_UNKNOWN;
     this.duplex = o.duplex === 'full' ? 1 : o.duplex === 'half' ? 0 : DUPLEX_UNKNOWN;
 
-    // Properties first (n->host_features), then what the backend cannot do is withdrawn
+    // Properties first (n->host_features), then what the netdev cannot do is withdrawn
     // (virtio_net_get_features).
     let f = 0n;
     for (const [name, b, dflt] of FEATURE_PROPERTIES) if (o.features?.[name] ?? dflt) f |= bit(b);
@@ -205,14 +205,14 @@ export class VirtioNet {
     if (this.speed >= 0 || o.duplex !== undefined) f |= bit(VirtioNetF.SPEED_DUPLEX);
     this.configSize = configSizeFor(f);
     f |= bit(VirtioNetF.MAC);
-    const backend = this.#backend;
+    const peer = this.#peer;
     const clear = (bits: readonly number[]) => bits.forEach((b) => (f &= ~bit(b)));
-    if (!backend?.hasVnetHdr) clear(NEEDS_VNET_HDR);
-    if (!backend?.hasVnetHdr || !backend.hasUfo) clear(NEEDS_UFO);
-    if (!backend?.hasVnetHdr || !backend.hasUso) clear(NEEDS_USO);
+    if (!peer?.hasVnetHdr) clear(NEEDS_VNET_HDR);
+    if (!peer?.hasVnetHdr || !peer.hasUfo) clear(NEEDS_UFO);
+    if (!peer?.hasVnetHdr || !peer.hasUso) clear(NEEDS_USO);
     this.hostFeatures = f | (init.transportFeatures ?? DEFAULT_TRANSPORT_FEATURES);
 
-    this.#hostHdrLen = backend?.hasVnetHdr ? VnetHdrLen.LEGACY : 0;
+    this.#hostHdrLen = peer?.hasVnetHdr ? VnetHdrLen.LEGACY : 0;
   }
 
   // ---- features --------------------------------------------------------------------------
@@ -255,12 +255,12 @@ export class VirtioNet {
     return this.#guestHdrLen;
   }
 
-  /** The header length the backend produces/consumes (0 when it has no vnet header). */
+  /** The header length the netdev produces/consumes (0 when it has no vnet header). */
   get hostHdrLen(): number {
     return this.#hostHdrLen;
   }
 
-  /** Negotiated guest offloads currently applied to the backend (feature-bit mask). */
+  /** Negotiated guest offloads currently applied to the netdev (feature-bit mask). */
   get guestOffloads(): bigint {
     return this.#guestOffloads;
   }
@@ -288,7 +288,7 @@ export class VirtioNet {
   /**
    * Device reset (status 0 from the driver, or the machine reset the hypervisor performs when
    * the device is plugged). Like QEMU 7.2, features fall back to none, which sets the
-   * 10-byte header on the backend, clears offloads and detaches queues >= 1.
+   * 10-byte header on the netdev, clears offloads and detaches queues >= 1.
    */
   reset(): void {
     this.#status = 0;
@@ -433,15 +433,15 @@ export class VirtioNet {
   }
 
   /**
-   * The backend went away (netdev_del): keep the device running, stop touching the backend.
+   * The netdev went away (netdev_del): keep the device running, stop touching the netdev.
    * QEMU's peer_deleted.
    */
-  backendDeleted(): void {
-    this.#backend = undefined;
+  peerDeleted(): void {
+    this.#peer = undefined;
   }
 
-  get backendPresent(): boolean {
-    return this.#backend !== undefined;
+  get peerPresent(): boolean {
+    return this.#peer !== undefined;
   }
 
   // ---- control queue: rx filter, MAC, VLAN, guest offloads --------------------------------
@@ -493,7 +493,7 @@ export class VirtioNet {
 
   /** VIRTIO_NET_CTRL_GUEST_OFFLOADS_SET: a subset of the negotiated guest offloads. */
   setGuestOffloads(offloads: bigint): number {
-    if (!this.hasDriverFeature(VirtioNetF.CTRL_GUEST_OFFLOADS) || !this.#backend?.hasVnetHdr) return VIRTIO_NET_ERR;
+    if (!this.hasDriverFeature(VirtioNetF.CTRL_GUEST_OFFLOADS) || !this.#peer?.hasVnetHdr) return VIRTIO_NET_ERR;
     const supported = this.#driverFeatures & GUEST_OFFLOAD_MASK;
     const wanted = offloads & ~bit(VirtioNetF.RSC_EXT);
     if (wanted & ~supported) return VIRTIO_NET_ERR;
@@ -550,10 +550,10 @@ export class VirtioNet {
     this.#applyQueuePairs();
 
     this.#guestHdrLen = guestHdrLenFor(f);
-    const backend = this.#backend;
-    if (backend?.hasVnetHdr) {
+    const peer = this.#peer;
+    if (peer?.hasVnetHdr) {
       for (let q = 0; q < this.maxQueuePairs; q++) {
-        if (backend.setVnetHdrLen(q, this.#guestHdrLen)) this.#hostHdrLen = this.#guestHdrLen;
+        if (peer.setVnetHdrLen(q, this.#guestHdrLen)) this.#hostHdrLen = this.#guestHdrLen;
       }
       this.#guestOffloads = f & GUEST_OFFLOAD_MASK;
       this.#applyGuestOffloads();
@@ -564,13 +564,13 @@ export class VirtioNet {
 
   /** virtio_net_set_queue_pairs: attach pairs < curr, detach the rest (tap peers only). */
   #applyQueuePairs(): void {
-    const backend = this.#backend;
-    if (!backend?.isTap) return;
+    const peer = this.#peer;
+    if (!peer?.isTap) return;
     for (let q = 0; q < this.maxQueuePairs; q++) {
       if (q < this.#currQueuePairs) {
-        if (this.maxQueuePairs > 1) backend.setQueueEnabled(q, true);
+        if (this.maxQueuePairs > 1) peer.setQueueEnabled(q, true);
       } else {
-        backend.setQueueEnabled(q, false);
+        peer.setQueueEnabled(q, false);
       }
     }
   }
@@ -578,7 +578,7 @@ export class VirtioNet {
   #applyGuestOffloads(): void {
     const o: TapOffloads = {};
     for (const [b, name] of GUEST_OFFLOADS) o[name] = hasBit(this.#guestOffloads, b);
-    this.#backend?.setOffloads(o);
+    this.#peer?.setOffloads(o);
   }
 
   #notifyConfig(): void {

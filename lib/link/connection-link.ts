@@ -3,7 +3,7 @@
 // closes, teardown and link-down run from a deferred one-shot task (QEMU's one-shot bottom
 // half: the close may arrive while the backend is mid-I/O). Reusable by any backend whose
 // transport reconnects (vhost-user, stream).
-import { TypedEmitter } from '../topology/events';
+import { TypedEmitter } from '../util/typed-emitter';
 
 /** Anything that reports its connection opening and closing (a socket wrapper, a chardev). */
 export interface ConnectionSource {

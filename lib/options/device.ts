@@ -54,7 +54,7 @@ const OTHER_QEMU_NIC_MODELS = new Set([
 
 /** QEMU's set_mac(): six groups of exactly two hex digits, each followed by ':' or '-'
  *  except the last, which ends the string. Returns the lowercase ':' form. */
-export function parseMac(text: string): string | undefined {
+export function canonicalMac(text: string): string | undefined {
   if (!/^([0-9a-fA-F]{2}[:-]){5}[0-9a-fA-F]{2}$/.test(text)) return undefined;
   return text.replace(/-/g, ':').toLowerCase();
 }
@@ -118,7 +118,7 @@ function buildDevice(id: string | undefined, source: FieldSource, dialect: 'keyv
   if (id !== undefined) device.id = id;
   if (values.netdev !== undefined) device.netdev = values.netdev as string;
   if (values.mac !== undefined) {
-    const mac = parseMac(values.mac as string);
+    const mac = canonicalMac(values.mac as string);
     if (mac === undefined) throw new OptionError(`Property 'virtio-net-device.mac' doesn't take value '${values.mac as string}'`);
     device.mac = mac;
   }

@@ -2,12 +2,11 @@
 // flags, queue indices) and the native data plane that moves the frames. The topology
 // calls these hooks as it changes; a topology without a data plane (unit tests, a
 // hypervisor that moves frames itself) passes none.
+import type { NativeClientStats } from '../native';
 
-/** What the data plane needs to know about one net client (one queue of a netdev or NIC). */
-export interface ClientDescriptor {
+interface ClientBase {
   /** Stable numeric handle assigned by the topology, unique for the topology's lifetime. */
   handle: number;
-  kind: 'tap' | 'hubport' | 'nic';
   name: string;
   /**
    * The queue this client serves: a TAP queue's number (given at add, before a NIC or
@@ -15,41 +14,52 @@ export interface ClientDescriptor {
    * data plane places each index on its own IOThread and reports it in its counters.
    */
   queueIndex: number;
-  /** tap: the queue's fd (owned by the TapDevice); others: undefined. */
-  fd?: number;
-  /** tap: vnet header length currently set on the fd (0 = none). */
-  vnetHdrLen?: number;
-  /** hubport: the hub id. */
-  hubId?: number;
   /** IOThread id this client runs on (a hub and its ports share one). */
   iothread?: string;
 }
 
-/** One client's counters, as a data plane reports them (QMP query-netplane-stats). */
-export interface DataPlaneClientStats {
-  handle: number;
-  name: string;
-  /** 'tap', 'hubport', or 'jsport' (a NIC queue or a JavaScript packet port). */
-  kind: string;
-  queueIndex: number;
-  iothread: string;
-  /** The peer's handle, or null. */
-  peer: number | null;
-  hubId: number | null;
-  linkDown: boolean;
-  /** A TAP whose interface vanished. */
-  dead: boolean;
-  /** false: the queue is detached (TUNSETQUEUE) and not polled. */
-  enabled: boolean;
-  framesIn: number;
-  bytesIn: number;
-  framesOut: number;
-  bytesOut: number;
-  queued: number;
-  dropped: number;
-  /** Drops by reason (camelCase reason names); they sum to `dropped`. */
-  drops: Readonly<Record<string, number>>;
+/** One queue of a TAP netdev. */
+export interface TapClientDescriptor extends ClientBase {
+  kind: 'tap';
+  /** The queue's fd (owned by the TapDevice). */
+  fd: number;
+  /** vnet header length currently set on the fd (0 = none). */
+  vnetHdrLen?: number;
 }
+
+/** A hub port (a hubport netdev, or a port of a legacy hub). */
+export interface HubPortClientDescriptor extends ClientBase {
+  kind: 'hubport';
+  hubId: number;
+}
+
+/** A NIC queue: a packet port (shared-memory rings) the hypervisor reads and writes. */
+export interface PortClientDescriptor extends ClientBase {
+  kind: 'port';
+  /** The vnet header the device exchanges with its netdev (virtio-net's host_hdr_len). */
+  vnetHdrLen?: number;
+}
+
+/** What the data plane needs to know about one net client (one queue of a netdev or NIC). */
+export type ClientDescriptor = TapClientDescriptor | HubPortClientDescriptor | PortClientDescriptor;
+
+/** Adaptive polling of an IOThread (`-object iothread,poll-max-ns=..,poll-grow=..,poll-shrink=..`). */
+export interface IothreadParams {
+  pollMaxNs?: number;
+  pollGrow?: number;
+  pollShrink?: number;
+}
+
+/**
+ * One client's counters, as a data plane reports them (QMP query-netplane-stats): the part
+ * of the engine's record (lib/native.ts) every data plane fills in. For each client
+ * framesIn = framesOut + queued + dropped; drops by reason sum to `dropped`.
+ */
+export type DataPlaneClientStats = Pick<
+  NativeClientStats,
+  | 'handle' | 'name' | 'kind' | 'queueIndex' | 'iothread' | 'peer' | 'hubId' | 'linkDown' | 'dead' | 'enabled'
+  | 'framesIn' | 'bytesIn' | 'framesOut' | 'bytesOut' | 'queued' | 'dropped' | 'drops'
+>;
 
 /** A client whose device the data plane found gone (a TAP whose interface vanished). */
 export interface ClientDeadEvent {
@@ -62,6 +72,11 @@ export interface ClientDeadEvent {
 }
 
 export interface DataPlane {
+  /**
+   * Optional: create (or retune) the IOThread `-object iothread,id=..` names, so clients
+   * added with that iothread run on it.
+   */
+  addIothread?(id: string, params: IothreadParams): void;
   addClient(client: ClientDescriptor): void;
   removeClient(handle: number): void;
   /** Peer two clients (symmetric; each is peered at most once). */
@@ -89,4 +104,6 @@ export interface DataPlane {
    * JS thread, once per dead client. Returns a function that unsubscribes.
    */
   onClientDead?(listener: (event: ClientDeadEvent) => void): () => void;
+  /** Optional: stop forwarding and release every client (TAP fds stay with their owners). */
+  close?(): void;
 }

@@ -1,7 +1,7 @@
 // A hub: frames delivered to one port leave through every other port (QEMU's net/hub.c).
 // Hubs and their ports are listed newest first, as QEMU does.
-import { TypedEmitter } from './events';
-import type { TopologyInternal } from './internal';
+import { TypedEmitter } from '../util/typed-emitter';
+import type { OwnerHooks } from './internal';
 import type { Client, NetClient } from './net-client';
 
 export type HubEvents = {
@@ -14,12 +14,12 @@ export class Hub extends TypedEmitter<HubEvents> implements AsyncDisposable {
   readonly portClients: Client[] = [];
   #nextPort = 0;
   #closed = false;
-  readonly #topo: TopologyInternal;
+  readonly #owner: OwnerHooks;
 
   /** @internal */
-  constructor(topo: TopologyInternal, id: number) {
+  constructor(owner: OwnerHooks, id: number) {
     super();
-    this.#topo = topo;
+    this.#owner = owner;
     this.id = id;
   }
 
@@ -62,7 +62,7 @@ export class Hub extends TypedEmitter<HubEvents> implements AsyncDisposable {
 
   /** Delete every hubport netdev on this hub and the hub itself. */
   async close(): Promise<void> {
-    this.#topo.deleteHub(this);
+    this.#owner.remove();
   }
 
   [Symbol.asyncDispose](): Promise<void> {

@@ -1,11 +1,40 @@
-// A netdev (backend): a tap with its N queue clients, or a hub port.
+// A netdev (QEMU's -netdev): a tap with its N queue clients, or a hub port. The types
+// themselves live in netdevs/, one file each.
 import type { NetdevOptions } from '../options/types';
-import { TypedEmitter } from './events';
+import type { TapOffloads } from '../tap';
+import { TypedEmitter } from '../util/typed-emitter';
 import type { Hub } from './hub';
-import type { TopologyInternal } from './internal';
+import type { OwnerHooks } from './internal';
 import type { Client, NetClient } from './net-client';
 import type { Nic } from './nic';
-import type { TapLike } from './tap-backend';
+
+/** What the topology needs from a TAP: lib/tap.ts's Tap, or a fake in unit tests. */
+export interface TapLike {
+  readonly ifname: string;
+  readonly queues: number;
+  readonly hasVnetHdr: boolean;
+  readonly hasUfo: boolean;
+  readonly hasUso: boolean;
+  /** Current TUNSETVNETHDRSZ (0 without vnet header). */
+  readonly vnetHdrLen: number;
+  fd(queue: number): number;
+  queueEnabled(queue: number): boolean;
+  /** Applies to every queue of the interface. */
+  setVnetHdrLen(len: 10 | 12 | 20): void;
+  setOffloads(o: TapOffloads): void;
+  setQueueEnabled(queue: number, enabled: boolean): void;
+  close(): Promise<void>;
+}
+
+/** What a netdev type hands the Netdev it creates. */
+export interface NetdevInit {
+  options: NetdevOptions;
+  clients: Client[];
+  tap?: TapLike;
+  hub?: Hub;
+  viaCli: boolean;
+  downscript?: string | undefined;
+}
 
 export type NetdevEvents = {
   /** queue 0's link flag changed (set_link, netdev_del of nothing, a connection coming and going). */
@@ -32,15 +61,12 @@ export class Netdev extends TypedEmitter<NetdevEvents> implements AsyncDisposabl
   closing: Promise<void> | undefined;
   /** @internal the NIC that took this netdev's queues */
   nic: Nic | undefined;
-  readonly #topo: TopologyInternal;
+  readonly #owner: OwnerHooks;
 
   /** @internal */
-  constructor(
-    topo: TopologyInternal,
-    init: { options: NetdevOptions; clients: Client[]; tap?: TapLike; hub?: Hub; viaCli: boolean; downscript?: string | undefined },
-  ) {
+  constructor(owner: OwnerHooks, init: NetdevInit) {
     super();
-    this.#topo = topo;
+    this.#owner = owner;
     this.id = init.options.id;
     this.type = init.options.type;
     this.options = init.options;
@@ -75,12 +101,12 @@ export class Netdev extends TypedEmitter<NetdevEvents> implements AsyncDisposabl
    */
   setLink(up: boolean): void {
     if (this.deleted) return;
-    this.#topo.setClientsLink(this.clients, up, 'connection');
+    this.#owner.setClientsLink(this.clients, up, 'connection');
   }
 
   /** netdev_del this netdev; resolves once the TAP is closed and the downscript ran. */
   async close(): Promise<void> {
-    if (!this.deleted) this.#topo.deleteNetdev(this);
+    if (!this.deleted) this.#owner.remove();
     await this.closing;
   }
 

@@ -3,10 +3,9 @@
 import { formatMac, type MacBytes } from '../devices/mac';
 import type { VirtioNet } from '../devices/virtio-net';
 import type { DeviceOptions } from '../options/types';
-import { TypedEmitter } from './events';
-import type { TopologyInternal } from './internal';
+import { TypedEmitter } from '../util/typed-emitter';
+import type { OwnerHooks } from './internal';
 import type { Client, NetClient } from './net-client';
-import type { Netdev } from './netdev';
 
 export type NicEvents = {
   /** The guest-visible link (config status LINK_UP) changed. */
@@ -29,29 +28,23 @@ export class Nic extends TypedEmitter<NicEvents> implements AsyncDisposable {
   readonly clients: Client[];
   /** @internal the MAC assigned at realize (conf->macaddr) */
   readonly confMac: MacBytes;
-  /** @internal the netdev it was attached to; kept after that netdev is deleted (QEMU 7.2) */
-  readonly backend: Netdev | undefined;
   /** @internal QEMU's peer_deleted */
   peerDeleted = false;
   /** @internal unsubscribe functions for the device listeners */
   readonly disposers: Array<() => void> = [];
   #closed = false;
-  readonly #topo: TopologyInternal;
+  readonly #owner: OwnerHooks;
 
   /** @internal */
-  constructor(
-    topo: TopologyInternal,
-    init: { options: DeviceOptions; device: VirtioNet; clients: Client[]; mac: MacBytes; backend?: Netdev },
-  ) {
+  constructor(owner: OwnerHooks, init: { options: DeviceOptions; device: VirtioNet; clients: Client[]; mac: MacBytes }) {
     super();
-    this.#topo = topo;
+    this.#owner = owner;
     this.id = init.options.id;
     this.model = init.options.driver;
     this.options = init.options;
     this.device = init.device;
     this.clients = init.clients;
     this.confMac = init.mac;
-    this.backend = init.backend;
   }
 
   /** Queue 0's name: the device id, or the automatic `<model>.<k>`. */
@@ -92,7 +85,7 @@ export class Nic extends TypedEmitter<NicEvents> implements AsyncDisposable {
 
   /** Unplug the device (device_del): frees its MAC, unpeers its netdev. */
   async close(): Promise<void> {
-    if (!this.#closed) this.#topo.deleteNic(this);
+    if (!this.#closed) this.#owner.remove();
   }
 
   [Symbol.asyncDispose](): Promise<void> {

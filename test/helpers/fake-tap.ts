@@ -2,7 +2,7 @@
 // data plane that records its hook calls and checks their consistency. No addon needed.
 import type { TapOffloads, TapOpenOptions } from '../../lib/tap';
 import type { ClientDescriptor, DataPlane } from '../../lib/topology/dataplane';
-import type { TapLike } from '../../lib/topology/tap-backend';
+import type { TapLike } from '../../lib/topology/netdev';
 
 export interface FakeTapCaps {
   hasVnetHdr?: boolean;
@@ -104,7 +104,9 @@ export class RecordingDataPlane implements DataPlane {
   addClient(c: ClientDescriptor): void {
     if (this.clients.has(c.handle)) throw new Error(`handle ${c.handle} added twice`);
     this.clients.set(c.handle, { ...c });
-    this.calls.push(`add ${c.kind} ${c.name} q${c.queueIndex}${c.fd !== undefined ? ` fd${c.fd}` : ''}${c.vnetHdrLen !== undefined ? ` hdr${c.vnetHdrLen}` : ''}`);
+    const fd = c.kind === 'tap' ? ` fd${c.fd}` : '';
+    const hdr = c.kind !== 'hubport' && c.vnetHdrLen !== undefined ? ` hdr${c.vnetHdrLen}` : '';
+    this.calls.push(`add ${c.kind} ${c.name} q${c.queueIndex}${fd}${hdr}`);
   }
   removeClient(h: number): void {
     const c = this.#get(h);

@@ -2,6 +2,7 @@
 // with "np"; everything created is removed by dispose(), also on failure, and a process
 // exit hook removes what a crashed test left.
 import { execFileSync, spawn, type SpawnOptions } from 'node:child_process';
+import * as fs from 'node:fs';
 
 let counter = 0;
 const live = new Set<string>();
@@ -85,12 +86,11 @@ export function deleteLink(ifname: string): void {
 
 /** Count of open fds of this process (for leak checks). */
 export function openFdCount(): number {
-  return require('node:fs').readdirSync('/proc/self/fd').length - 1;
+  return fs.readdirSync('/proc/self/fd').length - 1;
 }
 
 /** This process's open fds, fd number -> what it points at. */
 export function openFds(): Map<number, string> {
-  const fs = require('node:fs') as typeof import('node:fs');
   const out = new Map<number, string>();
   for (const name of fs.readdirSync('/proc/self/fd')) {
     try {

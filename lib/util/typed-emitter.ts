@@ -26,7 +26,7 @@ export class TypedEmitter<E extends EventMap> {
     return this.#ee.listenerCount(event);
   }
 
-  /** @internal Emitted by the topology; returns whether anyone listened. */
+  /** @internal Emitted by the owner; returns whether anyone listened. */
   emit<K extends keyof E & string>(event: K, ...args: E[K]): boolean {
     return this.#ee.emit(event, ...args);
   }

@@ -1,0 +1,58 @@
+// What the benchmark entry scripts (run.ts, js-port.ts, soak.ts) share: the parsed options,
+// the workload settings they imply, the results directory, and the machine checks.
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { killAllSync } from './proc';
+import { kResultsDir, missingCommands } from './tools';
+import type { Settings } from '../workloads';
+
+export interface Options {
+  quick: boolean;
+  only?: string[];
+  reps: number;
+  duration: number;
+  jsPort: boolean;
+  perf: boolean;
+}
+
+export function settingsFor(o: Options, workDir: string): Settings {
+  return {
+    duration: o.duration,
+    warmup: o.quick ? 1 : 2,
+    rttCount: o.quick ? 2000 : 10000,
+    idleSeconds: o.quick ? 2 : 3,
+    workDir,
+    perf: o.perf,
+  };
+}
+
+/** Fail early with a clear message when the machine cannot run the benchmark. */
+export function preflight(): void {
+  if (process.getuid?.() !== 0) throw new Error('the benchmark creates TAPs and namespaces: run it as root');
+  const missing = missingCommands();
+  if (missing.length > 0) throw new Error(`missing commands: ${missing.join(', ')}`);
+}
+
+/** Kill what we started and let the exit hooks remove namespaces and links. */
+export function installSignalCleanup(): void {
+  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+    process.on(sig, () => {
+      console.error(`\n${sig}: stopping forwarders and traffic, removing namespaces`);
+      killAllSync();
+      process.exit(130);
+    });
+  }
+}
+
+export function newResultsDir(): string {
+  const stamp = new Date().toISOString().replace(/[:.]/g, '-');
+  const dir = path.join(kResultsDir, stamp);
+  fs.mkdirSync(dir, { recursive: true });
+  return dir;
+}
+
+export function machineLine(): string {
+  const cpu = os.cpus()[0]?.model ?? 'unknown CPU';
+  return `${os.cpus().length} x ${cpu}, Linux ${os.release()}, Node ${process.version}`;
+}

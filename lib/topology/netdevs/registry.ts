@@ -1,0 +1,19 @@
+// Netdev types by name, as QEMU's net_client_init_fun[] table in net/net.c: a new type is
+// a new file here plus one row below.
+import type { NetdevOptions } from '../../options/types';
+import { hubportNetdev } from './hubport';
+import { tapNetdev } from './tap';
+import type { NetdevType } from './types';
+
+type Registry = { readonly [T in NetdevOptions['type']]: NetdevType<Extract<NetdevOptions, { type: T }>> };
+
+const REGISTRY: Registry = {
+  tap: tapNetdev,
+  hubport: hubportNetdev,
+};
+
+/** The type `opts.type` names, or undefined when netplane has none by that name. */
+export function netdevType(type: unknown): NetdevType<NetdevOptions> | undefined {
+  if (typeof type !== 'string' || !Object.hasOwn(REGISTRY, type)) return undefined;
+  return REGISTRY[type as NetdevOptions['type']] as NetdevType<NetdevOptions>;
+}
