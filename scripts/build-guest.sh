@@ -42,22 +42,36 @@ fi
 # The candidate version apt would install, or empty.
 candidate() { apt-cache policy "$1" 2>/dev/null | awk '/Candidate:/ { if ($2 != "(none)") print $2 }'; }
 
-# The concrete kernel package behind the meta-package (Depends: linux-image-6.1.0-NN-cloud-amd64).
-kpkg="$(apt-cache depends linux-image-cloud-amd64 2>/dev/null | awk '/Depends: linux-image-[0-9]/ { print $2; exit }')"
-if [ -z "$kpkg" ]; then
-  # A minimal apt may only know the versioned packages: take the newest one.
-  kpkg="$(apt-cache search --names-only '^linux-image-[0-9].*-cloud-amd64$' | awk '{ print $1 }' | sort -V | tail -1)"
+# Asking apt takes seconds (more on a busy machine), so the answer is kept per state of
+# apt's package lists and dpkg's database: `apt-get update` (a new kernel) or an upgraded
+# libc6 asks again.
+mkdir -p "$cache"
+apt_state="$( (ls -l --time-style=+%s /var/lib/apt/lists/ 2>/dev/null; stat -c %Y /var/lib/dpkg/status) | sha256sum | cut -c1-16)"
+resolved="$cache/resolved-$apt_state"
+if [ -s "$resolved" ] && [ $force -eq 0 ]; then
+  . "$resolved"
+else
+  # The concrete kernel package behind the meta-package (Depends: linux-image-6.1.0-NN-cloud-amd64).
+  kpkg="$(apt-cache depends linux-image-cloud-amd64 2>/dev/null | awk '/Depends: linux-image-[0-9]/ { print $2; exit }')"
+  if [ -z "$kpkg" ]; then
+    # A minimal apt may only know the versioned packages: take the newest one.
+    kpkg="$(apt-cache search --names-only '^linux-image-[0-9].*-cloud-amd64$' | awk '{ print $1 }' | sort -V | tail -1)"
+  fi
+  [ -n "$kpkg" ] || die "apt knows no linux-image-*-cloud-amd64 (run apt-get update)"
+  versions=""
+  for p in "$kpkg" busybox-static ethtool libmnl0; do
+    v="$(candidate "$p")"
+    [ -n "$v" ] || die "apt has no candidate for $p (run apt-get update)"
+    versions+="$p=$v "
+  done
+  # ethtool's libc comes from the host (ldd below), so its version is part of the key too.
+  versions+="libc6=$(dpkg-query -W -f '${Version}' libc6 2>/dev/null || echo unknown)"
+  rm -f "$cache"/resolved-*
+  printf 'kpkg=%q\nversions=%q\n' "$kpkg" "$versions" >"$resolved.$$" && mv "$resolved.$$" "$resolved"
 fi
-[ -n "$kpkg" ] || die "apt knows no linux-image-*-cloud-amd64 (run apt-get update)"
 pkgs=("$kpkg" busybox-static ethtool libmnl0)
-versions=""
-for p in "${pkgs[@]}"; do
-  v="$(candidate "$p")"
-  [ -n "$v" ] || die "apt has no candidate for $p (run apt-get update)"
-  versions+="$p=$v "
-done
-# ethtool's libc comes from the host (ldd below), so its version is part of the key too.
-versions+="libc6=$(dpkg-query -W -f '${Version}' libc6 2>/dev/null || echo unknown)"
+# The version of package $1 as resolved above.
+version_of() { local pv; for pv in $versions; do [ "${pv%%=*}" != "$1" ] || echo "${pv#*=}"; done; }
 key="$(printf '%s\n' "$versions" | cat - "$0" "$init_src" | sha256sum | cut -c1-16)"
 out="$cache/$key"
 kver="${kpkg#linux-image-}"
@@ -86,16 +100,17 @@ trap 'rm -rf "$work"' EXIT
 # cannot write there, so download into a world-writable temp dir and move the files.
 deb_of() { ls "$cache/debs/${1}_"*"_amd64.deb" 2>/dev/null | grep -F "_$(echo "$2" | sed 's/:/%3a/')_" | head -1 || true; }
 for p in "${pkgs[@]}"; do
-  v="$(candidate "$p")"
+  v="$(version_of "$p")"
   [ -n "$(deb_of "$p" "$v")" ] && continue
   log "downloading $p $v"
-  dl="$(mktemp -d "$work/dl-XXXXXX")"
+  dl="$(mktemp -d "${TMPDIR:-/tmp}/np-guest-dl-XXXXXX")"
   chmod 777 "$dl"
   (cd "$dl" && apt-get download -q "$p=$v" >&2) || die "apt-get download $p=$v failed"
   mv "$dl"/*.deb "$cache/debs/"
+  rmdir "$dl"
 done
 for p in "${pkgs[@]}"; do
-  deb="$(deb_of "$p" "$(candidate "$p")")"
+  deb="$(deb_of "$p" "$(version_of "$p")")"
   [ -n "$deb" ] || die "no .deb for $p in $cache/debs"
   mkdir -p "$work/x/$p"
   dpkg-deb -x "$deb" "$work/x/$p"

@@ -193,7 +193,9 @@ export class Guest implements AsyncDisposable {
   /** QEMU's stderr and the console tail, for error messages. */
   describe(): string {
     const stderr = this.stderr.trim() ? `--- QEMU stderr ---\n${this.stderr.slice(-CONSOLE_TAIL)}\n` : '';
-    return `${stderr}--- console tail ---\n${this.console.slice(-CONSOLE_TAIL)}`;
+    // Without the firmware's terminal escapes, which only garble a test log.
+    const tail = this.console.slice(-CONSOLE_TAIL).replace(/\x1b(\[[0-9;?]*[A-Za-z]|c)/g, '');
+    return `${stderr}--- console tail ---\n${tail}`;
   }
 
   /**
