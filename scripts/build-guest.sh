@@ -3,7 +3,7 @@
 # from Debian packages only, fetched with `apt-get download`:
 #   kernel     linux-image-*-cloud-amd64 (what apt's linux-image-cloud-amd64 points at now)
 #   initramfs  busybox-static, the virtio-net-over-PCI modules and their dependencies
-#              (modules.dep), ethtool with its shared libraries (Debian has no static
+#              (modules.dep), virtio_console (the test shell's port), ethtool with its shared libraries (Debian has no static
 #              ethtool and busybox has no `ethtool -L`), and scripts/guest-init.sh as /init
 # Cache: ${NETPLANE_GUEST_CACHE:-${XDG_CACHE_HOME:-~/.cache}/netplane-guest}/<key>/, where
 # the key hashes the package versions and this script and the init, so a kernel update or
@@ -19,7 +19,8 @@ cache="${NETPLANE_GUEST_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/netplane-guest}"
 force=0
 [ "${1:-}" = "--force" ] && force=1
 # The modules virtio-net over PCI needs; dependencies are added from modules.dep.
-want_modules=(virtio virtio_ring virtio_pci_legacy_dev virtio_pci_modern_dev virtio_pci failover net_failover virtio_net)
+want_modules=(virtio virtio_ring virtio_pci_legacy_dev virtio_pci_modern_dev virtio_pci failover net_failover virtio_net
+  virtio_console)  # the port the test shell runs on
 
 log() { echo "build-guest: $*" >&2; }
 die() { log "error: $*"; exit 1; }

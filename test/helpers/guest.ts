@@ -1,8 +1,10 @@
 // A real Linux guest for the integration tests: the kernel and initramfs that
-// scripts/build-guest.sh builds (cached), booted in QEMU under TCG with its serial console
-// on stdio pipes, and a command shell on that console (scripts/guest-init.sh speaks the
-// protocol). The caller adds the NICs as QEMU arguments. Every wait is bounded; a failed
-// boot or command says why and shows the tail of the console.
+// scripts/build-guest.sh builds (cached), booted in QEMU under TCG, its serial console
+// (ttyS0) logged to a file, and a command shell (scripts/guest-init.sh speaks the protocol)
+// on a virtio-serial port wired to QEMU's stdio pipes: unlike the emulated UART, it never
+// loses or repeats a byte when both sides talk at once. The caller adds the NICs as QEMU
+// arguments. Every wait is bounded; a failed boot or command says why and shows the tail
+// of the console.
 //
 //   await using guest = await Guest.boot({ qemuArgs: ['-netdev', ..., '-device', 'virtio-net-pci,...'] });
 //   const { status, output } = await guest.run('ip addr add 10.2.0.2/24 dev eth0');
@@ -89,8 +91,8 @@ interface Pending {
 }
 
 export class Guest implements AsyncDisposable {
-  /** Everything the guest printed on its console so far. */
-  console = '';
+  /** Everything the guest's shell printed so far (the protocol's markers included). */
+  shell = '';
   /** QEMU's own stderr. */
   stderr = '';
   /** Milliseconds from spawning QEMU to the shell's ready marker. */
@@ -98,6 +100,8 @@ export class Guest implements AsyncDisposable {
   /** uname -r of the guest. */
   kernelVersion = '';
   readonly qmpPath: string | undefined;
+  /** The serial console's log file (kernel messages, /init's own errors). */
+  readonly consolePath: string;
 
   private exitCode: number | null = null;
   private exitSignal: NodeJS.Signals | null = null;
@@ -114,8 +118,9 @@ export class Guest implements AsyncDisposable {
     qmp: boolean,
   ) {
     this.qmpPath = qmp ? path.join(dir, 'qmp.sock') : undefined;
+    this.consolePath = path.join(dir, 'console.log');
     child.stdout!.setEncoding('utf8').on('data', (t: string) => {
-      this.console += t;
+      this.shell += t;
       this.onConsole?.();
       this.checkPending();
     });
@@ -142,9 +147,12 @@ export class Guest implements AsyncDisposable {
     const append = ['console=ttyS0', 'quiet', 'panic=-1', opts.append ?? ''].join(' ').trim();
     const args = [
       '-accel', 'tcg', '-M', 'pc', '-m', String(mem), '-smp', String(opts.smp ?? 1),
-      '-nographic', '-no-reboot', '-nodefaults', '-no-user-config',
-      // The serial port is our stdio; no monitor on it, so no byte of a command is an escape.
-      '-chardev', 'stdio,id=npserial,signal=off', '-serial', 'chardev:npserial', '-monitor', 'none',
+      '-nographic', '-no-reboot', '-nodefaults', '-no-user-config', '-monitor', 'none',
+      '-chardev', `file,id=npconsole,path=${path.join(dir, 'console.log')}`, '-serial', 'chardev:npconsole',
+      // The shell's port on stdio, in a slot of its own at the end, so that the caller's NICs
+      // get the slots (and eth names) they would get without it.
+      '-device', 'virtio-serial-pci,id=npvs,addr=0x1f',
+      '-chardev', 'stdio,id=npshell,signal=off', '-device', 'virtserialport,bus=npvs.0,chardev=npshell,name=np.shell',
       '-kernel', img.kernel, '-initrd', img.initrd, '-append', append,
     ];
     if (opts.sharedMemory) {
@@ -159,7 +167,7 @@ export class Guest implements AsyncDisposable {
     live.add(child);
     const guest = new Guest(child, dir, opts.qmp ?? false);
     try {
-      const m = await guest.waitConsole(/@@np-ready (\S+)@@\n/, opts.bootTimeoutMs ?? 90_000);
+      const m = await guest.waitShell(/@@np-ready (\S+)@@\n/, opts.bootTimeoutMs ?? 90_000);
       guest.kernelVersion = m[1];
       guest.bootMs = Math.round(performance.now() - start);
       return guest;
@@ -169,10 +177,10 @@ export class Guest implements AsyncDisposable {
     }
   }
 
-  /** Wait until the console matches `re` (bounded); rejects if QEMU exits first. */
-  private waitConsole(re: RegExp, timeoutMs: number): Promise<RegExpExecArray> {
+  /** Wait until the shell's output matches `re` (bounded); rejects if QEMU exits first. */
+  private waitShell(re: RegExp, timeoutMs: number): Promise<RegExpExecArray> {
     return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => finish(new Error(`no ${re} on the console within ${timeoutMs} ms`)), timeoutMs);
+      const timer = setTimeout(() => finish(new Error(`no ${re} from the shell within ${timeoutMs} ms`)), timeoutMs);
       const finish = (err?: Error, m?: RegExpExecArray) => {
         clearTimeout(timer);
         this.onConsole = undefined;
@@ -180,7 +188,7 @@ export class Guest implements AsyncDisposable {
         else resolve(m!);
       };
       this.onConsole = () => {
-        const m = re.exec(this.console);
+        const m = re.exec(this.shell);
         if (m) finish(undefined, m);
         else if (this.exitCode !== null || this.exitSignal !== null) {
           finish(new Error(`QEMU exited (code ${this.exitCode}, signal ${this.exitSignal})`));
@@ -190,12 +198,22 @@ export class Guest implements AsyncDisposable {
     });
   }
 
-  /** QEMU's stderr and the console tail, for error messages. */
+  /** The serial console so far: firmware, kernel messages, /init's own errors. */
+  console(): string {
+    try {
+      return fs.readFileSync(this.consolePath, 'utf8');
+    } catch {
+      return '';
+    }
+  }
+
+  /** QEMU's stderr, the console tail and the shell's tail, for error messages. */
   describe(): string {
     const stderr = this.stderr.trim() ? `--- QEMU stderr ---\n${this.stderr.slice(-CONSOLE_TAIL)}\n` : '';
     // Without the firmware's terminal escapes, which only garble a test log.
-    const tail = this.console.slice(-CONSOLE_TAIL).replace(/\x1b(\[[0-9;?]*[A-Za-z]|c)/g, '');
-    return `${stderr}--- console tail ---\n${tail}`;
+    const tail = this.console().slice(-CONSOLE_TAIL).replace(/\x1b(\[[0-9;?]*[A-Za-z]|c)/g, '');
+    const shell = this.shell ? `\n--- shell tail ---\n${this.shell.slice(-CONSOLE_TAIL)}` : '';
+    return `${stderr}--- console tail ---\n${tail}${shell}`;
   }
 
   /**
@@ -250,15 +268,15 @@ export class Guest implements AsyncDisposable {
     const p = this.pending;
     if (!p) return;
     const begin = `@@np-begin ${p.id}@@\n`;
-    const b = this.console.lastIndexOf(begin);
+    const b = this.shell.lastIndexOf(begin);
     if (b < 0) return;
     const endRe = new RegExp(`\\n@@np-end ${p.id} (\\d+)@@\\n`, 'g');
     endRe.lastIndex = b + begin.length - 1;
-    const m = endRe.exec(this.console);
+    const m = endRe.exec(this.shell);
     if (!m) return;
     clearTimeout(p.timer);
     this.pending = undefined;
-    const output = this.console.slice(b + begin.length, m.index);
+    const output = this.shell.slice(b + begin.length, m.index);
     const status = Number(m[1]);
     const elapsed = performance.now() - p.start;
     // The guest's `timeout -s KILL` ends a command that ran out of time with 128 + 9.
