@@ -9,7 +9,7 @@ import type { ChildProcess } from 'node:child_process';
 import { test } from 'node:test';
 import { Guest } from './helpers/guest';
 import { NetNs, npName } from './helpers/netns';
-import { needsPrivileged } from './helpers/tools';
+import { needs, needsPrivileged } from './helpers/tools';
 
 const HOST_IP = '10.231.7.1';
 const GUEST_IP = '10.231.7.2';
@@ -117,4 +117,19 @@ test('guest boots on a TAP NIC: ping, TCP stream, carrier, ethtool', needsPrivil
   const totalMs = Math.round(performance.now() - t0);
   t.diagnostic(`boot ${bootMs} ms, whole test ${totalMs} ms`);
   console.log(`guest.test: kernel ${guest.kernelVersion}, boot ${bootMs} ms, TCP ${Math.round(streamMs)} ms, whole test ${totalMs} ms`);
+});
+
+test('a guest that cannot boot says why, with QEMU stderr and the console tail', needs('qemu-system-x86_64'), async () => {
+  await assert.rejects(Guest.boot({ qemuArgs: ['-device', 'np-no-such-device'] }), (e: Error) => {
+    assert.match(e.message, /guest did not boot: QEMU exited \(code 1/);
+    assert.match(e.message, /--- QEMU stderr ---\n.*'np-no-such-device' is not a valid device model name/);
+    assert.match(e.message, /--- console tail ---/);
+    return true;
+  });
+  // A kernel that finds no init panics, and QEMU (-no-reboot) exits: the console tail shows the panic.
+  await assert.rejects(Guest.boot({ append: 'rdinit=/np-no-such-init' }), (e: Error) => {
+    assert.match(e.message, /guest did not boot: QEMU exited/);
+    assert.match(e.message, /--- console tail ---\n[\s\S]*Kernel panic/);
+    return true;
+  });
 });

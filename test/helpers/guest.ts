@@ -172,8 +172,11 @@ export class Guest implements AsyncDisposable {
       guest.bootMs = Math.round(performance.now() - start);
       return guest;
     } catch (e) {
+      // Describe after QEMU is gone (its last words are in) and before its files are.
+      await guest.terminate().catch(() => {});
+      const why = `guest did not boot: ${(e as Error).message}\n${guest.describe()}`;
       await guest.stop();
-      throw new Error(`guest did not boot: ${(e as Error).message}\n${guest.describe()}`);
+      throw new Error(why);
     }
   }
 
@@ -298,14 +301,19 @@ export class Guest implements AsyncDisposable {
 
   /** Kill QEMU (TERM, then KILL; bounded) and remove the temp dir. Idempotent. */
   async stop(): Promise<void> {
-    if (this.exitCode === null && this.exitSignal === null) {
-      this.child.kill('SIGTERM');
-      if (!(await this.waitExit(5000))) {
-        this.child.kill('SIGKILL');
-        if (!(await this.waitExit(5000))) throw new Error(`QEMU (pid ${this.child.pid}) survived SIGKILL for 5 s`);
-      }
+    try {
+      await this.terminate();
+    } finally {
+      fs.rmSync(this.dir, { recursive: true, force: true });
     }
-    fs.rmSync(this.dir, { recursive: true, force: true });
+  }
+
+  private async terminate(): Promise<void> {
+    if (this.exitCode !== null || this.exitSignal !== null) return;
+    this.child.kill('SIGTERM');
+    if (await this.waitExit(5000)) return;
+    this.child.kill('SIGKILL');
+    if (!(await this.waitExit(5000))) throw new Error(`QEMU (pid ${this.child.pid}) survived SIGKILL for 5 s`);
   }
 
   private async waitExit(timeoutMs: number): Promise<boolean> {
