@@ -54,14 +54,23 @@ while IFS= read -r line; do
   secs=$2
   cmd=$(printf '%s' "$3" | base64 -d)
   printf '@@np-begin %s@@\n' "$id"
-  # The guest bounds the command itself, so a hung command cannot take the shell with it.
+  # The guest bounds the command itself, so a hung command cannot take the shell with it:
+  # in a session (and process group) of its own, so that running out of time kills all of
+  # it, a pipeline too; a killed command ends with status 137 (128 + SIGKILL).
   # stdin is /dev/null: a command must never eat the next command lines.
   if [ "$secs" -gt 0 ] 2>/dev/null; then
-    timeout -s KILL "$secs" sh -c "$cmd" </dev/null 2>&1
+    setsid sh -c "$cmd" </dev/null 2>&1 &
+    pid=$!
+    setsid sh -c "sleep $secs; kill -9 -$pid" </dev/null >/dev/null 2>&1 &
+    watcher=$!
+    wait $pid
+    status=$?
+    kill -9 -$watcher 2>/dev/null
+    wait $watcher
   else
     sh -c "$cmd" </dev/null 2>&1
+    status=$?
   fi
-  status=$?
   printf '\n@@np-end %s %d@@\n' "$id" "$status"
 done
 

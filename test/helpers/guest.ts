@@ -16,6 +16,8 @@ import * as path from 'node:path';
 const BUILD_SCRIPT = path.join(__dirname, '..', '..', 'scripts', 'build-guest.sh');
 const QEMU = 'qemu-system-x86_64';
 const CONSOLE_TAIL = 3000;
+// NETPLANE_GUEST_TRACE=1: each command with its time and status on stderr.
+const TRACE = process.env.NETPLANE_GUEST_TRACE === '1';
 
 export interface GuestImage {
   kernel: string;
@@ -282,7 +284,8 @@ export class Guest implements AsyncDisposable {
     const output = this.shell.slice(b + begin.length, m.index);
     const status = Number(m[1]);
     const elapsed = performance.now() - p.start;
-    // The guest's `timeout -s KILL` ends a command that ran out of time with 128 + 9.
+    if (TRACE) process.stderr.write(`guest: ${Math.round(elapsed)} ms, status ${status}: ${p.cmd}\n`);
+    // The guest kills a command that ran out of time, and its process group, with SIGKILL: 128 + 9.
     if (status === 137 && elapsed >= Math.ceil(p.timeoutMs / 1000) * 1000 - 100) {
       p.reject(new Error(`guest command timed out after ${p.timeoutMs} ms: ${p.cmd}\n${output}`));
     } else {
