@@ -3,11 +3,13 @@
 # from Debian packages only, fetched with `apt-get download`:
 #   kernel     linux-image-*-cloud-amd64 (what apt's linux-image-cloud-amd64 points at now)
 #   initramfs  busybox-static, the virtio-net-over-PCI modules and their dependencies
-#              (modules.dep), virtio_console (the test shell's port), ethtool with its shared libraries (Debian has no static
-#              ethtool and busybox has no `ethtool -L`), and scripts/guest-init.sh as /init
+#              (modules.dep), virtio_console (the test shell's port), ethtool with its
+#              shared libraries (Debian has no static ethtool and busybox has no
+#              `ethtool -L`), and scripts/guest-init.sh as /init
 # Cache: ${NETPLANE_GUEST_CACHE:-${XDG_CACHE_HOME:-~/.cache}/netplane-guest}/<key>/, where
 # the key hashes the package versions and this script and the init, so a kernel update or
 # an edit rebuilds; downloaded .debs stay in <cache>/debs/. A cached build returns at once.
+# Builds unused for 30 days are removed.
 # Last two lines of stdout:  KERNEL=<path>  INITRD=<path>   (progress goes to stderr)
 #   bash scripts/build-guest.sh          build if needed, print the paths
 #   bash scripts/build-guest.sh --force  rebuild even if cached
@@ -78,6 +80,7 @@ out="$cache/$key"
 kver="${kpkg#linux-image-}"
 
 if [ $force -eq 0 ] && [ -s "$out/vmlinuz" ] && [ -s "$out/initrd.gz" ]; then
+  touch "$out"  # in use: not pruned
   echo "KERNEL=$out/vmlinuz"
   echo "INITRD=$out/initrd.gz"
   exit 0
@@ -207,6 +210,9 @@ cp "$kx/boot/vmlinuz-$kver" "$work/out/vmlinuz"
 printf '%s\n' "$versions" >"$work/out/versions"
 rm -rf "$out"
 mv "$work/out" "$out"
+# Other checkouts may use other keys, so only builds nobody used for a month go.
+find "$cache" -mindepth 1 -maxdepth 1 -type d -regex '.*/[0-9a-f]\{16\}' -mtime +30 -exec rm -rf {} + 2>/dev/null || true
+find "$cache/debs" -name '*.deb' -mtime +30 -delete 2>/dev/null || true
 log "kernel $kver, initramfs $(du -h "$out/initrd.gz" | cut -f1) in $out"
 echo "KERNEL=$out/vmlinuz"
 echo "INITRD=$out/initrd.gz"
