@@ -8,6 +8,10 @@
 //
 //   await using guest = await Guest.boot({ qemuArgs: ['-netdev', ..., '-device', 'virtio-net-pci,...'] });
 //   const { status, output } = await guest.run('ip addr add 10.2.0.2/24 dev eth0');
+// In the guest: busybox (ip, ping, nc, dd, ...), ethtool; eth0 (and eth1) are up at boot,
+// without addresses; carrier may follow a moment later (waitFor it). For `ethtool -L eth0
+// combined N` the NIC needs mq=on,vectors=2N+2 and N queues on its netdev. Add romfile= to a
+// virtio-net-pci device: the iPXE ROM only slows the boot.
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -93,7 +97,7 @@ interface Pending {
 }
 
 export class Guest implements AsyncDisposable {
-  /** Everything the guest's shell printed so far (the protocol's markers included). */
+  /** What the guest's shell printed (the protocol's markers included): the unanswered part and a tail before it. */
   shell = '';
   /** QEMU's own stderr. */
   stderr = '';
@@ -112,7 +116,7 @@ export class Guest implements AsyncDisposable {
   private queue: Promise<unknown> = Promise.resolve();
   private pending: Pending | undefined;
   private broken: string | undefined;
-  private onConsole: (() => void) | undefined;
+  private onShell: (() => void) | undefined;
 
   private constructor(
     private readonly child: ChildProcess,
@@ -123,7 +127,7 @@ export class Guest implements AsyncDisposable {
     this.consolePath = path.join(dir, 'console.log');
     child.stdout!.setEncoding('utf8').on('data', (t: string) => {
       this.shell += t;
-      this.onConsole?.();
+      this.onShell?.();
       this.checkPending();
     });
     child.stderr!.setEncoding('utf8').on('data', (t: string) => (this.stderr += t));
@@ -134,7 +138,7 @@ export class Guest implements AsyncDisposable {
         live.delete(child);
         this.exitCode = code;
         this.exitSignal = signal;
-        this.onConsole?.();
+        this.onShell?.();
         this.failPending(`QEMU exited (code ${code}, signal ${signal})`);
         resolve();
       }),
@@ -188,18 +192,18 @@ export class Guest implements AsyncDisposable {
       const timer = setTimeout(() => finish(new Error(`no ${re} from the shell within ${timeoutMs} ms`)), timeoutMs);
       const finish = (err?: Error, m?: RegExpExecArray) => {
         clearTimeout(timer);
-        this.onConsole = undefined;
+        this.onShell = undefined;
         if (err) reject(err);
         else resolve(m!);
       };
-      this.onConsole = () => {
+      this.onShell = () => {
         const m = re.exec(this.shell);
         if (m) finish(undefined, m);
         else if (this.exitCode !== null || this.exitSignal !== null) {
           finish(new Error(`QEMU exited (code ${this.exitCode}, signal ${this.exitSignal})`));
         }
       };
-      this.onConsole();
+      this.onShell();
     });
   }
 
@@ -282,6 +286,9 @@ export class Guest implements AsyncDisposable {
     clearTimeout(p.timer);
     this.pending = undefined;
     const output = this.shell.slice(b + begin.length, m.index);
+    // What is answered is not searched again; a tail stays for error messages.
+    const rest = this.shell.slice(m.index + m[0].length);
+    this.shell = this.shell.slice(Math.max(0, m.index + m[0].length - CONSOLE_TAIL), m.index + m[0].length) + rest;
     const status = Number(m[1]);
     const elapsed = performance.now() - p.start;
     if (TRACE) process.stderr.write(`guest: ${Math.round(elapsed)} ms, status ${status}: ${p.cmd}\n`);
