@@ -220,6 +220,7 @@ export class Guest implements AsyncDisposable {
   describe(): string {
     const stderr = this.stderr.trim() ? `--- QEMU stderr ---\n${this.stderr.slice(-CONSOLE_TAIL)}\n` : '';
     // Without the firmware's terminal escapes, which only garble a test log.
+    // eslint-disable-next-line no-control-regex -- ESC is exactly what this strips
     const tail = this.console().slice(-CONSOLE_TAIL).replace(/\x1b(\[[0-9;?]*[A-Za-z]|c)/g, '');
     const shell = this.shell ? `\n--- shell tail ---\n${this.shell.slice(-CONSOLE_TAIL)}` : '';
     return `${stderr}--- console tail ---\n${tail}${shell}`;
