@@ -40,6 +40,10 @@ class HubPort : public NetClient {
   ~HubPort() override;                                   // leaves it
 
   Hub* hub() const { return hub_; }
+  int hub_id() const override { return hub_->id(); }
+  // A new peer can take what senders on the other ports queued.
+  void OnLinked() override { hub_->FlushPorts(); }
+  void Describe(ClientInfo& info) const override { info.hub_id = hub_->id(); }
   bool CanReceive() const override;
   RecvResult Receive(NetClient* sender, const Frame& f) override;
   // A hub port passes headers through; it takes offloaded frames iff every other port's

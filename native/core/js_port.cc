@@ -251,16 +251,9 @@ void PushSegment(void* opaque, const uint8_t* frame, size_t len) {
 }  // namespace
 
 RecvResult JsPort::Receive(NetClient*, const Frame& f) {
-  if (f.eth_len() > kMaxFrameLen) {
-    counters_.Drop(DropReason::kOversize);
-    return RecvResult::kError;
-  }
   uint8_t hdr_scratch[kMaxVnetHdrLen];
-  DeviceFrame d = ShapeForDevice(f, hdr_len_, hdr_scratch);
-  if (d.kind == DeviceFrame::Kind::kBad) {
-    counters_.Drop(DropReason::kBadVnetHdr);
-    return RecvResult::kError;
-  }
+  DeviceFrame d;
+  if (!ShapeOrDrop(f, kMaxFrameLen, hdr_scratch, &d)) return RecvResult::kError;
   if (d.kind == DeviceFrame::Kind::kSoftware) {
     // Room for every segment (each at most headers + gso_size) plus one wrap.
     size_t payload = d.eth_len;

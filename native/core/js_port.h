@@ -79,9 +79,14 @@ class JsPort : public NetClient {
   ~JsPort() override;
 
   // Home thread.
-  Status Start();
-  void Stop();
-  void SetVnetHdrLen(int len) { hdr_len_ = len; }
+  Status Start() override;
+  void Stop() override;
+  Status SetVnetHdrLen(int len) override {
+    hdr_len_ = len;
+    return Status::Ok();
+  }
+  // The port's owner (the virtio-net model) sets its TAP peer's offloads.
+  bool OwnsPeerOffloads() const override { return true; }
 
   // Any thread: JS published frames in the tx ring / freed room in the rx ring.
   void KickTx();

@@ -4,17 +4,6 @@
 
 namespace netplane::core {
 
-BatchIo* NetContext::Batch() {
-  if (!batch_tried) {
-    batch_tried = true;
-    if (BatchIo::Wanted()) {
-      auto b = BatchIo::Create();
-      if (b.ok()) batch = std::move(b.value);
-    }
-  }
-  return batch && !batch->broken() ? batch.get() : nullptr;
-}
-
 const char* ClientKindName(ClientKind k) {
   switch (k) {
     case ClientKind::kTap: return "tap";
@@ -94,6 +83,23 @@ RecvResult NetClient::Deliver(NetClient* sender, const Frame& f, bool from_queue
   }
   if (!from_queue) counters_.In(f.eth_len());
   return r;
+}
+
+Status NetClient::SetVnetHdrLen(int) {
+  return Status::Invalid("net client '" + name_ + "' has no vnet header of its own");
+}
+
+bool NetClient::ShapeOrDrop(const Frame& f, size_t max_eth_len, uint8_t* hdr_scratch, DeviceFrame* d) {
+  if (f.eth_len() > max_eth_len) {
+    counters_.Drop(DropReason::kOversize);
+    return false;
+  }
+  *d = ShapeForDevice(f, vnet_hdr_len(), hdr_scratch);
+  if (d->kind == DeviceFrame::Kind::kBad) {
+    counters_.Drop(DropReason::kBadVnetHdr);
+    return false;
+  }
+  return true;
 }
 
 bool NetClient::FlushQueuedPackets() {

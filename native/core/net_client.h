@@ -20,7 +20,6 @@
 #include <vector>
 
 #include "aio_context.h"
-#include "batch_io.h"
 #include "counters.h"
 #include "net_queue.h"
 #include "packet_pool.h"
@@ -61,20 +60,50 @@ struct NetContext {
   PacketPool pool;
   std::vector<uint8_t> scratch = std::vector<uint8_t>(kMaxFrameLen + 64);  // segmentation
   const EventSink* events = nullptr;
-  // Batched TAP I/O (io_uring), created on first use from the home thread when the
-  // environment asks for it (BatchIo::Wanted); null means the plain read/write path.
-  std::unique_ptr<BatchIo> batch;
-  bool batch_tried = false;
-  BatchIo* Batch();
 
   void Emit(const GraphEvent& ev) const {
     if (events && *events) (*events)(ev);
   }
 };
 
+// How a frame must be shaped for a device that expects `to_hdr_len` header bytes.
+struct DeviceFrame {
+  enum class Kind {
+    kIov,       // write iov[0..iovcnt) as is
+    kSoftware,  // needs checksum completion / segmentation (hdr, eth, eth_len set)
+    kBad,       // the sender's vnet header is invalid (error set)
+  } kind = Kind::kIov;
+  iovec iov[2];
+  int iovcnt = 0;
+  size_t eth_len = 0;
+  VnetHdr hdr;
+  VnetError error = VnetError::kOk;
+};
+// hdr_scratch must hold kMaxVnetHdrLen bytes and stay alive while iov is used.
+DeviceFrame ShapeForDevice(const Frame& f, int to_hdr_len, uint8_t* hdr_scratch);
+
 enum class RecvResult { kConsumed, kNotNow, kError };
 enum class ClientKind { kTap, kHubPort, kJsPort };
 const char* ClientKindName(ClientKind k);
+
+// What a snapshot reports about one client. The graph fills in placement; the client's
+// Describe() adds what only its kind knows.
+struct ClientInfo {
+  uint32_t handle = 0;
+  std::string name;
+  ClientKind kind = ClientKind::kTap;
+  uint32_t queue_index = 0;
+  std::string iothread;
+  int thread_id = 0;           // kernel tid of the iothread
+  int64_t peer = -1;           // handle of the peer, -1 = none
+  int hub_id = -1;
+  bool link_down = false;
+  bool dead = false;
+  bool enabled = true;
+  int vnet_hdr_len = 0;
+  unsigned offloads = 0;       // TUN_F_* applied (taps)
+  CounterSnapshot counters;
+};
 
 class NetClient {
  public:
@@ -90,6 +119,27 @@ class NetClient {
   // Move to another context. Only while stopped, unpeered and with an empty queue.
   void Relocate(NetContext* ctx) { ctx_ = ctx; }
   NetClient* peer() const { return peer_; }
+
+  // Per-kind behaviour the graph drives without knowing the kind. Home thread.
+  // Start begins polling / producing; Stop ends it (the client stays usable for a restart).
+  virtual Status Start() { return Status::Ok(); }
+  virtual void Stop() {}
+  // The device's header length changed (0, 10, 12 or 20, already checked).
+  virtual Status SetVnetHdrLen(int len);
+  // A queue was attached (true) or detached (false); only TAP queues have that state.
+  virtual void SetQueueEnabled(bool) {}
+  // The graph's offload choice for the device behind this client (auto_on: the graph
+  // manages offloads at all); only a TAP acts on it.
+  virtual void RecomputeOffloads(bool) {}
+  // True when this client's owner sets the offloads of the device it is peered with (a NIC
+  // queue: the virtio-net model writes what the guest negotiated), so the graph does not.
+  virtual bool OwnsPeerOffloads() const { return false; }
+  // The hub this client is a port of, -1 for none.
+  virtual int hub_id() const { return -1; }
+  // Just peered (Link succeeded).
+  virtual void OnLinked() {}
+  // Fill in what only this kind knows (enabled, offloads, hub).
+  virtual void Describe(ClientInfo&) const {}
 
   // Peer a and b (symmetric). Fails when either already has a peer, a == b, or they live in
   // different contexts.
@@ -118,10 +168,6 @@ class NetClient {
   // A frame this client sent with a callback has left the peer's queue (delivered or
   // purged): resume producing.
   virtual void OnQueuedSent() {}
-  // A frame this client sent (with a callback) was accepted for a batched write that the
-  // kernel then refused for now: it waits in the receiver's queue after all, so stop
-  // producing until OnQueuedSent(), as if Send() had returned kQueued.
-  virtual void OnSentFrameQueuedLate() {}
 
   enum class SendResult { kDone, kQueued };
   // Send f to the peer (QEMU qemu_send_packet_async). Counts out at this client, or a drop
@@ -143,6 +189,11 @@ class NetClient {
   const ClientCounters& counters() const { return counters_; }
 
  protected:
+  // Shape f for this client's device (ShapeForDevice to vnet_hdr_len()); false when it
+  // cannot be: the drop is counted (oversize beyond max_eth_len, or a bad vnet header) and
+  // Receive returns kError.
+  bool ShapeOrDrop(const Frame& f, size_t max_eth_len, uint8_t* hdr_scratch, DeviceFrame* d);
+
   // Hub ports override: their "peer side" fan-out for FlushQueuedPackets.
   virtual void FlushHubSiblings() {}
 
@@ -160,21 +211,5 @@ class NetClient {
   friend class NetQueue;
   friend class HubPort;
 };
-
-// How a frame must be shaped for a device that expects `to_hdr_len` header bytes.
-struct DeviceFrame {
-  enum class Kind {
-    kIov,       // write iov[0..iovcnt) as is
-    kSoftware,  // needs checksum completion / segmentation (hdr, eth, eth_len set)
-    kBad,       // the sender's vnet header is invalid (error set)
-  } kind = Kind::kIov;
-  iovec iov[2];
-  int iovcnt = 0;
-  size_t eth_len = 0;
-  VnetHdr hdr;
-  VnetError error = VnetError::kOk;
-};
-// hdr_scratch must hold kMaxVnetHdrLen bytes and stay alive while iov is used.
-DeviceFrame ShapeForDevice(const Frame& f, int to_hdr_len, uint8_t* hdr_scratch);
 
 }  // namespace netplane::core

@@ -13,7 +13,11 @@ NetGraph::~NetGraph() { Close(); }
 Result<NetGraph::Context*> NetGraph::GetContext(const std::string& name) {
   auto it = contexts_.find(name);
   if (it != contexts_.end()) return Result<Context*>::Of(&it->second);
-  auto t = IoThread::Start(name);
+  return StartContext(name, {});
+}
+
+Result<NetGraph::Context*> NetGraph::StartContext(const std::string& name, const PollParams& params) {
+  auto t = IoThread::Start(name, params);
   if (!t.ok()) return Result<Context*>::Fail(t.status);
   Context& c = contexts_[name];
   c.thread = std::move(t.value);
@@ -33,15 +37,7 @@ Status NetGraph::AddIothread(const std::string& name, const PollParams& params) 
     it->second.thread->RunSync([&] { aio->SetPollParams(params); });
     return Status::Ok();
   }
-  auto t = IoThread::Start(name, params);
-  if (!t.ok()) return t.status;
-  Context& c = contexts_[name];
-  c.thread = std::move(t.value);
-  c.net = std::make_unique<NetContext>();
-  c.net->aio = &c.thread->context();
-  c.net->name = name;
-  c.net->events = &sink_;
-  return Status::Ok();
+  return StartContext(name, params).status;
 }
 
 Status NetGraph::CheckNew(const ClientSpec& spec) {
@@ -59,13 +55,20 @@ Result<NetGraph::Entry*> NetGraph::Find(uint32_t handle) {
   return Result<Entry*>::Of(&it->second);
 }
 
+template <class Fn>
+Status NetGraph::WithClient(uint32_t handle, Fn&& fn) {
+  auto f = Find(handle);
+  if (!f.ok()) return f.status;
+  NetClient* c = f.value->client.get();
+  Status s;
+  f.value->ctx->thread->RunSync([&] { s = fn(c); });
+  return s;
+}
+
 Status NetGraph::StartClient(Entry* e) {
   Status s;
   NetClient* c = e->client.get();
-  e->ctx->thread->RunSync([&] {
-    if (c->kind() == ClientKind::kTap) s = static_cast<TapClient*>(c)->Start();
-    if (c->kind() == ClientKind::kJsPort) s = static_cast<JsPort*>(c)->Start();
-  });
+  e->ctx->thread->RunSync([&] { s = c->Start(); });
   return s;
 }
 
@@ -74,8 +77,7 @@ void NetGraph::StopClient(Entry* e) {
   e->ctx->thread->RunSync([&] {
     c->Unlink();
     c->incoming().Purge(nullptr, DropReason::kPurged);
-    if (c->kind() == ClientKind::kTap) static_cast<TapClient*>(c)->Stop();
-    if (c->kind() == ClientKind::kJsPort) static_cast<JsPort*>(c)->Stop();
+    c->Stop();
   });
 }
 
@@ -92,9 +94,10 @@ Status NetGraph::AddTap(const ClientSpec& spec, int fd, int vnet_hdr_len) {
                   std::make_unique<TapClient>(spec.handle, spec.name, ctx.value->net.get(), fd, vnet_hdr_len));
 }
 
-Status NetGraph::Register(const ClientSpec& spec, Context* ctx, std::unique_ptr<NetClient> client) {
+Status NetGraph::Register(const ClientSpec& spec, Context* ctx, std::unique_ptr<NetClient> client, JsPort* port) {
   Entry e;
   e.client = std::move(client);
+  e.port = port;
   e.ctx = ctx;
   e.spec = spec;
   e.pinned = !spec.iothread.empty();
@@ -143,7 +146,7 @@ Status NetGraph::AddJsPort(const ClientSpec& spec, const JsPortConfig& cfg) {
   if (!ctx.ok()) return ctx.status;
   auto port = JsPort::Create(spec.handle, spec.name, ctx.value->net.get(), cfg);
   if (!port.ok()) return port.status;
-  return Register(spec, ctx.value, std::unique_ptr<NetClient>(port.value));
+  return Register(spec, ctx.value, std::unique_ptr<NetClient>(port.value), port.value);
 }
 
 Status NetGraph::Remove(uint32_t handle) {
@@ -155,14 +158,10 @@ Status NetGraph::Remove(uint32_t handle) {
   int touched_hub = -1;
   e->ctx->thread->RunSync([&] {
     NetClient* c = e->client.get();
-    if (c->kind() == ClientKind::kHubPort) touched_hub = static_cast<HubPort*>(c)->hub()->id();
-    else if (c->peer() && c->peer()->kind() == ClientKind::kHubPort)
-      touched_hub = static_cast<HubPort*>(c->peer())->hub()->id();
+    touched_hub = c->hub_id() >= 0 ? c->hub_id() : c->peer() ? c->peer()->hub_id() : -1;
   });
   StopClient(e);
-  int hub_id = -1;
-  if (e->client->kind() == ClientKind::kHubPort)
-    hub_id = static_cast<HubPort*>(e->client.get())->hub()->id();
+  const int hub_id = e->client->hub_id();
   // Destroy on the home thread: the queue returns buffers to that context's pool and a
   // hub port leaves a list the thread walks.
   e->ctx->thread->RunSync([&] { e->client.reset(); });
@@ -225,9 +224,8 @@ Status NetGraph::Connect(uint32_t a, uint32_t b) {
   ea->ctx->thread->RunSync([&] {
     s = NetClient::Link(ca, cb);
     if (!s.ok()) return;
-    // A hub port gained a peer: frames queued on its siblings may go there now.
-    for (NetClient* c : {ca, cb})
-      if (c->kind() == ClientKind::kHubPort) static_cast<HubPort*>(c)->hub()->FlushPorts();
+    ca->OnLinked();
+    cb->OnLinked();
   });
   if (!s.ok()) return s;
   RecomputeOffloads();
@@ -235,36 +233,28 @@ Status NetGraph::Connect(uint32_t a, uint32_t b) {
 }
 
 Status NetGraph::SetLinkDown(uint32_t handle, bool down) {
-  auto f = Find(handle);
-  if (!f.ok()) return f.status;
-  NetClient* c = f.value->client.get();
-  f.value->ctx->thread->RunSync([&] { c->SetLinkDown(down); });
-  return Status::Ok();
+  return WithClient(handle, [&](NetClient* c) {
+    c->SetLinkDown(down);
+    return Status::Ok();
+  });
 }
 
 Status NetGraph::SetVnetHdrLen(uint32_t handle, int len) {
-  auto f = Find(handle);
-  if (!f.ok()) return f.status;
-  NetClient* c = f.value->client.get();
-  if (len != 0 && !IsVnetHdrLen(static_cast<size_t>(len)))
-    return Status::Invalid("vnet header length must be 0, 10, 12 or 20, got " + std::to_string(len));
-  if (c->kind() == ClientKind::kHubPort)
-    return Status::Invalid("hub port '" + c->name() + "' has no vnet header of its own");
-  f.value->ctx->thread->RunSync([&] {
-    if (c->kind() == ClientKind::kTap) static_cast<TapClient*>(c)->SetVnetHdrLen(len);
-    if (c->kind() == ClientKind::kJsPort) static_cast<JsPort*>(c)->SetVnetHdrLen(len);
+  Status s = WithClient(handle, [&](NetClient* c) {
+    if (len != 0 && !IsVnetHdrLen(static_cast<size_t>(len)))
+      return Status::Invalid("vnet header length must be 0, 10, 12 or 20, got " + std::to_string(len));
+    return c->SetVnetHdrLen(len);
   });
+  if (!s.ok()) return s;
   RecomputeOffloads();
   return Status::Ok();
 }
 
 Status NetGraph::SetQueueEnabled(uint32_t handle, bool enabled) {
-  auto f = Find(handle);
-  if (!f.ok()) return f.status;
-  NetClient* c = f.value->client.get();
-  if (c->kind() != ClientKind::kTap) return Status::Ok();  // only TAP queues attach/detach
-  f.value->ctx->thread->RunSync([&] { static_cast<TapClient*>(c)->SetEnabled(enabled); });
-  return Status::Ok();
+  return WithClient(handle, [&](NetClient* c) {
+    c->SetQueueEnabled(enabled);
+    return Status::Ok();
+  });
 }
 
 void NetGraph::SetAutoOffloads(bool on) {
@@ -274,23 +264,9 @@ void NetGraph::SetAutoOffloads(bool on) {
 
 void NetGraph::RecomputeOffloads() {
   for (auto& [handle, e] : clients_) {
-    if (e.client->kind() != ClientKind::kTap) continue;
-    auto* tap = static_cast<TapClient*>(e.client.get());
+    NetClient* c = e.client.get();
     bool on = auto_offloads_;
-    bool& external = e.offloads_external;
-    e.ctx->thread->RunSync([&] {
-      if (tap->vnet_hdr_len() == 0 || tap->dead()) return;
-      // Peered with a JS port (a NIC queue): the port's owner sets the offloads (virtio-net
-      // negotiation), so the graph does not write TUNSETOFFLOAD on this TAP.
-      if (tap->peer() && tap->peer()->kind() == ClientKind::kJsPort) {
-        external = true;
-        return;
-      }
-      bool want = on && tap->peer() && tap->peer()->AcceptsOffloads();
-      // Back from an outside owner, the kernel may hold anything: write once regardless.
-      if (external || want != (tap->offloads() != 0)) tap->SetOffloads(want);
-      external = false;
-    });
+    e.ctx->thread->RunSync([c, on] { c->RecomputeOffloads(on); });
   }
 }
 
@@ -304,9 +280,9 @@ Status NetGraph::KickPort(uint32_t handle, bool tx) {
 Result<JsPort*> NetGraph::FindPort(uint32_t handle) {
   auto f = Find(handle);
   if (!f.ok()) return Result<JsPort*>::Fail(f.status);
-  if (f.value->client->kind() != ClientKind::kJsPort)
+  if (!f.value->port)
     return Result<JsPort*>::Fail(Status::Invalid("net client '" + f.value->client->name() + "' is not a packet port"));
-  return Result<JsPort*>::Of(static_cast<JsPort*>(f.value->client.get()));
+  return Result<JsPort*>::Of(f.value->port);
 }
 
 std::vector<ClientInfo> NetGraph::Snapshot() {
@@ -333,11 +309,7 @@ std::vector<ClientInfo> NetGraph::Snapshot() {
         i.link_down = c->link_down();
         i.dead = c->dead();
         i.vnet_hdr_len = c->vnet_hdr_len();
-        if (c->kind() == ClientKind::kTap) {
-          i.enabled = static_cast<TapClient*>(c)->enabled();
-          i.offloads = static_cast<TapClient*>(c)->offloads();
-        }
-        if (c->kind() == ClientKind::kHubPort) i.hub_id = static_cast<HubPort*>(c)->hub()->id();
+        c->Describe(i);
         i.counters = c->counters().Snapshot();
         out.push_back(std::move(i));
       }

@@ -39,23 +39,6 @@ struct ClientSpec {
   std::string iothread;  // empty: default placement
 };
 
-struct ClientInfo {
-  uint32_t handle = 0;
-  std::string name;
-  ClientKind kind = ClientKind::kTap;
-  uint32_t queue_index = 0;
-  std::string iothread;
-  int thread_id = 0;           // kernel tid of the iothread
-  int64_t peer = -1;           // handle of the peer, -1 = none
-  int hub_id = -1;
-  bool link_down = false;
-  bool dead = false;
-  bool enabled = true;
-  int vnet_hdr_len = 0;
-  unsigned offloads = 0;       // TUN_F_* applied (taps)
-  CounterSnapshot counters;
-};
-
 class NetGraph {
  public:
   explicit NetGraph(EventSink sink);
@@ -100,16 +83,21 @@ class NetGraph {
     Context* ctx = nullptr;
     ClientSpec spec;
     bool pinned = false;
-    bool offloads_external = false;  // tap: its offloads were left to a JS port's owner
+    JsPort* port = nullptr;  // the client, when it is a JS port (KickPort, FindPort)
   };
 
   Result<Context*> GetContext(const std::string& name);
+  Result<Context*> StartContext(const std::string& name, const PollParams& params);
   Status CheckNew(const ClientSpec& spec);
   Result<Entry*> Find(uint32_t handle);
+  // Find the client and run fn(NetClient*) -> Status on its home thread.
+  template <class Fn>
+  Status WithClient(uint32_t handle, Fn&& fn);
   Status Move(Entry* e, Context* to);
   Status StartClient(Entry* e);
   // Store a new client under its handle and start it there; forgotten again if it cannot start.
-  Status Register(const ClientSpec& spec, Context* ctx, std::unique_ptr<NetClient> client);
+  Status Register(const ClientSpec& spec, Context* ctx, std::unique_ptr<NetClient> client,
+                  JsPort* port = nullptr);
   void StopClient(Entry* e);
   void RecomputeOffloads();
 

@@ -16,9 +16,9 @@ NetQueue::~NetQueue() {
   tail_ = nullptr;
 }
 
-NetQueue::AppendResult NetQueue::Append(NetClient* sender, const Frame& f, bool with_callback, bool count_in) {
+NetQueue::AppendResult NetQueue::Append(NetClient* sender, const Frame& f, bool with_callback) {
   ClientCounters& c = owner_->counters();
-  if (count_in) c.In(f.eth_len());
+  c.In(f.eth_len());
   // Callback senders stop after one queued frame, so they are bounded by construction.
   if (!with_callback && (count_ >= kMaxFrames || bytes_ + f.len > kMaxBytes)) {
     c.Drop(DropReason::kQueueFull);

@@ -28,9 +28,8 @@ class NetQueue {
   ~NetQueue();  // frames left are returned to the pool uncounted (Purge first to count)
 
   enum class AppendResult { kQueued, kDropped };
-  // Copy f into the queue. Counts the frame in at the owner (unless count_in is false: it
-  // was counted when the owner first accepted it), and queued or dropped.
-  AppendResult Append(NetClient* sender, const Frame& f, bool with_callback, bool count_in = true);
+  // Copy f into the queue. Counts the frame in at the owner, and queued or dropped.
+  AppendResult Append(NetClient* sender, const Frame& f, bool with_callback);
   // Deliver queued frames in order until empty (true) or the owner says "not now" (false).
   bool Flush();
   // Drop every frame sent by `from` (all frames when from is null), counting each as

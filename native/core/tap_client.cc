@@ -2,15 +2,13 @@
 
 #include <fcntl.h>
 #include <poll.h>
-#include <linux/if_tun.h>
-#include <sys/ioctl.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#include <algorithm>
 #include <cerrno>
-#include <climits>
 #include <cstring>
+
+#include "tun_ioctl.h"
 
 namespace netplane::core {
 
@@ -21,17 +19,6 @@ namespace {
 ssize_t RawRead(int fd, void* buf, size_t len) { return ::syscall(SYS_read, fd, buf, len); }
 ssize_t RawWrite(int fd, const void* buf, size_t len) { return ::syscall(SYS_write, fd, buf, len); }
 ssize_t RawWritev(int fd, const iovec* iov, int cnt) { return ::syscall(SYS_writev, fd, iov, cnt); }
-
-constexpr unsigned long kTunSetOffload = 0x400454d0;
-constexpr unsigned kTunFCsum = 0x01, kTunFTso4 = 0x02, kTunFTso6 = 0x04, kTunFTsoEcn = 0x08,
-                   kTunFUfo = 0x10, kTunFUso4 = 0x20, kTunFUso6 = 0x40;
-
-int SetOffloadIoctl(int fd, unsigned flags) {
-  for (;;) {
-    if (::ioctl(fd, kTunSetOffload, static_cast<unsigned long>(flags)) == 0) return 0;
-    if (errno != EINTR) return errno;
-  }
-}
 
 // Software segmentation writes each wire frame; the first failure stops further writes.
 struct SegmentWriter {
@@ -72,14 +59,6 @@ Status TapClient::Start() {
   if (fl < 0) return Status::Errno(errno, "fcntl(F_GETFL)", "tap fd " + std::to_string(fd_) + " is not open");
   if (!(fl & O_NONBLOCK) && ::fcntl(fd_, F_SETFL, fl | O_NONBLOCK) < 0)
     return Status::Errno(errno, "fcntl(F_SETFL)", "cannot make tap fd non-blocking");
-  use_batch_ = ctx_->Batch() != nullptr;
-  if (use_batch_) {
-    if (!rbufs_) rbufs_.reset(new uint8_t[kSlotSize * kReadBudget]);
-    // Staged writes keep frame order only if a write never says EAGAIN: true with the
-    // INT_MAX send buffer (QEMU's default, ours too); otherwise write directly.
-    int sndbuf = 0;
-    stage_ok_ = ::ioctl(fd_, TUNGETSNDBUF, &sndbuf) == 0 && sndbuf == INT_MAX;
-  }
   started_ = true;
   Status s = UpdatePolling();
   if (!s.ok()) started_ = false;
@@ -115,7 +94,7 @@ Status TapClient::UpdatePolling() {
   return s;
 }
 
-void TapClient::SetEnabled(bool enabled) {
+void TapClient::SetQueueEnabled(bool enabled) {
   if (enabled == enabled_) return;
   if (!enabled) {
     // Remove the handler entirely: a detached queue reports POLLERR, which would spin.
@@ -130,20 +109,33 @@ void TapClient::SetEnabled(bool enabled) {
   UpdatePolling();
 }
 
-Result<unsigned> TapClient::SetOffloads(bool on) {
-  unsigned flags = 0;
-  int err = 0;
-  if (on) {
-    const unsigned base = kTunFCsum | kTunFTso4 | kTunFTso6 | kTunFTsoEcn;
-    // Newest first, falling back like QEMU: without USO, then without UFO.
-    for (unsigned extra : {kTunFUfo | kTunFUso4 | kTunFUso6, kTunFUfo, 0u}) {
-      flags = base | extra;
-      err = SetOffloadIoctl(fd_, flags);
-      if (err != EINVAL) break;
-    }
-  } else {
-    err = SetOffloadIoctl(fd_, 0);
+Status TapClient::SetVnetHdrLen(int len) {
+  hdr_len_ = len;
+  return Status::Ok();
+}
+
+void TapClient::RecomputeOffloads(bool auto_on) {
+  if (hdr_len_ == 0 || dead_) return;
+  if (peer_ && peer_->OwnsPeerOffloads()) {
+    offloads_external_ = true;
+    return;
   }
+  bool want = auto_on && peer_ && peer_->AcceptsOffloads();
+  if (offloads_external_ || want != (offloads_ != 0)) SetOffloads(want);
+  offloads_external_ = false;
+}
+
+void TapClient::Describe(ClientInfo& info) const {
+  info.enabled = enabled_;
+  info.offloads = offloads_;
+}
+
+Result<unsigned> TapClient::SetOffloads(bool on) {
+  using namespace tun;  // NOLINT: the tun ABI names
+  unsigned flags = 0;
+  int err = on ? SetOffload(fd_, kTunFCsum | kTunFTso4 | kTunFTso6 | kTunFTsoEcn | kTunFUfo | kTunFUso4 | kTunFUso6,
+                            &flags)
+               : IoctlValue(fd_, kTunSetOffload, 0);
   if (err != 0)
     return Result<unsigned>::Fail(Status::Errno(err, "ioctl(TUNSETOFFLOAD)",
                                                 "TUNSETOFFLOAD ioctl() failed: " + std::string(std::strerror(err))));
@@ -176,10 +168,6 @@ void TapClient::ReadBatch() {
     CheckFdError();
     return;
   }
-  if (BatchIo* b = ActiveBatch()) {
-    ReadBatchBatched(b);
-    return;
-  }
   const size_t cap = static_cast<size_t>(hdr_len_) + kNetBufSize;
   uint8_t* buf = rbuf_.get();
   for (int got = 0; got < kReadBudget;) {
@@ -209,55 +197,6 @@ void TapClient::ReadBatch() {
   }
 }
 
-// One io_uring_enter reads up to read_ahead_ frames; the writes they cause are staged and
-// go out together in a second one. read_ahead_ adapts: doubled while every read finds a
-// frame, back to what the last round found (+1) when the TAP ran dry, so an idle link does
-// not pay for many empty reads.
-void TapClient::ReadBatchBatched(BatchIo* b) {
-  const size_t cap = static_cast<size_t>(hdr_len_) + kNetBufSize;
-  uint8_t* bufs[kReadBudget];
-  int32_t res[kReadBudget];
-  for (int total = 0; total < kReadBudget;) {
-    const int n = std::min(read_ahead_, kReadBudget - total);
-    for (int i = 0; i < n; ++i) bufs[i] = rbufs_.get() + static_cast<size_t>(i) * kSlotSize;
-    if (b->ReadMany(fd_, bufs, cap, n, res) != 0) return;  // the ring failed: plain I/O next time
-    int got = 0, fatal = 0;
-    bool queued = false;
-    b->OpenWindow();
-    for (int i = 0; i < n; ++i) {
-      const int32_t r = res[i];
-      if (r == -EAGAIN || r == -EWOULDBLOCK || r == -EINTR || r == 0) continue;
-      if (r < 0) {
-        fatal = -r;
-        break;
-      }
-      ++got;
-      // After one frame waits in the peer's queue, the rest of the round (already read)
-      // queue behind it, in order.
-      if (DeliverRead(bufs[i], static_cast<size_t>(r))) queued = true;
-    }
-    b->CloseWindow();
-    b->Flush();
-    total += got;
-    if (fatal != 0) {
-      Die(fatal, "read");
-      return;
-    }
-    if (queued) {
-      read_poll_ = false;
-      UpdatePolling();
-      return;
-    }
-    if (dead_ || !started_ || !enabled_ || !read_poll_) return;
-    if (got < n) {
-      read_ahead_ = std::max(2, got + 1);
-      if (total == 0) CheckFdError();
-      return;
-    }
-    read_ahead_ = std::min(read_ahead_ * 2, static_cast<int>(kReadBudget));
-  }
-}
-
 bool TapClient::DeliverRead(uint8_t* buf, size_t len) {
   const size_t hdr = static_cast<size_t>(hdr_len_);
   if (len <= hdr) {
@@ -273,12 +212,6 @@ bool TapClient::DeliverRead(uint8_t* buf, size_t len) {
   Frame f{buf, static_cast<uint32_t>(len), static_cast<uint16_t>(hdr)};
   counters_.In(f.eth_len());
   return Send(f, /*with_callback=*/true) == SendResult::kQueued;
-}
-
-void TapClient::OnSentFrameQueuedLate() {
-  if (!read_poll_) return;
-  read_poll_ = false;
-  UpdatePolling();
 }
 
 void TapClient::OnQueuedSent() {
@@ -303,25 +236,14 @@ void TapClient::Die(int err, const char* syscall) {
   ctx_->Emit(ev);
 }
 
-RecvResult TapClient::Receive(NetClient* sender, const Frame& f) {
+RecvResult TapClient::Receive(NetClient*, const Frame& f) {
   if (!enabled_) {
     counters_.Drop(DropReason::kDeadDevice);
     return RecvResult::kConsumed;
   }
-  if (f.eth_len() > kNetBufSize) {
-    counters_.Drop(DropReason::kOversize);
-    return RecvResult::kError;
-  }
   uint8_t hdr_scratch[kMaxVnetHdrLen];
-  DeviceFrame d = ShapeForDevice(f, hdr_len_, hdr_scratch);
-  if (d.kind == DeviceFrame::Kind::kBad) {
-    counters_.Drop(DropReason::kBadVnetHdr);
-    return RecvResult::kError;
-  }
-  if (BatchIo* b = ActiveBatch()) {
-    if (d.kind == DeviceFrame::Kind::kIov && StageWrite(b, sender, f, d, hdr_scratch)) return RecvResult::kConsumed;
-    b->Flush();  // a direct write must not overtake staged ones
-  }
+  DeviceFrame d;
+  if (!ShapeOrDrop(f, kNetBufSize, hdr_scratch, &d)) return RecvResult::kError;
   int err = 0;
   if (d.kind == DeviceFrame::Kind::kSoftware) {
     SegmentWriter w{fd_};
@@ -367,71 +289,6 @@ RecvResult TapClient::WriteFailed(int err, const char* syscall) {
   }
   counters_.Drop(DropReason::kWriteError);
   return RecvResult::kError;
-}
-
-}  // namespace netplane::core
-
-namespace netplane::core {
-
-bool TapClient::StageWrite(BatchIo* b, NetClient* sender, const Frame& f, const DeviceFrame& d,
-                           const uint8_t* hdr_scratch) {
-  if (!stage_ok_ || !b->accepting()) return false;
-  BatchIo::Staged* w = b->StageWrite();
-  if (!w) {
-    b->Flush();
-    w = b->StageWrite();
-    if (!w) return false;
-  }
-  w->fd = fd_;
-  w->iovcnt = d.iovcnt;
-  for (int i = 0; i < d.iovcnt; ++i) w->iov[i] = d.iov[i];
-  if (d.iovcnt > 0 && w->iov[0].iov_base == hdr_scratch) {
-    // The converted header lives on our caller's stack: keep a copy with the write.
-    std::memcpy(w->hdr, hdr_scratch, w->iov[0].iov_len);
-    w->iov[0].iov_base = w->hdr;
-  }
-  w->done = OnStagedWriteDone;
-  w->owner = this;
-  w->sender = sender;
-  w->frame = f.data;
-  w->frame_len = f.len;
-  w->frame_hdr_len = f.hdr_len;
-  w->eth_len = static_cast<uint32_t>(d.eth_len);
-  return true;
-}
-
-void TapClient::OnStagedWriteDone(BatchIo::Staged& w, int res) {
-  static_cast<TapClient*>(w.owner)->FinishStagedWrite(w, res);
-}
-
-// The staged write was counted in when we accepted it; now it leaves: out, dropped, or (the
-// kernel said "not now") through the synchronous path, which may queue it.
-void TapClient::FinishStagedWrite(const BatchIo::Staged& w, int res) {
-  if (res >= 0) {
-    counters_.Out(w.eth_len);
-    counters_.DevTx(w.eth_len);
-    return;
-  }
-  if (dead_ || !enabled_) {
-    counters_.Drop(DropReason::kDeadDevice);
-    return;
-  }
-  const int err = -res;
-  if (err != EAGAIN && err != EWOULDBLOCK) {
-    WriteFailed(err, w.iovcnt == 1 ? "write" : "writev");
-    return;
-  }
-  // Rare (staging needs sndbuf INT_MAX, where a TAP write does not say EAGAIN).
-  auto* sender = static_cast<NetClient*>(w.sender);
-  Frame f{w.frame, w.frame_len, w.frame_hdr_len};
-  if (incoming_.empty() && !receive_disabled_) {
-    RecvResult r = Receive(sender, f);  // not staged again: the batch is flushing
-    if (r != RecvResult::kNotNow) return;
-    receive_disabled_ = true;
-  }
-  const bool callback = sender && sender->kind() != ClientKind::kHubPort;
-  if (incoming_.Append(sender, f, callback, /*count_in=*/false) == NetQueue::AppendResult::kQueued && callback)
-    sender->OnSentFrameQueuedLate();
 }
 
 }  // namespace netplane::core

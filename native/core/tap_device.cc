@@ -4,7 +4,6 @@
 
 #include <fcntl.h>
 #include <net/if.h>
-#include <sys/ioctl.h>
 #include <unistd.h>
 
 #include <cctype>
@@ -13,56 +12,18 @@
 #include <fstream>
 #include <set>
 
+#include "tun_ioctl.h"
+
 namespace netplane::core {
 
 namespace {
 
-// The tun ABI, spelled out here so that old userspace headers (without the USO bits) do
-// not matter. Values from linux/if_tun.h (section 3.1 of the semantics reference).
-constexpr unsigned long kTunSetIff = 0x400454ca;
-constexpr unsigned long kTunGetFeatures = 0x800454cf;
-constexpr unsigned long kTunSetOffload = 0x400454d0;
-constexpr unsigned long kTunGetIff = 0x800454d2;
-constexpr unsigned long kTunSetSndbuf = 0x400454d4;
-constexpr unsigned long kTunSetVnetHdrSz = 0x400454d8;
-constexpr unsigned long kTunSetQueue = 0x400454d9;
-
-constexpr uint16_t kIffTun = 0x0001;
-constexpr uint16_t kIffTap = 0x0002;
-constexpr uint16_t kIffMultiQueue = 0x0100;
-constexpr uint16_t kIffAttachQueue = 0x0200;
-constexpr uint16_t kIffDetachQueue = 0x0400;
-constexpr uint16_t kIffNoPi = 0x1000;
-constexpr uint16_t kIffOneQueue = 0x2000;
-constexpr uint16_t kIffVnetHdr = 0x4000;
-
-constexpr unsigned kTunFCsum = 0x01;
-constexpr unsigned kTunFTso4 = 0x02;
-constexpr unsigned kTunFTso6 = 0x04;
-constexpr unsigned kTunFTsoEcn = 0x08;
-constexpr unsigned kTunFUfo = 0x10;
-constexpr unsigned kTunFUso4 = 0x20;
-constexpr unsigned kTunFUso6 = 0x40;
+using namespace tun;  // NOLINT: the tun ABI names, in this file only
 
 constexpr const char* kTunPath = "/dev/net/tun";
 constexpr int kDefaultVnetHdrLen = 10;  // sizeof(struct virtio_net_hdr)
 
 std::string ErrText(int err) { return std::strerror(err); }
-
-// ioctl that retries on EINTR; returns 0 or the errno.
-int Ioctl(int fd, unsigned long request, void* arg) {
-  for (;;) {
-    if (::ioctl(fd, request, arg) == 0) return 0;
-    if (errno != EINTR) return errno;
-  }
-}
-// TUNSETOFFLOAD takes its argument by value.
-int IoctlValue(int fd, unsigned long request, unsigned long value) {
-  for (;;) {
-    if (::ioctl(fd, request, value) == 0) return 0;
-    if (errno != EINTR) return errno;
-  }
-}
 
 struct IfReq {
   ifreq ifr;
@@ -360,15 +321,7 @@ Status TapDevice::SetOffloads(const TapOffloads& o) {
   }
   if (mask == 0) return Status::Ok();
   // Step 3: apply, falling back without USO, then without UFO as well.
-  int err = IoctlValue(fd0, kTunSetOffload, mask);
-  if (err != 0) {
-    mask &= ~(kTunFUso4 | kTunFUso6);
-    err = IoctlValue(fd0, kTunSetOffload, mask);
-  }
-  if (err != 0) {
-    mask &= ~kTunFUfo;
-    err = IoctlValue(fd0, kTunSetOffload, mask);
-  }
+  int err = SetOffload(fd0, mask, &mask);
   if (err != 0) return Status::Errno(err, "ioctl(TUNSETOFFLOAD)", "TUNSETOFFLOAD ioctl() failed: " + ErrText(err));
   impl_->offloads = mask;
   return Status::Ok();
