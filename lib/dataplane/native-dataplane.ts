@@ -1,5 +1,5 @@
 // NativeDataPlane: the DataPlane seam (lib/topology/dataplane.ts) implemented by the native
-// graph (native/core/net_graph.h). Frames between TAP queues, hub ports and packet ports
+// graph (native/core/net/net_graph.h). Frames between TAP queues, hub ports and packet ports
 // never touch JavaScript; this class only issues control operations (each runs on the
 // owning IOThread and returns when done), reads counters as one snapshot, and turns the
 // engine's events into 'event' emissions:

@@ -1,5 +1,5 @@
 // The event loop for JavaScript:
-//  * IoThread: a named native thread running its own AioContext (core/iothread.h).
+//  * IoThread: a named native thread running its own AioContext (core/aio/iothread.h).
 //  * MainLoopContext: an AioContext embedded in Node's libuv loop, the way QEMU's
 //    AioContext is a GSource in GLib's loop. A uv_poll watches the context's epoll fd, a
 //    uv_prepare calls Prepare() and arms a uv_timer for the timeout it returns (so libuv
@@ -28,7 +28,7 @@
 
 #include "addon.h"
 #include "errors.h"
-#include "fd_pair.h"
+#include "base/fd_pair.h"
 
 namespace netplane::binding {
 

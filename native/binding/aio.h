@@ -6,8 +6,8 @@
 
 #include <napi.h>
 
-#include "aio_context.h"
-#include "iothread.h"
+#include "aio/aio_context.h"
+#include "aio/iothread.h"
 
 namespace netplane::binding {
 

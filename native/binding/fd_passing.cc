@@ -1,4 +1,4 @@
-// File descriptor passing for JavaScript (core/fd_passing.h):
+// File descriptor passing for JavaScript (core/io/fd_passing.h):
 //  * new FdReader(fd, onData): reads a stream socket with recvmsg(2) from a uv_poll on a
 //    close-on-exec duplicate of `fd`, and calls onData(data, fds, error) for every chunk;
 //    the fds that arrived with the chunk are JavaScript's from then on (close them with
@@ -22,7 +22,7 @@
 
 #include "addon.h"
 #include "errors.h"
-#include "fd_passing.h"
+#include "io/fd_passing.h"
 
 namespace netplane::binding {
 

@@ -1,4 +1,4 @@
-// The data plane graph for JavaScript: a NetGraph wrapper (core/net_graph.h). Every method
+// The data plane graph for JavaScript: a NetGraph wrapper (core/net/net_graph.h). Every method
 // is a synchronous control operation that runs as a one-shot bottom half on the owning
 // IoThread and returns when it ran (they are short). Events raised on IoThreads (a TAP
 // died, a JS port has frames, a JS port's tx ring has room again) reach JavaScript through
@@ -13,7 +13,7 @@
 
 #include "addon.h"
 #include "errors.h"
-#include "net_graph.h"
+#include "net/net_graph.h"
 
 namespace netplane::binding {
 

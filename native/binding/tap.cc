@@ -9,7 +9,7 @@
 
 #include "addon.h"
 #include "errors.h"
-#include "tap_device.h"
+#include "tap/tap_device.h"
 
 namespace netplane::binding {
 

@@ -8,9 +8,10 @@
 #include <vector>
 
 #include "addon.h"
-#include "checksum.h"
+#include "vnet/checksum.h"
+#include "vnet/segment.h"
 #include "errors.h"
-#include "vnet_hdr.h"
+#include "vnet/vnet_hdr.h"
 
 namespace netplane::binding {
 

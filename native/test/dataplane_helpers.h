@@ -15,7 +15,7 @@
 #include <thread>
 #include <vector>
 
-#include "net_graph.h"
+#include "net/net_graph.h"
 
 namespace nptest {
 

@@ -9,8 +9,8 @@
 #include <string>
 #include <vector>
 
-#include "fd_pair.h"
-#include "fd_passing.h"
+#include "base/fd_pair.h"
+#include "io/fd_passing.h"
 #include "fd_count.h"
 #include "test.h"
 

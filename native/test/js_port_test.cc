@@ -1,7 +1,7 @@
 // JS port rings, exercised from C++ acting as the JavaScript side: read batches from the
 // rx ring, write frames into the tx ring, kick, and check back-pressure and drop policy.
 #include "dataplane_helpers.h"
-#include "js_port.h"
+#include "port/js_port.h"
 #include "test.h"
 
 using namespace netplane::core;

@@ -3,7 +3,7 @@
 #include <deque>
 
 #include "dataplane_helpers.h"
-#include "net_client.h"
+#include "net/net_client.h"
 #include "test.h"
 
 using namespace netplane::core;

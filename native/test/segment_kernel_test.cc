@@ -32,7 +32,7 @@
 
 #include "frame_builder.h"
 #include "test.h"
-#include "unique_fd.h"
+#include "base/unique_fd.h"
 
 using namespace netplane::core;
 using nptest::BuildFrame;

@@ -13,7 +13,7 @@
 #include <fstream>
 #include <string>
 
-#include "tap_device.h"
+#include "tap/tap_device.h"
 #include "fd_count.h"
 #include "test.h"
 
