@@ -109,4 +109,13 @@ Result<UniqueFd> DupCloexec(int fd) {
   return R::Of(UniqueFd(dup));
 }
 
+Status SetCloexec(int fd) {
+  int flags = ::fcntl(fd, F_GETFD);
+  if (flags < 0 || ::fcntl(fd, F_SETFD, flags | FD_CLOEXEC) < 0) {
+    int err = errno;
+    return Status::Errno(err, "fcntl(F_SETFD)", "fd " + std::to_string(fd) + ": " + std::strerror(err));
+  }
+  return Status::Ok();
+}
+
 }  // namespace netplane::core

@@ -39,4 +39,7 @@ Result<size_t> SendWithFds(int sock, const void* buf, size_t len, const int* fds
 // dup(2) to the lowest free fd >= 0 with close-on-exec set.
 Result<UniqueFd> DupCloexec(int fd);
 
+// Set FD_CLOEXEC on fd, so that an inherited fd reaches no program we start.
+Status SetCloexec(int fd);
+
 }  // namespace netplane::core

@@ -21,10 +21,10 @@ NetClient::~NetClient() = default;
 Status NetClient::Link(NetClient* a, NetClient* b) {
   if (a == b) return Status::Invalid("cannot peer net client '" + a->name_ + "' with itself");
   if (a->peer_)
-    return Status::Invalid("net client '" + a->name_ + "' already has a peer ('" +
+    return Status::InUse("net client '" + a->name_ + "' already has a peer ('" +
                            a->peer_->name_ + "')");
   if (b->peer_)
-    return Status::Invalid("net client '" + b->name_ + "' already has a peer ('" +
+    return Status::InUse("net client '" + b->name_ + "' already has a peer ('" +
                            b->peer_->name_ + "')");
   if (a->ctx_ != b->ctx_)
     return Status::Invalid("net clients '" + a->name_ + "' and '" + b->name_ +

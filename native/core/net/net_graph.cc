@@ -29,7 +29,7 @@ Result<NetGraph::Context*> NetGraph::StartContext(const std::string& name, const
 }
 
 Status NetGraph::AddIothread(const std::string& name, const PollParams& params) {
-  if (closed_) return Status::Invalid("the data plane is closed");
+  if (closed_) return Status::Closed("the data plane is closed");
   if (name.empty()) return Status::Invalid("iothread name must not be empty");
   auto it = contexts_.find(name);
   if (it != contexts_.end()) {
@@ -41,17 +41,17 @@ Status NetGraph::AddIothread(const std::string& name, const PollParams& params) 
 }
 
 Status NetGraph::CheckNew(const ClientSpec& spec) {
-  if (closed_) return Status::Invalid("the data plane is closed");
+  if (closed_) return Status::Closed("the data plane is closed");
   if (clients_.count(spec.handle))
-    return Status::Invalid("net client handle " + std::to_string(spec.handle) + " is already in use");
+    return Status::InUse("net client handle " + std::to_string(spec.handle) + " is already in use");
   return Status::Ok();
 }
 
 Result<NetGraph::Entry*> NetGraph::Find(uint32_t handle) {
-  if (closed_) return Result<Entry*>::Fail(Status::Invalid("the data plane is closed"));
+  if (closed_) return Result<Entry*>::Fail(Status::Closed("the data plane is closed"));
   auto it = clients_.find(handle);
   if (it == clients_.end())
-    return Result<Entry*>::Fail(Status::Invalid("no net client with handle " + std::to_string(handle)));
+    return Result<Entry*>::Fail(Status::NotFound("no net client with handle " + std::to_string(handle)));
   return Result<Entry*>::Of(&it->second);
 }
 
@@ -203,9 +203,9 @@ Status NetGraph::Connect(uint32_t a, uint32_t b) {
   NetClient* cb = eb->client.get();
   if (ca == cb) return Status::Invalid("cannot peer net client '" + ca->name() + "' with itself");
   if (ca->peer())
-    return Status::Invalid("net client '" + ca->name() + "' already has a peer ('" + ca->peer()->name() + "')");
+    return Status::InUse("net client '" + ca->name() + "' already has a peer ('" + ca->peer()->name() + "')");
   if (cb->peer())
-    return Status::Invalid("net client '" + cb->name() + "' already has a peer ('" + cb->peer()->name() + "')");
+    return Status::InUse("net client '" + cb->name() + "' already has a peer ('" + cb->peer()->name() + "')");
   if (ea->ctx != eb->ctx) {
     // Move whichever side is free to move (not pinned, not a hub port).
     if (!ea->pinned) {

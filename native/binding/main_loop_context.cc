@@ -1,11 +1,10 @@
-// The event loop for JavaScript:
-//  * IoThread: a named native thread running its own AioContext (core/aio/iothread.h).
-//  * MainLoopContext: an AioContext embedded in Node's libuv loop, the way QEMU's
-//    AioContext is a GSource in GLib's loop. A uv_poll watches the context's epoll fd, a
-//    uv_prepare calls Prepare() and arms a uv_timer for the timeout it returns (so libuv
-//    never sleeps past a BH or timer), a uv_check calls Check() + Dispatch(). JS registers
-//    bottom halves, one-shots, timers and fd handlers whose callbacks are JS functions; tests
-//    may also drive it by hand (poll / prepare / check / dispatch).
+// MainLoopContext for JavaScript: an AioContext embedded in Node's libuv loop, the way
+// QEMU's AioContext is a GSource in GLib's loop. A uv_poll watches the context's epoll fd, a
+// uv_prepare calls Prepare() and arms a uv_timer for the timeout it returns (so libuv
+// never sleeps past a BH or timer), a uv_check calls Check() + Dispatch(). JS registers
+// bottom halves, one-shots, timers and fd handlers whose callbacks are JS functions; tests
+// may also drive it by hand (poll / prepare / check / dispatch). Like IoThread, an embedding
+// API: the data plane does not run on it.
 //
 // Keep-alive: the handles are unref'd, so a context with nothing scheduled does not keep
 // the process alive (like an unref'd socket); pending BHs / armed timers do (like
@@ -13,214 +12,23 @@
 //
 // Teardown: close() or GC closes the uv handles with uv_close; at env exit an async
 // cleanup hook does it and keeps the env waiting until the close callbacks ran, so no
-// handle is left open on a worker's loop. IoThreads are stopped and joined from the env
-// cleanup list (GetAddonData(env).cleanups).
-#include "aio.h"
-
+// handle is left open on a worker's loop.
 #include <uv.h>
 
-#include <climits>
 #include <cmath>
+#include <cstdint>
 #include <memory>
 #include <unordered_map>
-#include <unordered_set>
 #include <vector>
 
 #include "addon.h"
+#include "aio/aio_context.h"
+#include "args.h"
 #include "errors.h"
-#include "base/fd_pair.h"
 
 namespace netplane::binding {
 
 namespace {
-
-constexpr napi_type_tag kIoThreadTag = {0x6e70696f74687264ULL, 0x0000000000000001ULL};
-constexpr napi_type_tag kMainLoopTag = {0x6e706d61696e6c70ULL, 0x0000000000000002ULL};
-constexpr double kMaxSafeInteger = 9007199254740991.0;
-
-class IoThreadWrap;
-
-// Per-env: live IoThread wrappers, so the env cleanup can stop them.
-struct AioRegistry : std::enable_shared_from_this<AioRegistry> {
-  std::unordered_set<IoThreadWrap*> threads;
-  bool env_exiting = false;
-};
-
-Napi::Value ThrowClosed(Napi::Env env, const std::string& what) {
-  Napi::Error e = Napi::Error::New(env, what);
-  e.Set("code", Napi::String::New(env, "NETPLANE_CLOSED"));
-  e.ThrowAsJavaScriptException();
-  return env.Undefined();
-}
-
-// A JS number that must be an integer in [lo, hi]; otherwise throws naming `what`.
-bool GetInteger(Napi::Env env, Napi::Value v, const std::string& what, double lo, double hi, double* out) {
-  if (!v.IsNumber()) {
-    ThrowTypeError(env, what + " must be a number");
-    return false;
-  }
-  double d = v.As<Napi::Number>().DoubleValue();
-  if (!std::isfinite(d) || std::trunc(d) != d || d < lo || d > hi) {
-    ThrowRangeError(env, what + " must be an integer in " + std::to_string(static_cast<int64_t>(lo)) + ".." +
-                             std::to_string(static_cast<int64_t>(hi)) + ", got " + v.ToString().Utf8Value());
-    return false;
-  }
-  *out = d;
-  return true;
-}
-
-bool GetFd(Napi::Env env, Napi::Value v, double* out) { return GetInteger(env, v, "fd", 0, INT_MAX, out); }
-
-bool GetBool(Napi::Env env, Napi::Value v, const std::string& what, bool* out) {
-  if (!v.IsBoolean()) {
-    ThrowTypeError(env, what + " must be a boolean");
-    return false;
-  }
-  *out = v.As<Napi::Boolean>().Value();
-  return true;
-}
-
-// { pollMaxNs?, pollGrow?, pollShrink? } -> PollParams. Negative values are passed through
-// so the core rejects them with QEMU's wording.
-bool GetPollParams(Napi::Env env, Napi::Value v, core::PollParams* out) {
-  if (v.IsUndefined()) return true;
-  if (!v.IsObject()) {
-    ThrowTypeError(env, "iothread options must be an object");
-    return false;
-  }
-  Napi::Object o = v.As<Napi::Object>();
-  struct Field {
-    const char* name;
-    int64_t* slot;
-  } fields[] = {{"pollMaxNs", &out->max_ns}, {"pollGrow", &out->grow}, {"pollShrink", &out->shrink}};
-  for (const Field& f : fields) {
-    Napi::Value x = o.Get(f.name);
-    if (x.IsUndefined()) continue;
-    double d;
-    if (!GetInteger(env, x, f.name, -kMaxSafeInteger, kMaxSafeInteger, &d)) return false;
-    *f.slot = static_cast<int64_t>(d);
-  }
-  return true;
-}
-
-Napi::Value ThrowPollParamsError(Napi::Env env, const core::Status& s) {
-  // The core's only failure here is a value out of range.
-  return s.syscall.empty() ? ThrowRangeError(env, s.message) : ThrowStatus(env, s);
-}
-
-// =========================================================================== IoThread
-
-class IoThreadWrap : public Napi::ObjectWrap<IoThreadWrap> {
- public:
-  static Napi::Function Define(Napi::Env env, AioRegistry* registry) {
-    return DefineClass(env, "IoThread",
-                       {
-                           InstanceAccessor<&IoThreadWrap::JsName>("name"),
-                           InstanceAccessor<&IoThreadWrap::JsTid>("tid"),
-                           InstanceAccessor<&IoThreadWrap::JsRunning>("running"),
-                           InstanceAccessor<&IoThreadWrap::JsPollParams>("pollParams"),
-                           InstanceAccessor<&IoThreadWrap::JsCurrentPollNs>("currentPollNs"),
-                           InstanceMethod<&IoThreadWrap::JsSetPollParams>("setPollParams"),
-                           InstanceMethod<&IoThreadWrap::JsStop>("stop"),
-                       },
-                       registry);
-  }
-
-  // new IoThread(name, { pollMaxNs?, pollGrow?, pollShrink? })
-  explicit IoThreadWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<IoThreadWrap>(info) {
-    Napi::Env env = info.Env();
-    registry_ = static_cast<AioRegistry*>(info.Data())->shared_from_this();
-    if (!info[0].IsString()) {
-      ThrowTypeError(env, "iothread name must be a string");
-      return;
-    }
-    std::string name = info[0].As<Napi::String>().Utf8Value();
-    if (name.empty()) {
-      ThrowRangeError(env, "iothread name must not be empty");
-      return;
-    }
-    core::PollParams params;
-    if (!GetPollParams(env, info[1], &params)) return;
-    auto r = core::IoThread::Start(name, params);
-    if (!r.ok()) {
-      ThrowPollParamsError(env, r.status);
-      return;
-    }
-    thread_ = std::move(r.value);
-    name_ = thread_->name();
-    tid_ = thread_->tid();
-    info.This().As<Napi::Object>().TypeTag(&kIoThreadTag);
-    registry_->threads.insert(this);
-  }
-
-  ~IoThreadWrap() override {
-    if (registry_) registry_->threads.erase(this);
-    StopThread();  // joins; the context goes with it
-  }
-
-  // Stop and join, then free the thread's loop at once: a stopped IoThread must not hold
-  // its epoll fd and event notifier until GC (test/lifecycle.test.ts counts fds). The
-  // getters keep showing the name, tid and last poll parameters.
-  void StopThread() {
-    if (!thread_) return;
-    thread_->Stop();
-    last_params_ = thread_->context().poll_params();
-    thread_.reset();
-  }
-
-  core::IoThread* thread() { return thread_.get(); }
-
- private:
-  Napi::Value JsName(const Napi::CallbackInfo& info) {
-    return Napi::String::New(info.Env(), name_);
-  }
-  Napi::Value JsTid(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), tid_); }
-  Napi::Value JsRunning(const Napi::CallbackInfo& info) {
-    return Napi::Boolean::New(info.Env(), thread_ && thread_->running());
-  }
-
-  Napi::Value JsPollParams(const Napi::CallbackInfo& info) {
-    Napi::Env env = info.Env();
-    if (name_.empty()) return env.Undefined();  // construction failed
-    core::PollParams p = thread_ ? thread_->context().poll_params() : last_params_;
-    Napi::Object o = Napi::Object::New(env);
-    o.Set("pollMaxNs", Napi::Number::New(env, static_cast<double>(p.max_ns)));
-    o.Set("pollGrow", Napi::Number::New(env, static_cast<double>(p.grow)));
-    o.Set("pollShrink", Napi::Number::New(env, static_cast<double>(p.shrink)));
-    return o;
-  }
-
-  Napi::Value JsCurrentPollNs(const Napi::CallbackInfo& info) {
-    if (!thread_) return Napi::Number::New(info.Env(), 0);
-    return Napi::Number::New(info.Env(), static_cast<double>(thread_->context().current_poll_ns()));
-  }
-
-  Napi::Value JsSetPollParams(const Napi::CallbackInfo& info) {
-    Napi::Env env = info.Env();
-    if (!thread_ || !thread_->running()) return ThrowClosed(env, "iothread is stopped");
-    if (!info[0].IsObject()) return ThrowTypeError(env, "poll parameters must be an object");
-    core::PollParams params = thread_->context().poll_params();
-    if (!GetPollParams(env, info[0], &params)) return env.Undefined();
-    core::Status st;
-    core::AioContext* ctx = &thread_->context();
-    thread_->RunSync([&] { st = ctx->SetPollParams(params); });  // home thread only
-    if (!st.ok()) return ThrowPollParamsError(env, st);
-    return env.Undefined();
-  }
-
-  Napi::Value JsStop(const Napi::CallbackInfo& info) {
-    StopThread();  // idempotent; joins
-    return info.Env().Undefined();
-  }
-
-  std::shared_ptr<AioRegistry> registry_;
-  std::unique_ptr<core::IoThread> thread_;  // null once stopped
-  std::string name_;
-  int tid_ = 0;
-  core::PollParams last_params_;
-};
-
-// =========================================================================== MainLoopContext
 
 struct LoopState;
 
@@ -514,21 +322,13 @@ class MainLoopContextWrap : public Napi::ObjectWrap<MainLoopContextWrap> {
   explicit MainLoopContextWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<MainLoopContextWrap>(info) {
     Napi::Env env = info.Env();
     std::string name = "main-loop";
-    if (!info[0].IsUndefined()) {
-      if (!info[0].IsString()) {
-        ThrowTypeError(env, "context name must be a string");
-        return;
-      }
-      name = info[0].As<Napi::String>().Utf8Value();
-    }
+    if (!info[0].IsUndefined() && !ReadString(env, info[0], "context name", &name)) return;
     bool driven = true;
     if (!info[1].IsUndefined()) {
-      if (!info[1].IsObject()) {
-        ThrowTypeError(env, "context options must be an object");
-        return;
-      }
-      Napi::Value d = info[1].As<Napi::Object>().Get("driven");
-      if (!d.IsUndefined() && !GetBool(env, d, "driven", &driven)) return;
+      Napi::Object opts;
+      if (!ReadObject(env, info[1], "context options", &opts)) return;
+      Napi::Value d = opts.Get("driven");
+      if (!d.IsUndefined() && !ReadBool(env, d, "driven", &driven)) return;
     }
     auto ctx = core::AioContext::Create(name);
     if (!ctx.ok()) {
@@ -546,7 +346,6 @@ class MainLoopContextWrap : public Napi::ObjectWrap<MainLoopContextWrap> {
     state->self = state;
     napi_add_async_cleanup_hook(env, &LoopState::OnEnvCleanup, state.get(), &state->cleanup_hook);
     state_ = state;
-    info.This().As<Napi::Object>().TypeTag(&kMainLoopTag);
     state_->SetDriven(driven);
   }
 
@@ -554,13 +353,11 @@ class MainLoopContextWrap : public Napi::ObjectWrap<MainLoopContextWrap> {
     if (state_) state_->Close();
   }
 
-  core::AioContext* context() { return state_ && !state_->closed ? state_->ctx.get() : nullptr; }
-
  private:
   // Throws and returns nullptr when closed.
   LoopState* Live(Napi::Env env) {
     if (!state_ || state_->closed) {
-      ThrowClosed(env, "main loop context is closed");
+      ThrowStatus(env, core::Status::Closed("main loop context is closed"));
       return nullptr;
     }
     return state_.get();
@@ -569,9 +366,9 @@ class MainLoopContextWrap : public Napi::ObjectWrap<MainLoopContextWrap> {
   template <class Rec>
   Rec* Lookup(Napi::Env env, std::unordered_map<uint32_t, std::unique_ptr<Rec>>& map, Napi::Value id,
               const char* what) {
-    double d;
-    if (!GetInteger(env, id, std::string(what) + " id", 1, UINT32_MAX, &d)) return nullptr;
-    auto it = map.find(static_cast<uint32_t>(d));
+    uint32_t key;
+    if (!ReadInteger(env, id, std::string(what) + " id", 1, UINT32_MAX, &key)) return nullptr;
+    auto it = map.find(key);
     if (it == map.end()) {
       ThrowRangeError(env, std::string("no such ") + what + " (deleted or never created): " + id.ToString().Utf8Value());
       return nullptr;
@@ -580,10 +377,9 @@ class MainLoopContextWrap : public Napi::ObjectWrap<MainLoopContextWrap> {
   }
 
   bool GetCallback(Napi::Env env, Napi::Value v, const char* what, bool optional) {
-    if (v.IsFunction()) return true;
     if (optional && (v.IsUndefined() || v.IsNull())) return true;
-    ThrowTypeError(env, std::string(what) + " must be a function");
-    return false;
+    Napi::Function fn;
+    return ReadFunction(env, v, what, &fn);
   }
 
   // A manual iteration done: rethrow the first JS exception a callback raised.
@@ -747,12 +543,11 @@ class MainLoopContextWrap : public Napi::ObjectWrap<MainLoopContextWrap> {
   Napi::Value JsSetFdHandler(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     LoopState* s = Live(env);
-    double fd_d;
-    if (!s || !GetFd(env, info[0], &fd_d)) return env.Undefined();
+    int fd;
+    if (!s || !ReadFd(env, info[0], "fd", &fd)) return env.Undefined();
     if (!GetCallback(env, info[1], "read handler", true) || !GetCallback(env, info[2], "write handler", true)) {
       return env.Undefined();
     }
-    int fd = static_cast<int>(fd_d);
     bool has_read = info[1].IsFunction(), has_write = info[2].IsFunction();
     if (!has_read && !has_write) return RemoveFd(env, s, fd);
     auto rec = std::make_unique<JsFd>();
@@ -786,24 +581,22 @@ class MainLoopContextWrap : public Napi::ObjectWrap<MainLoopContextWrap> {
   Napi::Value JsRemoveFdHandler(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     LoopState* s = Live(env);
-    double fd;
-    if (!s || !GetFd(env, info[0], &fd)) return env.Undefined();
-    return RemoveFd(env, s, static_cast<int>(fd));
+    int fd;
+    if (!s || !ReadFd(env, info[0], "fd", &fd)) return env.Undefined();
+    return RemoveFd(env, s, fd);
   }
 
   Napi::Value JsSetFdPolling(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     LoopState* s = Live(env);
-    double fd;
+    int fd;
     bool read, write;
-    if (!s || !GetFd(env, info[0], &fd) || !GetBool(env, info[1], "read", &read) ||
-        !GetBool(env, info[2], "write", &write)) {
+    if (!s || !ReadFd(env, info[0], "fd", &fd) || !ReadBool(env, info[1], "read", &read) ||
+        !ReadBool(env, info[2], "write", &write)) {
       return env.Undefined();
     }
-    if (!s->ctx->HasFdHandler(static_cast<int>(fd))) {
-      return ThrowRangeError(env, "no fd handler registered for fd " + std::to_string(static_cast<int>(fd)));
-    }
-    core::Status st = s->ctx->SetFdPolling(static_cast<int>(fd), read, write);
+    if (!s->ctx->HasFdHandler(fd)) return ThrowRangeError(env, "no fd handler registered for fd " + std::to_string(fd));
+    core::Status st = s->ctx->SetFdPolling(fd, read, write);
     if (!st.ok()) return ThrowStatus(env, st);
     return env.Undefined();
   }
@@ -818,7 +611,7 @@ class MainLoopContextWrap : public Napi::ObjectWrap<MainLoopContextWrap> {
   Napi::Value JsPoll(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     bool blocking;
-    if (!GetBool(env, info[0], "blocking", &blocking)) return env.Undefined();
+    if (!ReadBool(env, info[0], "blocking", &blocking)) return env.Undefined();
     return Manual(env, [blocking](LoopState* s) { return s->ctx->Poll(blocking); });
   }
 
@@ -848,7 +641,7 @@ class MainLoopContextWrap : public Napi::ObjectWrap<MainLoopContextWrap> {
     Napi::Env env = info.Env();
     LoopState* s = Live(env);
     bool on;
-    if (!s || !GetBool(env, info[0], "driven", &on)) return env.Undefined();
+    if (!s || !ReadBool(env, info[0], "driven", &on)) return env.Undefined();
     s->SetDriven(on);
     return env.Undefined();
   }
@@ -871,70 +664,20 @@ class MainLoopContextWrap : public Napi::ObjectWrap<MainLoopContextWrap> {
   std::shared_ptr<LoopState> state_;
 };
 
-// =========================================================================== helpers
-
-Napi::Value PairToJs(Napi::Env env, core::Result<std::shared_ptr<core::FdPair>> r) {
-  if (!r.ok()) return ThrowStatus(env, r.status);
-  Napi::Array a = Napi::Array::New(env, 2);
-  a.Set(0u, Napi::Number::New(env, r.value->first.Release()));
-  a.Set(1u, Napi::Number::New(env, r.value->second.Release()));
-  return a;
-}
-
-// aioPipe(): [readFd, writeFd], non-blocking, close-on-exec. The caller owns both fds.
-Napi::Value JsAioPipe(const Napi::CallbackInfo& info) { return PairToJs(info.Env(), core::MakePipe()); }
-// aioSocketPair(): [fdA, fdB], AF_UNIX stream, non-blocking, close-on-exec.
-Napi::Value JsAioSocketPair(const Napi::CallbackInfo& info) { return PairToJs(info.Env(), core::MakeSocketPair()); }
-
+// aioTimeoutNsToMs(ns): how a timeout in ns becomes a poll(2) timeout in ms.
 Napi::Value JsAioTimeoutNsToMs(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  double ns;
-  if (!GetInteger(env, info[0], "timeout", -1, kMaxSafeInteger, &ns)) return env.Undefined();
-  return Napi::Number::New(env, static_cast<double>(core::AioContext::TimeoutNsToMs(static_cast<int64_t>(ns))));
+  int64_t ns;
+  if (!ReadInteger(env, info[0], "timeout", -1, kMaxSafeInteger, &ns)) return env.Undefined();
+  return Napi::Number::New(env, static_cast<double>(core::AioContext::TimeoutNsToMs(ns)));
 }
 
 }  // namespace
 
-core::IoThread* UnwrapIoThread(Napi::Env env, Napi::Value value, const char* what) {
-  if (!value.IsObject() || !value.As<Napi::Object>().CheckTypeTag(&kIoThreadTag)) {
-    ThrowTypeError(env, std::string(what) + " must be an IoThread");
-    return nullptr;
-  }
-  core::IoThread* t = IoThreadWrap::Unwrap(value.As<Napi::Object>())->thread();
-  if (!t || !t->running()) {
-    ThrowClosed(env, std::string(what) + " is stopped");
-    return nullptr;
-  }
-  return t;
-}
-
-core::AioContext* UnwrapAioContext(Napi::Env env, Napi::Value value, const char* what) {
-  if (value.IsObject() && value.As<Napi::Object>().CheckTypeTag(&kMainLoopTag)) {
-    core::AioContext* ctx = MainLoopContextWrap::Unwrap(value.As<Napi::Object>())->context();
-    if (!ctx) ThrowClosed(env, std::string(what) + " is closed");
-    return ctx;
-  }
-  if (value.IsObject() && value.As<Napi::Object>().CheckTypeTag(&kIoThreadTag)) {
-    core::IoThread* t = UnwrapIoThread(env, value, what);
-    return t ? &t->context() : nullptr;
-  }
-  ThrowTypeError(env, std::string(what) + " must be an IoThread or a MainLoopContext");
-  return nullptr;
-}
-
-void InitAio(Napi::Env env, Napi::Object exports) {
-  auto registry = std::make_shared<AioRegistry>();
-  exports.Set("IoThread", IoThreadWrap::Define(env, registry.get()));
+void InitMainLoopContext(Napi::Env env, Napi::Object exports) {
+  // Each context closes through its own async cleanup hook at env exit.
   exports.Set("MainLoopContext", MainLoopContextWrap::Define(env));
-  exports.Set("aioPipe", Napi::Function::New(env, JsAioPipe, "aioPipe"));
-  exports.Set("aioSocketPair", Napi::Function::New(env, JsAioSocketPair, "aioSocketPair"));
   exports.Set("aioTimeoutNsToMs", Napi::Function::New(env, JsAioTimeoutNsToMs, "aioTimeoutNsToMs"));
-  // At env exit stop and join every IoThread still running (wrappers collected later find
-  // them stopped). MainLoopContexts close through their own async cleanup hooks.
-  GetAddonData(env).cleanups.push_back([registry]() {
-    registry->env_exiting = true;
-    for (IoThreadWrap* w : registry->threads) w->StopThread();
-  });
 }
 
 }  // namespace netplane::binding
