@@ -2,13 +2,17 @@
 
 #include <cstring>
 
+#include "base/debug_check.h"
+
 namespace netplane::core {
 
 const char* ClientKindName(ClientKind k) {
   switch (k) {
     case ClientKind::kTap: return "tap";
     case ClientKind::kHubPort: return "hubport";
-    case ClientKind::kJsPort: return "jsport";
+    // The stats' spelling ('jsport'), which query-netplane-stats shows for ports made by
+    // createPort: kept so that output does not change.
+    case ClientKind::kPort: return "jsport";
   }
   return "unknown";
 }
@@ -19,6 +23,7 @@ NetClient::NetClient(ClientKind kind, uint32_t handle, std::string name, NetCont
 NetClient::~NetClient() = default;
 
 Status NetClient::Link(NetClient* a, NetClient* b) {
+  NP_DCHECK_HOME(a->ctx_->aio);
   if (a == b) return Status::Invalid("cannot peer net client '" + a->name_ + "' with itself");
   if (a->peer_)
     return Status::InUse("net client '" + a->name_ + "' already has a peer ('" +
@@ -36,6 +41,7 @@ Status NetClient::Link(NetClient* a, NetClient* b) {
 }
 
 void NetClient::Unlink() {
+  NP_DCHECK_HOME(ctx_->aio);
   NetClient* p = peer_;
   if (!p) return;
   p->incoming_.Purge(this, DropReason::kPurged);
@@ -45,6 +51,7 @@ void NetClient::Unlink() {
 }
 
 NetClient::SendResult NetClient::Send(const Frame& f, bool with_callback) {
+  NP_DCHECK_HOME(ctx_->aio);
   if (link_down_) {
     counters_.Drop(dead_ ? DropReason::kDeadDevice : DropReason::kLinkDown);
     return SendResult::kDone;
@@ -70,6 +77,7 @@ NetClient::SendResult NetClient::Send(const Frame& f, bool with_callback) {
 }
 
 RecvResult NetClient::Deliver(NetClient* sender, const Frame& f, bool from_queue) {
+  NP_DCHECK_HOME(ctx_->aio);
   if (link_down_) {
     if (!from_queue) counters_.In(f.eth_len());
     counters_.Drop(dead_ ? DropReason::kDeadDevice : DropReason::kLinkDown);
@@ -103,6 +111,7 @@ bool NetClient::ShapeOrDrop(const Frame& f, size_t max_eth_len, uint8_t* hdr_scr
 }
 
 bool NetClient::FlushQueuedPackets() {
+  NP_DCHECK_HOME(ctx_->aio);
   receive_disabled_ = false;
   bool emptied = incoming_.Flush();
   if (emptied && peer_) peer_->FlushHubSiblings();

@@ -83,7 +83,7 @@ struct DeviceFrame {
 DeviceFrame ShapeForDevice(const Frame& f, int to_hdr_len, uint8_t* hdr_scratch);
 
 enum class RecvResult { kConsumed, kNotNow, kError };
-enum class ClientKind { kTap, kHubPort, kJsPort };
+enum class ClientKind { kTap, kHubPort, kPort };  // kPort: a JS ring port (JsPort)
 const char* ClientKindName(ClientKind k);
 
 // What a snapshot reports about one client. The graph fills in placement; the client's

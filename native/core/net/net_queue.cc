@@ -2,6 +2,7 @@
 
 #include <cstring>
 
+#include "base/debug_check.h"
 #include "net/net_client.h"
 
 namespace netplane::core {
@@ -17,6 +18,7 @@ NetQueue::~NetQueue() {
 }
 
 NetQueue::AppendResult NetQueue::Append(NetClient* sender, const Frame& f, bool with_callback) {
+  NP_DCHECK_HOME(owner_->context()->aio);
   ClientCounters& c = owner_->counters();
   c.In(f.eth_len());
   // Callback senders stop after one queued frame, so they are bounded by construction.
@@ -43,6 +45,7 @@ NetQueue::AppendResult NetQueue::Append(NetClient* sender, const Frame& f, bool 
 }
 
 bool NetQueue::Flush() {
+  NP_DCHECK_HOME(owner_->context()->aio);
   if (delivering_) return false;
   delivering_ = true;
   PacketPool& pool = owner_->context()->pool;
@@ -69,6 +72,7 @@ bool NetQueue::Flush() {
 }
 
 void NetQueue::Purge(NetClient* from, DropReason reason) {
+  NP_DCHECK_HOME(owner_->context()->aio);
   PacketPool& pool = owner_->context()->pool;
   PacketBuf** link = &head_;
   PacketBuf* prev = nullptr;
@@ -99,6 +103,7 @@ void NetQueue::Purge(NetClient* from, DropReason reason) {
 }
 
 void NetQueue::ForgetSender(NetClient* sender) {
+  NP_DCHECK_HOME(owner_->context()->aio);
   for (PacketBuf* b = head_; b; b = b->next) {
     if (b->sender == sender) {
       b->sender = nullptr;

@@ -100,7 +100,7 @@ Result<JsPort*> JsPort::Create(uint32_t handle, std::string name, NetContext* ct
 }
 
 JsPort::JsPort(uint32_t handle, std::string name, NetContext* ctx, const JsPortConfig& cfg)
-    : NetClient(ClientKind::kJsPort, handle, std::move(name), ctx),
+    : NetClient(ClientKind::kPort, handle, std::move(name), ctx),
       drop_when_full_(cfg.drop_when_full),
       hdr_len_(cfg.vnet_hdr_len) {}
 
