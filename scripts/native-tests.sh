@@ -10,5 +10,5 @@ else dir=build-native; flags=; fi
 cmake -S native -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo $flags >/dev/null
 cmake --build "$dir" -j 2 --target native_tests >/dev/null
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
-export TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 suppressions=$PWD/native/test/tsan.supp"
+export TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1"
 "$dir/native_tests" "$@"
