@@ -25,63 +25,54 @@ bool ReadInteger(Napi::Env env, Napi::Value v, const std::string& what, double l
 }
 
 bool ReadFd(Napi::Env env, Napi::Value v, const std::string& what, int* out) {
-  if (!v.IsNumber()) {
-    ThrowTypeError(env, what + " must be a number");
-    return false;
-  }
-  double d = v.As<Napi::Number>().DoubleValue();
+  // A number outside the range gets the fd wording; everything else is ReadInteger's.
+  double d = v.IsNumber() ? v.As<Napi::Number>().DoubleValue() : 0;
   if (!std::isfinite(d) || std::trunc(d) != d || d < 0 || d > INT_MAX) {
     ThrowRangeError(env, what + " must be a file descriptor (an integer in 0.." + std::to_string(INT_MAX) + "), got " +
                              v.ToString().Utf8Value());
     return false;
   }
-  *out = static_cast<int>(d);
-  return true;
+  return ReadInteger(env, v, what, 0, INT_MAX, out);
 }
 
-bool ReadBool(Napi::Env env, Napi::Value v, const std::string& what, bool* out) {
-  if (!v.IsBoolean()) {
-    ThrowTypeError(env, what + " must be a boolean");
+namespace {
+// v as T when `is` (v's type check) holds; otherwise a TypeError "<what> must be <expect>".
+template <class T>
+bool ReadAs(Napi::Env env, Napi::Value v, bool is, const std::string& what, const char* expect, T* out) {
+  if (!is) {
+    ThrowTypeError(env, what + " must be " + expect);
     return false;
   }
-  *out = v.As<Napi::Boolean>().Value();
+  *out = v.As<T>();
+  return true;
+}
+}  // namespace
+
+bool ReadBool(Napi::Env env, Napi::Value v, const std::string& what, bool* out) {
+  Napi::Boolean b;
+  if (!ReadAs(env, v, v.IsBoolean(), what, "a boolean", &b)) return false;
+  *out = b.Value();
   return true;
 }
 
 bool ReadString(Napi::Env env, Napi::Value v, const std::string& what, std::string* out) {
-  if (!v.IsString()) {
-    ThrowTypeError(env, what + " must be a string");
-    return false;
-  }
-  *out = v.As<Napi::String>().Utf8Value();
+  Napi::String str;
+  if (!ReadAs(env, v, v.IsString(), what, "a string", &str)) return false;
+  *out = str.Utf8Value();
   return true;
 }
 
 bool ReadObject(Napi::Env env, Napi::Value v, const std::string& what, Napi::Object* out) {
-  if (!v.IsObject()) {
-    ThrowTypeError(env, what + " must be an object");
-    return false;
-  }
-  *out = v.As<Napi::Object>();
-  return true;
+  return ReadAs(env, v, v.IsObject(), what, "an object", out);
 }
 
 bool ReadFunction(Napi::Env env, Napi::Value v, const std::string& what, Napi::Function* out) {
-  if (!v.IsFunction()) {
-    ThrowTypeError(env, what + " must be a function");
-    return false;
-  }
-  *out = v.As<Napi::Function>();
-  return true;
+  return ReadAs(env, v, v.IsFunction(), what, "a function", out);
 }
 
 bool ReadBytes(Napi::Env env, Napi::Value v, const std::string& what, Napi::Uint8Array* out) {
-  if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array) {
-    ThrowTypeError(env, what + " must be a Buffer or Uint8Array");
-    return false;
-  }
-  *out = v.As<Napi::Uint8Array>();
-  return true;
+  bool is = v.IsTypedArray() && v.As<Napi::TypedArray>().TypedArrayType() == napi_uint8_array;
+  return ReadAs(env, v, is, what, "a Buffer or Uint8Array", out);
 }
 
 bool ReadPollParams(Napi::Env env, Napi::Value v, core::PollParams* out) {

@@ -1,5 +1,7 @@
 #include "net/net_graph.h"
 
+#include <type_traits>
+
 namespace netplane::core {
 
 namespace {
@@ -61,7 +63,10 @@ Status NetGraph::WithClient(uint32_t handle, Fn&& fn) {
   if (!f.ok()) return f.status;
   NetClient* c = f.value->client.get();
   Status s;
-  f.value->ctx->thread->RunSync([&] { s = fn(c); });
+  f.value->ctx->thread->RunSync([&] {
+    if constexpr (std::is_void_v<std::invoke_result_t<Fn&, NetClient*>>) fn(c);
+    else s = fn(c);
+  });
   return s;
 }
 
@@ -233,10 +238,7 @@ Status NetGraph::Connect(uint32_t a, uint32_t b) {
 }
 
 Status NetGraph::SetLinkDown(uint32_t handle, bool down) {
-  return WithClient(handle, [&](NetClient* c) {
-    c->SetLinkDown(down);
-    return Status::Ok();
-  });
+  return WithClient(handle, [&](NetClient* c) { c->SetLinkDown(down); });
 }
 
 Status NetGraph::SetVnetHdrLen(uint32_t handle, int len) {
@@ -251,10 +253,7 @@ Status NetGraph::SetVnetHdrLen(uint32_t handle, int len) {
 }
 
 Status NetGraph::SetQueueEnabled(uint32_t handle, bool enabled) {
-  return WithClient(handle, [&](NetClient* c) {
-    c->SetQueueEnabled(enabled);
-    return Status::Ok();
-  });
+  return WithClient(handle, [&](NetClient* c) { c->SetQueueEnabled(enabled); });
 }
 
 void NetGraph::SetAutoOffloads(bool on) {

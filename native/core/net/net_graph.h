@@ -90,7 +90,7 @@ class NetGraph {
   Result<Context*> StartContext(const std::string& name, const PollParams& params);
   Status CheckNew(const ClientSpec& spec);
   Result<Entry*> Find(uint32_t handle);
-  // Find the client and run fn(NetClient*) -> Status on its home thread.
+  // Find the client and run fn(NetClient*) on its home thread; fn returns a Status or nothing.
   template <class Fn>
   Status WithClient(uint32_t handle, Fn&& fn);
   Status Move(Entry* e, Context* to);
