@@ -26,8 +26,8 @@
 
 #include "aio/aio_context.h"
 #include "aio/iothread.h"
-#include "test.h"
 #include "base/unique_fd.h"
+#include "test.h"
 
 using netplane::core::AioContext;
 using netplane::core::AioTimer;

@@ -10,8 +10,8 @@
 #include <vector>
 
 #include "base/fd_pair.h"
-#include "io/fd_passing.h"
 #include "fd_count.h"
+#include "io/fd_passing.h"
 #include "test.h"
 
 using netplane::core::DupCloexec;

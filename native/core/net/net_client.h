@@ -20,10 +20,10 @@
 #include <vector>
 
 #include "aio/aio_context.h"
+#include "base/status.h"
 #include "net/counters.h"
 #include "net/net_queue.h"
 #include "net/packet_pool.h"
-#include "base/status.h"
 #include "vnet/vnet_hdr.h"
 
 namespace netplane::core {

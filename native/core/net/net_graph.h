@@ -24,10 +24,10 @@
 #include <unordered_map>
 #include <vector>
 
-#include "net/hub.h"
 #include "aio/iothread.h"
-#include "port/js_port.h"
+#include "net/hub.h"
 #include "net/net_client.h"
+#include "port/js_port.h"
 #include "tap/tap_client.h"
 
 namespace netplane::core {
