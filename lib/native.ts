@@ -157,7 +157,7 @@ export interface NativeMainLoopContext {
 export interface NativeAioBinding {
   IoThread: new (name: string, params?: NativePollParams) => NativeIoThread;
   MainLoopContext: new (name?: string, options?: { driven?: boolean }) => NativeMainLoopContext;
-  /** A non-blocking close-on-exec pipe: [readFd, writeFd]; the caller closes both. */
+  /** A non-blocking close-on-exec pipe: [readFd, writeFd]; the caller closes both (fd_passing.cc). */
   aioPipe(): [number, number];
   /** A non-blocking close-on-exec AF_UNIX stream socketpair. */
   aioSocketPair(): [number, number];
