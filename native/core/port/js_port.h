@@ -4,61 +4,18 @@
 //   rx ring: engine -> JS (this client's Receive writes frames; JS reads them)
 //   tx ring: JS -> engine (JS writes frames; a bottom half here sends them to the peer)
 //
-// Ring memory layout (all little-endian u32, positions are free-running byte counters):
-//   [0]   magic 'NPR1'          [4]  capacity (data bytes, a power of two)
-//   [64]  head  (producer)      [128] tail (consumer)
-//   [192] wake  (consumer must be woken / was kicked; the side that wakes sets it to 1,
-//                the woken side clears it before reading, so wake-ups coalesce per batch)
-//   [196] blocked (the producer found the ring full; the consumer kicks it after freeing room)
-//   [256] data: records { u32 len, u32 flags, len bytes, padding to 8 }; len 0xFFFFFFFF
-//         marks the unused end of the data area (the next record starts at offset 0).
-// A record's bytes are the vnet header (vnet_hdr_len bytes, possibly 0) then the frame.
+// The ring format is in spsc_ring.h.
 //
 // Back-pressure: with kBackpressure a full rx ring answers "not now" (the sender, e.g. a
 // TAP, stops reading until JS frees room); with kDrop the frame is dropped as queueFull.
 #pragma once
 
-#include <atomic>
 #include <cstdint>
 
 #include "net/net_client.h"
+#include "port/spsc_ring.h"
 
 namespace netplane::core {
-
-constexpr uint32_t kRingMagic = 0x3152504e;  // "NPR1"
-constexpr size_t kRingHeaderBytes = 256;
-constexpr size_t kRingOffHead = 64, kRingOffTail = 128, kRingOffWake = 192, kRingOffBlocked = 196;
-constexpr uint32_t kRingWrapMark = 0xFFFFFFFFu;
-constexpr size_t kRingMinCapacity = 256 * 1024;  // two largest records always fit
-constexpr size_t kRingMaxCapacity = 1u << 30;
-
-// A view of one ring over shared memory (not owning it).
-class SpscRing {
- public:
-  // Checks the size (header + power-of-two data area within limits) and initialises the
-  // header when init is true.
-  static Status Attach(uint8_t* mem, size_t len, bool init, SpscRing* out);
-  static size_t RecordSize(size_t len) { return 8 + ((len + 7) & ~size_t{7}); }
-
-  uint32_t capacity() const { return capacity_; }
-  std::atomic<uint32_t>& head() const { return *At(kRingOffHead); }
-  std::atomic<uint32_t>& tail() const { return *At(kRingOffTail); }
-  std::atomic<uint32_t>& wake() const { return *At(kRingOffWake); }
-  std::atomic<uint32_t>& blocked() const { return *At(kRingOffBlocked); }
-  uint8_t* data() const { return mem_ + kRingHeaderBytes; }
-
-  // Producer: bytes free for a record of len bytes, counting a wrap if needed.
-  bool HasRoom(size_t len) const;
-  // Producer: append one record gathered from iov (publishes head). False when full.
-  bool Push(const iovec* iov, int iovcnt, size_t len, uint32_t flags);
-
- private:
-  std::atomic<uint32_t>* At(size_t off) const {
-    return reinterpret_cast<std::atomic<uint32_t>*>(mem_ + off);
-  }
-  uint8_t* mem_ = nullptr;
-  uint32_t capacity_ = 0;
-};
 
 struct JsPortConfig {
   uint8_t* rx_mem = nullptr;
