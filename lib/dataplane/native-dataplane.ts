@@ -78,13 +78,26 @@ export class NativeDataPlane extends EventEmitter implements DataPlane {
           throw new NetplaneError('NETPLANE_INVALID_OPTION', `tap client '${c.name}' (queue ${c.queueIndex}) has no fd`);
         }
         this.#call(() =>
-          this.#graph.addTap({ handle: c.handle, name: c.name, queueIndex: c.queueIndex, iothread, fd: c.fd!, vnetHdrLen: c.vnetHdrLen ?? 0 }),
+          this.#graph.addTap({
+            handle: c.handle,
+            name: c.name,
+            queueIndex: c.queueIndex,
+            iothread,
+            fd: c.fd!,
+            vnetHdrLen: c.vnetHdrLen ?? 0,
+          }),
         );
         break;
       case 'hubport':
         if (c.hubId === undefined) throw new NetplaneError('NETPLANE_INVALID_OPTION', `hub port '${c.name}' has no hub id`);
         this.#call(() =>
-          this.#graph.addHubPort({ handle: c.handle, name: c.name, queueIndex: c.queueIndex, iothread, hubId: c.hubId! }),
+          this.#graph.addHubPort({
+            handle: c.handle,
+            name: c.name,
+            queueIndex: c.queueIndex,
+            iothread,
+            hubId: c.hubId!,
+          }),
         );
         break;
       case 'nic':
@@ -262,7 +275,11 @@ export class NativeDataPlane extends EventEmitter implements DataPlane {
 
 // The codes the graph sets natively (native/binding/errors.cc); any other failure is a
 // request the graph's state does not allow.
-const GRAPH_CODES: ReadonlySet<string> = new Set<NetplaneErrorCode>(['NETPLANE_CLOSED', 'NETPLANE_NOT_FOUND', 'NETPLANE_IN_USE']);
+const GRAPH_CODES: ReadonlySet<string> = new Set<NetplaneErrorCode>([
+  'NETPLANE_CLOSED',
+  'NETPLANE_NOT_FOUND',
+  'NETPLANE_IN_USE',
+]);
 
 function toNetplaneError(e: unknown): unknown {
   if (!(e instanceof Error) || e instanceof TypeError || e instanceof RangeError) return e;

@@ -10,8 +10,9 @@
 //  * aioPipe() / aioSocketPair(): non-blocking, close-on-exec fd pairs (core/base/fd_pair.h)
 //    for event-loop users and tests.
 //
-// Teardown follows main_loop_context.cc: close() or GC closes the uv handle with uv_close; at env exit an
-// async cleanup hook does it and keeps the env waiting until the close callback ran.
+// Teardown follows main_loop_context.cc: close() or GC closes the uv handle with uv_close;
+// at env exit an async cleanup hook does it and keeps the env waiting until the close
+// callback ran.
 #include <uv.h>
 
 #include <cstring>

@@ -180,8 +180,8 @@ class NetGraphWrap : public Napi::ObjectWrap<NetGraphWrap> {
     Napi::Uint8Array rx, tx;
     bool drop;
     int hdr;
-    if (!ArgSpec(info, &o, &spec) || !ReadBytes(env, o.Get("rx"), "rx", &rx) || !ReadBytes(env, o.Get("tx"), "tx", &tx) ||
-        !ReadBool(env, o.Get("dropWhenFull"), "dropWhenFull", &drop) ||
+    if (!ArgSpec(info, &o, &spec) || !ReadBytes(env, o.Get("rx"), "rx", &rx) ||
+        !ReadBytes(env, o.Get("tx"), "tx", &tx) || !ReadBool(env, o.Get("dropWhenFull"), "dropWhenFull", &drop) ||
         !ReadInteger(env, o.Get("vnetHdrLen"), "vnetHdrLen", INT_MIN, INT_MAX, &hdr))
       return env.Undefined();
     core::JsPortConfig cfg;
