@@ -1,13 +1,14 @@
 {
   # Two targets: the pure C++ core (no Node headers) as a static library, and the
-  # node-addon-api binding on top of it. Sources are globbed so that adding a file per
-  # concept needs no edit here.
+  # node-addon-api binding on top of it. Sources are globbed (native/core recursively, one
+  # folder per layer) so that adding a file per concept needs no edit here. Core headers are
+  # included by their path under native/core ("net/net_graph.h").
   "includes": ["native/common.gypi"],
   "targets": [
     {
       "target_name": "netplane_core",
       "type": "static_library",
-      "sources": ["<!@(node -p \"require('fs').readdirSync('native/core').filter(f=>f.endsWith('.cc')).map(f=>'native/core/'+f).join(' ')\")"],
+      "sources": ["<!@(node -p \"(function w(d){return require('fs').readdirSync(d,{withFileTypes:true}).flatMap(e=>e.isDirectory()?w(d+'/'+e.name):e.name.endsWith('.cc')?[d+'/'+e.name]:[])})('native/core').join(' ')\")"],
       "include_dirs": ["native/core"],
       "direct_dependent_settings": { "include_dirs": ["native/core"] }
     },

@@ -1,6 +1,12 @@
 // The event loop from TypeScript: IOThreads (native threads, each running its own
 // AioContext) and the main-loop context (an AioContext embedded in Node's libuv loop, the
-// way QEMU's AioContext is a GSource in GLib). See native/binding/aio.cc.
+// way QEMU's AioContext is a GSource in GLib). See native/binding/iothread.cc and
+// main_loop_context.cc.
+//
+// This is an embedding API for programs that want netplane's event loop for their own fd
+// handlers, bottom halves and timers. It is not how the data plane is placed: netdevs run on
+// the iothreads the data plane creates by name (`-object iothread,id=..` and `iothread=`,
+// NativeDataPlane.addIothread), and an IoThread started here cannot host a netdev.
 import {
   native,
   type NativeIoThread,
@@ -52,10 +58,6 @@ export class IoThread {
   }
   [Symbol.dispose](): void {
     this.stop();
-  }
-  /** The addon object, for bindings that take an IoThread (native/binding/aio.h). */
-  get handle(): NativeIoThread {
-    return this.#native;
   }
 }
 
@@ -228,7 +230,7 @@ export class MainLoopContext {
   [Symbol.dispose](): void {
     this.close();
   }
-  /** The addon object, for bindings that take a context (native/binding/aio.h). */
+  /** The addon object (tests call its raw methods to check argument validation). */
   get handle(): NativeMainLoopContext {
     return this.#native;
   }

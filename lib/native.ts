@@ -124,7 +124,7 @@ export interface NativeVnetBinding {
   readonly vnetConstants: NativeVnetConstants;
 }
 
-// ---- event loop (native/binding/aio.cc) -----------------------------------------------
+// ---- event loop (native/binding/iothread.cc, main_loop_context.cc) -------------------
 /** Adaptive polling parameters of an IOThread (QEMU's poll-max-ns / poll-grow / poll-shrink). */
 export interface NativePollParams {
   /** Longest busy-poll window in ns; 0 (default) = never poll, an idle thread uses no CPU. */
@@ -195,7 +195,7 @@ export interface NativeMainLoopContext {
 export interface NativeAioBinding {
   IoThread: new (name: string, params?: NativePollParams) => NativeIoThread;
   MainLoopContext: new (name?: string, options?: { driven?: boolean }) => NativeMainLoopContext;
-  /** A non-blocking close-on-exec pipe: [readFd, writeFd]; the caller closes both. */
+  /** A non-blocking close-on-exec pipe: [readFd, writeFd]; the caller closes both (fd_passing.cc). */
   aioPipe(): [number, number];
   /** A non-blocking close-on-exec AF_UNIX stream socketpair. */
   aioSocketPair(): [number, number];
@@ -240,13 +240,38 @@ export interface NativeClientStats {
   eagain: number;
   wakeups: number;
 }
-/** core::NetGraph. Methods throw a system-style error (code EINVAL, message) on bad input. */
+/** What every add* call names: the client's handle, name, queue and placement. */
+export interface NativeClientSpec {
+  handle: number;
+  name: string;
+  queueIndex: number;
+  /** '' = default placement ("np-q<queueIndex>", or the hub's thread). */
+  iothread: string;
+}
+export interface NativeTapSpec extends NativeClientSpec {
+  fd: number;
+  vnetHdrLen: number;
+}
+export interface NativeHubPortSpec extends NativeClientSpec {
+  hubId: number;
+}
+export interface NativePortSpec extends NativeClientSpec {
+  /** Ring memory: Uint8Arrays over SharedArrayBuffers. */
+  rx: Uint8Array;
+  tx: Uint8Array;
+  dropWhenFull: boolean;
+  vnetHdrLen: number;
+}
+/**
+ * core::NetGraph. Methods throw an error with a `code` on failure: NETPLANE_NOT_FOUND (no
+ * such handle), NETPLANE_IN_USE (handle taken, client already peered), NETPLANE_CLOSED, or
+ * EINVAL (any other bad request).
+ */
 export interface NativeNetGraph {
-  addIothread(name: string, pollMaxNs?: number, pollGrow?: number, pollShrink?: number): void;
-  addTap(handle: number, name: string, queueIndex: number, iothread: string, fd: number, vnetHdrLen: number): void;
-  addHubPort(handle: number, name: string, queueIndex: number, iothread: string, hubId: number): void;
-  addPort(handle: number, name: string, queueIndex: number, iothread: string, rx: Uint8Array, tx: Uint8Array,
-    dropWhenFull: boolean, vnetHdrLen: number): void;
+  addIothread(name: string, params?: NativePollParams): void;
+  addTap(spec: NativeTapSpec): void;
+  addHubPort(spec: NativeHubPortSpec): void;
+  addPort(spec: NativePortSpec): void;
   remove(handle: number): void;
   connect(a: number, b: number): void;
   setLinkDown(handle: number, down: boolean): void;
@@ -260,7 +285,10 @@ export interface NativeNetGraph {
   close(): void;
 }
 export interface NativeGraphBinding {
-  NetGraph: new (onEvent: (kind: NativeGraphEventKind, handle: number, errno: number, syscall: string) => void) => NativeNetGraph;
+  /** onEvent's code is the errno's name (EBADFD, ...), '' when errno is 0. */
+  NetGraph: new (
+    onEvent: (kind: NativeGraphEventKind, handle: number, errno: number, syscall: string, code: string) => void,
+  ) => NativeNetGraph;
 }
 
 // ---- fd passing (native/binding/fd_passing.cc) ----------------------------------------

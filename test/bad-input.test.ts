@@ -428,10 +428,10 @@ describe('bad input: frames from JavaScript', privileged(), () => {
       const events: number[] = [];
       const graph = new (native().NetGraph)((kind) => events.push(kind));
       try {
-        graph.addTap(1, 'tap', 0, '', side.tap.fd(0), side.tap.vnetHdrLen);
+        graph.addTap({ handle: 1, name: 'tap', queueIndex: 0, iothread: '', fd: side.tap.fd(0), vnetHdrLen: side.tap.vnetHdrLen });
         const rx = new Uint8Array(new SharedArrayBuffer(HDR_BYTES + RING));
         const tx = new Uint8Array(new SharedArrayBuffer(HDR_BYTES + RING));
-        graph.addPort(2, 'raw', 0, '', rx, tx, true, HDR);
+        graph.addPort({ handle: 2, name: 'raw', queueIndex: 0, iothread: '', rx, tx, dropWhenFull: true, vnetHdrLen: HDR });
         graph.connect(1, 2);
         const words = new Uint32Array(tx.buffer, 0, HDR_BYTES / 4);
         const data = new DataView(tx.buffer, HDR_BYTES);

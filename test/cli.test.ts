@@ -98,6 +98,13 @@ describe('netplane command line parsing', () => {
   });
 });
 
+test('an iothread takes the int64 poll parameters QEMU takes (poll-max-ns above 2^31)', { timeout: 60_000 }, () => {
+  const argv = [...NODE_ARGS, '-object', 'iothread,id=io0,poll-max-ns=3000000000,poll-grow=4294967296', '-monitor', 'stdio'];
+  const r = spawnSync(process.execPath, argv, { encoding: 'utf8', input: 'quit\n', timeout: 30_000, killSignal: 'SIGKILL' });
+  assert.equal(r.stderr, '');
+  assert.equal(r.status, 0);
+});
+
 describe('netplane running with a real TAP', privileged(), () => {
   test('QMP drives it; SIGTERM ends it cleanly: downscript run, TAP gone, socket removed', { timeout: 60_000 }, async () => {
     const ifname = npName('cli');

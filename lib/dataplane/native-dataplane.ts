@@ -1,5 +1,5 @@
 // NativeDataPlane: the DataPlane seam (lib/topology/dataplane.ts) implemented by the native
-// graph (native/core/net_graph.h). Frames between TAP queues, hub ports and packet ports
+// graph (native/core/net/net_graph.h). Frames between TAP queues, hub ports and packet ports
 // never touch JavaScript; this class only issues control operations (each runs on the
 // owning IOThread and returns when done), reads counters as one snapshot, and turns the
 // engine's events into 'event' emissions:
@@ -12,7 +12,6 @@
 // A 'port' client becomes a PacketPort (shared-memory rings) that the hypervisor reads with
 // port(handle).
 import { EventEmitter } from 'node:events';
-import * as os from 'node:os';
 import { NetplaneError, type NetplaneErrorCode } from '../errors';
 import { native, NativeGraphEvent, type NativeClientStats, type NativeNetGraph, type NativeSystemError } from '../native';
 import type { ClientDeadEvent, ClientDescriptor, DataPlane, IothreadParams } from '../topology/dataplane';
@@ -56,13 +55,15 @@ export class NativeDataPlane extends EventEmitter implements DataPlane {
   constructor(opts: NativeDataPlaneOptions = {}) {
     super();
     this.#nicPorts = opts.nicPorts ?? {};
-    this.#graph = new (native().NetGraph)((kind, handle, errno, syscall) => this.#onEvent(kind, handle, errno, syscall));
+    this.#graph = new (native().NetGraph)((kind, handle, errno, syscall, code) =>
+      this.#onEvent(kind, handle, errno, syscall, code),
+    );
     if (opts.autoOffloads === false) this.#graph.setAutoOffloads(false);
   }
 
   /** `-object iothread,id=..`: create (or retune) a named IOThread. */
   addIothread(id: string, params: IothreadParams = {}): void {
-    this.#call(() => this.#graph.addIothread(id, params.pollMaxNs ?? 0, params.pollGrow ?? 0, params.pollShrink ?? 0));
+    this.#call(() => this.#graph.addIothread(id, params));
   }
 
   addClient(c: ClientDescriptor): void {
@@ -72,11 +73,28 @@ export class NativeDataPlane extends EventEmitter implements DataPlane {
         if (c.fd === undefined) {
           throw new NetplaneError('NETPLANE_INVALID_OPTION', `tap client '${c.name}' (queue ${c.queueIndex}) has no fd`);
         }
-        this.#call(() => this.#graph.addTap(c.handle, c.name, c.queueIndex, iothread, c.fd!, c.vnetHdrLen ?? 0));
+        this.#call(() =>
+          this.#graph.addTap({
+            handle: c.handle,
+            name: c.name,
+            queueIndex: c.queueIndex,
+            iothread,
+            fd: c.fd!,
+            vnetHdrLen: c.vnetHdrLen ?? 0,
+          }),
+        );
         break;
       case 'hubport':
         if (c.hubId === undefined) throw new NetplaneError('NETPLANE_INVALID_OPTION', `hub port '${c.name}' has no hub id`);
-        this.#call(() => this.#graph.addHubPort(c.handle, c.name, c.queueIndex, iothread, c.hubId!));
+        this.#call(() =>
+          this.#graph.addHubPort({
+            handle: c.handle,
+            name: c.name,
+            queueIndex: c.queueIndex,
+            iothread,
+            hubId: c.hubId!,
+          }),
+        );
         break;
       case 'port':
         this.#addPort(c.handle, c.name, c.queueIndex, iothread, {
@@ -103,7 +121,18 @@ export class NativeDataPlane extends EventEmitter implements DataPlane {
 
   #addPort(handle: number, name: string, queueIndex: number, iothread: string, opts: PacketPortOptions): PacketPort {
     const setup = preparePort(opts);
-    this.#call(() => this.#graph.addPort(handle, name, queueIndex, iothread, setup.rx, setup.tx, setup.dropWhenFull, setup.vnetHdrLen));
+    this.#call(() =>
+      this.#graph.addPort({
+        handle,
+        name,
+        queueIndex,
+        iothread,
+        rx: setup.rx,
+        tx: setup.tx,
+        dropWhenFull: setup.dropWhenFull,
+        vnetHdrLen: setup.vnetHdrLen,
+      }),
+    );
     const port = new PacketPort(this.#graph, handle, name, setup);
     this.#ports.set(handle, port);
     return port;
@@ -198,13 +227,13 @@ export class NativeDataPlane extends EventEmitter implements DataPlane {
     this.close();
   }
 
-  #onEvent(kind: number, handle: number, errno: number, syscall: string): void {
+  #onEvent(kind: number, handle: number, errno: number, syscall: string, code: string): void {
     // This runs as a Node-API callback. An exception escaping it (a throwing onFrames
     // consumer or 'event' listener) is not an uncaught exception there: Node 20 drops it
     // with a deprecation warning per throw, so a consumer's bug would vanish. Rethrow it
     // from a plain tick instead, where it is uncaught as it would be from any callback.
     try {
-      this.#dispatch(kind, handle, errno, syscall);
+      this.#dispatch(kind, handle, errno, syscall, code);
     } catch (e) {
       process.nextTick(() => {
         throw e;
@@ -212,7 +241,7 @@ export class NativeDataPlane extends EventEmitter implements DataPlane {
     }
   }
 
-  #dispatch(kind: number, handle: number, errno: number, syscall: string): void {
+  #dispatch(kind: number, handle: number, errno: number, syscall: string, code: string): void {
     if (kind === NativeGraphEvent.portRx) {
       this.#ports.get(handle)?._onRx();
     } else if (kind === NativeGraphEvent.portTxRoom) {
@@ -223,7 +252,7 @@ export class NativeDataPlane extends EventEmitter implements DataPlane {
         handle,
         name: this.#names.get(handle) ?? `#${handle}`,
         errno,
-        code: errnoName(errno),
+        code,
         syscall,
       };
       this.emit('event', event);
@@ -240,17 +269,17 @@ export class NativeDataPlane extends EventEmitter implements DataPlane {
   }
 }
 
-function errnoName(errno: number): string {
-  for (const [name, value] of Object.entries(os.constants.errno)) if (value === errno) return name;
-  return errno === 77 ? 'EBADFD' : `E${errno}`;
-}
+// The codes the graph sets natively (native/binding/errors.cc); any other failure is a
+// request the graph's state does not allow.
+const GRAPH_CODES: ReadonlySet<string> = new Set<NetplaneErrorCode>([
+  'NETPLANE_CLOSED',
+  'NETPLANE_NOT_FOUND',
+  'NETPLANE_IN_USE',
+]);
 
 function toNetplaneError(e: unknown): unknown {
   if (!(e instanceof Error) || e instanceof TypeError || e instanceof RangeError) return e;
   const err = e as NativeSystemError;
-  let code: NetplaneErrorCode = 'NETPLANE_INVALID_STATE';
-  if (err.code === 'ERR_NETPLANE_CLOSED') code = 'NETPLANE_CLOSED';
-  else if (/^no net client with handle/.test(err.message)) code = 'NETPLANE_NOT_FOUND';
-  else if (/already has a peer|already in use/.test(err.message)) code = 'NETPLANE_IN_USE';
+  const code = GRAPH_CODES.has(err.code ?? '') ? (err.code as NetplaneErrorCode) : 'NETPLANE_INVALID_STATE';
   return new NetplaneError(code, err.message, { cause: e });
 }

@@ -1,6 +1,6 @@
 // PacketPort: the NIC side of the data plane for JavaScript (a TypeScript hypervisor's
 // virtio-net queue, a capture, a test). Frames move in batches through two rings in
-// SharedArrayBuffers that the native engine reads and writes directly (native/core/js_port.h
+// SharedArrayBuffers that the native engine reads and writes directly (native/core/port/spsc_ring.h
 // has the layout), so there is no JavaScript call per frame:
 //
 //   receive: `for await (const batch of port)` or `port.onFrames(batch => ...)`. A batch is
@@ -21,7 +21,7 @@
 import { NetplaneError } from '../errors';
 import type { NativeNetGraph } from '../native';
 
-// Ring header words (u32 index = byte offset / 4); see native/core/js_port.h.
+// Ring header words (u32 index = byte offset / 4); see native/core/port/spsc_ring.h.
 const HDR_BYTES = 256;
 const W_MAGIC = 0;
 const W_HEAD = 16;

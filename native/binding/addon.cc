@@ -16,10 +16,10 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   auto* data = new AddonData();
   env.SetInstanceData<AddonData>(data);
   napi_add_env_cleanup_hook(env, RunCleanups, data);
-  InitErrors(env, exports);
   InitTap(env, exports);
   InitVnet(env, exports);
-  InitAio(env, exports);
+  InitIoThread(env, exports);
+  InitMainLoopContext(env, exports);
   InitGraph(env, exports);
   InitFdPassing(env, exports);
   return exports;

@@ -16,10 +16,10 @@ struct AddonData {
 };
 AddonData& GetAddonData(Napi::Env env);
 
-void InitErrors(Napi::Env env, Napi::Object exports);
 void InitTap(Napi::Env env, Napi::Object exports);
 void InitVnet(Napi::Env env, Napi::Object exports);
-void InitAio(Napi::Env env, Napi::Object exports);
+void InitIoThread(Napi::Env env, Napi::Object exports);
+void InitMainLoopContext(Napi::Env env, Napi::Object exports);
 void InitGraph(Napi::Env env, Napi::Object exports);
 void InitFdPassing(Napi::Env env, Napi::Object exports);
 

@@ -1,4 +1,4 @@
-// File descriptor passing for JavaScript (core/fd_passing.h):
+// File descriptor passing for JavaScript (core/io/fd_passing.h):
 //  * new FdReader(fd, onData): reads a stream socket with recvmsg(2) from a uv_poll on a
 //    close-on-exec duplicate of `fd`, and calls onData(data, fds, error) for every chunk;
 //    the fds that arrived with the chunk are JavaScript's from then on (close them with
@@ -7,22 +7,23 @@
 //    reading; close() stops for good and closes the duplicate (the caller's fd stays open).
 //  * fdSend(fd, data, fds): one sendmsg(2) with SCM_RIGHTS; returns the bytes sent.
 //  * fdSetCloexec(fd): set FD_CLOEXEC, so that an inherited fd reaches no program we start.
+//  * aioPipe() / aioSocketPair(): non-blocking, close-on-exec fd pairs (core/base/fd_pair.h)
+//    for event-loop users and tests.
 //
-// Teardown follows aio.cc: close() or GC closes the uv handle with uv_close; at env exit an
-// async cleanup hook does it and keeps the env waiting until the close callback ran.
-#include <fcntl.h>
+// Teardown follows main_loop_context.cc: close() or GC closes the uv handle with uv_close;
+// at env exit an async cleanup hook does it and keeps the env waiting until the close
+// callback ran.
 #include <uv.h>
 
-#include <cerrno>
-#include <climits>
-#include <cmath>
 #include <cstring>
 #include <memory>
 #include <vector>
 
 #include "addon.h"
+#include "args.h"
+#include "base/fd_pair.h"
 #include "errors.h"
-#include "fd_passing.h"
+#include "io/fd_passing.h"
 
 namespace netplane::binding {
 
@@ -32,22 +33,6 @@ constexpr size_t kReadChunk = 64 * 1024;
 // Reads per wake-up before returning to the loop, so one flooding client cannot starve the
 // others (the poll is level-triggered: what is left wakes us again at once).
 constexpr int kReadsPerWakeup = 16;
-
-// A JS number that is a file descriptor (integer 0..INT_MAX); otherwise throws naming `what`.
-bool GetFd(Napi::Env env, Napi::Value v, const char* what, int* out) {
-  if (!v.IsNumber()) {
-    ThrowTypeError(env, std::string(what) + " must be a number");
-    return false;
-  }
-  double d = v.As<Napi::Number>().DoubleValue();
-  if (!std::isfinite(d) || std::trunc(d) != d || d < 0 || d > INT_MAX) {
-    ThrowRangeError(env, std::string(what) + " must be a file descriptor (an integer in 0.." + std::to_string(INT_MAX) +
-                             "), got " + v.ToString().Utf8Value());
-    return false;
-  }
-  *out = static_cast<int>(d);
-  return true;
-}
 
 struct ReaderState : std::enable_shared_from_this<ReaderState> {
   napi_env env = nullptr;
@@ -157,11 +142,8 @@ class FdReaderWrap : public Napi::ObjectWrap<FdReaderWrap> {
   explicit FdReaderWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<FdReaderWrap>(info) {
     Napi::Env env = info.Env();
     int fd;
-    if (!GetFd(env, info[0], "fd", &fd)) return;
-    if (!info[1].IsFunction()) {
-      ThrowTypeError(env, "onData must be a function");
-      return;
-    }
+    Napi::Function on_data;
+    if (!ReadFd(env, info[0], "fd", &fd) || !ReadFunction(env, info[1], "onData", &on_data)) return;
     auto dup = core::DupCloexec(fd);
     if (!dup.ok()) {
       ThrowStatus(env, dup.status);
@@ -180,7 +162,7 @@ class FdReaderWrap : public Napi::ObjectWrap<FdReaderWrap> {
       return;  // the handle was never initialised: state and its fd simply go
     }
     state->poll.data = state.get();
-    state->callback = Napi::Persistent(info[1].As<Napi::Function>());
+    state->callback = Napi::Persistent(on_data);
     state->async_context = std::make_unique<Napi::AsyncContext>(env, "netplane:FdReader");
     state->self = state;
     napi_add_async_cleanup_hook(env, &ReaderState::OnEnvCleanup, state.get(), &state->cleanup_hook);
@@ -226,11 +208,8 @@ class FdReaderWrap : public Napi::ObjectWrap<FdReaderWrap> {
 Napi::Value JsFdSend(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   int sock;
-  if (!GetFd(env, info[0], "fd", &sock)) return env.Undefined();
-  if (!info[1].IsTypedArray() || info[1].As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array) {
-    return ThrowTypeError(env, "data must be a Uint8Array");
-  }
-  auto data = info[1].As<Napi::Uint8Array>();
+  Napi::Uint8Array data;
+  if (!ReadFd(env, info[0], "fd", &sock) || !ReadBytes(env, info[1], "data", &data)) return env.Undefined();
   if (!info[2].IsArray()) return ThrowTypeError(env, "fds must be an array of file descriptors");
   auto list = info[2].As<Napi::Array>();
   if (list.Length() > core::kMaxFdsPerMessage) {
@@ -239,7 +218,7 @@ Napi::Value JsFdSend(const Napi::CallbackInfo& info) {
   }
   std::vector<int> fds(list.Length());
   for (uint32_t i = 0; i < list.Length(); ++i) {
-    if (!GetFd(env, list.Get(i), "fds[i]", &fds[i])) return env.Undefined();
+    if (!ReadFd(env, list.Get(i), "fds[i]", &fds[i])) return env.Undefined();
   }
   auto sent = core::SendWithFds(sock, data.Data(), data.ByteLength(), fds.data(), fds.size());
   if (!sent.ok()) return ThrowStatus(env, sent.status);
@@ -250,14 +229,23 @@ Napi::Value JsFdSend(const Napi::CallbackInfo& info) {
 Napi::Value JsFdSetCloexec(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   int fd;
-  if (!GetFd(env, info[0], "fd", &fd)) return env.Undefined();
-  int flags = ::fcntl(fd, F_GETFD);
-  if (flags < 0 || ::fcntl(fd, F_SETFD, flags | FD_CLOEXEC) < 0) {
-    int err = errno;
-    return ThrowStatus(env, core::Status::Errno(err, "fcntl(F_SETFD)", "fd " + std::to_string(fd) + ": " + std::strerror(err)));
-  }
+  if (!ReadFd(env, info[0], "fd", &fd)) return env.Undefined();
+  if (core::Status s = core::SetCloexec(fd); !s.ok()) return ThrowStatus(env, s);
   return env.Undefined();
 }
+
+Napi::Value PairToJs(Napi::Env env, core::Result<std::shared_ptr<core::FdPair>> r) {
+  if (!r.ok()) return ThrowStatus(env, r.status);
+  Napi::Array a = Napi::Array::New(env, 2);
+  a.Set(0u, Napi::Number::New(env, r.value->first.Release()));
+  a.Set(1u, Napi::Number::New(env, r.value->second.Release()));
+  return a;
+}
+
+// aioPipe(): [readFd, writeFd], non-blocking, close-on-exec. The caller owns both fds.
+Napi::Value JsAioPipe(const Napi::CallbackInfo& info) { return PairToJs(info.Env(), core::MakePipe()); }
+// aioSocketPair(): [fdA, fdB], AF_UNIX stream, non-blocking, close-on-exec.
+Napi::Value JsAioSocketPair(const Napi::CallbackInfo& info) { return PairToJs(info.Env(), core::MakeSocketPair()); }
 
 }  // namespace
 
@@ -265,6 +253,8 @@ void InitFdPassing(Napi::Env env, Napi::Object exports) {
   exports.Set("FdReader", FdReaderWrap::Define(env));
   exports.Set("fdSend", Napi::Function::New<JsFdSend>(env, "fdSend"));
   exports.Set("fdSetCloexec", Napi::Function::New<JsFdSetCloexec>(env, "fdSetCloexec"));
+  exports.Set("aioPipe", Napi::Function::New(env, JsAioPipe, "aioPipe"));
+  exports.Set("aioSocketPair", Napi::Function::New(env, JsAioSocketPair, "aioSocketPair"));
 }
 
 }  // namespace netplane::binding

@@ -1,4 +1,4 @@
-// The data plane graph for JavaScript: a NetGraph wrapper (core/net_graph.h). Every method
+// The data plane graph for JavaScript: a NetGraph wrapper (core/net/net_graph.h). Every method
 // is a synchronous control operation that runs as a one-shot bottom half on the owning
 // IoThread and returns when it ran (they are short). Events raised on IoThreads (a TAP
 // died, a JS port has frames, a JS port's tx ring has room again) reach JavaScript through
@@ -8,12 +8,15 @@
 // wrapper keeps a reference to each typed array so its memory stays put while the port
 // exists. close(), GC and env teardown all end in Shutdown(), which stops the threads
 // before releasing the thread-safe function.
+#include <climits>
+#include <cstdint>
 #include <memory>
 #include <unordered_map>
 
 #include "addon.h"
+#include "args.h"
 #include "errors.h"
-#include "net_graph.h"
+#include "net/net_graph.h"
 
 namespace netplane::binding {
 
@@ -25,7 +28,8 @@ void CallJsEvent(Napi::Env env, Napi::Function callback, std::nullptr_t*, GraphE
   std::unique_ptr<GraphEvent> owned(ev);
   if (env == nullptr || callback.IsEmpty()) return;
   callback.Call({Napi::Number::New(env, static_cast<int>(ev->kind)), Napi::Number::New(env, ev->handle),
-                 Napi::Number::New(env, ev->err), Napi::String::New(env, ev->syscall)});
+                 Napi::Number::New(env, ev->err), Napi::String::New(env, ev->syscall),
+                 Napi::String::New(env, ev->err != 0 ? ErrnoName(ev->err) : std::string())});
 }
 
 using EventTsfn = Napi::TypedThreadSafeFunction<std::nullptr_t, GraphEvent, CallJsEvent>;
@@ -47,57 +51,23 @@ struct GraphState {
   }
 };
 
+// Positional arguments, read with the shared readers (args.h).
 bool ArgUint32(const Napi::CallbackInfo& info, size_t i, const char* what, uint32_t* out) {
-  if (info.Length() <= i || !info[i].IsNumber()) {
-    ThrowTypeError(info.Env(), std::string("The \"") + what + "\" argument must be a number");
-    return false;
-  }
-  double d = info[i].As<Napi::Number>().DoubleValue();
-  if (!(d >= 0 && d <= 4294967295.0) || d != static_cast<double>(static_cast<uint32_t>(d))) {
-    ThrowRangeError(info.Env(), std::string("The \"") + what + "\" argument must be an integer in 0..2^32-1");
-    return false;
-  }
-  *out = static_cast<uint32_t>(d);
-  return true;
+  return ReadInteger(info.Env(), info[i], what, 0, UINT32_MAX, out);
 }
-
 bool ArgInt(const Napi::CallbackInfo& info, size_t i, const char* what, int* out) {
-  if (info.Length() <= i || !info[i].IsNumber()) {
-    ThrowTypeError(info.Env(), std::string("The \"") + what + "\" argument must be a number");
-    return false;
-  }
-  double d = info[i].As<Napi::Number>().DoubleValue();
-  if (d != static_cast<double>(static_cast<int>(d))) {
-    ThrowRangeError(info.Env(), std::string("The \"") + what + "\" argument must be an integer");
-    return false;
-  }
-  *out = static_cast<int>(d);
-  return true;
+  return ReadInteger(info.Env(), info[i], what, INT_MIN, INT_MAX, out);
 }
 
-bool ArgString(const Napi::CallbackInfo& info, size_t i, const char* what, std::string* out) {
-  if (info.Length() <= i || !info[i].IsString()) {
-    ThrowTypeError(info.Env(), std::string("The \"") + what + "\" argument must be a string");
-    return false;
-  }
-  *out = info[i].As<Napi::String>().Utf8Value();
-  return true;
-}
-
-bool ArgBool(const Napi::CallbackInfo& info, size_t i, const char* what, bool* out) {
-  if (info.Length() <= i || !info[i].IsBoolean()) {
-    ThrowTypeError(info.Env(), std::string("The \"") + what + "\" argument must be a boolean");
-    return false;
-  }
-  *out = info[i].As<Napi::Boolean>().Value();
-  return true;
-}
-
-// (handle, name, queueIndex, iothread) — the common head of every add* call.
-bool ArgSpec(const Napi::CallbackInfo& info, core::ClientSpec* spec) {
-  return ArgUint32(info, 0, "handle", &spec->handle) && ArgString(info, 1, "name", &spec->name) &&
-         ArgUint32(info, 2, "queueIndex", &spec->queue_index) &&
-         ArgString(info, 3, "iothread", &spec->iothread);
+// The options object of every add* call, and its common fields { handle, name, queueIndex,
+// iothread }.
+bool ArgSpec(const Napi::CallbackInfo& info, Napi::Object* o, core::ClientSpec* spec) {
+  Napi::Env env = info.Env();
+  if (!ReadObject(env, info[0], "options", o)) return false;
+  return ReadInteger(env, o->Get("handle"), "handle", 0, UINT32_MAX, &spec->handle) &&
+         ReadString(env, o->Get("name"), "name", &spec->name) &&
+         ReadInteger(env, o->Get("queueIndex"), "queueIndex", 0, UINT32_MAX, &spec->queue_index) &&
+         ReadString(env, o->Get("iothread"), "iothread", &spec->iothread);
 }
 
 class NetGraphWrap : public Napi::ObjectWrap<NetGraphWrap> {
@@ -126,12 +96,10 @@ class NetGraphWrap : public Napi::ObjectWrap<NetGraphWrap> {
 
   explicit NetGraphWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<NetGraphWrap>(info) {
     Napi::Env env = info.Env();
-    if (info.Length() < 1 || !info[0].IsFunction()) {
-      ThrowTypeError(env, "The \"onEvent\" argument must be a function");
-      return;
-    }
+    Napi::Function on_event;
+    if (!ReadFunction(env, info[0], "onEvent", &on_event)) return;
     state_ = std::make_shared<GraphState>();
-    state_->tsfn = EventTsfn::New(env, info[0].As<Napi::Function>(), "netplane:graph-events", 0, 1);
+    state_->tsfn = EventTsfn::New(env, on_event, "netplane:graph-events", 0, 1);
     state_->tsfn.Unref(env);
     state_->tsfn_live = true;
     GraphState* raw = state_.get();
@@ -152,9 +120,7 @@ class NetGraphWrap : public Napi::ObjectWrap<NetGraphWrap> {
  private:
   core::NetGraph* Live(Napi::Env env) {
     if (!state_ || !state_->graph || state_->graph->closed()) {
-      Napi::Error e = Napi::Error::New(env, "the data plane graph is closed");
-      e.Value().Set("code", "ERR_NETPLANE_CLOSED");
-      e.ThrowAsJavaScriptException();
+      ThrowStatus(env, core::Status::Closed("the data plane graph is closed"));
       return nullptr;
     }
     return state_->graph.get();
@@ -165,61 +131,59 @@ class NetGraphWrap : public Napi::ObjectWrap<NetGraphWrap> {
     return env.Undefined();
   }
 
+  // addIothread(name, { pollMaxNs?, pollGrow?, pollShrink? })
   Napi::Value JsAddIothread(const Napi::CallbackInfo& info) {
-    auto* g = Live(info.Env());
-    if (!g) return info.Env().Undefined();
+    Napi::Env env = info.Env();
+    auto* g = Live(env);
+    if (!g) return env.Undefined();
     std::string name;
-    int max_ns = 0, grow = 0, shrink = 0;
-    if (!ArgString(info, 0, "name", &name)) return info.Env().Undefined();
-    if (info.Length() > 1 && !ArgInt(info, 1, "pollMaxNs", &max_ns)) return info.Env().Undefined();
-    if (info.Length() > 2 && !ArgInt(info, 2, "pollGrow", &grow)) return info.Env().Undefined();
-    if (info.Length() > 3 && !ArgInt(info, 3, "pollShrink", &shrink)) return info.Env().Undefined();
     core::PollParams p;
-    p.max_ns = max_ns;
-    p.grow = grow;
-    p.shrink = shrink;
-    return Done(info.Env(), g->AddIothread(name, p));
+    if (!ReadString(env, info[0], "name", &name) || !ReadPollParams(env, info[1], &p)) return env.Undefined();
+    return Done(env, g->AddIothread(name, p));
   }
 
-  // addTap(handle, name, queueIndex, iothread, fd, vnetHdrLen)
+  // addTap({ handle, name, queueIndex, iothread, fd, vnetHdrLen })
   Napi::Value JsAddTap(const Napi::CallbackInfo& info) {
-    auto* g = Live(info.Env());
-    if (!g) return info.Env().Undefined();
+    Napi::Env env = info.Env();
+    auto* g = Live(env);
+    if (!g) return env.Undefined();
+    Napi::Object o;
     core::ClientSpec spec;
     int fd, hdr;
-    if (!ArgSpec(info, &spec) || !ArgInt(info, 4, "fd", &fd) || !ArgInt(info, 5, "vnetHdrLen", &hdr))
-      return info.Env().Undefined();
-    return Done(info.Env(), g->AddTap(spec, fd, hdr));
+    if (!ArgSpec(info, &o, &spec) || !ReadInteger(env, o.Get("fd"), "fd", INT_MIN, INT_MAX, &fd) ||
+        !ReadInteger(env, o.Get("vnetHdrLen"), "vnetHdrLen", INT_MIN, INT_MAX, &hdr))
+      return env.Undefined();
+    return Done(env, g->AddTap(spec, fd, hdr));
   }
 
-  // addHubPort(handle, name, queueIndex, iothread, hubId)
+  // addHubPort({ handle, name, queueIndex, iothread, hubId })
   Napi::Value JsAddHubPort(const Napi::CallbackInfo& info) {
-    auto* g = Live(info.Env());
-    if (!g) return info.Env().Undefined();
+    Napi::Env env = info.Env();
+    auto* g = Live(env);
+    if (!g) return env.Undefined();
+    Napi::Object o;
     core::ClientSpec spec;
     int hub;
-    if (!ArgSpec(info, &spec) || !ArgInt(info, 4, "hubId", &hub)) return info.Env().Undefined();
-    return Done(info.Env(), g->AddHubPort(spec, hub));
+    if (!ArgSpec(info, &o, &spec) || !ReadInteger(env, o.Get("hubId"), "hubId", INT_MIN, INT_MAX, &hub))
+      return env.Undefined();
+    return Done(env, g->AddHubPort(spec, hub));
   }
 
-  // addPort(handle, name, queueIndex, iothread, rx: Uint8Array, tx: Uint8Array, dropWhenFull, vnetHdrLen)
+  // addPort({ handle, name, queueIndex, iothread, rx, tx, dropWhenFull, vnetHdrLen }); rx and
+  // tx are Uint8Arrays over SharedArrayBuffers.
   Napi::Value JsAddPort(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     auto* g = Live(env);
     if (!g) return env.Undefined();
+    Napi::Object o;
     core::ClientSpec spec;
+    Napi::Uint8Array rx, tx;
     bool drop;
     int hdr;
-    if (!ArgSpec(info, &spec)) return env.Undefined();
-    for (size_t i : {4, 5}) {
-      if (info.Length() <= i || !info[i].IsTypedArray() ||
-          info[i].As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array)
-        return ThrowTypeError(env, std::string("The \"") + (i == 4 ? "rx" : "tx") +
-                                       "\" argument must be a Uint8Array over a SharedArrayBuffer");
-    }
-    if (!ArgBool(info, 6, "dropWhenFull", &drop) || !ArgInt(info, 7, "vnetHdrLen", &hdr)) return env.Undefined();
-    Napi::Uint8Array rx = info[4].As<Napi::Uint8Array>();
-    Napi::Uint8Array tx = info[5].As<Napi::Uint8Array>();
+    if (!ArgSpec(info, &o, &spec) || !ReadBytes(env, o.Get("rx"), "rx", &rx) ||
+        !ReadBytes(env, o.Get("tx"), "tx", &tx) || !ReadBool(env, o.Get("dropWhenFull"), "dropWhenFull", &drop) ||
+        !ReadInteger(env, o.Get("vnetHdrLen"), "vnetHdrLen", INT_MIN, INT_MAX, &hdr))
+      return env.Undefined();
     core::JsPortConfig cfg;
     cfg.rx_mem = rx.Data();
     cfg.rx_len = rx.ByteLength();
@@ -253,7 +217,8 @@ class NetGraphWrap : public Napi::ObjectWrap<NetGraphWrap> {
     auto* g = Live(info.Env());
     uint32_t h;
     bool down;
-    if (!g || !ArgUint32(info, 0, "handle", &h) || !ArgBool(info, 1, "down", &down)) return info.Env().Undefined();
+    if (!g || !ArgUint32(info, 0, "handle", &h) || !ReadBool(info.Env(), info[1], "down", &down))
+      return info.Env().Undefined();
     return Done(info.Env(), g->SetLinkDown(h, down));
   }
 
@@ -269,14 +234,15 @@ class NetGraphWrap : public Napi::ObjectWrap<NetGraphWrap> {
     auto* g = Live(info.Env());
     uint32_t h;
     bool on;
-    if (!g || !ArgUint32(info, 0, "handle", &h) || !ArgBool(info, 1, "enabled", &on)) return info.Env().Undefined();
+    if (!g || !ArgUint32(info, 0, "handle", &h) || !ReadBool(info.Env(), info[1], "enabled", &on))
+      return info.Env().Undefined();
     return Done(info.Env(), g->SetQueueEnabled(h, on));
   }
 
   Napi::Value JsSetAutoOffloads(const Napi::CallbackInfo& info) {
     auto* g = Live(info.Env());
     bool on;
-    if (!g || !ArgBool(info, 0, "on", &on)) return info.Env().Undefined();
+    if (!g || !ReadBool(info.Env(), info[0], "on", &on)) return info.Env().Undefined();
     g->SetAutoOffloads(on);
     return info.Env().Undefined();
   }
@@ -286,7 +252,8 @@ class NetGraphWrap : public Napi::ObjectWrap<NetGraphWrap> {
     auto* g = Live(info.Env());
     uint32_t h;
     bool tx;
-    if (!g || !ArgUint32(info, 0, "handle", &h) || !ArgBool(info, 1, "tx", &tx)) return info.Env().Undefined();
+    if (!g || !ArgUint32(info, 0, "handle", &h) || !ReadBool(info.Env(), info[1], "tx", &tx))
+      return info.Env().Undefined();
     return Done(info.Env(), g->KickPort(h, tx));
   }
 
@@ -316,7 +283,7 @@ class NetGraphWrap : public Napi::ObjectWrap<NetGraphWrap> {
     auto* g = Live(env);
     uint32_t h, n;
     std::string reason;
-    if (!g || !ArgUint32(info, 0, "handle", &h) || !ArgString(info, 1, "reason", &reason) ||
+    if (!g || !ArgUint32(info, 0, "handle", &h) || !ReadString(env, info[1], "reason", &reason) ||
         !ArgUint32(info, 2, "n", &n))
       return env.Undefined();
     auto p = g->FindPort(h);

@@ -2,14 +2,14 @@
 // with getters, setters and close(). Argument checks throw TypeError/RangeError naming the
 // argument; core failures throw Node-style system errors (errors.h). Devices still open when
 // the environment shuts down (process or worker exit) are closed by the env cleanup hook.
-#include <cmath>
 #include <climits>
 #include <memory>
 #include <unordered_set>
 
 #include "addon.h"
+#include "args.h"
 #include "errors.h"
-#include "tap_device.h"
+#include "tap/tap_device.h"
 
 namespace netplane::binding {
 
@@ -27,27 +27,6 @@ struct TapRegistry : std::enable_shared_from_this<TapRegistry> {
   std::unique_ptr<core::TapDevice>* handoff = nullptr;
 };
 
-constexpr double kMaxSafeInteger = 9007199254740991.0;  // Number.MAX_SAFE_INTEGER
-
-// A JS number that must be an integer in [lo, hi]; otherwise throws a RangeError/TypeError
-// naming `what` and returns false.
-bool GetInteger(Napi::Env env, Napi::Value v, const char* what, double lo, double hi, double* out) {
-  if (!v.IsNumber()) {
-    ThrowTypeError(env, std::string(what) + " must be a number");
-    return false;
-  }
-  double d = v.As<Napi::Number>().DoubleValue();
-  if (!std::isfinite(d) || std::trunc(d) != d || d < lo || d > hi) {
-    char range[96];
-    std::snprintf(range, sizeof(range), "%.0f..%.0f", lo, hi);
-    ThrowRangeError(env, std::string(what) + " must be an integer in " + range + ", got " +
-                             v.ToString().Utf8Value());
-    return false;
-  }
-  *out = d;
-  return true;
-}
-
 // sndbuf: absent (undefined) = -1 (QEMU's default: INT_MAX, failure ignored); otherwise a
 // non-negative safe integer; the core clamps values above INT_MAX.
 bool GetSndbuf(Napi::Env env, Napi::Value v, int64_t* out) {
@@ -55,10 +34,7 @@ bool GetSndbuf(Napi::Env env, Napi::Value v, int64_t* out) {
     *out = -1;
     return true;
   }
-  double d;
-  if (!GetInteger(env, v, "sndbuf", 0, kMaxSafeInteger, &d)) return false;
-  *out = static_cast<int64_t>(d);
-  return true;
+  return ReadInteger(env, v, "sndbuf", 0, kMaxSafeInteger, out);
 }
 
 class TapWrap : public Napi::ObjectWrap<TapWrap> {
@@ -109,20 +85,14 @@ class TapWrap : public Napi::ObjectWrap<TapWrap> {
   // Throws and returns nullptr when closed.
   core::TapDevice* Device(Napi::Env env) {
     if (!device_) {
-      Napi::Error e = Napi::Error::New(env, "tap device is closed");
-      e.Set("code", Napi::String::New(env, "NETPLANE_CLOSED"));
-      e.ThrowAsJavaScriptException();
+      ThrowStatus(env, core::Status::Closed("tap device is closed"));
       return nullptr;
     }
     return device_.get();
   }
 
   bool GetQueue(const Napi::CallbackInfo& info, uint32_t* out) {
-    core::TapDevice* dev = device_.get();
-    double q;
-    if (!GetInteger(info.Env(), info[0], "queue", 0, dev->queue_count() - 1.0, &q)) return false;
-    *out = static_cast<uint32_t>(q);
-    return true;
+    return ReadInteger(info.Env(), info[0], "queue", 0, device_->queue_count() - 1.0, out);
   }
 
 #define NP_TAP_GETTER(Name, expr)                                     \
@@ -172,8 +142,8 @@ class TapWrap : public Napi::ObjectWrap<TapWrap> {
     Napi::Env env = info.Env();
     core::TapDevice* dev = Device(env);
     if (!dev) return env.Undefined();
-    if (!info[0].IsObject()) return ThrowTypeError(env, "offloads must be an object");
-    Napi::Object o = info[0].As<Napi::Object>();
+    Napi::Object o;
+    if (!ReadObject(env, info[0], "offloads", &o)) return env.Undefined();
     core::TapOffloads off;
     struct Field {
       const char* name;
@@ -183,8 +153,7 @@ class TapWrap : public Napi::ObjectWrap<TapWrap> {
     for (const Field& f : fields) {
       Napi::Value v = o.Get(f.name);
       if (v.IsUndefined()) continue;
-      if (!v.IsBoolean()) return ThrowTypeError(env, std::string("offloads.") + f.name + " must be a boolean");
-      *f.slot = v.As<Napi::Boolean>().Value();
+      if (!ReadBool(env, v, std::string("offloads.") + f.name, f.slot)) return env.Undefined();
     }
     if (core::Status s = dev->SetOffloads(off); !s.ok()) return ThrowStatus(env, s);
     return env.Undefined();
@@ -194,8 +163,9 @@ class TapWrap : public Napi::ObjectWrap<TapWrap> {
     Napi::Env env = info.Env();
     uint32_t q;
     if (!Device(env) || !GetQueue(info, &q)) return env.Undefined();
-    if (!info[1].IsBoolean()) return ThrowTypeError(env, "enabled must be a boolean");
-    if (core::Status s = device_->SetQueueEnabled(q, info[1].As<Napi::Boolean>().Value()); !s.ok()) {
+    bool enabled;
+    if (!ReadBool(env, info[1], "enabled", &enabled)) return env.Undefined();
+    if (core::Status s = device_->SetQueueEnabled(q, enabled); !s.ok()) {
       return ThrowStatus(env, s);
     }
     return env.Undefined();
@@ -239,19 +209,16 @@ Napi::Value JsTapOpen(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   core::TapOpenOptions opts;
   if (!info[0].IsUndefined()) {
-    if (!info[0].IsObject()) return ThrowTypeError(env, "tap options must be an object");
-    Napi::Object o = info[0].As<Napi::Object>();
+    Napi::Object o;
+    if (!ReadObject(env, info[0], "tap options", &o)) return env.Undefined();
     Napi::Value ifname = o.Get("ifname");
     if (!ifname.IsUndefined()) {
-      if (!ifname.IsString()) return ThrowTypeError(env, "ifname must be a string");
-      opts.ifname = ifname.As<Napi::String>().Utf8Value();
+      if (!ReadString(env, ifname, "ifname", &opts.ifname)) return env.Undefined();
       if (core::Status s = core::ValidateTapIfname(opts.ifname); !s.ok()) return ThrowRangeError(env, s.message);
     }
     Napi::Value queues = o.Get("queues");
     if (!queues.IsUndefined()) {
-      double q;
-      if (!GetInteger(env, queues, "queues", 1, core::kMaxTapQueues, &q)) return env.Undefined();
-      opts.queues = static_cast<uint32_t>(q);
+      if (!ReadInteger(env, queues, "queues", 1, core::kMaxTapQueues, &opts.queues)) return env.Undefined();
     }
     Napi::Value vnet = o.Get("vnetHdr");
     if (!vnet.IsUndefined()) {
@@ -284,9 +251,9 @@ Napi::Value JsTapAdopt(const Napi::CallbackInfo& info) {
   }
   std::vector<int> fds;
   for (uint32_t i = 0; i < arr.Length(); ++i) {
-    double fd;
-    if (!GetInteger(env, arr.Get(i), "fd", 0, INT_MAX, &fd)) return env.Undefined();
-    fds.push_back(static_cast<int>(fd));
+    int fd;
+    if (!ReadInteger(env, arr.Get(i), "fd", 0, INT_MAX, &fd)) return env.Undefined();
+    fds.push_back(fd);
   }
   int64_t sndbuf;
   if (!GetSndbuf(env, info[1], &sndbuf)) return env.Undefined();

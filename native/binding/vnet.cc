@@ -2,15 +2,16 @@
 // header against its frame, complete a checksum, segment a GSO frame, and the constants.
 // Every argument is checked: wrong types throw TypeError, bad sizes/values RangeError, both
 // naming the argument. Not the data path (that stays native): results are fresh Buffers.
-#include <cmath>
 #include <cstring>
 #include <string>
 #include <vector>
 
 #include "addon.h"
-#include "checksum.h"
+#include "args.h"
 #include "errors.h"
-#include "vnet_hdr.h"
+#include "vnet/checksum.h"
+#include "vnet/segment.h"
+#include "vnet/vnet_hdr.h"
 
 namespace netplane::binding {
 
@@ -19,36 +20,18 @@ namespace {
 using core::VnetError;
 using core::VnetHdr;
 
-// A Uint8Array (Buffer included) argument, or a TypeError naming it.
+// A Uint8Array (Buffer included) argument as pointer and length.
 bool GetBytes(Napi::Env env, Napi::Value v, const char* what, uint8_t** data, size_t* len) {
-  if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array) {
-    ThrowTypeError(env, std::string(what) + " must be a Buffer or Uint8Array");
-    return false;
-  }
-  auto arr = v.As<Napi::Uint8Array>();
+  Napi::Uint8Array arr;
+  if (!ReadBytes(env, v, what, &arr)) return false;
   *data = arr.Data();
   *len = arr.ByteLength();
   return true;
 }
 
-bool GetUint(Napi::Env env, Napi::Value v, const std::string& what, double max, double* out) {
-  if (!v.IsNumber()) {
-    ThrowTypeError(env, what + " must be a number");
-    return false;
-  }
-  double d = v.As<Napi::Number>().DoubleValue();
-  if (!std::isfinite(d) || std::trunc(d) != d || d < 0 || d > max) {
-    ThrowRangeError(env, what + " must be an integer in 0.." + std::to_string(static_cast<uint64_t>(max)) +
-                             ", got " + v.ToString().Utf8Value());
-    return false;
-  }
-  *out = d;
-  return true;
-}
-
 bool GetHdrLen(Napi::Env env, Napi::Value v, const char* what, size_t* out) {
   double d;
-  if (!GetUint(env, v, what, 65535, &d)) return false;
+  if (!ReadInteger(env, v, what, 0, 65535, &d)) return false;
   if (!core::IsVnetHdrLen(static_cast<size_t>(d))) {
     ThrowRangeError(env, std::string(what) + " must be 10, 12 or 20, got " + v.ToString().Utf8Value());
     return false;
@@ -100,7 +83,7 @@ bool GetHdr(Napi::Env env, Napi::Value v, const char* what, VnetHdr* out) {
   for (auto& f : fields) {
     Napi::Value fv = o.Get(f.name);
     if (fv.IsUndefined()) continue;
-    if (!GetUint(env, fv, std::string(what) + "." + f.name, f.max, &f.value)) return false;
+    if (!ReadInteger(env, fv, std::string(what) + "." + f.name, 0, f.max, &f.value)) return false;
   }
   out->flags = static_cast<uint8_t>(fields[0].value);
   out->gso_type = static_cast<uint8_t>(fields[1].value);

@@ -13,8 +13,8 @@
 #include <vector>
 
 #include "../test/frame_builder.h"
-#include "checksum.h"
-#include "vnet_hdr.h"
+#include "vnet/checksum.h"
+#include "vnet/vnet_hdr.h"
 
 using namespace netplane::core;
 

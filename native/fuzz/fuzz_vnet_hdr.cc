@@ -8,8 +8,8 @@
 #include <cstring>
 #include <vector>
 
-#include "checksum.h"
-#include "vnet_hdr.h"
+#include "vnet/checksum.h"
+#include "vnet/vnet_hdr.h"
 
 using namespace netplane::core;
 

@@ -15,8 +15,8 @@
 #include <thread>
 #include <vector>
 
-#include "aio_context.h"
-#include "iothread.h"
+#include "aio/aio_context.h"
+#include "aio/iothread.h"
 #include "test.h"
 
 using netplane::core::AioContext;

@@ -24,10 +24,10 @@
 #include <thread>
 #include <vector>
 
-#include "aio_context.h"
-#include "iothread.h"
+#include "aio/aio_context.h"
+#include "aio/iothread.h"
+#include "base/unique_fd.h"
 #include "test.h"
-#include "unique_fd.h"
 
 using netplane::core::AioContext;
 using netplane::core::AioTimer;

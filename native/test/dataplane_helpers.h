@@ -15,11 +15,13 @@
 #include <thread>
 #include <vector>
 
-#include "net_graph.h"
+#include "net/net_graph.h"
 
 namespace nptest {
 
-// fds[0] is handed to the data plane as the "TAP"; fds[1] is the kernel's side.
+// fds[0] is handed to the data plane as the "TAP"; fds[1] is the kernel's side. Declare
+// FakeTaps (and ring memory) before the NetGraph that uses them, so the graph stops polling
+// an fd before it is closed (the other order is a race ThreadSanitizer reports).
 struct FakeTap {
   int fds[2] = {-1, -1};
   FakeTap() {

@@ -9,9 +9,9 @@
 #include <string>
 #include <vector>
 
-#include "fd_pair.h"
-#include "fd_passing.h"
+#include "base/fd_pair.h"
 #include "fd_count.h"
+#include "io/fd_passing.h"
 #include "test.h"
 
 using netplane::core::DupCloexec;

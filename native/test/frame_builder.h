@@ -8,8 +8,9 @@
 #include <string>
 #include <vector>
 
-#include "checksum.h"
-#include "vnet_hdr.h"
+#include "vnet/checksum.h"
+#include "vnet/segment.h"
+#include "vnet/vnet_hdr.h"
 
 // CHECK_EQ for VnetError, printing the error names.
 #define CHECK_VERR(expr, want)                                                        \

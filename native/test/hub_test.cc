@@ -18,8 +18,8 @@ void BuildHub(NetGraph& g, FakeTap* taps, int n) {
 }  // namespace
 
 TEST(Hub, FrameFromOnePortReachesEveryOtherPort) {
-  NetGraph g(nullptr);
   FakeTap t[3];
+  NetGraph g(nullptr);
   BuildHub(g, t, 3);
   REQUIRE(t[0].Inject(nptest::EthFrame(200, 9)));
   CHECK_EQ(t[1].Take().size(), size_t{200});
@@ -33,8 +33,8 @@ TEST(Hub, FrameFromOnePortReachesEveryOtherPort) {
 }
 
 TEST(Hub, HubPortLinkDownDropsBothDirections) {
-  NetGraph g(nullptr);
   FakeTap t[2];
+  NetGraph g(nullptr);
   BuildHub(g, t, 2);
   REQUIRE(g.SetLinkDown(21, true).ok());
   REQUIRE(t[0].Inject(nptest::EthFrame(100, 1)));
@@ -46,8 +46,8 @@ TEST(Hub, HubPortLinkDownDropsBothDirections) {
 }
 
 TEST(Hub, BlockedReceiverStopsTheSenderUntilItDrains) {
-  NetGraph g(nullptr);
   FakeTap t[2];
+  NetGraph g(nullptr);
   t[1].SmallBuffers();
   BuildHub(g, t, 2);
   int injected = 0;
@@ -66,8 +66,8 @@ TEST(Hub, BlockedReceiverStopsTheSenderUntilItDrains) {
 }
 
 TEST(Hub, RemovingAPortKeepsTheRestWorking) {
-  NetGraph g(nullptr);
   FakeTap t[3];
+  NetGraph g(nullptr);
   BuildHub(g, t, 3);
   REQUIRE(g.Remove(22).ok());
   REQUIRE(t[0].Inject(nptest::EthFrame(100, 1)));
@@ -83,8 +83,8 @@ TEST(Hub, RemovingAPortKeepsTheRestWorking) {
 // drop at the new, still peerless port) and t0 reads again: nothing stays stuck. Found by
 // test/faults.test.ts (netdev_del + netdev_add of a hub's ports under a flood).
 TEST(Hub, SenderBlockedOnAnEmptyHubResumesWhenAPortJoins) {
-  NetGraph g(nullptr);
   FakeTap t[3];
+  NetGraph g(nullptr);
   BuildHub(g, t, 2);
   REQUIRE(g.Remove(21).ok());
   REQUIRE(g.Remove(11).ok());
@@ -105,8 +105,8 @@ TEST(Hub, SenderBlockedOnAnEmptyHubResumesWhenAPortJoins) {
 // A port whose peer is gone drops what the hub gives it (counted), as QEMU does, instead
 // of making the other ports' senders wait for ever.
 TEST(Hub, PeerlessPortDropsAndCountsInsteadOfBlocking) {
-  NetGraph g(nullptr);
   FakeTap t[2];
+  NetGraph g(nullptr);
   BuildHub(g, t, 2);
   REQUIRE(g.Remove(11).ok());  // port 21 stays, without a peer
   for (int i = 0; i < 5; ++i) REQUIRE(t[0].Inject(nptest::EthFrame(100, static_cast<uint8_t>(i))));

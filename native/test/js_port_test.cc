@@ -1,7 +1,7 @@
 // JS port rings, exercised from C++ acting as the JavaScript side: read batches from the
 // rx ring, write frames into the tx ring, kick, and check back-pressure and drop policy.
 #include "dataplane_helpers.h"
-#include "js_port.h"
+#include "port/js_port.h"
 #include "test.h"
 
 using namespace netplane::core;
@@ -46,9 +46,9 @@ std::vector<std::vector<uint8_t>> DrainRing(SpscRing r) {
 
 TEST(JsPort, TapFramesArriveInTheRxRingUnpaddedWithOneWake) {
   nptest::EventLog log;
-  NetGraph g(log.Sink());
   FakeTap t;
   Rings rings;
+  NetGraph g(log.Sink());
   REQUIRE(g.AddTap(nptest::Spec(1, "t"), t.dp(), 0).ok());
   REQUIRE(g.AddJsPort(nptest::Spec(2, "nic"), rings.Config()).ok());
   REQUIRE(g.Connect(1, 2).ok());
@@ -64,9 +64,9 @@ TEST(JsPort, TapFramesArriveInTheRxRingUnpaddedWithOneWake) {
 }
 
 TEST(JsPort, TxRingFramesReachTheTap) {
-  NetGraph g(nullptr);
   FakeTap t;
   Rings rings;
+  NetGraph g(nullptr);
   REQUIRE(g.AddTap(nptest::Spec(1, "t"), t.dp(), 0).ok());
   REQUIRE(g.AddJsPort(nptest::Spec(2, "nic"), rings.Config(false, 12)).ok());
   REQUIRE(g.Connect(1, 2).ok());
@@ -84,9 +84,9 @@ TEST(JsPort, TxRingFramesReachTheTap) {
 }
 
 TEST(JsPort, FullRxRingPushesBackAndResumesWhenDrained) {
-  NetGraph g(nullptr);
   FakeTap t;
   Rings rings;
+  NetGraph g(nullptr);
   REQUIRE(g.AddTap(nptest::Spec(1, "t"), t.dp(), 0).ok());
   REQUIRE(g.AddJsPort(nptest::Spec(2, "nic"), rings.Config()).ok());
   REQUIRE(g.Connect(1, 2).ok());
@@ -119,9 +119,9 @@ TEST(JsPort, FullRxRingPushesBackAndResumesWhenDrained) {
 }
 
 TEST(JsPort, DropPolicyCountsQueueFullAndKeepsReading) {
-  NetGraph g(nullptr);
   FakeTap t;
   Rings rings;
+  NetGraph g(nullptr);
   REQUIRE(g.AddTap(nptest::Spec(1, "t"), t.dp(), 0).ok());
   REQUIRE(g.AddJsPort(nptest::Spec(2, "nic"), rings.Config(/*drop=*/true)).ok());
   REQUIRE(g.Connect(1, 2).ok());

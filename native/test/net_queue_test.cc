@@ -3,7 +3,7 @@
 #include <deque>
 
 #include "dataplane_helpers.h"
-#include "net_client.h"
+#include "net/net_client.h"
 #include "test.h"
 
 using namespace netplane::core;
@@ -13,7 +13,7 @@ namespace {
 // A receiver whose answers are scripted: "not now" while busy, otherwise it records frames.
 class ScriptedClient : public NetClient {
  public:
-  ScriptedClient(uint32_t h, const char* name, NetContext* ctx) : NetClient(ClientKind::kJsPort, h, name, ctx) {}
+  ScriptedClient(uint32_t h, const char* name, NetContext* ctx) : NetClient(ClientKind::kPort, h, name, ctx) {}
   bool busy = false;
   std::vector<std::vector<uint8_t>> got;
   int sent_callbacks = 0;

@@ -30,9 +30,9 @@
 #include <stdexcept>
 #include <string>
 
+#include "base/unique_fd.h"
 #include "frame_builder.h"
 #include "test.h"
-#include "unique_fd.h"
 
 using namespace netplane::core;
 using nptest::BuildFrame;

@@ -8,8 +8,8 @@ using nptest::FakeTap;
 
 TEST(TapClient, ForwardsBothWaysAndPadsShortFrames) {
   nptest::EventLog log;
-  NetGraph g(log.Sink());
   FakeTap a, b;
+  NetGraph g(log.Sink());
   REQUIRE(g.AddTap(nptest::Spec(1, "ta"), a.dp(), 0).ok());
   REQUIRE(g.AddTap(nptest::Spec(2, "tb"), b.dp(), 0).ok());
   REQUIRE(g.Connect(1, 2).ok());
@@ -30,8 +30,8 @@ TEST(TapClient, ForwardsBothWaysAndPadsShortFrames) {
 }
 
 TEST(TapClient, VnetHeaderStrippedAndPrepended) {
-  NetGraph g(nullptr);
   FakeTap a, b;
+  NetGraph g(nullptr);
   REQUIRE(g.AddTap(nptest::Spec(1, "ta"), a.dp(), 12).ok());
   REQUIRE(g.AddTap(nptest::Spec(2, "tb"), b.dp(), 0).ok());
   REQUIRE(g.Connect(1, 2).ok());
@@ -55,8 +55,8 @@ TEST(TapClient, VnetHeaderStrippedAndPrepended) {
 }
 
 TEST(TapClient, EagainQueuesStopsTheSenderAndLosesNothing) {
-  NetGraph g(nullptr);
   FakeTap a, b;
+  NetGraph g(nullptr);
   b.SmallBuffers();
   REQUIRE(g.AddTap(nptest::Spec(1, "ta"), a.dp(), 0).ok());
   REQUIRE(g.AddTap(nptest::Spec(2, "tb"), b.dp(), 0).ok());
@@ -87,8 +87,8 @@ TEST(TapClient, EagainQueuesStopsTheSenderAndLosesNothing) {
 
 TEST(TapClient, DeadDeviceRaisesOneEventAndStopsPolling) {
   nptest::EventLog log;
-  NetGraph g(log.Sink());
   FakeTap a, b;
+  NetGraph g(log.Sink());
   REQUIRE(g.AddTap(nptest::Spec(1, "ta"), a.dp(), 0).ok());
   REQUIRE(g.AddTap(nptest::Spec(2, "tb"), b.dp(), 0).ok());
   REQUIRE(g.Connect(1, 2).ok());
@@ -112,8 +112,8 @@ TEST(TapClient, DeadDeviceRaisesOneEventAndStopsPolling) {
 }
 
 TEST(TapClient, LinkDownDropsAndCountsThenUpRestores) {
-  NetGraph g(nullptr);
   FakeTap a, b;
+  NetGraph g(nullptr);
   REQUIRE(g.AddTap(nptest::Spec(1, "ta"), a.dp(), 0).ok());
   REQUIRE(g.AddTap(nptest::Spec(2, "tb"), b.dp(), 0).ok());
   REQUIRE(g.Connect(1, 2).ok());
@@ -132,8 +132,8 @@ TEST(TapClient, LinkDownDropsAndCountsThenUpRestores) {
 }
 
 TEST(TapClient, DisabledQueueIsNotPolled) {
-  NetGraph g(nullptr);
   FakeTap a, b;
+  NetGraph g(nullptr);
   REQUIRE(g.AddTap(nptest::Spec(1, "ta"), a.dp(), 0).ok());
   REQUIRE(g.AddTap(nptest::Spec(2, "tb"), b.dp(), 0).ok());
   REQUIRE(g.Connect(1, 2).ok());
@@ -146,8 +146,8 @@ TEST(TapClient, DisabledQueueIsNotPolled) {
 }
 
 TEST(NetGraph, PlacementPerQueueAndErrors) {
+  FakeTap a0, a1, b0, b1, p;
   NetGraph g(nullptr);
-  FakeTap a0, a1, b0, b1;
   REQUIRE(g.AddTap(nptest::Spec(1, "a", 0), a0.dp(), 0).ok());
   REQUIRE(g.AddTap(nptest::Spec(2, "a", 1), a1.dp(), 0).ok());
   REQUIRE(g.AddTap(nptest::Spec(3, "b", 0), b0.dp(), 0).ok());
@@ -169,7 +169,6 @@ TEST(NetGraph, PlacementPerQueueAndErrors) {
   // A pinned client and a client elsewhere: the unpinned one moves.
   ClientSpec pinned = nptest::Spec(5, "p");
   pinned.iothread = "io-x";
-  FakeTap p;
   REQUIRE(g.AddTap(pinned, p.dp(), 0).ok());
   REQUIRE(g.Connect(5, 1).ok());
   CHECK(nptest::InfoOf(g, 1).iothread == std::string("io-x"));
@@ -213,8 +212,8 @@ std::vector<uint8_t> TsoFrame(size_t payload) {
 }  // namespace
 
 TEST(TapClient, GsoFramePassesThroughBetweenHeaderSpeakersAndIsSegmentedOtherwise) {
-  NetGraph g(nullptr);
   FakeTap a, b, c;
+  NetGraph g(nullptr);
   REQUIRE(g.AddTap(nptest::Spec(1, "ta"), a.dp(), 10).ok());
   REQUIRE(g.AddTap(nptest::Spec(2, "tb"), b.dp(), 10).ok());
   REQUIRE(g.Connect(1, 2).ok());

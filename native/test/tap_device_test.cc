@@ -13,8 +13,8 @@
 #include <fstream>
 #include <string>
 
-#include "tap_device.h"
 #include "fd_count.h"
+#include "tap/tap_device.h"
 #include "test.h"
 
 using netplane::core::Status;

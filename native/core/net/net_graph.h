@@ -1,0 +1,113 @@
+// NetGraph: the data plane's object graph, driven from one control thread (JavaScript's).
+// It owns the IoThreads (one per context name), the net clients, and the hubs, and runs
+// every change to a client as a synchronous one-shot bottom half on the client's home
+// context (IoThread::RunSync), so clients are only ever touched by their own thread.
+//
+// Placement: a client runs on the iothread its spec names, else on "np-q<queue index>";
+// a hub and all its ports share the hub's context (named by the first port's spec, else
+// "np-q0"); a client and its peer must share one: Connect moves an unpinned, unpeered
+// non-hub client to its peer's context, and fails when both are pinned elsewhere.
+//
+// Offloads: when auto_offloads is on, a TAP with a vnet header gets TUNSETOFFLOAD
+// CSUM|TSO4|TSO6|TSO_ECN(+UFO/USO) exactly when every receiver its frames can reach (its
+// peer, or every other port of its hub) takes offloaded frames; otherwise offloads are
+// off, so the kernel hands over only finished frames. Recomputed after every change.
+// A TAP peered with a JS port (a NIC queue) is left alone: its offloads belong to the port's
+// owner (the virtio-net model sets what the guest negotiated), so there is one writer.
+// When such a TAP gets another peer, the graph takes over and writes its choice once.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "aio/iothread.h"
+#include "net/hub.h"
+#include "net/net_client.h"
+#include "port/js_port.h"
+#include "tap/tap_client.h"
+
+namespace netplane::core {
+
+struct ClientSpec {
+  uint32_t handle = 0;
+  std::string name;
+  uint32_t queue_index = 0;
+  std::string iothread;  // empty: default placement
+};
+
+class NetGraph {
+ public:
+  explicit NetGraph(EventSink sink);
+  ~NetGraph();
+  NetGraph(const NetGraph&) = delete;
+  NetGraph& operator=(const NetGraph&) = delete;
+
+  // -object iothread: create (or retune) a named context thread.
+  Status AddIothread(const std::string& name, const PollParams& params);
+
+  Status AddTap(const ClientSpec& spec, int fd, int vnet_hdr_len);
+  Status AddHubPort(const ClientSpec& spec, int hub_id);
+  Status AddJsPort(const ClientSpec& spec, const JsPortConfig& cfg);
+  // Unlink (purging what waits on either side), stop polling, delete. The fd stays open.
+  Status Remove(uint32_t handle);
+
+  Status Connect(uint32_t a, uint32_t b);
+  Status SetLinkDown(uint32_t handle, bool down);
+  Status SetVnetHdrLen(uint32_t handle, int len);
+  Status SetQueueEnabled(uint32_t handle, bool enabled);
+  void SetAutoOffloads(bool on);
+
+  // JS ports (JS thread): tx frames were published / rx room was freed.
+  Status KickPort(uint32_t handle, bool tx);
+  Result<JsPort*> FindPort(uint32_t handle);
+
+  // One consistent snapshot per context (taken on that context's thread).
+  std::vector<ClientInfo> Snapshot();
+  bool Has(uint32_t handle) const { return clients_.count(handle) != 0; }
+
+  // Stop every client and thread. Idempotent; the graph is unusable afterwards.
+  void Close();
+  bool closed() const { return closed_; }
+
+ private:
+  struct Context {
+    std::unique_ptr<IoThread> thread;
+    std::unique_ptr<NetContext> net;
+  };
+  struct Entry {
+    std::unique_ptr<NetClient> client;
+    Context* ctx = nullptr;
+    ClientSpec spec;
+    bool pinned = false;
+    JsPort* port = nullptr;  // the client, when it is a JS port (KickPort, FindPort)
+  };
+
+  Result<Context*> GetContext(const std::string& name);
+  Result<Context*> StartContext(const std::string& name, const PollParams& params);
+  Status CheckNew(const ClientSpec& spec);
+  Result<Entry*> Find(uint32_t handle);
+  // Find the client and run fn(NetClient*) on its home thread; fn returns a Status or nothing.
+  template <class Fn>
+  Status WithClient(uint32_t handle, Fn&& fn);
+  Status Move(Entry* e, Context* to);
+  Status StartClient(Entry* e);
+  // Store a new client under its handle and start it there; forgotten again if it cannot start.
+  Status Register(const ClientSpec& spec, Context* ctx, std::unique_ptr<NetClient> client,
+                  JsPort* port = nullptr);
+  void StopClient(Entry* e);
+  void RecomputeOffloads();
+
+  EventSink sink_;
+  std::map<std::string, Context> contexts_;
+  std::unordered_map<uint32_t, Entry> clients_;
+  std::map<int, std::unique_ptr<Hub>> hubs_;
+  std::map<int, Context*> hub_contexts_;
+  bool auto_offloads_ = true;
+  bool closed_ = false;
+};
+
+}  // namespace netplane::core

@@ -1,0 +1,82 @@
+// TapClient: one queue fd of a TAP device as a net client (QEMU's TAPState, semantics
+// reference sections 3.4 and 3.5), better behaved where QEMU is weak:
+//  - read: level-triggered; up to kReadBudget frames per wakeup, each read straight into a
+//    per-client buffer [vnet header | frame]; short frames padded to 60 bytes unless the
+//    peer asks not to; a peer that says "not now" turns read polling off until the queued
+//    frame is sent (OnQueuedSent);
+//  - write: writev of the frame shaped for this TAP's header length (pass through, prepend
+//    a zero header, convert, or strip after software checksum/segmentation); EAGAIN queues
+//    the frame, turns write polling on and flushes when writable;
+//  - a dead device (EBADFD / EIO on read, EBADFD on write, POLLERR/POLLHUP) removes the
+//    handler, takes the link down, purges the queue and raises a kTapDead event once;
+//    nothing is polled afterwards, so no core spins.
+// The fd is borrowed (owned by the TapDevice / JavaScript); Stop() before it is closed.
+#pragma once
+
+#include <memory>
+
+#include "net/net_client.h"
+
+namespace netplane::core {
+
+class TapClient : public NetClient {
+ public:
+  static constexpr int kReadBudget = 64;
+
+  TapClient(uint32_t handle, std::string name, NetContext* ctx, int fd, int vnet_hdr_len);
+  ~TapClient() override;
+
+  // Home thread. Start installs the fd handler (the fd is made non-blocking); Stop removes it.
+  Status Start() override;
+  void Stop() override;
+
+  int fd() const { return fd_; }
+  int vnet_hdr_len() const override { return hdr_len_; }
+  Status SetVnetHdrLen(int len) override;
+  // Queue attached (true) or detached (false): a detached queue is not polled and frames for
+  // it are dropped as deadDevice (the kernel would refuse them with EBADFD).
+  void SetQueueEnabled(bool enabled) override;
+  bool enabled() const { return enabled_; }
+
+  // TUNSETOFFLOAD on this fd: on = CSUM|TSO4|TSO6|TSO_ECN plus UFO/USO where supported.
+  // Returns the TUN_F_* mask applied.
+  Result<unsigned> SetOffloads(bool on);
+  unsigned offloads() const { return offloads_; }
+  // With a vnet header and alive: offloads on exactly when auto_on and the peer takes
+  // offloaded frames, unless the peer's owner sets them (OwnsPeerOffloads).
+  void RecomputeOffloads(bool auto_on) override;
+  void Describe(ClientInfo& info) const override;
+
+  void SetLinkDown(bool down) override;  // a dead TAP stays down
+  RecvResult Receive(NetClient* sender, const Frame& f) override;
+  void OnQueuedSent() override;
+
+ private:
+  static void OnReadable(void* opaque);
+  static void OnWritable(void* opaque);
+  void ReadBatch();
+  // Hand one frame read into buf on to the peer; true when it had to wait in the peer's queue.
+  bool DeliverRead(uint8_t* buf, size_t len);
+  RecvResult WriteFailed(int err, const char* syscall);
+  void Die(int err, const char* syscall);
+  Status UpdatePolling();
+  void RemoveHandler();
+  bool CheckFdError();
+
+  int fd_;
+  int hdr_len_;
+  bool started_ = false;
+  bool enabled_ = true;
+  bool read_poll_ = true;    // off while the peer's queue holds our frame
+  bool write_poll_ = false;  // on after EAGAIN until writable
+  // What the AioContext currently has, so a change costs one epoll_ctl and no change none.
+  bool installed_ = false;
+  bool polled_read_ = false, polled_write_ = false;
+  unsigned offloads_ = 0;
+  // The offloads were left to the peer's owner: the kernel may hold anything, so the next
+  // graph choice is written even when it looks unchanged.
+  bool offloads_external_ = false;
+  std::unique_ptr<uint8_t[]> rbuf_;
+};
+
+}  // namespace netplane::core
