@@ -39,7 +39,23 @@ export class QmpTestClient {
     });
   }
 
-  static connect(path: string, timeoutMs = 5000): Promise<QmpTestClient> {
+  /**
+   * Connect, retrying while the socket refuses: a server's socket file appears at bind(),
+   * a moment before its listen() (QEMU does the two apart), so an early connect is refused.
+   */
+  static async connect(path: string, timeoutMs = 5000): Promise<QmpTestClient> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      try {
+        return await QmpTestClient.connectOnce(path, Math.max(1, deadline - Date.now()));
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== 'ECONNREFUSED' || Date.now() >= deadline) throw e;
+        await new Promise((r) => setTimeout(r, 20));
+      }
+    }
+  }
+
+  private static connectOnce(path: string, timeoutMs: number): Promise<QmpTestClient> {
     return new Promise((resolve, reject) => {
       const s = net.connect(path);
       const timer = setTimeout(() => {
