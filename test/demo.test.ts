@@ -8,6 +8,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { test } from 'node:test';
+import { groupProcesses } from '../bench/lib/proc';
 import { privileged } from './helpers/privilege';
 import { needsPrivileged } from './helpers/tools';
 
@@ -49,29 +50,13 @@ function createdNames(stdout: string): string[] {
   return [ns[1]!, ns[2]!, taps[1]!, taps[2]!];
 }
 
-/** The pids in process group `pgid` (from /proc: field 5 of stat, after the command name). */
-function processGroup(pgid: number): number[] {
-  const pids: number[] = [];
-  for (const name of fs.readdirSync('/proc')) {
-    if (!/^\d+$/.test(name)) continue;
-    let stat: string;
-    try {
-      stat = fs.readFileSync(`/proc/${name}/stat`, 'utf8');
-    } catch {
-      continue; // exited meanwhile
-    }
-    if (Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[2]) === pgid) pids.push(Number(name));
-  }
-  return pids;
-}
-
 /** Everything the run created is gone: namespaces, TAP interfaces, processes of its group. */
 function assertNothingLeft(run: DemoRun): void {
   const [nsA, nsB, tapA, tapB] = createdNames(run.stdout);
   const netns = execFileSync('ip', ['netns', 'list'], { encoding: 'utf8' });
   for (const ns of [nsA!, nsB!]) assert.doesNotMatch(netns, new RegExp(`^${ns}\\b`, 'm'), `namespace ${ns} removed`);
   for (const tap of [tapA!, tapB!]) assert.equal(fs.existsSync(`/sys/class/net/${tap}`), false, `TAP ${tap} removed`);
-  assert.deepEqual(processGroup(run.pid), [], `no process of the demo's group ${run.pid} is left`);
+  assert.deepEqual(groupProcesses(run.pid).map((p) => p.pid), [], `no process of the demo's group ${run.pid} is left`);
   assert.match(run.stdout, /^cleanup: child processes stopped, TAPs \S+ and \S+ closed, namespaces \S+ and \S+ deleted; nothing left$/m);
 }
 

@@ -135,10 +135,12 @@ export interface GroupCpu {
 
 const kClockTicks = 100; // USER_HZ on Linux (sysconf(_SC_CLK_TCK))
 
-/** CPU time used so far by every live process in the process group `pgid`. */
-export function groupCpu(pgid: number): GroupCpu {
-  let ticks = 0;
-  let schedNs = 0;
+/**
+ * The live processes of process group `pgid`: pid and the fields of /proc/PID/stat after
+ * the ")" that closes comm (state is [0], pgrp [2], utime [11], stime [12]).
+ */
+export function groupProcesses(pgid: number): Array<{ pid: number; stat: string[] }> {
+  const out: Array<{ pid: number; stat: string[] }> = [];
   for (const entry of fs.readdirSync('/proc')) {
     if (!/^\d+$/.test(entry)) continue;
     let stat: string;
@@ -147,13 +149,21 @@ export function groupCpu(pgid: number): GroupCpu {
     } catch {
       continue; // exited meanwhile
     }
-    // Fields after the ")" that closes comm: state is field 3, pgrp 5, utime 14, stime 15.
     const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    if (Number(f[2]) !== pgid) continue;
-    ticks += Number(f[11]) + Number(f[12]);
+    if (Number(f[2]) === pgid) out.push({ pid: Number(entry), stat: f });
+  }
+  return out;
+}
+
+/** CPU time used so far by every live process in the process group `pgid`. */
+export function groupCpu(pgid: number): GroupCpu {
+  let ticks = 0;
+  let schedNs = 0;
+  for (const { pid, stat } of groupProcesses(pgid)) {
+    ticks += Number(stat[11]) + Number(stat[12]);
     try {
-      for (const tid of fs.readdirSync(`/proc/${entry}/task`)) {
-        schedNs += Number(fs.readFileSync(`/proc/${entry}/task/${tid}/schedstat`, 'utf8').split(' ')[0]);
+      for (const tid of fs.readdirSync(`/proc/${pid}/task`)) {
+        schedNs += Number(fs.readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').split(' ')[0]);
       }
     } catch {
       /* exited meanwhile */

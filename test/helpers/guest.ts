@@ -16,6 +16,7 @@ import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { settlesWithin } from './qemu';
 
 const BUILD_SCRIPT = path.join(__dirname, '..', '..', 'scripts', 'build-guest.sh');
 const QEMU = 'qemu-system-x86_64';
@@ -328,12 +329,7 @@ export class Guest implements AsyncDisposable {
   }
 
   private async waitExit(timeoutMs: number): Promise<boolean> {
-    if (this.exitCode !== null || this.exitSignal !== null) return true;
-    let timer: NodeJS.Timeout | undefined;
-    const timedOut = new Promise<false>((r) => (timer = setTimeout(() => r(false), timeoutMs)));
-    const done = await Promise.race([this.exited.then(() => true as const), timedOut]);
-    clearTimeout(timer);
-    return done;
+    return (this.exitCode !== null || this.exitSignal !== null) || settlesWithin(this.exited, timeoutMs);
   }
 
   async [Symbol.asyncDispose](): Promise<void> {

@@ -93,12 +93,7 @@ export class QmpProcess implements AsyncDisposable {
 
   /** Wait for exit (bounded); true if it exited. */
   async waitExit(timeoutMs: number): Promise<boolean> {
-    if (this.exitCode !== null || this.exitSignal !== null) return true;
-    let timer: NodeJS.Timeout | undefined;
-    const timedOut = new Promise<false>((r) => (timer = setTimeout(() => r(false), timeoutMs)));
-    const done = await Promise.race([this.exited.then(() => true as const), timedOut]);
-    clearTimeout(timer);
-    return done;
+    return (this.exitCode !== null || this.exitSignal !== null) || settlesWithin(this.exited, timeoutMs);
   }
 
   /** Kill it (TERM, then KILL), wait for the TAPs it made to vanish, remove the temp dir. */
@@ -122,6 +117,15 @@ export class QmpProcess implements AsyncDisposable {
   async [Symbol.asyncDispose](): Promise<void> {
     await this.stop();
   }
+}
+
+/** Whether `p` settles within `timeoutMs` (the timer is cleared either way). */
+export async function settlesWithin(p: Promise<unknown>, timeoutMs: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const timedOut = new Promise<false>((r) => (timer = setTimeout(() => r(false), timeoutMs)));
+  const done = await Promise.race([p.then(() => true as const), timedOut]);
+  clearTimeout(timer);
+  return done;
 }
 
 /** Run a command line that should fail at startup; returns its exit code and stderr. */
