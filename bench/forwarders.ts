@@ -43,13 +43,22 @@ function netplaneCli(): { cmd: string; pre: string[]; note: string } | undefined
   const dist = path.join(kRepoDir, 'dist', 'cli', 'main.js');
   const src = path.join(kRepoDir, 'lib', 'cli', 'main.ts');
   const distFresh = fs.existsSync(dist) && fs.statSync(dist).mtimeMs >= newestSource(path.join(kRepoDir, 'lib'));
-  if (distFresh || (fs.existsSync(dist) && !fs.existsSync(src))) return { cmd: process.execPath, pre: [dist], note: 'dist/cli/main.js' };
-  if (fs.existsSync(src)) return { cmd: process.execPath, pre: ['--import', 'tsx', src], note: 'lib/cli/main.ts via tsx (dist/ older than lib/)' };
+  if (distFresh || (fs.existsSync(dist) && !fs.existsSync(src)))
+    return { cmd: process.execPath, pre: [dist], note: 'dist/cli/main.js' };
+  if (fs.existsSync(src))
+    return {
+      cmd: process.execPath,
+      pre: ['--import', 'tsx', src],
+      note: 'lib/cli/main.ts via tsx (dist/ older than lib/)',
+    };
   return undefined;
 }
 
 export function addonBuilt(): boolean {
-  return fs.existsSync(path.join(kRepoDir, 'build', 'Release', 'netplane.node')) || fs.existsSync(path.join(kRepoDir, 'prebuilds'));
+  return (
+    fs.existsSync(path.join(kRepoDir, 'build', 'Release', 'netplane.node')) ||
+    fs.existsSync(path.join(kRepoDir, 'prebuilds'))
+  );
 }
 
 function netplane(kind: 'hub' | 'link', vnetHdr: boolean, queues: number): Forwarder {
@@ -64,7 +73,8 @@ function netplane(kind: 'hub' | 'link', vnetHdr: boolean, queues: number): Forwa
     // queues have no peer and drop), so a 2-queue hub is not a real setup: --only runs it.
     byDefault: !(kind === 'hub' && queues > 1),
     unavailable: () => {
-      if (!netplaneCli()) return 'not available yet: neither dist/cli/main.js (npm run build) nor lib/cli/main.ts exists';
+      if (!netplaneCli())
+        return 'not available yet: neither dist/cli/main.js (npm run build) nor lib/cli/main.ts exists';
       if (!addonBuilt()) return 'the native addon is not built (npm run build)';
       return undefined;
     },
@@ -77,7 +87,11 @@ function netplane(kind: 'hub' | 'link', vnetHdr: boolean, queues: number): Forwa
         kind === 'hub'
           ? ['-netdev', 'hubport,id=pa,hubid=0,netdev=a', '-netdev', 'hubport,id=pb,hubid=0,netdev=b']
           : ['-link', 'a,b'];
-      return { cmd: cli.cmd, args: [...cli.pre, '-netdev', tap('a', ifA), '-netdev', tap('b', ifB), ...wiring], note: cli.note };
+      return {
+        cmd: cli.cmd,
+        args: [...cli.pre, '-netdev', tap('a', ifA), '-netdev', tap('b', ifB), ...wiring],
+        note: cli.note,
+      };
     },
   };
 }
@@ -104,11 +118,19 @@ export const forwarders: Forwarder[] = [
     command: (ifA, ifB) => ({
       cmd: 'qemu-system-x86_64',
       args: [
-        '-M', 'none', '-nodefaults', '-display', 'none',
-        '-netdev', `tap,id=a,ifname=${ifA},script=no,downscript=no`,
-        '-netdev', `tap,id=b,ifname=${ifB},script=no,downscript=no`,
-        '-netdev', 'hubport,id=pa,hubid=0,netdev=a',
-        '-netdev', 'hubport,id=pb,hubid=0,netdev=b',
+        '-M',
+        'none',
+        '-nodefaults',
+        '-display',
+        'none',
+        '-netdev',
+        `tap,id=a,ifname=${ifA},script=no,downscript=no`,
+        '-netdev',
+        `tap,id=b,ifname=${ifB},script=no,downscript=no`,
+        '-netdev',
+        'hubport,id=pa,hubid=0,netdev=a',
+        '-netdev',
+        'hubport,id=pb,hubid=0,netdev=b',
       ],
     }),
   },
@@ -168,7 +190,9 @@ export function selectForwarders(only: string[] | undefined): Forwarder[] {
   if (!only) return forwarders.filter((f) => f.byDefault);
   const chosen = new Set<string>();
   for (const want of only) {
-    const matches = forwarders.filter((f) => f.name === want || (want === 'netplane' && f.name.startsWith('netplane-')));
+    const matches = forwarders.filter(
+      (f) => f.name === want || (want === 'netplane' && f.name.startsWith('netplane-')),
+    );
     if (matches.length === 0) {
       throw new Error(`--only: unknown forwarder '${want}' (known: netplane, ${forwarderNames().join(', ')})`);
     }

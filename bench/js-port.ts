@@ -39,7 +39,13 @@ function lastSample(p: Proc): { frames: number; ns: bigint } | undefined {
 async function sinkRate(s: Settings): Promise<SinkRate> {
   const bed = await TestBed.create();
   const sink = start('js-port-sink', 'taskset', [
-    '-c', String(kForwarderCpu), process.execPath, '--import', 'tsx', kSink, bed.ifA,
+    '-c',
+    String(kForwarderCpu),
+    process.execPath,
+    '--import',
+    'tsx',
+    kSink,
+    bed.ifA,
   ]);
   let gen: Proc | undefined;
   try {
@@ -134,7 +140,10 @@ export async function runJsPort(o: Options): Promise<void> {
   if (skip) lines.push('', `js-port skipped: ${skip}`);
   const md = lines.join('\n') + '\n';
   fs.writeFileSync(path.join(dir, 'js-port.md'), md);
-  fs.writeFileSync(path.join(dir, 'js-port.json'), JSON.stringify({ options: o, runs, naiveRates, portRates, ratio }, null, 2) + '\n');
+  fs.writeFileSync(
+    path.join(dir, 'js-port.json'),
+    JSON.stringify({ options: o, runs, naiveRates, portRates, ratio }, null, 2) + '\n',
+  );
   console.log('\n' + md);
   const left = leftovers();
   if (left.length > 0) {

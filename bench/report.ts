@@ -149,14 +149,12 @@ const targets: Target[] = [
   },
 ];
 
-export function markdown(
-  s: Summary,
-  skipped: Map<string, string>,
-  header: string[],
-  failures: RunRecord[],
-): string {
+export function markdown(s: Summary, skipped: Map<string, string>, header: string[], failures: RunRecord[]): string {
   const out: string[] = [...header, ''];
-  out.push('Medians over repetitions, (min–max) when there was more than one; xQEMU is the ratio of medians to QEMU\'s hub.', '');
+  out.push(
+    "Medians over repetitions, (min–max) when there was more than one; xQEMU is the ratio of medians to QEMU's hub.",
+    '',
+  );
   const head = ['forwarder'];
   for (const c of columns) {
     head.push(c.title);
@@ -188,7 +186,10 @@ export function markdown(
   }
   if (!s.stats.qemu) out.push('', 'No QEMU result in this run, so no ratios.');
   if (s.generatorBound.length > 0) {
-    out.push('', `Frame rate limited by the generator (delivered ≥ 90% of what trafgen offered): ${s.generatorBound.join(', ')}; their 64B ratio is a lower bound.`);
+    out.push(
+      '',
+      `Frame rate limited by the generator (delivered ≥ 90% of what trafgen offered): ${s.generatorBound.join(', ')}; their 64B ratio is a lower bound.`,
+    );
   }
   if (skipped.size > 0) {
     out.push('', '### Skipped', '');

@@ -25,7 +25,8 @@ export function parseArgs(argv: string[]): Options {
   let duration: number | undefined;
   const number = (flag: string, v: string | undefined, min: number): number => {
     const n = Number(v);
-    if (v === undefined || !Number.isFinite(n) || n < min) throw new Error(`${flag} needs a number >= ${min}, got ${v ?? 'nothing'}\n${usage}`);
+    if (v === undefined || !Number.isFinite(n) || n < min)
+      throw new Error(`${flag} needs a number >= ${min}, got ${v ?? 'nothing'}\n${usage}`);
     return n;
   };
   for (let i = 0; i < argv.length; i++) {
@@ -67,7 +68,9 @@ async function main(): Promise<void> {
   console.log(`bench: ${machineLine()}`);
   const busyBefore = await machineBusyPct(1000);
   console.log(`bench: ${busyLine(busyBefore)}`);
-  console.log(`bench: ${o.reps} repetition(s), ${o.duration} s windows, results in ${path.relative(process.cwd(), dir)}`);
+  console.log(
+    `bench: ${o.reps} repetition(s), ${o.duration} s windows, results in ${path.relative(process.cwd(), dir)}`,
+  );
   for (const [name, why] of skipped) console.log(`bench: skipping ${name}: ${why}`);
 
   const records: RunRecord[] = [];
@@ -81,12 +84,21 @@ async function main(): Promise<void> {
       } catch (e) {
         // The test bed itself failed (namespaces, anchors): record it and go on.
         r = {
-          forwarder: fw.name, description: fw.description, rep, startedAt: new Date().toISOString(),
-          status: 'failed', reason: `test bed: ${(e as Error).message}`, metrics: {}, errors: [],
+          forwarder: fw.name,
+          description: fw.description,
+          rep,
+          startedAt: new Date().toISOString(),
+          status: 'failed',
+          reason: `test bed: ${(e as Error).message}`,
+          metrics: {},
+          errors: [],
         };
       }
       records.push(r);
-      fs.writeFileSync(path.join(dir, `${String(rep).padStart(2, '0')}-${fw.name}.json`), JSON.stringify(r, null, 2) + '\n');
+      fs.writeFileSync(
+        path.join(dir, `${String(rep).padStart(2, '0')}-${fw.name}.json`),
+        JSON.stringify(r, null, 2) + '\n',
+      );
       console.log(oneLine(r));
       if (r.status === 'failed' && fw.skipWholeRunOnFailure) {
         skipped.set(fw.name, `not available yet: ${r.reason}`);
@@ -110,7 +122,10 @@ async function main(): Promise<void> {
   const problems = records.filter((r) => r.status !== 'ok' && !(r.status === 'failed' && skipped.has(r.forwarder)));
   const md = markdown(summary, skipped, header, problems);
   fs.writeFileSync(path.join(dir, 'summary.md'), md);
-  fs.writeFileSync(path.join(dir, 'summary.json'), JSON.stringify({ options: o, summary, skipped: Object.fromEntries(skipped) }, null, 2) + '\n');
+  fs.writeFileSync(
+    path.join(dir, 'summary.json'),
+    JSON.stringify({ options: o, summary, skipped: Object.fromEntries(skipped) }, null, 2) + '\n',
+  );
   console.log('\n' + md);
   console.log(`bench: wrote ${path.relative(process.cwd(), path.join(dir, 'summary.md'))}`);
   const left = leftovers();

@@ -50,7 +50,17 @@ export async function runSession(
     const pgid = proc.pid; // taskset execs the forwarder: same pid, and it leads its group
     const steps: [WorkloadName, () => Promise<void>][] = [
       ['rtt', async () => void (record.metrics.rtt = await rtt(bed, tools, s, 7000 + rep))],
-      ['frameRate', async () => void (record.metrics.frameRate = await frameRate(bed, tools, pgid, s, `${String(rep).padStart(2, '0')}-${fw.name}`))],
+      [
+        'frameRate',
+        async () =>
+          void (record.metrics.frameRate = await frameRate(
+            bed,
+            tools,
+            pgid,
+            s,
+            `${String(rep).padStart(2, '0')}-${fw.name}`,
+          )),
+      ],
       ['tcp1', async () => void (record.metrics.tcp1 = await tcp(bed, 1, s, 5201))],
       ['tcp4', async () => void (record.metrics.tcp4 = await tcp(bed, 4, s, 5202))],
       ['idle', async () => void (record.metrics.idle = await idleCpu(pgid, s))],

@@ -38,13 +38,15 @@ interface Sample {
   rxB: number; // frames received by TAP B's namespace side so far
 }
 
-const usage = 'usage: npm run soak -- [--minutes M] [--interval S] [--warmup S] [--forwarder netplane-hub|netplane-link] [--max-rss-mib N]';
+const usage =
+  'usage: npm run soak -- [--minutes M] [--interval S] [--warmup S] [--forwarder netplane-hub|netplane-link] [--max-rss-mib N]';
 
 export function parseSoakArgs(argv: string[]): SoakOptions {
   const o: SoakOptions = { minutes: 10, interval: 5, warmup: 30, forwarder: 'netplane-hub', maxRssMib: 2 };
   const num = (flag: string, v: string | undefined, min: number): number => {
     const n = Number(v);
-    if (v === undefined || !Number.isFinite(n) || n < min) throw new Error(`${flag} needs a number >= ${min}, got ${v ?? 'nothing'}\n${usage}`);
+    if (v === undefined || !Number.isFinite(n) || n < min)
+      throw new Error(`${flag} needs a number >= ${min}, got ${v ?? 'nothing'}\n${usage}`);
     return n;
   };
   for (let i = 0; i < argv.length; i++) {
@@ -55,13 +57,15 @@ export function parseSoakArgs(argv: string[]): SoakOptions {
     else if (a === '--max-rss-mib') o.maxRssMib = num(a, argv[++i], 0);
     else if (a === '--forwarder') {
       o.forwarder = argv[++i] ?? '';
-      if (o.forwarder !== 'netplane-hub' && o.forwarder !== 'netplane-link') throw new Error(`--forwarder: netplane-hub or netplane-link\n${usage}`);
+      if (o.forwarder !== 'netplane-hub' && o.forwarder !== 'netplane-link')
+        throw new Error(`--forwarder: netplane-hub or netplane-link\n${usage}`);
     } else if (a === '--help' || a === '-h') {
       console.log(usage);
       process.exit(0);
     } else throw new Error(`unknown argument '${a}'\n${usage}`);
   }
-  if (o.warmup >= o.minutes * 60) throw new Error(`--warmup (${o.warmup} s) must be shorter than the run (${o.minutes * 60} s)`);
+  if (o.warmup >= o.minutes * 60)
+    throw new Error(`--warmup (${o.warmup} s) must be shorter than the run (${o.minutes * 60} s)`);
   return o;
 }
 
@@ -100,7 +104,9 @@ async function main(): Promise<void> {
   const tools = buildTools();
   const dir = newResultsDir();
   console.log(`soak: ${machineLine()}`);
-  console.log(`soak: ${fw.description}; ${o.minutes} min flood, a sample every ${o.interval} s, baseline after ${o.warmup} s`);
+  console.log(
+    `soak: ${fw.description}; ${o.minutes} min flood, a sample every ${o.interval} s, baseline after ${o.warmup} s`,
+  );
 
   const bed = await TestBed.create();
   const cmd = fw.command(bed.ifA, bed.ifB, tools);
@@ -116,7 +122,18 @@ async function main(): Promise<void> {
     if (!(await bed.pingOk())) throw new Error(`no ping through ${fw.name}: ${tail(fwd.stderr())}`);
     // taskset execs the forwarder, so its pid is the forwarder's.
     const pid = fwd.pid;
-    sink = start('udp sink', 'ip', ['netns', 'exec', bed.nsB.name, 'taskset', '-c', String(kGeneratorCpu), tools.udprtt, 'sink', kAddrB, '9']);
+    sink = start('udp sink', 'ip', [
+      'netns',
+      'exec',
+      bed.nsB.name,
+      'taskset',
+      '-c',
+      String(kGeneratorCpu),
+      tools.udprtt,
+      'sink',
+      kAddrB,
+      '9',
+    ]);
     await waitForOutput(sink, 'listening', 5000);
     gen = startTrafgen(bed, { duration: 0, warmup: 0, rttCount: 0, idleSeconds: 0, workDir: dir, perf: false });
     const t0 = Date.now();
@@ -145,16 +162,28 @@ async function main(): Promise<void> {
   }
 
   const base = samples.filter((s) => s.t >= o.warmup);
-  const lines: string[] = [`## netplane soak, ${new Date().toISOString()}`, '', `- machine: ${machineLine()}`, `- forwarder: ${fw.description} (${cmd.note ?? cmd.cmd})`];
+  const lines: string[] = [
+    `## netplane soak, ${new Date().toISOString()}`,
+    '',
+    `- machine: ${machineLine()}`,
+    `- forwarder: ${fw.description} (${cmd.note ?? cmd.cmd})`,
+  ];
   let ok = failure === undefined;
   if (failure) lines.push(`- FAILED: ${failure}`);
   if (base.length >= 2) {
     const first = base[0]!;
     const last = base.at(-1)!;
     const k = Math.min(3, Math.floor(base.length / 2));
-    const rssGrowthMib = (median(base.slice(-k).map((s) => s.rssKib)) - median(base.slice(0, k).map((s) => s.rssKib))) / 1024;
+    const rssGrowthMib =
+      (median(base.slice(-k).map((s) => s.rssKib)) - median(base.slice(0, k).map((s) => s.rssKib))) / 1024;
     const rssRawMib = (last.rssKib - first.rssKib) / 1024;
-    const slopeMibPerHour = (slope(base.map((s) => s.t), base.map((s) => s.rssKib)) * 3600) / 1024;
+    const slopeMibPerHour =
+      (slope(
+        base.map((s) => s.t),
+        base.map((s) => s.rssKib),
+      ) *
+        3600) /
+      1024;
     const fdGrowth = last.fds - first.fds;
     const fdMax = Math.max(...base.map((s) => s.fds));
     const threadGrowth = last.threads - first.threads;
@@ -188,7 +217,10 @@ async function main(): Promise<void> {
   }
   const md = lines.join('\n') + '\n';
   fs.writeFileSync(path.join(dir, 'soak.md'), md);
-  fs.writeFileSync(path.join(dir, 'soak.json'), JSON.stringify({ options: o, samples, exitCode, failure }, null, 2) + '\n');
+  fs.writeFileSync(
+    path.join(dir, 'soak.json'),
+    JSON.stringify({ options: o, samples, exitCode, failure }, null, 2) + '\n',
+  );
   console.log('\n' + md);
   console.log(`soak: wrote ${path.relative(process.cwd(), path.join(dir, 'soak.md'))}`);
   if (!ok) process.exitCode = 1;

@@ -3,7 +3,18 @@
 // traffic tools run on the generator CPU.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { busyBetween, groupCpu, machineTimes, run, sleep, start, stop, tail, waitForOutput, type Proc } from './lib/proc';
+import {
+  busyBetween,
+  groupCpu,
+  machineTimes,
+  run,
+  sleep,
+  start,
+  stop,
+  tail,
+  waitForOutput,
+  type Proc,
+} from './lib/proc';
 import { kAddrA, kAddrB, kMacA, kMacB, type TestBed } from './lib/testbed';
 import type { Tools } from './lib/tools';
 
@@ -66,11 +77,21 @@ export interface IdleCpu {
 }
 
 const inNs = (ns: string, cpu: number, cmd: string, args: string[]) => [
-  'netns', 'exec', ns, 'taskset', '-c', String(cpu), cmd, ...args,
+  'netns',
+  'exec',
+  ns,
+  'taskset',
+  '-c',
+  String(cpu),
+  cmd,
+  ...args,
 ];
 
 function hex(mac: string): string {
-  return mac.split(':').map((b) => `0x${b}`).join(', ');
+  return mac
+    .split(':')
+    .map((b) => `0x${b}`)
+    .join(', ');
 }
 
 /**
@@ -102,8 +123,19 @@ export function startTrafgen(bed: TestBed, s: Settings): Proc {
   // -q: the qdisc path (the default bypass path offers far fewer frames to a TAP here);
   // --no-sock-mem / --notouch-irq: leave the host's global settings alone.
   return start('trafgen', 'ip', [
-    'netns', 'exec', bed.nsA.name, 'trafgen', '-o', bed.ifA, '-i', cfg, '-P', String(kGeneratorCpu + 1),
-    '-q', '--no-sock-mem', '--notouch-irq',
+    'netns',
+    'exec',
+    bed.nsA.name,
+    'trafgen',
+    '-o',
+    bed.ifA,
+    '-i',
+    cfg,
+    '-P',
+    String(kGeneratorCpu + 1),
+    '-q',
+    '--no-sock-mem',
+    '--notouch-irq',
   ]);
 }
 
@@ -132,8 +164,20 @@ export async function frameRate(
     if (s.perf) {
       perfData = path.join(s.workDir, `${label}.perf.data`);
       profiler = start('perf record', 'perf', [
-        'record', '-q', '-e', 'cpu-clock', '-F', '999', '-g', '-C', String(kForwarderCpu), '-o', perfData,
-        '--', 'sleep', String(s.duration),
+        'record',
+        '-q',
+        '-e',
+        'cpu-clock',
+        '-F',
+        '999',
+        '-g',
+        '-C',
+        String(kForwarderCpu),
+        '-o',
+        perfData,
+        '--',
+        'sleep',
+        String(s.duration),
       ]);
     }
     await sleep(s.duration * 1000);
@@ -167,7 +211,19 @@ async function perfSummary(profiler: Proc, data: string, s: Settings, label: str
   const r = await run(
     'perf report',
     'perf',
-    ['report', '-i', data, '--stdio', '--no-children', '--sort', 'comm,dso,symbol', '--percent-limit', '1', '-g', 'none'],
+    [
+      'report',
+      '-i',
+      data,
+      '--stdio',
+      '--no-children',
+      '--sort',
+      'comm,dso,symbol',
+      '--percent-limit',
+      '1',
+      '-g',
+      'none',
+    ],
     60_000,
   );
   const file = path.join(s.workDir, `${label}.perf.txt`);
@@ -177,7 +233,11 @@ async function perfSummary(profiler: Proc, data: string, s: Settings, label: str
 }
 
 export async function tcp(bed: TestBed, streams: number, s: Settings, port: number): Promise<TcpResult> {
-  const server = start('iperf3 server', 'ip', inNs(bed.nsB.name, kGeneratorCpu, 'iperf3', ['-s', '-1', '-B', kAddrB, '-p', String(port)]));
+  const server = start(
+    'iperf3 server',
+    'ip',
+    inNs(bed.nsB.name, kGeneratorCpu, 'iperf3', ['-s', '-1', '-B', kAddrB, '-p', String(port)]),
+  );
   try {
     await waitForTcpListener(bed, server, port, 5000);
     // -O 1: leave slow start out when the run is long enough to afford it.
@@ -186,8 +246,18 @@ export async function tcp(bed: TestBed, streams: number, s: Settings, port: numb
       'iperf3 client',
       'ip',
       inNs(bed.nsA.name, kGeneratorCpu, 'iperf3', [
-        '-c', kAddrB, '-p', String(port), '-t', String(s.duration), '-P', String(streams), '-J',
-        '--connect-timeout', '3000', ...omit,
+        '-c',
+        kAddrB,
+        '-p',
+        String(port),
+        '-t',
+        String(s.duration),
+        '-P',
+        String(streams),
+        '-J',
+        '--connect-timeout',
+        '3000',
+        ...omit,
       ]),
       (s.duration + 20) * 1000,
     );
@@ -204,20 +274,37 @@ export async function tcp(bed: TestBed, streams: number, s: Settings, port: numb
     if (json.error) throw new Error(`iperf3: ${json.error}`);
     const rx = json.end?.sum_received;
     if (!rx) throw new Error('iperf3 JSON has no end.sum_received');
-    return { streams, gbps: rx.bits_per_second / 1e9, retransmits: json.end?.sum_sent?.retransmits ?? 0, seconds: rx.seconds };
+    return {
+      streams,
+      gbps: rx.bits_per_second / 1e9,
+      retransmits: json.end?.sum_sent?.retransmits ?? 0,
+      seconds: rx.seconds,
+    };
   } finally {
     await stop(server, 'SIGTERM', 1000);
   }
 }
 
 export async function rtt(bed: TestBed, tools: Tools, s: Settings, port: number): Promise<RttResult> {
-  const server = start('udprtt server', 'ip', inNs(bed.nsB.name, kGeneratorCpu, tools.udprtt, ['server', kAddrB, String(port)]));
+  const server = start(
+    'udprtt server',
+    'ip',
+    inNs(bed.nsB.name, kGeneratorCpu, tools.udprtt, ['server', kAddrB, String(port)]),
+  );
   try {
     await waitForOutput(server, 'listening', 5000);
     const r = await run(
       'udprtt client',
       'ip',
-      inNs(bed.nsA.name, kGeneratorCpu, tools.udprtt, ['client', kAddrB, String(port), String(s.rttCount), '200', '200', '30']),
+      inNs(bed.nsA.name, kGeneratorCpu, tools.udprtt, [
+        'client',
+        kAddrB,
+        String(port),
+        String(s.rttCount),
+        '200',
+        '200',
+        '30',
+      ]),
       40_000,
     );
     let json: RttResult;

@@ -7,12 +7,7 @@
 // handlers, bottom halves and timers. It is not how the data plane is placed: netdevs run on
 // the iothreads the data plane creates by name (`-object iothread,id=..` and `iothread=`,
 // NativeDataPlane.addIothread), and an IoThread started here cannot host a netdev.
-import {
-  native,
-  type NativeIoThread,
-  type NativeMainLoopContext,
-  type NativePollParams,
-} from './native';
+import { native, type NativeIoThread, type NativeMainLoopContext, type NativePollParams } from './native';
 
 export type PollParams = NativePollParams;
 

@@ -208,7 +208,16 @@ export interface NativeAioBinding {
 export const NativeGraphEvent = { tapDead: 0, portRx: 1, portTxRoom: 2 } as const;
 export type NativeGraphEventKind = (typeof NativeGraphEvent)[keyof typeof NativeGraphEvent];
 /** Drop reasons in the order the native core defines them (DropReasonName in counters.h). */
-export const DROP_REASONS = ['linkDown', 'noPeer', 'queueFull', 'oversize', 'badVnetHdr', 'writeError', 'deadDevice', 'purged'] as const;
+export const DROP_REASONS = [
+  'linkDown',
+  'noPeer',
+  'queueFull',
+  'oversize',
+  'badVnetHdr',
+  'writeError',
+  'deadDevice',
+  'purged',
+] as const;
 export type NativeDropReason = (typeof DROP_REASONS)[number];
 /** One client's state and counters, taken on its own thread (exactly consistent). */
 export interface NativeClientStats {
@@ -316,7 +325,11 @@ export interface NativeFdPassingBinding {
   fdSetCloexec(fd: number): void;
 }
 
-export type NativeBinding = NativeTapBinding & NativeVnetBinding & NativeAioBinding & NativeGraphBinding & NativeFdPassingBinding;
+export type NativeBinding = NativeTapBinding &
+  NativeVnetBinding &
+  NativeAioBinding &
+  NativeGraphBinding &
+  NativeFdPassingBinding;
 
 let cached: NativeBinding | undefined;
 

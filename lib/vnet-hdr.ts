@@ -45,7 +45,17 @@ const FIELD_MAX: Record<keyof VnetHdr, number> = {
 
 /** A header with every field zero (flags 0, GSO_NONE): what a peer without headers gets. */
 export function zeroVnetHdr(): VnetHdr {
-  return { flags: 0, gsoType: 0, hdrLen: 0, gsoSize: 0, csumStart: 0, csumOffset: 0, numBuffers: 0, hashValue: 0, hashReport: 0 };
+  return {
+    flags: 0,
+    gsoType: 0,
+    hdrLen: 0,
+    gsoSize: 0,
+    csumStart: 0,
+    csumOffset: 0,
+    numBuffers: 0,
+    hashValue: 0,
+    hashReport: 0,
+  };
 }
 
 /** Fill absent fields with 0 and check every present one is an integer in its range. */
@@ -108,7 +118,8 @@ export function encodeVnetHdr(hdr: Partial<VnetHdr>, len: VnetHdrLen = 10): Buff
 export function convertVnetHdr(buf: Uint8Array, toLen: VnetHdrLen): Buffer {
   checkBytes(buf, 'buf');
   checkLen(toLen, 'toLen');
-  if (!isVnetHdrLen(buf.length)) throw new RangeError(`buf must be a 10, 12 or 20-byte header, got ${buf.length} bytes`);
+  if (!isVnetHdrLen(buf.length))
+    throw new RangeError(`buf must be a 10, 12 or 20-byte header, got ${buf.length} bytes`);
   const out = Buffer.alloc(toLen);
   out.set(buf.subarray(0, Math.min(buf.length, toLen)));
   return out;
@@ -156,7 +167,9 @@ export function segmentFrame(hdr: Partial<VnetHdr>, frame: Uint8Array): Buffer[]
     if (typeof code === 'string' && code.startsWith('ERR_VNET_')) {
       const reason = code.slice('ERR_VNET_'.length) as VnetHdrError;
       throw Object.assign(
-        new NetplaneError('NETPLANE_INVALID_FRAME', `vnet header does not describe the frame: ${reason}`, { cause: err }),
+        new NetplaneError('NETPLANE_INVALID_FRAME', `vnet header does not describe the frame: ${reason}`, {
+          cause: err,
+        }),
         { reason },
       );
     }

@@ -106,7 +106,9 @@ async function main(): Promise<void> {
     const stats = dp.stats();
     const moved = stats.reduce((n, s) => n + s.framesIn, 0);
     const segments = stats.reduce((n, s) => n + s.segments, 0);
-    say(`${seconds} s: ${flaps} link flaps, ${reopens} netdev reopens, ${moved} frames in, ${segments} software segments, ${jsFrames} frames read by JavaScript`);
+    say(
+      `${seconds} s: ${flaps} link flaps, ${reopens} netdev reopens, ${moved} frames in, ${segments} software segments, ${jsFrames} frames read by JavaScript`,
+    );
     if (moved < 1000) throw new Error(`too little traffic moved (${moved} frames): the load did not run`);
     ok = true;
   } finally {

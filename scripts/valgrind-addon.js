@@ -75,11 +75,36 @@ function vnetWork() {
   const tso4 = tcp(ipv4Frame(6, 20 + 20000), 34, 20000);
   const tso6 = tcp(ipv6Frame(6, 20 + 9000), 54, 9000);
   const uso4 = udp(ipv4Frame(17, 8 + 6000), 34, 6000);
-  const h4 = { flags: C.FLAG_NEEDS_CSUM, gsoType: C.GSO_TCPV4, hdrLen: 54, gsoSize: 1448, csumStart: 34, csumOffset: 16 };
-  const h6 = { flags: C.FLAG_NEEDS_CSUM, gsoType: C.GSO_TCPV6, hdrLen: 74, gsoSize: 1428, csumStart: 54, csumOffset: 16 };
-  const hu = { flags: C.FLAG_NEEDS_CSUM, gsoType: C.GSO_UDP_L4, hdrLen: 42, gsoSize: 1400, csumStart: 34, csumOffset: 6 };
+  const h4 = {
+    flags: C.FLAG_NEEDS_CSUM,
+    gsoType: C.GSO_TCPV4,
+    hdrLen: 54,
+    gsoSize: 1448,
+    csumStart: 34,
+    csumOffset: 16,
+  };
+  const h6 = {
+    flags: C.FLAG_NEEDS_CSUM,
+    gsoType: C.GSO_TCPV6,
+    hdrLen: 74,
+    gsoSize: 1428,
+    csumStart: 54,
+    csumOffset: 16,
+  };
+  const hu = {
+    flags: C.FLAG_NEEDS_CSUM,
+    gsoType: C.GSO_UDP_L4,
+    hdrLen: 42,
+    gsoSize: 1400,
+    csumStart: 34,
+    csumOffset: 6,
+  };
   let segments = 0;
-  for (const [h, f] of [[h4, tso4], [h6, tso6], [hu, uso4]]) {
+  for (const [h, f] of [
+    [h4, tso4],
+    [h6, tso6],
+    [hu, uso4],
+  ]) {
     if (b.validateVnetHdr(h, f) !== null) throw new Error('valid header rejected: ' + b.validateVnetHdr(h, f));
     segments += b.segmentFrame(10, gsoBuf(h, f)).length;
     for (const len of [10, 12, 20]) b.parseVnetHdr(b.convertVnetHdr(b.writeVnetHdr(h, 10), len), len);
@@ -186,7 +211,7 @@ function workerExitsWithEverythingOpen(taps) {
   const code = `
     const b = require(${JSON.stringify(addonPath)});
     const keep = [new b.IoThread('np-vg-w')];
-    ${taps ? "keep.push(b.tapOpen({ queues: 2 }));" : ''}
+    ${taps ? 'keep.push(b.tapOpen({ queues: 2 }));' : ''}
     const ctx = new b.MainLoopContext('w');
     const bh = ctx.bhNew(() => process.exit(0));
     ctx.bhSchedule(bh);`;
@@ -217,7 +242,9 @@ async function main() {
   await new Promise((r) => setTimeout(r, 50));
   // Left open on purpose: the env cleanup at exit must close and free them.
   global.leftOpen = [new b.IoThread('np-vg-left'), taps ? b.tapOpen({ queues: 2 }) : null];
-  console.log(`valgrind-addon: ${iterations} iterations, ${segments} segments, ${bhRuns} BH runs, taps ${taps ? 'on' : 'skipped'}`);
+  console.log(
+    `valgrind-addon: ${iterations} iterations, ${segments} segments, ${bhRuns} BH runs, taps ${taps ? 'on' : 'skipped'}`,
+  );
 }
 
 main().catch((e) => {

@@ -122,8 +122,14 @@ describe('bad input: option strings', () => {
       } catch (e) {
         err = e;
       }
-      assert.ok(err instanceof CliError, `-${option} ${text.slice(0, 60)}: ${err === undefined ? 'accepted' : String(err)}`);
-      assert.ok(err.text.startsWith(`-${option} ${text}: `) || err.text.startsWith(`-${option}: `), `located: ${err.text.slice(0, 120)}`);
+      assert.ok(
+        err instanceof CliError,
+        `-${option} ${text.slice(0, 60)}: ${err === undefined ? 'accepted' : String(err)}`,
+      );
+      assert.ok(
+        err.text.startsWith(`-${option} ${text}: `) || err.text.startsWith(`-${option}: `),
+        `located: ${err.text.slice(0, 120)}`,
+      );
       assert.match(err.text, culprit, `-${option} ${text.slice(0, 60)}`);
       tried++;
     }
@@ -185,20 +191,39 @@ interface QmpCase {
   desync?: boolean;
 }
 
-const u8 = (...parts: Array<string | number[]>): Buffer => Buffer.concat(parts.map((p) => (typeof p === 'string' ? Buffer.from(p) : Buffer.from(p))));
+const u8 = (...parts: Array<string | number[]>): Buffer =>
+  Buffer.concat(parts.map((p) => (typeof p === 'string' ? Buffer.from(p) : Buffer.from(p))));
 
 const QMP_CASES: QmpCase[] = [
   // Wrong types, unknown keys, missing members.
-  { send: '{"execute":"netdev_add","arguments":{"type":"hubport","id":"h2","hubid":"1"}}', desc: /type for 'hubid', expected: integer/ },
+  {
+    send: '{"execute":"netdev_add","arguments":{"type":"hubport","id":"h2","hubid":"1"}}',
+    desc: /type for 'hubid', expected: integer/,
+  },
   { send: '{"execute":"netdev_add","arguments":{"type":"hubport","id":"h2"}}', desc: /'hubid' is missing/ },
   { send: '{"execute":"netdev_add","arguments":{"type":"tap","id":{"a":1}}}', desc: /type for 'id', expected: string/ },
-  { send: '{"execute":"netdev_add","arguments":{"type":"tap","id":"t1","vnet_hdr":1}}', desc: /type for 'vnet_hdr', expected: boolean/ },
+  {
+    send: '{"execute":"netdev_add","arguments":{"type":"tap","id":"t1","vnet_hdr":1}}',
+    desc: /type for 'vnet_hdr', expected: boolean/,
+  },
   { send: '{"execute":"netdev_add","arguments":{"type":"tap","id":"t1","bogus":true}}', desc: /'bogus' is unexpected/ },
-  { send: '{"execute":"netdev_add","arguments":{"type":"nope","id":"t1"}}', desc: /'type' does not accept value 'nope'/ },
+  {
+    send: '{"execute":"netdev_add","arguments":{"type":"nope","id":"t1"}}',
+    desc: /'type' does not accept value 'nope'/,
+  },
   { send: '{"execute":"netdev_add","arguments":{"type":"tap","id":"1t"}}', desc: /'id' expects an identifier/ },
-  { send: '{"execute":"netdev_add","arguments":{"type":"tap","id":"t1","ifname":"xxxxxxxxxxxxxxxxxxxx"}}', desc: /'ifname' is longer than 15/ },
-  { send: '{"execute":"netdev_add","arguments":{"type":"tap","id":"t1","fd":"nosuch"}}', desc: /(file descriptor|File descriptor).*'nosuch'/ },
-  { send: '{"execute":"netdev_add","arguments":{"type":"hubport","id":"h3","hubid":3,"netdev":"nosuch"}}', desc: /netdev 'nosuch' not found/ },
+  {
+    send: '{"execute":"netdev_add","arguments":{"type":"tap","id":"t1","ifname":"xxxxxxxxxxxxxxxxxxxx"}}',
+    desc: /'ifname' is longer than 15/,
+  },
+  {
+    send: '{"execute":"netdev_add","arguments":{"type":"tap","id":"t1","fd":"nosuch"}}',
+    desc: /(file descriptor|File descriptor).*'nosuch'/,
+  },
+  {
+    send: '{"execute":"netdev_add","arguments":{"type":"hubport","id":"h3","hubid":3,"netdev":"nosuch"}}',
+    desc: /netdev 'nosuch' not found/,
+  },
   { send: '{"execute":"netdev_del","arguments":{"id":5}}', desc: /type for 'id', expected: string/ },
   { send: '{"execute":"netdev_del","arguments":{}}', desc: /'id' is missing/ },
   { send: '{"execute":"netdev_del","arguments":{"id":"h0","extra":1}}', desc: /'extra' is unexpected/ },
@@ -207,14 +232,26 @@ const QMP_CASES: QmpCase[] = [
   { send: '{"execute":"set_link","arguments":{"name":["h0"],"up":true}}', desc: /type for 'name', expected: string/ },
   { send: '{"execute":"set_link","arguments":{"name":"nosuch","up":true}}', desc: /Device 'nosuch' not found/ },
   { send: '{"execute":"set_link","arguments":{"up":true}}', desc: /'name' is missing/ },
-  { send: '{"execute":"announce-self","arguments":{"initial":1,"max":1,"rounds":1,"step":1,"interfaces":"x"}}', desc: /type for 'interfaces', expected: array/ },
+  {
+    send: '{"execute":"announce-self","arguments":{"initial":1,"max":1,"rounds":1,"step":1,"interfaces":"x"}}',
+    desc: /type for 'interfaces', expected: array/,
+  },
   { send: '{"execute":"announce-self","arguments":{"initial":1,"max":1,"rounds":1}}', desc: /'step' is missing/ },
   { send: '{"execute":"query-rx-filter","arguments":{"name":true}}', desc: /type for 'name', expected: string/ },
   { send: '{"execute":"query-rx-filter","arguments":{"name":"h0"}}', desc: /net client\(h0\) isn't a NIC/ },
-  { send: '{"execute":"human-monitor-command","arguments":{"command-line":5}}', desc: /type for 'command-line', expected: string/ },
-  { send: '{"execute":"human-monitor-command","arguments":{"command-line":"info network","cpu-index":"x"}}', desc: /type for 'cpu-index', expected: integer/ },
+  {
+    send: '{"execute":"human-monitor-command","arguments":{"command-line":5}}',
+    desc: /type for 'command-line', expected: string/,
+  },
+  {
+    send: '{"execute":"human-monitor-command","arguments":{"command-line":"info network","cpu-index":"x"}}',
+    desc: /type for 'cpu-index', expected: integer/,
+  },
   { send: '{"execute":"quit","arguments":{"now":true}}', desc: /'now' is unexpected/ },
-  { send: '{"execute":"device_add","arguments":{"driver":"virtio-net-pci"}}', desc: /command device_add has not been found/ },
+  {
+    send: '{"execute":"device_add","arguments":{"driver":"virtio-net-pci"}}',
+    desc: /command device_add has not been found/,
+  },
   { send: '{"execute":"no-such-command"}', desc: /command no-such-command has not been found/ },
   { send: '{"execute":7}', desc: /'execute' must be a string/ },
   { send: '{"execute":"query-version","arguments":[1]}', desc: /'arguments' must be an object/ },
@@ -224,16 +261,43 @@ const QMP_CASES: QmpCase[] = [
   { send: '42', desc: /must be a JSON object/ },
   // Duplicate ids and out-of-range numbers.
   { send: '{"execute":"netdev_add","arguments":{"type":"hubport","id":"h0","hubid":7}}', desc: /Duplicate ID 'h0'/ },
-  { send: '{"execute":"netdev_add","arguments":{"type":"hubport","id":"h2","hubid":2147483648}}', desc: /'hubid' expects int32/ },
-  { send: '{"execute":"netdev_add","arguments":{"type":"hubport","id":"h2","hubid":-2147483649}}', desc: /'hubid' expects int32/ },
-  { send: '{"execute":"netdev_add","arguments":{"type":"hubport","id":"h2","hubid":1e400}}', desc: /type for 'hubid', expected: integer/ },
-  { send: '{"execute":"netdev_add","arguments":{"type":"hubport","id":"h2","hubid":1.0}}', desc: /type for 'hubid', expected: integer/ },
-  { send: '{"execute":"netdev_add","arguments":{"type":"tap","id":"t1","queues":0}}', desc: /'queues' expects a value between 1 and 1024/ },
-  { send: '{"execute":"netdev_add","arguments":{"type":"tap","id":"t1","queues":1025}}', desc: /'queues' expects a value between 1 and 1024/ },
-  { send: '{"execute":"netdev_add","arguments":{"type":"tap","id":"t1","queues":18446744073709551616}}', desc: /'queues' expects/ },
+  {
+    send: '{"execute":"netdev_add","arguments":{"type":"hubport","id":"h2","hubid":2147483648}}',
+    desc: /'hubid' expects int32/,
+  },
+  {
+    send: '{"execute":"netdev_add","arguments":{"type":"hubport","id":"h2","hubid":-2147483649}}',
+    desc: /'hubid' expects int32/,
+  },
+  {
+    send: '{"execute":"netdev_add","arguments":{"type":"hubport","id":"h2","hubid":1e400}}',
+    desc: /type for 'hubid', expected: integer/,
+  },
+  {
+    send: '{"execute":"netdev_add","arguments":{"type":"hubport","id":"h2","hubid":1.0}}',
+    desc: /type for 'hubid', expected: integer/,
+  },
+  {
+    send: '{"execute":"netdev_add","arguments":{"type":"tap","id":"t1","queues":0}}',
+    desc: /'queues' expects a value between 1 and 1024/,
+  },
+  {
+    send: '{"execute":"netdev_add","arguments":{"type":"tap","id":"t1","queues":1025}}',
+    desc: /'queues' expects a value between 1 and 1024/,
+  },
+  {
+    send: '{"execute":"netdev_add","arguments":{"type":"tap","id":"t1","queues":18446744073709551616}}',
+    desc: /'queues' expects/,
+  },
   { send: '{"execute":"netdev_add","arguments":{"type":"tap","id":"t1","sndbuf":"big"}}', desc: /'sndbuf' expects/ },
-  { send: '{"execute":"announce-self","arguments":{"initial":1,"max":1,"rounds":-1,"step":1}}', desc: /'rounds' must not be negative/ },
-  { send: '{"execute":"announce-self","arguments":{"initial":1,"max":1,"rounds":99999999999999999999,"step":1}}', desc: /type for 'rounds', expected: integer/ },
+  {
+    send: '{"execute":"announce-self","arguments":{"initial":1,"max":1,"rounds":-1,"step":1}}',
+    desc: /'rounds' must not be negative/,
+  },
+  {
+    send: '{"execute":"announce-self","arguments":{"initial":1,"max":1,"rounds":99999999999999999999,"step":1}}',
+    desc: /type for 'rounds', expected: integer/,
+  },
   // Invalid UTF-8: overlong, surrogate, beyond U+10FFFF, lone continuation, truncated, 0xff.
   { send: u8('{"execute":"query-version","id":"', [0xc0, 0xaf], '"}'), desc: /invalid UTF-8/ },
   { send: u8('{"execute":"query-version","id":"', [0xed, 0xa0, 0x80], '"}'), desc: /invalid UTF-8/ },
@@ -241,7 +305,10 @@ const QMP_CASES: QmpCase[] = [
   { send: u8('{"execute":"query-version","id":"', [0x80], '"}'), desc: /invalid UTF-8/ },
   { send: u8('{"execute":"query-version","id":"', [0xe2, 0x82], '"}'), desc: /invalid UTF-8/ },
   { send: u8('{"execute":"', [0xff], '"}'), desc: /invalid UTF-8/ },
-  { send: u8('{"execute":"netdev_add","arguments":{"type":"hubport","id":"h', [0xc3, 0x28], '","hubid":1}}'), desc: /invalid UTF-8/ },
+  {
+    send: u8('{"execute":"netdev_add","arguments":{"type":"hubport","id":"h', [0xc3, 0x28], '","hubid":1}}'),
+    desc: /invalid UTF-8/,
+  },
   // Syntax.
   { send: '{"execute":"query-version","id":"\\u00"}', desc: /invalid escape sequence/ },
   { send: '{"execute":"query-version","id":-}', desc: /stray '-/ },
@@ -255,58 +322,71 @@ const QMP_CASES: QmpCase[] = [
   // Huge and deeply nested.
   { send: `{"execute":"query-version","id":"${'a'.repeat(2 << 20)}"}`, desc: /token size limit exceeded/ },
   { send: `{"execute":"${'x'.repeat(70_000)}"}`, desc: /command x+ has not been found|token size/ },
-  { send: `{"execute":"netdev_add","arguments":{"type":"hubport","id":"${'h'.repeat(100_000)}","hubid":0}}`, desc: /./ },
-  { send: '{"execute":"netdev_add","arguments":' + '{"a":'.repeat(1100) + '1' + '}'.repeat(1100) + '}', desc: /nesting depth limit exceeded/ },
+  {
+    send: `{"execute":"netdev_add","arguments":{"type":"hubport","id":"${'h'.repeat(100_000)}","hubid":0}}`,
+    desc: /./,
+  },
+  {
+    send: '{"execute":"netdev_add","arguments":' + '{"a":'.repeat(1100) + '1' + '}'.repeat(1100) + '}',
+    desc: /nesting depth limit exceeded/,
+  },
   { send: '['.repeat(5000) + ']'.repeat(5000), desc: /nesting depth limit exceeded/ },
   { send: '[' + '1,'.repeat(100_000) + '1]', desc: /token count limit exceeded/ },
 ];
 
 describe('bad input: QMP messages', () => {
-  test(`${QMP_CASES.length} malformed QMP messages, each on a fresh connection: an error naming the culprit, the connection and the topology go on`, { timeout: 60_000 }, async () => {
-    const dir = tempDir('bad-qmp');
-    const sock = path.join(dir, 'qmp.sock');
-    const topo = new Topology();
-    topo.addNetdev({ type: 'hubport', id: 'h0', hubid: 0 });
-    const svc = await serveQmp(topo, { path: sock, errorReport: () => {} });
-    const { client: observer } = await QmpTestClient.open(sock);
-    try {
-      const before = topo.infoNetwork();
-      for (const [i, c] of QMP_CASES.entries()) {
-        const label = `case ${i}: ${String(c.send).slice(0, 90)}`;
-        const { client } = await QmpTestClient.open(sock);
-        try {
-          client.sendRaw(c.send);
-          client.sendRaw('\n');
-          const reply = await client.next(10_000);
-          // The long-id netdev_add may legitimately succeed (QEMU has no id length limit).
-          if (!('error' in reply)) {
-            assert.match(String(c.send), /"h{100000}"/, `${label}: accepted: ${JSON.stringify(reply).slice(0, 200)}`);
-            assert.deepEqual(await client.execute('netdev_del', { id: 'h'.repeat(100_000) }), { return: {} });
-          } else {
-            assert.match(reply.error.desc, c.desc, label);
-            assert.ok(['GenericError', 'CommandNotFound', 'DeviceNotFound'].includes(reply.error.class), `${label}: class ${reply.error.class}`);
+  test(
+    `${QMP_CASES.length} malformed QMP messages, each on a fresh connection: an error naming the culprit, the connection and the topology go on`,
+    { timeout: 60_000 },
+    async () => {
+      const dir = tempDir('bad-qmp');
+      const sock = path.join(dir, 'qmp.sock');
+      const topo = new Topology();
+      topo.addNetdev({ type: 'hubport', id: 'h0', hubid: 0 });
+      const svc = await serveQmp(topo, { path: sock, errorReport: () => {} });
+      const { client: observer } = await QmpTestClient.open(sock);
+      try {
+        const before = topo.infoNetwork();
+        for (const [i, c] of QMP_CASES.entries()) {
+          const label = `case ${i}: ${String(c.send).slice(0, 90)}`;
+          const { client } = await QmpTestClient.open(sock);
+          try {
+            client.sendRaw(c.send);
+            client.sendRaw('\n');
+            const reply = await client.next(10_000);
+            // The long-id netdev_add may legitimately succeed (QEMU has no id length limit).
+            if (!('error' in reply)) {
+              assert.match(String(c.send), /"h{100000}"/, `${label}: accepted: ${JSON.stringify(reply).slice(0, 200)}`);
+              assert.deepEqual(await client.execute('netdev_del', { id: 'h'.repeat(100_000) }), { return: {} });
+            } else {
+              assert.match(reply.error.desc, c.desc, label);
+              assert.ok(
+                ['GenericError', 'CommandNotFound', 'DeviceNotFound'].includes(reply.error.class),
+                `${label}: class ${reply.error.class}`,
+              );
+            }
+            if (!c.desync) {
+              const v = await client.execute('query-version', undefined, `after-${i}`);
+              assert.equal(v.id, `after-${i}`, `${label}: the connection goes on`);
+            }
+          } finally {
+            client.close();
           }
-          if (!c.desync) {
-            const v = await client.execute('query-version', undefined, `after-${i}`);
-            assert.equal(v.id, `after-${i}`, `${label}: the connection goes on`);
-          }
-        } finally {
-          client.close();
+          tried++;
         }
-        tried++;
+        // The process, the other client and the topology are as they were.
+        assert.equal((await observer.execute('query-version', undefined, 'observer')).id, 'observer');
+        assert.equal(topo.infoNetwork(), before);
+        for (let i = 0; i < 100 && svc.server.clientCount !== 1; i++) await sleep(20);
+        assert.equal(svc.server.clientCount, 1, 'every closed connection was forgotten');
+      } finally {
+        observer.close();
+        await svc.close();
+        await topo.close();
+        fs.rmSync(dir, { recursive: true, force: true });
       }
-      // The process, the other client and the topology are as they were.
-      assert.equal((await observer.execute('query-version', undefined, 'observer')).id, 'observer');
-      assert.equal(topo.infoNetwork(), before);
-      for (let i = 0; i < 100 && svc.server.clientCount !== 1; i++) await sleep(20);
-      assert.equal(svc.server.clientCount, 1, 'every closed connection was forgotten');
-    } finally {
-      observer.close();
-      await svc.close();
-      await topo.close();
-      fs.rmSync(dir, { recursive: true, force: true });
-    }
-  });
+    },
+  );
 });
 
 // ---- frames from JavaScript --------------------------------------------------------------
@@ -314,7 +394,18 @@ describe('bad input: QMP messages', () => {
 const HDR = 10; // the port's vnet header length in these tests
 
 /** An Ethernet + IPv4 + TCP frame with `payload` bytes (checksums left alone), behind a zero vnet header. */
-function tcpFrame(payload: number, hdr: Partial<{ flags: number; gsoType: number; hdrLen: number; gsoSize: number; csumStart: number; csumOffset: number }> = {}, ipv6 = false): Uint8Array {
+function tcpFrame(
+  payload: number,
+  hdr: Partial<{
+    flags: number;
+    gsoType: number;
+    hdrLen: number;
+    gsoSize: number;
+    csumStart: number;
+    csumOffset: number;
+  }> = {},
+  ipv6 = false,
+): Uint8Array {
   const l3 = ipv6 ? 40 : 20;
   const f = new Uint8Array(HDR + 14 + l3 + 20 + payload);
   const v = new DataView(f.buffer);
@@ -350,20 +441,55 @@ function frameCases(): Array<[string, Uint8Array, RegExp, 'badVnetHdr' | 'oversi
     ['an empty frame', new Uint8Array(0), /^frame 0: 0 bytes is too short/, 'badVnetHdr'],
     ['a vnet header alone', new Uint8Array(HDR), /^frame 0: 10 bytes is too short/, 'badVnetHdr'],
     ['13 bytes of ethernet', new Uint8Array(HDR + 13), /^frame 0: 23 bytes is too short/, 'badVnetHdr'],
-    ['65536 bytes of ethernet', new Uint8Array(HDR + 65536), /^frame 0: 65536-byte ethernet frame is larger than 65535/, 'oversize'],
+    [
+      '65536 bytes of ethernet',
+      new Uint8Array(HDR + 65536),
+      /^frame 0: 65536-byte ethernet frame is larger than 65535/,
+      'oversize',
+    ],
     ['1 MiB', new Uint8Array(HDR + (1 << 20)), /^frame 0: .*larger than 65535/, 'oversize'],
     ['gso_type 9', tcpFrame(100, { gsoType: 9 }), /^frame 0: invalid vnet header \(BAD_GSO_TYPE\)/, 'badVnetHdr'],
     ['ECN without GSO', tcpFrame(100, { gsoType: 0x80 }), /BAD_GSO_TYPE/, 'badVnetHdr'],
     ['UDP_L4 without NEEDS_CSUM', tcpFrame(100, { gsoType: 5, gsoSize: 100 }), /BAD_GSO_TYPE/, 'badVnetHdr'],
     ['unknown flag bits', tcpFrame(100, { flags: 0x80 }), /BAD_FLAGS/, 'badVnetHdr'],
-    ['TCPV4 with gso_size 0', tcpFrame(3000, { gsoType: 1, gsoSize: 0, hdrLen: 54, ...csumTcp4 }), /BAD_GSO_SIZE/, 'badVnetHdr'],
-    ['TCPV4 with gso_size 65535', tcpFrame(3000, { gsoType: 1, gsoSize: 65535, hdrLen: 54, ...csumTcp4 }), /BAD_GSO_SIZE/, 'badVnetHdr'],
+    [
+      'TCPV4 with gso_size 0',
+      tcpFrame(3000, { gsoType: 1, gsoSize: 0, hdrLen: 54, ...csumTcp4 }),
+      /BAD_GSO_SIZE/,
+      'badVnetHdr',
+    ],
+    [
+      'TCPV4 with gso_size 65535',
+      tcpFrame(3000, { gsoType: 1, gsoSize: 65535, hdrLen: 54, ...csumTcp4 }),
+      /BAD_GSO_SIZE/,
+      'badVnetHdr',
+    ],
     ['hdr_len 65535', tcpFrame(100, { hdrLen: 65535 }), /BAD_HDR_LEN/, 'badVnetHdr'],
-    ['csum_start beyond the frame', tcpFrame(100, { flags: 1, csumStart: 0xfff0, csumOffset: 16 }), /BAD_CSUM/, 'badVnetHdr'],
+    [
+      'csum_start beyond the frame',
+      tcpFrame(100, { flags: 1, csumStart: 0xfff0, csumOffset: 16 }),
+      /BAD_CSUM/,
+      'badVnetHdr',
+    ],
     ['csum_offset 65535', tcpFrame(100, { flags: 1, csumStart: 34, csumOffset: 0xffff }), /BAD_CSUM/, 'badVnetHdr'],
-    ['TCPV4 csum_start not at the TCP header', tcpFrame(3000, { gsoType: 1, gsoSize: 1448, hdrLen: 54, flags: 1, csumStart: 20, csumOffset: 16 }), /BAD_CSUM/, 'badVnetHdr'],
-    ['TCPV6 on an IPv4 frame', tcpFrame(3000, { gsoType: 4, gsoSize: 1448, hdrLen: 54, ...csumTcp4 }), /BAD_PACKET/, 'badVnetHdr'],
-    ['TCPV4 on an IPv6 frame', tcpFrame(3000, { gsoType: 1, gsoSize: 1428, hdrLen: 74, flags: 1, csumStart: 54, csumOffset: 16 }, true), /BAD_PACKET/, 'badVnetHdr'],
+    [
+      'TCPV4 csum_start not at the TCP header',
+      tcpFrame(3000, { gsoType: 1, gsoSize: 1448, hdrLen: 54, flags: 1, csumStart: 20, csumOffset: 16 }),
+      /BAD_CSUM/,
+      'badVnetHdr',
+    ],
+    [
+      'TCPV6 on an IPv4 frame',
+      tcpFrame(3000, { gsoType: 4, gsoSize: 1448, hdrLen: 54, ...csumTcp4 }),
+      /BAD_PACKET/,
+      'badVnetHdr',
+    ],
+    [
+      'TCPV4 on an IPv6 frame',
+      tcpFrame(3000, { gsoType: 1, gsoSize: 1428, hdrLen: 74, flags: 1, csumStart: 54, csumOffset: 16 }, true),
+      /BAD_PACKET/,
+      'badVnetHdr',
+    ],
   ];
 }
 
@@ -372,7 +498,14 @@ async function withPortOnTap(body: (side: Side, dp: NativeDataPlane) => Promise<
   const dp = new NativeDataPlane();
   try {
     side.ns.disableIpv6();
-    dp.addClient({ handle: 1, kind: 'tap', name: 'tap', queueIndex: 0, fd: side.tap.fd(0), vnetHdrLen: side.tap.vnetHdrLen });
+    dp.addClient({
+      handle: 1,
+      kind: 'tap',
+      name: 'tap',
+      queueIndex: 0,
+      fd: side.tap.fd(0),
+      vnetHdrLen: side.tap.vnetHdrLen,
+    });
     await body(side, dp);
     assert.deepEqual(unconserved(dp.stats()), [], 'every client: in = out + queued + dropped');
   } finally {
@@ -386,101 +519,144 @@ function rxPackets(side: Side): number {
 }
 
 describe('bad input: frames from JavaScript', privileged(), () => {
-  test('malformed frames into a packet port: a RangeError naming frame and reason, counted, nothing reaches the TAP', { timeout: 30_000 }, async () => {
-    await withPortOnTap(async (side, dp) => {
-      const port = dp.createPort('port', { vnetHdrLen: HDR });
-      dp.connect(1, port.handle);
-      const portStats = () => dp.stats().find((c) => c.name === 'port')!;
-      const rx0 = rxPackets(side);
-      for (const [what, frame, message, counter] of frameCases()) {
-        const before = portStats();
-        for (const send of [(f: Uint8Array[]) => port.send(f), (f: Uint8Array[]) => port.sendAsync(f)]) {
-          let err: unknown;
-          try {
-            await send([frame]);
-          } catch (e) {
-            err = e;
-          }
-          assert.ok(err instanceof RangeError, `${what}: ${String(err)}`);
-          assert.match(err.message, message, what);
-          tried++;
-        }
-        const after = portStats();
-        assert.equal(after.drops[counter], before.drops[counter] + 2, `${what}: counted as ${counter}, once per attempt`);
-        assert.equal(after.deviceRxFrames, 0, `${what}: nothing was sent`);
-      }
-      // A bad frame poisons its whole batch, and only its batch.
-      assert.throws(() => port.send([tcpFrame(100), tcpFrame(100, { gsoType: 9 })]), /^RangeError: frame 1: invalid vnet header/);
-      await sleep(200);
-      assert.equal(rxPackets(side), rx0, 'nothing malformed arrived in the namespace');
-      // The port still works: a good frame arrives.
-      assert.equal(port.send([tcpFrame(100)]), true);
-      for (let i = 0; i < 100 && rxPackets(side) === rx0; i++) await sleep(10);
-      assert.equal(rxPackets(side), rx0 + 1, 'a good frame still goes through');
-      assert.equal(portStats().deviceRxFrames, 1);
-    });
-  });
-
-  test('records written into the tx ring directly (bypassing send): bad lengths, broken positions and bad headers are dropped and counted', { timeout: 30_000 }, async () => {
-    const RING = 256 * 1024;
-    const HDR_BYTES = 256;
-    await withPortOnTap(async (side) => {
-      const events: number[] = [];
-      const graph = new (native().NetGraph)((kind) => events.push(kind));
-      try {
-        graph.addTap({ handle: 1, name: 'tap', queueIndex: 0, iothread: '', fd: side.tap.fd(0), vnetHdrLen: side.tap.vnetHdrLen });
-        const rx = new Uint8Array(new SharedArrayBuffer(HDR_BYTES + RING));
-        const tx = new Uint8Array(new SharedArrayBuffer(HDR_BYTES + RING));
-        graph.addPort({ handle: 2, name: 'raw', queueIndex: 0, iothread: '', rx, tx, dropWhenFull: true, vnetHdrLen: HDR });
-        graph.connect(1, 2);
-        const words = new Uint32Array(tx.buffer, 0, HDR_BYTES / 4);
-        const data = new DataView(tx.buffer, HDR_BYTES);
-        const portStats = () => graph.stats().find((c) => c.name === 'raw')!;
-        // Write one record at the current head and publish it (or publish `head` as given).
-        const publish = (len: number, body?: Uint8Array, head?: number) => {
-          const h = Atomics.load(words, 16);
-          const off = h & (RING - 1);
-          data.setUint32(off, len, true);
-          data.setUint32(off + 4, 0, true);
-          if (body) new Uint8Array(tx.buffer, HDR_BYTES + off + 8, body.length).set(body);
-          Atomics.store(words, 16, head ?? h + 8 + ((Math.min(len, 1 << 20) + 7) & ~7));
-          graph.kick(2, true);
-        };
+  test(
+    'malformed frames into a packet port: a RangeError naming frame and reason, counted, nothing reaches the TAP',
+    { timeout: 30_000 },
+    async () => {
+      await withPortOnTap(async (side, dp) => {
+        const port = dp.createPort('port', { vnetHdrLen: HDR });
+        dp.connect(1, port.handle);
+        const portStats = () => dp.stats().find((c) => c.name === 'port')!;
         const rx0 = rxPackets(side);
-        const cases: Array<[string, () => void, 'badVnetHdr' | 'oversize']> = [
-          ['a record longer than the ring', () => publish(RING * 2), 'badVnetHdr'],
-          ['a record longer than what was published', () => publish(4096, undefined, Atomics.load(words, 16) + 64), 'badVnetHdr'],
-          ['a zero-length record', () => publish(0), 'oversize'],
-          ['a header-only record', () => publish(HDR, new Uint8Array(HDR)), 'oversize'],
-          ['a bad vnet header (gso_type 9) never validated by send()', () => publish(HDR + 154, tcpFrame(100, { gsoType: 9 })), 'badVnetHdr'],
-          ['hdr_len beyond the frame', () => publish(HDR + 154, tcpFrame(100, { hdrLen: 60000 })), 'badVnetHdr'],
-          ['an unaligned head', () => publish(HDR + 154, tcpFrame(100), Atomics.load(words, 16) + 3), 'badVnetHdr'],
-          ['a head more than a ring ahead', () => publish(HDR + 154, tcpFrame(100), Atomics.load(words, 32) + RING * 4), 'badVnetHdr'],
-        ];
-        for (const [what, inject, counter] of cases) {
-          const before = portStats().drops[counter];
-          inject();
-          for (let i = 0; i < 200 && portStats().drops[counter] === before; i++) await sleep(5);
-          assert.ok(portStats().drops[counter] > before, `${what}: counted as ${counter}`);
-          // Resynchronise as a well-behaved producer would: tail is where the engine stopped.
-          await sleep(20);
-          Atomics.store(words, 16, Atomics.load(words, 32));
-          tried++;
+        for (const [what, frame, message, counter] of frameCases()) {
+          const before = portStats();
+          for (const send of [(f: Uint8Array[]) => port.send(f), (f: Uint8Array[]) => port.sendAsync(f)]) {
+            let err: unknown;
+            try {
+              await send([frame]);
+            } catch (e) {
+              err = e;
+            }
+            assert.ok(err instanceof RangeError, `${what}: ${String(err)}`);
+            assert.match(err.message, message, what);
+            tried++;
+          }
+          const after = portStats();
+          assert.equal(
+            after.drops[counter],
+            before.drops[counter] + 2,
+            `${what}: counted as ${counter}, once per attempt`,
+          );
+          assert.equal(after.deviceRxFrames, 0, `${what}: nothing was sent`);
         }
+        // A bad frame poisons its whole batch, and only its batch.
+        assert.throws(
+          () => port.send([tcpFrame(100), tcpFrame(100, { gsoType: 9 })]),
+          /^RangeError: frame 1: invalid vnet header/,
+        );
         await sleep(200);
-        assert.equal(rxPackets(side), rx0, 'nothing from a broken ring arrived in the namespace');
-        assert.equal(portStats().deviceRxFrames, 0);
-        // Restarted from the engine's tail, the ring works again.
-        Atomics.store(words, 16, Atomics.load(words, 32));
-        publish(HDR + 154, tcpFrame(100));
+        assert.equal(rxPackets(side), rx0, 'nothing malformed arrived in the namespace');
+        // The port still works: a good frame arrives.
+        assert.equal(port.send([tcpFrame(100)]), true);
         for (let i = 0; i < 100 && rxPackets(side) === rx0; i++) await sleep(10);
-        assert.equal(rxPackets(side), rx0 + 1, 'a good record goes through');
-        assert.deepEqual(unconserved(graph.stats() as never), []);
-      } finally {
-        graph.close();
-      }
-    });
-  });
+        assert.equal(rxPackets(side), rx0 + 1, 'a good frame still goes through');
+        assert.equal(portStats().deviceRxFrames, 1);
+      });
+    },
+  );
+
+  test(
+    'records written into the tx ring directly (bypassing send): bad lengths, broken positions and bad headers are dropped and counted',
+    { timeout: 30_000 },
+    async () => {
+      const RING = 256 * 1024;
+      const HDR_BYTES = 256;
+      await withPortOnTap(async (side) => {
+        const events: number[] = [];
+        const graph = new (native().NetGraph)((kind) => events.push(kind));
+        try {
+          graph.addTap({
+            handle: 1,
+            name: 'tap',
+            queueIndex: 0,
+            iothread: '',
+            fd: side.tap.fd(0),
+            vnetHdrLen: side.tap.vnetHdrLen,
+          });
+          const rx = new Uint8Array(new SharedArrayBuffer(HDR_BYTES + RING));
+          const tx = new Uint8Array(new SharedArrayBuffer(HDR_BYTES + RING));
+          graph.addPort({
+            handle: 2,
+            name: 'raw',
+            queueIndex: 0,
+            iothread: '',
+            rx,
+            tx,
+            dropWhenFull: true,
+            vnetHdrLen: HDR,
+          });
+          graph.connect(1, 2);
+          const words = new Uint32Array(tx.buffer, 0, HDR_BYTES / 4);
+          const data = new DataView(tx.buffer, HDR_BYTES);
+          const portStats = () => graph.stats().find((c) => c.name === 'raw')!;
+          // Write one record at the current head and publish it (or publish `head` as given).
+          const publish = (len: number, body?: Uint8Array, head?: number) => {
+            const h = Atomics.load(words, 16);
+            const off = h & (RING - 1);
+            data.setUint32(off, len, true);
+            data.setUint32(off + 4, 0, true);
+            if (body) new Uint8Array(tx.buffer, HDR_BYTES + off + 8, body.length).set(body);
+            Atomics.store(words, 16, head ?? h + 8 + ((Math.min(len, 1 << 20) + 7) & ~7));
+            graph.kick(2, true);
+          };
+          const rx0 = rxPackets(side);
+          const cases: Array<[string, () => void, 'badVnetHdr' | 'oversize']> = [
+            ['a record longer than the ring', () => publish(RING * 2), 'badVnetHdr'],
+            [
+              'a record longer than what was published',
+              () => publish(4096, undefined, Atomics.load(words, 16) + 64),
+              'badVnetHdr',
+            ],
+            ['a zero-length record', () => publish(0), 'oversize'],
+            ['a header-only record', () => publish(HDR, new Uint8Array(HDR)), 'oversize'],
+            [
+              'a bad vnet header (gso_type 9) never validated by send()',
+              () => publish(HDR + 154, tcpFrame(100, { gsoType: 9 })),
+              'badVnetHdr',
+            ],
+            ['hdr_len beyond the frame', () => publish(HDR + 154, tcpFrame(100, { hdrLen: 60000 })), 'badVnetHdr'],
+            ['an unaligned head', () => publish(HDR + 154, tcpFrame(100), Atomics.load(words, 16) + 3), 'badVnetHdr'],
+            [
+              'a head more than a ring ahead',
+              () => publish(HDR + 154, tcpFrame(100), Atomics.load(words, 32) + RING * 4),
+              'badVnetHdr',
+            ],
+          ];
+          for (const [what, inject, counter] of cases) {
+            const before = portStats().drops[counter];
+            inject();
+            for (let i = 0; i < 200 && portStats().drops[counter] === before; i++) await sleep(5);
+            assert.ok(portStats().drops[counter] > before, `${what}: counted as ${counter}`);
+            // Resynchronise as a well-behaved producer would: tail is where the engine stopped.
+            await sleep(20);
+            Atomics.store(words, 16, Atomics.load(words, 32));
+            tried++;
+          }
+          await sleep(200);
+          assert.equal(rxPackets(side), rx0, 'nothing from a broken ring arrived in the namespace');
+          assert.equal(portStats().deviceRxFrames, 0);
+          // Restarted from the engine's tail, the ring works again.
+          Atomics.store(words, 16, Atomics.load(words, 32));
+          publish(HDR + 154, tcpFrame(100));
+          for (let i = 0; i < 100 && rxPackets(side) === rx0; i++) await sleep(10);
+          assert.equal(rxPackets(side), rx0 + 1, 'a good record goes through');
+          assert.deepEqual(unconserved(graph.stats() as never), []);
+        } finally {
+          graph.close();
+        }
+      });
+    },
+  );
 });
 
 test('bad inputs tried in this file', () => {

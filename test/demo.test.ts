@@ -24,8 +24,16 @@ interface DemoRun {
 }
 
 /** Start the demo; `interrupt` may send a signal once the output matches its pattern. */
-function runDemo(args: string[], interrupt?: { when: RegExp; signal: NodeJS.Signals }, env?: NodeJS.ProcessEnv): Promise<DemoRun> {
-  const child = spawn(process.execPath, ['--import', 'tsx', MAIN, 'demo', ...args], { detached: true, stdio: ['ignore', 'pipe', 'pipe'], env });
+function runDemo(
+  args: string[],
+  interrupt?: { when: RegExp; signal: NodeJS.Signals },
+  env?: NodeJS.ProcessEnv,
+): Promise<DemoRun> {
+  const child = spawn(process.execPath, ['--import', 'tsx', MAIN, 'demo', ...args], {
+    detached: true,
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env,
+  });
   let stdout = '';
   let stderr = '';
   let sent = false;
@@ -56,8 +64,15 @@ function assertNothingLeft(run: DemoRun): void {
   const netns = execFileSync('ip', ['netns', 'list'], { encoding: 'utf8' });
   for (const ns of [nsA!, nsB!]) assert.doesNotMatch(netns, new RegExp(`^${ns}\\b`, 'm'), `namespace ${ns} removed`);
   for (const tap of [tapA!, tapB!]) assert.equal(fs.existsSync(`/sys/class/net/${tap}`), false, `TAP ${tap} removed`);
-  assert.deepEqual(groupProcesses(run.pid).map((p) => p.pid), [], `no process of the demo's group ${run.pid} is left`);
-  assert.match(run.stdout, /^cleanup: child processes stopped, TAPs \S+ and \S+ closed, namespaces \S+ and \S+ deleted; nothing left$/m);
+  assert.deepEqual(
+    groupProcesses(run.pid).map((p) => p.pid),
+    [],
+    `no process of the demo's group ${run.pid} is left`,
+  );
+  assert.match(
+    run.stdout,
+    /^cleanup: child processes stopped, TAPs \S+ and \S+ closed, namespaces \S+ and \S+ deleted; nothing left$/m,
+  );
 }
 
 /** The summary: frames forwarded into the namespaces and the conservation check. */
@@ -66,7 +81,10 @@ function assertSummary(stdout: string, clients: number): void {
   assert.ok(fwd, `summary has a forwarded line:\n${stdout}`);
   assert.ok(Number(fwd[2]) > 100, `the TCP stream crossed a->b (${fwd[2]} frames)`);
   assert.ok(Number(fwd[3]) > 10, `its ACKs crossed b->a (${fwd[3]} frames)`);
-  assert.match(stdout, new RegExp(`^ +conservation in = out \\+ queued \\+ dropped holds for all ${clients} clients`, 'm'));
+  assert.match(
+    stdout,
+    new RegExp(`^ +conservation in = out \\+ queued \\+ dropped holds for all ${clients} clients`, 'm'),
+  );
   // Every row of the counters table balances too (checked here, not only by the demo).
   const rows = stdout.split('\n').filter((l) => /^ {2}(a|b|pa|pb) +\d+ +(tap|hubport)/.test(l));
   assert.equal(rows.length, clients, stdout);
@@ -76,67 +94,99 @@ function assertSummary(stdout: string, clients: number): void {
   }
 }
 
-test('netplane demo: ping and a TCP stream across a 2-queue link, live rates, summary, nothing left', { ...needsPrivileged('ping'), ...T }, async () => {
-  const run = await runDemo(['--seconds', '2']);
-  assert.equal(run.code, 0, `exit 0\n${run.stdout}\n${run.stderr}`);
-  assert.match(run.stdout, /^ +ping +10\.250\.0\.1 -> 10\.250\.0\.2: 3\/3 replies/m);
-  assert.match(run.stdout, /-link a,b$/m);
-  assert.match(run.stdout, /each queue pair on its own IOThread \(np-q0, np-q1\)/);
-  // The live line (one per second without a terminal) carries per-queue rates and drops.
-  assert.match(run.stdout, /^ +live +[\d.]+ s \| q0 \S+ fr\/s [\d.]+ \S+bit\/s \| q1 \S+ fr\/s [\d.]+ \S+bit\/s \| queued \d+ \| drops \d+/m);
-  assert.match(run.stdout, /received [\d.]+ [GMk]bit\/s/);
-  assertSummary(run.stdout, 4);
-  assertNothingLeft(run);
-});
-
-test('netplane demo --hub --tcp node: the same through a native hub with the Node TCP stream', { ...privileged(), ...T }, async () => {
-  const run = await runDemo(['--seconds', '2', '--hub', '--tcp', 'node']);
-  assert.equal(run.code, 0, `exit 0\n${run.stdout}\n${run.stderr}`);
-  assert.match(run.stdout, /-netdev hubport,id=pa,hubid=0,netdev=a -netdev hubport,id=pb,hubid=0,netdev=b$/m);
-  assert.match(run.stdout, /a Node TCP sender and sink/);
-  assertSummary(run.stdout, 4);
-  assertNothingLeft(run);
-});
-
-test('netplane demo on a fresh machine (only iproute2 and a shell on the PATH): UDP echo round trip, Node TCP stream', { ...privileged(), ...T }, async () => {
-  // A PATH with ip, ss and sh only: no ping, iperf3 or sysctl, as on a fresh Debian machine.
-  const bin = fs.mkdtempSync(path.join(os.tmpdir(), 'np-freshpath-'));
-  try {
-    for (const cmd of ['ip', 'ss', 'sh']) {
-      const where = execFileSync('sh', ['-c', `command -v ${cmd}`], { encoding: 'utf8' }).trim();
-      fs.symlinkSync(where, path.join(bin, cmd));
-    }
-    const run = await runDemo(['--seconds', '2'], undefined, { ...process.env, PATH: bin });
+test(
+  'netplane demo: ping and a TCP stream across a 2-queue link, live rates, summary, nothing left',
+  { ...needsPrivileged('ping'), ...T },
+  async () => {
+    const run = await runDemo(['--seconds', '2']);
     assert.equal(run.code, 0, `exit 0\n${run.stdout}\n${run.stderr}`);
-    assert.match(run.stdout, /^ +udp echo +10\.250\.0\.1 -> 10\.250\.0\.2: 3\/3 replies, average round trip [\d.]+ ms$/m);
+    assert.match(run.stdout, /^ +ping +10\.250\.0\.1 -> 10\.250\.0\.2: 3\/3 replies/m);
+    assert.match(run.stdout, /-link a,b$/m);
+    assert.match(run.stdout, /each queue pair on its own IOThread \(np-q0, np-q1\)/);
+    // The live line (one per second without a terminal) carries per-queue rates and drops.
+    assert.match(
+      run.stdout,
+      /^ +live +[\d.]+ s \| q0 \S+ fr\/s [\d.]+ \S+bit\/s \| q1 \S+ fr\/s [\d.]+ \S+bit\/s \| queued \d+ \| drops \d+/m,
+    );
+    assert.match(run.stdout, /received [\d.]+ [GMk]bit\/s/);
+    assertSummary(run.stdout, 4);
+    assertNothingLeft(run);
+  },
+);
+
+test(
+  'netplane demo --hub --tcp node: the same through a native hub with the Node TCP stream',
+  { ...privileged(), ...T },
+  async () => {
+    const run = await runDemo(['--seconds', '2', '--hub', '--tcp', 'node']);
+    assert.equal(run.code, 0, `exit 0\n${run.stdout}\n${run.stderr}`);
+    assert.match(run.stdout, /-netdev hubport,id=pa,hubid=0,netdev=a -netdev hubport,id=pb,hubid=0,netdev=b$/m);
     assert.match(run.stdout, /a Node TCP sender and sink/);
     assertSummary(run.stdout, 4);
     assertNothingLeft(run);
-  } finally {
-    fs.rmSync(bin, { recursive: true, force: true });
-  }
-});
+  },
+);
 
-for (const [signal, code] of [['SIGINT', 130], ['SIGTERM', 143]] as const) {
-  test(`netplane demo interrupted by ${signal} mid-stream cleans up and exits ${code}`, { ...privileged(), ...T }, async () => {
-    // Signal once the TCP stream runs (the first live line): iperf3 children are up then.
-    const run = await runDemo(['--seconds', '20'], { when: /^ +live /m, signal });
-    assert.equal(run.code, code, `exit ${code}\n${run.stdout}\n${run.stderr}`);
-    assert.match(run.stdout, new RegExp(`^interrupted by ${signal}: stopping the traffic and cleaning up$`, 'm'));
-    assert.match(run.stdout, /^counters so far after [\d.]+ s/m);
-    assert.doesNotMatch(run.stdout, /received [\d.]+ [GMk]bit\/s/, 'the stream did not finish');
-    assertNothingLeft(run);
-  });
+test(
+  'netplane demo on a fresh machine (only iproute2 and a shell on the PATH): UDP echo round trip, Node TCP stream',
+  { ...privileged(), ...T },
+  async () => {
+    // A PATH with ip, ss and sh only: no ping, iperf3 or sysctl, as on a fresh Debian machine.
+    const bin = fs.mkdtempSync(path.join(os.tmpdir(), 'np-freshpath-'));
+    try {
+      for (const cmd of ['ip', 'ss', 'sh']) {
+        const where = execFileSync('sh', ['-c', `command -v ${cmd}`], { encoding: 'utf8' }).trim();
+        fs.symlinkSync(where, path.join(bin, cmd));
+      }
+      const run = await runDemo(['--seconds', '2'], undefined, { ...process.env, PATH: bin });
+      assert.equal(run.code, 0, `exit 0\n${run.stdout}\n${run.stderr}`);
+      assert.match(
+        run.stdout,
+        /^ +udp echo +10\.250\.0\.1 -> 10\.250\.0\.2: 3\/3 replies, average round trip [\d.]+ ms$/m,
+      );
+      assert.match(run.stdout, /a Node TCP sender and sink/);
+      assertSummary(run.stdout, 4);
+      assertNothingLeft(run);
+    } finally {
+      fs.rmSync(bin, { recursive: true, force: true });
+    }
+  },
+);
+
+for (const [signal, code] of [
+  ['SIGINT', 130],
+  ['SIGTERM', 143],
+] as const) {
+  test(
+    `netplane demo interrupted by ${signal} mid-stream cleans up and exits ${code}`,
+    { ...privileged(), ...T },
+    async () => {
+      // Signal once the TCP stream runs (the first live line): iperf3 children are up then.
+      const run = await runDemo(['--seconds', '20'], { when: /^ +live /m, signal });
+      assert.equal(run.code, code, `exit ${code}\n${run.stdout}\n${run.stderr}`);
+      assert.match(run.stdout, new RegExp(`^interrupted by ${signal}: stopping the traffic and cleaning up$`, 'm'));
+      assert.match(run.stdout, /^counters so far after [\d.]+ s/m);
+      assert.doesNotMatch(run.stdout, /received [\d.]+ [GMk]bit\/s/, 'the stream did not finish');
+      assertNothingLeft(run);
+    },
+  );
 }
 
 test('netplane demo without CAP_NET_ADMIN says so and creates nothing', { ...needsPrivileged('setpriv'), ...T }, () => {
   // Root with every capability dropped, as an unprivileged user would run it.
-  const r = spawnSync('setpriv', ['--inh-caps=-all', '--bounding-set=-all', process.execPath, '--import', 'tsx', MAIN, 'demo'], {
-    encoding: 'utf8',
-    timeout: 30_000,
-  });
+  const r = spawnSync(
+    'setpriv',
+    ['--inh-caps=-all', '--bounding-set=-all', process.execPath, '--import', 'tsx', MAIN, 'demo'],
+    {
+      encoding: 'utf8',
+      timeout: 30_000,
+    },
+  );
   assert.equal(r.status, 1, r.stderr);
-  assert.match(r.stderr, /^netplane: netplane demo needs CAP_NET_ADMIN: it creates two network namespaces and two TAP devices\. Run it as root/);
+  assert.match(
+    r.stderr,
+    /^netplane: netplane demo needs CAP_NET_ADMIN: it creates two network namespaces and two TAP devices\. Run it as root/,
+  );
   assert.equal(r.stdout, '');
 });
 
@@ -149,7 +199,10 @@ test('netplane demo rejects bad options before creating anything', T, () => {
     [['--bogus'], /Unknown option '--bogus'/],
   ];
   for (const [args, message] of cases) {
-    const r = spawnSync(process.execPath, ['--import', 'tsx', MAIN, 'demo', ...args], { encoding: 'utf8', timeout: 30_000 });
+    const r = spawnSync(process.execPath, ['--import', 'tsx', MAIN, 'demo', ...args], {
+      encoding: 'utf8',
+      timeout: 30_000,
+    });
     assert.equal(r.status, 2, `${args.join(' ')}: ${r.stderr}`);
     assert.match(r.stderr, message);
     assert.match(r.stderr, /usage: netplane demo/);

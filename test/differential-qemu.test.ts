@@ -62,11 +62,23 @@ async function converse(side: Side, args: string[], steps: readonly Step[], ifna
 }
 
 /** Run the conversation on both and compare step by step. */
-async function differential(args: string[], steps: readonly Step[], ifnames: string[] = []): Promise<{ qemu: Conversation; ours: Conversation }> {
+async function differential(
+  args: string[],
+  steps: readonly Step[],
+  ifnames: string[] = [],
+): Promise<{ qemu: Conversation; ours: Conversation }> {
   const qemu = await converse('qemu', args, steps, ifnames);
   const ours = await converse('netplane', args, steps, ifnames);
   if (process.env.NP_DIFF_VERBOSE) {
-    steps.forEach((step, i) => console.log(JSON.stringify(step), '\n  qemu:', JSON.stringify(qemu.replies[i]), '\n  ours:', JSON.stringify(ours.replies[i])));
+    steps.forEach((step, i) =>
+      console.log(
+        JSON.stringify(step),
+        '\n  qemu:',
+        JSON.stringify(qemu.replies[i]),
+        '\n  ours:',
+        JSON.stringify(ours.replies[i]),
+      ),
+    );
   }
   steps.forEach((step, i) => {
     const label = 'qmp' in step ? step.qmp : `HMP ${step.hmp}`;
@@ -124,14 +136,22 @@ describe('differential against QEMU 7.2', suiteSkip(), () => {
       { qmp: '{"a":1,}' },
       { qmp: '@' },
       { qmp: '{"execute":"query-version","execute":"quit"}' },
-      { qmp: '[' + '['.repeat(1100) + ']'.repeat(1100) + ']', differs: (q: QmpMessage, o: QmpMessage) => {
+      {
+        qmp: '[' + '['.repeat(1100) + ']'.repeat(1100) + ']',
+        differs: (q: QmpMessage, o: QmpMessage) => {
           assert.deepEqual(q, { error: { class: 'GenericError', desc: 'JSON nesting depth limit exceeded' } });
           assert.deepEqual(o, q);
-        }, why: 'same first reply; QEMU 7.2 then parses the rest of the message as garbage and sends more errors, we discard it' },
-      { qmp: exec('query-version', undefined, 'after-deep'), differs: (_q: QmpMessage, o: QmpMessage) => {
+        },
+        why: 'same first reply; QEMU 7.2 then parses the rest of the message as garbage and sends more errors, we discard it',
+      },
+      {
+        qmp: exec('query-version', undefined, 'after-deep'),
+        differs: (_q: QmpMessage, o: QmpMessage) => {
           // QEMU is still answering the garbage; netplane answers the command.
           assert.equal(o.id, 'after-deep');
-        }, why: 'QEMU 7.2 replies to the leftovers of the too-deep message first' },
+        },
+        why: 'QEMU 7.2 replies to the leftovers of the too-deep message first',
+      },
     ];
     const { qemu, ours } = await differential([], steps);
     // Deliberate: our own version in "package", no "oob" capability.
@@ -160,7 +180,11 @@ describe('differential against QEMU 7.2', suiteSkip(), () => {
       { qmp: exec('netdev_add', { type: 'hubport', id: 'h3', hubid: 1, zz: 1 }) },
       { qmp: '{"execute":"netdev_add","arguments":{"type":"hubport","id":"h3","hubid":1.0}}' },
       { qmp: '{"execute":"netdev_add","arguments":{"type":"hubport","id":"h3","hubid":99999999999}}' },
-      { qmp: '{"execute":"query-version","id":18446744073709551615}', differs: (q: QmpMessage, o: QmpMessage) => assert.equal(o.id, q.id), why: 'only the id is compared: the version differs' },
+      {
+        qmp: '{"execute":"query-version","id":18446744073709551615}',
+        differs: (q: QmpMessage, o: QmpMessage) => assert.equal(o.id, q.id),
+        why: 'only the id is compared: the version differs',
+      },
       { qmp: exec('netdev_add', { type: 'bogus', id: 'h3' }) },
       { qmp: exec('netdev_add', { type: 'hubport', id: '1x', hubid: 1 }) },
       { qmp: exec('netdev_add', { type: 'hubport', id: 'h1', hubid: 1 }) },
@@ -183,9 +207,12 @@ describe('differential against QEMU 7.2', suiteSkip(), () => {
 
   test('hub ports and a virtio-net NIC: info network, set_link, netdev_add/del over QMP and HMP', T, async () => {
     const args = [
-      '-netdev', 'hubport,id=hp0,hubid=0',
-      '-netdev', 'hubport,id=hp1,hubid=0',
-      '-device', 'virtio-net-pci,netdev=hp0,id=nic0,mac=52:54:00:12:34:56',
+      '-netdev',
+      'hubport,id=hp0,hubid=0',
+      '-netdev',
+      'hubport,id=hp1,hubid=0',
+      '-device',
+      'virtio-net-pci,netdev=hp0,id=nic0,mac=52:54:00:12:34:56',
     ];
     const steps: Step[] = [
       negotiate,
@@ -197,13 +224,17 @@ describe('differential against QEMU 7.2', suiteSkip(), () => {
       { hmp: 'set_link' },
       { hmp: 'set_link hp0 on extra' },
       { hmp: 'set_link nosuch on' },
-      { qmp: exec('query-rx-filter', { name: 'nic0' }), differs: (q: QmpMessage, o: QmpMessage) => {
+      {
+        qmp: exec('query-rx-filter', { name: 'nic0' }),
+        differs: (q: QmpMessage, o: QmpMessage) => {
           // QEMU reports its internal "no broadcast" flag as broadcast-allowed.
           assert.equal(q.return[0]['broadcast-allowed'], false);
           assert.equal(o.return[0]['broadcast-allowed'], true);
           const strip = (m: QmpMessage) => m.return.map((r: QmpMessage) => ({ ...r, 'broadcast-allowed': undefined }));
           assert.deepEqual(strip(o), strip(q));
-        }, why: 'broadcast-allowed is reported truthfully' },
+        },
+        why: 'broadcast-allowed is reported truthfully',
+      },
       { qmp: exec('query-rx-filter', { name: 'hp0' }) },
       { qmp: exec('netdev_add', { type: 'hubport', id: 'q1', hubid: 1 }) },
       { hmp: 'netdev_add hubport,id=h2,hubid=1' },
@@ -232,13 +263,27 @@ describe('differential against QEMU 7.2', suiteSkip(), () => {
     ];
     const { qemu, ours } = await differential(args, steps);
     // HMP netdev_add errors in QemuOpts go to stderr on both.
-    const report = (s: string) => s.split('\n').filter((l) => /Duplicate ID|expects an identifier/.test(l)).map((l) => l.replace(/^(qemu-system-x86_64|netplane): /, ''));
+    const report = (s: string) =>
+      s
+        .split('\n')
+        .filter((l) => /Duplicate ID|expects an identifier/.test(l))
+        .map((l) => l.replace(/^(qemu-system-x86_64|netplane): /, ''));
     assert.deepEqual(report(ours.stderr), report(qemu.stderr));
     assert.deepEqual(warnings(ours.stderr), warnings(qemu.stderr));
   });
 
   test('startup warnings of section 1.9', T, async () => {
-    const { qemu, ours } = await differential(['-netdev', 'hubport,id=h1,hubid=1', '-netdev', 'hubport,id=h2,hubid=2', '-device', 'virtio-net-pci,netdev=h2,id=n2'], [negotiate, { hmp: 'info network' }]);
+    const { qemu, ours } = await differential(
+      [
+        '-netdev',
+        'hubport,id=h1,hubid=1',
+        '-netdev',
+        'hubport,id=h2,hubid=2',
+        '-device',
+        'virtio-net-pci,netdev=h2,id=n2',
+      ],
+      [negotiate, { hmp: 'info network' }],
+    );
     assert.ok(warnings(qemu.stderr).length >= 2, qemu.stderr);
     assert.deepEqual(warnings(ours.stderr), warnings(qemu.stderr));
   });
@@ -253,7 +298,14 @@ describe('differential against QEMU 7.2', suiteSkip(), () => {
       ['-netdev', 'hubport,id=h1,hubid=x'],
       ['-netdev', 'hubport,id=h1,hubid=1,bogus=1'],
       ['-device', 'virtio-net-pci,netdev=nosuch'],
-      ['-netdev', 'hubport,id=h1,hubid=1', '-device', 'virtio-net-pci,netdev=h1', '-device', 'virtio-net-pci,netdev=h1'],
+      [
+        '-netdev',
+        'hubport,id=h1,hubid=1',
+        '-device',
+        'virtio-net-pci,netdev=h1',
+        '-device',
+        'virtio-net-pci,netdev=h1',
+      ],
       ['-device', 'virtio-net-pci,id=a', '-device', 'virtio-net-pci,id=a'],
       ['-device', 'virtio-net-pci,mac=zz:00:00:00:00:00'],
       ['-object', 'iothread'],
@@ -274,7 +326,14 @@ describe('differential against QEMU 7.2', suiteSkip(), () => {
   test('netplane reports an error where QEMU 7.2 crashes', T, () => {
     // A second hub port on an already-peered netdev: QEMU 7.2 fails an assertion and aborts
     // (section 9, item 14); netplane refuses the option with a message.
-    const args = ['-netdev', 'hubport,id=a,hubid=1', '-netdev', 'hubport,id=b,hubid=2,netdev=a', '-netdev', 'hubport,id=c,hubid=3,netdev=a'];
+    const args = [
+      '-netdev',
+      'hubport,id=a,hubid=1',
+      '-netdev',
+      'hubport,id=b,hubid=2,netdev=a',
+      '-netdev',
+      'hubport,id=c,hubid=3,netdev=a',
+    ];
     const q = runToCompletion(QEMU, [...QEMU_BASE_ARGS, ...args]);
     assert.equal(q.status, null, 'QEMU 7.2 is expected to die from a signal here');
     assert.match(q.stderr, /Assertion .* failed/);
@@ -288,8 +347,10 @@ describe('differential against QEMU 7.2 with TAPs', { ...suiteSkip(), ...privile
   test('multiqueue tap + virtio-net: info network, set_link, netdev_del of the attached backend', T, async () => {
     const ifname = npName('dq');
     const args = [
-      '-netdev', `tap,id=hn0,ifname=${ifname},script=no,downscript=no,queues=2`,
-      '-device', 'virtio-net-pci,netdev=hn0,id=nic0,mq=on,mac=52:54:00:aa:bb:01',
+      '-netdev',
+      `tap,id=hn0,ifname=${ifname},script=no,downscript=no,queues=2`,
+      '-device',
+      'virtio-net-pci,netdev=hn0,id=nic0,mq=on,mac=52:54:00:aa:bb:01',
     ];
     const steps: Step[] = [
       negotiate,
@@ -304,34 +365,53 @@ describe('differential against QEMU 7.2 with TAPs', { ...suiteSkip(), ...privile
       { qmp: exec('set_link', { name: 'nic0', up: true }) },
       { qmp: exec('netdev_add', { type: 'hubport', id: 'hn0', hubid: 3 }) },
       { hmp: 'info network' },
-      { qmp: exec('query-rx-filter'), differs: (q: QmpMessage, o: QmpMessage) => {
+      {
+        qmp: exec('query-rx-filter'),
+        differs: (q: QmpMessage, o: QmpMessage) => {
           assert.equal(q.return[0]['broadcast-allowed'], false);
           assert.equal(o.return[0]['broadcast-allowed'], true);
           const strip = (m: QmpMessage) => m.return.map((r: QmpMessage) => ({ ...r, 'broadcast-allowed': undefined }));
           assert.deepEqual(strip(o), strip(q));
-        }, why: 'broadcast-allowed is reported truthfully' },
+        },
+        why: 'broadcast-allowed is reported truthfully',
+      },
     ];
     await differential(args, steps, [ifname]);
   });
 
-  test('the seeds example: 4-queue tap with PCI placement, no device yet, then QMP netdev_add of a tap', T, async () => {
-    const ifname = npName('ds');
-    const added = npName('da');
-    const args = [
-      '-netdev', `tap,id=hostnet0,ifname=${ifname},script=no,downscript=no,queues=4`,
-      '-device', 'virtio-net-pci,netdev=hostnet0,id=net0,mac=52:54:00:6b:0d:a1,bus=pci.0,addr=0x3',
-    ];
-    const steps: Step[] = [
-      negotiate,
-      { hmp: 'info network' },
-      { qmp: exec('netdev_add', { type: 'tap', id: 'extra', ifname: added, script: 'no', downscript: 'no', queues: 2 }) },
-      // A netdev without a NIC: both queues still index 0.
-      { hmp: 'info network' },
-      { qmp: exec('netdev_add', { type: 'tap', id: 'extra', ifname: added }) },
-      { qmp: exec('netdev_add', { type: 'tap', id: 'bad', ifname: added, queues: 'x' }) },
-      { qmp: exec('netdev_del', { id: 'extra' }) },
-      { hmp: 'info network' },
-    ];
-    await differential(args, steps, [ifname, added]);
-  });
+  test(
+    'the seeds example: 4-queue tap with PCI placement, no device yet, then QMP netdev_add of a tap',
+    T,
+    async () => {
+      const ifname = npName('ds');
+      const added = npName('da');
+      const args = [
+        '-netdev',
+        `tap,id=hostnet0,ifname=${ifname},script=no,downscript=no,queues=4`,
+        '-device',
+        'virtio-net-pci,netdev=hostnet0,id=net0,mac=52:54:00:6b:0d:a1,bus=pci.0,addr=0x3',
+      ];
+      const steps: Step[] = [
+        negotiate,
+        { hmp: 'info network' },
+        {
+          qmp: exec('netdev_add', {
+            type: 'tap',
+            id: 'extra',
+            ifname: added,
+            script: 'no',
+            downscript: 'no',
+            queues: 2,
+          }),
+        },
+        // A netdev without a NIC: both queues still index 0.
+        { hmp: 'info network' },
+        { qmp: exec('netdev_add', { type: 'tap', id: 'extra', ifname: added }) },
+        { qmp: exec('netdev_add', { type: 'tap', id: 'bad', ifname: added, queues: 'x' }) },
+        { qmp: exec('netdev_del', { id: 'extra' }) },
+        { hmp: 'info network' },
+      ];
+      await differential(args, steps, [ifname, added]);
+    },
+  );
 });

@@ -525,8 +525,14 @@ describe('main-loop context, errors and lifetime', () => {
     ctx.poll(false);
     assert.equal(ctx.closed, true);
     assert.ok(second <= 1); // b may have run before a, nothing after the close
-    assert.throws(() => ctx.poll(false), (e: NodeJS.ErrnoException) => e.code === 'NETPLANE_CLOSED');
-    assert.throws(() => ctx.bh(() => {}), (e: NodeJS.ErrnoException) => e.code === 'NETPLANE_CLOSED');
+    assert.throws(
+      () => ctx.poll(false),
+      (e: NodeJS.ErrnoException) => e.code === 'NETPLANE_CLOSED',
+    );
+    assert.throws(
+      () => ctx.bh(() => {}),
+      (e: NodeJS.ErrnoException) => e.code === 'NETPLANE_CLOSED',
+    );
     ctx.close(); // idempotent
     n.close();
   });
@@ -553,8 +559,10 @@ describe('main-loop context, errors and lifetime', () => {
       const file = path.join(os.tmpdir(), `np-aio-${process.pid}`);
       const fd = fs.openSync(file, 'w');
       try {
-        assert.throws(() => ctx.setFdHandler(fd, { read: () => {} }), (e: NodeJS.ErrnoException) =>
-          e.code === 'EPERM' && e.syscall === 'epoll_ctl(EPOLL_CTL_ADD)');
+        assert.throws(
+          () => ctx.setFdHandler(fd, { read: () => {} }),
+          (e: NodeJS.ErrnoException) => e.code === 'EPERM' && e.syscall === 'epoll_ctl(EPOLL_CTL_ADD)',
+        );
       } finally {
         fs.closeSync(fd);
         fs.unlinkSync(file);
@@ -563,7 +571,10 @@ describe('main-loop context, errors and lifetime', () => {
       const [r, w] = pipe();
       fs.closeSync(r);
       fs.closeSync(w);
-      assert.throws(() => ctx.setFdHandler(r, { read: () => {} }), (e: NodeJS.ErrnoException) => e.code === 'EBADF');
+      assert.throws(
+        () => ctx.setFdHandler(r, { read: () => {} }),
+        (e: NodeJS.ErrnoException) => e.code === 'EBADF',
+      );
     });
     assert.throws(() => new MainLoopContext(5 as unknown as string), TypeError);
     assert.throws(() => new MainLoopContext('x', { driven: 'yes' as unknown as boolean }), TypeError);
@@ -697,8 +708,11 @@ describe('main-loop context and the process', () => {
     assert.equal(r.stdout.trim(), 'started');
   });
 
-  test('pending BHs and timers keep it alive until they ran; ref() keeps an idle one alive', { timeout: 20000 }, async () => {
-    const r = await runNode(`${loadAddon}
+  test(
+    'pending BHs and timers keep it alive until they ran; ref() keeps an idle one alive',
+    { timeout: 20000 },
+    async () => {
+      const r = await runNode(`${loadAddon}
       const ctx = new b.MainLoopContext('pending');
       const bh = ctx.bhNew(() => console.log('bh ran'));
       ctx.bhSchedule(bh);
@@ -709,9 +723,10 @@ describe('main-loop context and the process', () => {
         setTimeout(() => { console.log('still alive'); idle.unref(); }, 200).unref();
       });
       ctx.timerMod(t, 50);`);
-    assert.equal(r.code, 0, r.stderr);
-    assert.deepEqual(r.stdout.trim().split('\n'), ['bh ran', 'timer fired', 'still alive']);
-  });
+      assert.equal(r.code, 0, r.stderr);
+      assert.deepEqual(r.stdout.trim().split('\n'), ['bh ran', 'timer fired', 'still alive']);
+    },
+  );
 
   test('an exception in a libuv-driven callback is an uncaught exception', { timeout: 20000 }, async () => {
     const r = await runNode(`${loadAddon}
@@ -725,8 +740,11 @@ describe('main-loop context and the process', () => {
     assert.deepEqual(r.stdout.trim().split('\n'), ['caught: bh exploded', 'loop goes on']);
   });
 
-  test('contexts and IOThreads left open in a worker are cleaned up when it exits or is terminated', { timeout: 20000 }, async () => {
-    const body = `${loadAddon}
+  test(
+    'contexts and IOThreads left open in a worker are cleaned up when it exits or is terminated',
+    { timeout: 20000 },
+    async () => {
+      const body = `${loadAddon}
       const { parentPort } = require('worker_threads');
       const ctx = new b.MainLoopContext('in-worker');
       ctx.ref();
@@ -736,16 +754,19 @@ describe('main-loop context and the process', () => {
       ctx.bhSchedule(bh);
       const th = new b.IoThread('np-wk');
       parentPort.postMessage({ tid: th.tid, fds });`;
-    for (const how of ['exit', 'terminate']) {
-      const worker = new Worker(body + (how === 'exit' ? 'ctx.unref();' : ''), { eval: true });
-      const { tid, fds } = await new Promise<{ tid: number; fds: number[] }>((resolve) => worker.once('message', resolve));
-      assert.ok(fs.existsSync(`/proc/self/task/${tid}`));
-      const exited = new Promise<number>((resolve) => worker.once('exit', resolve));
-      if (how === 'terminate') await worker.terminate();
-      const code = await exited;
-      if (how === 'exit') assert.equal(code, 0);
-      fds.forEach((fd) => fs.closeSync(fd));
-      assert.equal(fs.existsSync(`/proc/self/task/${tid}`), false, `iothread of the ${how} worker joined`);
-    }
-  });
+      for (const how of ['exit', 'terminate']) {
+        const worker = new Worker(body + (how === 'exit' ? 'ctx.unref();' : ''), { eval: true });
+        const { tid, fds } = await new Promise<{ tid: number; fds: number[] }>((resolve) =>
+          worker.once('message', resolve),
+        );
+        assert.ok(fs.existsSync(`/proc/self/task/${tid}`));
+        const exited = new Promise<number>((resolve) => worker.once('exit', resolve));
+        if (how === 'terminate') await worker.terminate();
+        const code = await exited;
+        if (how === 'exit') assert.equal(code, 0);
+        fds.forEach((fd) => fs.closeSync(fd));
+        assert.equal(fs.existsSync(`/proc/self/task/${tid}`), false, `iothread of the ${how} worker joined`);
+      }
+    },
+  );
 });

@@ -22,7 +22,10 @@ describe('HMP commands', () => {
     topology.addDevice({ driver: 'virtio-net-pci', id: 'nic0', netdev: 'hp0', mac: '52:54:00:12:34:56', features: {} });
     assert.equal(hmp.execute('info network'), topology.infoNetwork());
     assert.equal(hmp.execute('  info   network  '), topology.infoNetwork());
-    assert.match(hmp.execute('info network'), /^hub 0\n \\ hp0: nic0: index=0,type=nic,model=virtio-net-pci,macaddr=52:54:00:12:34:56\n$/);
+    assert.match(
+      hmp.execute('info network'),
+      /^hub 0\n \\ hp0: nic0: index=0,type=nic,model=virtio-net-pci,macaddr=52:54:00:12:34:56\n$/,
+    );
     assert.equal(hmp.executeCrLf('info network'), topology.infoNetwork().replaceAll('\n', '\r\n'));
     await topology.close();
   });
@@ -58,7 +61,9 @@ describe('HMP commands', () => {
     // A malformed id fails in QemuOpts too, with QEMU's hint line.
     reported.length = 0;
     assert.equal(hmp.execute('netdev_add hubport,id=1x,hubid=1'), tryHelp);
-    assert.deepEqual(reported, ["Parameter 'id' expects an identifier\nIdentifiers consist of letters, digits, '-', '.', '_', starting with a letter."]);
+    assert.deepEqual(reported, [
+      "Parameter 'id' expects an identifier\nIdentifiers consist of letters, digits, '-', '.', '_', starting with a letter.",
+    ]);
     // Errors after QemuOpts: "Error: ".
     assert.equal(hmp.execute('netdev_add'), "Error: Parameter 'id' is missing\n");
     assert.equal(hmp.execute('netdev_add tap'), "Error: Parameter 'id' is missing\n");
@@ -75,7 +80,10 @@ describe('HMP commands', () => {
   test('netdev_del, unknown commands, help, quit', async () => {
     const { topology, monitor, hmp } = setup();
     topology.addNetdev({ type: 'hubport', id: 'h1', hubid: 1 });
-    assert.equal(hmp.execute('netdev_del'), 'netdev_del: string expected\nTry "help netdev_del" for more information\n');
+    assert.equal(
+      hmp.execute('netdev_del'),
+      'netdev_del: string expected\nTry "help netdev_del" for more information\n',
+    );
     assert.equal(hmp.execute('netdev_del h1'), '');
     assert.equal(hmp.execute('netdev_del h1'), "Error: Device 'h1' not found\n");
     assert.equal(hmp.execute('bogus'), "unknown command: 'bogus'\n");
@@ -100,7 +108,13 @@ describe('HMP commands', () => {
   test('announce_self sends one RARP per NIC in the first round', async () => {
     const { topology, hmp } = setup();
     topology.addNetdev({ type: 'hubport', id: 'hp0', hubid: 0 });
-    const nic = topology.addDevice({ driver: 'virtio-net-pci', id: 'nic0', netdev: 'hp0', mac: '52:54:00:12:34:56', features: {} });
+    const nic = topology.addDevice({
+      driver: 'virtio-net-pci',
+      id: 'nic0',
+      netdev: 'hp0',
+      mac: '52:54:00:12:34:56',
+      features: {},
+    });
     const frames: Buffer[] = [];
     nic.on('announce', (f) => frames.push(f));
     assert.equal(hmp.execute('announce_self'), '');

@@ -46,7 +46,10 @@ describe('hub loops are refused', () => {
     const { topo } = setup();
     topo.addNetdev({ type: 'hubport', id: 'hp', hubid: 0 });
     topo.addHubPort(0);
-    rejectsLoop(() => topo.addHubPort(0, { peer: 'hp' }), /^hub port 'hub0port2' cannot be peered with 'hp': both are ports of hub 0/);
+    rejectsLoop(
+      () => topo.addHubPort(0, { peer: 'hp' }),
+      /^hub port 'hub0port2' cannot be peered with 'hp': both are ports of hub 0/,
+    );
     assert.equal(topo.hubs[0]!.ports.length, 2);
   });
 
@@ -55,7 +58,10 @@ describe('hub loops are refused', () => {
     topo.addNetdev({ type: 'hubport', id: 'p', hubid: 4 });
     topo.addNetdev({ type: 'hubport', id: 'q', hubid: 4 });
     rejectsLoop(() => topo.link('p', 'q'), /^hub port 'p' cannot be peered with 'q': both are ports of hub 4/);
-    assert.equal(topo.clients.every((c) => c.peer === null), true);
+    assert.equal(
+      topo.clients.every((c) => c.peer === null),
+      true,
+    );
   });
 
   test('a second connection between two hubs (directly or through a third)', () => {

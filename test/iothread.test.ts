@@ -85,7 +85,10 @@ test('poll parameters: defaults off, round trip, QEMU wording for negative value
   const plain = IoThread.start('np-defaults');
   assert.deepEqual(plain.pollParams, { pollMaxNs: 0, pollGrow: 0, pollShrink: 0 });
   plain.stop();
-  assert.throws(() => plain.setPollParams({ pollMaxNs: 1 }), (e: NodeJS.ErrnoException) => e.code === 'NETPLANE_CLOSED');
+  assert.throws(
+    () => plain.setPollParams({ pollMaxNs: 1 }),
+    (e: NodeJS.ErrnoException) => e.code === 'NETPLANE_CLOSED',
+  );
   assert.throws(() => IoThread.start('np-neg', { pollMaxNs: -1 }), {
     name: 'RangeError',
     message: 'poll-max-ns value must be in range [0, 9223372036854775807]',
@@ -105,21 +108,30 @@ test('bad arguments are TypeErrors / RangeErrors, never crashes', () => {
 
 test('the process exits cleanly with IOThreads still running', { timeout: 30000 }, async () => {
   // Natural end of the event loop: the env cleanup stops and joins them.
-  const natural = await runNode(`${loadAddon}
+  const natural = await runNode(
+    `${loadAddon}
     for (let i = 0; i < 4; i++) new b.IoThread('np-exit' + i, { pollMaxNs: i * 1000 });
-    console.log('started');`, [], 15000);
+    console.log('started');`,
+    [],
+    15000,
+  );
   assert.equal(natural.code, 0, natural.stderr);
   assert.equal(natural.signal, null);
   assert.equal(natural.stdout.trim(), 'started');
   assert.equal(natural.stderr, '');
   // process.exit() while they sleep.
-  const exited = await runNode(`${loadAddon}
+  const exited = await runNode(
+    `${loadAddon}
     const keep = [new b.IoThread('np-exit-a'), new b.IoThread('np-exit-b')];
-    setTimeout(() => process.exit(3), 50);`, [], 15000);
+    setTimeout(() => process.exit(3), 50);`,
+    [],
+    15000,
+  );
   assert.equal(exited.code, 3, exited.stderr);
   assert.equal(exited.stderr, '');
   // Collected by GC: the finalizer stops and joins the thread.
-  const collected = await runNode(`${loadAddon}
+  const collected = await runNode(
+    `${loadAddon}
     const fs = require('fs');
     const count = () => fs.readdirSync('/proc/self/task')
       .filter((t) => { try { return fs.readFileSync('/proc/self/task/' + t + '/comm', 'utf8').startsWith('np-gc'); } catch { return false; } }).length;
@@ -128,7 +140,10 @@ test('the process exits cleanly with IOThreads still running', { timeout: 30000 
     (async () => {
       for (let i = 0; i < 50 && count() > 0; i++) { global.gc(); await new Promise((r) => setTimeout(r, 20)); }
       console.log(count());
-    })();`, ['--expose-gc'], 15000);
+    })();`,
+    ['--expose-gc'],
+    15000,
+  );
   assert.equal(collected.code, 0, collected.stderr);
   assert.deepEqual(collected.stdout.trim().split('\n'), ['3', '0']);
 });

@@ -36,7 +36,14 @@ function runScenario(
   args: object,
   opts: { exposeGc?: boolean; signal?: NodeJS.Signals; timeoutMs?: number } = {},
 ): Promise<ChildRun> {
-  const nodeArgs = ['--import', 'tsx', ...(opts.exposeGc ? ['--expose-gc'] : []), childScript, scenario, JSON.stringify(args)];
+  const nodeArgs = [
+    '--import',
+    'tsx',
+    ...(opts.exposeGc ? ['--expose-gc'] : []),
+    childScript,
+    scenario,
+    JSON.stringify(args),
+  ];
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, nodeArgs, { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'] });
     const events: ChildEvent[] = [];
@@ -74,7 +81,10 @@ function linkExists(ifname: string): boolean {
 /** No sign of a native crash or an abort in the child's stderr. */
 function assertNoCrash(run: ChildRun): void {
   assert.doesNotMatch(run.stderr, /FATAL ERROR|terminate called|Segmentation|Aborted|core dumped|AddressSanitizer/);
-  assert.ok(run.signal !== 'SIGSEGV' && run.signal !== 'SIGABRT' && run.signal !== 'SIGBUS', `child died by ${run.signal}`);
+  assert.ok(
+    run.signal !== 'SIGSEGV' && run.signal !== 'SIGABRT' && run.signal !== 'SIGBUS',
+    `child died by ${run.signal}`,
+  );
 }
 
 function resultOf(run: ChildRun, event = 'result'): ChildEvent {
@@ -108,71 +118,91 @@ async function withNames(count: number, tag: string, body: (names: string[]) => 
 }
 
 describe('lifecycle: the addon in a worker and the main thread at once', privileged(), () => {
-  test('workers open TAPs and IOThreads and end every way while the main thread works on', { timeout: TIMEOUT }, async () => {
-    const rounds = 3;
-    await withNames(1 + rounds * 4, 'lw', async ([mainIf, ...workerIfnames]) => {
-      const run = await runScenario('workers', { ifnames: [mainIf], workerIfnames, rounds }, { timeoutMs: 50_000 });
-      assertNoCrash(run);
-      assert.equal(run.code, 0, run.stderr);
-      const r = resultOf(run) as ChildEvent & {
-        rounds: {
-          results: { mode: string; code: number; gone: boolean; ifname: string }[];
-          progressed: boolean;
-          mainTapUp: boolean;
-          mainThreadRunning: boolean;
-        }[];
-      };
-      const expectedCode: Record<string, number> = { 'exit-in-callback': 3, terminate: 1, drop: 0, close: 0 };
-      assert.equal(r.rounds.length, rounds);
-      for (const round of r.rounds) {
-        for (const w of round.results) {
-          assert.equal(w.code, expectedCode[w.mode], `worker (${w.mode}) exit code`);
-          assert.ok(w.gone, `worker (${w.mode}): its TAP ${w.ifname} and IOThreads are gone after it ended`);
+  test(
+    'workers open TAPs and IOThreads and end every way while the main thread works on',
+    { timeout: TIMEOUT },
+    async () => {
+      const rounds = 3;
+      await withNames(1 + rounds * 4, 'lw', async ([mainIf, ...workerIfnames]) => {
+        const run = await runScenario('workers', { ifnames: [mainIf], workerIfnames, rounds }, { timeoutMs: 50_000 });
+        assertNoCrash(run);
+        assert.equal(run.code, 0, run.stderr);
+        const r = resultOf(run) as ChildEvent & {
+          rounds: {
+            results: { mode: string; code: number; gone: boolean; ifname: string }[];
+            progressed: boolean;
+            mainTapUp: boolean;
+            mainThreadRunning: boolean;
+          }[];
+        };
+        const expectedCode: Record<string, number> = { 'exit-in-callback': 3, terminate: 1, drop: 0, close: 0 };
+        assert.equal(r.rounds.length, rounds);
+        for (const round of r.rounds) {
+          for (const w of round.results) {
+            assert.equal(w.code, expectedCode[w.mode], `worker (${w.mode}) exit code`);
+            assert.ok(w.gone, `worker (${w.mode}): its TAP ${w.ifname} and IOThreads are gone after it ended`);
+          }
+          assert.ok(round.progressed, 'the main thread context kept running while workers came and went');
+          assert.ok(round.mainTapUp, "the main thread's TAP is still there and usable");
+          assert.ok(round.mainThreadRunning, "the main thread's IOThread is still running");
         }
-        assert.ok(round.progressed, 'the main thread context kept running while workers came and went');
-        assert.ok(round.mainTapUp, "the main thread's TAP is still there and usable");
-        assert.ok(round.mainThreadRunning, "the main thread's IOThread is still running");
-      }
-      assert.ok((r.hops as number) > 0, 'the main IOThread was given work');
-      assert.ok(r.mainTapGone, "the main thread's TAP is gone after close()");
-      assert.deepEqual({ fd: r.fdDelta, task: r.taskDelta }, { fd: 0, task: 0 }, 'fd and thread counts back to baseline');
-    });
-  });
+        assert.ok((r.hops as number) > 0, 'the main IOThread was given work');
+        assert.ok(r.mainTapGone, "the main thread's TAP is gone after close()");
+        assert.deepEqual(
+          { fd: r.fdDelta, task: r.taskDelta },
+          { fd: 0, task: 0 },
+          'fd and thread counts back to baseline',
+        );
+      });
+    },
+  );
 });
 
 describe('lifecycle: process.exit() from a loop callback', privileged(), () => {
   for (const via of ['bh', 'timer', 'oneshot', 'bh-with-busy-worker'] as const) {
-    test(`exit(7) from a ${via} callback with busy IOThreads and open TAPs: exit code 7, no TAP left`, { timeout: TIMEOUT }, async () => {
-      // Twice: teardown races show up as an occasional crash, not a steady one.
-      for (let i = 0; i < 2; i++) {
-        await withNames(3, 'lx', async ([a, b, w]) => {
-          const run = await runScenario('exit-from-callback', { via, ifnames: [a, b], workerIfnames: [w] });
-          assertNoCrash(run);
-          assert.equal(run.code, 7, run.stderr);
-          assert.equal(run.stderr, '');
-          resultOf(run, 'ready');
-        });
-      }
-    });
+    test(
+      `exit(7) from a ${via} callback with busy IOThreads and open TAPs: exit code 7, no TAP left`,
+      { timeout: TIMEOUT },
+      async () => {
+        // Twice: teardown races show up as an occasional crash, not a steady one.
+        for (let i = 0; i < 2; i++) {
+          await withNames(3, 'lx', async ([a, b, w]) => {
+            const run = await runScenario('exit-from-callback', { via, ifnames: [a, b], workerIfnames: [w] });
+            assertNoCrash(run);
+            assert.equal(run.code, 7, run.stderr);
+            assert.equal(run.stderr, '');
+            resultOf(run, 'ready');
+          });
+        }
+      },
+    );
   }
 });
 
 describe('lifecycle: SIGTERM and SIGINT while IOThreads are busy', privileged(), () => {
   for (const signal of ['SIGTERM', 'SIGINT'] as const) {
-    test(`${signal}, default action: the process dies by the signal, no crash, non-persistent TAPs gone, the persistent one kept`, { timeout: TIMEOUT }, async () => {
-      await withNames(2, 'ls', async ([a, b]) => {
-        const persistent = npName('lp');
-        sh('ip', ['tuntap', 'add', 'mode', 'tap', 'name', persistent]);
-        try {
-          const run = await runScenario('signal-while-busy', { handler: 'none', ifnames: [a, b], persistent }, { signal });
-          assertNoCrash(run);
-          assert.equal(run.signal, signal);
-          assert.ok(linkExists(persistent), 'a persistent TAP outlives the process');
-        } finally {
-          deleteLink(persistent);
-        }
-      });
-    });
+    test(
+      `${signal}, default action: the process dies by the signal, no crash, non-persistent TAPs gone, the persistent one kept`,
+      { timeout: TIMEOUT },
+      async () => {
+        await withNames(2, 'ls', async ([a, b]) => {
+          const persistent = npName('lp');
+          sh('ip', ['tuntap', 'add', 'mode', 'tap', 'name', persistent]);
+          try {
+            const run = await runScenario(
+              'signal-while-busy',
+              { handler: 'none', ifnames: [a, b], persistent },
+              { signal },
+            );
+            assertNoCrash(run);
+            assert.equal(run.signal, signal);
+            assert.ok(linkExists(persistent), 'a persistent TAP outlives the process');
+          } finally {
+            deleteLink(persistent);
+          }
+        });
+      },
+    );
 
     test(`${signal} handled with process.exit(0): exit code 0, no TAP left`, { timeout: TIMEOUT }, async () => {
       await withNames(2, 'ls', async ([a, b]) => {
@@ -183,34 +213,42 @@ describe('lifecycle: SIGTERM and SIGINT while IOThreads are busy', privileged(),
       });
     });
 
-    test(`${signal} handled by closing everything: the loop drains, exit code 0, fd and thread counts back`, { timeout: TIMEOUT }, async () => {
-      await withNames(2, 'ls', async ([a, b]) => {
-        const run = await runScenario('signal-while-busy', { handler: 'close', ifnames: [a, b] }, { signal });
-        assertNoCrash(run);
-        assert.equal(run.code, 0, run.stderr);
-        const closed = resultOf(run, 'closed');
-        assert.equal(closed.sig, signal);
-        assert.deepEqual({ fd: closed.fdDelta, task: closed.taskDelta }, { fd: 0, task: 0 });
-      });
-    });
+    test(
+      `${signal} handled by closing everything: the loop drains, exit code 0, fd and thread counts back`,
+      { timeout: TIMEOUT },
+      async () => {
+        await withNames(2, 'ls', async ([a, b]) => {
+          const run = await runScenario('signal-while-busy', { handler: 'close', ifnames: [a, b] }, { signal });
+          assertNoCrash(run);
+          assert.equal(run.code, 0, run.stderr);
+          const closed = resultOf(run, 'closed');
+          assert.equal(closed.sig, signal);
+          assert.deepEqual({ fd: closed.fdDelta, task: closed.taskDelta }, { fd: 0, task: 0 });
+        });
+      },
+    );
   }
 });
 
 describe('lifecycle: objects dropped without close() are reclaimed', privileged(), () => {
-  test('a dropped Tap, busy IoThreads and a MainLoopContext give back their fds, threads and interface on GC', { timeout: TIMEOUT }, async () => {
-    await withNames(2, 'lg', async ([dropName, keepName]) => {
-      const run = await runScenario('dropped', { ifnames: [dropName, keepName] }, { exposeGc: true });
-      assertNoCrash(run);
-      assert.equal(run.code, 0, run.stderr);
-      const r = resultOf(run);
-      assert.ok(r.tapOpened, 'the TAP was opened with its 4 queue fds');
-      assert.ok(r.tapReclaimed, 'the dropped TAP: fds closed and interface gone after GC');
-      assert.ok(r.keptSurvives, 'a TAP still referenced is not collected');
-      assert.ok(r.threadsStarted, 'three IOThreads were started');
-      assert.ok(r.threadsReclaimed, 'the dropped IOThreads were joined and their fds closed after GC');
-      assert.ok(r.contextOpened, 'the context was open with its fds');
-      assert.ok(r.contextReclaimed, "the dropped context's fds were closed after GC");
-      assert.deepEqual({ fd: r.fdDelta, task: r.taskDelta }, { fd: 0, task: 0 });
-    });
-  });
+  test(
+    'a dropped Tap, busy IoThreads and a MainLoopContext give back their fds, threads and interface on GC',
+    { timeout: TIMEOUT },
+    async () => {
+      await withNames(2, 'lg', async ([dropName, keepName]) => {
+        const run = await runScenario('dropped', { ifnames: [dropName, keepName] }, { exposeGc: true });
+        assertNoCrash(run);
+        assert.equal(run.code, 0, run.stderr);
+        const r = resultOf(run);
+        assert.ok(r.tapOpened, 'the TAP was opened with its 4 queue fds');
+        assert.ok(r.tapReclaimed, 'the dropped TAP: fds closed and interface gone after GC');
+        assert.ok(r.keptSurvives, 'a TAP still referenced is not collected');
+        assert.ok(r.threadsStarted, 'three IOThreads were started');
+        assert.ok(r.threadsReclaimed, 'the dropped IOThreads were joined and their fds closed after GC');
+        assert.ok(r.contextOpened, 'the context was open with its fds');
+        assert.ok(r.contextReclaimed, "the dropped context's fds were closed after GC");
+        assert.deepEqual({ fd: r.fdDelta, task: r.taskDelta }, { fd: 0, task: 0 });
+      });
+    },
+  );
 });

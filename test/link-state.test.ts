@@ -13,7 +13,11 @@ function setup() {
   const fakes = fakeTaps();
   const dp = new RecordingDataPlane();
   const scripts: string[] = [];
-  const topo = new Topology({ openTap: fakes.openTap, dataPlane: dp, runScript: (p, i) => void scripts.push(`${p} ${i}`) });
+  const topo = new Topology({
+    openTap: fakes.openTap,
+    dataPlane: dp,
+    runScript: (p, i) => void scripts.push(`${p} ${i}`),
+  });
   const events: LinkChangeEvent[] = [];
   topo.on('link-change', (e) => events.push(e));
   return { topo, fakes, dp, scripts, events };
@@ -23,7 +27,9 @@ function setup() {
 function driverOk(nic: Nic) {
   const counter = { notified: 0 };
   nic.onConfigChange(() => counter.notified++);
-  nic.device.setStatus(VirtioStatus.ACKNOWLEDGE | VirtioStatus.DRIVER | VirtioStatus.FEATURES_OK | VirtioStatus.DRIVER_OK);
+  nic.device.setStatus(
+    VirtioStatus.ACKNOWLEDGE | VirtioStatus.DRIVER | VirtioStatus.FEATURES_OK | VirtioStatus.DRIVER_OK,
+  );
   return counter;
 }
 
@@ -136,7 +142,10 @@ describe('set_link', () => {
     topo.setLink('nic0', false); // NIC already down: no NIC event
     topo.setLink('hn0', true);
     assert.deepEqual(seen, ['netdev false', 'nic false', 'netdev true', 'nic true']);
-    assert.deepEqual(events.map((e) => `${e.name} ${e.up} ${e.cause}`), ['hn0 false set_link', 'nic0 false set_link', 'hn0 true set_link']);
+    assert.deepEqual(
+      events.map((e) => `${e.name} ${e.up} ${e.cause}`),
+      ['hn0 false set_link', 'nic0 false set_link', 'hn0 true set_link'],
+    );
   });
 });
 
@@ -155,7 +164,10 @@ describe('netdev_del', () => {
     await nd.close(); // settles once the tap is closed
     assert.equal(fakes.taps[0].closed, true);
     assert.deepEqual(scripts, ['/x/down np0']);
-    assert.deepEqual(events.map((e) => `${e.name} ${e.up} ${e.cause}`), ['hn0 false netdev_del']);
+    assert.deepEqual(
+      events.map((e) => `${e.name} ${e.up} ${e.cause}`),
+      ['hn0 false netdev_del'],
+    );
 
     // A second delete does not find it; the id can be added again.
     expectNotFound(() => topo.delNetdev('hn0'), 'hn0');
@@ -216,7 +228,10 @@ describe('netdev_del', () => {
     topo.delNetdev('x');
     assert.equal(topo.netdevs.size, 0);
     assert.equal(nic.linkUp, false);
-    assert.deepEqual(topo.clients.map((c) => c.name), ['x']);
+    assert.deepEqual(
+      topo.clients.map((c) => c.name),
+      ['x'],
+    );
     expectNotFound(() => topo.delNetdev('x'), 'x');
   });
 
@@ -228,7 +243,10 @@ describe('netdev_del', () => {
     assert.equal(topo.clients.length, 0);
     assert.equal(fakes.taps[0].closed, true);
     assert.deepEqual(events, []);
-    assert.deepEqual(dp.calls.filter((c) => c.startsWith('remove')), ['remove t', 'remove t', 'remove t']);
+    assert.deepEqual(
+      dp.calls.filter((c) => c.startsWith('remove')),
+      ['remove t', 'remove t', 'remove t'],
+    );
   });
 
   test('a hub port peered with a NIC: the NIC goes down and drops out of info network (QEMU 7.2 capture)', () => {
@@ -236,7 +254,11 @@ describe('netdev_del', () => {
     topo.addNetdev({ type: 'hubport', id: 'hp1', hubid: 0 });
     topo.addNetdev({ type: 'hubport', id: 'hp2', hubid: 0 });
     const e0 = topo.addDevice({ driver: 'virtio-net-pci', id: 'e0', netdev: 'hp1', features: {} });
-    assert.deepEqual(topo.startupWarnings(), ['hub port hp2 has no peer', 'hub 0 is not connected to host network', 'netdev hp2 has no peer']);
+    assert.deepEqual(topo.startupWarnings(), [
+      'hub port hp2 has no peer',
+      'hub 0 is not connected to host network',
+      'netdev hp2 has no peer',
+    ]);
     topo.delNetdev('hp1');
     assert.equal(e0.linkUp, false);
     assert.equal(topo.infoNetwork(), 'hub 0\n \\ hp2\n');

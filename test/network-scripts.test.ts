@@ -74,8 +74,14 @@ describe('runNetworkScript', () => {
       assert.equal(more.length, 0);
       assert.deepEqual(r!.args, ['np$(id)|;x']);
       // /bin/sh adds PWD of its own; everything else came from us.
-      assert.deepEqual(r!.env.filter((e) => !e.startsWith('PWD=')), [MINIMAL_PATH]);
-      assert.ok(!fs.existsSync(path.join(dir, 'pwned')) && !fs.existsSync('pwned'), 'nothing was interpreted by a shell');
+      assert.deepEqual(
+        r!.env.filter((e) => !e.startsWith('PWD=')),
+        [MINIMAL_PATH],
+      );
+      assert.ok(
+        !fs.existsSync(path.join(dir, 'pwned')) && !fs.existsSync('pwned'),
+        'nothing was interpreted by a shell',
+      );
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
     }
@@ -86,12 +92,19 @@ describe('runNetworkScript', () => {
     try {
       const failing = path.join(dir, 'fails');
       reportingScript(failing, 3);
-      assert.throws(() => runNetworkScript(failing, 'np0'), { code: 'NETPLANE_SCRIPT_FAILED', message: `network script ${failing} failed with status 768` });
+      assert.throws(() => runNetworkScript(failing, 'np0'), {
+        code: 'NETPLANE_SCRIPT_FAILED',
+        message: `network script ${failing} failed with status 768`,
+      });
       const missing = path.join(dir, 'missing');
-      assert.throws(() => runNetworkScript(missing, 'np0'), { message: `network script ${missing} failed with status 256` });
+      assert.throws(() => runNetworkScript(missing, 'np0'), {
+        message: `network script ${missing} failed with status 256`,
+      });
       const notExecutable = path.join(dir, 'plain');
       fs.writeFileSync(notExecutable, '#!/bin/sh\n', { mode: 0o644 });
-      assert.throws(() => runNetworkScript(notExecutable, 'np0'), { message: `network script ${notExecutable} failed with status 256` });
+      assert.throws(() => runNetworkScript(notExecutable, 'np0'), {
+        message: `network script ${notExecutable} failed with status 256`,
+      });
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
     }
@@ -99,55 +112,86 @@ describe('runNetworkScript', () => {
 });
 
 describe('network scripts of the netplane command', { ...privileged() }, () => {
-  test('script=/downscript= get the ifname, PATH only, and none of our fds (TAPs, sockets, inherited ones)', { timeout: 60_000 }, async () => {
-    const dir = tempDir('scripts-cli');
-    const ifname = npName('scr');
-    const up = path.join(dir, 'up');
-    const down = path.join(dir, 'down');
-    const upOut = reportingScript(up);
-    const downOut = reportingScript(down);
-    // Fds the engine inherits: a marker file at fd 3 and at fd 40 must not reach the scripts.
-    // (Node marks inherited fds close-on-exec only up to the first gap after fd 15.)
-    const marker = path.join(dir, 'inherited-marker');
-    fs.writeFileSync(marker, '');
-    const markerFd = fs.openSync(marker, 'r');
-    try {
-      const child = spawn(
-        process.execPath,
-        ['--import', 'tsx', CLI, '-netdev', `tap,id=t0,ifname=${ifname},queues=2,script=${up},downscript=${down}`, '-monitor', 'stdio'],
-        { stdio: ['pipe', 'pipe', 'pipe', markerFd, ...Array<'ignore'>(36).fill('ignore'), markerFd], env: { ...process.env, NP_CANARY: 'must-not-leak' } },
-      );
-      let output = '';
-      child.stdout!.setEncoding('utf8').on('data', (t: string) => (output += t));
-      child.stderr!.setEncoding('utf8').on('data', (t: string) => (output += t));
-      const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-      for (let i = 0; i < 300 && reports(upOut).length === 0; i++) await new Promise((r) => setTimeout(r, 50));
-      // The engine's own stdio (sockets to us) is what a script may share with it.
-      const stdio = [0, 1, 2].map((fd) => fs.readlinkSync(`/proc/${child.pid}/fd/${fd}`));
-      child.stdin!.write('quit\n');
-      assert.equal(await exited, 0, output);
-      for (const [which, out] of [['script', upOut], ['downscript', downOut]] as const) {
-        const runs = reports(out);
-        assert.equal(runs.length, 1, `${which} ran once (queue 0 only)`);
-        const r = runs[0]!;
-        assert.deepEqual(r.args, [ifname], which);
-        assert.deepEqual(r.env.filter((e) => !e.startsWith('PWD=')), [MINIMAL_PATH], which);
-        const leaked = r.fds.filter((f) => {
-          const target = f.slice(f.indexOf(' -> ') + 4);
-          if (stdio.includes(target)) return false;
-          return target === marker || target === '/dev/net/tun' || target.startsWith('socket:') || target.startsWith('anon_inode:');
-        });
-        assert.deepEqual(leaked, [], `${which} got fds it must not have: ${r.fds.join(', ')}`);
+  test(
+    'script=/downscript= get the ifname, PATH only, and none of our fds (TAPs, sockets, inherited ones)',
+    { timeout: 60_000 },
+    async () => {
+      const dir = tempDir('scripts-cli');
+      const ifname = npName('scr');
+      const up = path.join(dir, 'up');
+      const down = path.join(dir, 'down');
+      const upOut = reportingScript(up);
+      const downOut = reportingScript(down);
+      // Fds the engine inherits: a marker file at fd 3 and at fd 40 must not reach the scripts.
+      // (Node marks inherited fds close-on-exec only up to the first gap after fd 15.)
+      const marker = path.join(dir, 'inherited-marker');
+      fs.writeFileSync(marker, '');
+      const markerFd = fs.openSync(marker, 'r');
+      try {
+        const child = spawn(
+          process.execPath,
+          [
+            '--import',
+            'tsx',
+            CLI,
+            '-netdev',
+            `tap,id=t0,ifname=${ifname},queues=2,script=${up},downscript=${down}`,
+            '-monitor',
+            'stdio',
+          ],
+          {
+            stdio: ['pipe', 'pipe', 'pipe', markerFd, ...Array<'ignore'>(36).fill('ignore'), markerFd],
+            env: { ...process.env, NP_CANARY: 'must-not-leak' },
+          },
+        );
+        let output = '';
+        child.stdout!.setEncoding('utf8').on('data', (t: string) => (output += t));
+        child.stderr!.setEncoding('utf8').on('data', (t: string) => (output += t));
+        const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+        for (let i = 0; i < 300 && reports(upOut).length === 0; i++) await new Promise((r) => setTimeout(r, 50));
+        // The engine's own stdio (sockets to us) is what a script may share with it.
+        const stdio = [0, 1, 2].map((fd) => fs.readlinkSync(`/proc/${child.pid}/fd/${fd}`));
+        child.stdin!.write('quit\n');
+        assert.equal(await exited, 0, output);
+        for (const [which, out] of [
+          ['script', upOut],
+          ['downscript', downOut],
+        ] as const) {
+          const runs = reports(out);
+          assert.equal(runs.length, 1, `${which} ran once (queue 0 only)`);
+          const r = runs[0]!;
+          assert.deepEqual(r.args, [ifname], which);
+          assert.deepEqual(
+            r.env.filter((e) => !e.startsWith('PWD=')),
+            [MINIMAL_PATH],
+            which,
+          );
+          const leaked = r.fds.filter((f) => {
+            const target = f.slice(f.indexOf(' -> ') + 4);
+            if (stdio.includes(target)) return false;
+            return (
+              target === marker ||
+              target === '/dev/net/tun' ||
+              target.startsWith('socket:') ||
+              target.startsWith('anon_inode:')
+            );
+          });
+          assert.deepEqual(leaked, [], `${which} got fds it must not have: ${r.fds.join(', ')}`);
+        }
+      } finally {
+        fs.closeSync(markerFd);
+        fs.rmSync(dir, { recursive: true, force: true });
       }
-    } finally {
-      fs.closeSync(markerFd);
-      fs.rmSync(dir, { recursive: true, force: true });
-    }
-  });
+    },
+  );
 
-  test('without script= nothing runs, not even /etc/qemu-ifup (QEMU\'s default)', { timeout: 60_000 }, async () => {
+  test("without script= nothing runs, not even /etc/qemu-ifup (QEMU's default)", { timeout: 60_000 }, async () => {
     const ifname = npName('scn');
-    const proc = await QmpProcess.start(process.execPath, ['--import', 'tsx', CLI, '-netdev', `tap,id=t0,ifname=${ifname}`], { ifnames: [ifname] });
+    const proc = await QmpProcess.start(
+      process.execPath,
+      ['--import', 'tsx', CLI, '-netdev', `tap,id=t0,ifname=${ifname}`],
+      { ifnames: [ifname] },
+    );
     try {
       const c = await proc.connect();
       assert.equal(await c.hmp('info network'), `t0: index=0,type=tap,ifname=${ifname},script=no,downscript=no\r\n`);

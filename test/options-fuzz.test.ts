@@ -11,9 +11,23 @@ import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { NetplaneError } from '../lib/errors';
 import {
-  JsonFloat, VIRTIO_NET_FEATURES, deviceFromJson, formatKeyval, netdevFromQmp, objectFromJson, parseDeviceArg,
-  parseKeyval, parseLinkArg, parseNetdevArg, parseObjectArg, parseQemuJson, parseQmpArg,
-  type HubportNetdevOptions, type IothreadObjectOptions, type TapNetdevOptions, type VirtioNetDeviceOptions,
+  JsonFloat,
+  VIRTIO_NET_FEATURES,
+  deviceFromJson,
+  formatKeyval,
+  netdevFromQmp,
+  objectFromJson,
+  parseDeviceArg,
+  parseKeyval,
+  parseLinkArg,
+  parseNetdevArg,
+  parseObjectArg,
+  parseQemuJson,
+  parseQmpArg,
+  type HubportNetdevOptions,
+  type IothreadObjectOptions,
+  type TapNetdevOptions,
+  type VirtioNetDeviceOptions,
 } from '../lib/options';
 
 const RUNS = { numRuns: 500 };
@@ -30,7 +44,12 @@ function onlyNetplaneErrors(fn: () => unknown): void {
 }
 
 const TEXT_PARSERS: Array<(text: string) => unknown> = [
-  parseNetdevArg, parseDeviceArg, parseObjectArg, parseQmpArg, parseLinkArg, parseQemuJson,
+  parseNetdevArg,
+  parseDeviceArg,
+  parseObjectArg,
+  parseQmpArg,
+  parseLinkArg,
+  parseQemuJson,
   (text) => parseKeyval(text, 'type'),
 ];
 
@@ -43,12 +62,75 @@ const grittyText = (maxLength: number): fc.Arbitrary<string> => fc.string({ unit
 
 // Fragments of the grammar, so random texts reach deep into every parser.
 const FRAGMENTS = [
-  'tap', 'hubport', 'user', 'virtio-net-pci', 'iothread', 'unix:', 'tcp:', 'id=', 'x', 'np0', ',', ',,', '=',
-  'type=', 'queues=', 'sndbuf=', 'vnet_hdr=', 'fd=', 'fds=', 'vhostfds=', 'vhost=', 'helper=', 'br=', 'hubid=',
-  'netdev=', 'mac=', 'addr=', 'speed=', 'duplex=', 'rx_queue_size=', 'mq', 'no', 'poll-max-ns=', 'server', 'wait=',
-  '0', '1', '-1', '256', '0x1f', '010', '1.5k', '16E', '18446744073709551616', 'k', 'M', '.', ':', '-', ' ',
-  'on', 'off', 'yes', 'maybe', '52:54:00:12:34:56', '{', '}', '[', ']', '"', "'", '\\', '\\u0000', 'true', 'null',
-  '1e3', '\u0000', '\u00e9', '\ud83d\ude00',
+  'tap',
+  'hubport',
+  'user',
+  'virtio-net-pci',
+  'iothread',
+  'unix:',
+  'tcp:',
+  'id=',
+  'x',
+  'np0',
+  ',',
+  ',,',
+  '=',
+  'type=',
+  'queues=',
+  'sndbuf=',
+  'vnet_hdr=',
+  'fd=',
+  'fds=',
+  'vhostfds=',
+  'vhost=',
+  'helper=',
+  'br=',
+  'hubid=',
+  'netdev=',
+  'mac=',
+  'addr=',
+  'speed=',
+  'duplex=',
+  'rx_queue_size=',
+  'mq',
+  'no',
+  'poll-max-ns=',
+  'server',
+  'wait=',
+  '0',
+  '1',
+  '-1',
+  '256',
+  '0x1f',
+  '010',
+  '1.5k',
+  '16E',
+  '18446744073709551616',
+  'k',
+  'M',
+  '.',
+  ':',
+  '-',
+  ' ',
+  'on',
+  'off',
+  'yes',
+  'maybe',
+  '52:54:00:12:34:56',
+  '{',
+  '}',
+  '[',
+  ']',
+  '"',
+  "'",
+  '\\',
+  '\\u0000',
+  'true',
+  'null',
+  '1e3',
+  '\u0000',
+  '\u00e9',
+  '\ud83d\ude00',
 ];
 const grammarText = fc.array(fc.constantFrom(...FRAGMENTS), { maxLength: 24 }).map((parts) => parts.join(''));
 
@@ -63,11 +145,36 @@ test('text parsers throw nothing but NetplaneError on arbitrary and grammar-shap
 });
 
 test('QMP/JSON argument readers throw nothing but NetplaneError on arbitrary JSON values', () => {
-  const keys = fc.constantFrom('type', 'id', 'driver', 'qom-type', 'queues', 'sndbuf', 'fds', 'vhostfds', 'fd', 'vhost',
-    'hubid', 'mac', 'addr', 'speed', 'poll-max-ns', 'vnet_hdr', 'ifname', 'script', 'bogus', '__proto__', 'constructor');
+  const keys = fc.constantFrom(
+    'type',
+    'id',
+    'driver',
+    'qom-type',
+    'queues',
+    'sndbuf',
+    'fds',
+    'vhostfds',
+    'fd',
+    'vhost',
+    'hubid',
+    'mac',
+    'addr',
+    'speed',
+    'poll-max-ns',
+    'vnet_hdr',
+    'ifname',
+    'script',
+    'bogus',
+    '__proto__',
+    'constructor',
+  );
   const value = fc.oneof(
     fc.constantFrom('tap', 'hubport', 'user', 'virtio-net-pci', 'iothread', 'x', '1x', '3:4', '52:54:00:00:00:01'),
-    fc.anything(), fc.bigInt(), fc.double(), fc.integer(), fc.constant(new JsonFloat(1)),
+    fc.anything(),
+    fc.bigInt(),
+    fc.double(),
+    fc.integer(),
+    fc.constant(new JsonFloat(1)),
   );
   fc.assert(
     fc.property(fc.dictionary(keys, value, { maxKeys: 8 }), (args) => {
@@ -96,13 +203,25 @@ const u32 = fc.integer({ min: 0, max: 0xffffffff });
 
 /** A QEMU spelling of an unsigned integer (strtoull base 0): decimal, hex, octal, '+'/blanks. */
 function spellUint(n: number): fc.Arbitrary<string> {
-  return fc.constantFrom(String(n), `0x${n.toString(16)}`, `0X${n.toString(16).toUpperCase()}`, n === 0 ? '0' : `0${n.toString(8)}`, `+${n}`, ` ${n}`);
+  return fc.constantFrom(
+    String(n),
+    `0x${n.toString(16)}`,
+    `0X${n.toString(16).toUpperCase()}`,
+    n === 0 ? '0' : `0${n.toString(8)}`,
+    `+${n}`,
+    ` ${n}`,
+  );
 }
 
 function spellInt(n: number): fc.Arbitrary<string> {
   const sign = n < 0 ? '-' : '';
   const m = Math.abs(n);
-  return fc.constantFrom(String(n), `${sign}0x${m.toString(16)}`, `${sign}${m === 0 ? '0' : '0' + m.toString(8)}`, ` ${n}`);
+  return fc.constantFrom(
+    String(n),
+    `${sign}0x${m.toString(16)}`,
+    `${sign}${m === 0 ? '0' : '0' + m.toString(8)}`,
+    ` ${n}`,
+  );
 }
 
 function spellBool(b: boolean): fc.Arbitrary<string> {
@@ -111,8 +230,14 @@ function spellBool(b: boolean): fc.Arbitrary<string> {
 
 function spellSize(n: number): fc.Arbitrary<string> {
   const spellings = [String(n), `0x${n.toString(16)}`, `${n}b`, `${n}B`];
-  const units: Array<[string, number]> = [['k', 2 ** 10], ['M', 2 ** 20], ['G', 2 ** 30], ['T', 2 ** 40]];
-  for (const [suffix, mul] of units) if (n !== 0 && n % mul === 0) spellings.push(`${n / mul}${suffix}`, `${n / mul}${suffix.toLowerCase()}`);
+  const units: Array<[string, number]> = [
+    ['k', 2 ** 10],
+    ['M', 2 ** 20],
+    ['G', 2 ** 30],
+    ['T', 2 ** 40],
+  ];
+  for (const [suffix, mul] of units)
+    if (n !== 0 && n % mul === 0) spellings.push(`${n / mul}${suffix}`, `${n / mul}${suffix.toLowerCase()}`);
   if (n % 512 === 0 && n % 1024 !== 0) spellings.push(`${(n - 512) / 1024}.5k`);
   return fc.constantFrom(...spellings);
 }
@@ -122,11 +247,15 @@ type Pair = [string, fc.Arbitrary<string>];
 /** key=value text for `pairs` (random order), each value in one of its spellings; some keys
  *  first get a junk value that the later, real one overrides (QemuOpts: the last one wins). */
 function keyvalText(implied: [string, string], id: string | undefined, pairs: Pair[]): fc.Arbitrary<string> {
-  const groups = fc.tuple(...pairs.map(([key, value]) => fc.tuple(value, fc.boolean()).map(([spelled, junkFirst]) => {
-    const group: Array<[string, string]> = junkFirst ? [[key, 'junk,,=']] : [];
-    group.push([key, spelled]);
-    return group;
-  })));
+  const groups = fc.tuple(
+    ...pairs.map(([key, value]) =>
+      fc.tuple(value, fc.boolean()).map(([spelled, junkFirst]) => {
+        const group: Array<[string, string]> = junkFirst ? [[key, 'junk,,=']] : [];
+        group.push([key, spelled]);
+        return group;
+      }),
+    ),
+  );
   const order = fc.shuffledSubarray([...pairs.keys()], { minLength: pairs.length, maxLength: pairs.length });
   return fc.tuple(groups, order, fc.boolean()).map(([spelledGroups, permutation, impliedBare]) => {
     const list = permutation.flatMap((i) => spelledGroups[i]!);
@@ -137,19 +266,34 @@ function keyvalText(implied: [string, string], id: string | undefined, pairs: Pa
   });
 }
 
-const tapModel: fc.Arbitrary<TapNetdevOptions> = fc.tuple(
-  identifier,
-  fc.oneof(
-    fc.record({ ifname, script: anyText, downscript: anyText, vnet_hdr: fc.boolean(), queues: fc.integer({ min: 1, max: 1024 }) }, { requiredKeys: [] }),
-    fc.record({ fd: fc.oneof(fc.nat().map(String), identifier) }),
-    fc.record({ fds: fc.array(fc.nat({ max: 99999 }).map(String), { minLength: 1, maxLength: 8 }) }),
-  ),
-  fc.record({ sndbuf: fc.nat({ max: 2 ** 45 }), vhost: fc.constant(false), 'poll-us': u32, iothread: identifier }, { requiredKeys: [] }),
-).map(([id, mode, common]) => ({ type: 'tap' as const, id, ...mode, ...common }));
+const tapModel: fc.Arbitrary<TapNetdevOptions> = fc
+  .tuple(
+    identifier,
+    fc.oneof(
+      fc.record(
+        {
+          ifname,
+          script: anyText,
+          downscript: anyText,
+          vnet_hdr: fc.boolean(),
+          queues: fc.integer({ min: 1, max: 1024 }),
+        },
+        { requiredKeys: [] },
+      ),
+      fc.record({ fd: fc.oneof(fc.nat().map(String), identifier) }),
+      fc.record({ fds: fc.array(fc.nat({ max: 99999 }).map(String), { minLength: 1, maxLength: 8 }) }),
+    ),
+    fc.record(
+      { sndbuf: fc.nat({ max: 2 ** 45 }), vhost: fc.constant(false), 'poll-us': u32, iothread: identifier },
+      { requiredKeys: [] },
+    ),
+  )
+  .map(([id, mode, common]) => ({ type: 'tap' as const, id, ...mode, ...common }));
 
 function tapPairs(o: TapNetdevOptions): Pair[] {
   const pairs: Pair[] = [];
-  for (const key of ['ifname', 'script', 'downscript', 'fd', 'iothread'] as const) if (o[key] !== undefined) pairs.push([key, fc.constant(o[key]!)]);
+  for (const key of ['ifname', 'script', 'downscript', 'fd', 'iothread'] as const)
+    if (o[key] !== undefined) pairs.push([key, fc.constant(o[key]!)]);
   if (o.fds !== undefined) pairs.push(['fds', fc.constant(o.fds.join(':'))]);
   if (o.vnet_hdr !== undefined) pairs.push(['vnet_hdr', spellBool(o.vnet_hdr)]);
   if (o.vhost !== undefined) pairs.push(['vhost', spellBool(o.vhost)]);
@@ -166,17 +310,23 @@ function tapJson(o: TapNetdevOptions): Record<string, unknown> {
 
 test('tap netdevs round-trip through key=value text and JSON', () => {
   fc.assert(
-    fc.property(tapModel.chain((o) => fc.tuple(fc.constant(o), keyvalText(['type', 'tap'], o.id, tapPairs(o)))), ([model, text]) => {
-      assert.deepEqual(parseNetdevArg(text), model, text);
-      assert.deepEqual(parseNetdevArg(JSON.stringify(tapJson(model))), model);
-      assert.deepEqual(netdevFromQmp(JSON.parse(JSON.stringify(tapJson(model)))), model);
-    }),
+    fc.property(
+      tapModel.chain((o) => fc.tuple(fc.constant(o), keyvalText(['type', 'tap'], o.id, tapPairs(o)))),
+      ([model, text]) => {
+        assert.deepEqual(parseNetdevArg(text), model, text);
+        assert.deepEqual(parseNetdevArg(JSON.stringify(tapJson(model))), model);
+        assert.deepEqual(netdevFromQmp(JSON.parse(JSON.stringify(tapJson(model)))), model);
+      },
+    ),
     RUNS,
   );
 });
 
 const hubportModel: fc.Arbitrary<HubportNetdevOptions> = fc
-  .record({ id: identifier, hubid: fc.integer({ min: -(2 ** 31), max: 2 ** 31 - 1 }), netdev: identifier }, { requiredKeys: ['id', 'hubid'] })
+  .record(
+    { id: identifier, hubid: fc.integer({ min: -(2 ** 31), max: 2 ** 31 - 1 }), netdev: identifier },
+    { requiredKeys: ['id', 'hubid'] },
+  )
   .map((r) => ({ type: 'hubport' as const, ...r }));
 
 test('hubport netdevs round-trip through key=value text and JSON', () => {
@@ -199,36 +349,56 @@ test('hubport netdevs round-trip through key=value text and JSON', () => {
 const macBytes = fc.array(fc.integer({ min: 0, max: 255 }), { minLength: 6, maxLength: 6 });
 const queueSize = fc.constantFrom(256, 512, 1024);
 
-const deviceModel = fc.tuple(
-  fc.record({
-    id: identifier, netdev: identifier, vectors: u32, host_mtu: fc.integer({ min: 0, max: 0xffff }),
-    speed: fc.integer({ min: -1, max: 2 ** 31 - 1 }), duplex: fc.constantFrom('half' as const, 'full' as const),
-    rx_queue_size: queueSize, tx_queue_size: queueSize, bus: anyText,
-    addr: fc.tuple(fc.integer({ min: 0, max: 31 }), fc.integer({ min: 0, max: 7 })).map(([s, f]) => `${s.toString(16).padStart(2, '0')}.${f}`),
-  }, { requiredKeys: [] }),
-  fc.option(macBytes, { nil: undefined }),
-  fc.dictionary(fc.constantFrom(...VIRTIO_NET_FEATURES), fc.boolean()),
-).map(([props, mac, features]): [VirtioNetDeviceOptions, number[] | undefined] => {
-  const model: VirtioNetDeviceOptions = { driver: 'virtio-net-pci', ...props, features: { ...features } };
-  if (mac) model.mac = mac.map((b) => b.toString(16).padStart(2, '0')).join(':');
-  return [model, mac];
-});
+const deviceModel = fc
+  .tuple(
+    fc.record(
+      {
+        id: identifier,
+        netdev: identifier,
+        vectors: u32,
+        host_mtu: fc.integer({ min: 0, max: 0xffff }),
+        speed: fc.integer({ min: -1, max: 2 ** 31 - 1 }),
+        duplex: fc.constantFrom('half' as const, 'full' as const),
+        rx_queue_size: queueSize,
+        tx_queue_size: queueSize,
+        bus: anyText,
+        addr: fc
+          .tuple(fc.integer({ min: 0, max: 31 }), fc.integer({ min: 0, max: 7 }))
+          .map(([s, f]) => `${s.toString(16).padStart(2, '0')}.${f}`),
+      },
+      { requiredKeys: [] },
+    ),
+    fc.option(macBytes, { nil: undefined }),
+    fc.dictionary(fc.constantFrom(...VIRTIO_NET_FEATURES), fc.boolean()),
+  )
+  .map(([props, mac, features]): [VirtioNetDeviceOptions, number[] | undefined] => {
+    const model: VirtioNetDeviceOptions = { driver: 'virtio-net-pci', ...props, features: { ...features } };
+    if (mac) model.mac = mac.map((b) => b.toString(16).padStart(2, '0')).join(':');
+    return [model, mac];
+  });
 
 test('virtio-net-pci devices round-trip through key=value text and JSON', () => {
   fc.assert(
     fc.property(
       deviceModel.chain(([model, mac]) => {
         const pairs: Pair[] = [];
-        for (const key of ['netdev', 'duplex', 'bus', 'addr'] as const) if (model[key] !== undefined) pairs.push([key, fc.constant(model[key]!)]);
-        for (const key of ['vectors', 'host_mtu', 'rx_queue_size', 'tx_queue_size'] as const) if (model[key] !== undefined) pairs.push([key, spellUint(model[key]!)]);
+        for (const key of ['netdev', 'duplex', 'bus', 'addr'] as const)
+          if (model[key] !== undefined) pairs.push([key, fc.constant(model[key]!)]);
+        for (const key of ['vectors', 'host_mtu', 'rx_queue_size', 'tx_queue_size'] as const)
+          if (model[key] !== undefined) pairs.push([key, spellUint(model[key]!)]);
         if (model.speed !== undefined) pairs.push(['speed', spellInt(model.speed)]);
         for (const [name, on] of Object.entries(model.features)) pairs.push([name, spellBool(on)]);
         if (mac) {
           // Any mix of ':' and '-' separators and of letter case (QEMU's set_mac).
-          pairs.push(['mac', fc.tuple(fc.array(fc.constantFrom(':', '-'), { minLength: 5, maxLength: 5 }), fc.boolean()).map(([seps, upper]) => {
-            const text = mac.map((b, i) => b.toString(16).padStart(2, '0') + (seps[i] ?? '')).join('');
-            return upper ? text.toUpperCase() : text;
-          })]);
+          pairs.push([
+            'mac',
+            fc
+              .tuple(fc.array(fc.constantFrom(':', '-'), { minLength: 5, maxLength: 5 }), fc.boolean())
+              .map(([seps, upper]) => {
+                const text = mac.map((b, i) => b.toString(16).padStart(2, '0') + (seps[i] ?? '')).join('');
+                return upper ? text.toUpperCase() : text;
+              }),
+          ]);
         }
         return fc.tuple(fc.constant(model), keyvalText(['driver', 'virtio-net-pci'], model.id, pairs));
       }),
@@ -243,7 +413,15 @@ test('virtio-net-pci devices round-trip through key=value text and JSON', () => 
 });
 
 const iothreadModel: fc.Arbitrary<IothreadObjectOptions> = fc
-  .record({ id: identifier, 'poll-max-ns': fc.nat({ max: 2 ** 40 }), 'poll-grow': fc.nat({ max: 1000 }), 'poll-shrink': fc.nat({ max: 1000 }) }, { requiredKeys: ['id'] })
+  .record(
+    {
+      id: identifier,
+      'poll-max-ns': fc.nat({ max: 2 ** 40 }),
+      'poll-grow': fc.nat({ max: 1000 }),
+      'poll-shrink': fc.nat({ max: 1000 }),
+    },
+    { requiredKeys: ['id'] },
+  )
   .map((r) => ({ qomType: 'iothread' as const, ...r }));
 
 test('iothread objects round-trip through key=value text and JSON', () => {
@@ -251,7 +429,8 @@ test('iothread objects round-trip through key=value text and JSON', () => {
     fc.property(
       iothreadModel.chain((o) => {
         const pairs: Pair[] = [];
-        for (const key of ['poll-max-ns', 'poll-grow', 'poll-shrink'] as const) if (o[key] !== undefined) pairs.push([key, spellInt(o[key]!)]);
+        for (const key of ['poll-max-ns', 'poll-grow', 'poll-shrink'] as const)
+          if (o[key] !== undefined) pairs.push([key, spellInt(o[key]!)]);
         return fc.tuple(fc.constant(o), keyvalText(['qom-type', 'iothread'], o.id, pairs));
       }),
       ([model, text]) => {
@@ -269,10 +448,16 @@ test('",," escaping round-trips arbitrary strings, as a value and as the implied
     fc.property(grittyText(60), grittyText(20), (value, other) => {
       const escaped = value.replaceAll(',', ',,');
       const otherEscaped = other.replaceAll(',', ',,');
-      assert.deepEqual(parseKeyval(`k=${escaped},j=${otherEscaped}`).entries, [{ key: 'k', value }, { key: 'j', value: other }]);
+      assert.deepEqual(parseKeyval(`k=${escaped},j=${otherEscaped}`).entries, [
+        { key: 'k', value },
+        { key: 'j', value: other },
+      ]);
       // As an implied first value it must not look like "key=..." before its first comma.
       if (!/^[^,]*=/.test(value)) {
-        assert.deepEqual(parseKeyval(`${escaped},j=${otherEscaped}`, 'type').entries, [{ key: 'type', value }, { key: 'j', value: other }]);
+        assert.deepEqual(parseKeyval(`${escaped},j=${otherEscaped}`, 'type').entries, [
+          { key: 'type', value },
+          { key: 'j', value: other },
+        ]);
       }
       if (value !== '' && !value.includes('\0') && !/^[^,]*=/.test(value)) {
         assert.equal(parseQmpArg(`unix:${escaped},server=on`).path, value);
@@ -289,7 +474,8 @@ function asPlain(v: unknown): unknown {
   if (Array.isArray(v)) return v.map(asPlain);
   if (v !== null && typeof v === 'object') {
     const out: Record<string, unknown> = {};
-    for (const key of Object.keys(v)) Object.defineProperty(out, key, { value: asPlain((v as Record<string, unknown>)[key]), enumerable: true });
+    for (const key of Object.keys(v))
+      Object.defineProperty(out, key, { value: asPlain((v as Record<string, unknown>)[key]), enumerable: true });
     return out;
   }
   return v;

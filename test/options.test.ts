@@ -8,8 +8,19 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { NetplaneError } from '../lib/errors';
 import {
-  IDENTIFIER_HINT, OptionError, escapeValue, formatKeyval, netdevFromQmp, parseDeviceArg,
-  parseKeyval, parseLinkArg, parseNetdevArg, parseObjectArg, parseQemuJson, parseQmpArg, JsonFloat,
+  IDENTIFIER_HINT,
+  OptionError,
+  escapeValue,
+  formatKeyval,
+  netdevFromQmp,
+  parseDeviceArg,
+  parseKeyval,
+  parseLinkArg,
+  parseNetdevArg,
+  parseObjectArg,
+  parseQemuJson,
+  parseQmpArg,
+  JsonFloat,
 } from '../lib/options';
 import { strtosz } from '../lib/options/scalars';
 import fc from 'fast-check';
@@ -33,15 +44,66 @@ function expectError(fn: () => unknown, message: string, hint?: string): void {
 
 describe('key=value splitting (QemuOpts)', () => {
   const cases: Array<[string, string | undefined, { id?: string; entries: Array<[string, string]> }]> = [
-    ['tap,id=x,ifname=a', 'type', { id: 'x', entries: [['type', 'tap'], ['ifname', 'a']] }],
+    [
+      'tap,id=x,ifname=a',
+      'type',
+      {
+        id: 'x',
+        entries: [
+          ['type', 'tap'],
+          ['ifname', 'a'],
+        ],
+      },
+    ],
     ['tap,,x,id=y', 'type', { id: 'y', entries: [['type', 'tap,x']] }],
     ['type=tap,id=x', 'type', { id: 'x', entries: [['type', 'tap']] }],
-    ['tap,id=x,ifname=a,,b', 'type', { id: 'x', entries: [['type', 'tap'], ['ifname', 'a,b']] }],
-    ['tap,id=x,script=a=b', 'type', { id: 'x', entries: [['type', 'tap'], ['script', 'a=b']] }],
+    [
+      'tap,id=x,ifname=a,,b',
+      'type',
+      {
+        id: 'x',
+        entries: [
+          ['type', 'tap'],
+          ['ifname', 'a,b'],
+        ],
+      },
+    ],
+    [
+      'tap,id=x,script=a=b',
+      'type',
+      {
+        id: 'x',
+        entries: [
+          ['type', 'tap'],
+          ['script', 'a=b'],
+        ],
+      },
+    ],
     ['tap,id=x,', 'type', { id: 'x', entries: [['type', 'tap']] }],
     ['tap,id=x,id=y', 'type', { id: 'x', entries: [['type', 'tap']] }], // the first id wins
-    ['tap,id=x,vnet_hdr,novhost', 'type', { id: 'x', entries: [['type', 'tap'], ['vnet_hdr', 'on'], ['vhost', 'off']] }],
-    ['tap,id=x,=1', 'type', { id: 'x', entries: [['type', 'tap'], ['', '1']] }],
+    [
+      'tap,id=x,vnet_hdr,novhost',
+      'type',
+      {
+        id: 'x',
+        entries: [
+          ['type', 'tap'],
+          ['vnet_hdr', 'on'],
+          ['vhost', 'off'],
+        ],
+      },
+    ],
+    [
+      'tap,id=x,=1',
+      'type',
+      {
+        id: 'x',
+        entries: [
+          ['type', 'tap'],
+          ['', '1'],
+        ],
+      },
+    ],
     [',id=x', 'type', { id: 'x', entries: [['type', '']] }],
     ['id=x', 'type', { id: 'x', entries: [] }],
     ['a=1,,', undefined, { entries: [['a', '1,']] }],
@@ -51,7 +113,10 @@ describe('key=value splitting (QemuOpts)', () => {
     test(`${JSON.stringify(text)} splits as QemuOpts does`, () => {
       const kv = parseKeyval(text, implied);
       assert.equal(kv.id, expected.id);
-      assert.deepEqual(kv.entries.map((e) => [e.key, e.value]), expected.entries);
+      assert.deepEqual(
+        kv.entries.map((e) => [e.key, e.value]),
+        expected.entries,
+      );
     });
   }
 
@@ -65,9 +130,22 @@ describe('key=value splitting (QemuOpts)', () => {
   });
 
   test('escapeValue/formatKeyval round-trip through the parser', () => {
-    const text = formatKeyval([['ifname', 'a,b'], ['script', ',,x=,']], { key: 'type', value: 't=ap,x' });
+    const text = formatKeyval(
+      [
+        ['ifname', 'a,b'],
+        ['script', ',,x=,'],
+      ],
+      { key: 'type', value: 't=ap,x' },
+    );
     const kv = parseKeyval(text, 'type');
-    assert.deepEqual(kv.entries.map((e) => [e.key, e.value]), [['type', 't=ap,x'], ['ifname', 'a,b'], ['script', ',,x=,']]);
+    assert.deepEqual(
+      kv.entries.map((e) => [e.key, e.value]),
+      [
+        ['type', 't=ap,x'],
+        ['ifname', 'a,b'],
+        ['script', ',,x=,'],
+      ],
+    );
     assert.equal(escapeValue('a,,b'), 'a,,,,b');
   });
 });
@@ -76,15 +154,46 @@ describe('key=value splitting (QemuOpts)', () => {
 
 describe('size values (qemu_strtosz)', () => {
   const good: Array<[string, bigint]> = [
-    ['1.5k', 1536n], ['0x10', 16n], ['0x10k', 16384n], [' 4k', 4096n], ['+4k', 4096n], ['1b', 1n],
-    ['4K', 4096n], ['1.25M', 1310720n], ['0.5k', 512n], ['5.k', 5120n], ['1.0', 1n], ['010', 10n],
-    ['1.1k', 1126n], ['1.0009765625k', 1025n], ['0X10', 16n], ['18446744073709551615', 18446744073709551615n],
-    ['1E', 1n << 60n], ['2P', 2n << 50n], ['1T', 1n << 40n], ['3G', 3n << 30n],
+    ['1.5k', 1536n],
+    ['0x10', 16n],
+    ['0x10k', 16384n],
+    [' 4k', 4096n],
+    ['+4k', 4096n],
+    ['1b', 1n],
+    ['4K', 4096n],
+    ['1.25M', 1310720n],
+    ['0.5k', 512n],
+    ['5.k', 5120n],
+    ['1.0', 1n],
+    ['010', 10n],
+    ['1.1k', 1126n],
+    ['1.0009765625k', 1025n],
+    ['0X10', 16n],
+    ['18446744073709551615', 18446744073709551615n],
+    ['1E', 1n << 60n],
+    ['2P', 2n << 50n],
+    ['1T', 1n << 40n],
+    ['3G', 3n << 30n],
   ];
   for (const [text, value] of good) {
     test(`${JSON.stringify(text)} is ${value}`, () => assert.equal(strtosz(text), value));
   }
-  const bad = ['1.5', '.5k', '4k ', '4kB', '1.5 k', '1e3', '16E', '-1', '18446744073709551616', '', 'abc', '1x', '0x', '0x1.8k'];
+  const bad = [
+    '1.5',
+    '.5k',
+    '4k ',
+    '4kB',
+    '1.5 k',
+    '1e3',
+    '16E',
+    '-1',
+    '18446744073709551616',
+    '',
+    'abc',
+    '1x',
+    '0x',
+    '0x1.8k',
+  ];
   for (const text of bad) {
     test(`${JSON.stringify(text)} is not a size`, () => assert.equal(strtosz(text), undefined));
   }
@@ -99,7 +208,10 @@ describe('size values (qemu_strtosz)', () => {
 
 describe('-netdev accepted', () => {
   const cases: Array<[string, object]> = [
-    ['tap,id=hostnet0,ifname=vnet2,downscript=no,queues=4', { type: 'tap', id: 'hostnet0', ifname: 'vnet2', downscript: 'no', queues: 4 }],
+    [
+      'tap,id=hostnet0,ifname=vnet2,downscript=no,queues=4',
+      { type: 'tap', id: 'hostnet0', ifname: 'vnet2', downscript: 'no', queues: 4 },
+    ],
     ['tap,id=x,sndbuf=1.5k,vnet_hdr=yes', { type: 'tap', id: 'x', sndbuf: 1536, vnet_hdr: true }],
     ['tap,id=x,vnet_hdr=n,vhost=false', { type: 'tap', id: 'x', vnet_hdr: false, vhost: false }],
     ['tap,id=x,sndbuf=zz,sndbuf=1k', { type: 'tap', id: 'x', sndbuf: 1024 }], // the last value wins
@@ -116,7 +228,10 @@ describe('-netdev accepted', () => {
     ['hubport,id=h0,hubid=-5,netdev=tap0', { type: 'hubport', id: 'h0', hubid: -5, netdev: 'tap0' }],
     ['hubport,id=h0,hubid=0X1f', { type: 'hubport', id: 'h0', hubid: 31 }],
     ['hubport,id=h0,hubid= +1', { type: 'hubport', id: 'h0', hubid: 1 }],
-    ['{"type":"tap","id":"x","queues":2,"vnet_hdr":false,"ifname":"np0"}', { type: 'tap', id: 'x', ifname: 'np0', vnet_hdr: false, queues: 2 }],
+    [
+      '{"type":"tap","id":"x","queues":2,"vnet_hdr":false,"ifname":"np0"}',
+      { type: 'tap', id: 'x', ifname: 'np0', vnet_hdr: false, queues: 2 },
+    ],
     ["{'type':'hubport','id':'h','hubid':-2147483648}", { type: 'hubport', id: 'h', hubid: -2147483648 }],
     ['{"type":"tap","id":"x","sndbuf":-1}', { type: 'tap', id: 'x', sndbuf: 2 ** 64 }], // QAPI wraps negative unsigned values
   ];
@@ -165,13 +280,28 @@ const BAD_NETDEV: Array<[string, string, string?]> = [
   ['tap,id=x,poll-us=abc', "Parameter 'poll-us' expects a uint64 value"],
   ['tap,id=x,nosuch', "Invalid parameter 'such'"],
   ['tap,id=x,=1', "Invalid parameter ''"],
-  ['tap,id=x,fd=3,ifname=a', 'ifname=, script=, downscript=, vnet_hdr=, helper=, queues=, fds=, and vhostfds= are invalid with fd='],
-  ['tap,id=x,fd=3,queues=2', 'ifname=, script=, downscript=, vnet_hdr=, helper=, queues=, fds=, and vhostfds= are invalid with fd='],
-  ['tap,id=x,fds=3:4,ifname=a', 'ifname=, script=, downscript=, vnet_hdr=, helper=, queues=, and vhostfd= are invalid with fds='],
-  ['tap,id=x,fds=3:4,vhostfd=5', 'ifname=, script=, downscript=, vnet_hdr=, helper=, queues=, and vhostfd= are invalid with fds='],
+  [
+    'tap,id=x,fd=3,ifname=a',
+    'ifname=, script=, downscript=, vnet_hdr=, helper=, queues=, fds=, and vhostfds= are invalid with fd=',
+  ],
+  [
+    'tap,id=x,fd=3,queues=2',
+    'ifname=, script=, downscript=, vnet_hdr=, helper=, queues=, fds=, and vhostfds= are invalid with fd=',
+  ],
+  [
+    'tap,id=x,fds=3:4,ifname=a',
+    'ifname=, script=, downscript=, vnet_hdr=, helper=, queues=, and vhostfd= are invalid with fds=',
+  ],
+  [
+    'tap,id=x,fds=3:4,vhostfd=5',
+    'ifname=, script=, downscript=, vnet_hdr=, helper=, queues=, and vhostfd= are invalid with fds=',
+  ],
   ['tap,id=x,fds=3:4,vhostfds=5', 'The number of fds passed does not match the number of vhostfds passed'],
   ['tap,id=x,vhostfds=3', "vhostfds= is invalid if fds= wasn't specified"],
-  ['tap,id=x,helper=/bin/false,ifname=a', 'ifname=, script=, downscript=, vnet_hdr=, queues=, and vhostfds= are invalid with helper='],
+  [
+    'tap,id=x,helper=/bin/false,ifname=a',
+    'ifname=, script=, downscript=, vnet_hdr=, queues=, and vhostfds= are invalid with helper=',
+  ],
   ['tap,id=x,vhost=off,vhostfd=3', 'vhostfd(s)= is not valid without vhost'],
   ['hubport,id=x', "Parameter 'hubid' is missing"],
   ['hubport,id=x,hubid=abc', "Parameter 'hubid' expects an int64 value"],
@@ -205,7 +335,10 @@ const BAD_NETDEV: Array<[string, string, string?]> = [
   ['{"type":"hubport","id":"x","hubid":"1"}', "Invalid parameter type for 'hubid', expected: integer"],
   ['{"type":"hubport","id":"x","hubid":4294967296}', "Parameter 'hubid' expects int32_t"],
   ['{"type":"hubport","id":"x"}', "Parameter 'hubid' is missing"],
-  ['{"type":"tap","id":"x","fds":"3:4","ifname":"a"}', 'ifname=, script=, downscript=, vnet_hdr=, helper=, queues=, and vhostfd= are invalid with fds='],
+  [
+    '{"type":"tap","id":"x","fds":"3:4","ifname":"a"}',
+    'ifname=, script=, downscript=, vnet_hdr=, helper=, queues=, and vhostfd= are invalid with fds=',
+  ],
   ["{'type':'tap','id':'x','queues':'a'}", "Parameter 'queues' expects uint64"],
   ['{"type":"tap","id":"x",', 'JSON parse error, premature EOI'],
   ['{', 'JSON parse error, premature EOI'],
@@ -233,19 +366,63 @@ const BAD_NETDEV: Array<[string, string, string?]> = [
 
 // netplane's own refusals and the places where QEMU crashes or misbehaves.
 const BAD_NETDEV_NETPLANE: Array<[string, string, string]> = [
-  ['QEMU 7.2 aborts (Assertion nc failed)', 'tap,id=x,queues=0', "Parameter 'queues' expects a value between 1 and 1024"],
+  [
+    'QEMU 7.2 aborts (Assertion nc failed)',
+    'tap,id=x,queues=0',
+    "Parameter 'queues' expects a value between 1 and 1024",
+  ],
   ['QEMU would try 2000 queues', 'tap,id=x,queues=2000', "Parameter 'queues' expects a value between 1 and 1024"],
-  ['QEMU 7.2 aborts on JSON -0 too', '{"type":"tap","id":"x","queues":-0}', "Parameter 'queues' expects a value between 1 and 1024"],
-  ['no vhost-net', 'tap,id=x,vhost=on', 'vhost-net is not supported by netplane (asked for by vhost=on, vhostfd=, vhostfds= or vhostforce=on); drop these keys to use the userspace data plane'],
-  ['vhostforce enables vhost', 'tap,id=x,vhostforce=on', 'vhost-net is not supported by netplane (asked for by vhost=on, vhostfd=, vhostfds= or vhostforce=on); drop these keys to use the userspace data plane'],
-  ['vhostfd enables vhost', 'tap,id=x,vhostfd=7', 'vhost-net is not supported by netplane (asked for by vhost=on, vhostfd=, vhostfds= or vhostforce=on); drop these keys to use the userspace data plane'],
-  ['no bridge helper', 'tap,id=x,helper=/usr/lib/qemu/qemu-bridge-helper', 'helper= (qemu-bridge-helper) is not supported by netplane; create the TAP yourself and pass ifname= or fd='],
-  ['br only with helper', 'tap,id=x,br=br0', 'br= is not supported by netplane (it only applies with helper=); attach the TAP to the bridge yourself'],
-  ['QEMU truncates long names', 'tap,id=x,ifname=np0123456789abcd', "Parameter 'ifname' is longer than 15 characters: 'np0123456789abcd'"],
-  ['the kernel rejects these names', 'tap,id=x,ifname=np/0', "Parameter 'ifname' is not a valid interface name: 'np/0'"],
+  [
+    'QEMU 7.2 aborts on JSON -0 too',
+    '{"type":"tap","id":"x","queues":-0}',
+    "Parameter 'queues' expects a value between 1 and 1024",
+  ],
+  [
+    'no vhost-net',
+    'tap,id=x,vhost=on',
+    'vhost-net is not supported by netplane (asked for by vhost=on, vhostfd=, vhostfds= or vhostforce=on); drop these keys to use the userspace data plane',
+  ],
+  [
+    'vhostforce enables vhost',
+    'tap,id=x,vhostforce=on',
+    'vhost-net is not supported by netplane (asked for by vhost=on, vhostfd=, vhostfds= or vhostforce=on); drop these keys to use the userspace data plane',
+  ],
+  [
+    'vhostfd enables vhost',
+    'tap,id=x,vhostfd=7',
+    'vhost-net is not supported by netplane (asked for by vhost=on, vhostfd=, vhostfds= or vhostforce=on); drop these keys to use the userspace data plane',
+  ],
+  [
+    'no bridge helper',
+    'tap,id=x,helper=/usr/lib/qemu/qemu-bridge-helper',
+    'helper= (qemu-bridge-helper) is not supported by netplane; create the TAP yourself and pass ifname= or fd=',
+  ],
+  [
+    'br only with helper',
+    'tap,id=x,br=br0',
+    'br= is not supported by netplane (it only applies with helper=); attach the TAP to the bridge yourself',
+  ],
+  [
+    'QEMU truncates long names',
+    'tap,id=x,ifname=np0123456789abcd',
+    "Parameter 'ifname' is longer than 15 characters: 'np0123456789abcd'",
+  ],
+  [
+    'the kernel rejects these names',
+    'tap,id=x,ifname=np/0',
+    "Parameter 'ifname' is not a valid interface name: 'np/0'",
+  ],
   ['empty fd list entry', 'tap,id=x,fds=3::4', "Parameter 'fds' has an empty entry: '3::4'"],
-  ['too many fds', `tap,id=x,fds=${Array.from({ length: 1025 }, (_, i) => i + 3).join(':')}`, 'The number of fds passed exceeds the maximum of 1024'],
-  ['QEMU checks the keys of user first', '{"type":"user","id":"x","bogus":1}', "network backend 'user' is not compiled into this binary"],
+  [
+    'too many fds',
+    `tap,id=x,fds=${Array.from({ length: 1025 }, (_, i) => i + 3).join(':')}`,
+    'The number of fds passed exceeds the maximum of 1024',
+  ],
+  [
+    'QEMU checks the keys of user first',
+    '{"type":"user","id":"x","bogus":1}',
+    "network backend 'user' is not compiled into this binary",
+  ],
   ['backends not built', 'user,id=x', "network backend 'user' is not compiled into this binary"],
   ['backends not built', 'socket,id=x,listen=:1234', "network backend 'socket' is not compiled into this binary"],
   ['backends not built', 'stream,id=x', "network backend 'stream' is not compiled into this binary"],
@@ -256,18 +433,24 @@ const BAD_NETDEV_NETPLANE: Array<[string, string, string]> = [
   ['backends not built', 'vhost-user,id=x,chardev=c', "network backend 'vhost-user' is not compiled into this binary"],
   ['backends not built', 'vhost-vdpa,id=x', "network backend 'vhost-vdpa' is not compiled into this binary"],
   ['QEMU 7.2 takes any JSON id', '{"type":"hubport","id":"1x","hubid":1}', "Parameter 'id' expects an identifier"],
-  ['NUL cannot reach execve', '{"type":"tap","id":"x","script":"/bin/a\\u0000b"}', "Parameter 'script' must not contain a NUL character"],
+  [
+    'NUL cannot reach execve',
+    '{"type":"tap","id":"x","script":"/bin/a\\u0000b"}',
+    "Parameter 'script' must not contain a NUL character",
+  ],
 ];
 
 describe('-netdev rejected with QEMU 7.2 texts', () => {
   for (const [text, message, hint] of BAD_NETDEV) {
-    test(`${text.length > 90 ? text.slice(0, 90) + '…' : text} -> ${message}`, () => expectError(() => parseNetdevArg(text), message, hint));
+    test(`${text.length > 90 ? text.slice(0, 90) + '…' : text} -> ${message}`, () =>
+      expectError(() => parseNetdevArg(text), message, hint));
   }
 });
 
 describe('-netdev rejected where netplane differs on purpose', () => {
   for (const [why, text, message] of BAD_NETDEV_NETPLANE) {
-    test(`netplane (${why}): ${text.length > 70 ? text.slice(0, 70) + '…' : text}`, () => expectError(() => parseNetdevArg(text), message));
+    test(`netplane (${why}): ${text.length > 70 ? text.slice(0, 70) + '…' : text}`, () =>
+      expectError(() => parseNetdevArg(text), message));
   }
   test('the identifier hint is a separate property, and the CLI text has it as a second line', () => {
     try {
@@ -286,7 +469,11 @@ describe('QMP netdev_add arguments', () => {
   test('a hubport and a tap are accepted', () => {
     assert.deepEqual(netdevFromQmp({ type: 'hubport', id: 'h1', hubid: 3 }), { type: 'hubport', id: 'h1', hubid: 3 });
     assert.deepEqual(netdevFromQmp({ type: 'tap', id: 't1', ifname: 'np1', queues: 2, vnet_hdr: true }), {
-      type: 'tap', id: 't1', ifname: 'np1', queues: 2, vnet_hdr: true,
+      type: 'tap',
+      id: 't1',
+      ifname: 'np1',
+      queues: 2,
+      vnet_hdr: true,
     });
   });
   const bad: Array<[Record<string, unknown>, string]> = [
@@ -321,20 +508,35 @@ describe('QMP netdev_add arguments', () => {
 
 describe('-device virtio-net-pci accepted', () => {
   test('the libvirt-style line of the seeds', () => {
-    assert.deepEqual(parseDeviceArg('virtio-net-pci,netdev=hostnet0,id=net0,mac=52:54:00:6b:0d:a1,bus=pci.0,addr=0x3'), {
-      driver: 'virtio-net-pci', id: 'net0', netdev: 'hostnet0', mac: '52:54:00:6b:0d:a1', bus: 'pci.0', addr: '0x3', features: {},
-    });
+    assert.deepEqual(
+      parseDeviceArg('virtio-net-pci,netdev=hostnet0,id=net0,mac=52:54:00:6b:0d:a1,bus=pci.0,addr=0x3'),
+      {
+        driver: 'virtio-net-pci',
+        id: 'net0',
+        netdev: 'hostnet0',
+        mac: '52:54:00:6b:0d:a1',
+        bus: 'pci.0',
+        addr: '0x3',
+        features: {},
+      },
+    );
   });
   const cases: Array<[string, object]> = [
     ['virtio-net-pci,mac=AA-BB-cc:DD-ee-FF', { mac: 'aa:bb:cc:dd:ee:ff' }],
     ['virtio-net-pci,mac=zz,mac=52:54:00:12:34:56', { mac: '52:54:00:12:34:56' }], // the last value wins
-    ['virtio-net-pci,mq=on,vectors=10,csum=off,guest_tso4=no,host_uso=y', { vectors: 10, features: { mq: true, csum: false, guest_tso4: false, host_uso: true } }],
+    [
+      'virtio-net-pci,mq=on,vectors=10,csum=off,guest_tso4=no,host_uso=y',
+      { vectors: 10, features: { mq: true, csum: false, guest_tso4: false, host_uso: true } },
+    ],
     ['virtio-net-pci,speed=-1,duplex=full,host_mtu=9000', { speed: -1, duplex: 'full', host_mtu: 9000 }],
     ['virtio-net-pci,speed=0x10,duplex=half', { speed: 16, duplex: 'half' }],
     ['virtio-net-pci,rx_queue_size=1024,tx_queue_size=256', { rx_queue_size: 1024, tx_queue_size: 256 }],
     ['virtio-net-pci,addr=1f.7', { addr: '1f.7' }],
     ['driver=virtio-net-pci,id=n1', { id: 'n1' }],
-    ['{"driver":"virtio-net-pci","id":"n2","mq":true,"speed":100,"addr":255}', { id: 'n2', speed: 100, addr: '1f.7', features: { mq: true } }],
+    [
+      '{"driver":"virtio-net-pci","id":"n2","mq":true,"speed":100,"addr":255}',
+      { id: 'n2', speed: 100, addr: '1f.7', features: { mq: true } },
+    ],
   ];
   for (const [text, partial] of cases) {
     test(text, () => {
@@ -366,7 +568,10 @@ const BAD_DEVICE: Array<[string, string, string?]> = [
   ['virtio-net-pci,rx_queue_size=100', 'Invalid rx_queue_size (= 100), must be a power of 2 between 256 and 1024.'],
   ['virtio-net-pci,rx_queue_size=0', 'Invalid rx_queue_size (= 0), must be a power of 2 between 256 and 1024.'],
   ['virtio-net-pci,tx_queue_size=2048', 'Invalid tx_queue_size (= 2048), must be a power of 2 between 256 and 1024'],
-  ['virtio-net-pci,tx_queue_size=100,rx_queue_size=100', 'Invalid rx_queue_size (= 100), must be a power of 2 between 256 and 1024.'],
+  [
+    'virtio-net-pci,tx_queue_size=100,rx_queue_size=100',
+    'Invalid rx_queue_size (= 100), must be a power of 2 between 256 and 1024.',
+  ],
   ['virtio-net-pci,rx_queue_size=abc', "Parameter 'rx_queue_size' expects integer"],
   ['virtio-net-pci,host_mtu=70000', "Parameter 'host_mtu' expects uint16_t"],
   ['virtio-net-pci,host_mtu=-1', "Parameter 'host_mtu' expects uint16_t"],
@@ -405,10 +610,22 @@ const BAD_DEVICE: Array<[string, string, string?]> = [
 
 const BAD_DEVICE_NETPLANE: Array<[string, string, string]> = [
   ['other NIC models', 'e1000,netdev=n', "Device model 'e1000' is not supported by netplane (only virtio-net-pci)"],
-  ['QEMU property netplane does not model', 'virtio-net-pci,bootindex=1', "Property 'virtio-net-pci.bootindex' is not supported by netplane"],
+  [
+    'QEMU property netplane does not model',
+    'virtio-net-pci,bootindex=1',
+    "Property 'virtio-net-pci.bootindex' is not supported by netplane",
+  ],
   ['QEMU 7.2 takes any JSON id', '{"driver":"virtio-net-pci","id":"1x"}', "Parameter 'id' expects an identifier"],
-  ['QEMU 7.2 ignores a numeric JSON id', '{"driver":"virtio-net-pci","id":5}', "Invalid parameter type for 'id', expected: string"],
-  ['QEMU 7.2 ignores a numeric JSON bus', '{"driver":"virtio-net-pci","bus":5}', "Invalid parameter type for 'bus', expected: string"],
+  [
+    'QEMU 7.2 ignores a numeric JSON id',
+    '{"driver":"virtio-net-pci","id":5}',
+    "Invalid parameter type for 'id', expected: string",
+  ],
+  [
+    'QEMU 7.2 ignores a numeric JSON bus',
+    '{"driver":"virtio-net-pci","bus":5}',
+    "Invalid parameter type for 'bus', expected: string",
+  ],
 ];
 
 describe('-device rejected', () => {
@@ -425,9 +642,17 @@ describe('-device rejected', () => {
 describe('-object iothread', () => {
   test('accepted with poll parameters (key=value and JSON)', () => {
     assert.deepEqual(parseObjectArg('iothread,id=io0,poll-max-ns=32768,poll-grow=2,poll-shrink=0x4'), {
-      qomType: 'iothread', id: 'io0', 'poll-max-ns': 32768, 'poll-grow': 2, 'poll-shrink': 4,
+      qomType: 'iothread',
+      id: 'io0',
+      'poll-max-ns': 32768,
+      'poll-grow': 2,
+      'poll-shrink': 4,
     });
-    assert.deepEqual(parseObjectArg('{"qom-type":"iothread","id":"io1","poll-max-ns":0}'), { qomType: 'iothread', id: 'io1', 'poll-max-ns': 0 });
+    assert.deepEqual(parseObjectArg('{"qom-type":"iothread","id":"io1","poll-max-ns":0}'), {
+      qomType: 'iothread',
+      id: 'io1',
+      'poll-max-ns': 0,
+    });
   });
   const bad: Array<[string, string, string?]> = [
     ['iothread', "Parameter 'id' is missing"],
@@ -445,8 +670,14 @@ describe('-object iothread', () => {
     ['iothread,id=io0,bogus=1', "Invalid parameter 'bogus'"],
     ['bogus,id=x', "Parameter 'qom-type' does not accept value 'bogus'"],
     ['id=x', "Parameter 'qom-type' is missing"],
-    ['{"qom-type":"iothread","id":"io0","poll-max-ns":-1}', 'poll-max-ns value must be in range [0, 9223372036854775807]'],
-    ['{"qom-type":"iothread","id":"io0","poll-max-ns":"1"}', "Invalid parameter type for 'poll-max-ns', expected: integer"],
+    [
+      '{"qom-type":"iothread","id":"io0","poll-max-ns":-1}',
+      'poll-max-ns value must be in range [0, 9223372036854775807]',
+    ],
+    [
+      '{"qom-type":"iothread","id":"io0","poll-max-ns":"1"}',
+      "Invalid parameter type for 'poll-max-ns', expected: integer",
+    ],
     ['{"qom-type":"iothread","id":"1x","bogus":1}', "Parameter 'bogus' is unexpected"],
     ['{"qom-type":"iothread","id":"1x"}', "Parameter 'id' expects an identifier", IDENTIFIER_HINT],
     ['{"qom-type":"iothread"}', "Parameter 'id' is missing"],
@@ -469,7 +700,8 @@ describe('-link', () => {
     ['a,1b', "-link: '1b' is not a valid netdev id"],
     ['a,a', "-link: cannot link netdev 'a' to itself"],
   ];
-  for (const [text, message] of bad) test(`-link ${text} -> ${message}`, () => expectError(() => parseLinkArg(text), message));
+  for (const [text, message] of bad)
+    test(`-link ${text} -> ${message}`, () => expectError(() => parseLinkArg(text), message));
 });
 
 describe('-qmp', () => {
@@ -488,19 +720,28 @@ describe('-qmp', () => {
     ['unix:/tmp/npq.sock,server,nowait,bogus=1', "Invalid parameter 'bogus'"],
     ['foo:bar', "'foo:bar' is not a valid char driver"],
     ['/tmp/x', "'/tmp/x' is not a valid char driver"],
-    ['tcp:127.0.0.1:4444,server=on,wait=off', '-qmp tcp: is not supported by netplane; only unix sockets are (e.g. -qmp unix:/run/np.sock,server=on,wait=off)'],
-    ['stdio', '-qmp stdio: is not supported by netplane; only unix sockets are (e.g. -qmp unix:/run/np.sock,server=on,wait=off)'],
+    [
+      'tcp:127.0.0.1:4444,server=on,wait=off',
+      '-qmp tcp: is not supported by netplane; only unix sockets are (e.g. -qmp unix:/run/np.sock,server=on,wait=off)',
+    ],
+    [
+      'stdio',
+      '-qmp stdio: is not supported by netplane; only unix sockets are (e.g. -qmp unix:/run/np.sock,server=on,wait=off)',
+    ],
     ['unix:', '-qmp unix: needs a socket path (-qmp unix:PATH,server=on,wait=off)'],
     ['unix:/tmp/q.sock,abstract=on', "-qmp unix: parameter 'abstract' is not supported by netplane"],
   ];
-  for (const [text, message] of bad) test(`-qmp ${text} -> ${message}`, () => expectError(() => parseQmpArg(text), message));
+  for (const [text, message] of bad)
+    test(`-qmp ${text} -> ${message}`, () => expectError(() => parseQmpArg(text), message));
 });
 
 // ---- the JSON dialect
 
 describe('QEMU JSON dialect', () => {
   test('integers stay exact, doubles are marked, single quotes work', () => {
-    const v = parseQemuJson("{'a': 18446744073709551615, \"b\": 1.0, \"c\": -9007199254740993, \"d\": [true, null]}") as Record<string, unknown>;
+    const v = parseQemuJson(
+      '{\'a\': 18446744073709551615, "b": 1.0, "c": -9007199254740993, "d": [true, null]}',
+    ) as Record<string, unknown>;
     assert.equal(v.a, 18446744073709551615n);
     assert.ok(v.b instanceof JsonFloat && v.b.value === 1);
     assert.equal(v.c, -9007199254740993n);
@@ -521,14 +762,29 @@ describe('QEMU JSON dialect', () => {
 const QEMU = 'qemu-system-x86_64';
 const qemuVersion = spawnSync(QEMU, ['-version'], { encoding: 'utf8', timeout: 10_000 });
 const haveQemu = qemuVersion.status === 0 && /version 7\.2\./.test(qemuVersion.stdout);
-const qemuSkip = haveQemu || process.env.CI === 'true' ? undefined : `${QEMU} 7.2 is not installed (Debian package qemu-system-x86: bash scripts/install-test-deps.sh)`;
+const qemuSkip =
+  haveQemu || process.env.CI === 'true'
+    ? undefined
+    : `${QEMU} 7.2 is not installed (Debian package qemu-system-x86: bash scripts/install-test-deps.sh)`;
 // A private network namespace when we may make one: even a line that unexpectedly succeeds
 // then cannot leave anything behind in the host's network.
 const unshare = spawnSync('unshare', ['-n', 'true'], { timeout: 10_000 }).status === 0 ? ['unshare', '-n', '--'] : [];
 
 /** Runs QEMU (in its own network namespace when possible) and returns its stderr. */
 function runQemu(machine: string, options: string[]): string {
-  const argv = [...unshare, QEMU, '-M', machine, '-nodefaults', '-display', 'none', '-S', '-monitor', 'none', ...options];
+  const argv = [
+    ...unshare,
+    QEMU,
+    '-M',
+    machine,
+    '-nodefaults',
+    '-display',
+    'none',
+    '-S',
+    '-monitor',
+    'none',
+    ...options,
+  ];
   const r = spawnSync(argv[0]!, argv.slice(1), { encoding: 'utf8', timeout: 15_000, killSignal: 'SIGKILL' });
   assert.notEqual(r.signal, 'SIGKILL', `QEMU did not exit by itself for ${options.join(' ')}`);
   return r.stderr;
@@ -551,7 +807,13 @@ function qemuError(option: string, arg: string, machine = 'none'): { message: st
 }
 
 /** True when QEMU accepted `option arg` and stopped only at a second option known to fail. */
-function qemuAccepts(option: string, arg: string, machine: string, failing: [string, string], failure: string): boolean {
+function qemuAccepts(
+  option: string,
+  arg: string,
+  machine: string,
+  failing: [string, string],
+  failure: string,
+): boolean {
   const stderr = runQemu(machine, [option, arg, ...failing]);
   const errors = stderr.split('\n').filter((l) => l.startsWith(`${QEMU}: `) && !l.includes(': warning: '));
   return errors.length === 1 && errors[0] === `${QEMU}: ${failing[0]} ${failing[1]}: ${failure}`;
@@ -569,7 +831,8 @@ function ourError(fn: () => unknown): { message: string; hint?: string } {
 
 describe('differential against qemu-system-x86_64 7.2', { skip: qemuSkip, timeout: 600_000 }, () => {
   if (process.env.CI === 'true' && !haveQemu) {
-    test('QEMU 7.2 must be installed under CI', () => assert.fail(`${QEMU} 7.2 missing: ${qemuVersion.error ?? qemuVersion.stdout}`));
+    test('QEMU 7.2 must be installed under CI', () =>
+      assert.fail(`${QEMU} 7.2 missing: ${qemuVersion.error ?? qemuVersion.stdout}`));
     return;
   }
   // Every line below fails in QEMU before any TAP is opened (parse or option checks).
@@ -593,9 +856,16 @@ describe('differential against qemu-system-x86_64 7.2', { skip: qemuSkip, timeou
     });
   }
   const objectLines = [
-    'iothread', 'iothread,id=1x', 'iothread,id=io0,poll-max-ns=-1', 'iothread,id=io0,poll-shrink=abc',
-    'iothread,id=io0,bogus=1', 'bogus,id=x', 'id=x', '{"qom-type":"iothread","id":"io0","poll-max-ns":"1"}',
-    '{"qom-type":"iothread","id":"1x"}', 'iothread,id=io0,poll-max-ns=-1,poll-grow=x',
+    'iothread',
+    'iothread,id=1x',
+    'iothread,id=io0,poll-max-ns=-1',
+    'iothread,id=io0,poll-shrink=abc',
+    'iothread,id=io0,bogus=1',
+    'bogus,id=x',
+    'id=x',
+    '{"qom-type":"iothread","id":"io0","poll-max-ns":"1"}',
+    '{"qom-type":"iothread","id":"1x"}',
+    'iothread,id=io0,poll-max-ns=-1,poll-grow=x',
   ];
   for (const text of objectLines) {
     test(`-object ${text}`, { timeout: 20_000 }, () => {
@@ -618,7 +888,15 @@ describe('differential against qemu-system-x86_64 7.2', { skip: qemuSkip, timeou
   for (const text of acceptedNetdev) {
     test(`both accept -netdev ${text}`, { timeout: 20_000 }, () => {
       parseNetdevArg(text);
-      assert.ok(qemuAccepts('-netdev', text, 'none', ['-netdev', 'npbogus,id=z'], "Parameter 'type' does not accept value 'npbogus'"));
+      assert.ok(
+        qemuAccepts(
+          '-netdev',
+          text,
+          'none',
+          ['-netdev', 'npbogus,id=z'],
+          "Parameter 'type' does not accept value 'npbogus'",
+        ),
+      );
     });
   }
   const acceptedDevice = [
@@ -628,28 +906,132 @@ describe('differential against qemu-system-x86_64 7.2', { skip: qemuSkip, timeou
   for (const text of acceptedDevice) {
     test(`both accept -device ${text}`, { timeout: 20_000 }, () => {
       parseDeviceArg(text);
-      assert.ok(qemuAccepts('-device', text, 'pc', ['-device', 'npbogus'], "'npbogus' is not a valid device model name"));
+      assert.ok(
+        qemuAccepts('-device', text, 'pc', ['-device', 'npbogus'], "'npbogus' is not a valid device model name"),
+      );
     });
   }
 
   // Seeded random spellings of numbers, sizes and booleans: QEMU's verdict and ours agree.
   // Each line ends in bogus=1 (or a bad second option) so QEMU always stops by itself.
   test('seeded random value spellings: QEMU and netplane give the same verdict', { timeout: 120_000 }, () => {
-    const chars = ['0', '1', '7', '8', '9', 'x', 'X', 'a', 'f', 'k', 'K', 'M', 'E', 'b', '.', '-', '+', ' ', 'e', 'n', 'o', 'y'];
-    const numberLike = fc.tuple(
-      fc.constantFrom('', ' ', '+', '-'), fc.constantFrom('', '0', '0x', '0X'), fc.stringMatching(/^[0-9a-fA-F]{0,4}$/),
-      fc.constantFrom('', '.', '.5', '.25'), fc.constantFrom('', 'k', 'M', 'b', 'E', 'x', ' '),
-    ).map((parts) => parts.join(''));
-    const words = fc.constantFrom('on', 'off', 'yes', 'no', 'true', 'false', 'y', 'n', 'ON', 'Yes', '1', '', '-1', '2147483648', '4294967296');
+    const chars = [
+      '0',
+      '1',
+      '7',
+      '8',
+      '9',
+      'x',
+      'X',
+      'a',
+      'f',
+      'k',
+      'K',
+      'M',
+      'E',
+      'b',
+      '.',
+      '-',
+      '+',
+      ' ',
+      'e',
+      'n',
+      'o',
+      'y',
+    ];
+    const numberLike = fc
+      .tuple(
+        fc.constantFrom('', ' ', '+', '-'),
+        fc.constantFrom('', '0', '0x', '0X'),
+        fc.stringMatching(/^[0-9a-fA-F]{0,4}$/),
+        fc.constantFrom('', '.', '.5', '.25'),
+        fc.constantFrom('', 'k', 'M', 'b', 'E', 'x', ' '),
+      )
+      .map((parts) => parts.join(''));
+    const words = fc.constantFrom(
+      'on',
+      'off',
+      'yes',
+      'no',
+      'true',
+      'false',
+      'y',
+      'n',
+      'ON',
+      'Yes',
+      '1',
+      '',
+      '-1',
+      '2147483648',
+      '4294967296',
+    );
     const randomChars = fc.array(fc.constantFrom(...chars), { maxLength: 6 }).map((a) => a.join(''));
-    const spellings = fc.sample(fc.oneof({ arbitrary: numberLike, weight: 3 }, { arbitrary: words, weight: 1 }, { arbitrary: randomChars, weight: 1 }), { seed: 7202, numRuns: 72 });
-    const shapes: Array<(v: string) => { option: string; arg: string; machine: string; after: [string, string]; afterError: string; ours: () => unknown }> = [
-      (v) => ({ option: '-netdev', arg: `tap,id=x,sndbuf=${v},bogus=1`, machine: 'none', after: ['-netdev', 'npbogus,id=z'], afterError: "Parameter 'type' does not accept value 'npbogus'", ours: () => parseNetdevArg(`tap,id=x,sndbuf=${v},bogus=1`) }),
-      (v) => ({ option: '-netdev', arg: `tap,id=x,queues=${v},bogus=1`, machine: 'none', after: ['-netdev', 'npbogus,id=z'], afterError: "Parameter 'type' does not accept value 'npbogus'", ours: () => parseNetdevArg(`tap,id=x,queues=${v},bogus=1`) }),
-      (v) => ({ option: '-netdev', arg: `hubport,id=h,hubid=${v}`, machine: 'none', after: ['-netdev', 'npbogus,id=z'], afterError: "Parameter 'type' does not accept value 'npbogus'", ours: () => parseNetdevArg(`hubport,id=h,hubid=${v}`) }),
-      (v) => ({ option: '-netdev', arg: `tap,id=x,vnet_hdr=${v},bogus=1`, machine: 'none', after: ['-netdev', 'npbogus,id=z'], afterError: "Parameter 'type' does not accept value 'npbogus'", ours: () => parseNetdevArg(`tap,id=x,vnet_hdr=${v},bogus=1`) }),
-      (v) => ({ option: '-device', arg: `virtio-net-pci,speed=${v}`, machine: 'pc', after: ['-device', 'npbogus'], afterError: "'npbogus' is not a valid device model name", ours: () => parseDeviceArg(`virtio-net-pci,speed=${v}`) }),
-      (v) => ({ option: '-object', arg: `iothread,id=io0,poll-grow=${v}`, machine: 'none', after: ['-netdev', 'npbogus,id=z'], afterError: "Parameter 'type' does not accept value 'npbogus'", ours: () => parseObjectArg(`iothread,id=io0,poll-grow=${v}`) }),
+    const spellings = fc.sample(
+      fc.oneof(
+        { arbitrary: numberLike, weight: 3 },
+        { arbitrary: words, weight: 1 },
+        { arbitrary: randomChars, weight: 1 },
+      ),
+      { seed: 7202, numRuns: 72 },
+    );
+    const shapes: Array<
+      (v: string) => {
+        option: string;
+        arg: string;
+        machine: string;
+        after: [string, string];
+        afterError: string;
+        ours: () => unknown;
+      }
+    > = [
+      (v) => ({
+        option: '-netdev',
+        arg: `tap,id=x,sndbuf=${v},bogus=1`,
+        machine: 'none',
+        after: ['-netdev', 'npbogus,id=z'],
+        afterError: "Parameter 'type' does not accept value 'npbogus'",
+        ours: () => parseNetdevArg(`tap,id=x,sndbuf=${v},bogus=1`),
+      }),
+      (v) => ({
+        option: '-netdev',
+        arg: `tap,id=x,queues=${v},bogus=1`,
+        machine: 'none',
+        after: ['-netdev', 'npbogus,id=z'],
+        afterError: "Parameter 'type' does not accept value 'npbogus'",
+        ours: () => parseNetdevArg(`tap,id=x,queues=${v},bogus=1`),
+      }),
+      (v) => ({
+        option: '-netdev',
+        arg: `hubport,id=h,hubid=${v}`,
+        machine: 'none',
+        after: ['-netdev', 'npbogus,id=z'],
+        afterError: "Parameter 'type' does not accept value 'npbogus'",
+        ours: () => parseNetdevArg(`hubport,id=h,hubid=${v}`),
+      }),
+      (v) => ({
+        option: '-netdev',
+        arg: `tap,id=x,vnet_hdr=${v},bogus=1`,
+        machine: 'none',
+        after: ['-netdev', 'npbogus,id=z'],
+        afterError: "Parameter 'type' does not accept value 'npbogus'",
+        ours: () => parseNetdevArg(`tap,id=x,vnet_hdr=${v},bogus=1`),
+      }),
+      (v) => ({
+        option: '-device',
+        arg: `virtio-net-pci,speed=${v}`,
+        machine: 'pc',
+        after: ['-device', 'npbogus'],
+        afterError: "'npbogus' is not a valid device model name",
+        ours: () => parseDeviceArg(`virtio-net-pci,speed=${v}`),
+      }),
+      (v) => ({
+        option: '-object',
+        arg: `iothread,id=io0,poll-grow=${v}`,
+        machine: 'none',
+        after: ['-netdev', 'npbogus,id=z'],
+        afterError: "Parameter 'type' does not accept value 'npbogus'",
+        ours: () => parseObjectArg(`iothread,id=io0,poll-grow=${v}`),
+      }),
     ];
     const mismatches: string[] = [];
     spellings.forEach((v, i) => {
@@ -657,7 +1039,9 @@ describe('differential against qemu-system-x86_64 7.2', { skip: qemuSkip, timeou
       const stderr = runQemu(c.machine, [c.option, c.arg, ...c.after]);
       const errors = stderr.split('\n').filter((l) => l.startsWith(`${QEMU}: `) && !l.includes(': warning: '));
       const qemuAccepted = errors[0] === `${QEMU}: ${c.after[0]} ${c.after[1]}: ${c.afterError}`;
-      const theirs = qemuAccepted ? 'accepted' : (errors[0] ?? '').replace(`${QEMU}: ${c.option} ${c.arg}: `, '').replace(`${QEMU}: `, '');
+      const theirs = qemuAccepted
+        ? 'accepted'
+        : (errors[0] ?? '').replace(`${QEMU}: ${c.option} ${c.arg}: `, '').replace(`${QEMU}: `, '');
       let ours = 'accepted';
       try {
         c.ours();
@@ -676,7 +1060,15 @@ describe('differential against qemu-system-x86_64 7.2', { skip: qemuSkip, timeou
   });
   test('netplane differs: QEMU 7.2 takes a non-identifier JSON -netdev id; we do not', { timeout: 20_000 }, () => {
     const text = '{"type":"hubport","id":"1x","hubid":1}';
-    assert.ok(qemuAccepts('-netdev', text, 'none', ['-netdev', 'npbogus,id=z'], "Parameter 'type' does not accept value 'npbogus'"));
+    assert.ok(
+      qemuAccepts(
+        '-netdev',
+        text,
+        'none',
+        ['-netdev', 'npbogus,id=z'],
+        "Parameter 'type' does not accept value 'npbogus'",
+      ),
+    );
     expectError(() => parseNetdevArg(text), "Parameter 'id' expects an identifier");
   });
   test("netplane differs: 'user' is not built here, QEMU checks its keys first", { timeout: 20_000 }, () => {

@@ -21,7 +21,12 @@ const T = { timeout: 30_000 };
 const CLI = path.join(__dirname, '..', 'lib', 'cli', 'main.ts');
 
 /** Send one QMP command with `fds` attached (SCM_RIGHTS) and return the reply. */
-async function executeWithFds(c: QmpTestClient, command: string, args: Record<string, unknown> | undefined, fds: number[]): Promise<QmpMessage> {
+async function executeWithFds(
+  c: QmpTestClient,
+  command: string,
+  args: Record<string, unknown> | undefined,
+  fds: number[],
+): Promise<QmpMessage> {
   const fd = (c.socket as unknown as { _handle: { fd: number } })._handle.fd;
   const req = args === undefined ? { execute: command } : { execute: command, arguments: args };
   const data = Buffer.from(JSON.stringify(req) + '\n');
@@ -60,7 +65,12 @@ class Markers implements Disposable {
 }
 
 /** Pass a fresh marker's fd with a command; our own copy closes right after. */
-async function passMarker(m: Markers, c: QmpTestClient, command: string, args?: Record<string, unknown>): Promise<{ reply: QmpMessage; path: string }> {
+async function passMarker(
+  m: Markers,
+  c: QmpTestClient,
+  command: string,
+  args?: Record<string, unknown>,
+): Promise<{ reply: QmpMessage; path: string }> {
   const { path: p, fd } = m.open();
   try {
     return { reply: await executeWithFds(c, command, args, [fd]), path: p };
@@ -101,7 +111,11 @@ describe('FdReader (the native recvmsg reader under the QMP server)', () => {
     const [a, b] = n.aioSocketPair();
     const got: Array<{ data: string | null; fds: string[]; error: string | null }> = [];
     const reader = new n.FdReader(b, (data, fds, error) => {
-      got.push({ data: data && data.toString(), fds: fds.map((fd) => fs.readlinkSync(`/proc/self/fd/${fd}`)), error: error && error.message });
+      got.push({
+        data: data && data.toString(),
+        fds: fds.map((fd) => fs.readlinkSync(`/proc/self/fd/${fd}`)),
+        error: error && error.message,
+      });
       for (const fd of fds) fs.closeSync(fd);
     });
     try {
@@ -131,29 +145,33 @@ describe('FdReader (the native recvmsg reader under the QMP server)', () => {
     assert.equal(reader.fd, -1);
   });
 
-  test('closed from its own callback: nothing more arrives, and fds left in the socket are freed with it', T, async () => {
-    using m = new Markers();
-    const n = native();
-    const [a, b] = n.aioSocketPair();
-    let calls = 0;
-    const reader = new n.FdReader(b, (_data, fds) => {
-      calls++;
-      for (const fd of fds) fs.closeSync(fd);
-      reader.close();
-    });
-    const first = m.open();
-    const second = m.open();
-    n.fdSend(a, Buffer.from('1'), [first.fd]);
-    n.fdSend(a, Buffer.from('2'), [second.fd]);
-    fs.closeSync(first.fd);
-    fs.closeSync(second.fd);
-    for (let i = 0; i < 100 && calls === 0; i++) await turns(1);
-    await turns(10);
-    assert.equal(calls, 1);
-    fs.closeSync(a);
-    fs.closeSync(b);
-    assert.ok(await settle(() => Markers.held(second.path) === 0), 'the unread fd went with the socket');
-  });
+  test(
+    'closed from its own callback: nothing more arrives, and fds left in the socket are freed with it',
+    T,
+    async () => {
+      using m = new Markers();
+      const n = native();
+      const [a, b] = n.aioSocketPair();
+      let calls = 0;
+      const reader = new n.FdReader(b, (_data, fds) => {
+        calls++;
+        for (const fd of fds) fs.closeSync(fd);
+        reader.close();
+      });
+      const first = m.open();
+      const second = m.open();
+      n.fdSend(a, Buffer.from('1'), [first.fd]);
+      n.fdSend(a, Buffer.from('2'), [second.fd]);
+      fs.closeSync(first.fd);
+      fs.closeSync(second.fd);
+      for (let i = 0; i < 100 && calls === 0; i++) await turns(1);
+      await turns(10);
+      assert.equal(calls, 1);
+      fs.closeSync(a);
+      fs.closeSync(b);
+      assert.ok(await settle(() => Markers.held(second.path) === 0), 'the unread fd went with the socket');
+    },
+  );
 
   test('bad arguments throw clear errors', () => {
     const n = native();
@@ -249,11 +267,19 @@ describe('QMP getfd / closefd', () => {
       const unclaimed = await passMarker(m, c, 'query-version');
       // Many fds in one message, nobody takes them.
       const many = Array.from({ length: 20 }, () => m.open());
-      await executeWithFds(c, 'query-version', undefined, many.map((x) => x.fd));
+      await executeWithFds(
+        c,
+        'query-version',
+        undefined,
+        many.map((x) => x.fd),
+      );
       for (const x of many) fs.closeSync(x.fd);
       assert.equal(Markers.held(many[0]!.path), 1);
       c.close();
-      assert.ok(await settle(() => Markers.held(unclaimed.path) === 0 && many.every((x) => Markers.held(x.path) === 0)), 'closed on disconnect');
+      assert.ok(
+        await settle(() => Markers.held(unclaimed.path) === 0 && many.every((x) => Markers.held(x.path) === 0)),
+        'closed on disconnect',
+      );
       assert.equal(Markers.held(named), 1, 'a named fd belongs to the monitor, not the connection');
       const { client: again } = await QmpTestClient.open(sock);
       assert.deepEqual(await again.execute('closefd', { fdname: 'keep' }), { return: {} });
@@ -285,7 +311,8 @@ describe('QMP add-fd / remove-fd / query-fdsets', () => {
         [r0, r1, r5, r0b, r2].map((r) => r.reply.return['fdset-id']),
         [0, 1, 5, 0, 2],
       );
-      for (const r of [r0, r1, r5, r0b, r2]) assert.equal(fs.readlinkSync(`/proc/self/fd/${fdOf(r)}`), r.path, 'the fd number is ours');
+      for (const r of [r0, r1, r5, r0b, r2])
+        assert.equal(fs.readlinkSync(`/proc/self/fd/${fdOf(r)}`), r.path, 'the fd number is ours');
       assert.deepEqual(await c.execute('query-fdsets'), {
         return: [
           { fds: [{ fd: fdOf(r5), opaque: 'hello' }], 'fdset-id': 5 },
@@ -294,13 +321,22 @@ describe('QMP add-fd / remove-fd / query-fdsets', () => {
           { fds: [{ fd: fdOf(r0) }, { fd: fdOf(r0b) }], 'fdset-id': 0 },
         ],
       });
-      assert.deepEqual(await c.execute('remove-fd', { 'fdset-id': 9 }), err("File descriptor named 'fdset-id:9' not found"));
-      assert.deepEqual(await c.execute('remove-fd', { 'fdset-id': 0, fd: 99999 }), err("File descriptor named 'fdset-id:0, fd:99999' not found"));
+      assert.deepEqual(
+        await c.execute('remove-fd', { 'fdset-id': 9 }),
+        err("File descriptor named 'fdset-id:9' not found"),
+      );
+      assert.deepEqual(
+        await c.execute('remove-fd', { 'fdset-id': 0, fd: 99999 }),
+        err("File descriptor named 'fdset-id:0, fd:99999' not found"),
+      );
       assert.deepEqual(await c.execute('remove-fd', { 'fdset-id': 0, fd: fdOf(r0) }), { return: {} });
       assert.equal(Markers.held(r0.path), 0);
       assert.deepEqual(await c.execute('remove-fd', { 'fdset-id': 1 }), { return: {} });
       assert.equal(Markers.held(r1.path), 0);
-      assert.deepEqual(await c.execute('remove-fd', { 'fdset-id': 1 }), err("File descriptor named 'fdset-id:1' not found"));
+      assert.deepEqual(
+        await c.execute('remove-fd', { 'fdset-id': 1 }),
+        err("File descriptor named 'fdset-id:1' not found"),
+      );
       // The lowest free id is reused.
       const again = await passMarker(m, c, 'add-fd');
       assert.equal(again.reply.return['fdset-id'], 1);
@@ -317,57 +353,76 @@ describe('QMP add-fd / remove-fd / query-fdsets', () => {
 });
 
 describe('netdev_add tap with passed fds', { ...privileged() }, () => {
-  test('fd=NAME takes the named fd; fds=A:B; an add-fd number; names do not reach HMP', { timeout: 60_000 }, async () => {
-    const single = npName('fps');
-    const multi = npName('fpm');
-    const byNumber = npName('fpn');
-    await withService(async (s, sock) => {
-      const { client: c } = await QmpTestClient.open(sock);
-      // The test opens the TAPs (as a privileged parent would) and hands them over.
-      const t1 = Tap.open({ ifname: single });
-      const t2 = Tap.open({ ifname: multi, queues: 2 });
-      const t3 = Tap.open({ ifname: byNumber });
-      try {
-        assert.deepEqual(await executeWithFds(c, 'getfd', { fdname: 'tap1' }, [t1.fd(0)]), { return: {} });
-        assert.deepEqual(await executeWithFds(c, 'getfd', { fdname: 'q0' }, [t2.fd(0)]), { return: {} });
-        assert.deepEqual(await executeWithFds(c, 'getfd', { fdname: 'q1' }, [t2.fd(1)]), { return: {} });
-        const added = await executeWithFds(c, 'add-fd', undefined, [t3.fd(0)]);
-        const setFd = added.return.fd as number;
-        assert.deepEqual(await c.execute('netdev_add', { type: 'tap', id: 'n1', fd: 'nosuch' }), err("File descriptor named 'nosuch' has not been found"));
-        assert.deepEqual(await c.execute('netdev_add', { type: 'tap', id: 'n1', fd: '3x' }), err("Invalid file descriptor number '3x'"));
-        // HMP through QMP is a fresh monitor without fds (QEMU's human-monitor-command).
-        assert.equal(await c.hmp('netdev_add tap,id=n1,fd=tap1'), "Error: File descriptor named 'tap1' has not been found\r\n");
-        assert.deepEqual(await c.execute('netdev_add', { type: 'tap', id: 'n1', fd: 'tap1' }), { return: {} });
-        assert.deepEqual(await c.execute('closefd', { fdname: 'tap1' }), err("File descriptor named 'tap1' not found"), 'netdev_add took it');
-        assert.deepEqual(await c.execute('netdev_add', { type: 'tap', id: 'n2', fds: 'q0:q1' }), { return: {} });
-        assert.deepEqual(await c.execute('netdev_add', { type: 'tap', id: 'n3', fd: String(setFd) }), { return: {} });
-        const info = await c.hmp('info network');
-        assert.match(info, /^n1: index=0,type=tap,fd=\d+\r\n/m);
-        // Both queues of a multiqueue tap print index=0 (QEMU 7.2).
-        assert.match(info, /^n2: index=0,type=tap,fd=\d+\r\nn2: index=0,type=tap,fd=\d+\r\n/m);
-        assert.match(info, new RegExp(`^n3: index=0,type=tap,fd=${setFd}\\r\\n`, 'm'));
-        // The TAPs live on in netplane alone once the test's own fds close...
-        await t1.close();
-        await t2.close();
-        await t3.close();
-        assert.ok(fs.existsSync(`/sys/class/net/${single}`));
-        assert.ok(fs.existsSync(`/sys/class/net/${multi}`));
-        // ...and netdev_del really releases them: nobody else holds the named fds.
-        assert.deepEqual(await c.execute('netdev_del', { id: 'n1' }), { return: {} });
-        assert.deepEqual(await c.execute('netdev_del', { id: 'n2' }), { return: {} });
-        assert.ok(await settle(() => !fs.existsSync(`/sys/class/net/${single}`) && !fs.existsSync(`/sys/class/net/${multi}`)));
-        // The add-fd copy stays in its set (netdev_add duplicated it) until remove-fd.
-        assert.deepEqual(await c.execute('netdev_del', { id: 'n3' }), { return: {} });
-        assert.ok(fs.existsSync(`/sys/class/net/${byNumber}`));
-        assert.deepEqual(await c.execute('remove-fd', { 'fdset-id': added.return['fdset-id'] }), { return: {} });
-        assert.ok(await settle(() => !fs.existsSync(`/sys/class/net/${byNumber}`)));
-        assert.equal(s.server.namedFds.size, 0);
-      } finally {
-        c.close();
-        await Promise.all([t1.close(), t2.close(), t3.close()]);
-      }
-    });
-  });
+  test(
+    'fd=NAME takes the named fd; fds=A:B; an add-fd number; names do not reach HMP',
+    { timeout: 60_000 },
+    async () => {
+      const single = npName('fps');
+      const multi = npName('fpm');
+      const byNumber = npName('fpn');
+      await withService(async (s, sock) => {
+        const { client: c } = await QmpTestClient.open(sock);
+        // The test opens the TAPs (as a privileged parent would) and hands them over.
+        const t1 = Tap.open({ ifname: single });
+        const t2 = Tap.open({ ifname: multi, queues: 2 });
+        const t3 = Tap.open({ ifname: byNumber });
+        try {
+          assert.deepEqual(await executeWithFds(c, 'getfd', { fdname: 'tap1' }, [t1.fd(0)]), { return: {} });
+          assert.deepEqual(await executeWithFds(c, 'getfd', { fdname: 'q0' }, [t2.fd(0)]), { return: {} });
+          assert.deepEqual(await executeWithFds(c, 'getfd', { fdname: 'q1' }, [t2.fd(1)]), { return: {} });
+          const added = await executeWithFds(c, 'add-fd', undefined, [t3.fd(0)]);
+          const setFd = added.return.fd as number;
+          assert.deepEqual(
+            await c.execute('netdev_add', { type: 'tap', id: 'n1', fd: 'nosuch' }),
+            err("File descriptor named 'nosuch' has not been found"),
+          );
+          assert.deepEqual(
+            await c.execute('netdev_add', { type: 'tap', id: 'n1', fd: '3x' }),
+            err("Invalid file descriptor number '3x'"),
+          );
+          // HMP through QMP is a fresh monitor without fds (QEMU's human-monitor-command).
+          assert.equal(
+            await c.hmp('netdev_add tap,id=n1,fd=tap1'),
+            "Error: File descriptor named 'tap1' has not been found\r\n",
+          );
+          assert.deepEqual(await c.execute('netdev_add', { type: 'tap', id: 'n1', fd: 'tap1' }), { return: {} });
+          assert.deepEqual(
+            await c.execute('closefd', { fdname: 'tap1' }),
+            err("File descriptor named 'tap1' not found"),
+            'netdev_add took it',
+          );
+          assert.deepEqual(await c.execute('netdev_add', { type: 'tap', id: 'n2', fds: 'q0:q1' }), { return: {} });
+          assert.deepEqual(await c.execute('netdev_add', { type: 'tap', id: 'n3', fd: String(setFd) }), { return: {} });
+          const info = await c.hmp('info network');
+          assert.match(info, /^n1: index=0,type=tap,fd=\d+\r\n/m);
+          // Both queues of a multiqueue tap print index=0 (QEMU 7.2).
+          assert.match(info, /^n2: index=0,type=tap,fd=\d+\r\nn2: index=0,type=tap,fd=\d+\r\n/m);
+          assert.match(info, new RegExp(`^n3: index=0,type=tap,fd=${setFd}\\r\\n`, 'm'));
+          // The TAPs live on in netplane alone once the test's own fds close...
+          await t1.close();
+          await t2.close();
+          await t3.close();
+          assert.ok(fs.existsSync(`/sys/class/net/${single}`));
+          assert.ok(fs.existsSync(`/sys/class/net/${multi}`));
+          // ...and netdev_del really releases them: nobody else holds the named fds.
+          assert.deepEqual(await c.execute('netdev_del', { id: 'n1' }), { return: {} });
+          assert.deepEqual(await c.execute('netdev_del', { id: 'n2' }), { return: {} });
+          assert.ok(
+            await settle(() => !fs.existsSync(`/sys/class/net/${single}`) && !fs.existsSync(`/sys/class/net/${multi}`)),
+          );
+          // The add-fd copy stays in its set (netdev_add duplicated it) until remove-fd.
+          assert.deepEqual(await c.execute('netdev_del', { id: 'n3' }), { return: {} });
+          assert.ok(fs.existsSync(`/sys/class/net/${byNumber}`));
+          assert.deepEqual(await c.execute('remove-fd', { 'fdset-id': added.return['fdset-id'] }), { return: {} });
+          assert.ok(await settle(() => !fs.existsSync(`/sys/class/net/${byNumber}`)));
+          assert.equal(s.server.namedFds.size, 0);
+        } finally {
+          c.close();
+          await Promise.all([t1.close(), t2.close(), t3.close()]);
+        }
+      });
+    },
+  );
 });
 
 // ---- the same conversation with QEMU 7.2 and with netplane ------------------------------
@@ -430,7 +485,9 @@ function normalizeFds(replies: unknown[]): unknown[] {
   };
   const text = JSON.stringify(replies)
     .replace(/"fd":(\d+)/g, (_all, n: string) => `"fd":"${name(n)}"`)
-    .replace(/(FD |fd=|file descriptor )(\d+)/g, (all, pre: string, n: string) => (n === '99999' || n === '999' ? all : `${pre}${name(n)}`));
+    .replace(/(FD |fd=|file descriptor )(\d+)/g, (all, pre: string, n: string) =>
+      n === '99999' || n === '999' ? all : `${pre}${name(n)}`,
+    );
   return JSON.parse(text) as unknown[];
 }
 

@@ -55,7 +55,11 @@ describe('QMP socket and greeting', () => {
     const oldMask = process.umask(0); // a permissive umask must not widen the socket
     let server: QmpServer;
     try {
-      server = await QmpServer.listen({ path: sock, commands: new Map(), version: { qemu: { major: 7, minor: 2, micro: 0 }, package: 'netplane test' } });
+      server = await QmpServer.listen({
+        path: sock,
+        commands: new Map(),
+        version: { qemu: { major: 7, minor: 2, micro: 0 }, package: 'netplane test' },
+      });
     } finally {
       process.umask(oldMask);
     }
@@ -67,7 +71,9 @@ describe('QMP socket and greeting', () => {
       assert.deepEqual(fs.readdirSync(dir), ['q.sock']);
       const c = await QmpTestClient.connect(sock);
       const greeting = await c.next();
-      assert.deepEqual(greeting, { QMP: { version: { qemu: { major: 7, minor: 2, micro: 0 }, package: 'netplane test' }, capabilities: [] } });
+      assert.deepEqual(greeting, {
+        QMP: { version: { qemu: { major: 7, minor: 2, micro: 0 }, package: 'netplane test' }, capabilities: [] },
+      });
       c.close();
       await server.close();
       assert.equal(fs.existsSync(sock), false);
@@ -122,9 +128,18 @@ describe('QMP capabilities negotiation', () => {
       assert.deepEqual(await c.execute('query-version'), { error: expect });
       assert.deepEqual(await c.execute('set_link', { name: 'x', up: true }, 5), { id: 5, error: expect });
       assert.deepEqual(await c.execute('no-such-command'), { error: expect });
-      assert.deepEqual(errorOf(await c.execute('qmp_capabilities', { enable: ['oob'] })), { class: 'GenericError', desc: "Capability 'oob' not available" });
-      assert.deepEqual(errorOf(await c.execute('qmp_capabilities', { enable: ['bogus'] })), { class: 'GenericError', desc: "Parameter 'null' does not accept value 'bogus'" });
-      assert.deepEqual(errorOf(await c.execute('qmp_capabilities', { enable: 'oob' })), { class: 'GenericError', desc: "Invalid parameter type for 'enable', expected: array" });
+      assert.deepEqual(errorOf(await c.execute('qmp_capabilities', { enable: ['oob'] })), {
+        class: 'GenericError',
+        desc: "Capability 'oob' not available",
+      });
+      assert.deepEqual(errorOf(await c.execute('qmp_capabilities', { enable: ['bogus'] })), {
+        class: 'GenericError',
+        desc: "Parameter 'null' does not accept value 'bogus'",
+      });
+      assert.deepEqual(errorOf(await c.execute('qmp_capabilities', { enable: 'oob' })), {
+        class: 'GenericError',
+        desc: "Invalid parameter type for 'enable', expected: array",
+      });
       assert.deepEqual(await c.execute('qmp_capabilities', undefined, 'a'), { return: {}, id: 'a' });
       assert.deepEqual(await c.execute('qmp_capabilities', undefined, 'b'), {
         id: 'b',
@@ -160,17 +175,24 @@ describe('QMP capabilities negotiation', () => {
 });
 
 describe('QMP events from the topology', () => {
-  test('NIC_RX_FILTER_CHANGED and netplane\'s link event for connection-driven links', T, async () => {
+  test("NIC_RX_FILTER_CHANGED and netplane's link event for connection-driven links", T, async () => {
     await withServer(async (f) => {
       const netdev = f.topology.addNetdev({ type: 'hubport', id: 'hp0', hubid: 0 });
       const nic = f.topology.addDevice({ driver: 'virtio-net-pci', id: 'nic0', netdev: 'hp0', features: {} });
       const { client: c } = await QmpTestClient.open(f.sock);
       // What the device model emits when the guest changes its receive filter.
       nic.emit('rx-filter-changed', { name: 'nic0', path: '/machine/peripheral/nic0/virtio-backend' });
-      assert.deepEqual((await c.nextEvent('NIC_RX_FILTER_CHANGED')).data, { name: 'nic0', path: '/machine/peripheral/nic0/virtio-backend' });
+      assert.deepEqual((await c.nextEvent('NIC_RX_FILTER_CHANGED')).data, {
+        name: 'nic0',
+        path: '/machine/peripheral/nic0/virtio-backend',
+      });
       // A backend whose connection drops (not set_link): netplane tells the clients.
       netdev.setLink(false);
-      assert.deepEqual((await c.nextEvent('NETPLANE_LINK_CHANGE')).data, { name: 'hp0', up: false, cause: 'connection' });
+      assert.deepEqual((await c.nextEvent('NETPLANE_LINK_CHANGE')).data, {
+        name: 'hp0',
+        up: false,
+        cause: 'connection',
+      });
       // set_link itself stays silent, as in QEMU.
       assert.deepEqual(await c.execute('set_link', { name: 'hp0', up: true }), { return: {} });
       assert.deepEqual(await c.execute('query-version', undefined, 'sync'), { return: f.monitor.version, id: 'sync' });
@@ -189,15 +211,39 @@ describe('QMP commands', () => {
       assert.equal(f.topology.netdevs.get('hp0')!.linkUp, false);
       assert.deepEqual(await c.execute('set_link', { name: 'hp0', up: true }), { return: {} });
       assert.equal(f.topology.netdevs.get('hp0')!.linkUp, true);
-      assert.deepEqual(errorOf(await c.execute('set_link', { name: 'nope', up: true })), { class: 'DeviceNotFound', desc: "Device 'nope' not found" });
-      assert.deepEqual(errorOf(await c.execute('set_link', { name: 'hp0' })), { class: 'GenericError', desc: "Parameter 'up' is missing" });
-      assert.deepEqual(errorOf(await c.execute('set_link')), { class: 'GenericError', desc: "Parameter 'name' is missing" });
-      assert.deepEqual(errorOf(await c.execute('set_link', { name: 'hp0', up: 'yes' })), { class: 'GenericError', desc: "Invalid parameter type for 'up', expected: boolean" });
-      assert.deepEqual(errorOf(await c.execute('set_link', { name: 1, up: true })), { class: 'GenericError', desc: "Invalid parameter type for 'name', expected: string" });
-      assert.deepEqual(errorOf(await c.execute('set_link', { name: 'hp0', up: null })), { class: 'GenericError', desc: "Invalid parameter type for 'up', expected: boolean" });
-      assert.deepEqual(errorOf(await c.execute('set_link', { name: 'hp0', up: true, bogus: 1 })), { class: 'GenericError', desc: "Parameter 'bogus' is unexpected" });
+      assert.deepEqual(errorOf(await c.execute('set_link', { name: 'nope', up: true })), {
+        class: 'DeviceNotFound',
+        desc: "Device 'nope' not found",
+      });
+      assert.deepEqual(errorOf(await c.execute('set_link', { name: 'hp0' })), {
+        class: 'GenericError',
+        desc: "Parameter 'up' is missing",
+      });
+      assert.deepEqual(errorOf(await c.execute('set_link')), {
+        class: 'GenericError',
+        desc: "Parameter 'name' is missing",
+      });
+      assert.deepEqual(errorOf(await c.execute('set_link', { name: 'hp0', up: 'yes' })), {
+        class: 'GenericError',
+        desc: "Invalid parameter type for 'up', expected: boolean",
+      });
+      assert.deepEqual(errorOf(await c.execute('set_link', { name: 1, up: true })), {
+        class: 'GenericError',
+        desc: "Invalid parameter type for 'name', expected: string",
+      });
+      assert.deepEqual(errorOf(await c.execute('set_link', { name: 'hp0', up: null })), {
+        class: 'GenericError',
+        desc: "Invalid parameter type for 'up', expected: boolean",
+      });
+      assert.deepEqual(errorOf(await c.execute('set_link', { name: 'hp0', up: true, bogus: 1 })), {
+        class: 'GenericError',
+        desc: "Parameter 'bogus' is unexpected",
+      });
       // Type errors come before unknown members, as QEMU's visitor checks them.
-      assert.deepEqual(errorOf(await c.execute('set_link', { up: 1, bogus: 1, name: 'x' })), { class: 'GenericError', desc: "Invalid parameter type for 'up', expected: boolean" });
+      assert.deepEqual(errorOf(await c.execute('set_link', { up: 1, bogus: 1, name: 'x' })), {
+        class: 'GenericError',
+        desc: "Invalid parameter type for 'up', expected: boolean",
+      });
       c.close();
     });
   });
@@ -207,21 +253,54 @@ describe('QMP commands', () => {
       const { client: c } = await QmpTestClient.open(f.sock);
       assert.deepEqual(await c.execute('netdev_add', { type: 'hubport', id: 'h1', hubid: 1 }), { return: {} });
       assert.ok(f.topology.netdevs.has('h1'));
-      assert.deepEqual(errorOf(await c.execute('netdev_add', { type: 'hubport', id: 'h1', hubid: 1 })), { class: 'GenericError', desc: "Duplicate ID 'h1'" });
-      assert.deepEqual(errorOf(await c.execute('netdev_add', { type: 'hubport', id: 'h3', hubid: '1' })), { class: 'GenericError', desc: "Invalid parameter type for 'hubid', expected: integer" });
-      assert.deepEqual(errorOf(await c.execute('netdev_add', { type: 'hubport', id: 'h3' })), { class: 'GenericError', desc: "Parameter 'hubid' is missing" });
-      assert.deepEqual(errorOf(await c.execute('netdev_add', { id: 'h3' })), { class: 'GenericError', desc: "Parameter 'type' is missing" });
-      assert.deepEqual(errorOf(await c.execute('netdev_add')), { class: 'GenericError', desc: "Parameter 'id' is missing" });
-      assert.deepEqual(errorOf(await c.execute('netdev_add', { type: 'bogus', id: 'h3' })), { class: 'GenericError', desc: "Parameter 'type' does not accept value 'bogus'" });
-      assert.deepEqual(errorOf(await c.execute('netdev_add', { type: 'hubport', id: 'h3', hubid: 1, zz: 1 })), { class: 'GenericError', desc: "Parameter 'zz' is unexpected" });
-      assert.equal(errorOf(await c.execute('netdev_add', { type: 'hubport', id: '1x', hubid: 1 })).desc, "Parameter 'id' expects an identifier");
+      assert.deepEqual(errorOf(await c.execute('netdev_add', { type: 'hubport', id: 'h1', hubid: 1 })), {
+        class: 'GenericError',
+        desc: "Duplicate ID 'h1'",
+      });
+      assert.deepEqual(errorOf(await c.execute('netdev_add', { type: 'hubport', id: 'h3', hubid: '1' })), {
+        class: 'GenericError',
+        desc: "Invalid parameter type for 'hubid', expected: integer",
+      });
+      assert.deepEqual(errorOf(await c.execute('netdev_add', { type: 'hubport', id: 'h3' })), {
+        class: 'GenericError',
+        desc: "Parameter 'hubid' is missing",
+      });
+      assert.deepEqual(errorOf(await c.execute('netdev_add', { id: 'h3' })), {
+        class: 'GenericError',
+        desc: "Parameter 'type' is missing",
+      });
+      assert.deepEqual(errorOf(await c.execute('netdev_add')), {
+        class: 'GenericError',
+        desc: "Parameter 'id' is missing",
+      });
+      assert.deepEqual(errorOf(await c.execute('netdev_add', { type: 'bogus', id: 'h3' })), {
+        class: 'GenericError',
+        desc: "Parameter 'type' does not accept value 'bogus'",
+      });
+      assert.deepEqual(errorOf(await c.execute('netdev_add', { type: 'hubport', id: 'h3', hubid: 1, zz: 1 })), {
+        class: 'GenericError',
+        desc: "Parameter 'zz' is unexpected",
+      });
+      assert.equal(
+        errorOf(await c.execute('netdev_add', { type: 'hubport', id: '1x', hubid: 1 })).desc,
+        "Parameter 'id' expects an identifier",
+      );
       assert.equal(f.topology.netdevs.has('h3'), false);
 
       assert.deepEqual(await c.execute('netdev_del', { id: 'h1' }), { return: {} });
       assert.equal(f.topology.netdevs.has('h1'), false);
-      assert.deepEqual(errorOf(await c.execute('netdev_del', { id: 'h1' })), { class: 'DeviceNotFound', desc: "Device 'h1' not found" });
-      assert.deepEqual(errorOf(await c.execute('netdev_del', { id: 5 })), { class: 'GenericError', desc: "Invalid parameter type for 'id', expected: string" });
-      assert.deepEqual(errorOf(await c.execute('netdev_del')), { class: 'GenericError', desc: "Parameter 'id' is missing" });
+      assert.deepEqual(errorOf(await c.execute('netdev_del', { id: 'h1' })), {
+        class: 'DeviceNotFound',
+        desc: "Device 'h1' not found",
+      });
+      assert.deepEqual(errorOf(await c.execute('netdev_del', { id: 5 })), {
+        class: 'GenericError',
+        desc: "Invalid parameter type for 'id', expected: string",
+      });
+      assert.deepEqual(errorOf(await c.execute('netdev_del')), {
+        class: 'GenericError',
+        desc: "Parameter 'id' is missing",
+      });
       // The id is free again.
       assert.deepEqual(await c.execute('netdev_add', { type: 'hubport', id: 'h1', hubid: 2 }), { return: {} });
       c.close();
@@ -231,7 +310,13 @@ describe('QMP commands', () => {
   test('query-rx-filter: all NICs, by name, errors; broadcast-allowed is truthful', T, async () => {
     await withServer(async (f) => {
       f.topology.addNetdev({ type: 'hubport', id: 'hp0', hubid: 0 });
-      f.topology.addDevice({ driver: 'virtio-net-pci', id: 'nic0', netdev: 'hp0', mac: '52:54:00:12:34:56', features: {} });
+      f.topology.addDevice({
+        driver: 'virtio-net-pci',
+        id: 'nic0',
+        netdev: 'hp0',
+        mac: '52:54:00:12:34:56',
+        features: {},
+      });
       const { client: c } = await QmpTestClient.open(f.sock);
       const all = await c.execute('query-rx-filter');
       assert.equal(all.return.length, 1);
@@ -242,9 +327,18 @@ describe('QMP commands', () => {
       // QEMU 7.2 says false here although broadcasts are accepted; we say what is true.
       assert.equal(info['broadcast-allowed'], true);
       assert.deepEqual(await c.execute('query-rx-filter', { name: 'nic0' }), all);
-      assert.deepEqual(errorOf(await c.execute('query-rx-filter', { name: 'hp0' })), { class: 'GenericError', desc: "net client(hp0) isn't a NIC" });
-      assert.deepEqual(errorOf(await c.execute('query-rx-filter', { name: 'x' })), { class: 'GenericError', desc: 'invalid net client name: x' });
-      assert.deepEqual(errorOf(await c.execute('query-rx-filter', { name: null })), { class: 'GenericError', desc: "Invalid parameter type for 'name', expected: string" });
+      assert.deepEqual(errorOf(await c.execute('query-rx-filter', { name: 'hp0' })), {
+        class: 'GenericError',
+        desc: "net client(hp0) isn't a NIC",
+      });
+      assert.deepEqual(errorOf(await c.execute('query-rx-filter', { name: 'x' })), {
+        class: 'GenericError',
+        desc: 'invalid net client name: x',
+      });
+      assert.deepEqual(errorOf(await c.execute('query-rx-filter', { name: null })), {
+        class: 'GenericError',
+        desc: "Invalid parameter type for 'name', expected: string",
+      });
       c.close();
     });
   });
@@ -257,12 +351,20 @@ describe('QMP commands', () => {
       assert.equal(await c.hmp('set_link nope off'), "Error: Device 'nope' not found\r\n");
       assert.equal(await c.hmp('bogus'), "unknown command: 'bogus'\r\n");
       assert.equal(await c.hmp(''), '');
-      assert.deepEqual(errorOf(await c.execute('human-monitor-command', {})), { class: 'GenericError', desc: "Parameter 'command-line' is missing" });
-      assert.deepEqual(errorOf(await c.execute('human-monitor-command', { 'command-line': 'info network', 'cpu-index': '0' })), {
+      assert.deepEqual(errorOf(await c.execute('human-monitor-command', {})), {
         class: 'GenericError',
-        desc: "Invalid parameter type for 'cpu-index', expected: integer",
+        desc: "Parameter 'command-line' is missing",
       });
-      assert.deepEqual(await c.execute('human-monitor-command', { 'command-line': 'info network', 'cpu-index': 0 }), { return: 'hub 1\r\n \\ h1\r\n' });
+      assert.deepEqual(
+        errorOf(await c.execute('human-monitor-command', { 'command-line': 'info network', 'cpu-index': '0' })),
+        {
+          class: 'GenericError',
+          desc: "Invalid parameter type for 'cpu-index', expected: integer",
+        },
+      );
+      assert.deepEqual(await c.execute('human-monitor-command', { 'command-line': 'info network', 'cpu-index': 0 }), {
+        return: 'hub 1\r\n \\ h1\r\n',
+      });
       c.close();
     });
   });
@@ -272,17 +374,43 @@ describe('QMP commands', () => {
       const { client: c } = await QmpTestClient.open(f.sock);
       const names = (await c.execute('query-commands')).return.map((x: { name: string }) => x.name).sort();
       assert.deepEqual(names, [
-        'add-fd', 'announce-self', 'closefd', 'getfd', 'human-monitor-command', 'netdev_add', 'netdev_del', 'qmp_capabilities', 'query-commands',
-        'query-fdsets', 'query-netplane-stats', 'query-rx-filter', 'query-version', 'quit', 'remove-fd', 'set_link',
+        'add-fd',
+        'announce-self',
+        'closefd',
+        'getfd',
+        'human-monitor-command',
+        'netdev_add',
+        'netdev_del',
+        'qmp_capabilities',
+        'query-commands',
+        'query-fdsets',
+        'query-netplane-stats',
+        'query-rx-filter',
+        'query-version',
+        'quit',
+        'remove-fd',
+        'set_link',
       ]);
-      assert.deepEqual(errorOf(await c.execute('announce-self', {})), { class: 'GenericError', desc: "Parameter 'initial' is missing" });
-      assert.deepEqual(errorOf(await c.execute('announce-self', { initial: 1, max: 2, rounds: 1, step: 1, interfaces: [1] })), {
+      assert.deepEqual(errorOf(await c.execute('announce-self', {})), {
         class: 'GenericError',
-        desc: "Invalid parameter type for 'interfaces[0]', expected: string",
+        desc: "Parameter 'initial' is missing",
       });
+      assert.deepEqual(
+        errorOf(await c.execute('announce-self', { initial: 1, max: 2, rounds: 1, step: 1, interfaces: [1] })),
+        {
+          class: 'GenericError',
+          desc: "Invalid parameter type for 'interfaces[0]', expected: string",
+        },
+      );
       assert.deepEqual(await c.execute('announce-self', { initial: 1, max: 2, rounds: 1, step: 1 }), { return: {} });
-      assert.deepEqual(errorOf(await c.execute('query-version', { a: 1 })), { class: 'GenericError', desc: "Parameter 'a' is unexpected" });
-      assert.deepEqual(errorOf(await c.execute('quit', { x: 1 })), { class: 'GenericError', desc: "Parameter 'x' is unexpected" });
+      assert.deepEqual(errorOf(await c.execute('query-version', { a: 1 })), {
+        class: 'GenericError',
+        desc: "Parameter 'a' is unexpected",
+      });
+      assert.deepEqual(errorOf(await c.execute('quit', { x: 1 })), {
+        class: 'GenericError',
+        desc: "Parameter 'x' is unexpected",
+      });
       c.close();
     });
   });
@@ -307,36 +435,63 @@ describe('QMP request checks', () => {
   test('unknown commands, member checks, non-object input; ids of any JSON type echoed', T, async () => {
     await withServer(async (f) => {
       const { client: c } = await QmpTestClient.open(f.sock);
-      assert.deepEqual(await c.execute('foo', undefined, [1, 2]), { id: [1, 2], error: { class: 'CommandNotFound', desc: 'The command foo has not been found' } });
+      assert.deepEqual(await c.execute('foo', undefined, [1, 2]), {
+        id: [1, 2],
+        error: { class: 'CommandNotFound', desc: 'The command foo has not been found' },
+      });
       const raw = async (text: string) => {
         c.sendRaw(text + '\n');
         return c.next();
       };
       const generic = (desc: string) => ({ error: { class: 'GenericError', desc } });
       assert.deepEqual(await raw('{}'), generic("QMP input lacks member 'execute'"));
-      assert.deepEqual(await raw('{"id":1}'), { id: 1, error: { class: 'GenericError', desc: "QMP input lacks member 'execute'" } });
+      assert.deepEqual(await raw('{"id":1}'), {
+        id: 1,
+        error: { class: 'GenericError', desc: "QMP input lacks member 'execute'" },
+      });
       assert.deepEqual(await raw('{"execute":1}'), generic("QMP input member 'execute' must be a string"));
-      assert.deepEqual(await raw('{"execute":"query-version","arguments":[1]}'), generic("QMP input member 'arguments' must be an object"));
-      assert.deepEqual(await raw('{"execute":"query-version","arguments":null}'), generic("QMP input member 'arguments' must be an object"));
+      assert.deepEqual(
+        await raw('{"execute":"query-version","arguments":[1]}'),
+        generic("QMP input member 'arguments' must be an object"),
+      );
+      assert.deepEqual(
+        await raw('{"execute":"query-version","arguments":null}'),
+        generic("QMP input member 'arguments' must be an object"),
+      );
       assert.deepEqual(await raw('{"exec-oob":"query-version"}'), generic("QMP input member 'exec-oob' is unexpected"));
-      assert.deepEqual(await raw('{"execute":"query-version","extra":1}'), generic("QMP input member 'extra' is unexpected"));
+      assert.deepEqual(
+        await raw('{"execute":"query-version","extra":1}'),
+        generic("QMP input member 'extra' is unexpected"),
+      );
       assert.deepEqual(await raw('[1,2]'), generic('QMP input must be a JSON object'));
       assert.deepEqual(await raw('"str"'), generic('QMP input must be a JSON object'));
-      assert.deepEqual(await raw('{"execute":"query-version","id":{"x":[true,false,null]}}'), { return: f.monitor.version, id: { x: [true, false, null] } });
-      assert.deepEqual(await raw('{"execute":"query-version","id":"\\ud83d\\ude00\\u0000"}'), { return: f.monitor.version, id: '\u{1F600}\u0000' });
+      assert.deepEqual(await raw('{"execute":"query-version","id":{"x":[true,false,null]}}'), {
+        return: f.monitor.version,
+        id: { x: [true, false, null] },
+      });
+      assert.deepEqual(await raw('{"execute":"query-version","id":"\\ud83d\\ude00\\u0000"}'), {
+        return: f.monitor.version,
+        id: '\u{1F600}\u0000',
+      });
       // Integers are echoed exactly, even beyond 2^53.
       await raw('{"execute":"query-version","id":18446744073709551615}');
       assert.match(c.rawLines.at(-1)!, /, "id": 18446744073709551615\}$/);
       await raw('{"execute":"query-version","id":-9223372036854775808}');
       assert.match(c.rawLines.at(-1)!, /, "id": -9223372036854775808\}$/);
-      assert.deepEqual(await raw('{"execute":"netdev_add","arguments":{"type":"hubport","id":"h9","hubid":1.0}}'), generic("Invalid parameter type for 'hubid', expected: integer"));
+      assert.deepEqual(
+        await raw('{"execute":"netdev_add","arguments":{"type":"hubport","id":"h9","hubid":1.0}}'),
+        generic("Invalid parameter type for 'hubid', expected: integer"),
+      );
       // QEMU's dialect: single-quoted strings
-      assert.deepEqual(await raw("{'execute':'query-version','id':'it''s'}".replace("''", "\\'")), { return: f.monitor.version, id: "it's" });
+      assert.deepEqual(await raw("{'execute':'query-version','id':'it''s'}".replace("''", "\\'")), {
+        return: f.monitor.version,
+        id: "it's",
+      });
       c.close();
     });
   });
 
-  test('malformed JSON gets QEMU\'s parse error and the connection survives', T, async () => {
+  test("malformed JSON gets QEMU's parse error and the connection survives", T, async () => {
     await withServer(async (f) => {
       const { client: c } = await QmpTestClient.open(f.sock);
       const cases: Array<[string, string]> = [
@@ -354,11 +509,19 @@ describe('QMP request checks', () => {
       for (const [text, desc] of cases) {
         c.sendRaw(text + '\n');
         assert.deepEqual(await c.next(), { error: { class: 'GenericError', desc } }, text);
-        assert.deepEqual(await c.execute('query-version', undefined, 1), { return: f.monitor.version, id: 1 }, `after ${text}`);
+        assert.deepEqual(
+          await c.execute('query-version', undefined, 1),
+          { return: f.monitor.version, id: 1 },
+          `after ${text}`,
+        );
       }
       // Invalid UTF-8 inside a string
-      c.sendRaw(Buffer.concat([Buffer.from('{"execute":"query-version","id":"'), Buffer.from([0xc3]), Buffer.from('"}\n')]));
-      assert.deepEqual(await c.next(), { error: { class: 'GenericError', desc: 'JSON parse error, invalid UTF-8 sequence in string' } });
+      c.sendRaw(
+        Buffer.concat([Buffer.from('{"execute":"query-version","id":"'), Buffer.from([0xc3]), Buffer.from('"}\n')]),
+      );
+      assert.deepEqual(await c.next(), {
+        error: { class: 'GenericError', desc: 'JSON parse error, invalid UTF-8 sequence in string' },
+      });
       // Messages are delimited by balance, not by lines: two on one line, one over two writes.
       c.sendRaw('{"execute":"query-version","id":2}{"execute":"query-version","id":3}');
       assert.equal((await c.next()).id, 2);
@@ -376,14 +539,23 @@ describe('QMP request checks', () => {
       const { client: c } = await QmpTestClient.open(f.sock);
       c.sendRaw('{"execute":"query-version","id":"' + 'a'.repeat(2 << 20) + '"}');
       assert.deepEqual(await c.next(), { error: { class: 'GenericError', desc: 'JSON token size limit exceeded' } });
-      assert.deepEqual(await c.execute('query-version', undefined, 'after-big'), { return: f.monitor.version, id: 'after-big' });
+      assert.deepEqual(await c.execute('query-version', undefined, 'after-big'), {
+        return: f.monitor.version,
+        id: 'after-big',
+      });
       c.sendRaw('['.repeat(5000) + ']'.repeat(5000));
       assert.deepEqual(await c.next(), { error: { class: 'GenericError', desc: 'JSON nesting depth limit exceeded' } });
-      assert.deepEqual(await c.execute('query-version', undefined, 'after-deep'), { return: f.monitor.version, id: 'after-deep' });
+      assert.deepEqual(await c.execute('query-version', undefined, 'after-deep'), {
+        return: f.monitor.version,
+        id: 'after-deep',
+      });
       // Many tokens in little space
       c.sendRaw('[' + '1,'.repeat(100_000) + '1]');
       assert.deepEqual(await c.next(), { error: { class: 'GenericError', desc: 'JSON token count limit exceeded' } });
-      assert.deepEqual(await c.execute('query-version', undefined, 'after-many'), { return: f.monitor.version, id: 'after-many' });
+      assert.deepEqual(await c.execute('query-version', undefined, 'after-many'), {
+        return: f.monitor.version,
+        id: 'after-many',
+      });
       // 1024 levels are still accepted (QEMU's limit)
       c.sendRaw(`{"execute":"query-version","id":${'['.repeat(1023)}${']'.repeat(1023)}}`);
       const deep = await c.next();
@@ -399,13 +571,20 @@ describe('QMP clients that misbehave', () => {
       const { client: good } = await QmpTestClient.open(f.sock);
       for (let i = 0; i < 20; i++) {
         const bad = await QmpTestClient.connect(f.sock);
-        bad.sendRaw(i % 2 === 0 ? '{"execute":"qmp_capabilities"}{"execute":"netdev_add","arguments":{"type":"hubport",' : '{"execute":"qmp_capabilities"}{"execute":"query-commands"}');
+        bad.sendRaw(
+          i % 2 === 0
+            ? '{"execute":"qmp_capabilities"}{"execute":"netdev_add","arguments":{"type":"hubport",'
+            : '{"execute":"qmp_capabilities"}{"execute":"query-commands"}',
+        );
         // Gone at once, half-closed (the server answers into a closing socket), or gone later.
         if (i % 3 === 0) bad.close();
         else if (i % 3 === 1) bad.socket.end();
         else setTimeout(() => bad.close(), 5);
       }
-      assert.deepEqual(await good.execute('query-version', undefined, 'still'), { return: f.monitor.version, id: 'still' });
+      assert.deepEqual(await good.execute('query-version', undefined, 'still'), {
+        return: f.monitor.version,
+        id: 'still',
+      });
       // All the vanished clients are forgotten.
       for (let i = 0; i < 100 && f.server.clientCount !== 1; i++) await new Promise((r) => setTimeout(r, 20));
       assert.equal(f.server.clientCount, 1);
@@ -443,7 +622,11 @@ describe('QMP clients that misbehave', () => {
   test('closing the server does not wait forever for a client that stopped reading', T, async () => {
     const dir = tempDir('qmp-close');
     const sock = path.join(dir, 'q.sock');
-    const server = await QmpServer.listen({ path: sock, commands: new Map(), version: { qemu: { micro: 0, minor: 2, major: 7 }, package: 'x' } });
+    const server = await QmpServer.listen({
+      path: sock,
+      commands: new Map(),
+      version: { qemu: { micro: 0, minor: 2, major: 7 }, package: 'x' },
+    });
     const stuck = net.connect(sock);
     try {
       stuck.on('error', () => {});
@@ -486,16 +669,27 @@ describe('QMP JSON reader', () => {
   test('values and errors from a byte stream split anywhere', () => {
     const text = '{"a":[1,-2.5,1e3,true,false,null,"x\\ny"]} \'q\' {"b":{}}[]';
     const whole: unknown[] = [];
-    new QmpJsonReader((v) => whole.push(v), (e) => whole.push(new Error(e))).feed(Buffer.from(text + ' '));
+    new QmpJsonReader(
+      (v) => whole.push(v),
+      (e) => whole.push(new Error(e)),
+    ).feed(Buffer.from(text + ' '));
     for (let split = 1; split < text.length; split++) {
       const got: unknown[] = [];
-      const r = new QmpJsonReader((v) => got.push(v), (e) => got.push(new Error(e)));
+      const r = new QmpJsonReader(
+        (v) => got.push(v),
+        (e) => got.push(new Error(e)),
+      );
       r.feed(Buffer.from(text.slice(0, split)));
       r.feed(Buffer.from(text.slice(split) + ' '));
       assert.deepEqual(got, whole, `split at ${split}`);
     }
     // Integers stay exact, literals with a fraction or exponent are doubles (as in QEMU).
-    assert.deepEqual(whole, [{ a: [1, new JsonFloat(-2.5), new JsonFloat(1000), true, false, null, 'x\ny'] }, 'q', { b: {} }, []]);
+    assert.deepEqual(whole, [
+      { a: [1, new JsonFloat(-2.5), new JsonFloat(1000), true, false, null, 'x\ny'] },
+      'q',
+      { b: {} },
+      [],
+    ]);
   });
 
   test('a __proto__ key is data, never a prototype', () => {
@@ -505,11 +699,14 @@ describe('QMP JSON reader', () => {
     assert.equal((v as { polluted?: unknown }).polluted, undefined);
   });
 
-  test('serializer writes QEMU\'s spacing and escapes', () => {
+  test("serializer writes QEMU's spacing and escapes", () => {
     assert.equal(toQmpJson({ return: {}, id: [1, 'a'] }), '{"return": {}, "id": [1, "a"]}');
     assert.equal(toQmpJson('\u00ff\u007f"\\\n\t\u0001/'), '"\\u00FF\\u007F\\"\\\\\\n\\t\\u0001/"');
     assert.equal(toQmpJson('\u{1F600}'), '"\\uD83D\\uDE00"');
     assert.equal(toQmpJson(Infinity), 'null');
-    assert.equal(toQmpJson({ big: 18446744073709551615n, f: new JsonFloat(0.5) }), '{"big": 18446744073709551615, "f": 0.5}');
+    assert.equal(
+      toQmpJson({ big: 18446744073709551615n, f: new JsonFloat(0.5) }),
+      '{"big": 18446744073709551615, "f": 0.5}',
+    );
   });
 });

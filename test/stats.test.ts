@@ -80,8 +80,16 @@ function byName(rows: NetplaneClientStats[], name: string, queue = 0): NetplaneC
 
 function assertConserved(rows: NetplaneClientStats[]): void {
   for (const r of rows) {
-    assert.equal(r['frames-in'], r['frames-out'] + r.queued + r.dropped, `${r.name}.${r['queue-index']}: in = out + queued + dropped`);
-    assert.equal(Object.values(r.drops).reduce((a, b) => a + b, 0), r.dropped, `${r.name}: drops by reason sum to dropped`);
+    assert.equal(
+      r['frames-in'],
+      r['frames-out'] + r.queued + r.dropped,
+      `${r.name}.${r['queue-index']}: in = out + queued + dropped`,
+    );
+    assert.equal(
+      Object.values(r.drops).reduce((a, b) => a + b, 0),
+      r.dropped,
+      `${r.name}: drops by reason sum to dropped`,
+    );
   }
 }
 
@@ -103,75 +111,95 @@ function nicPort(f: { topology: Topology; dp: NativeDataPlane }, id: string) {
   return port;
 }
 
-test('query-netplane-stats: counters of frames that crossed a hub, by client, with drops by reason', { ...needsAddon(), ...T }, async () => {
-  const env = hubWithTwoNics();
-  await withQmp(env.topology, env.dp, async ({ client }) => {
-    const names = (await client.execute('query-commands')).return.map((c: { name: string }) => c.name);
-    assert.ok(names.includes('query-netplane-stats'), 'listed in query-commands');
+test(
+  'query-netplane-stats: counters of frames that crossed a hub, by client, with drops by reason',
+  { ...needsAddon(), ...T },
+  async () => {
+    const env = hubWithTwoNics();
+    await withQmp(env.topology, env.dp, async ({ client }) => {
+      const names = (await client.execute('query-commands')).return.map((c: { name: string }) => c.name);
+      assert.ok(names.includes('query-netplane-stats'), 'listed in query-commands');
 
-    const tx = nicPort(env, 'n0');
-    const rx = nicPort(env, 'n1');
-    assert.equal(tx.send([frame(1), frame(2), frame(3)]), true);
-    assert.deepEqual(await receive(rx, 3), [1, 2, 3]);
+      const tx = nicPort(env, 'n0');
+      const rx = nicPort(env, 'n1');
+      assert.equal(tx.send([frame(1), frame(2), frame(3)]), true);
+      assert.deepEqual(await receive(rx, 3), [1, 2, 3]);
 
-    let rows = (await client.execute('query-netplane-stats')).return as NetplaneClientStats[];
-    assert.deepEqual(rows.map((r) => [r.name, r.kind]), [['h0', 'hubport'], ['h1', 'hubport'], ['n0', 'nic'], ['n1', 'nic']]);
-    const n0 = byName(rows, 'n0');
-    assert.equal(n0['frames-in'], 3);
-    assert.equal(n0['bytes-in'], 180);
-    assert.equal(n0['frames-out'], 3, 'handed to its peer');
-    assert.equal(n0.peer, 'h0');
-    assert.equal(n0['link-up'], true);
-    assert.equal(n0.enabled, true);
-    assert.equal(typeof n0.iothread, 'string');
-    assert.equal(byName(rows, 'h1')['hub-id'], 0);
-    assert.equal(byName(rows, 'n1')['frames-out'], 3, 'written to the receiving ring');
-    assertConserved(rows);
+      let rows = (await client.execute('query-netplane-stats')).return as NetplaneClientStats[];
+      assert.deepEqual(
+        rows.map((r) => [r.name, r.kind]),
+        [
+          ['h0', 'hubport'],
+          ['h1', 'hubport'],
+          ['n0', 'nic'],
+          ['n1', 'nic'],
+        ],
+      );
+      const n0 = byName(rows, 'n0');
+      assert.equal(n0['frames-in'], 3);
+      assert.equal(n0['bytes-in'], 180);
+      assert.equal(n0['frames-out'], 3, 'handed to its peer');
+      assert.equal(n0.peer, 'h0');
+      assert.equal(n0['link-up'], true);
+      assert.equal(n0.enabled, true);
+      assert.equal(typeof n0.iothread, 'string');
+      assert.equal(byName(rows, 'h1')['hub-id'], 0);
+      assert.equal(byName(rows, 'n1')['frames-out'], 3, 'written to the receiving ring');
+      assertConserved(rows);
 
-    // set_link off on n1: the hub still offers frames to it; n1 drops them as link-down.
-    assert.deepEqual(await client.execute('set_link', { name: 'n1', up: false }), { return: {} });
-    assert.equal(tx.send([frame(4), frame(5)]), true);
-    for (let i = 0; i < 100; i++) {
-      rows = (await client.execute('query-netplane-stats', { name: 'n1' })).return as NetplaneClientStats[];
-      if (rows[0]!.dropped >= 2) break;
-      await new Promise((r) => setTimeout(r, 20));
-    }
-    assert.equal(rows.length, 1, 'name= selects that client');
-    assert.equal(rows[0]!['link-up'], false);
-    assert.equal(rows[0]!.drops['link-down'], 2);
-    assert.equal(rows[0]!['frames-out'], 3, 'nothing more reached the ring');
-    assertConserved((await client.execute('query-netplane-stats')).return);
+      // set_link off on n1: the hub still offers frames to it; n1 drops them as link-down.
+      assert.deepEqual(await client.execute('set_link', { name: 'n1', up: false }), { return: {} });
+      assert.equal(tx.send([frame(4), frame(5)]), true);
+      for (let i = 0; i < 100; i++) {
+        rows = (await client.execute('query-netplane-stats', { name: 'n1' })).return as NetplaneClientStats[];
+        if (rows[0]!.dropped >= 2) break;
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      assert.equal(rows.length, 1, 'name= selects that client');
+      assert.equal(rows[0]!['link-up'], false);
+      assert.equal(rows[0]!.drops['link-down'], 2);
+      assert.equal(rows[0]!['frames-out'], 3, 'nothing more reached the ring');
+      assertConserved((await client.execute('query-netplane-stats')).return);
 
-    // Errors: an unknown name, a wrong argument type.
-    assert.deepEqual((await client.execute('query-netplane-stats', { name: 'nosuch' })).error, {
-      class: 'DeviceNotFound',
-      desc: "Device 'nosuch' not found",
+      // Errors: an unknown name, a wrong argument type.
+      assert.deepEqual((await client.execute('query-netplane-stats', { name: 'nosuch' })).error, {
+        class: 'DeviceNotFound',
+        desc: "Device 'nosuch' not found",
+      });
+      assert.deepEqual((await client.execute('query-netplane-stats', { name: 1 })).error, {
+        class: 'GenericError',
+        desc: "Invalid parameter type for 'name', expected: string",
+      });
     });
-    assert.deepEqual((await client.execute('query-netplane-stats', { name: 1 })).error, {
-      class: 'GenericError',
-      desc: "Invalid parameter type for 'name', expected: string",
-    });
-  });
-});
+  },
+);
 
-test('HMP info netplane: a table of the same counters with the conservation check', { ...needsAddon(), ...T }, async () => {
-  const env = hubWithTwoNics();
-  await withQmp(env.topology, env.dp, async ({ client, qmp }) => {
-    assert.equal(nicPort(env, 'n0').send([frame(7)]), true);
-    assert.deepEqual(await receive(nicPort(env, 'n1'), 1), [7]);
-    const text = qmp.hmp.execute('info netplane');
-    const lines = text.trimEnd().split('\n');
-    assert.match(lines[0]!, /^name +queue +kind +iothread +link +peer +frames-in +bytes-in +frames-out +bytes-out +queued +dropped +drops$/);
-    assert.equal(lines.length, 6, text);
-    assert.match(lines[3]!, /^n0 +0 +nic +\S+ +up +h0 +1 +60 +1 +60 +0 +0 +-$/);
-    assert.match(lines[1]!, /^h0 +0 +hubport\/0 /);
-    assert.equal(lines[5], 'conservation: frames-in = frames-out + queued + dropped holds for all 4 clients');
-    // The same through QMP's human-monitor-command (CRLF line ends), and in `info`'s list.
-    const viaQmp = (await client.execute('human-monitor-command', { 'command-line': 'info netplane' })).return as string;
-    assert.equal(viaQmp.split('\r\n')[0], lines[0]);
-    assert.match(qmp.hmp.execute('info'), /^info netplane  -- /m);
-  });
-});
+test(
+  'HMP info netplane: a table of the same counters with the conservation check',
+  { ...needsAddon(), ...T },
+  async () => {
+    const env = hubWithTwoNics();
+    await withQmp(env.topology, env.dp, async ({ client, qmp }) => {
+      assert.equal(nicPort(env, 'n0').send([frame(7)]), true);
+      assert.deepEqual(await receive(nicPort(env, 'n1'), 1), [7]);
+      const text = qmp.hmp.execute('info netplane');
+      const lines = text.trimEnd().split('\n');
+      assert.match(
+        lines[0]!,
+        /^name +queue +kind +iothread +link +peer +frames-in +bytes-in +frames-out +bytes-out +queued +dropped +drops$/,
+      );
+      assert.equal(lines.length, 6, text);
+      assert.match(lines[3]!, /^n0 +0 +nic +\S+ +up +h0 +1 +60 +1 +60 +0 +0 +-$/);
+      assert.match(lines[1]!, /^h0 +0 +hubport\/0 /);
+      assert.equal(lines[5], 'conservation: frames-in = frames-out + queued + dropped holds for all 4 clients');
+      // The same through QMP's human-monitor-command (CRLF line ends), and in `info`'s list.
+      const viaQmp = (await client.execute('human-monitor-command', { 'command-line': 'info netplane' }))
+        .return as string;
+      assert.equal(viaQmp.split('\r\n')[0], lines[0]);
+      assert.match(qmp.hmp.execute('info'), /^info netplane  -- /m);
+    });
+  },
+);
 
 test('without a data plane the commands say so instead of inventing zeros', T, async () => {
   const topology = new Topology({ warn: () => {} });
@@ -195,45 +223,74 @@ test('without a data plane the commands say so instead of inventing zeros', T, a
 
 test('the table reports a counter that does not balance', () => {
   const row: NetplaneClientStats = {
-    name: 'x', 'queue-index': 1, kind: 'tap', iothread: 'np-q1', 'link-up': true, dead: false, enabled: true,
-    'frames-in': 5, 'bytes-in': 300, 'frames-out': 3, 'bytes-out': 180, queued: 0, dropped: 1,
-    drops: { 'link-down': 0, 'no-peer': 1, 'queue-full': 0, oversize: 0, 'bad-vnet-hdr': 0, 'write-error': 0, 'dead-device': 0, purged: 0 },
+    name: 'x',
+    'queue-index': 1,
+    kind: 'tap',
+    iothread: 'np-q1',
+    'link-up': true,
+    dead: false,
+    enabled: true,
+    'frames-in': 5,
+    'bytes-in': 300,
+    'frames-out': 3,
+    'bytes-out': 180,
+    queued: 0,
+    dropped: 1,
+    drops: {
+      'link-down': 0,
+      'no-peer': 1,
+      'queue-full': 0,
+      oversize: 0,
+      'bad-vnet-hdr': 0,
+      'write-error': 0,
+      'dead-device': 0,
+      purged: 0,
+    },
   };
   const text = formatStatsTable([row]);
   assert.match(text, /no-peer=1\n/);
   assert.match(text, /conservation VIOLATED:\n  x\.1: frames-in 5 != frames-out 3 \+ queued 0 \+ dropped 1\n$/);
 });
 
-test('linked 2-queue TAPs: each queue index on its own IOThread, counted per queue', { ...needsPrivileged('ping'), ...T }, async () => {
-  const dp = new NativeDataPlane();
-  const topology = new Topology({ dataPlane: dp, warn: () => {} });
-  const ifA = npName('sa');
-  const ifB = npName('sb');
-  const nsA = new NetNs('sA');
-  const nsB = new NetNs('sB');
-  try {
-    await withQmp(topology, dp, async ({ client }) => {
-      // What `netplane -netdev tap,id=ta,ifname=..,queues=2,vnet_hdr=on ... -link ta,tb` builds.
-      topology.addNetdev({ type: 'tap', id: 'ta', ifname: ifA, queues: 2, vnet_hdr: true });
-      topology.addNetdev({ type: 'tap', id: 'tb', ifname: ifB, queues: 2, vnet_hdr: true });
-      topology.link('ta', 'tb');
-      const net = 10 + (process.pid % 200);
-      nsA.adopt(ifA, `10.214.${net}.1/24`);
-      nsB.adopt(ifB, `10.214.${net}.2/24`);
-      const out = nsA.exec('ping', ['-c', '3', '-i', '0.2', '-W', '1', `10.214.${net}.2`], { allowFail: true });
-      assert.match(out, / 3 received/, 'ping crosses the linked TAPs');
-      const rows = (await client.execute('query-netplane-stats')).return as NetplaneClientStats[];
-      assert.deepEqual(
-        rows.map((r) => [r.name, r['queue-index'], r.iothread, r.peer]),
-        [['ta', 0, 'np-q0', 'tb'], ['ta', 1, 'np-q1', 'tb.1'], ['tb', 0, 'np-q0', 'ta'], ['tb', 1, 'np-q1', 'ta.1']],
-      );
-      const read = rows.filter((r) => r.name === 'ta').reduce((n, r) => n + r['frames-in'], 0);
-      assert.ok(read >= 3, `echo requests read from ta (${read})`);
-      assertConserved(rows);
-    });
-  } finally {
-    nsA.dispose();
-    nsB.dispose();
-  }
-  assert.equal(fs.existsSync(`/sys/class/net/${ifA}`), false);
-});
+test(
+  'linked 2-queue TAPs: each queue index on its own IOThread, counted per queue',
+  { ...needsPrivileged('ping'), ...T },
+  async () => {
+    const dp = new NativeDataPlane();
+    const topology = new Topology({ dataPlane: dp, warn: () => {} });
+    const ifA = npName('sa');
+    const ifB = npName('sb');
+    const nsA = new NetNs('sA');
+    const nsB = new NetNs('sB');
+    try {
+      await withQmp(topology, dp, async ({ client }) => {
+        // What `netplane -netdev tap,id=ta,ifname=..,queues=2,vnet_hdr=on ... -link ta,tb` builds.
+        topology.addNetdev({ type: 'tap', id: 'ta', ifname: ifA, queues: 2, vnet_hdr: true });
+        topology.addNetdev({ type: 'tap', id: 'tb', ifname: ifB, queues: 2, vnet_hdr: true });
+        topology.link('ta', 'tb');
+        const net = 10 + (process.pid % 200);
+        nsA.adopt(ifA, `10.214.${net}.1/24`);
+        nsB.adopt(ifB, `10.214.${net}.2/24`);
+        const out = nsA.exec('ping', ['-c', '3', '-i', '0.2', '-W', '1', `10.214.${net}.2`], { allowFail: true });
+        assert.match(out, / 3 received/, 'ping crosses the linked TAPs');
+        const rows = (await client.execute('query-netplane-stats')).return as NetplaneClientStats[];
+        assert.deepEqual(
+          rows.map((r) => [r.name, r['queue-index'], r.iothread, r.peer]),
+          [
+            ['ta', 0, 'np-q0', 'tb'],
+            ['ta', 1, 'np-q1', 'tb.1'],
+            ['tb', 0, 'np-q0', 'ta'],
+            ['tb', 1, 'np-q1', 'ta.1'],
+          ],
+        );
+        const read = rows.filter((r) => r.name === 'ta').reduce((n, r) => n + r['frames-in'], 0);
+        assert.ok(read >= 3, `echo requests read from ta (${read})`);
+        assertConserved(rows);
+      });
+    } finally {
+      nsA.dispose();
+      nsB.dispose();
+    }
+    assert.equal(fs.existsSync(`/sys/class/net/${ifA}`), false);
+  },
+);

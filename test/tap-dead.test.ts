@@ -8,7 +8,15 @@ import assert from 'node:assert/strict';
 import * as path from 'node:path';
 import { Monitor } from '../lib/control/monitor';
 import { NativeDataPlane } from '../lib/dataplane/native-dataplane';
-import { bit, VirtioF, VirtioNetConfig, VirtioNetF, VirtioNetS, VirtioStatus, VIRTIO_NET_OK } from '../lib/devices/virtio-net-features';
+import {
+  bit,
+  VirtioF,
+  VirtioNetConfig,
+  VirtioNetF,
+  VirtioNetS,
+  VirtioStatus,
+  VIRTIO_NET_OK,
+} from '../lib/devices/virtio-net-features';
 import { Topology, type Nic, type NetdevTapDeadEvent } from '../lib/topology';
 import type { ClientDeadEvent } from '../lib/topology/dataplane';
 import { fakeTaps, RecordingDataPlane } from './helpers/fake-tap';
@@ -67,7 +75,10 @@ describe('dead TAP → topology (fake data plane)', () => {
     dp.die(nd.queues[0].handle);
     assert.deepEqual(down(nd.queues), [true, true], 'every queue of the netdev');
     assert.deepEqual(down(nic.queues), [true, true], 'every NIC peer');
-    assert.deepEqual(nd.queues.map((q) => q.dead), [true, false]);
+    assert.deepEqual(
+      nd.queues.map((q) => q.dead),
+      [true, false],
+    );
     assert.equal(configLinkUp(nic), false, 'LINK_UP clear in config space');
     assert.equal(nic.linkUp, false);
     assert.equal(irq.notified, 1);
@@ -76,7 +87,10 @@ describe('dead TAP → topology (fake data plane)', () => {
 
     // The second queue's fd dies too: marked, nothing else moves.
     dp.die(nd.queues[1].handle);
-    assert.deepEqual(nd.queues.map((q) => q.dead), [true, true]);
+    assert.deepEqual(
+      nd.queues.map((q) => q.dead),
+      [true, true],
+    );
     assert.equal(dead.length, 1);
     assert.equal(irq.notified, 1);
   });
@@ -116,7 +130,10 @@ describe('dead TAP → topology (fake data plane)', () => {
     const h1 = t1.queues[0].handle;
     await t1.close();
     dp.die(h1);
-    assert.deepEqual(dead.map((e) => e.netdev), ['t0']);
+    assert.deepEqual(
+      dead.map((e) => e.netdev),
+      ['t0'],
+    );
     await topo.close();
     assert.equal(dp.listeners, 0, 'the topology unsubscribed at close');
   });
@@ -159,7 +176,11 @@ describe('dead TAP → topology (native data plane)', privileged(), () => {
       sh('ip', ['link', 'del', ifname]);
       await waitFor(() => dead.length > 0, 10_000, 'the tap-dead event');
       // Both queue fds die; give the second report time to arrive, then count.
-      await waitFor(() => dp.stats().filter((s) => s.kind === 'tap' && s.dead).length === 2, 10_000, 'both queues dead');
+      await waitFor(
+        () => dp.stats().filter((s) => s.kind === 'tap' && s.dead).length === 2,
+        10_000,
+        'both queues dead',
+      );
       await new Promise((r) => setTimeout(r, 100));
       assert.equal(dead.length, 1, 'one event per netdev');
       assert.equal(dead[0].netdev, 'hn0');
@@ -167,7 +188,8 @@ describe('dead TAP → topology (native data plane)', privileged(), () => {
       assert.equal(irq.notified, 1, 'config notifier fired once');
       assert.equal(configLinkUp(nic), false, 'LINK_UP reads down');
       assert.deepEqual([...down(nd.queues), ...down(nic.queues)], [true, true, true, true]);
-      for (const s of dp.stats()) assert.equal(s.linkDown, true, `${s.name} q${s.queueIndex} link down in the data plane`);
+      for (const s of dp.stats())
+        assert.equal(s.linkDown, true, `${s.name} q${s.queueIndex} link down in the data plane`);
     } finally {
       await topo.close();
       dp.close();
@@ -181,12 +203,21 @@ describe('dead TAP → topology (native data plane)', privileged(), () => {
     const cli = path.join(__dirname, '..', 'lib', 'cli', 'main.ts');
     // Linked backend to backend, so both queues are attached and polled (a NIC's reset
     // would detach queue 1) and each one sees the interface vanish.
-    const proc = await QmpProcess.start(process.execPath, [
-      '--import', 'tsx', cli,
-      '-netdev', `tap,id=t0,ifname=${ifname},queues=2`,
-      '-netdev', `tap,id=t1,ifname=${other},queues=2`,
-      '-link', 't0,t1',
-    ], { ifnames: [other] });
+    const proc = await QmpProcess.start(
+      process.execPath,
+      [
+        '--import',
+        'tsx',
+        cli,
+        '-netdev',
+        `tap,id=t0,ifname=${ifname},queues=2`,
+        '-netdev',
+        `tap,id=t1,ifname=${other},queues=2`,
+        '-link',
+        't0,t1',
+      ],
+      { ifnames: [other] },
+    );
     try {
       const qmp = await proc.connect();
       sh('ip', ['link', 'del', ifname]);

@@ -7,7 +7,14 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { bit, VIRTIO_NET_ERR, VIRTIO_NET_OK, VirtioF, VirtioNetF, VirtioStatus } from '../lib/devices/virtio-net-features';
+import {
+  bit,
+  VIRTIO_NET_ERR,
+  VIRTIO_NET_OK,
+  VirtioF,
+  VirtioNetF,
+  VirtioStatus,
+} from '../lib/devices/virtio-net-features';
 import { Topology, type Nic } from '../lib/topology';
 import { deleteLink, npName, sh } from './helpers/netns';
 import { requirePrivilege } from './helpers/privilege';
@@ -45,68 +52,87 @@ function startDriver(nic: Nic, features: bigint): void {
 
 const F = (...bits: number[]) => bits.reduce((m, b) => m | bit(b), 0n);
 
-test('seed topology: 4-queue tap + virtio-net-pci, queues, header, offloads, link, delete', { timeout: 60_000 }, async (t) => {
-  if (!requirePrivilege(t) || !requireTools(t, 'ethtool')) return;
-  const ifname = npName('seed');
-  const topo = new Topology();
-  try {
-    const nd = topo.addNetdev({ type: 'tap', id: 'hostnet0', ifname, downscript: 'no', queues: 4 });
-    assert.equal(nd.queues.length, 4);
-    assert.deepEqual(tapQueues(ifname), { attached: 4, disabled: 0 });
-    assert.ok(nd.tap?.hasVnetHdr, 'kernel offers IFF_VNET_HDR');
+test(
+  'seed topology: 4-queue tap + virtio-net-pci, queues, header, offloads, link, delete',
+  { timeout: 60_000 },
+  async (t) => {
+    if (!requirePrivilege(t) || !requireTools(t, 'ethtool')) return;
+    const ifname = npName('seed');
+    const topo = new Topology();
+    try {
+      const nd = topo.addNetdev({ type: 'tap', id: 'hostnet0', ifname, downscript: 'no', queues: 4 });
+      assert.equal(nd.queues.length, 4);
+      assert.deepEqual(tapQueues(ifname), { attached: 4, disabled: 0 });
+      assert.ok(nd.tap?.hasVnetHdr, 'kernel offers IFF_VNET_HDR');
 
-    const nic = topo.addDevice({
-      driver: 'virtio-net-pci',
-      netdev: 'hostnet0',
-      id: 'net0',
-      mac: '52:54:00:6b:0d:a1',
-      bus: 'pci.0',
-      addr: '0x3',
-      features: {},
-    });
-    assert.equal(
-      topo.infoNetwork().split('\n')[0],
-      'net0: index=0,type=nic,model=virtio-net-pci,macaddr=52:54:00:6b:0d:a1',
-    );
-    assert.equal(nic.device.legacyHostFeatures, 0x79bfffe7);
-    // Plugging resets the device: only queue pair 0 stays attached (QEMU 7.2 shows the same).
-    assert.deepEqual(tapQueues(ifname), { attached: 1, disabled: 3 });
+      const nic = topo.addDevice({
+        driver: 'virtio-net-pci',
+        netdev: 'hostnet0',
+        id: 'net0',
+        mac: '52:54:00:6b:0d:a1',
+        bus: 'pci.0',
+        addr: '0x3',
+        features: {},
+      });
+      assert.equal(
+        topo.infoNetwork().split('\n')[0],
+        'net0: index=0,type=nic,model=virtio-net-pci,macaddr=52:54:00:6b:0d:a1',
+      );
+      assert.equal(nic.device.legacyHostFeatures, 0x79bfffe7);
+      // Plugging resets the device: only queue pair 0 stays attached (QEMU 7.2 shows the same).
+      assert.deepEqual(tapQueues(ifname), { attached: 1, disabled: 3 });
 
-    // A modern driver with offloads: 12-byte header on the tap, TSO/checksum offloads on.
-    assert.equal(ethtoolFeature(ifname, 'tx-tcp-segmentation'), 'off');
-    startDriver(nic, F(VirtioF.VERSION_1, VirtioNetF.CSUM, VirtioNetF.GUEST_CSUM, VirtioNetF.GUEST_TSO4, VirtioNetF.GUEST_TSO6, VirtioNetF.MRG_RXBUF, VirtioNetF.STATUS, VirtioNetF.CTRL_VQ));
-    assert.equal(nd.tap?.vnetHdrLen, 12);
-    assert.equal(nic.device.hostHdrLen, 12);
-    assert.equal(ethtoolFeature(ifname, 'tx-tcp-segmentation'), 'on');
-    assert.equal(ethtoolFeature(ifname, 'tx-checksumming'), 'on');
-    assert.deepEqual(tapQueues(ifname), { attached: 1, disabled: 3 });
-    // Without mq=on the device does not offer MQ: the guest cannot ask for more pairs.
-    assert.equal(nic.device.setQueuePairs(4), VIRTIO_NET_ERR);
-    assert.deepEqual(tapQueues(ifname), { attached: 1, disabled: 3 });
+      // A modern driver with offloads: 12-byte header on the tap, TSO/checksum offloads on.
+      assert.equal(ethtoolFeature(ifname, 'tx-tcp-segmentation'), 'off');
+      startDriver(
+        nic,
+        F(
+          VirtioF.VERSION_1,
+          VirtioNetF.CSUM,
+          VirtioNetF.GUEST_CSUM,
+          VirtioNetF.GUEST_TSO4,
+          VirtioNetF.GUEST_TSO6,
+          VirtioNetF.MRG_RXBUF,
+          VirtioNetF.STATUS,
+          VirtioNetF.CTRL_VQ,
+        ),
+      );
+      assert.equal(nd.tap?.vnetHdrLen, 12);
+      assert.equal(nic.device.hostHdrLen, 12);
+      assert.equal(ethtoolFeature(ifname, 'tx-tcp-segmentation'), 'on');
+      assert.equal(ethtoolFeature(ifname, 'tx-checksumming'), 'on');
+      assert.deepEqual(tapQueues(ifname), { attached: 1, disabled: 3 });
+      // Without mq=on the device does not offer MQ: the guest cannot ask for more pairs.
+      assert.equal(nic.device.setQueuePairs(4), VIRTIO_NET_ERR);
+      assert.deepEqual(tapQueues(ifname), { attached: 1, disabled: 3 });
 
-    // set_link and netdev_del reach the registered config notifier.
-    let notified = 0;
-    nic.onConfigChange(() => notified++);
-    topo.setLink('hostnet0', false);
-    assert.equal(notified, 1);
-    assert.equal(nic.device.readConfig(6, 2) & 1, 0);
-    topo.setLink('hostnet0', false);
-    assert.equal(notified, 1);
-    topo.setLink('hostnet0', true);
-    assert.equal(notified, 2);
-    assert.equal(nic.device.readConfig(6, 2) & 1, 1);
+      // set_link and netdev_del reach the registered config notifier.
+      let notified = 0;
+      nic.onConfigChange(() => notified++);
+      topo.setLink('hostnet0', false);
+      assert.equal(notified, 1);
+      assert.equal(nic.device.readConfig(6, 2) & 1, 0);
+      topo.setLink('hostnet0', false);
+      assert.equal(notified, 1);
+      topo.setLink('hostnet0', true);
+      assert.equal(notified, 2);
+      assert.equal(nic.device.readConfig(6, 2) & 1, 1);
 
-    topo.delNetdev('hostnet0');
-    assert.equal(notified, 3);
-    assert.equal(nic.linkUp, false);
-    await nd.close();
-    assert.equal(linkExists(ifname), false, 'QEMU 7.2 closes the tap on netdev_del');
-    assert.equal(topo.infoNetwork().split('\n')[1], ` \\ hostnet0: index=0,type=tap,ifname=${ifname},script=no,downscript=no`);
-  } finally {
-    await topo.close();
-    deleteLink(ifname);
-  }
-});
+      topo.delNetdev('hostnet0');
+      assert.equal(notified, 3);
+      assert.equal(nic.linkUp, false);
+      await nd.close();
+      assert.equal(linkExists(ifname), false, 'QEMU 7.2 closes the tap on netdev_del');
+      assert.equal(
+        topo.infoNetwork().split('\n')[1],
+        ` \\ hostnet0: index=0,type=tap,ifname=${ifname},script=no,downscript=no`,
+      );
+    } finally {
+      await topo.close();
+      deleteLink(ifname);
+    }
+  },
+);
 
 test('mq=on: the guest enables all 4 queue pairs, and back to 1', { timeout: 60_000 }, async (t) => {
   if (!requirePrivilege(t)) return;
@@ -155,76 +181,90 @@ test('close() removes the interface and runs the downscript with the ifname', { 
   }
 });
 
-test('a real up script gets the ifname; a failing one fails the netdev and leaves no interface', { timeout: 30_000 }, async (t) => {
-  if (!requirePrivilege(t)) return;
-  const ifname = npName('sc');
-  const topo = new Topology();
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'np-up-'));
-  try {
-    // The script sees the interface already created, by name, as argv[1].
-    const script = path.join(dir, 'up');
-    fs.writeFileSync(script, `#!/bin/sh\nip link show dev "$1" >/dev/null && echo "$1" > ${dir}/seen\n`, { mode: 0o755 });
-    const nd = topo.addNetdev({ type: 'tap', id: 'ok0', ifname, script });
-    assert.equal(fs.readFileSync(path.join(dir, 'seen'), 'utf8'), `${ifname}\n`);
-    assert.equal(nd.queues[0].infoStr, `ifname=${ifname},script=${script},downscript=no`);
-    await nd.close();
-    assert.equal(linkExists(ifname), false);
+test(
+  'a real up script gets the ifname; a failing one fails the netdev and leaves no interface',
+  { timeout: 30_000 },
+  async (t) => {
+    if (!requirePrivilege(t)) return;
+    const ifname = npName('sc');
+    const topo = new Topology();
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'np-up-'));
+    try {
+      // The script sees the interface already created, by name, as argv[1].
+      const script = path.join(dir, 'up');
+      fs.writeFileSync(script, `#!/bin/sh\nip link show dev "$1" >/dev/null && echo "$1" > ${dir}/seen\n`, {
+        mode: 0o755,
+      });
+      const nd = topo.addNetdev({ type: 'tap', id: 'ok0', ifname, script });
+      assert.equal(fs.readFileSync(path.join(dir, 'seen'), 'utf8'), `${ifname}\n`);
+      assert.equal(nd.queues[0].infoStr, `ifname=${ifname},script=${script},downscript=no`);
+      await nd.close();
+      assert.equal(linkExists(ifname), false);
 
-    assert.throws(
-      () => topo.addNetdev({ type: 'tap', id: 't0', ifname, script: '/bin/false' }),
-      /^NetplaneError: network script \/bin\/false failed with status 256$/,
-    );
-    await topo.close();
-    assert.equal(linkExists(ifname), false);
-  } finally {
-    await topo.close();
-    deleteLink(ifname);
-    fs.rmSync(dir, { recursive: true, force: true });
-  }
-});
+      assert.throws(
+        () => topo.addNetdev({ type: 'tap', id: 't0', ifname, script: '/bin/false' }),
+        /^NetplaneError: network script \/bin\/false failed with status 256$/,
+      );
+      await topo.close();
+      assert.equal(linkExists(ifname), false);
+    } finally {
+      await topo.close();
+      deleteLink(ifname);
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  },
+);
 
-test('a 2-queue TAP on a hub port: its other queue is detached while the port holds it, so every flow crosses', { timeout: 60_000 }, async (t) => {
-  if (!requirePrivilege(t)) return;
-  const { NativeDataPlane } = await import('../lib/dataplane/native-dataplane');
-  const { NetNs } = await import('./helpers/netns');
-  const ifA = npName('hqa');
-  const ifB = npName('hqb');
-  const dp = new NativeDataPlane();
-  const topo = new Topology({ dataPlane: dp });
-  const nsA = new NetNs('hqx');
-  const nsB = new NetNs('hqy');
-  try {
-    const a = topo.addNetdev({ type: 'tap', id: 'a', ifname: ifA, downscript: 'no', queues: 2 });
-    topo.addNetdev({ type: 'tap', id: 'b', ifname: ifB, downscript: 'no' });
-    assert.deepEqual(tapQueues(ifA), { attached: 2, disabled: 0 });
-    topo.addNetdev({ type: 'hubport', id: 'pa', hubid: 0, netdev: 'a' });
-    topo.addNetdev({ type: 'hubport', id: 'pb', hubid: 0, netdev: 'b' });
-    assert.deepEqual(tapQueues(ifA), { attached: 1, disabled: 1 }, 'queue 1 detached: the kernel sends every flow to queue 0');
-    assert.equal(a.tap?.queueEnabled(1), false);
-    nsA.adopt(ifA, '10.197.4.1/24');
-    nsB.adopt(ifB, '10.197.4.2/24');
-    // 32 UDP flows (one source port each): the kernel would hash about half onto queue 1.
-    const sink = nsB.spawn(process.execPath, ['-e', UDP_SINK, '10.197.4.2', '9']);
-    let got = '';
-    sink.stdout!.setEncoding('utf8').on('data', (d: string) => (got += d));
-    for (let i = 0; i < 100 && !got.includes('ready'); i++) await new Promise((r) => setTimeout(r, 30));
-    nsA.exec(process.execPath, ['-e', UDP_FLOWS, '10.197.4.2', '9', '32']);
-    for (let i = 0; i < 100 && !got.includes('ports 32\n'); i++) await new Promise((r) => setTimeout(r, 30));
-    sink.kill('SIGTERM');
-    await new Promise((r) => sink.once('exit', r));
-    const ports = Number(/ports (\d+)\s*$/.exec(got)?.[1] ?? -1);
-    assert.equal(ports, 32, `every one of the 32 flows arrived (sink said: ${got.trim()})`);
-    topo.delNetdev('pa');
-    assert.equal(a.tap?.queueEnabled(1), true, 'queue 1 attached again once the hub port is gone');
-  } finally {
-    await topo.close();
-    dp.close();
-    nsA.dispose();
-    nsB.dispose();
-    deleteLink(ifA);
-    deleteLink(ifB);
-  }
-});
+test(
+  'a 2-queue TAP on a hub port: its other queue is detached while the port holds it, so every flow crosses',
+  { timeout: 60_000 },
+  async (t) => {
+    if (!requirePrivilege(t)) return;
+    const { NativeDataPlane } = await import('../lib/dataplane/native-dataplane');
+    const { NetNs } = await import('./helpers/netns');
+    const ifA = npName('hqa');
+    const ifB = npName('hqb');
+    const dp = new NativeDataPlane();
+    const topo = new Topology({ dataPlane: dp });
+    const nsA = new NetNs('hqx');
+    const nsB = new NetNs('hqy');
+    try {
+      const a = topo.addNetdev({ type: 'tap', id: 'a', ifname: ifA, downscript: 'no', queues: 2 });
+      topo.addNetdev({ type: 'tap', id: 'b', ifname: ifB, downscript: 'no' });
+      assert.deepEqual(tapQueues(ifA), { attached: 2, disabled: 0 });
+      topo.addNetdev({ type: 'hubport', id: 'pa', hubid: 0, netdev: 'a' });
+      topo.addNetdev({ type: 'hubport', id: 'pb', hubid: 0, netdev: 'b' });
+      assert.deepEqual(
+        tapQueues(ifA),
+        { attached: 1, disabled: 1 },
+        'queue 1 detached: the kernel sends every flow to queue 0',
+      );
+      assert.equal(a.tap?.queueEnabled(1), false);
+      nsA.adopt(ifA, '10.197.4.1/24');
+      nsB.adopt(ifB, '10.197.4.2/24');
+      // 32 UDP flows (one source port each): the kernel would hash about half onto queue 1.
+      const sink = nsB.spawn(process.execPath, ['-e', UDP_SINK, '10.197.4.2', '9']);
+      let got = '';
+      sink.stdout!.setEncoding('utf8').on('data', (d: string) => (got += d));
+      for (let i = 0; i < 100 && !got.includes('ready'); i++) await new Promise((r) => setTimeout(r, 30));
+      nsA.exec(process.execPath, ['-e', UDP_FLOWS, '10.197.4.2', '9', '32']);
+      for (let i = 0; i < 100 && !got.includes('ports 32\n'); i++) await new Promise((r) => setTimeout(r, 30));
+      sink.kill('SIGTERM');
+      await new Promise((r) => sink.once('exit', r));
+      const ports = Number(/ports (\d+)\s*$/.exec(got)?.[1] ?? -1);
+      assert.equal(ports, 32, `every one of the 32 flows arrived (sink said: ${got.trim()})`);
+      topo.delNetdev('pa');
+      assert.equal(a.tap?.queueEnabled(1), true, 'queue 1 attached again once the hub port is gone');
+    } finally {
+      await topo.close();
+      dp.close();
+      nsA.dispose();
+      nsB.dispose();
+      deleteLink(ifA);
+      deleteLink(ifB);
+    }
+  },
+);
 
 // Counts the distinct source ports it hears from; prints "ready", then the count on each datagram.
 const UDP_SINK = `

@@ -46,14 +46,19 @@ describe('multiqueue wiring', () => {
     const { topo } = setup();
     const nd = topo.addNetdev(tap('hostnet0', { ifname: 'np0', queues: 4 }));
     assert.equal(nd.queues.length, 4);
-    assert.deepEqual(topo.clients.map((c) => [c.name, c.type, c.queueIndex, c.peer]), Array(4).fill(['hostnet0', 'tap', 0, null]));
+    assert.deepEqual(
+      topo.clients.map((c) => [c.name, c.type, c.queueIndex, c.peer]),
+      Array(4).fill(['hostnet0', 'tap', 0, null]),
+    );
     assert.ok(nd.queues.every((c) => c.isNetdev && c.model === 'tap'));
   });
 
   test('netdev= pairs backend and NIC queues 1:1 and sets queue_index on both sides', () => {
     const { topo, dp } = setup();
     const nd = topo.addNetdev(tap('hostnet0', { ifname: 'np0', queues: 4 }));
-    const n = topo.addDevice(nic({ netdev: 'hostnet0', id: 'net0', mac: '52:54:00:6b:0d:a1', bus: 'pci.0', addr: '0x3' }));
+    const n = topo.addDevice(
+      nic({ netdev: 'hostnet0', id: 'net0', mac: '52:54:00:6b:0d:a1', bus: 'pci.0', addr: '0x3' }),
+    );
     assert.equal(n.queues.length, 4);
     assert.equal(n.device.maxQueuePairs, 4);
     for (let i = 0; i < 4; i++) {
@@ -75,21 +80,36 @@ describe('multiqueue wiring', () => {
     const fds = fakes.taps[0].fds;
     // The data plane's index is the TAP queue (placement, counters); info network keeps 0.
     assert.deepEqual(dp.calls, [`add tap t0 q0 fd${fds[0]} hdr10`, `add tap t0 q1 fd${fds[1]} hdr10`]);
-    assert.deepEqual(topo.clients.map((c) => c.queueIndex), [0, 0]);
+    assert.deepEqual(
+      topo.clients.map((c) => c.queueIndex),
+      [0, 0],
+    );
     // A NIC taking the queues pairs queue i with NIC queue i: both sides agree on the index.
     topo.addDevice(nic({ netdev: 't0', id: 'n0', features: { mq: true } }));
     for (const [a, b] of dp.peers) assert.equal(dp.clients.get(a)!.queueIndex, dp.clients.get(b)!.queueIndex);
-    assert.deepEqual(topo.clients.map((c) => [c.type, c.queueIndex, dp.clients.get(c.handle)!.queueIndex]), [
-      ['tap', 0, 0], ['tap', 1, 1], ['nic', 0, 0], ['nic', 1, 1],
-    ]);
+    assert.deepEqual(
+      topo.clients.map((c) => [c.type, c.queueIndex, dp.clients.get(c.handle)!.queueIndex]),
+      [
+        ['tap', 0, 0],
+        ['tap', 1, 1],
+        ['nic', 0, 0],
+        ['nic', 1, 1],
+      ],
+    );
   });
 
   test('a netdev can be taken by one NIC only', () => {
     const { topo } = setup();
     topo.addNetdev(tap('hn0'));
     topo.addDevice(nic({ netdev: 'hn0', id: 'a' }));
-    throwsNetplane(() => topo.addDevice(nic({ netdev: 'hn0', id: 'b' })), "Property 'virtio-net-device.netdev' can't take value 'hn0', it's in use");
-    throwsNetplane(() => topo.addDevice(nic({ netdev: 'nosuch' })), "Property 'virtio-net-device.netdev' can't find value 'nosuch'");
+    throwsNetplane(
+      () => topo.addDevice(nic({ netdev: 'hn0', id: 'b' })),
+      "Property 'virtio-net-device.netdev' can't take value 'hn0', it's in use",
+    );
+    throwsNetplane(
+      () => topo.addDevice(nic({ netdev: 'nosuch' })),
+      "Property 'virtio-net-device.netdev' can't find value 'nosuch'",
+    );
     // The failed attempts left nothing behind.
     assert.equal(topo.nics.length, 1);
     assert.equal(topo.clients.length, 2);
@@ -106,17 +126,26 @@ describe('multiqueue wiring', () => {
     topo.addNetdev(tap('x'));
     topo.addDevice(nic({ netdev: 'x', id: 'x' }));
     throwsNetplane(() => topo.addDevice(nic({ id: 'x' })), "Duplicate ID 'x' for device");
-    assert.deepEqual(topo.clients.map((c) => `${c.name}/${c.type}`), ['x/tap', 'x/nic']);
+    assert.deepEqual(
+      topo.clients.map((c) => `${c.name}/${c.type}`),
+      ['x/tap', 'x/nic'],
+    );
   });
 
   test('bad MAC is rejected with the inner device type in the message', () => {
     const { topo } = setup();
-    throwsNetplane(() => topo.addDevice(nic({ mac: 'zz:00:00:00:00:00' })), "Property 'virtio-net-device.mac' doesn't take value 'zz:00:00:00:00:00'");
+    throwsNetplane(
+      () => topo.addDevice(nic({ mac: 'zz:00:00:00:00:00' })),
+      "Property 'virtio-net-device.mac' doesn't take value 'zz:00:00:00:00:00'",
+    );
   });
 
   test('queues=0 is a clear error, not an assertion', () => {
     const { topo } = setup();
-    assert.throws(() => topo.addNetdev(tap('t', { queues: 0 })), /Parameter 'queues' expects a value between 1 and 1024/);
+    assert.throws(
+      () => topo.addNetdev(tap('t', { queues: 0 })),
+      /Parameter 'queues' expects a value between 1 and 1024/,
+    );
     assert.equal(topo.clients.length, 0);
   });
 
@@ -158,17 +187,26 @@ describe('duplicate ids', () => {
   test('bad ids', () => {
     const { topo } = setup();
     throwsNetplane(() => topo.addNetdev(tap('0abc')), "Parameter 'id' expects an identifier");
-    throwsNetplane(() => topo.addNetdev({ type: 'bogus', id: 'x' } as unknown as NetdevOptions), "Parameter 'type' does not accept value 'bogus'");
+    throwsNetplane(
+      () => topo.addNetdev({ type: 'bogus', id: 'x' } as unknown as NetdevOptions),
+      "Parameter 'type' does not accept value 'bogus'",
+    );
   });
 
   test('iothreads: must exist before a netdev names one; duplicates per path', () => {
     const { topo, dp } = setup();
     assert.throws(() => topo.addNetdev(tap('t', { iothread: 'io0' })), /iothread 'io0' not found/);
     topo.addIothread({ qomType: 'iothread', id: 'io0' }, { via: 'cli' });
-    assert.throws(() => topo.addIothread({ qomType: 'iothread', id: 'io0' }, { via: 'cli' }), /^NetplaneError: Duplicate ID 'io0' for object$/);
+    assert.throws(
+      () => topo.addIothread({ qomType: 'iothread', id: 'io0' }, { via: 'cli' }),
+      /^NetplaneError: Duplicate ID 'io0' for object$/,
+    );
     topo.addNetdev(tap('t', { iothread: 'io0' }));
     topo.addDevice(nic({ netdev: 't' }));
-    assert.deepEqual([...dp.clients.values()].map((c) => c.iothread), ['io0', 'io0']);
+    assert.deepEqual(
+      [...dp.clients.values()].map((c) => c.iothread),
+      ['io0', 'io0'],
+    );
   });
 });
 
@@ -188,9 +226,13 @@ describe('hubs', () => {
     topo.addNetdev({ type: 'hubport', id: 'hp0', hubid: 0, netdev: 't0' });
     assert.throws(
       () => topo.addNetdev({ type: 'hubport', id: 'hp1', hubid: 0, netdev: 't0' }),
-      (e: unknown) => e instanceof NetplaneError && e.code === 'NETPLANE_IN_USE' && /netdev 't0' already has a peer/.test(e.message),
+      (e: unknown) =>
+        e instanceof NetplaneError && e.code === 'NETPLANE_IN_USE' && /netdev 't0' already has a peer/.test(e.message),
     );
-    assert.throws(() => topo.addNetdev({ type: 'hubport', id: 'hp2', hubid: 0, netdev: 'none' }), /netdev 'none' not found/);
+    assert.throws(
+      () => topo.addNetdev({ type: 'hubport', id: 'hp2', hubid: 0, netdev: 'none' }),
+      /netdev 'none' not found/,
+    );
     assert.equal(topo.hubs[0].ports.length, 1);
   });
 
@@ -199,8 +241,14 @@ describe('hubs', () => {
     topo.addNetdev({ type: 'hubport', id: 'a', hubid: 1 });
     topo.addNetdev({ type: 'hubport', id: 'b', hubid: 2 });
     topo.addNetdev({ type: 'hubport', id: 'c', hubid: 1 });
-    assert.deepEqual(topo.hubs.map((h) => h.id), [2, 1]);
-    assert.deepEqual(topo.hubs[1].ports.map((p) => p.name), ['c', 'a']);
+    assert.deepEqual(
+      topo.hubs.map((h) => h.id),
+      [2, 1],
+    );
+    assert.deepEqual(
+      topo.hubs[1].ports.map((p) => p.name),
+      ['c', 'a'],
+    );
     assert.equal(topo.infoNetwork(), 'hub 2\n \\ b\nhub 1\n \\ c\n \\ a\n');
   });
 
@@ -219,7 +267,7 @@ describe('hubs', () => {
 });
 
 describe('non-netdev hub ports (QEMU legacy -net style)', () => {
-  test('named hub<id>port<k> by the hub\'s running counter; netdev_del refuses them', async () => {
+  test("named hub<id>port<k> by the hub's running counter; netdev_del refuses them", async () => {
     const { topo, dp } = setup();
     topo.addNetdev(tap('t0', { ifname: 'np0' }));
     const p0 = topo.addHubPort(0);
@@ -239,7 +287,10 @@ describe('non-netdev hub ports (QEMU legacy -net style)', () => {
     await topo.hubs[0].close();
     assert.equal(topo.clients.length, 1);
     assert.equal(topo.clients[0].peer, null);
-    assert.deepEqual([...dp.clients.values()].map((c) => c.name), ['t0']);
+    assert.deepEqual(
+      [...dp.clients.values()].map((c) => c.name),
+      ['t0'],
+    );
   });
 });
 
@@ -250,12 +301,21 @@ describe('data plane hooks follow the device', () => {
     const n = topo.addDevice(nic({ netdev: 'hn0', id: 'n', features: { mq: true } }));
     // The plug-time reset detached queues 1 and 2, on the tap and in the data plane.
     assert.deepEqual(fakes.taps[0].log, ['queue 1 off', 'queue 2 off', 'hdr 10', 'offloads -']);
-    assert.deepEqual(dp.calls.filter((c) => c.startsWith('queue')), ['queue hn0 off', 'queue hn0 off']);
+    assert.deepEqual(
+      dp.calls.filter((c) => c.startsWith('queue')),
+      ['queue hn0 off', 'queue hn0 off'],
+    );
     dp.calls.length = 0;
     n.device.setDriverFeatures((1n << 32n) | (1n << 22n) | (1n << 1n)); // VERSION_1 | MQ | GUEST_CSUM
     assert.deepEqual(dp.calls, ['hdr hn0 12', 'hdr n 12', 'hdr hn0 12', 'hdr n 12', 'hdr hn0 12', 'hdr n 12']);
-    assert.deepEqual(topo.netdevs.get('hn0')!.queues.map((q) => q.vnetHdrLen), [12, 12, 12]);
-    assert.deepEqual(n.queues.map((q) => q.vnetHdrLen), [12, 12, 12]);
+    assert.deepEqual(
+      topo.netdevs.get('hn0')!.queues.map((q) => q.vnetHdrLen),
+      [12, 12, 12],
+    );
+    assert.deepEqual(
+      n.queues.map((q) => q.vnetHdrLen),
+      [12, 12, 12],
+    );
     assert.equal(fakes.taps[0].log.at(-1), 'offloads csum');
     dp.calls.length = 0;
     n.device.setQueuePairs(3);
@@ -263,14 +323,17 @@ describe('data plane hooks follow the device', () => {
     assert.equal(fakes.taps[0].numDisabled, 0);
   });
 
-  test('NIC queues start with the device\'s host header length: 10 with a vnet-header tap, 0 otherwise', () => {
+  test("NIC queues start with the device's host header length: 10 with a vnet-header tap, 0 otherwise", () => {
     const { topo, dp } = setup();
     topo.addNetdev(tap('hn0'));
     topo.addNetdev({ type: 'hubport', id: 'hp', hubid: 0 });
     topo.addDevice(nic({ netdev: 'hn0', id: 'a' }));
     topo.addDevice(nic({ netdev: 'hp', id: 'b' }));
     topo.addDevice(nic({ id: 'c' }));
-    assert.deepEqual(dp.calls.filter((c) => c.startsWith('add port')), ['add port a q0 hdr10', 'add port b q0 hdr0', 'add port c q0 hdr0']);
+    assert.deepEqual(
+      dp.calls.filter((c) => c.startsWith('add port')),
+      ['add port a q0 hdr10', 'add port b q0 hdr0', 'add port c q0 hdr0'],
+    );
   });
 
   test('a backend operation that fails becomes an error event, not a throw into the guest path', () => {
@@ -296,8 +359,14 @@ describe('names and MACs', () => {
     const n1 = topo.addDevice(nic({ netdev: 'a' }));
     const n2 = topo.addDevice(nic({ netdev: 'b' }));
     const n3 = topo.addDevice(nic());
-    assert.deepEqual(n1.queues.map((q) => q.name), ['virtio-net-pci.0', 'virtio-net-pci.1']);
-    assert.deepEqual(n2.queues.map((q) => q.name), ['virtio-net-pci.2', 'virtio-net-pci.3']);
+    assert.deepEqual(
+      n1.queues.map((q) => q.name),
+      ['virtio-net-pci.0', 'virtio-net-pci.1'],
+    );
+    assert.deepEqual(
+      n2.queues.map((q) => q.name),
+      ['virtio-net-pci.2', 'virtio-net-pci.3'],
+    );
     assert.equal(n3.name, 'virtio-net-pci.4');
   });
 
@@ -307,7 +376,10 @@ describe('names and MACs', () => {
     topo.addDevice(nic());
     await a.close();
     assert.equal(topo.addDevice(nic()).name, 'virtio-net-pci.1');
-    assert.deepEqual(topo.nics.map((n) => n.name), ['virtio-net-pci.1', 'virtio-net-pci.1']);
+    assert.deepEqual(
+      topo.nics.map((n) => n.name),
+      ['virtio-net-pci.1', 'virtio-net-pci.1'],
+    );
   });
 
   test('an id-carrying NIC of the same model counts too', () => {
@@ -373,7 +445,10 @@ describe('tap options and scripts', () => {
     const { topo, scripts } = setup();
     const nd = topo.addNetdev(tap('t', { ifname: 'np1', queues: 2, script: '/x/up', downscript: '/x/down' }));
     assert.deepEqual(scripts, ['/x/up np1']);
-    assert.deepEqual(nd.queues.map((q) => q.infoStr), ['ifname=np1,script=/x/up,downscript=/x/down', 'ifname=np1,script=no,downscript=no']);
+    assert.deepEqual(
+      nd.queues.map((q) => q.infoStr),
+      ['ifname=np1,script=/x/up,downscript=/x/down', 'ifname=np1,script=no,downscript=no'],
+    );
   });
 
   test('downscript runs at delete, before the tap closes', async () => {
@@ -406,7 +481,10 @@ describe('tap options and scripts', () => {
         throw new NetplaneError('NETPLANE_SCRIPT_FAILED', `network script ${p} failed with status 256`);
       },
     });
-    assert.throws(() => topo.addNetdev(tap('t', { script: '/bin/false' })), /network script \/bin\/false failed with status 256/);
+    assert.throws(
+      () => topo.addNetdev(tap('t', { script: '/bin/false' })),
+      /network script \/bin\/false failed with status 256/,
+    );
     assert.ok(fakes.taps[0].closed);
     assert.equal(topo.netdevs.size, 0);
   });
@@ -422,7 +500,10 @@ describe('tap options and scripts', () => {
     const { topo } = setup({ resolveFd: (name) => (name === 'myfd' ? 42 : -1) });
     assert.equal(topo.addNetdev(tap('a', { fd: '7' })).queues[0].infoStr, 'fd=7');
     assert.equal(topo.addNetdev(tap('b', { fd: 'myfd' })).queues[0].infoStr, 'fd=42');
-    assert.deepEqual(topo.addNetdev(tap('c', { fds: ['8', '9'] })).queues.map((q) => q.infoStr), ['fd=8', 'fd=9']);
+    assert.deepEqual(
+      topo.addNetdev(tap('c', { fds: ['8', '9'] })).queues.map((q) => q.infoStr),
+      ['fd=8', 'fd=9'],
+    );
     assert.throws(() => topo.addNetdev(tap('d', { fd: 'nope' })), /File descriptor named 'nope' has not been found/);
   });
 
@@ -430,14 +511,19 @@ describe('tap options and scripts', () => {
     const { topo } = setup();
     assert.throws(() => topo.addNetdev(tap('a', { vhost: true })), /vhost-net requested but could not be initialized/);
     assert.throws(() => topo.addNetdev(tap('b', { vhostforce: true })), /vhost-net/);
-    assert.throws(() => topo.addNetdev(tap('c', { helper: '/usr/lib/qemu/qemu-bridge-helper' })), /helper= and br= are not supported/);
+    assert.throws(
+      () => topo.addNetdev(tap('c', { helper: '/usr/lib/qemu/qemu-bridge-helper' })),
+      /helper= and br= are not supported/,
+    );
     topo.addNetdev(tap('d', { vhost: false }));
   });
 
   test('tap open failures keep the system error text and become NetplaneErrors', () => {
     const topo = new Topology({
       openTap: () => {
-        throw Object.assign(new Error('could not configure /dev/net/tun (np0): Operation not permitted'), { code: 'EPERM' });
+        throw Object.assign(new Error('could not configure /dev/net/tun (np0): Operation not permitted'), {
+          code: 'EPERM',
+        });
       },
     });
     assert.throws(
@@ -466,8 +552,14 @@ describe('runNetworkScript (real processes)', () => {
   });
 
   test('failures report the raw wait status as QEMU does', () => {
-    assert.throws(() => runNetworkScript('/bin/false', 'np0'), /^NetplaneError: network script \/bin\/false failed with status 256$/);
-    assert.throws(() => runNetworkScript('/nonexistent/np-up', 'np0'), /network script \/nonexistent\/np-up failed with status 256/);
+    assert.throws(
+      () => runNetworkScript('/bin/false', 'np0'),
+      /^NetplaneError: network script \/bin\/false failed with status 256$/,
+    );
+    assert.throws(
+      () => runNetworkScript('/nonexistent/np-up', 'np0'),
+      /network script \/nonexistent\/np-up failed with status 256/,
+    );
   });
 });
 
@@ -490,7 +582,8 @@ describe('info network (QEMU 7.2 captures)', () => {
     topo.addNetdev(tap('hn0', { ifname: 'spA0', script: 'no', downscript: 'no', queues: 2 }));
     assert.equal(
       topo.infoNetwork(),
-      'hn0: index=0,type=tap,ifname=spA0,script=no,downscript=no\n' + 'hn0: index=0,type=tap,ifname=spA0,script=no,downscript=no\n',
+      'hn0: index=0,type=tap,ifname=spA0,script=no,downscript=no\n' +
+        'hn0: index=0,type=tap,ifname=spA0,script=no,downscript=no\n',
     );
   });
 
@@ -521,7 +614,9 @@ describe('info network (QEMU 7.2 captures)', () => {
     topo.addNetdev({ type: 'hubport', id: 'hp5', hubid: 5 }, { via: 'cli' });
     topo.addNetdev(tap('u9', { ifname: 'npq1', script: 'no', downscript: 'no' }), { via: 'cli' });
     topo.addNetdev({ type: 'hubport', id: 'hp6', hubid: 5, netdev: 'u9' }, { via: 'cli' });
-    topo.addNetdev(tap('t2', { ifname: 'npq2', queues: 2, script: '/etc/qemu-ifup', downscript: '/etc/qemu-ifdown' }), { via: 'cli' });
+    topo.addNetdev(tap('t2', { ifname: 'npq2', queues: 2, script: '/etc/qemu-ifup', downscript: '/etc/qemu-ifdown' }), {
+      via: 'cli',
+    });
     topo.addNetdev({ type: 'hubport', id: 'hp7', hubid: 7, netdev: 't2' }, { via: 'cli' });
     topo.addDevice(nic({ netdev: 'hp5', id: 'e0' }));
     topo.addDevice(nic({ netdev: 't0', features: { mq: true } }));
@@ -533,7 +628,11 @@ describe('info network (QEMU 7.2 captures)', () => {
     build(topo);
     assert.equal(topo.infoNetwork(), captured);
     // The same run printed these warnings.
-    assert.deepEqual(topo.startupWarnings(), ['hub 7 with no nics', 'netdev t2 has no peer', 'nic virtio-net-pci.3 has no peer']);
+    assert.deepEqual(topo.startupWarnings(), [
+      'hub 7 with no nics',
+      'netdev t2 has no peer',
+      'nic virtio-net-pci.3 has no peer',
+    ]);
   });
 
   test('after netdev_del of an attached backend the NIC still lists it (same capture)', () => {
@@ -552,7 +651,10 @@ describe('queries', () => {
     topo.addDevice(nic({ netdev: 'hn0', id: 'nic0', mac: '52:54:00:12:34:56' }));
     topo.addDevice(nic({ id: 'nic1' }));
     const all = topo.queryRxFilter();
-    assert.deepEqual(all.map((i) => i.name), ['nic0', 'nic1']);
+    assert.deepEqual(
+      all.map((i) => i.name),
+      ['nic0', 'nic1'],
+    );
     const [info] = topo.queryRxFilter('nic0');
     assert.equal(info['main-mac'], '52:54:00:12:34:56');
     assert.equal(info.promiscuous, true);
@@ -593,7 +695,7 @@ describe('rx filter events', () => {
 });
 
 describe('announce-self', () => {
-  test('one RARP per NIC per round, from queue 0, with QEMU\'s layout', () => {
+  test("one RARP per NIC per round, from queue 0, with QEMU's layout", () => {
     const { topo, dp } = setup();
     topo.addNetdev(tap('hn0', { queues: 2 }));
     const a = topo.addDevice(nic({ netdev: 'hn0', id: 'a', mac: '52:54:00:6b:0d:a1' }));
@@ -607,7 +709,18 @@ describe('announce-self', () => {
     assert.equal(f.length, 60);
     assert.equal(
       f.subarray(0, 42).toString('hex'),
-      'ffffffffffff' + '5254006b0da1' + '8035' + '0001' + '0800' + '06' + '04' + '0003' + '5254006b0da1' + '00000000' + '5254006b0da1' + '00000000',
+      'ffffffffffff' +
+        '5254006b0da1' +
+        '8035' +
+        '0001' +
+        '0800' +
+        '06' +
+        '04' +
+        '0003' +
+        '5254006b0da1' +
+        '00000000' +
+        '5254006b0da1' +
+        '00000000',
     );
     assert.ok(f.subarray(42).every((b) => b === 0));
     assert.deepEqual(seen, [f]);
@@ -637,7 +750,10 @@ describe('announce-self', () => {
     topo.addDevice(nic({ id: 'a' }));
     const b = topo.addDevice(nic({ id: 'b' }));
     topo.announceSelf({ initial: 0, max: 0, rounds: 1, step: 0, interfaces: ['b'] });
-    assert.deepEqual(dp.raw.map((r) => r.handle), [b.queues[0].handle]);
+    assert.deepEqual(
+      dp.raw.map((r) => r.handle),
+      [b.queues[0].handle],
+    );
   });
 });
 
@@ -654,7 +770,10 @@ describe('lifetime', () => {
     assert.equal(topo.clients.length, 0);
     assert.equal(topo.hubs.length, 0);
     assert.equal(dp.clients.size, 0);
-    assert.throws(() => topo.addNetdev(tap('c')), (e: unknown) => e instanceof NetplaneError && e.code === 'NETPLANE_CLOSED');
+    assert.throws(
+      () => topo.addNetdev(tap('c')),
+      (e: unknown) => e instanceof NetplaneError && e.code === 'NETPLANE_CLOSED',
+    );
     await topo.close(); // idempotent
   });
 
@@ -688,7 +807,8 @@ describe('lifetime', () => {
     await n.close();
     assert.equal(
       topo.infoNetwork(),
-      'a: index=0,type=tap,ifname=npa,script=no,downscript=no\n' + 'a: index=1,type=tap,ifname=npa,script=no,downscript=no\n',
+      'a: index=0,type=tap,ifname=npa,script=no,downscript=no\n' +
+        'a: index=1,type=tap,ifname=npa,script=no,downscript=no\n',
     );
     // Reattach works: the queues are free again.
     topo.addDevice(nic({ netdev: 'a', id: 'n2' }));

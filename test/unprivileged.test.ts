@@ -39,7 +39,12 @@ function stageRuntime(): string | undefined {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'np-unpriv-'));
   process.on('exit', () => fs.rmSync(dir, { recursive: true, force: true }));
   fs.chmodSync(dir, 0o755);
-  for (const part of ['dist', 'package.json', path.join('build', 'Release', 'netplane.node'), path.join('node_modules', 'node-gyp-build')]) {
+  for (const part of [
+    'dist',
+    'package.json',
+    path.join('build', 'Release', 'netplane.node'),
+    path.join('node_modules', 'node-gyp-build'),
+  ]) {
     fs.cpSync(path.join(ROOT, part), path.join(dir, part), { recursive: true });
   }
   for (const sub of ['build', path.join('build', 'Release'), 'node_modules']) fs.chmodSync(path.join(dir, sub), 0o755);
@@ -72,7 +77,8 @@ function suiteOptions(): { skip?: string } {
   const p = privileged();
   if (p.skip) return p;
   const why = setupMissing();
-  if (why !== undefined && process.env.CI === 'true') throw new Error(`unprivileged tests cannot run under CI=true: ${why}`);
+  if (why !== undefined && process.env.CI === 'true')
+    throw new Error(`unprivileged tests cannot run under CI=true: ${why}`);
   return why === undefined ? {} : { skip: why };
 }
 
@@ -89,10 +95,30 @@ function worldTun(dir: string): string | undefined {
  * ambient and bounding sets cleared), optionally with `tun` bound over /dev/net/tun.
  */
 function asNobody(argv: string[], tun?: string): string[] {
-  const drop = ['setpriv', `--reuid=${UID}`, `--regid=${UID}`, '--clear-groups', '--inh-caps=-all', '--bounding-set=-all', '--'];
+  const drop = [
+    'setpriv',
+    `--reuid=${UID}`,
+    `--regid=${UID}`,
+    '--clear-groups',
+    '--inh-caps=-all',
+    '--bounding-set=-all',
+    '--',
+  ];
   if (tun === undefined) return [...drop, ...argv];
   // "$0" is the node, "$@" the rest: no quoting of our own arguments anywhere.
-  return ['unshare', '--mount', '--propagation', 'private', '--', 'sh', '-c', 'mount --bind "$0" /dev/net/tun && exec "$@"', tun, ...drop, ...argv];
+  return [
+    'unshare',
+    '--mount',
+    '--propagation',
+    'private',
+    '--',
+    'sh',
+    '-c',
+    'mount --bind "$0" /dev/net/tun && exec "$@"',
+    tun,
+    ...drop,
+    ...argv,
+  ];
 }
 
 /** The unprivileged engine with a QMP socket in a directory that user owns. */
@@ -124,10 +150,13 @@ class Engine {
       stdio: ['ignore', 'ignore', 'pipe', ...(opts.fds ?? [])],
     });
     const e = new Engine(child, sock);
-    for (let i = 0; i < 400 && !fs.existsSync(sock) && e.exit === undefined; i++) await new Promise((r) => setTimeout(r, 50));
+    for (let i = 0; i < 400 && !fs.existsSync(sock) && e.exit === undefined; i++)
+      await new Promise((r) => setTimeout(r, 50));
     if (!fs.existsSync(sock)) {
       await e.stop();
-      throw new Error(`the unprivileged engine did not open its QMP socket (exit ${JSON.stringify(e.exit)}): ${e.stderr}`);
+      throw new Error(
+        `the unprivileged engine did not open its QMP socket (exit ${JSON.stringify(e.exit)}): ${e.stderr}`,
+      );
     }
     return e;
   }
@@ -160,7 +189,10 @@ class Engine {
 
   async waitExit(ms: number): Promise<boolean> {
     let timer: NodeJS.Timeout | undefined;
-    const ok = await Promise.race([this.exited.then(() => true), new Promise<boolean>((r) => (timer = setTimeout(() => r(false), ms)))]);
+    const ok = await Promise.race([
+      this.exited.then(() => true),
+      new Promise<boolean>((r) => (timer = setTimeout(() => r(false), ms))),
+    ]);
     clearTimeout(timer);
     return ok;
   }
@@ -183,7 +215,10 @@ function userDir(tag: string): string {
 }
 
 function ping(ns: NetNs, addr: string): string {
-  return spawnSync('ip', ['netns', 'exec', ns.name, 'ping', '-c', '3', '-i', '0.2', '-W', '1', addr], { encoding: 'utf8', timeout: 20_000 }).stdout;
+  return spawnSync('ip', ['netns', 'exec', ns.name, 'ping', '-c', '3', '-i', '0.2', '-W', '1', addr], {
+    encoding: 'utf8',
+    timeout: 20_000,
+  }).stdout;
 }
 
 function linkIn(ns: NetNs | undefined, ifname: string): boolean {
@@ -197,7 +232,12 @@ async function settle(cond: () => boolean, ms = 5_000): Promise<boolean> {
 }
 
 /** QMP command with fds attached (SCM_RIGHTS). */
-async function executeWithFds(c: QmpTestClient, command: string, args: Record<string, unknown>, fds: number[]): Promise<QmpMessage> {
+async function executeWithFds(
+  c: QmpTestClient,
+  command: string,
+  args: Record<string, unknown>,
+  fds: number[],
+): Promise<QmpMessage> {
   const fd = (c.socket as unknown as { _handle: { fd: number } })._handle.fd;
   const data = Buffer.from(JSON.stringify({ execute: command, arguments: args }) + '\n');
   assert.equal(native().fdSend(fd, data, fds), data.length);
@@ -208,7 +248,8 @@ async function executeWithFds(c: QmpTestClient, command: string, args: Record<st
 function deletePersistentTap(ifname: string, where: Array<NetNs | undefined>): void {
   for (const ns of where) {
     const pre = ns ? ['-n', ns.name] : [];
-    if (linkIn(ns, ifname)) sh('ip', [...pre, 'tuntap', 'del', 'dev', ifname, 'mode', 'tap', 'multi_queue'], { allowFail: true });
+    if (linkIn(ns, ifname))
+      sh('ip', [...pre, 'tuntap', 'del', 'dev', ifname, 'mode', 'tap', 'multi_queue'], { allowFail: true });
   }
 }
 
@@ -225,7 +266,11 @@ describe('netplane without privileges', suiteOptions(), () => {
         sh('ip', ['tuntap', 'add', 'dev', ifname, 'mode', 'tap', 'user', String(UID), 'multi_queue', 'vnet_hdr']);
       }
       const tun = worldTun(dir);
-      engine = await Engine.start(dir, ['-netdev', `tap,id=a,ifname=${ifA},queues=2`, '-netdev', `tap,id=b,ifname=${ifB},queues=2`, '-link', 'a,b'], { tun });
+      engine = await Engine.start(
+        dir,
+        ['-netdev', `tap,id=a,ifname=${ifA},queues=2`, '-netdev', `tap,id=b,ifname=${ifB},queues=2`, '-link', 'a,b'],
+        { tun },
+      );
       assert.deepEqual(engine.identity(), { uid: UID, capEff: 0n });
       const st = fs.statSync(engine.sock);
       assert.equal(st.mode & 0o777, 0o600, 'QMP socket mode');
@@ -239,7 +284,12 @@ describe('netplane without privileges', suiteOptions(), () => {
       assert.match(ping(nsA, '10.196.1.2'), / 0% packet loss/);
       const { client: c } = await QmpTestClient.open(engine.sock);
       const info = await c.hmp('info network');
-      assert.ok(info.startsWith(`a: index=0,type=tap,ifname=${ifA},script=no,downscript=no\r\n \\ b: index=0,type=tap,ifname=${ifB}`), info);
+      assert.ok(
+        info.startsWith(
+          `a: index=0,type=tap,ifname=${ifA},script=no,downscript=no\r\n \\ b: index=0,type=tap,ifname=${ifB}`,
+        ),
+        info,
+      );
       assert.deepEqual(await c.execute('quit'), { return: {} });
       c.close();
       assert.ok(await engine.waitExit(20_000), 'engine exits on quit');
@@ -267,11 +317,17 @@ describe('netplane without privileges', suiteOptions(), () => {
       const tun = worldTun(dir);
       for (const ifname of [npName('upn'), foreign]) {
         const argv = asNobody([process.execPath, CLI, '-netdev', `tap,id=t,ifname=${ifname}`], tun);
-        const r = spawnSync(argv[0]!, argv.slice(1), { cwd: RUNTIME, encoding: 'utf8', timeout: 30_000, env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: dir } });
+        const r = spawnSync(argv[0]!, argv.slice(1), {
+          cwd: RUNTIME,
+          encoding: 'utf8',
+          timeout: 30_000,
+          env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: dir },
+        });
         assert.equal(r.status, 1, r.stderr);
         assert.ok(
-          r.stderr.includes(`netplane: -netdev tap,id=t,ifname=${ifname}: could not configure /dev/net/tun (${ifname}): Operation not permitted\n`) &&
-            r.stderr.includes('needs CAP_NET_ADMIN'),
+          r.stderr.includes(
+            `netplane: -netdev tap,id=t,ifname=${ifname}: could not configure /dev/net/tun (${ifname}): Operation not permitted\n`,
+          ) && r.stderr.includes('needs CAP_NET_ADMIN'),
           r.stderr,
         );
       }
@@ -347,8 +403,12 @@ describe('netplane without privileges', suiteOptions(), () => {
       const fdB = added.return.fd as number;
       assert.deepEqual(await c.execute('netdev_add', { type: 'tap', id: 'a', fds: 'a0:a1' }), { return: {} });
       assert.deepEqual(await c.execute('netdev_add', { type: 'tap', id: 'b', fd: String(fdB) }), { return: {} });
-      assert.deepEqual(await c.execute('netdev_add', { type: 'hubport', id: 'pa', hubid: 0, netdev: 'a' }), { return: {} });
-      assert.deepEqual(await c.execute('netdev_add', { type: 'hubport', id: 'pb', hubid: 0, netdev: 'b' }), { return: {} });
+      assert.deepEqual(await c.execute('netdev_add', { type: 'hubport', id: 'pa', hubid: 0, netdev: 'a' }), {
+        return: {},
+      });
+      assert.deepEqual(await c.execute('netdev_add', { type: 'hubport', id: 'pb', hubid: 0, netdev: 'b' }), {
+        return: {},
+      });
       await tapA.close();
       await tapB.close();
       nsA = new NetNs('uqx');
@@ -356,7 +416,9 @@ describe('netplane without privileges', suiteOptions(), () => {
       nsA.adopt(ifA, '10.196.3.1/24');
       nsB.adopt(ifB, '10.196.3.2/24');
       assert.match(ping(nsA, '10.196.3.2'), / 0% packet loss/);
-      assert.deepEqual(await c.execute('query-fdsets'), { return: [{ fds: [{ fd: fdB, opaque: 'tap b' }], 'fdset-id': 0 }] });
+      assert.deepEqual(await c.execute('query-fdsets'), {
+        return: [{ fds: [{ fd: fdB, opaque: 'tap b' }], 'fdset-id': 0 }],
+      });
       assert.deepEqual(await c.execute('quit'), { return: {} });
       c.close();
       assert.ok(await engine.waitExit(20_000));

@@ -19,13 +19,19 @@ import type { TapOffloads } from '../lib/tap';
 class FakeBackend implements VirtioNetPeer {
   readonly log: string[] = [];
   readonly isTap = true;
-  constructor(readonly hasVnetHdr = true, readonly hasUfo = true, readonly hasUso = false) {}
+  constructor(
+    readonly hasVnetHdr = true,
+    readonly hasUfo = true,
+    readonly hasUso = false,
+  ) {}
   setVnetHdrLen(q: number, len: number): boolean {
     this.log.push(`hdr q${q} ${len}`);
     return this.hasVnetHdr;
   }
   setOffloads(o: TapOffloads): void {
-    const on = Object.entries(o).filter(([, v]) => v).map(([k]) => k);
+    const on = Object.entries(o)
+      .filter(([, v]) => v)
+      .map(([k]) => k);
     this.log.push(`offloads ${on.join(',') || '-'}`);
   }
   setQueueEnabled(q: number, enabled: boolean): void {
@@ -91,8 +97,14 @@ describe('offered features', () => {
 
   test('invalid properties are refused with QEMU texts', () => {
     assert.throws(() => device({ options: { speed: -2 } }), /'speed' must be between 0 and INT_MAX/);
-    assert.throws(() => device({ options: { rx_queue_size: 300 } }), /Invalid rx_queue_size \(= 300\), must be a power of 2 between 256 and 1024\./);
-    assert.throws(() => device({ pairs: 512 }), /Invalid number of queue pairs \(= 512\), must be a positive integer less than 511\./);
+    assert.throws(
+      () => device({ options: { rx_queue_size: 300 } }),
+      /Invalid rx_queue_size \(= 300\), must be a power of 2 between 256 and 1024\./,
+    );
+    assert.throws(
+      () => device({ pairs: 512 }),
+      /Invalid number of queue pairs \(= 512\), must be a positive integer less than 511\./,
+    );
   });
 });
 
@@ -110,7 +122,10 @@ describe('negotiation', () => {
       assert.equal(d.setDriverFeatures(features), true);
       assert.equal(d.guestHdrLen, len);
       assert.equal(d.hostHdrLen, len);
-      assert.deepEqual(be.log.filter((l) => l.startsWith('hdr')), [`hdr q0 ${len}`, `hdr q1 ${len}`, `hdr q2 ${len}`]);
+      assert.deepEqual(
+        be.log.filter((l) => l.startsWith('hdr')),
+        [`hdr q0 ${len}`, `hdr q1 ${len}`, `hdr q2 ${len}`],
+      );
     });
   }
 
@@ -126,7 +141,9 @@ describe('negotiation', () => {
   test('offloads come from the negotiated GUEST_* bits', () => {
     const be = new FakeBackend(true, true, true);
     const d = device({ backend: be });
-    d.setDriverFeatures(F(VirtioF.VERSION_1, VirtioNetF.GUEST_CSUM, VirtioNetF.GUEST_TSO4, VirtioNetF.GUEST_USO6, VirtioNetF.HOST_TSO4));
+    d.setDriverFeatures(
+      F(VirtioF.VERSION_1, VirtioNetF.GUEST_CSUM, VirtioNetF.GUEST_TSO4, VirtioNetF.GUEST_USO6, VirtioNetF.HOST_TSO4),
+    );
     assert.equal(be.log.at(-1), 'offloads csum,tso4,uso6');
   });
 
@@ -147,7 +164,9 @@ describe('negotiation', () => {
   test('guest offload changes over the control queue: only a negotiated subset', () => {
     const be = new FakeBackend();
     const d = device({ backend: be });
-    d.setDriverFeatures(F(VirtioF.VERSION_1, VirtioNetF.CTRL_GUEST_OFFLOADS, VirtioNetF.GUEST_CSUM, VirtioNetF.GUEST_TSO4));
+    d.setDriverFeatures(
+      F(VirtioF.VERSION_1, VirtioNetF.CTRL_GUEST_OFFLOADS, VirtioNetF.GUEST_CSUM, VirtioNetF.GUEST_TSO4),
+    );
     assert.equal(d.setGuestOffloads(F(VirtioNetF.GUEST_CSUM)), VIRTIO_NET_OK);
     assert.equal(be.log.at(-1), 'offloads csum');
     assert.equal(d.setGuestOffloads(F(VirtioNetF.GUEST_TSO6)), VIRTIO_NET_ERR);
@@ -281,14 +300,22 @@ describe('multiqueue', () => {
     const be = new FakeBackend();
     const d = device({ backend: be, pairs: 4, options: { features: { mq: true } } });
     d.reset();
-    assert.deepEqual(be.log.filter((l) => l.startsWith('queue')), ['queue 0 on', 'queue 1 off', 'queue 2 off', 'queue 3 off']);
+    assert.deepEqual(
+      be.log.filter((l) => l.startsWith('queue')),
+      ['queue 0 on', 'queue 1 off', 'queue 2 off', 'queue 3 off'],
+    );
     assert.equal(d.setQueuePairs(2), VIRTIO_NET_ERR); // MQ not negotiated yet
     be.log.length = 0;
     d.setDriverFeatures(F(VirtioF.VERSION_1, VirtioNetF.MQ, VirtioNetF.CTRL_VQ));
     assert.equal(d.multiqueue, true);
     assert.equal(d.setQueuePairs(4), VIRTIO_NET_OK);
     assert.equal(d.currQueuePairs, 4);
-    assert.deepEqual(be.log.filter((l) => l.startsWith('queue')).slice(-4), ['queue 0 on', 'queue 1 on', 'queue 2 on', 'queue 3 on']);
+    assert.deepEqual(be.log.filter((l) => l.startsWith('queue')).slice(-4), [
+      'queue 0 on',
+      'queue 1 on',
+      'queue 2 on',
+      'queue 3 on',
+    ]);
     assert.equal(d.setQueuePairs(5), VIRTIO_NET_ERR);
     assert.equal(d.setQueuePairs(0), VIRTIO_NET_ERR);
     d.setQueuePairs(1);
@@ -299,7 +326,10 @@ describe('multiqueue', () => {
     const be = new FakeBackend();
     const d = device({ backend: be });
     d.reset();
-    assert.deepEqual(be.log.filter((l) => l.startsWith('queue')), []);
+    assert.deepEqual(
+      be.log.filter((l) => l.startsWith('queue')),
+      [],
+    );
   });
 
   test('after the backend is deleted nothing touches it', () => {

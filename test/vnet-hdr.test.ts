@@ -25,7 +25,10 @@ import {
 
 // An IPv4 TCP (or UDP) frame as Linux hands it to a TAP with offloads: checksum field seeded
 // with the pseudo-header sum.
-function ipv4Frame(opts: { payload: number; udp?: boolean; flags?: number; id?: number }): { frame: Buffer; l4: number } {
+function ipv4Frame(opts: { payload: number; udp?: boolean; flags?: number; id?: number }): {
+  frame: Buffer;
+  l4: number;
+} {
   const udp = opts.udp ?? false;
   const l4hdr = udp ? 8 : 20;
   const frame = Buffer.alloc(14 + 20 + l4hdr + opts.payload);
@@ -109,10 +112,14 @@ describe('vnet header codec', () => {
 
   // The TS constants are written out so the codec works without the addon; this keeps them
   // equal to the native core's (vnet_hdr.h), the one other place they exist.
-  test('the TS constants are the native core\'s', () => {
+  test("the TS constants are the native core's", () => {
     const c = native().vnetConstants;
     assert.deepEqual(VnetHdrLen, { LEGACY: c.HDR_LEN_LEGACY, MRG_RXBUF: c.HDR_LEN_MRG, HASH: c.HDR_LEN_HASH });
-    assert.deepEqual(VnetFlag, { NEEDS_CSUM: c.FLAG_NEEDS_CSUM, DATA_VALID: c.FLAG_DATA_VALID, RSC_INFO: c.FLAG_RSC_INFO });
+    assert.deepEqual(VnetFlag, {
+      NEEDS_CSUM: c.FLAG_NEEDS_CSUM,
+      DATA_VALID: c.FLAG_DATA_VALID,
+      RSC_INFO: c.FLAG_RSC_INFO,
+    });
     assert.deepEqual(GsoType, {
       NONE: c.GSO_NONE,
       TCPV4: c.GSO_TCPV4,
@@ -124,7 +131,10 @@ describe('vnet header codec', () => {
   });
 
   test('the wire layout is little-endian', () => {
-    const b = encodeVnetHdr({ flags: 1, gsoType: GsoType.TCPV4, hdrLen: 0x36, gsoSize: 1448, csumStart: 34, csumOffset: 16, numBuffers: 1 }, 12);
+    const b = encodeVnetHdr(
+      { flags: 1, gsoType: GsoType.TCPV4, hdrLen: 0x36, gsoSize: 1448, csumStart: 34, csumOffset: 16, numBuffers: 1 },
+      12,
+    );
     assert.equal(b.toString('hex'), '01013600a8052200100001' + '00');
   });
 
@@ -143,21 +153,48 @@ describe('vnet header codec', () => {
   test('bad arguments throw TypeError / RangeError naming the argument', () => {
     assert.throws(() => encodeVnetHdr({ gsoSize: 70000 }), { name: 'RangeError', message: /hdr\.gsoSize/ });
     assert.throws(() => encodeVnetHdr({ flags: 1.5 }), { name: 'RangeError', message: /hdr\.flags/ });
-    assert.throws(() => encodeVnetHdr({ flags: '1' as unknown as number }), { name: 'TypeError', message: /hdr\.flags/ });
-    assert.throws(() => encodeVnetHdr({}, 11 as VnetHdrLen), { name: 'RangeError', message: /len must be 10, 12 or 20/ });
+    assert.throws(() => encodeVnetHdr({ flags: '1' as unknown as number }), {
+      name: 'TypeError',
+      message: /hdr\.flags/,
+    });
+    assert.throws(() => encodeVnetHdr({}, 11 as VnetHdrLen), {
+      name: 'RangeError',
+      message: /len must be 10, 12 or 20/,
+    });
     assert.throws(() => decodeVnetHdr(Buffer.alloc(5), 10), { name: 'RangeError', message: /fewer than len/ });
     assert.throws(() => convertVnetHdr(Buffer.alloc(11), 10), { name: 'RangeError' });
     const n = native();
-    assert.throws(() => n.parseVnetHdr('x' as unknown as Uint8Array, 10), { name: 'TypeError', message: /buf must be/ });
-    assert.throws(() => n.parseVnetHdr(Buffer.alloc(10), 24), { name: 'RangeError', message: /len must be 10, 12 or 20/ });
+    assert.throws(() => n.parseVnetHdr('x' as unknown as Uint8Array, 10), {
+      name: 'TypeError',
+      message: /buf must be/,
+    });
+    assert.throws(() => n.parseVnetHdr(Buffer.alloc(10), 24), {
+      name: 'RangeError',
+      message: /len must be 10, 12 or 20/,
+    });
     assert.throws(() => n.parseVnetHdr(Buffer.alloc(10), 12), { name: 'RangeError', message: /fewer than len/ });
-    assert.throws(() => n.validateVnetHdr({ gsoSize: -1 }, Buffer.alloc(60)), { name: 'RangeError', message: /hdr\.gsoSize/ });
-    assert.throws(() => n.validateVnetHdr(Buffer.alloc(11), Buffer.alloc(60)), { name: 'RangeError', message: /10, 12 or 20 bytes/ });
-    assert.throws(() => n.validateVnetHdr(null as unknown as VnetHdr, Buffer.alloc(60)), { name: 'TypeError', message: /hdr must be/ });
-    assert.throws(() => n.validateVnetHdr({}, [1, 2] as unknown as Uint8Array), { name: 'TypeError', message: /frame must be/ });
+    assert.throws(() => n.validateVnetHdr({ gsoSize: -1 }, Buffer.alloc(60)), {
+      name: 'RangeError',
+      message: /hdr\.gsoSize/,
+    });
+    assert.throws(() => n.validateVnetHdr(Buffer.alloc(11), Buffer.alloc(60)), {
+      name: 'RangeError',
+      message: /10, 12 or 20 bytes/,
+    });
+    assert.throws(() => n.validateVnetHdr(null as unknown as VnetHdr, Buffer.alloc(60)), {
+      name: 'TypeError',
+      message: /hdr must be/,
+    });
+    assert.throws(() => n.validateVnetHdr({}, [1, 2] as unknown as Uint8Array), {
+      name: 'TypeError',
+      message: /frame must be/,
+    });
     assert.throws(() => n.segmentFrame(10, Buffer.alloc(5)), { name: 'RangeError', message: /fewer than hdrLen/ });
     assert.throws(() => n.segmentFrame(NaN, Buffer.alloc(50)), { name: 'RangeError', message: /hdrLen/ });
-    assert.throws(() => (n.segmentFrame as unknown as (a: number) => unknown)(10), { name: 'TypeError', message: /needs 2 argument/ });
+    assert.throws(() => (n.segmentFrame as unknown as (a: number) => unknown)(10), {
+      name: 'TypeError',
+      message: /needs 2 argument/,
+    });
     assert.throws(() => n.internetChecksum(new Uint16Array(4) as unknown as Uint8Array), { name: 'TypeError' });
   });
 });
@@ -181,13 +218,19 @@ describe('vnet header against its frame', () => {
     assert.equal(l4ChecksumOk(frame, l4), false);
     assert.equal(completeChecksum({ flags: VnetFlag.NEEDS_CSUM, csumStart: l4, csumOffset: 6 }, frame), null);
     assert.equal(l4ChecksumOk(frame, l4), true);
-    assert.equal(completeChecksum({ flags: VnetFlag.NEEDS_CSUM, csumStart: frame.length, csumOffset: 0 }, frame), 'BAD_CSUM');
+    assert.equal(
+      completeChecksum({ flags: VnetFlag.NEEDS_CSUM, csumStart: frame.length, csumOffset: 0 }, frame),
+      'BAD_CSUM',
+    );
   });
 
   test('segmentFrame: TSO4 into MSS-sized segments with lengths, IDs, seq, flags and checksums fixed', () => {
     const { frame, l4 } = ipv4Frame({ payload: 2500, flags: 0x19, id: 0xffff }); // FIN|PSH|ACK
     const segs = segmentFrame(tsoHdr(l4, 1000), frame);
-    assert.deepEqual(segs.map((s) => s.length - 54), [1000, 1000, 500]);
+    assert.deepEqual(
+      segs.map((s) => s.length - 54),
+      [1000, 1000, 500],
+    );
     segs.forEach((s, i) => {
       assert.equal(s.readUInt16BE(16), s.length - 14, 'IPv4 total length');
       assert.equal(s.readUInt16BE(18), (0xffff + i) & 0xffff, 'IPv4 ID increments');
@@ -211,12 +254,15 @@ describe('vnet header against its frame', () => {
 
   test('segmentFrame rejects a header that does not describe the frame', () => {
     const { frame, l4 } = ipv4Frame({ payload: 3000 });
-    assert.throws(() => segmentFrame({ ...tsoHdr(l4, 1448), gsoType: GsoType.UDP_L4 }, frame), (err: unknown) => {
-      assert.ok(err instanceof NetplaneError);
-      assert.equal(err.code, 'NETPLANE_INVALID_FRAME');
-      assert.equal((err as NetplaneError & { reason: string }).reason, 'BAD_PACKET');
-      assert.equal((err.cause as { code: string }).code, 'ERR_VNET_BAD_PACKET');
-      return true;
-    });
+    assert.throws(
+      () => segmentFrame({ ...tsoHdr(l4, 1448), gsoType: GsoType.UDP_L4 }, frame),
+      (err: unknown) => {
+        assert.ok(err instanceof NetplaneError);
+        assert.equal(err.code, 'NETPLANE_INVALID_FRAME');
+        assert.equal((err as NetplaneError & { reason: string }).reason, 'BAD_PACKET');
+        assert.equal((err.cause as { code: string }).code, 'ERR_VNET_BAD_PACKET');
+        return true;
+      },
+    );
   });
 });

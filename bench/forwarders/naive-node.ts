@@ -52,7 +52,8 @@ async function main(): Promise<void> {
   const keep: unknown[] = [];
   if (argv[0] === '--fds' && argv.length === 2) {
     [fdA, fdB] = argv[1]!.split(',').map(Number) as [number, number];
-    if (!Number.isInteger(fdA) || !Number.isInteger(fdB)) throw new Error(`--fds: expected two fd numbers, got ${argv[1]}`);
+    if (!Number.isInteger(fdA) || !Number.isInteger(fdB))
+      throw new Error(`--fds: expected two fd numbers, got ${argv[1]}`);
   } else if (argv[0] === '--open' && argv.length === 3) {
     // eslint-disable-next-line @typescript-eslint/no-require-imports
     const { Tap } = require(path.join(__dirname, '..', '..', 'lib', 'tap')) as typeof import('../../lib/tap');

@@ -148,7 +148,11 @@ function readCounters(anchor: Proc, ifname: string): IfCounters {
     const colon = line.indexOf(':');
     if (colon < 0 || line.slice(0, colon).trim() !== ifname) continue;
     // rx: bytes packets errs drop fifo frame compressed multicast, tx: bytes packets errs drop ...
-    const f = line.slice(colon + 1).trim().split(/\s+/).map(Number);
+    const f = line
+      .slice(colon + 1)
+      .trim()
+      .split(/\s+/)
+      .map(Number);
     return { rxBytes: f[0]!, rxPackets: f[1]!, rxDropped: f[3]!, txBytes: f[8]!, txPackets: f[9]!, txDropped: f[11]! };
   }
   throw new Error(`interface ${ifname} not found in its namespace (did the forwarder close it?)`);

@@ -189,7 +189,8 @@ export function parseCliArgs(argv: readonly string[]): CliArgs {
       }
       case 'monitor':
         if (text === 'none') break;
-        if (text !== 'stdio') throw new CliError(`-monitor ${text}: netplane supports only -monitor stdio (use -qmp for sockets)`);
+        if (text !== 'stdio')
+          throw new CliError(`-monitor ${text}: netplane supports only -monitor stdio (use -qmp for sockets)`);
         if (out.monitorStdio) throw new CliError(`-monitor ${text}: cannot use stdio by multiple character devices`);
         out.monitorStdio = true;
         break;

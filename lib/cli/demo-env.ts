@@ -143,7 +143,12 @@ export class DemoEnv {
   }
 
   /** Run a child to its end and return its stdout; Interrupted on a signal. */
-  async run(ns: string, cmd: string, args: string[], limitMs: number): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  async run(
+    ns: string,
+    cmd: string,
+    args: string[],
+    limitMs: number,
+  ): Promise<{ code: number | null; stdout: string; stderr: string }> {
     const child = this.spawnIn(ns, cmd, args);
     let stdout = '';
     let stderr = '';

@@ -6,7 +6,13 @@
 import type { ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import { parseArgs } from 'node:util';
-import { conservationViolations, formatDrops, formatStatsTable, netplaneStats, type NetplaneClientStats } from '../control/stats';
+import {
+  conservationViolations,
+  formatDrops,
+  formatStatsTable,
+  netplaneStats,
+  type NetplaneClientStats,
+} from '../control/stats';
 import { NativeDataPlane, type ClientStats, type TapDeadEvent } from '../dataplane/native-dataplane';
 import { Topology } from '../topology/topology';
 import { DemoEnv, demoPrivilegeProblem, Interrupted, liveNamespaces, onPath } from './demo-env';
@@ -94,7 +100,9 @@ function parseDemoArgs(args: string[]): DemoOptions | string {
   const int = (name: string, text: string | undefined, dflt: number, max: number): number | string => {
     if (text === undefined) return dflt;
     const n = Number(text);
-    return Number.isInteger(n) && n >= 1 && n <= max ? n : `--${name} expects an integer between 1 and ${max}, got '${text}'`;
+    return Number.isInteger(n) && n >= 1 && n <= max
+      ? n
+      : `--${name} expects an integer between 1 and ${max}, got '${text}'`;
   };
   const seconds = int('seconds', values.seconds, 5, 60);
   if (typeof seconds === 'string') return seconds;
@@ -105,7 +113,8 @@ function parseDemoArgs(args: string[]): DemoOptions | string {
   }
   const tcp = values.tcp ?? (onPath('iperf3') ? 'iperf3' : 'node');
   if (tcp !== 'iperf3' && tcp !== 'node') return `--tcp expects iperf3 or node, got '${tcp}'`;
-  if (tcp === 'iperf3' && !onPath('iperf3')) return '--tcp iperf3: iperf3 is not installed (apt-get install iperf3, or use --tcp node)';
+  if (tcp === 'iperf3' && !onPath('iperf3'))
+    return '--tcp iperf3: iperf3 is not installed (apt-get install iperf3, or use --tcp node)';
   return { seconds, queues: values.hub ? 1 : queues, hub: values.hub === true, tcp };
 }
 
@@ -128,7 +137,9 @@ export async function runDemo(args: string[]): Promise<number> {
   try {
     dp = new NativeDataPlane();
   } catch (e) {
-    console.error(`netplane: the native data plane could not be loaded (${(e as Error).message.split('\n')[0]}); build it with npm install or npm run build:native`);
+    console.error(
+      `netplane: the native data plane could not be loaded (${(e as Error).message.split('\n')[0]}); build it with npm install or npm run build:native`,
+    );
     return 1;
   }
 
@@ -140,7 +151,9 @@ export async function runDemo(args: string[]): Promise<number> {
   const names = { nsA: `np-demo-${tag}-a`, nsB: `np-demo-${tag}-b`, tapA: `npd${tag}a`, tapB: `npd${tag}b` };
   const topology = new Topology({ dataPlane: dp, warn: (m) => say(`warning: ${m}`) });
   topology.on('error', (e) => say(e.message));
-  dp.on('event', (e: TapDeadEvent) => say(`${e.name}: the TAP interface is gone (${e.code} in ${e.syscall}); its link is down`));
+  dp.on('event', (e: TapDeadEvent) =>
+    say(`${e.name}: the TAP interface is gone (${e.code} in ${e.syscall}); its link is down`),
+  );
 
   const started = Date.now();
   let code = 0;
@@ -173,14 +186,21 @@ export async function runDemo(args: string[]): Promise<number> {
       for (const p of problems) say(`cleanup: ${p}`);
       if (code === 0) code = 1;
     } else {
-      out.line(`cleanup: child processes stopped, TAPs ${names.tapA} and ${names.tapB} closed, namespaces ${names.nsA} and ${names.nsB} deleted; nothing left`);
+      out.line(
+        `cleanup: child processes stopped, TAPs ${names.tapA} and ${names.tapB} closed, namespaces ${names.nsA} and ${names.nsB} deleted; nothing left`,
+      );
     }
   }
   return code;
 }
 
 /** Stop the children, close the TAPs (they vanish from the namespaces), delete the namespaces. */
-async function teardown(env: DemoEnv, topology: Topology, dp: NativeDataPlane, names: Record<'nsA' | 'nsB' | 'tapA' | 'tapB', string>): Promise<string[]> {
+async function teardown(
+  env: DemoEnv,
+  topology: Topology,
+  dp: NativeDataPlane,
+  names: Record<'nsA' | 'nsB' | 'tapA' | 'tapB', string>,
+): Promise<string[]> {
   const problems: string[] = [];
   const step = async (what: string, fn: () => unknown): Promise<void> => {
     try {
@@ -216,7 +236,13 @@ async function demo(
   out.line(`  namespaces  ${names.nsA} (${ADDR_A}/24) and ${names.nsB} (${ADDR_B}/24)`);
 
   // The forwarder: what the netplane command line below builds, done through the library.
-  const tapOpts = (id: string, ifname: string) => ({ type: 'tap' as const, id, ifname, queues: opts.queues, vnet_hdr: true });
+  const tapOpts = (id: string, ifname: string) => ({
+    type: 'tap' as const,
+    id,
+    ifname,
+    queues: opts.queues,
+    vnet_hdr: true,
+  });
   topology.addNetdev(tapOpts('a', names.tapA));
   topology.addNetdev(tapOpts('b', names.tapB));
   const q = opts.queues > 1 ? `,queues=${opts.queues}` : '';
@@ -253,18 +279,25 @@ async function demo(
   // 2. a TCP stream, with the live line
   const streams = Math.min(8, Math.max(2, 2 * opts.queues));
   const tool = opts.tcp;
-  out.line(`  tcp         ${streams} streams ${ADDR_A} -> ${ADDR_B}:${PORT} for ${opts.seconds} s (${tool === 'iperf3' ? 'iperf3' : 'a Node TCP sender and sink'})`);
+  out.line(
+    `  tcp         ${streams} streams ${ADDR_A} -> ${ADDR_B}:${PORT} for ${opts.seconds} s (${tool === 'iperf3' ? 'iperf3' : 'a Node TCP sender and sink'})`,
+  );
   const live = new LiveRates(dp, opts.queues);
   const timer = setInterval(() => out.live(live.sample()), out.tty ? 250 : 1000);
   let result: StreamResult;
   try {
-    result = tool === 'iperf3' ? await iperfStream(env, names, opts.seconds, streams) : await nodeStream(env, names, opts.seconds, streams);
+    result =
+      tool === 'iperf3'
+        ? await iperfStream(env, names, opts.seconds, streams)
+        : await nodeStream(env, names, opts.seconds, streams);
   } finally {
     clearInterval(timer);
   }
   out.live(live.sample());
   out.endLive();
-  out.line(`              received ${formatBits(result.bitsPerSecond)} (${formatBytes(result.bytes)} in ${result.seconds.toFixed(1)} s)`);
+  out.line(
+    `              received ${formatBits(result.bitsPerSecond)} (${formatBytes(result.bytes)} in ${result.seconds.toFixed(1)} s)`,
+  );
 
   return summary(topology, dp, out, (Date.now() - started) / 1000, 'summary');
 }
@@ -288,14 +321,18 @@ function summary(topology: Topology, dp: NativeDataPlane, out: Output, elapsed: 
       (delivered.frames > 0 && delivered.bytes / delivered.frames > 1514 ? ' (GSO frames crossed whole)' : ''),
   );
   out.line(`  queued      ${total((r) => r.queued)}`);
-  out.line(`  dropped     ${total((r) => r.dropped)}${total((r) => r.dropped) > 0 ? ` (${formatDrops(drops as NetplaneClientStats['drops'])})` : ''}`);
+  out.line(
+    `  dropped     ${total((r) => r.dropped)}${total((r) => r.dropped) > 0 ? ` (${formatDrops(drops as NetplaneClientStats['drops'])})` : ''}`,
+  );
   const bad = conservationViolations(rows);
   if (bad.length > 0) {
     out.line(`  conservation VIOLATED (in = out + queued + dropped):`);
     for (const b of bad) out.line(`    ${b}`);
     return 1;
   }
-  out.line(`  conservation in = out + queued + dropped holds for all ${rows.length} clients (${taps.length} TAP queues)`);
+  out.line(
+    `  conservation in = out + queued + dropped holds for all ${rows.length} clients (${taps.length} TAP queues)`,
+  );
   return 0;
 }
 
@@ -352,7 +389,9 @@ class LiveRates {
     const queued = stats.reduce((n, s) => n + s.queued, 0);
     const reasons: Record<string, number> = {};
     for (const s of stats) for (const [k, v] of Object.entries(s.drops)) if (v > 0) reasons[k] = (reasons[k] ?? 0) + v;
-    const why = Object.entries(reasons).map(([k, v]) => `${k} ${v}`).join(', ');
+    const why = Object.entries(reasons)
+      .map(([k, v]) => `${k} ${v}`)
+      .join(', ');
     const t = ((now - this.#started) / 1000).toFixed(1).padStart(5);
     return `  live ${t} s | ${parts.join(' | ')} | queued ${queued} | drops ${dropped}${why ? ` (${why})` : ''}`;
   }
@@ -414,14 +453,25 @@ async function udpEchoProbe(env: DemoEnv, names: { nsA: string; nsB: string }): 
     let ready = '';
     echo.stdout!.setEncoding('utf8').on('data', (d: string) => (ready += d));
     for (let i = 0; i < 100 && !ready.includes('ready'); i++) {
-      if (echo.exitCode !== null) return { tool, received: 0, detail: 'the UDP echo server exited before it was ready' };
+      if (echo.exitCode !== null)
+        return { tool, received: 0, detail: 'the UDP echo server exited before it was ready' };
       await env.sleep(30);
     }
-    const r = await env.run(names.nsA, process.execPath, ['-e', UDP_PROBE, ADDR_B, String(PORT), String(PROBES)], 10_000);
+    const r = await env.run(
+      names.nsA,
+      process.execPath,
+      ['-e', UDP_PROBE, ADDR_B, String(PORT), String(PROBES)],
+      10_000,
+    );
     const res = JSON.parse(r.stdout || '{}') as { received?: number; rtts?: number[] };
     const rtts = res.rtts ?? [];
     const avgMs = rtts.length > 0 ? (rtts.reduce((a, b) => a + b, 0) / rtts.length).toFixed(3) : undefined;
-    return { tool, received: res.received ?? 0, avgMs, detail: `no UDP echo came back (install iputils-ping for ping) ${r.stderr}`.trim() };
+    return {
+      tool,
+      received: res.received ?? 0,
+      avgMs,
+      detail: `no UDP echo came back (install iputils-ping for ping) ${r.stderr}`.trim(),
+    };
   } finally {
     echo.kill('SIGKILL');
   }
@@ -445,7 +495,12 @@ async function waitListening(env: DemoEnv, ns: string, child: ChildProcess): Pro
   throw new Error(`nothing listens on ${ADDR_B}:${PORT} after 3 s`);
 }
 
-async function iperfStream(env: DemoEnv, names: { nsA: string; nsB: string }, seconds: number, streams: number): Promise<StreamResult> {
+async function iperfStream(
+  env: DemoEnv,
+  names: { nsA: string; nsB: string },
+  seconds: number,
+  streams: number,
+): Promise<StreamResult> {
   const server = env.spawnIn(names.nsB, 'iperf3', ['-s', '-1', '-B', ADDR_B, '-p', String(PORT)]);
   await waitListening(env, names.nsB, server);
   const r = await env.run(
@@ -502,12 +557,22 @@ for (let i = 0; i < Number(conns); i++) {
 }
 `;
 
-async function nodeStream(env: DemoEnv, names: { nsA: string; nsB: string }, seconds: number, streams: number): Promise<StreamResult> {
+async function nodeStream(
+  env: DemoEnv,
+  names: { nsA: string; nsB: string },
+  seconds: number,
+  streams: number,
+): Promise<StreamResult> {
   const sink = env.spawnIn(names.nsB, process.execPath, ['-e', NODE_SINK, ADDR_B, String(PORT), String(streams)]);
   let sinkOut = '';
   sink.stdout!.setEncoding('utf8').on('data', (d: string) => (sinkOut += d));
   await waitListening(env, names.nsB, sink);
-  const sender = await env.run(names.nsA, process.execPath, ['-e', NODE_SENDER, ADDR_B, String(PORT), String(streams), String(seconds)], (seconds + 15) * 1000);
+  const sender = await env.run(
+    names.nsA,
+    process.execPath,
+    ['-e', NODE_SENDER, ADDR_B, String(PORT), String(streams), String(seconds)],
+    (seconds + 15) * 1000,
+  );
   if (sender.code !== 0) throw new Error(`the Node TCP sender failed: ${sender.stderr.trim()}`);
   await env.waitExit(sink, 5000);
   const r = JSON.parse(sinkOut || '{}') as { bytes?: number; seconds?: number };

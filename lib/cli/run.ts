@@ -33,7 +33,9 @@ function defaultDataPlane(say: (line: string) => void): DataPlane | undefined {
   try {
     return new NativeDataPlane();
   } catch (e) {
-    say(`warning: the native data plane is unavailable (${e instanceof Error ? e.message : String(e)}); no frames will be forwarded`);
+    say(
+      `warning: the native data plane is unavailable (${e instanceof Error ? e.message : String(e)}); no frames will be forwarded`,
+    );
     return undefined;
   }
 }
@@ -141,7 +143,9 @@ export async function runCli(argv: readonly string[], opts: RunOptions = {}): Pr
   // A TAP whose interface vanished: the data plane stopped polling it and the topology took
   // the netdev's link (and its NIC's) down; the Monitor sends QMP NETPLANE_TAP_DEAD, and the
   // operator reads it here.
-  topology.on('tap-dead', (e) => say(`${e.netdev}: the TAP interface is gone (${e.code} in ${e.syscall}); its link is down`));
+  topology.on('tap-dead', (e) =>
+    say(`${e.netdev}: the TAP interface is gone (${e.code} in ${e.syscall}); its link is down`),
+  );
   const closeDataPlane = (): void => dataPlane?.close?.();
   // Failures outside any call (a TAP that died, a downscript that failed): report and go on.
   topology.on('error', (e) => say(e.message));

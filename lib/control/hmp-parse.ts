@@ -70,7 +70,11 @@ export class HmpLine {
 }
 
 /** Parse the arguments of `command` from `line` (positioned after the command name). */
-export function parseHmpArgs(command: string, kinds: readonly HmpArgKind[], line: HmpLine): Array<string | boolean | undefined> {
+export function parseHmpArgs(
+  command: string,
+  kinds: readonly HmpArgKind[],
+  line: HmpLine,
+): Array<string | boolean | undefined> {
   const values: Array<string | boolean | undefined> = [];
   for (const kind of kinds) {
     switch (kind) {

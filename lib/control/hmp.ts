@@ -19,7 +19,19 @@ interface HmpCommand {
 }
 
 /** `netdev_add help` lists backends in QEMU's order; we list the ones we have. */
-const QEMU_BACKEND_ORDER = ['socket', 'stream', 'dgram', 'hubport', 'tap', 'user', 'l2tpv3', 'vde', 'bridge', 'vhost-user', 'vhost-vdpa'];
+const QEMU_BACKEND_ORDER = [
+  'socket',
+  'stream',
+  'dgram',
+  'hubport',
+  'tap',
+  'user',
+  'l2tpv3',
+  'vde',
+  'bridge',
+  'vhost-user',
+  'vhost-vdpa',
+];
 const BACKENDS_LISTED = [...NETDEV_TYPES].sort((a, b) => QEMU_BACKEND_ORDER.indexOf(a) - QEMU_BACKEND_ORDER.indexOf(b));
 
 /** announce_self uses the migration parameters; these are QEMU's defaults (ms). */
@@ -207,11 +219,17 @@ export class Hmp {
  * `-monitor stdio`: QEMU's banner, then a `(qemu) ` prompt per command. Resolves when the
  * input ends or `quit` was given.
  */
-export function runStdioMonitor(hmp: Hmp, input: NodeJS.ReadableStream = process.stdin, output: NodeJS.WritableStream = process.stdout): { done: Promise<void>; close(): void } {
+export function runStdioMonitor(
+  hmp: Hmp,
+  input: NodeJS.ReadableStream = process.stdin,
+  output: NodeJS.WritableStream = process.stdout,
+): { done: Promise<void>; close(): void } {
   const terminal = (output as { isTTY?: boolean }).isTTY === true && (input as { isTTY?: boolean }).isTTY === true;
   const rl = readline.createInterface({ input, output, prompt: '(qemu) ', terminal, historySize: 100 });
   const q = hmp.monitor.version.qemu;
-  output.write(`netplane ${hmp.monitor.version.package.replace(/^netplane /, '')} monitor (QEMU ${q.major}.${q.minor} HMP) - type 'help' for more information\n`);
+  output.write(
+    `netplane ${hmp.monitor.version.package.replace(/^netplane /, '')} monitor (QEMU ${q.major}.${q.minor} HMP) - type 'help' for more information\n`,
+  );
   rl.prompt();
   rl.on('line', (line) => {
     let out: string;

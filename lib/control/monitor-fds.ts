@@ -164,9 +164,7 @@ export class FdSets {
 
   /** query-fdsets: highest id first, each set's fds oldest first (QEMU's order). */
   query(): FdsetInfo[] {
-    return [...this.#sets]
-      .reverse()
-      .map(([id, fds]) => ({ 'fdset-id': fromBig(id), fds: fds.map((f) => ({ ...f })) }));
+    return [...this.#sets].reverse().map(([id, fds]) => ({ 'fdset-id': fromBig(id), fds: fds.map((f) => ({ ...f })) }));
   }
 
   /** How many fds the sets hold (tests, diagnostics). */

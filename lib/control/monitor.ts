@@ -13,7 +13,9 @@ export const QEMU_COMPAT_VERSION = { micro: 0, minor: 2, major: 7 } as const; //
 function ownVersion(): string {
   // lib/control/ (sources) and dist/control/ (build) both sit two levels below package.json.
   try {
-    const pkg = JSON.parse(readFileSync(path.join(__dirname, '..', '..', 'package.json'), 'utf8')) as { version?: string };
+    const pkg = JSON.parse(readFileSync(path.join(__dirname, '..', '..', 'package.json'), 'utf8')) as {
+      version?: string;
+    };
     return pkg.version ?? 'unknown';
   } catch {
     return 'unknown';
@@ -62,7 +64,8 @@ export class Monitor extends TypedEmitter<MonitorEvents> {
     // backend). set_link and netdev_del stay silent, as in QEMU; a TAP that died has its own
     // event below, which says the link went down.
     const onLink = (e: { name: string; up: boolean; cause: string }): void => {
-      if (e.cause === 'connection') this.emit('event', 'NETPLANE_LINK_CHANGE', { name: e.name, up: e.up, cause: e.cause });
+      if (e.cause === 'connection')
+        this.emit('event', 'NETPLANE_LINK_CHANGE', { name: e.name, up: e.up, cause: e.cause });
     };
     topology.on('link-change', onLink);
     this.#unsubscribe.push(() => topology.off('link-change', onLink));
@@ -78,7 +81,11 @@ export class Monitor extends TypedEmitter<MonitorEvents> {
   /** NIC_RX_FILTER_CHANGED, as QEMU sends it when the guest changes its receive filter. */
   #watchNic(nic: Nic): void {
     const onFilter = (info: { name?: string; path: string }): void => {
-      this.emit('event', 'NIC_RX_FILTER_CHANGED', info.name === undefined ? { path: info.path } : { name: info.name, path: info.path });
+      this.emit(
+        'event',
+        'NIC_RX_FILTER_CHANGED',
+        info.name === undefined ? { path: info.path } : { name: info.name, path: info.path },
+      );
     };
     nic.on('rx-filter-changed', onFilter);
     this.#unsubscribe.push(() => nic.off('rx-filter-changed', onFilter));

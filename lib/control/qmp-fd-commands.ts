@@ -61,7 +61,11 @@ export function qmpFdCommands(ctx: QmpFdContext): ReadonlyMap<string, QmpCommand
         run: (a) => {
           const fd = receivedFd(ctx);
           try {
-            const info = ctx.fdSets.add(fd, a['fdset-id'] as number | bigint | undefined, a['opaque'] as string | undefined);
+            const info = ctx.fdSets.add(
+              fd,
+              a['fdset-id'] as number | bigint | undefined,
+              a['opaque'] as string | undefined,
+            );
             return { fd: info.fd, 'fdset-id': info['fdset-id'] }; // QEMU prints "fd" first
           } catch (e) {
             closeQuietly(fd);

@@ -44,7 +44,9 @@ function isLetter(byte: number): boolean {
 }
 
 function isNumberByte(byte: number): boolean {
-  return (byte >= 0x30 && byte <= 0x39) || byte === 0x2d || byte === 0x2b || byte === 0x2e || byte === 0x65 || byte === 0x45;
+  return (
+    (byte >= 0x30 && byte <= 0x39) || byte === 0x2d || byte === 0x2b || byte === 0x2e || byte === 0x65 || byte === 0x45
+  );
 }
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
@@ -215,10 +217,15 @@ export class QmpJsonReader {
 export function parseQmpJson(text: string, limits: Partial<JsonStreamLimits> = {}): JsonValue {
   const values: JsonValue[] = [];
   const errors: string[] = [];
-  const reader = new QmpJsonReader((v) => values.push(v), (m) => errors.push(m), limits);
+  const reader = new QmpJsonReader(
+    (v) => values.push(v),
+    (m) => errors.push(m),
+    limits,
+  );
   reader.feed(Buffer.from(text + '\n', 'utf8'));
   if (errors.length > 0) throw new Error(errors[0]);
-  if (values.length !== 1) throw new Error(values.length === 0 ? 'JSON parse error, premature EOI' : 'Expecting at most one JSON value');
+  if (values.length !== 1)
+    throw new Error(values.length === 0 ? 'JSON parse error, premature EOI' : 'Expecting at most one JSON value');
   return values[0]!;
 }
 
@@ -227,13 +234,27 @@ function escapeString(s: string): string {
   for (let i = 0; i < s.length; i++) {
     const code = s.charCodeAt(i);
     switch (code) {
-      case 0x22: out += '\\"'; break;
-      case 0x5c: out += '\\\\'; break;
-      case 0x08: out += '\\b'; break;
-      case 0x0c: out += '\\f'; break;
-      case 0x0a: out += '\\n'; break;
-      case 0x0d: out += '\\r'; break;
-      case 0x09: out += '\\t'; break;
+      case 0x22:
+        out += '\\"';
+        break;
+      case 0x5c:
+        out += '\\\\';
+        break;
+      case 0x08:
+        out += '\\b';
+        break;
+      case 0x0c:
+        out += '\\f';
+        break;
+      case 0x0a:
+        out += '\\n';
+        break;
+      case 0x0d:
+        out += '\\r';
+        break;
+      case 0x09:
+        out += '\\t';
+        break;
       default:
         // QEMU writes everything outside printable ASCII as \uXXXX (upper-case hex).
         out += code >= 0x20 && code < 0x7f ? s[i] : '\\u' + code.toString(16).toUpperCase().padStart(4, '0');

@@ -66,7 +66,10 @@ interface SessionInput {
 }
 
 /** Load the native reader once; undefined when the addon is unavailable. */
-let fdReaderClass: (new (fd: number, onData: (data: Buffer | null, fds: number[], error: Error | null) => void) => NativeFdReader) | null | undefined;
+let fdReaderClass:
+  | (new (fd: number, onData: (data: Buffer | null, fds: number[], error: Error | null) => void) => NativeFdReader)
+  | null
+  | undefined;
 function nativeFdReader(): typeof fdReaderClass {
   if (fdReaderClass === undefined) {
     try {
@@ -186,7 +189,10 @@ class QmpSession {
           return;
         }
         const item = this.queue.shift()!;
-        const reply = 'parseError' in item ? { error: { class: 'GenericError', desc: item.parseError } } : this.server.dispatch(this, item.value);
+        const reply =
+          'parseError' in item
+            ? { error: { class: 'GenericError', desc: item.parseError } }
+            : this.server.dispatch(this, item.value);
         if (reply instanceof Promise) {
           this.busy = true;
           this.input.pause();
@@ -340,7 +346,9 @@ export class QmpServer extends EventEmitter<QmpServerEvents> {
     if (this.server === undefined || this.sessions.size >= this.opts.maxClients) {
       socket.on('error', () => {});
       // Accepted paused, it never reads the client's end: done once the refusal is out.
-      socket.end(toQmpJson({ error: { class: 'GenericError', desc: 'Too many QMP clients' } }) + '\r\n', () => socket.destroy());
+      socket.end(toQmpJson({ error: { class: 'GenericError', desc: 'Too many QMP clients' } }) + '\r\n', () =>
+        socket.destroy(),
+      );
       return;
     }
     const session = new QmpSession(this, socket, this.opts.limits, this.opts.outputHighWater);
@@ -395,7 +403,8 @@ export class QmpServer extends EventEmitter<QmpServerEvents> {
         run: (args) => {
           for (const cap of (args['enable'] as string[] | undefined) ?? []) {
             // QEMU's own text for an unknown enum member of this list names it 'null'.
-            if (!KNOWN_CAPABILITIES.has(cap)) throw new QmpError('GenericError', `Parameter 'null' does not accept value '${cap}'`);
+            if (!KNOWN_CAPABILITIES.has(cap))
+              throw new QmpError('GenericError', `Parameter 'null' does not accept value '${cap}'`);
             if (!CAPABILITIES.includes(cap)) throw new QmpError('GenericError', `Capability '${cap}' not available`);
           }
           session.negotiated = true;
@@ -410,7 +419,13 @@ export class QmpServer extends EventEmitter<QmpServerEvents> {
     if (name === 'query-commands') {
       return {
         run: () =>
-          ['qmp_capabilities', 'query-version', 'query-commands', ...this.fdCommands.keys(), ...this.opts.commands.keys()].map((n) => ({ name: n })),
+          [
+            'qmp_capabilities',
+            'query-version',
+            'query-commands',
+            ...this.fdCommands.keys(),
+            ...this.opts.commands.keys(),
+          ].map((n) => ({ name: n })),
       };
     }
     const command = this.fdCommands.get(name) ?? this.opts.commands.get(name);
@@ -424,7 +439,8 @@ function checkRequest(request: Record<string, JsonValue>): { name: string; args:
   for (const [key, value] of Object.entries(request)) {
     switch (key) {
       case 'execute':
-        if (typeof value !== 'string') throw new QmpError('GenericError', "QMP input member 'execute' must be a string");
+        if (typeof value !== 'string')
+          throw new QmpError('GenericError', "QMP input member 'execute' must be a string");
         break;
       case 'arguments':
         if (!isObject(value)) throw new QmpError('GenericError', "QMP input member 'arguments' must be an object");

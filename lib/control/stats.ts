@@ -7,12 +7,16 @@ import type { DataPlaneClientStats } from '../topology/dataplane';
 import type { Topology } from '../topology/topology';
 
 /** QAPI spelling of a camelCase name: badVnetHdr -> bad-vnet-hdr. */
-type Kebab<S extends string> = S extends `${infer H}${infer T}` ? `${H extends Lowercase<H> ? H : `-${Lowercase<H>}`}${Kebab<T>}` : S;
+type Kebab<S extends string> = S extends `${infer H}${infer T}`
+  ? `${H extends Lowercase<H> ? H : `-${Lowercase<H>}`}${Kebab<T>}`
+  : S;
 
 export type NetplaneDropReason = Kebab<NativeDropReason>;
 
 /** The drop reasons with their QAPI names, in the native core's order. */
-const QAPI_DROP_REASONS = DROP_REASONS.map((r) => [r, r.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`) as NetplaneDropReason] as const);
+const QAPI_DROP_REASONS = DROP_REASONS.map(
+  (r) => [r, r.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`) as NetplaneDropReason] as const,
+);
 
 /** One net client's counters as query-netplane-stats returns them (QAPI spelling). */
 export interface NetplaneClientStats {
@@ -45,7 +49,10 @@ export interface NetplaneClientStats {
 export function netplaneStats(topology: Topology, name?: string): NetplaneClientStats[] {
   const dp = topology.dataPlane;
   if (!dp?.stats) {
-    throw new NetplaneError('NETPLANE_INVALID_STATE', 'no data plane is running (the topology is state only), so there are no counters');
+    throw new NetplaneError(
+      'NETPLANE_INVALID_STATE',
+      'no data plane is running (the topology is state only), so there are no counters',
+    );
   }
   const raw = dp.stats();
   const types = new Map(topology.clients.map((c) => [c.handle, c.type]));
@@ -110,7 +117,21 @@ export function formatDrops(drops: Readonly<Record<NetplaneDropReason, number>>)
  * `conservation: false`). Lines end in '\n'.
  */
 export function formatStatsTable(rows: readonly NetplaneClientStats[], opts: { conservation?: boolean } = {}): string {
-  const head = ['name', 'queue', 'kind', 'iothread', 'link', 'peer', 'frames-in', 'bytes-in', 'frames-out', 'bytes-out', 'queued', 'dropped', 'drops'];
+  const head = [
+    'name',
+    'queue',
+    'kind',
+    'iothread',
+    'link',
+    'peer',
+    'frames-in',
+    'bytes-in',
+    'frames-out',
+    'bytes-out',
+    'queued',
+    'dropped',
+    'drops',
+  ];
   const numeric = new Set(['queue', 'frames-in', 'bytes-in', 'frames-out', 'bytes-out', 'queued', 'dropped']);
   const body = rows.map((r) => [
     r.name,
@@ -130,12 +151,16 @@ export function formatStatsTable(rows: readonly NetplaneClientStats[], opts: { c
   const widths = head.map((h, i) => Math.max(h.length, ...body.map((b) => b[i]!.length)));
   const line = (cells: string[]): string =>
     cells
-      .map((c, i) => (i === cells.length - 1 ? c : numeric.has(head[i]!) ? c.padStart(widths[i]!) : c.padEnd(widths[i]!)))
+      .map((c, i) =>
+        i === cells.length - 1 ? c : numeric.has(head[i]!) ? c.padStart(widths[i]!) : c.padEnd(widths[i]!),
+      )
       .join('  ');
   const bad = conservationViolations(rows);
   const footer =
     bad.length === 0
       ? `conservation: frames-in = frames-out + queued + dropped holds for all ${rows.length} clients`
       : `conservation VIOLATED:\n${bad.map((b) => `  ${b}`).join('\n')}`;
-  return [line(head), ...body.map(line), ...(opts.conservation === false ? [] : [footer])].map((l) => l + '\n').join('');
+  return [line(head), ...body.map(line), ...(opts.conservation === false ? [] : [footer])]
+    .map((l) => l + '\n')
+    .join('');
 }

@@ -13,7 +13,13 @@
 // port(handle).
 import { EventEmitter } from 'node:events';
 import { NetplaneError, type NetplaneErrorCode } from '../errors';
-import { native, NativeGraphEvent, type NativeClientStats, type NativeNetGraph, type NativeSystemError } from '../native';
+import {
+  native,
+  NativeGraphEvent,
+  type NativeClientStats,
+  type NativeNetGraph,
+  type NativeSystemError,
+} from '../native';
 import type { ClientDeadEvent, ClientDescriptor, DataPlane, IothreadParams } from '../topology/dataplane';
 import { PacketPort, preparePort, type PacketPortOptions, type PortVnetHdrLen } from './packet-port';
 
@@ -71,7 +77,10 @@ export class NativeDataPlane extends EventEmitter implements DataPlane {
     switch (c.kind) {
       case 'tap':
         if (c.fd === undefined) {
-          throw new NetplaneError('NETPLANE_INVALID_OPTION', `tap client '${c.name}' (queue ${c.queueIndex}) has no fd`);
+          throw new NetplaneError(
+            'NETPLANE_INVALID_OPTION',
+            `tap client '${c.name}' (queue ${c.queueIndex}) has no fd`,
+          );
         }
         this.#call(() =>
           this.#graph.addTap({
@@ -85,7 +94,8 @@ export class NativeDataPlane extends EventEmitter implements DataPlane {
         );
         break;
       case 'hubport':
-        if (c.hubId === undefined) throw new NetplaneError('NETPLANE_INVALID_OPTION', `hub port '${c.name}' has no hub id`);
+        if (c.hubId === undefined)
+          throw new NetplaneError('NETPLANE_INVALID_OPTION', `hub port '${c.name}' has no hub id`);
         this.#call(() =>
           this.#graph.addHubPort({
             handle: c.handle,
@@ -103,7 +113,10 @@ export class NativeDataPlane extends EventEmitter implements DataPlane {
         });
         break;
       default:
-        throw new NetplaneError('NETPLANE_INVALID_OPTION', `unknown client kind '${String((c as ClientDescriptor).kind)}'`);
+        throw new NetplaneError(
+          'NETPLANE_INVALID_OPTION',
+          `unknown client kind '${String((c as ClientDescriptor).kind)}'`,
+        );
     }
     this.#names.set(c.handle, c.name);
   }
@@ -181,7 +194,10 @@ export class NativeDataPlane extends EventEmitter implements DataPlane {
     const port = this.#ports.get(handle);
     if (!port) {
       const what = this.#names.has(handle) ? `net client '${this.#names.get(handle)}'` : `net client handle ${handle}`;
-      throw new NetplaneError('NETPLANE_INVALID_STATE', `${what} is not a packet port; only a NIC queue sends raw frames`);
+      throw new NetplaneError(
+        'NETPLANE_INVALID_STATE',
+        `${what} is not a packet port; only a NIC queue sends raw frames`,
+      );
     }
     const hdr = port.vnetHdrLen;
     const framed = new Uint8Array(hdr + frame.length);

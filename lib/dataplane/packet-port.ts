@@ -57,7 +57,12 @@ export interface PortSetup {
 
 export function preparePort(opts: PacketPortOptions = {}): PortSetup {
   const ringBytes = opts.ringBytes ?? DEFAULT_RING_BYTES;
-  if (!Number.isInteger(ringBytes) || ringBytes < MIN_RING_BYTES || ringBytes > 2 ** 30 || (ringBytes & (ringBytes - 1)) !== 0) {
+  if (
+    !Number.isInteger(ringBytes) ||
+    ringBytes < MIN_RING_BYTES ||
+    ringBytes > 2 ** 30 ||
+    (ringBytes & (ringBytes - 1)) !== 0
+  ) {
     throw new RangeError(`ringBytes must be a power of two between ${MIN_RING_BYTES} and ${2 ** 30}, got ${ringBytes}`);
   }
   const whenFull = opts.whenFull ?? 'backpressure';
@@ -174,7 +179,8 @@ export class PacketPort implements AsyncIterable<Uint8Array[]> {
   /** Deliver every batch to cb as it arrives; returns a function that stops it. */
   onFrames(cb: (batch: Uint8Array[]) => void): () => void {
     this.#check();
-    if (this.#callback || this.#waiter) throw new NetplaneError('NETPLANE_IN_USE', `port ${this.name} already has a reader`);
+    if (this.#callback || this.#waiter)
+      throw new NetplaneError('NETPLANE_IN_USE', `port ${this.name} already has a reader`);
     this.#callback = cb;
     queueMicrotask(() => this._onRx());
     return () => {
@@ -254,7 +260,9 @@ export class PacketPort implements AsyncIterable<Uint8Array[]> {
     this.#validateLengths(frames, 0);
     const total = this.#bytesFor(frames, 0, frames.length);
     if (total > this.#tx.cap) {
-      throw new RangeError(`batch needs ${total} bytes of ring space but the ring holds ${this.#tx.cap}; use sendAsync or smaller batches`);
+      throw new RangeError(
+        `batch needs ${total} bytes of ring space but the ring holds ${this.#tx.cap}; use sendAsync or smaller batches`,
+      );
     }
     return this.#write(frames, 0, frames.length) === frames.length;
   }

@@ -96,9 +96,20 @@ export const DEFAULT_TRANSPORT_FEATURES =
 
 /** Offloads that need the netdev to understand vnet headers. */
 const NEEDS_VNET_HDR = [
-  VirtioNetF.CSUM, VirtioNetF.HOST_TSO4, VirtioNetF.HOST_TSO6, VirtioNetF.HOST_ECN, VirtioNetF.HOST_UFO,
-  VirtioNetF.GUEST_CSUM, VirtioNetF.GUEST_TSO4, VirtioNetF.GUEST_TSO6, VirtioNetF.GUEST_ECN, VirtioNetF.GUEST_UFO,
-  VirtioNetF.GUEST_USO4, VirtioNetF.GUEST_USO6, VirtioNetF.HOST_USO, VirtioNetF.HASH_REPORT,
+  VirtioNetF.CSUM,
+  VirtioNetF.HOST_TSO4,
+  VirtioNetF.HOST_TSO6,
+  VirtioNetF.HOST_ECN,
+  VirtioNetF.HOST_UFO,
+  VirtioNetF.GUEST_CSUM,
+  VirtioNetF.GUEST_TSO4,
+  VirtioNetF.GUEST_TSO6,
+  VirtioNetF.GUEST_ECN,
+  VirtioNetF.GUEST_UFO,
+  VirtioNetF.GUEST_USO4,
+  VirtioNetF.GUEST_USO6,
+  VirtioNetF.HOST_USO,
+  VirtioNetF.HASH_REPORT,
 ];
 const NEEDS_UFO = [VirtioNetF.GUEST_UFO, VirtioNetF.HOST_UFO];
 const NEEDS_USO = [VirtioNetF.HOST_USO, VirtioNetF.GUEST_USO4, VirtioNetF.GUEST_USO6];
@@ -449,13 +460,26 @@ export class VirtioNet {
   /** VIRTIO_NET_CTRL_RX commands. */
   setRxMode(mode: 'promisc' | 'allmulti' | 'alluni' | 'nomulti' | 'nouni' | 'nobcast', on: boolean): number {
     switch (mode) {
-      case 'promisc': this.#promisc = on; break;
-      case 'allmulti': this.#allmulti = on; break;
-      case 'alluni': this.#alluni = on; break;
-      case 'nomulti': this.#nomulti = on; break;
-      case 'nouni': this.#nouni = on; break;
-      case 'nobcast': this.#nobcast = on; break;
-      default: return VIRTIO_NET_ERR;
+      case 'promisc':
+        this.#promisc = on;
+        break;
+      case 'allmulti':
+        this.#allmulti = on;
+        break;
+      case 'alluni':
+        this.#alluni = on;
+        break;
+      case 'nomulti':
+        this.#nomulti = on;
+        break;
+      case 'nouni':
+        this.#nouni = on;
+        break;
+      case 'nobcast':
+        this.#nobcast = on;
+        break;
+      default:
+        return VIRTIO_NET_ERR;
     }
     this.#rxFilterChanged();
     return VIRTIO_NET_OK;
@@ -468,7 +492,8 @@ export class VirtioNet {
     this.#uniOverflow = this.#multiOverflow = false;
     if (unicast.length <= MAC_TABLE_ENTRIES) this.#unicast = unicast.map((m) => Uint8Array.from(m));
     else this.#uniOverflow = true;
-    if (multicast.length <= MAC_TABLE_ENTRIES - this.#unicast.length) this.#multicast = multicast.map((m) => Uint8Array.from(m));
+    if (multicast.length <= MAC_TABLE_ENTRIES - this.#unicast.length)
+      this.#multicast = multicast.map((m) => Uint8Array.from(m));
     else this.#multiOverflow = true;
     this.#rxFilterChanged();
     return VIRTIO_NET_OK;
@@ -611,7 +636,8 @@ function validateDeviceOptions(o: Partial<VirtioNetDeviceOptions>): void {
   if (o.speed !== undefined && (!Number.isInteger(o.speed) || o.speed < SPEED_UNKNOWN || o.speed > 0x7fffffff)) {
     throw bad("'speed' must be between 0 and INT_MAX");
   }
-  if (o.duplex !== undefined && o.duplex !== 'half' && o.duplex !== 'full') throw bad("'duplex' must be 'half' or 'full'");
+  if (o.duplex !== undefined && o.duplex !== 'half' && o.duplex !== 'full')
+    throw bad("'duplex' must be 'half' or 'full'");
   if (o.host_mtu !== undefined && (!Number.isInteger(o.host_mtu) || o.host_mtu < 0 || o.host_mtu > 0xffff)) {
     throw bad(`Property 'virtio-net-device.host_mtu' doesn't take value '${o.host_mtu}'`);
   }

@@ -13,10 +13,33 @@ export const DEVICE_DRIVERS = ['virtio-net-pci'] as const;
 
 /** Feature-bit properties (bools). The USO ones are QEMU 8.2+; netplane accepts them. */
 export const VIRTIO_NET_FEATURES: readonly VirtioNetFeatureName[] = [
-  'csum', 'guest_csum', 'gso', 'guest_tso4', 'guest_tso6', 'guest_ecn', 'guest_ufo',
-  'guest_announce', 'host_tso4', 'host_tso6', 'host_ecn', 'host_ufo', 'mrg_rxbuf', 'status',
-  'ctrl_vq', 'ctrl_rx', 'ctrl_vlan', 'ctrl_rx_extra', 'ctrl_mac_addr', 'ctrl_guest_offloads',
-  'guest_uso4', 'guest_uso6', 'host_uso', 'mq', 'rss', 'hash', 'guest_rsc_ext',
+  'csum',
+  'guest_csum',
+  'gso',
+  'guest_tso4',
+  'guest_tso6',
+  'guest_ecn',
+  'guest_ufo',
+  'guest_announce',
+  'host_tso4',
+  'host_tso6',
+  'host_ecn',
+  'host_ufo',
+  'mrg_rxbuf',
+  'status',
+  'ctrl_vq',
+  'ctrl_rx',
+  'ctrl_vlan',
+  'ctrl_rx_extra',
+  'ctrl_mac_addr',
+  'ctrl_guest_offloads',
+  'guest_uso4',
+  'guest_uso6',
+  'host_uso',
+  'mq',
+  'rss',
+  'hash',
+  'guest_rsc_ext',
 ];
 
 const DEVICE_FIELDS: readonly FieldSpec[] = [
@@ -34,22 +57,80 @@ const DEVICE_FIELDS: readonly FieldSpec[] = [
 
 /** Other virtio-net-pci properties of QEMU 7.2: real in QEMU, not modelled by netplane. */
 const UNSUPPORTED_PROPERTIES = new Set([
-  'acpi-index', 'aer', 'any_layout', 'ats', 'bootindex', 'disable-legacy', 'disable-modern',
-  'event_idx', 'failover', 'failover_pair_id', 'indirect_desc', 'ioeventfd', 'iommu_platform',
-  'migrate-extra', 'modern-pio-notify', 'multifunction', 'notify_on_empty', 'packed',
-  'page-per-vq', 'queue_reset', 'rombar', 'romfile', 'romsize', 'rsc_interval', 'tx',
-  'use-disabled-flag', 'use-started', 'virtio-backend', 'virtio-pci-bus-master-bug-migration',
-  'x-ats-page-aligned', 'x-disable-legacy-check', 'x-disable-pcie', 'x-ignore-backend-features',
-  'x-mtu-bypass-backend', 'x-pcie-deverr-init', 'x-pcie-extcap-init', 'x-pcie-flr-init',
-  'x-pcie-lnkctl-init', 'x-pcie-lnksta-dllla', 'x-pcie-pm-init', 'x-txburst', 'x-txtimer',
+  'acpi-index',
+  'aer',
+  'any_layout',
+  'ats',
+  'bootindex',
+  'disable-legacy',
+  'disable-modern',
+  'event_idx',
+  'failover',
+  'failover_pair_id',
+  'indirect_desc',
+  'ioeventfd',
+  'iommu_platform',
+  'migrate-extra',
+  'modern-pio-notify',
+  'multifunction',
+  'notify_on_empty',
+  'packed',
+  'page-per-vq',
+  'queue_reset',
+  'rombar',
+  'romfile',
+  'romsize',
+  'rsc_interval',
+  'tx',
+  'use-disabled-flag',
+  'use-started',
+  'virtio-backend',
+  'virtio-pci-bus-master-bug-migration',
+  'x-ats-page-aligned',
+  'x-disable-legacy-check',
+  'x-disable-pcie',
+  'x-ignore-backend-features',
+  'x-mtu-bypass-backend',
+  'x-pcie-deverr-init',
+  'x-pcie-extcap-init',
+  'x-pcie-flr-init',
+  'x-pcie-lnkctl-init',
+  'x-pcie-lnksta-dllla',
+  'x-pcie-pm-init',
+  'x-txburst',
+  'x-txtimer',
 ]);
 
 /** Network device models QEMU has that netplane does not implement. */
 const OTHER_QEMU_NIC_MODELS = new Set([
-  'e1000', 'e1000e', 'e1000-82544gc', 'e1000-82545em', 'igb', 'rtl8139', 'ne2k_pci', 'ne2k_isa',
-  'pcnet', 'vmxnet3', 'i82550', 'i82551', 'i82557a', 'i82557b', 'i82557c', 'i82558a', 'i82558b',
-  'i82559a', 'i82559b', 'i82559c', 'i82559er', 'i82562', 'i82801', 'tulip', 'usb-net',
-  'virtio-net-device', 'virtio-net-pci-transitional', 'virtio-net-pci-non-transitional',
+  'e1000',
+  'e1000e',
+  'e1000-82544gc',
+  'e1000-82545em',
+  'igb',
+  'rtl8139',
+  'ne2k_pci',
+  'ne2k_isa',
+  'pcnet',
+  'vmxnet3',
+  'i82550',
+  'i82551',
+  'i82557a',
+  'i82557b',
+  'i82557c',
+  'i82558a',
+  'i82558b',
+  'i82559a',
+  'i82559b',
+  'i82559c',
+  'i82559er',
+  'i82562',
+  'i82801',
+  'tulip',
+  'usb-net',
+  'virtio-net-device',
+  'virtio-net-pci-transitional',
+  'virtio-net-pci-non-transitional',
 ]);
 
 /** QEMU's set_mac(): six groups of exactly two hex digits, each followed by ':' or '-'
@@ -97,12 +178,18 @@ function checkDriver(driver: string): void {
   throw new OptionError(`'${driver}' is not a valid device model name`);
 }
 
-function buildDevice(id: string | undefined, source: FieldSource, dialect: 'keyval' | 'json', ctx?: ParseContext): VirtioNetDeviceOptions {
+function buildDevice(
+  id: string | undefined,
+  source: FieldSource,
+  dialect: 'keyval' | 'json',
+  ctx?: ParseContext,
+): VirtioNetDeviceOptions {
   const { values, used } = readFields(DEVICE_FIELDS, source, ctx);
   used.add('driver');
   used.add('id');
   let addr: string | undefined;
-  const hasAddr = source.kind === 'json' ? Object.prototype.hasOwnProperty.call(source.values, 'addr') : source.values.has('addr');
+  const hasAddr =
+    source.kind === 'json' ? Object.prototype.hasOwnProperty.call(source.values, 'addr') : source.values.has('addr');
   if (hasAddr) {
     addr = checkPciAddr(source.kind === 'json' ? source.values.addr : source.values.get('addr'), dialect);
     used.add('addr');
@@ -119,7 +206,8 @@ function buildDevice(id: string | undefined, source: FieldSource, dialect: 'keyv
   if (values.netdev !== undefined) device.netdev = values.netdev as string;
   if (values.mac !== undefined) {
     const mac = canonicalMac(values.mac as string);
-    if (mac === undefined) throw new OptionError(`Property 'virtio-net-device.mac' doesn't take value '${values.mac as string}'`);
+    if (mac === undefined)
+      throw new OptionError(`Property 'virtio-net-device.mac' doesn't take value '${values.mac as string}'`);
     device.mac = mac;
   }
   for (const key of ['vectors', 'host_mtu', 'speed', 'rx_queue_size', 'tx_queue_size'] as const) {
@@ -133,7 +221,8 @@ function buildDevice(id: string | undefined, source: FieldSource, dialect: 'keyv
 
   // Realize-time checks, in virtio_net_device_realize()'s order.
   if (values.duplex !== undefined) {
-    if (values.duplex !== 'half' && values.duplex !== 'full') throw new OptionError("'duplex' must be 'half' or 'full'");
+    if (values.duplex !== 'half' && values.duplex !== 'full')
+      throw new OptionError("'duplex' must be 'half' or 'full'");
     device.duplex = values.duplex;
   }
   if (device.speed !== undefined && device.speed < -1) throw new OptionError("'speed' must be between 0 and INT_MAX");

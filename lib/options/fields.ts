@@ -5,8 +5,16 @@
 
 import { OptionError, type ParseContext } from './errors';
 import {
-  jsonBool, jsonInt, jsonString, jsonUint, parseBoolText, parseOptsInt, parseOptsUint,
-  parseQdevInt, parseSizeText, type IntWidth,
+  jsonBool,
+  jsonInt,
+  jsonString,
+  jsonUint,
+  parseBoolText,
+  parseOptsInt,
+  parseOptsUint,
+  parseQdevInt,
+  parseSizeText,
+  type IntWidth,
 } from './scalars';
 
 export type FieldKind = 'str' | 'bool' | 'size' | IntWidth;
@@ -37,17 +45,24 @@ function convert(source: FieldSource, spec: FieldSpec, raw: unknown, ctx?: Parse
   const { name, kind } = spec;
   if (source.kind === 'json') {
     switch (kind) {
-      case 'str': return jsonString(name, raw);
-      case 'bool': return jsonBool(name, raw);
-      case 'size': return jsonUint(name, raw, 'uint64');
-      default: return kind.startsWith('u') ? jsonUint(name, raw, kind) : jsonInt(name, raw, kind);
+      case 'str':
+        return jsonString(name, raw);
+      case 'bool':
+        return jsonBool(name, raw);
+      case 'size':
+        return jsonUint(name, raw, 'uint64');
+      default:
+        return kind.startsWith('u') ? jsonUint(name, raw, kind) : jsonInt(name, raw, kind);
     }
   }
   const text = raw as string;
   switch (kind) {
-    case 'str': return text;
-    case 'bool': return parseBoolText(name, text);
-    case 'size': return parseSizeText(name, text, ctx);
+    case 'str':
+      return text;
+    case 'bool':
+      return parseBoolText(name, text);
+    case 'size':
+      return parseSizeText(name, text, ctx);
     default:
       if (source.kind === 'qdev') return parseQdevInt(name, text, kind);
       return kind.startsWith('u') ? parseOptsUint(name, text, kind) : parseOptsInt(name, text, kind);
@@ -58,7 +73,11 @@ function convert(source: FieldSource, spec: FieldSpec, raw: unknown, ctx?: Parse
  * Reads `specs` in order from `source` into a plain object (absent optional members are
  * left out) and returns it with the set of keys it consumed.
  */
-export function readFields(specs: readonly FieldSpec[], source: FieldSource, ctx?: ParseContext): { values: Record<string, FieldValue>; used: Set<string> } {
+export function readFields(
+  specs: readonly FieldSpec[],
+  source: FieldSource,
+  ctx?: ParseContext,
+): { values: Record<string, FieldValue>; used: Set<string> } {
   const values: Record<string, FieldValue> = {};
   const used = new Set<string>();
   for (const spec of specs) {

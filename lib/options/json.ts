@@ -14,14 +14,7 @@ export class JsonFloat {
 }
 
 export type JsonValue =
-  | null
-  | boolean
-  | number
-  | bigint
-  | string
-  | JsonFloat
-  | JsonValue[]
-  | { [key: string]: JsonValue };
+  null | boolean | number | bigint | string | JsonFloat | JsonValue[] | { [key: string]: JsonValue };
 
 const INT64_MIN = -(1n << 63n);
 const UINT64_MAX = (1n << 64n) - 1n;
@@ -108,7 +101,17 @@ function lex(text: string): Token[] {
 
 // ---- parser
 
-const SIMPLE_ESCAPES: Record<string, string> = { '"': '"', "'": "'", '\\': '\\', '/': '/', b: '\b', f: '\f', n: '\n', r: '\r', t: '\t' };
+const SIMPLE_ESCAPES: Record<string, string> = {
+  '"': '"',
+  "'": "'",
+  '\\': '\\',
+  '/': '/',
+  b: '\b',
+  f: '\f',
+  n: '\n',
+  r: '\r',
+  t: '\t',
+};
 
 function decodeString(raw: string): string {
   let out = '';
@@ -166,8 +169,10 @@ class Parser {
     if (depth > MAX_DEPTH) throw parseError('too many nested data structures');
     const token = this.next();
     switch (token.kind) {
-      case 'string': return decodeString(token.raw);
-      case 'number': return numberValue(token.text);
+      case 'string':
+        return decodeString(token.raw);
+      case 'number':
+        return numberValue(token.text);
       case 'keyword':
         if (token.text === 'true') return true;
         if (token.text === 'false') return false;

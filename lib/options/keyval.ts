@@ -101,9 +101,8 @@ export function parseKeyval(text: string, impliedKey?: string, ctx?: ParseContex
   for (const param of params(text, impliedKey)) {
     if (param.shortForm !== undefined && param.key !== 'help' && param.key !== '?') {
       // QEMU special-cases "delay": its modern spelling is nodelay with the opposite value.
-      const modern = param.key === 'delay'
-        ? `nodelay=${param.value === 'on' ? 'off' : 'on'}`
-        : `${param.key}=${param.value}`;
+      const modern =
+        param.key === 'delay' ? `nodelay=${param.value === 'on' ? 'off' : 'on'}` : `${param.key}=${param.value}`;
       ctx?.warn?.(`short-form boolean option '${param.shortForm}' deprecated\nPlease use ${modern} instead`);
     }
     if (param.key === 'id') continue;
@@ -132,7 +131,10 @@ export function escapeValue(value: string): string {
  * written bare only when that is unambiguous (no '=' before its first comma); otherwise it
  * is written as `impliedKey=value`.
  */
-export function formatKeyval(pairs: ReadonlyArray<readonly [string, string]>, implied?: { key: string; value: string }): string {
+export function formatKeyval(
+  pairs: ReadonlyArray<readonly [string, string]>,
+  implied?: { key: string; value: string },
+): string {
   const parts: string[] = [];
   if (implied !== undefined) {
     const escaped = escapeValue(implied.value);

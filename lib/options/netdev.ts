@@ -13,8 +13,20 @@ import type { HubportNetdevOptions, NetdevOptions, TapNetdevOptions } from './ty
 
 /** QEMU 7.2's NetClientDriver values (what `type` accepts at all). */
 const QEMU_NET_CLIENT_DRIVERS = [
-  'none', 'nic', 'user', 'tap', 'l2tpv3', 'socket', 'stream', 'dgram', 'vde', 'bridge', 'hubport',
-  'netmap', 'vhost-user', 'vhost-vdpa',
+  'none',
+  'nic',
+  'user',
+  'tap',
+  'l2tpv3',
+  'socket',
+  'stream',
+  'dgram',
+  'vde',
+  'bridge',
+  'hubport',
+  'netmap',
+  'vhost-user',
+  'vhost-vdpa',
 ] as const;
 
 /** The backends netplane builds. */
@@ -73,7 +85,14 @@ function unknownKey(key: string, dialect: Dialect): OptionError {
 }
 
 /** Reads the backend members, rejects leftovers, applies the backend's own checks. */
-function buildNetdev(id: string, type: 'tap' | 'hubport', source: FieldSource, used: Set<string>, dialect: Dialect, ctx?: ParseContext): NetdevOptions {
+function buildNetdev(
+  id: string,
+  type: 'tap' | 'hubport',
+  source: FieldSource,
+  used: Set<string>,
+  dialect: Dialect,
+  ctx?: ParseContext,
+): NetdevOptions {
   const specs = type === 'tap' ? TAP_FIELDS : HUBPORT_FIELDS;
   const { values, used: consumed } = readFields(specs, source, ctx);
   for (const key of consumed) used.add(key);
@@ -110,12 +129,16 @@ function checkTap(id: string, v: Record<string, unknown>): TapNetdevOptions {
 
   if (has('fd')) {
     if (['ifname', 'script', 'downscript', 'vnet_hdr', 'helper', 'queues', 'fds', 'vhostfds'].some(has)) {
-      throw new OptionError('ifname=, script=, downscript=, vnet_hdr=, helper=, queues=, fds=, and vhostfds= are invalid with fd=');
+      throw new OptionError(
+        'ifname=, script=, downscript=, vnet_hdr=, helper=, queues=, fds=, and vhostfds= are invalid with fd=',
+      );
     }
     if (opts.fd === '') throw new OptionError("Parameter 'fd' needs a file descriptor number or name");
   } else if (has('fds')) {
     if (['ifname', 'script', 'downscript', 'vnet_hdr', 'helper', 'queues', 'vhostfd'].some(has)) {
-      throw new OptionError('ifname=, script=, downscript=, vnet_hdr=, helper=, queues=, and vhostfd= are invalid with fds=');
+      throw new OptionError(
+        'ifname=, script=, downscript=, vnet_hdr=, helper=, queues=, and vhostfd= are invalid with fds=',
+      );
     }
     const fds = opts.fds!;
     if (fds.length > MAX_TAP_QUEUES) {
@@ -127,7 +150,9 @@ function checkTap(id: string, v: Record<string, unknown>): TapNetdevOptions {
     }
   } else if (has('helper')) {
     if (['ifname', 'script', 'downscript', 'vnet_hdr', 'queues', 'vhostfds'].some(has)) {
-      throw new OptionError('ifname=, script=, downscript=, vnet_hdr=, queues=, and vhostfds= are invalid with helper=');
+      throw new OptionError(
+        'ifname=, script=, downscript=, vnet_hdr=, queues=, and vhostfds= are invalid with helper=',
+      );
     }
   } else if (has('vhostfds')) {
     throw new OptionError("vhostfds= is invalid if fds= wasn't specified");
@@ -147,10 +172,14 @@ function checkTap(id: string, v: Record<string, unknown>): TapNetdevOptions {
     );
   }
   if (has('helper')) {
-    throw new OptionError('helper= (qemu-bridge-helper) is not supported by netplane; create the TAP yourself and pass ifname= or fd=');
+    throw new OptionError(
+      'helper= (qemu-bridge-helper) is not supported by netplane; create the TAP yourself and pass ifname= or fd=',
+    );
   }
   if (has('br')) {
-    throw new OptionError('br= is not supported by netplane (it only applies with helper=); attach the TAP to the bridge yourself');
+    throw new OptionError(
+      'br= is not supported by netplane (it only applies with helper=); attach the TAP to the bridge yourself',
+    );
   }
   // netplane: QEMU 7.2 does not check queues; queues=0 aborts it with "Assertion 'nc' failed".
   if (opts.queues !== undefined && (opts.queues < 1 || opts.queues > MAX_TAP_QUEUES)) {

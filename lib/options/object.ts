@@ -19,7 +19,8 @@ const IOTHREAD_FIELDS: readonly FieldSpec[] = [
 const UNSUPPORTED_IOTHREAD_PROPERTIES = new Set(['aio-max-batch', 'thread-pool-min', 'thread-pool-max']);
 
 /** Some object types QEMU has; netplane only creates iothreads. */
-const OTHER_QEMU_OBJECT_TYPES = /^(memory-backend-|rng-|tls-creds|filter-|colo-compare$|secret|throttle-group$|main-loop$|cryptodev-|authz-|can-|input-linux$|dbus-vmstate$|pr-manager-helper$|acpi-generic-initiator$|x-remote-object$|sev-guest$|igvm-cfg$|confidential-guest)/;
+const OTHER_QEMU_OBJECT_TYPES =
+  /^(memory-backend-|rng-|tls-creds|filter-|colo-compare$|secret|throttle-group$|main-loop$|cryptodev-|authz-|can-|input-linux$|dbus-vmstate$|pr-manager-helper$|acpi-generic-initiator$|x-remote-object$|sev-guest$|igvm-cfg$|confidential-guest)/;
 
 function checkQomType(type: string): void {
   if (type === 'iothread') return;
@@ -29,7 +30,12 @@ function checkQomType(type: string): void {
   throw new OptionError(`Parameter 'qom-type' does not accept value '${type}'`);
 }
 
-function buildIothread(id: string, source: FieldSource, dialect: 'keyval' | 'json', ctx?: ParseContext): IothreadObjectOptions {
+function buildIothread(
+  id: string,
+  source: FieldSource,
+  dialect: 'keyval' | 'json',
+  ctx?: ParseContext,
+): IothreadObjectOptions {
   const { values, used } = readFields(IOTHREAD_FIELDS, source, ctx);
   used.add('qom-type');
   used.add('id');

@@ -17,15 +17,56 @@ export interface QmpArg {
 
 /** Character-device backends QEMU knows; netplane's QMP only speaks over unix sockets. */
 const OTHER_CHARDEV_BACKENDS = [
-  'tcp', 'telnet', 'tn3270', 'websocket', 'udp', 'stdio', 'pipe', 'file', 'pty', 'vc', 'null',
-  'mon', 'serial', 'tty', 'parallel', 'par', 'chardev', 'msmouse', 'wctablet', 'braille',
-  'testdev', 'spicevmc', 'spiceport', 'qemu-vdagent', 'ringbuf', 'memory', 'dbus',
+  'tcp',
+  'telnet',
+  'tn3270',
+  'websocket',
+  'udp',
+  'stdio',
+  'pipe',
+  'file',
+  'pty',
+  'vc',
+  'null',
+  'mon',
+  'serial',
+  'tty',
+  'parallel',
+  'par',
+  'chardev',
+  'msmouse',
+  'wctablet',
+  'braille',
+  'testdev',
+  'spicevmc',
+  'spiceport',
+  'qemu-vdagent',
+  'ringbuf',
+  'memory',
+  'dbus',
 ];
 
 /** Socket options QEMU accepts for unix sockets that netplane does not implement. */
 const UNSUPPORTED_SOCKET_KEYS = new Set([
-  'abstract', 'tight', 'reconnect', 'telnet', 'tn3270', 'websocket', 'nodelay', 'delay',
-  'tls-creds', 'tls-authz', 'mux', 'logfile', 'logappend', 'fd', 'host', 'port', 'to', 'ipv4', 'ipv6',
+  'abstract',
+  'tight',
+  'reconnect',
+  'telnet',
+  'tn3270',
+  'websocket',
+  'nodelay',
+  'delay',
+  'tls-creds',
+  'tls-authz',
+  'mux',
+  'logfile',
+  'logappend',
+  'fd',
+  'host',
+  'port',
+  'to',
+  'ipv4',
+  'ipv6',
 ]);
 
 export function parseQmpArg(text: string, ctx?: ParseContext): QmpArg {
@@ -43,12 +84,13 @@ export function parseQmpArg(text: string, ctx?: ParseContext): QmpArg {
   // QEMU ignores id= here (the monitor names its chardev itself); so do we.
   for (const key of values.keys()) {
     if (key === 'path' || key === 'server' || key === 'wait') continue;
-    if (UNSUPPORTED_SOCKET_KEYS.has(key)) throw new OptionError(`-qmp unix: parameter '${key}' is not supported by netplane`);
+    if (UNSUPPORTED_SOCKET_KEYS.has(key))
+      throw new OptionError(`-qmp unix: parameter '${key}' is not supported by netplane`);
     throw new OptionError(`Invalid parameter '${key}'`);
   }
   const path = values.get('path') ?? '';
   if (path === '') throw new OptionError('-qmp unix: needs a socket path (-qmp unix:PATH,server=on,wait=off)');
-  if (path.includes('\0')) throw new OptionError("-qmp unix: the socket path must not contain a NUL character");
+  if (path.includes('\0')) throw new OptionError('-qmp unix: the socket path must not contain a NUL character');
   const server = values.has('server') ? parseBoolText('server', values.get('server')!) : false;
   const wait = values.has('wait') ? parseBoolText('wait', values.get('wait')!) : true;
   return { path, server, wait };

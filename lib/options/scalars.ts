@@ -51,7 +51,8 @@ function scanInteger(text: string, base: 0 | 10 | 16): Scan {
     i++;
   }
   let radix: number = base;
-  const hasHexPrefix = (text[i] === '0' && (text[i + 1] === 'x' || text[i + 1] === 'X') && /[0-9a-fA-F]/.test(text[i + 2] ?? ''));
+  const hasHexPrefix =
+    text[i] === '0' && (text[i + 1] === 'x' || text[i + 1] === 'X') && /[0-9a-fA-F]/.test(text[i + 2] ?? '');
   if ((base === 0 || base === 16) && hasHexPrefix) {
     radix = 16;
     i += 2;
@@ -79,7 +80,7 @@ function fullStrtoll(text: string): bigint | undefined {
 function fullStrtoull(text: string): bigint | undefined {
   const scan = scanInteger(text, 0);
   if (scan.end === 0 || scan.end !== text.length || scan.magnitude > UINT64_MAX) return undefined;
-  return scan.negative ? (-scan.magnitude) & UINT64_MAX : scan.magnitude;
+  return scan.negative ? -scan.magnitude & UINT64_MAX : scan.magnitude;
 }
 
 // ---- booleans (qapi_bool_parse; the same words for QemuOpts and qdev properties)

@@ -57,8 +57,23 @@ export interface IothreadParams {
  */
 export type DataPlaneClientStats = Pick<
   NativeClientStats,
-  | 'handle' | 'name' | 'kind' | 'queueIndex' | 'iothread' | 'peer' | 'hubId' | 'linkDown' | 'dead' | 'enabled'
-  | 'framesIn' | 'bytesIn' | 'framesOut' | 'bytesOut' | 'queued' | 'dropped' | 'drops'
+  | 'handle'
+  | 'name'
+  | 'kind'
+  | 'queueIndex'
+  | 'iothread'
+  | 'peer'
+  | 'hubId'
+  | 'linkDown'
+  | 'dead'
+  | 'enabled'
+  | 'framesIn'
+  | 'bytesIn'
+  | 'framesOut'
+  | 'bytesOut'
+  | 'queued'
+  | 'dropped'
+  | 'drops'
 >;
 
 /** A client whose device the data plane found gone (a TAP whose interface vanished). */

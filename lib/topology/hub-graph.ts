@@ -19,7 +19,12 @@ export class HubGraph {
   readonly #holdTap: (target: Client) => void;
 
   /** `holdTap` runs when a port is peered with `target` (see Topology's hubHoldsTap). */
-  constructor(reg: ClientRegistry, dp: DataPlane | undefined, newHub: (id: number) => Hub, holdTap: (target: Client) => void) {
+  constructor(
+    reg: ClientRegistry,
+    dp: DataPlane | undefined,
+    newHub: (id: number) => Hub,
+    holdTap: (target: Client) => void,
+  ) {
     this.#reg = reg;
     this.#dp = dp;
     this.#newHub = newHub;

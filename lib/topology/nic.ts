@@ -36,7 +36,10 @@ export class Nic extends TypedEmitter<NicEvents> implements AsyncDisposable {
   readonly #owner: OwnerHooks;
 
   /** @internal */
-  constructor(owner: OwnerHooks, init: { options: DeviceOptions; device: VirtioNet; clients: Client[]; mac: MacBytes }) {
+  constructor(
+    owner: OwnerHooks,
+    init: { options: DeviceOptions; device: VirtioNet; clients: Client[]; mac: MacBytes },
+  ) {
     super();
     this.#owner = owner;
     this.id = init.options.id;

@@ -102,7 +102,10 @@ export class Topology extends TypedEmitter<TopologyEvents> implements AsyncDispo
       this.#reg,
       this.#dp,
       (id) => {
-        const hub: Hub = new Hub(this.#hooks(() => this.#deleteHub(hub)), id);
+        const hub: Hub = new Hub(
+          this.#hooks(() => this.#deleteHub(hub)),
+          id,
+        );
         return hub;
       },
       (target) => this.#hubHoldsTap(target, true),
@@ -116,7 +119,10 @@ export class Topology extends TypedEmitter<TopologyEvents> implements AsyncDispo
       runScript: opts.runScript ?? runNetworkScript,
       resolveFd: opts.resolveFd,
       newNetdev: (init: NetdevInit) => {
-        const netdev: Netdev = new Netdev(this.#hooks(() => this.#deleteNetdev(netdev)), init);
+        const netdev: Netdev = new Netdev(
+          this.#hooks(() => this.#deleteNetdev(netdev)),
+          init,
+        );
         return netdev;
       },
       checkIothread: (id) => this.#checkIothread(id),
@@ -130,7 +136,10 @@ export class Topology extends TypedEmitter<TopologyEvents> implements AsyncDispo
       nics: this.#nics,
       netdevOf: (c) => this.#netdevByClient.get(c),
       newNic: (init) => {
-        const nic: Nic = new Nic(this.#hooks(() => this.#deleteNic(nic)), init);
+        const nic: Nic = new Nic(
+          this.#hooks(() => this.#deleteNic(nic)),
+          init,
+        );
         return nic;
       },
       adopt: (nic, netdev) => {
@@ -195,7 +204,8 @@ export class Topology extends TypedEmitter<TopologyEvents> implements AsyncDispo
   /** -object iothread,id=... */
   addIothread(opts: IothreadObjectOptions, req: RequestOptions = {}): void {
     this.#checkOpen();
-    if (opts.qomType !== 'iothread') throw invalid(`Parameter 'qom-type' does not accept value '${String(opts.qomType)}'`);
+    if (opts.qomType !== 'iothread')
+      throw invalid(`Parameter 'qom-type' does not accept value '${String(opts.qomType)}'`);
     if (typeof opts.id !== 'string' || !isIdentifier(opts.id)) throw invalid("Parameter 'id' expects an identifier");
     if (this.#iothreads.has(opts.id)) {
       throw new NetplaneError(
@@ -207,7 +217,11 @@ export class Topology extends TypedEmitter<TopologyEvents> implements AsyncDispo
     }
     this.#iothreads.set(opts.id, { options: opts, viaCli: req.via === 'cli' });
     // The thread itself belongs to the data plane.
-    this.#dp?.addIothread?.(opts.id, { pollMaxNs: opts['poll-max-ns'], pollGrow: opts['poll-grow'], pollShrink: opts['poll-shrink'] });
+    this.#dp?.addIothread?.(opts.id, {
+      pollMaxNs: opts['poll-max-ns'],
+      pollGrow: opts['poll-grow'],
+      pollShrink: opts['poll-shrink'],
+    });
   }
 
   // ---- netdevs ---------------------------------------------------------------------------
@@ -247,7 +261,14 @@ export class Topology extends TypedEmitter<TopologyEvents> implements AsyncDispo
       this.#hubs.checkLoop(`hub${hubId}port${k}`, hubId, target);
     }
     const hub = this.#hubs.obtain(hubId);
-    const port = new Client(this.#reg.nextHandle(), `hub${hubId}port${hub.takePortNumber()}`, 'hub', 'hubport', false, undefined);
+    const port = new Client(
+      this.#reg.nextHandle(),
+      `hub${hubId}port${hub.takePortNumber()}`,
+      'hub',
+      'hubport',
+      false,
+      undefined,
+    );
     this.#hubs.attachPort(hub, port, target);
     return port;
   }
@@ -308,7 +329,8 @@ export class Topology extends TypedEmitter<TopologyEvents> implements AsyncDispo
     if (!nb) throw notFound(b);
     if (na === nb) throw invalid(`cannot link netdev '${a}' with itself`);
     for (const n of [na, nb]) {
-      if (n.clients.some((c) => c.peer)) throw new NetplaneError('NETPLANE_IN_USE', `netdev '${n.id}' is already in use`);
+      if (n.clients.some((c) => c.peer))
+        throw new NetplaneError('NETPLANE_IN_USE', `netdev '${n.id}' is already in use`);
     }
     if (na.clients.length !== nb.clients.length) {
       throw invalid(`cannot link '${a}' (${na.clients.length} queues) with '${b}' (${nb.clients.length} queues)`);
@@ -438,7 +460,13 @@ export class Topology extends TypedEmitter<TopologyEvents> implements AsyncDispo
     c.dead = true;
     if (!netdev || !first) return;
     this.#guard(() => this.#setClientsLink(netdev.clients, false, 'tap-dead', netdev.id));
-    this.emit('tap-dead', { netdev: netdev.id, queueIndex: c.queueIndex, errno: e.errno, code: e.code, syscall: e.syscall });
+    this.emit('tap-dead', {
+      netdev: netdev.id,
+      queueIndex: c.queueIndex,
+      errno: e.errno,
+      code: e.code,
+      syscall: e.syscall,
+    });
   }
 
   /** virtio-net's link_status_changed: LINK_UP follows that queue; notify only on change. */
@@ -456,7 +484,9 @@ export class Topology extends TypedEmitter<TopologyEvents> implements AsyncDispo
       if (name !== undefined && nc.name !== name) continue;
       if (nc.type !== 'nic') {
         if (name !== undefined) {
-          throw new NetplaneError('NETPLANE_INVALID_STATE', `net client(${name}) isn't a NIC`, { qmpClass: 'GenericError' });
+          throw new NetplaneError('NETPLANE_INVALID_STATE', `net client(${name}) isn't a NIC`, {
+            qmpClass: 'GenericError',
+          });
         }
         continue;
       }
@@ -554,7 +584,8 @@ export class Topology extends TypedEmitter<TopologyEvents> implements AsyncDispo
   }
 
   #checkIothread(id: string | undefined): void {
-    if (id !== undefined && !this.#iothreads.has(id)) throw invalid(`iothread '${id}' not found (add it with -object iothread,id=${id})`);
+    if (id !== undefined && !this.#iothreads.has(id))
+      throw invalid(`iothread '${id}' not found (add it with -object iothread,id=${id})`);
   }
 
   /** Run an operation the guest caused on a netdev; failures become 'error' events, not throws. */

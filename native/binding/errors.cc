@@ -10,12 +10,16 @@ namespace netplane::binding {
 namespace {
 const char* KindCode(core::StatusCode code) {
   switch (code) {
-    case core::StatusCode::kNotFound: return "NETPLANE_NOT_FOUND";
-    case core::StatusCode::kInUse: return "NETPLANE_IN_USE";
-    case core::StatusCode::kClosed: return "NETPLANE_CLOSED";
+    case core::StatusCode::kNotFound:
+      return "NETPLANE_NOT_FOUND";
+    case core::StatusCode::kInUse:
+      return "NETPLANE_IN_USE";
+    case core::StatusCode::kClosed:
+      return "NETPLANE_CLOSED";
     case core::StatusCode::kOk:
     case core::StatusCode::kSystem:
-    case core::StatusCode::kInvalid: break;
+    case core::StatusCode::kInvalid:
+      break;
   }
   return nullptr;
 }

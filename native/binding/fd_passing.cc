@@ -49,8 +49,10 @@ struct ReaderState : std::enable_shared_from_this<ReaderState> {
 
   void UpdatePolling() {
     if (closed) return;
-    if (paused || finished) uv_poll_stop(&poll);
-    else uv_poll_start(&poll, UV_READABLE, OnPoll);
+    if (paused || finished)
+      uv_poll_stop(&poll);
+    else
+      uv_poll_start(&poll, UV_READABLE, OnPoll);
   }
 
   // Calls onData; the fds become JavaScript's. A throwing callback is an uncaught exception,
@@ -59,7 +61,8 @@ struct ReaderState : std::enable_shared_from_this<ReaderState> {
     Napi::Env e(env);
     Napi::Array list = Napi::Array::New(e, fds ? fds->size() : 0);
     if (fds) {
-      for (size_t i = 0; i < fds->size(); ++i) list.Set(static_cast<uint32_t>(i), Napi::Number::New(e, (*fds)[i].Release()));
+      for (size_t i = 0; i < fds->size(); ++i)
+        list.Set(static_cast<uint32_t>(i), Napi::Number::New(e, (*fds)[i].Release()));
     }
     if (closed || callback.IsEmpty()) return;
     Napi::Function fn = callback.Value();  // a local handle: survives close() inside the call

@@ -73,25 +73,24 @@ bool ArgSpec(const Napi::CallbackInfo& info, Napi::Object* o, core::ClientSpec* 
 class NetGraphWrap : public Napi::ObjectWrap<NetGraphWrap> {
  public:
   static Napi::Function Define(Napi::Env env) {
-    return DefineClass(
-        env, "NetGraph",
-        {
-            InstanceMethod<&NetGraphWrap::JsAddIothread>("addIothread"),
-            InstanceMethod<&NetGraphWrap::JsAddTap>("addTap"),
-            InstanceMethod<&NetGraphWrap::JsAddHubPort>("addHubPort"),
-            InstanceMethod<&NetGraphWrap::JsAddPort>("addPort"),
-            InstanceMethod<&NetGraphWrap::JsRemove>("remove"),
-            InstanceMethod<&NetGraphWrap::JsConnect>("connect"),
-            InstanceMethod<&NetGraphWrap::JsSetLinkDown>("setLinkDown"),
-            InstanceMethod<&NetGraphWrap::JsSetVnetHdrLen>("setVnetHdrLen"),
-            InstanceMethod<&NetGraphWrap::JsSetQueueEnabled>("setQueueEnabled"),
-            InstanceMethod<&NetGraphWrap::JsSetAutoOffloads>("setAutoOffloads"),
-            InstanceMethod<&NetGraphWrap::JsKick>("kick"),
-            InstanceMethod<&NetGraphWrap::JsValidateTx>("validateTx"),
-            InstanceMethod<&NetGraphWrap::JsCountRejected>("countRejected"),
-            InstanceMethod<&NetGraphWrap::JsStats>("stats"),
-            InstanceMethod<&NetGraphWrap::JsClose>("close"),
-        });
+    return DefineClass(env, "NetGraph",
+                       {
+                           InstanceMethod<&NetGraphWrap::JsAddIothread>("addIothread"),
+                           InstanceMethod<&NetGraphWrap::JsAddTap>("addTap"),
+                           InstanceMethod<&NetGraphWrap::JsAddHubPort>("addHubPort"),
+                           InstanceMethod<&NetGraphWrap::JsAddPort>("addPort"),
+                           InstanceMethod<&NetGraphWrap::JsRemove>("remove"),
+                           InstanceMethod<&NetGraphWrap::JsConnect>("connect"),
+                           InstanceMethod<&NetGraphWrap::JsSetLinkDown>("setLinkDown"),
+                           InstanceMethod<&NetGraphWrap::JsSetVnetHdrLen>("setVnetHdrLen"),
+                           InstanceMethod<&NetGraphWrap::JsSetQueueEnabled>("setQueueEnabled"),
+                           InstanceMethod<&NetGraphWrap::JsSetAutoOffloads>("setAutoOffloads"),
+                           InstanceMethod<&NetGraphWrap::JsKick>("kick"),
+                           InstanceMethod<&NetGraphWrap::JsValidateTx>("validateTx"),
+                           InstanceMethod<&NetGraphWrap::JsCountRejected>("countRejected"),
+                           InstanceMethod<&NetGraphWrap::JsStats>("stats"),
+                           InstanceMethod<&NetGraphWrap::JsClose>("close"),
+                       });
   }
 
   explicit NetGraphWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<NetGraphWrap>(info) {
@@ -350,8 +349,6 @@ class NetGraphWrap : public Napi::ObjectWrap<NetGraphWrap> {
 
 }  // namespace
 
-void InitGraph(Napi::Env env, Napi::Object exports) {
-  exports.Set("NetGraph", NetGraphWrap::Define(env));
-}
+void InitGraph(Napi::Env env, Napi::Object exports) { exports.Set("NetGraph", NetGraphWrap::Define(env)); }
 
 }  // namespace netplane::binding

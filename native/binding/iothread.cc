@@ -83,9 +83,7 @@ class IoThreadWrap : public Napi::ObjectWrap<IoThreadWrap> {
   }
 
  private:
-  Napi::Value JsName(const Napi::CallbackInfo& info) {
-    return Napi::String::New(info.Env(), name_);
-  }
+  Napi::Value JsName(const Napi::CallbackInfo& info) { return Napi::String::New(info.Env(), name_); }
   Napi::Value JsTid(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), tid_); }
   Napi::Value JsRunning(const Napi::CallbackInfo& info) {
     return Napi::Boolean::New(info.Env(), thread_ && thread_->running());

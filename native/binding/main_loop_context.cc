@@ -111,13 +111,9 @@ struct LoopState : std::enable_shared_from_this<LoopState> {
   }
 
   static void OnBh(void* opaque) { static_cast<JsBh*>(opaque)->state->CallJs(static_cast<JsBh*>(opaque)->fn); }
-  static void OnTimer(void* opaque) {
-    static_cast<JsTimer*>(opaque)->state->CallJs(static_cast<JsTimer*>(opaque)->fn);
-  }
+  static void OnTimer(void* opaque) { static_cast<JsTimer*>(opaque)->state->CallJs(static_cast<JsTimer*>(opaque)->fn); }
   static void OnFdRead(void* opaque) { static_cast<JsFd*>(opaque)->state->CallJs(static_cast<JsFd*>(opaque)->read); }
-  static void OnFdWrite(void* opaque) {
-    static_cast<JsFd*>(opaque)->state->CallJs(static_cast<JsFd*>(opaque)->write);
-  }
+  static void OnFdWrite(void* opaque) { static_cast<JsFd*>(opaque)->state->CallJs(static_cast<JsFd*>(opaque)->write); }
 
   // Run one loop phase on behalf of JS (or libuv); free handler records removed meanwhile.
   template <class Fn>
@@ -239,8 +235,10 @@ struct LoopState : std::enable_shared_from_this<LoopState> {
   void SetUserRef(bool on) {
     user_ref = on;
     if (closed) return;
-    if (on) uv_ref(reinterpret_cast<uv_handle_t*>(&poll_handle));
-    else uv_unref(reinterpret_cast<uv_handle_t*>(&poll_handle));
+    if (on)
+      uv_ref(reinterpret_cast<uv_handle_t*>(&poll_handle));
+    else
+      uv_unref(reinterpret_cast<uv_handle_t*>(&poll_handle));
   }
 
   // ---- teardown
@@ -370,7 +368,8 @@ class MainLoopContextWrap : public Napi::ObjectWrap<MainLoopContextWrap> {
     if (!ReadInteger(env, id, std::string(what) + " id", 1, UINT32_MAX, &key)) return nullptr;
     auto it = map.find(key);
     if (it == map.end()) {
-      ThrowRangeError(env, std::string("no such ") + what + " (deleted or never created): " + id.ToString().Utf8Value());
+      ThrowRangeError(env,
+                      std::string("no such ") + what + " (deleted or never created): " + id.ToString().Utf8Value());
       return nullptr;
     }
     return it->second.get();
@@ -401,7 +400,8 @@ class MainLoopContextWrap : public Napi::ObjectWrap<MainLoopContextWrap> {
     std::shared_ptr<LoopState> keep = state_;
     int saved = s->uv_dispatching;
     s->uv_dispatching = 0;  // errors raised below go back to our caller
-    Napi::Value result = s->RunPhase([&] { return fn(s); }) ? Napi::Boolean::New(env, true) : Napi::Boolean::New(env, false);
+    Napi::Value result =
+        s->RunPhase([&] { return fn(s); }) ? Napi::Boolean::New(env, true) : Napi::Boolean::New(env, false);
     s->uv_dispatching = saved;
     return Finish(env, result);
   }
@@ -497,8 +497,8 @@ class MainLoopContextWrap : public Napi::ObjectWrap<MainLoopContextWrap> {
     if (!info[1].IsNumber()) return ThrowTypeError(env, "timer delay must be a number of milliseconds");
     double ms = info[1].As<Napi::Number>().DoubleValue();
     if (!std::isfinite(ms) || ms < 0 || ms > 1e12) {
-      return ThrowRangeError(env, "timer delay must be a finite number of milliseconds >= 0, got " +
-                                      info[1].ToString().Utf8Value());
+      return ThrowRangeError(
+          env, "timer delay must be a finite number of milliseconds >= 0, got " + info[1].ToString().Utf8Value());
     }
     s->ctx->TimerMod(rec->timer, core::AioContext::NowNs() + static_cast<int64_t>(std::ceil(ms * 1e6)));
     s->UpdateKeepAlive();

@@ -95,11 +95,11 @@ class TapWrap : public Napi::ObjectWrap<TapWrap> {
     return ReadInteger(info.Env(), info[0], "queue", 0, device_->queue_count() - 1.0, out);
   }
 
-#define NP_TAP_GETTER(Name, expr)                                     \
-  Napi::Value Name(const Napi::CallbackInfo& info) {                  \
-    core::TapDevice* dev = Device(info.Env());                        \
-    if (!dev) return info.Env().Undefined();                          \
-    return expr;                                                      \
+#define NP_TAP_GETTER(Name, expr)                    \
+  Napi::Value Name(const Napi::CallbackInfo& info) { \
+    core::TapDevice* dev = Device(info.Env());       \
+    if (!dev) return info.Env().Undefined();         \
+    return expr;                                     \
   }
   NP_TAP_GETTER(JsIfname, Napi::String::New(info.Env(), dev->ifname()))
   NP_TAP_GETTER(JsQueues, Napi::Number::New(info.Env(), dev->queue_count()))

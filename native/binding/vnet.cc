@@ -77,9 +77,10 @@ bool GetHdr(Napi::Env env, Napi::Value v, const char* what, VnetHdr* out) {
     const char* name;
     double max;
     double value;
-  } fields[] = {{"flags", 255, 0},       {"gsoType", 255, 0},    {"hdrLen", 65535, 0},
-                {"gsoSize", 65535, 0},   {"csumStart", 65535, 0}, {"csumOffset", 65535, 0},
-                {"numBuffers", 65535, 0}, {"hashValue", 4294967295.0, 0}, {"hashReport", 65535, 0}};
+  } fields[] = {
+      {"flags", 255, 0},       {"gsoType", 255, 0},      {"hdrLen", 65535, 0},     {"gsoSize", 65535, 0},
+      {"csumStart", 65535, 0}, {"csumOffset", 65535, 0}, {"numBuffers", 65535, 0}, {"hashValue", 4294967295.0, 0},
+      {"hashReport", 65535, 0}};
   for (auto& f : fields) {
     Napi::Value fv = o.Get(f.name);
     if (fv.IsUndefined()) continue;
@@ -212,15 +213,16 @@ Napi::Value JsSegmentFrame(const Napi::CallbackInfo& info) {
     return env.Undefined();
   }
   if (len < hdr_len) {
-    return ThrowRangeError(env, "buf holds " + std::to_string(len) + " bytes, fewer than hdrLen " + std::to_string(hdr_len));
+    return ThrowRangeError(env,
+                           "buf holds " + std::to_string(len) + " bytes, fewer than hdrLen " + std::to_string(hdr_len));
   }
   VnetHdr h = core::ParseVnetHdr(p, hdr_len);
   thread_local std::vector<uint8_t> scratch(core::kMaxFrameLen);
   SegmentCollector c{env, Napi::Array::New(env)};
   VnetError e = core::SegmentFrame(h, p + hdr_len, len - hdr_len, scratch.data(), SegmentCollector::Sink, &c);
   if (e != VnetError::kOk) {
-    Napi::Error err = Napi::Error::New(env, std::string("segmentFrame: invalid vnet header for this frame: ") +
-                                                core::VnetErrorName(e));
+    Napi::Error err = Napi::Error::New(
+        env, std::string("segmentFrame: invalid vnet header for this frame: ") + core::VnetErrorName(e));
     err.Set("code", std::string("ERR_VNET_") + core::VnetErrorName(e));
     err.ThrowAsJavaScriptException();
     return env.Undefined();

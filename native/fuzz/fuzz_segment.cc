@@ -18,9 +18,9 @@
 
 using namespace netplane::core;
 
-#define FUZZ_ASSERT(c)            \
-  do {                            \
-    if (!(c)) __builtin_trap();   \
+#define FUZZ_ASSERT(c)          \
+  do {                          \
+    if (!(c)) __builtin_trap(); \
   } while (0)
 
 namespace {
@@ -173,9 +173,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (s.payload / gso_size > 2000) gso_size = static_cast<uint16_t>((s.payload / 2000 + 8) & ~7u);
   nptest::FrameSpec spec_for_hdr = s;
   VnetHdr h = nptest::GsoHeader(spec_for_hdr, l4, type, gso_size);
-  if (kind & 4) h.gso_type |= kGsoEcn;        // only valid for TCP
-  if (kind & 8) h.flags = 0;                  // GSO without NEEDS_CSUM
-  if (kind & 16) h.csum_offset ^= 2;          // a wrong checksum offset
+  if (kind & 4) h.gso_type |= kGsoEcn;  // only valid for TCP
+  if (kind & 8) h.flags = 0;            // GSO without NEEDS_CSUM
+  if (kind & 16) h.csum_offset ^= 2;    // a wrong checksum offset
   RunOne(h, f.data(), f.size());
   return 0;
 }

@@ -13,8 +13,8 @@
 
 using namespace netplane::core;
 
-#define FUZZ_ASSERT(c) \
-  do {                 \
+#define FUZZ_ASSERT(c)          \
+  do {                          \
     if (!(c)) __builtin_trap(); \
   } while (0)
 
@@ -31,9 +31,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   WriteVnetHdr(h, out, hlen);
   VnetHdr back = ParseVnetHdr(out, hlen);
   FUZZ_ASSERT(back.flags == h.flags && back.gso_type == h.gso_type && back.hdr_len == h.hdr_len &&
-              back.gso_size == h.gso_size && back.csum_start == h.csum_start &&
-              back.csum_offset == h.csum_offset && back.num_buffers == h.num_buffers &&
-              back.hash_value == h.hash_value && back.hash_report == h.hash_report);
+              back.gso_size == h.gso_size && back.csum_start == h.csum_start && back.csum_offset == h.csum_offset &&
+              back.num_buffers == h.num_buffers && back.hash_value == h.hash_value &&
+              back.hash_report == h.hash_report);
   // The 20-byte layout's last two bytes are padding: everything else round-trips.
   FUZZ_ASSERT(std::memcmp(out, data, hlen == kVnetHdrLenHash ? 18 : hlen) == 0);
 

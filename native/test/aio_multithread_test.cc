@@ -25,9 +25,9 @@ using netplane::core::BottomHalf;
 using netplane::core::IoThread;
 
 // test.h's CHECK_EQ prints numbers; strings need their own.
-#define CHECK_STR_EQ(a, b)                                                              \
-  do {                                                                                  \
-    std::string np_sa = (a), np_sb = (b);                                               \
+#define CHECK_STR_EQ(a, b)                                                                      \
+  do {                                                                                          \
+    std::string np_sa = (a), np_sb = (b);                                                       \
     if (np_sa != np_sb) nptest::Fail(__FILE__, __LINE__, "'" + np_sa + "' != '" + np_sb + "'"); \
   } while (0)
 

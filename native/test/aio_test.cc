@@ -122,8 +122,7 @@ struct CountingBh {
   bool delete_at_max = false;
   bool deleted = false;
 
-  explicit CountingBh(AioContext& c, int max_runs = 0, bool del = false)
-      : ctx(&c), max(max_runs), delete_at_max(del) {
+  explicit CountingBh(AioContext& c, int max_runs = 0, bool del = false) : ctx(&c), max(max_runs), delete_at_max(del) {
     bh = c.NewBh(&CountingBh::Run, this, "counting");
   }
   static void Run(void* opaque) {
@@ -206,9 +205,7 @@ struct CountingTimer {
 // A long safety timer: a case that would otherwise block forever wakes up and fails.
 struct Watchdog {
   CountingTimer t;
-  explicit Watchdog(AioContext& c, int64_t ns = 5'000'000'000) : t(c) {
-    c.TimerMod(t.timer, AioContext::NowNs() + ns);
-  }
+  explicit Watchdog(AioContext& c, int64_t ns = 5'000'000'000) : t(c) { c.TimerMod(t.timer, AioContext::NowNs() + ns); }
   bool fired() const { return t.fires > 0; }
 };
 
@@ -279,7 +276,7 @@ AIO_CASE(bh_cancel) {
   CHECK_EQ(c.runs, 0);
 
   AioContext::ScheduleBh(c.bh);
-  AioContext::CancelBh(c.bh);  // still linked from this schedule...
+  AioContext::CancelBh(c.bh);    // still linked from this schedule...
   AioContext::ScheduleBh(c.bh);  // ...so this one must not link it twice
   CHECK(loop.Iterate(false));
   CHECK_EQ(c.runs, 1);
@@ -353,7 +350,7 @@ AIO_CASE(bh_idle) {
   CountingBh busy(loop.ctx);
   AioContext::ScheduleBh(busy.bh);
   CHECK_EQ(loop.ctx.NextTimeoutNs(), 0);  // a normal BH overrides the idle cap
-  CHECK(loop.Iterate(false));  // progress comes from the normal BH only
+  CHECK(loop.Iterate(false));             // progress comes from the normal BH only
   CHECK_EQ(idle.runs, 1);
   CHECK_EQ(busy.runs, 1);
 
@@ -656,8 +653,10 @@ AIO_CASE(fd_read_handler_on_hup_err) {
     char chunk[4096] = {};
     while (::write(p.w.get(), chunk, sizeof chunk) > 0) {
     }
-    CHECK(loop.ctx.SetFdHandler(p.w.get(), nullptr, [](void* o) { ++*static_cast<int*>(o); }, nullptr,
-                                nullptr, &writes).ok());
+    CHECK(loop.ctx
+              .SetFdHandler(
+                  p.w.get(), nullptr, [](void* o) { ++*static_cast<int*>(o); }, nullptr, nullptr, &writes)
+              .ok());
     CHECK(!loop.Iterate(false));
     CHECK_EQ(writes, 0);
     p.r.Reset();
@@ -831,10 +830,10 @@ AIO_CASE(notify_only_when_waiter) {
   loop.ctx.Notify();
   CHECK_EQ(loop.ctx.notifier_writes(), w0 + 1);
   CHECK(Readable(loop.ctx.EpollFd()));
-  CHECK(loop.ctx.Check());       // the notifier is ready...
-  CHECK(!loop.ctx.Dispatch());   // ...but draining it is not progress
+  CHECK(loop.ctx.Check());      // the notifier is ready...
+  CHECK(!loop.ctx.Dispatch());  // ...but draining it is not progress
   CHECK(!Readable(loop.ctx.EpollFd()));
-  loop.ctx.Notify();             // withdrawn by Check: no write
+  loop.ctx.Notify();  // withdrawn by Check: no write
   CHECK_EQ(loop.ctx.notifier_writes(), w0 + 1);
 
   if (loop.mode != Mode::kPhases) {
@@ -971,7 +970,7 @@ AIO_POLL_CASE(polling_grow_shrink) {
   BlockFor(loop.ctx, 300'000'000);  // longer than max: polling was wasted
   CHECK_EQ(loop.ctx.current_poll_ns(), 18000);
 
-  params.grow = 0;  // 0 -> 2
+  params.grow = 0;    // 0 -> 2
   params.shrink = 0;  // 0 -> reset
   CHECK(loop.ctx.SetPollParams(params).ok());
   CHECK_EQ(loop.ctx.current_poll_ns(), 0);  // new params reset the window

@@ -13,15 +13,14 @@
 #include "vnet/vnet_hdr.h"
 
 // CHECK_EQ for VnetError, printing the error names.
-#define CHECK_VERR(expr, want)                                                        \
-  do {                                                                                \
-    auto np_got = (expr);                                                             \
-    auto np_want = (want);                                                            \
-    if (np_got != np_want)                                                            \
-      nptest::Fail(__FILE__, __LINE__,                                                \
-                   std::string("CHECK_VERR(" #expr "): ") +                           \
-                       netplane::core::VnetErrorName(np_got) + " != " +               \
-                       netplane::core::VnetErrorName(np_want));                       \
+#define CHECK_VERR(expr, want)                                                                      \
+  do {                                                                                              \
+    auto np_got = (expr);                                                                           \
+    auto np_want = (want);                                                                          \
+    if (np_got != np_want)                                                                          \
+      nptest::Fail(__FILE__, __LINE__,                                                              \
+                   std::string("CHECK_VERR(" #expr "): ") + netplane::core::VnetErrorName(np_got) + \
+                       " != " + netplane::core::VnetErrorName(np_want));                            \
   } while (0)
 
 namespace nptest {
@@ -33,18 +32,17 @@ struct FrameSpec {
   bool udp = false;
   size_t payload = 1000;
   size_t vlan_tags = 0;
-  size_t ipv4_options = 0;      // bytes, multiple of 4 (NOP-filled)
-  size_t ipv6_hbh = 0;          // 0 or a multiple of 8: one hop-by-hop header that long
-  size_t tcp_options = 0;       // bytes, multiple of 4 (NOP-filled)
-  uint8_t tcp_flags = 0x18;     // PSH|ACK
+  size_t ipv4_options = 0;   // bytes, multiple of 4 (NOP-filled)
+  size_t ipv6_hbh = 0;       // 0 or a multiple of 8: one hop-by-hop header that long
+  size_t tcp_options = 0;    // bytes, multiple of 4 (NOP-filled)
+  uint8_t tcp_flags = 0x18;  // PSH|ACK
   uint32_t seq = 1000;
   uint16_t ip_id = 0x1234;
   bool df = true;
   uint8_t payload_seed = 0;
 };
 
-inline std::vector<uint8_t> BuildFrame(const FrameSpec& s, size_t* l3_out = nullptr,
-                                       size_t* l4_out = nullptr) {
+inline std::vector<uint8_t> BuildFrame(const FrameSpec& s, size_t* l3_out = nullptr, size_t* l4_out = nullptr) {
   std::vector<uint8_t> f;
   const uint8_t dst[6] = {0x02, 0x00, 0x00, 0x00, 0x00, 0x02};
   const uint8_t src[6] = {0x02, 0x00, 0x00, 0x00, 0x00, 0x01};

@@ -1,7 +1,7 @@
 // JS port rings, exercised from C++ acting as the JavaScript side: read batches from the
 // rx ring, write frames into the tx ring, kick, and check back-pressure and drop policy.
-#include "dataplane_helpers.h"
 #include "port/js_port.h"
+#include "dataplane_helpers.h"
 #include "test.h"
 
 using namespace netplane::core;
@@ -22,8 +22,16 @@ struct Rings {
     c.vnet_hdr_len = hdr;
     return c;
   }
-  SpscRing Rx() { SpscRing r; SpscRing::Attach(reinterpret_cast<uint8_t*>(rx.data()), kLen, false, &r); return r; }
-  SpscRing Tx() { SpscRing r; SpscRing::Attach(reinterpret_cast<uint8_t*>(tx.data()), kLen, false, &r); return r; }
+  SpscRing Rx() {
+    SpscRing r;
+    SpscRing::Attach(reinterpret_cast<uint8_t*>(rx.data()), kLen, false, &r);
+    return r;
+  }
+  SpscRing Tx() {
+    SpscRing r;
+    SpscRing::Attach(reinterpret_cast<uint8_t*>(tx.data()), kLen, false, &r);
+    return r;
+  }
 };
 
 // Consumer side of a ring: take every published record (what a JS batch does).
@@ -34,7 +42,10 @@ std::vector<std::vector<uint8_t>> DrainRing(SpscRing r) {
   while (t != h) {
     uint32_t off = t & (r.capacity() - 1), len;
     std::memcpy(&len, r.data() + off, 4);
-    if (len == kRingWrapMark) { t += r.capacity() - off; continue; }
+    if (len == kRingWrapMark) {
+      t += r.capacity() - off;
+      continue;
+    }
     out.emplace_back(r.data() + off + 8, r.data() + off + 8 + len);
     t += static_cast<uint32_t>(SpscRing::RecordSize(len));
   }
@@ -103,13 +114,15 @@ TEST(JsPort, FullRxRingPushesBackAndResumesWhenDrained) {
   CHECK_EQ(i.counters.dropped(), uint64_t{0});
   // Drain in batches, kicking the engine whenever it said it was blocked.
   SpscRing rx = rings.Rx();
-  CHECK(nptest::WaitFor([&] {
-    auto batch = DrainRing(rx);
-    for (auto& f : batch) order.push_back(f[20]);
-    total += static_cast<int>(batch.size());
-    if (rx.blocked().exchange(0)) g.KickPort(2, false);
-    return total == injected;
-  }, 5000));
+  CHECK(nptest::WaitFor(
+      [&] {
+        auto batch = DrainRing(rx);
+        for (auto& f : batch) order.push_back(f[20]);
+        total += static_cast<int>(batch.size());
+        if (rx.blocked().exchange(0)) g.KickPort(2, false);
+        return total == injected;
+      },
+      5000));
   CHECK_EQ(total, injected);
   bool in_order = true;
   for (size_t k = 0; k < order.size(); ++k) in_order = in_order && order[k] == static_cast<uint8_t>(k);

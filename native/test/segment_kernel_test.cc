@@ -58,7 +58,8 @@ void Run(const std::string& cmd) {
   }
 }
 void RunQuiet(const std::string& cmd) {
-  if (std::system((cmd + " >/dev/null 2>&1").c_str()) != 0) { /* best effort */ }
+  if (std::system((cmd + " >/dev/null 2>&1").c_str()) != 0) { /* best effort */
+  }
 }
 
 bool Privileged() {
@@ -156,9 +157,9 @@ class KernelSegmenter {
 
   // Write hdr+frame into B and return what comes out of C (frames with the same MACs),
   // stopping at `expect` frames or 1 s after the last one.
-  std::vector<std::vector<uint8_t>> Segment(const VnetHdr& h, const std::vector<uint8_t>& frame,
-                                            size_t expect) {
-    while (!ReadFrame(c_.get(), 0).empty()) {}  // drop leftovers
+  std::vector<std::vector<uint8_t>> Segment(const VnetHdr& h, const std::vector<uint8_t>& frame, size_t expect) {
+    while (!ReadFrame(c_.get(), 0).empty()) {
+    }  // drop leftovers
     std::vector<uint8_t> buf(kVnetHdrLenLegacy);
     WriteVnetHdr(h, buf.data(), buf.size());
     buf.insert(buf.end(), frame.begin(), frame.end());
@@ -195,8 +196,8 @@ std::string Hex(const std::vector<uint8_t>& v, size_t from, size_t n) {
 
 // Segment with both, compare. ipv6_frag_id_at: offset of an IPv6 fragment identification
 // the kernel picks at random (checked to be one value, then copied into ours).
-void CompareWithKernel(KernelSegmenter& k, const char* what, const VnetHdr& h,
-                       const std::vector<uint8_t>& frame, size_t ipv6_frag_id_at = 0) {
+void CompareWithKernel(KernelSegmenter& k, const char* what, const VnetHdr& h, const std::vector<uint8_t>& frame,
+                       size_t ipv6_frag_id_at = 0) {
   std::vector<uint8_t> scratch(kMaxFrameLen);
   Collected ours;
   VnetError e = SegmentFrame(h, frame.data(), frame.size(), scratch.data(), Collected::Sink, &ours);
@@ -206,9 +207,9 @@ void CompareWithKernel(KernelSegmenter& k, const char* what, const VnetHdr& h,
   }
   auto theirs = k.Segment(h, frame, ours.frames.size());
   if (theirs.size() != ours.frames.size()) {
-    nptest::Fail(__FILE__, __LINE__, std::string(what) + ": kernel emitted " +
-                                         std::to_string(theirs.size()) + " frames, we " +
-                                         std::to_string(ours.frames.size()));
+    nptest::Fail(__FILE__, __LINE__,
+                 std::string(what) + ": kernel emitted " + std::to_string(theirs.size()) + " frames, we " +
+                     std::to_string(ours.frames.size()));
     return;
   }
   for (size_t i = 0; i < theirs.size(); ++i) {
@@ -221,10 +222,9 @@ void CompareWithKernel(KernelSegmenter& k, const char* what, const VnetHdr& h,
       size_t at = 0;
       while (at < mine.size() && at < theirs[i].size() && mine[at] == theirs[i][at]) ++at;
       nptest::Fail(__FILE__, __LINE__,
-                   std::string(what) + ": segment " + std::to_string(i) + " differs at byte " +
-                       std::to_string(at) + " (len ours " + std::to_string(mine.size()) +
-                       ", kernel " + std::to_string(theirs[i].size()) + "): ours " +
-                       Hex(mine, at, 8) + " kernel " + Hex(theirs[i], at, 8));
+                   std::string(what) + ": segment " + std::to_string(i) + " differs at byte " + std::to_string(at) +
+                       " (len ours " + std::to_string(mine.size()) + ", kernel " + std::to_string(theirs[i].size()) +
+                       "): ours " + Hex(mine, at, 8) + " kernel " + Hex(theirs[i], at, 8));
       return;
     }
   }
@@ -240,13 +240,11 @@ struct Captured {
 
 class CaptureNs {
  public:
-  CaptureNs()
-      : ns_("npsga" + std::to_string(getpid())), tap_name_("npsga" + std::to_string(getpid() % 100000)) {
+  CaptureNs() : ns_("npsga" + std::to_string(getpid())), tap_name_("npsga" + std::to_string(getpid() % 100000)) {
     RunQuiet("ip netns exec " + ns_.name() + " sysctl -qw net.ipv6.conf.default.disable_ipv6=0");
     {
       EnterNetns in(ns_);
-      tap_ = OpenTap(tap_name_, true,
-                     TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6 | TUN_F_USO4 | TUN_F_USO6);
+      tap_ = OpenTap(tap_name_, true, TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6 | TUN_F_USO4 | TUN_F_USO6);
     }
     Run(ns_.Ip("link set " + tap_name_ + " up"));
     Run(ns_.Ip("addr add 10.201.0.1/24 dev " + tap_name_));
@@ -282,8 +280,7 @@ class CaptureNs {
     pollfd p{sock.get(), POLLOUT, 0};
     int soerr = -1;
     socklen_t el = sizeof soerr;
-    if (poll(&p, 1, 3000) != 1 || getsockopt(sock.get(), SOL_SOCKET, SO_ERROR, &soerr, &el) != 0 ||
-        soerr != 0) {
+    if (poll(&p, 1, 3000) != 1 || getsockopt(sock.get(), SOL_SOCKET, SO_ERROR, &soerr, &el) != 0 || soerr != 0) {
       throw std::runtime_error("handshake did not complete");
     }
     // Open the window wide (scaled by 7): Linux sizes its TSO frames to at most half the
@@ -298,8 +295,7 @@ class CaptureNs {
     Captured c;
     c.frame = WaitFor(is_tso, &c.hdr);
     // The rest of the first burst may hold bigger GSO frames: keep the biggest.
-    for (auto buf = ReadFrame(tap_.get(), 200); buf.size() > kVnetHdrLenLegacy;
-         buf = ReadFrame(tap_.get(), 200)) {
+    for (auto buf = ReadFrame(tap_.get(), 200); buf.size() > kVnetHdrLenLegacy; buf = ReadFrame(tap_.get(), 200)) {
       VnetHdr h = ParseVnetHdr(buf.data(), kVnetHdrLenLegacy);
       std::vector<uint8_t> f(buf.begin() + kVnetHdrLenLegacy, buf.end());
       if (is_tso(h, f) && f.size() > c.frame.size()) {
@@ -325,14 +321,11 @@ class CaptureNs {
     socklen_t sl = PeerAddr(v6, 9, &ss);
     std::vector<uint8_t> data(len);
     for (size_t i = 0; i < len; ++i) data[i] = static_cast<uint8_t>(i * 5 + 3);
-    if (sendto(sock.get(), data.data(), len, 0, reinterpret_cast<sockaddr*>(&ss), sl) !=
-        static_cast<ssize_t>(len)) {
+    if (sendto(sock.get(), data.data(), len, 0, reinterpret_cast<sockaddr*>(&ss), sl) != static_cast<ssize_t>(len)) {
       throw std::runtime_error("sendto with UDP_SEGMENT failed: " + std::string(std::strerror(errno)));
     }
     Captured c;
-    c.frame = WaitFor([&](const VnetHdr& h, const std::vector<uint8_t>&) {
-      return h.gso_type == kGsoUdpL4;
-    }, &c.hdr);
+    c.frame = WaitFor([&](const VnetHdr& h, const std::vector<uint8_t>&) { return h.gso_type == kGsoUdpL4; }, &c.hdr);
     return c;
   }
 
@@ -401,9 +394,15 @@ class CaptureNs {
     for (size_t o = l4 + 20; o < opt_end && o < syn.size();) {
       uint8_t kind = syn[o];
       if (kind == 0) break;
-      if (kind == 1) { ++o; continue; }
+      if (kind == 1) {
+        ++o;
+        continue;
+      }
       if (o + 1 >= syn.size() || syn[o + 1] < 2) break;
-      if (kind == 8 && o + 10 <= syn.size()) { ts = true; tsval = LoadBe32(&syn[o + 2]); }
+      if (kind == 8 && o + 10 <= syn.size()) {
+        ts = true;
+        tsval = LoadBe32(&syn[o + 2]);
+      }
       o += syn[o + 1];
     }
     std::vector<uint8_t> f(syn.begin(), syn.begin() + l4);
@@ -412,7 +411,9 @@ class CaptureNs {
     size_t l3 = 14;
     uint8_t opts[20];
     size_t optlen = 0;
-    auto put = [&](std::initializer_list<uint8_t> b) { for (uint8_t x : b) opts[optlen++] = x; };
+    auto put = [&](std::initializer_list<uint8_t> b) {
+      for (uint8_t x : b) opts[optlen++] = x;
+    };
     uint16_t mss = v6 ? 1440 : 1460;
     if (synack) {
       put({2, 4, static_cast<uint8_t>(mss >> 8), static_cast<uint8_t>(mss)});
@@ -420,8 +421,8 @@ class CaptureNs {
     }
     if (ts) {
       put({1, 1, 8, 10, 0, 0, 0, 1});
-      put({static_cast<uint8_t>(tsval >> 24), static_cast<uint8_t>(tsval >> 16),
-           static_cast<uint8_t>(tsval >> 8), static_cast<uint8_t>(tsval)});
+      put({static_cast<uint8_t>(tsval >> 24), static_cast<uint8_t>(tsval >> 16), static_cast<uint8_t>(tsval >> 8),
+           static_cast<uint8_t>(tsval)});
     }
     size_t thl = 20 + optlen;
     f.resize(l4 + thl, 0);
@@ -472,8 +473,8 @@ TEST(SegmentKernel, CapturedTcpFramesMatchTheKernel) {
     Captured c = cap.CaptureTcp(v6);
     CHECK_VERR(ValidateVnetHdr(c.hdr, c.frame.data(), c.frame.size()), VnetError::kOk);
     size_t segs = CountSegments(c.hdr, c.frame.data(), c.frame.size());
-    std::printf("    captured %s frame: %zu bytes, gso_size %u -> %zu segments\n",
-                v6 ? "TSO6" : "TSO4", c.frame.size(), c.hdr.gso_size, segs);
+    std::printf("    captured %s frame: %zu bytes, gso_size %u -> %zu segments\n", v6 ? "TSO6" : "TSO4", c.frame.size(),
+                c.hdr.gso_size, segs);
     CHECK(segs >= 2);
     CompareWithKernel(k, v6 ? "captured TSO6" : "captured TSO4", c.hdr, c.frame);
   }

@@ -64,8 +64,8 @@ TEST(Segment, Tso4SplitsAdvancesSeqAndIdAndKeepsFlagsWhereLinuxDoes) {
   FrameSpec s;
   s.payload = 2500;
   s.tcp_flags = 0x80 | 0x10 | 0x08 | 0x01;  // CWR|ACK|PSH|FIN
-  s.seq = 0xfffffc00;                        // wraps during the split
-  s.ip_id = 0xffff;                          // wraps too
+  s.seq = 0xfffffc00;                       // wraps during the split
+  s.ip_id = 0xffff;                         // wraps too
   size_t l4;
   auto f = BuildFrame(s, nullptr, &l4);
   Collected c = Segment(GsoHeader(s, l4, kGsoTcpv4 | kGsoEcn, 1000), f);
@@ -137,7 +137,7 @@ TEST(Segment, Ufo4FragmentsTheDatagramWithOneIdAndOffsets) {
     bool last = i == 2;
     CHECK_EQ(seg.size() - l4, last ? data - 2 * 1480 : 1480u);
     CHECK_EQ(LoadBe16(ip + 2), seg.size() - l3);
-    CHECK_EQ(LoadBe16(ip + 4), 0x4242);  // same ID for every fragment
+    CHECK_EQ(LoadBe16(ip + 4), 0x4242);                                // same ID for every fragment
     CHECK_EQ(LoadBe16(ip + 6), (i * 1480 / 8) | (last ? 0 : 0x2000));  // DF gone
     CHECK(nptest::Ipv4HeaderChecksumOk(ip));
     reassembled.insert(reassembled.end(), seg.begin() + l4, seg.end());

@@ -48,9 +48,7 @@ TEST(TapClient, VnetHeaderStrippedAndPrepended) {
   CHECK(std::vector<uint8_t>(got.begin() + 12, got.end()) == eth);
   // A read no longer than the header is dropped and counted.
   REQUIRE(a.Inject(std::vector<uint8_t>(12, 0)));
-  CHECK(nptest::WaitFor([&] {
-    return nptest::Drops(nptest::InfoOf(g, 1), DropReason::kBadVnetHdr) == 1;
-  }));
+  CHECK(nptest::WaitFor([&] { return nptest::Drops(nptest::InfoOf(g, 1), DropReason::kBadVnetHdr) == 1; }));
   CHECK(nptest::AllConserved(g));
 }
 

@@ -32,33 +32,33 @@ struct SkipException {
 
 #define NP_CONCAT2(a, b) a##b
 #define NP_CONCAT(a, b) NP_CONCAT2(a, b)
-#define TEST(suite, name)                                                               \
-  static void NP_CONCAT(test_, NP_CONCAT(suite, NP_CONCAT(_, name)))();                 \
-  static nptest::Registrar NP_CONCAT(reg_, NP_CONCAT(suite, NP_CONCAT(_, name)))(       \
-      #suite, #name, NP_CONCAT(test_, NP_CONCAT(suite, NP_CONCAT(_, name))));           \
+#define TEST(suite, name)                                                         \
+  static void NP_CONCAT(test_, NP_CONCAT(suite, NP_CONCAT(_, name)))();           \
+  static nptest::Registrar NP_CONCAT(reg_, NP_CONCAT(suite, NP_CONCAT(_, name)))( \
+      #suite, #name, NP_CONCAT(test_, NP_CONCAT(suite, NP_CONCAT(_, name))));     \
   static void NP_CONCAT(test_, NP_CONCAT(suite, NP_CONCAT(_, name)))()
 
-#define CHECK(cond)                                                 \
-  do {                                                              \
+#define CHECK(cond)                                                    \
+  do {                                                                 \
     if (!(cond)) nptest::Fail(__FILE__, __LINE__, "CHECK(" #cond ")"); \
   } while (0)
 
-#define CHECK_EQ(a, b)                                                              \
-  do {                                                                              \
-    auto&& np_a = (a);                                                              \
-    auto&& np_b = (b);                                                              \
-    if (!(np_a == np_b)) {                                                          \
-      std::ostringstream np_os;                                                     \
-      np_os << "CHECK_EQ(" #a ", " #b "): " << +np_a << " != " << +np_b;            \
-      nptest::Fail(__FILE__, __LINE__, np_os.str());                                \
-    }                                                                               \
+#define CHECK_EQ(a, b)                                                   \
+  do {                                                                   \
+    auto&& np_a = (a);                                                   \
+    auto&& np_b = (b);                                                   \
+    if (!(np_a == np_b)) {                                               \
+      std::ostringstream np_os;                                          \
+      np_os << "CHECK_EQ(" #a ", " #b "): " << +np_a << " != " << +np_b; \
+      nptest::Fail(__FILE__, __LINE__, np_os.str());                     \
+    }                                                                    \
   } while (0)
 
 // Fail and stop the case (throws).
-#define REQUIRE(cond)                                                         \
-  do {                                                                        \
-    if (!(cond)) {                                                            \
-      nptest::Fail(__FILE__, __LINE__, "REQUIRE(" #cond ")");                 \
-      throw std::runtime_error("requirement failed");                         \
-    }                                                                         \
+#define REQUIRE(cond)                                         \
+  do {                                                        \
+    if (!(cond)) {                                            \
+      nptest::Fail(__FILE__, __LINE__, "REQUIRE(" #cond ")"); \
+      throw std::runtime_error("requirement failed");         \
+    }                                                         \
   } while (0)

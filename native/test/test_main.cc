@@ -56,7 +56,6 @@ int main(int argc, char** argv) {
       std::cout << "not ok " << c.name << std::endl;
     }
   }
-  std::cout << "native: " << passed << " passed, " << failed << " failed, " << skipped
-            << " skipped" << std::endl;
+  std::cout << "native: " << passed << " passed, " << failed << " failed, " << skipped << " skipped" << std::endl;
   return failed == 0 ? 0 : 1;
 }

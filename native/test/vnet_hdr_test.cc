@@ -126,9 +126,7 @@ TEST(VnetHdr, RejectsEachBadFieldWithItsName) {
   size_t l4;
   auto f = BuildFrame(s, nullptr, &l4);
   const VnetHdr good = GsoHeader(s, l4, kGsoTcpv4, 1448);
-  auto check = [&](VnetHdr h, VnetError want) {
-    CHECK_VERR(ValidateVnetHdr(h, f.data(), f.size()), want);
-  };
+  auto check = [&](VnetHdr h, VnetError want) { CHECK_VERR(ValidateVnetHdr(h, f.data(), f.size()), want); };
   CHECK_VERR(ValidateVnetHdr(good, f.data(), 13), VnetError::kShortFrame);
   VnetHdr h = good;
   h.flags = 0x08;
@@ -198,9 +196,9 @@ TEST(VnetHdr, RejectsFramesThatAreNotWhatTheGsoTypeSays) {
   g[l4 + 12] = 0x40;  // doff 4
   CHECK_VERR(ValidateVnetHdr(h, g.data(), g.size()), VnetError::kBadPacket);
   // Truncated inside the TCP header.
-  CHECK_VERR(ValidateVnetHdr(VnetHdr{kVnetFlagNeedsCsum, kGsoTcpv4, 0, 100, static_cast<uint16_t>(l4), 16},
-                             f.data(), l4 + 18),
-             VnetError::kBadPacket);
+  CHECK_VERR(
+      ValidateVnetHdr(VnetHdr{kVnetFlagNeedsCsum, kGsoTcpv4, 0, 100, static_cast<uint16_t>(l4), 16}, f.data(), l4 + 18),
+      VnetError::kBadPacket);
   // Five stacked VLAN tags are more than we walk.
   FrameSpec deep;
   deep.vlan_tags = 5;
@@ -217,7 +215,7 @@ TEST(VnetHdr, UdpRules) {
   VnetHdr h = GsoHeader(s, l4, kGsoUdpL4, 1000);
   h.flags = 0;
   CHECK_VERR(ValidateVnetHdr(h, f.data(), f.size()), VnetError::kBadGsoType);  // USO needs NEEDS_CSUM
-  h = GsoHeader(s, l4, kGsoUdpL4, 31);  // 130 segments > 128
+  h = GsoHeader(s, l4, kGsoUdpL4, 31);                                         // 130 segments > 128
   CHECK_VERR(ValidateVnetHdr(h, f.data(), f.size()), VnetError::kTooManySegments);
   h = GsoHeader(s, l4, kGsoUdp, 1001);  // fragment offsets need multiples of 8
   CHECK_VERR(ValidateVnetHdr(h, f.data(), f.size()), VnetError::kBadGsoSize);

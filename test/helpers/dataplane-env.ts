@@ -33,7 +33,9 @@ export function openSide(tag: string, host: number, net: number, opts: Omit<TapO
 }
 
 /** A pair of sides on one fresh /24. */
-export function openPair(opts: { a?: Omit<TapOpenOptions, 'ifname'>; b?: Omit<TapOpenOptions, 'ifname'> } = {}): [Side, Side] {
+export function openPair(
+  opts: { a?: Omit<TapOpenOptions, 'ifname'>; b?: Omit<TapOpenOptions, 'ifname'> } = {},
+): [Side, Side] {
   const net = (process.pid + subnet++) % 250;
   const a = openSide('a', 1, net, opts.a);
   try {
@@ -75,7 +77,12 @@ async function waitForListen(side: Side, port: number): Promise<void> {
 export async function iperf(client: Side, server: Side, args: string[] = [], seconds = 1): Promise<number> {
   const srv = await iperfServer(server);
   try {
-    const out = await run(client.ns, 'iperf3', ['-c', server.ip, '-t', String(seconds), '-J', ...args], (seconds + 15) * 1000);
+    const out = await run(
+      client.ns,
+      'iperf3',
+      ['-c', server.ip, '-t', String(seconds), '-J', ...args],
+      (seconds + 15) * 1000,
+    );
     const json = JSON.parse(out) as { end?: { sum_received?: { bits_per_second: number } }; error?: string };
     if (json.error) throw new Error(`iperf3: ${json.error}`);
     return json.end?.sum_received?.bits_per_second ?? 0;

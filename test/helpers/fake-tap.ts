@@ -23,7 +23,12 @@ export class FakeTap implements TapLike {
   /** Every control call in order, e.g. 'hdr 12', 'queue 1 off', 'offloads csum,tso4'. */
   readonly log: string[] = [];
 
-  constructor(ifname: string, queues: number, caps: FakeTapCaps, readonly fds: number[]) {
+  constructor(
+    ifname: string,
+    queues: number,
+    caps: FakeTapCaps,
+    readonly fds: number[],
+  ) {
     this.ifname = ifname;
     this.queues = queues;
     this.hasVnetHdr = caps.hasVnetHdr ?? true;
@@ -48,7 +53,9 @@ export class FakeTap implements TapLike {
   setOffloads(o: TapOffloads): void {
     this.#live();
     this.offloads = { ...o };
-    const on = Object.entries(o).filter(([, v]) => v).map(([k]) => k);
+    const on = Object.entries(o)
+      .filter(([, v]) => v)
+      .map(([k]) => k);
     this.log.push(`offloads ${on.join(',') || '-'}`);
   }
   setQueueEnabled(q: number, enabled: boolean): void {
@@ -81,12 +88,22 @@ export function fakeTaps(caps: FakeTapCaps = {}) {
       }
       const queues = o.queues ?? 1;
       const fds = Array.from({ length: queues }, () => nextFd++);
-      const t = new FakeTap(o.ifname || `tap${nextName++}`, queues, { ...caps, hasVnetHdr: o.vnetHdr !== 'off' && (caps.hasVnetHdr ?? true) }, fds);
+      const t = new FakeTap(
+        o.ifname || `tap${nextName++}`,
+        queues,
+        { ...caps, hasVnetHdr: o.vnetHdr !== 'off' && (caps.hasVnetHdr ?? true) },
+        fds,
+      );
       taps.push(t);
       return t;
     },
     adoptTap(fds: number[]): FakeTap {
-      const t = new FakeTap(`tap${nextName++}`, fds.length, caps, fds.map((f) => f + 1000));
+      const t = new FakeTap(
+        `tap${nextName++}`,
+        fds.length,
+        caps,
+        fds.map((f) => f + 1000),
+      );
       taps.push(t);
       return t;
     },

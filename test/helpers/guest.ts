@@ -21,6 +21,8 @@ import { settlesWithin } from './qemu';
 const BUILD_SCRIPT = path.join(__dirname, '..', '..', 'scripts', 'build-guest.sh');
 const QEMU = 'qemu-system-x86_64';
 const CONSOLE_TAIL = 3000;
+// eslint-disable-next-line no-control-regex -- ESC is exactly what this strips
+const TERMINAL_ESCAPE = /\x1b(\[[0-9;?]*[A-Za-z]|c)/g;
 // NETPLANE_GUEST_TRACE=1: each command with its time and status on stderr.
 const TRACE = process.env.NETPLANE_GUEST_TRACE === '1';
 
@@ -37,15 +39,24 @@ let image: Promise<GuestImage> | undefined;
  */
 export function ensureGuestImage(timeoutMs = 600_000): Promise<GuestImage> {
   image ??= new Promise<GuestImage>((resolve, reject) => {
-    execFile('bash', [BUILD_SCRIPT], { timeout: timeoutMs, killSignal: 'SIGKILL', maxBuffer: 16 << 20 }, (err, stdout, stderr) => {
-      const kernel = /^KERNEL=(.+)$/m.exec(stdout)?.[1];
-      const initrd = /^INITRD=(.+)$/m.exec(stdout)?.[1];
-      if (err || !kernel || !initrd) {
-        reject(new Error(`scripts/build-guest.sh failed (${err?.message ?? 'no KERNEL=/INITRD= lines'}):\n${stderr.slice(-CONSOLE_TAIL)}`));
-      } else {
-        resolve({ kernel, initrd });
-      }
-    });
+    execFile(
+      'bash',
+      [BUILD_SCRIPT],
+      { timeout: timeoutMs, killSignal: 'SIGKILL', maxBuffer: 16 << 20 },
+      (err, stdout, stderr) => {
+        const kernel = /^KERNEL=(.+)$/m.exec(stdout)?.[1];
+        const initrd = /^INITRD=(.+)$/m.exec(stdout)?.[1];
+        if (err || !kernel || !initrd) {
+          reject(
+            new Error(
+              `scripts/build-guest.sh failed (${err?.message ?? 'no KERNEL=/INITRD= lines'}):\n${stderr.slice(-CONSOLE_TAIL)}`,
+            ),
+          );
+        } else {
+          resolve({ kernel, initrd });
+        }
+      },
+    );
   });
   // A failed build is not cached: the next test tries again and reports its own error.
   image.catch(() => (image = undefined));
@@ -153,14 +164,38 @@ export class Guest implements AsyncDisposable {
     const mem = opts.memoryMb ?? 256;
     const append = ['console=ttyS0', 'quiet', 'panic=-1', opts.append ?? ''].join(' ').trim();
     const args = [
-      '-accel', 'tcg', '-M', 'pc', '-m', String(mem), '-smp', String(opts.smp ?? 1),
-      '-nographic', '-no-reboot', '-nodefaults', '-no-user-config', '-monitor', 'none',
-      '-chardev', `file,id=npconsole,path=${path.join(dir, 'console.log')}`, '-serial', 'chardev:npconsole',
+      '-accel',
+      'tcg',
+      '-M',
+      'pc',
+      '-m',
+      String(mem),
+      '-smp',
+      String(opts.smp ?? 1),
+      '-nographic',
+      '-no-reboot',
+      '-nodefaults',
+      '-no-user-config',
+      '-monitor',
+      'none',
+      '-chardev',
+      `file,id=npconsole,path=${path.join(dir, 'console.log')}`,
+      '-serial',
+      'chardev:npconsole',
       // The shell's port on stdio, in a slot of its own at the end, so that the caller's NICs
       // get the slots (and eth names) they would get without it.
-      '-device', 'virtio-serial-pci,id=npvs,addr=0x1f',
-      '-chardev', 'stdio,id=npshell,signal=off', '-device', 'virtserialport,bus=npvs.0,chardev=npshell,name=np.shell',
-      '-kernel', img.kernel, '-initrd', img.initrd, '-append', append,
+      '-device',
+      'virtio-serial-pci,id=npvs,addr=0x1f',
+      '-chardev',
+      'stdio,id=npshell,signal=off',
+      '-device',
+      'virtserialport,bus=npvs.0,chardev=npshell,name=np.shell',
+      '-kernel',
+      img.kernel,
+      '-initrd',
+      img.initrd,
+      '-append',
+      append,
     ];
     if (opts.sharedMemory) {
       args.push('-object', `memory-backend-memfd,id=mem,size=${mem}M,share=on`, '-numa', 'node,memdev=mem');
@@ -221,8 +256,7 @@ export class Guest implements AsyncDisposable {
   describe(): string {
     const stderr = this.stderr.trim() ? `--- QEMU stderr ---\n${this.stderr.slice(-CONSOLE_TAIL)}\n` : '';
     // Without the firmware's terminal escapes, which only garble a test log.
-    // eslint-disable-next-line no-control-regex -- ESC is exactly what this strips
-    const tail = this.console().slice(-CONSOLE_TAIL).replace(/\x1b(\[[0-9;?]*[A-Za-z]|c)/g, '');
+    const tail = this.console().slice(-CONSOLE_TAIL).replace(TERMINAL_ESCAPE, '');
     const shell = this.shell ? `\n--- shell tail ---\n${this.shell.slice(-CONSOLE_TAIL)}` : '';
     return `${stderr}--- console tail ---\n${tail}${shell}`;
   }
@@ -245,14 +279,21 @@ export class Guest implements AsyncDisposable {
   }
 
   /** Run `cmd` every intervalMs until predicate(result) holds; rejects with the last result after timeoutMs. */
-  async waitFor(cmd: string, predicate: (r: RunResult) => boolean, timeoutMs: number, intervalMs = 200): Promise<RunResult> {
+  async waitFor(
+    cmd: string,
+    predicate: (r: RunResult) => boolean,
+    timeoutMs: number,
+    intervalMs = 200,
+  ): Promise<RunResult> {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
       const left = deadline - Date.now();
       const r = await this.run(cmd, { timeoutMs: Math.max(1000, left) });
       if (predicate(r)) return r;
       if (Date.now() + intervalMs > deadline) {
-        throw new Error(`guest: "${cmd}" did not reach the expected result within ${timeoutMs} ms; last status ${r.status}:\n${r.output}`);
+        throw new Error(
+          `guest: "${cmd}" did not reach the expected result within ${timeoutMs} ms; last status ${r.status}:\n${r.output}`,
+        );
       }
       await new Promise((res) => setTimeout(res, intervalMs));
     }
@@ -267,7 +308,11 @@ export class Guest implements AsyncDisposable {
         // The guest did not even answer after killing the command: its shell is gone.
         this.broken = `no answer to command ${id} within ${timeoutMs + 5000} ms`;
         this.pending = undefined;
-        reject(new Error(`guest command timed out after ${timeoutMs} ms and the shell did not answer: ${cmd}\n${this.describe()}`));
+        reject(
+          new Error(
+            `guest command timed out after ${timeoutMs} ms and the shell did not answer: ${cmd}\n${this.describe()}`,
+          ),
+        );
       }, timeoutMs + 5000);
       this.pending = { id, cmd, timeoutMs, start: performance.now(), resolve, reject, timer };
       this.child.stdin!.write(`${id} ${secs} ${Buffer.from(cmd).toString('base64')}\n`);
@@ -329,7 +374,7 @@ export class Guest implements AsyncDisposable {
   }
 
   private async waitExit(timeoutMs: number): Promise<boolean> {
-    return (this.exitCode !== null || this.exitSignal !== null) || settlesWithin(this.exited, timeoutMs);
+    return this.exitCode !== null || this.exitSignal !== null || settlesWithin(this.exited, timeoutMs);
   }
 
   async [Symbol.asyncDispose](): Promise<void> {

@@ -19,7 +19,10 @@ export interface NodeRun {
 /** `node [...args] -e script` in the repo root; rejects (after SIGKILL) if it outlives timeoutMs. */
 export function runNode(script: string, args: string[] = [], timeoutMs = 20000): Promise<NodeRun> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [...args, '-e', script], { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [...args, '-e', script], {
+      cwd: repoRoot,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d) => (stdout += d));

@@ -12,7 +12,8 @@ export const QEMU = 'qemu-system-x86_64';
 /** Why QEMU cannot be used here, or undefined when it can. */
 export function qemuMissing(): string | undefined {
   const r = spawnSync(QEMU, ['--version'], { encoding: 'utf8', timeout: 10_000 });
-  if (r.error || r.status !== 0) return `needs ${QEMU} (Debian package qemu-system-x86): bash scripts/install-test-deps.sh`;
+  if (r.error || r.status !== 0)
+    return `needs ${QEMU} (Debian package qemu-system-x86): bash scripts/install-test-deps.sh`;
   if (!/version 7\.2\./.test(r.stdout)) return `${QEMU} is not QEMU 7.2 (${r.stdout.split('\n')[0]})`;
   return undefined;
 }
@@ -69,7 +70,11 @@ export class QmpProcess implements AsyncDisposable {
    * Start `program args... -qmp unix:SOCK,server=on,wait=off` and wait until the socket
    * accepts connections. `ifnames` are TAPs the process will create: checked gone on stop().
    */
-  static async start(program: string, args: string[], opts: { ifnames?: string[]; timeoutMs?: number; env?: NodeJS.ProcessEnv } = {}): Promise<QmpProcess> {
+  static async start(
+    program: string,
+    args: string[],
+    opts: { ifnames?: string[]; timeoutMs?: number; env?: NodeJS.ProcessEnv } = {},
+  ): Promise<QmpProcess> {
     const dir = tempDir('qmp');
     const sock = path.join(dir, 'qmp.sock');
     const child = spawn(program, [...args, '-qmp', `unix:${sock},server=on,wait=off`], {
@@ -77,10 +82,15 @@ export class QmpProcess implements AsyncDisposable {
       env: opts.env ?? process.env,
     });
     const p = new QmpProcess(child, sock, dir, opts.ifnames ?? []);
-    const ok = await waitUntil(() => fs.existsSync(sock) || p.exitCode !== null || p.exitSignal !== null, opts.timeoutMs ?? 15_000);
+    const ok = await waitUntil(
+      () => fs.existsSync(sock) || p.exitCode !== null || p.exitSignal !== null,
+      opts.timeoutMs ?? 15_000,
+    );
     if (!ok || !fs.existsSync(sock)) {
       await p.stop();
-      throw new Error(`${program} did not open its QMP socket (exit ${p.exitCode}, signal ${p.exitSignal}): ${p.stderr}`);
+      throw new Error(
+        `${program} did not open its QMP socket (exit ${p.exitCode}, signal ${p.exitSignal}): ${p.stderr}`,
+      );
     }
     return p;
   }
@@ -93,7 +103,7 @@ export class QmpProcess implements AsyncDisposable {
 
   /** Wait for exit (bounded); true if it exited. */
   async waitExit(timeoutMs: number): Promise<boolean> {
-    return (this.exitCode !== null || this.exitSignal !== null) || settlesWithin(this.exited, timeoutMs);
+    return this.exitCode !== null || this.exitSignal !== null || settlesWithin(this.exited, timeoutMs);
   }
 
   /** Kill it (TERM, then KILL), wait for the TAPs it made to vanish, remove the temp dir. */
@@ -129,7 +139,16 @@ export async function settlesWithin(p: Promise<unknown>, timeoutMs: number): Pro
 }
 
 /** Run a command line that should fail at startup; returns its exit code and stderr. */
-export function runToCompletion(program: string, args: string[], timeoutMs = 15_000): { status: number | null; stderr: string; stdout: string } {
-  const r = spawnSync(program, args, { encoding: 'utf8', timeout: timeoutMs, killSignal: 'SIGKILL', stdio: ['ignore', 'pipe', 'pipe'] });
+export function runToCompletion(
+  program: string,
+  args: string[],
+  timeoutMs = 15_000,
+): { status: number | null; stderr: string; stdout: string } {
+  const r = spawnSync(program, args, {
+    encoding: 'utf8',
+    timeout: timeoutMs,
+    killSignal: 'SIGKILL',
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   return { status: r.status, stderr: r.stderr ?? '', stdout: r.stdout ?? '' };
 }

@@ -146,7 +146,7 @@ export function parseTcp(l4: Buffer) {
   const hlen = (l4[12] >> 4) * 4;
   const options = l4.subarray(20, hlen);
   let wscale: number | undefined;
-  for (let i = 0; i < options.length; ) {
+  for (let i = 0; i < options.length;) {
     const kind = options[i];
     if (kind === 0) break;
     if (kind === 1) {

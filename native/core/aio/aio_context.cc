@@ -189,8 +189,10 @@ struct AioContext::Impl {
   void Free(BottomHalf* bh) {
     {
       std::lock_guard<std::mutex> lock(bh_all_mu);
-      if (bh->all_prev) bh->all_prev->all_next = bh->all_next;
-      else bh_all = bh->all_next;
+      if (bh->all_prev)
+        bh->all_prev->all_next = bh->all_next;
+      else
+        bh_all = bh->all_next;
       if (bh->all_next) bh->all_next->all_prev = bh->all_prev;
     }
     delete bh;
@@ -203,8 +205,7 @@ struct AioContext::Impl {
       BottomHalf* head = bh_pending.load(std::memory_order_relaxed);
       do {
         bh->next = head;
-      } while (!bh_pending.compare_exchange_weak(head, bh, std::memory_order_release,
-                                                 std::memory_order_relaxed));
+      } while (!bh_pending.compare_exchange_weak(head, bh, std::memory_order_release, std::memory_order_relaxed));
     }
     Notify();
   }
@@ -213,8 +214,10 @@ struct AioContext::Impl {
   bool BhPoll() {
     BhSlice slice;
     slice.head = bh_pending.exchange(nullptr, std::memory_order_acq_rel);
-    if (slices_tail) slices_tail->next = &slice;
-    else slices_head = &slice;
+    if (slices_tail)
+      slices_tail->next = &slice;
+    else
+      slices_head = &slice;
     slices_tail = &slice;
 
     bool progress = false;
@@ -228,12 +231,13 @@ struct AioContext::Impl {
       // Unlink before clearing PENDING: from then on another thread may push it again.
       s->head = bh->next;
       bh->next = nullptr;
-      unsigned f = bh->flags.fetch_and(~(kBhPending | kBhScheduled | kBhIdle),
-                                       std::memory_order_acq_rel);
+      unsigned f = bh->flags.fetch_and(~(kBhPending | kBhScheduled | kBhIdle), std::memory_order_acq_rel);
       if ((f & (kBhScheduled | kBhDeleted)) == kBhScheduled) {
         if (!(f & kBhIdle)) progress = true;
-        if (bh->oneshot_fn) bh->oneshot_fn();
-        else bh->cb(bh->opaque);
+        if (bh->oneshot_fn)
+          bh->oneshot_fn();
+        else
+          bh->cb(bh->opaque);
       }
       if (f & (kBhDeleted | kBhOneshot)) Free(bh);
     }
@@ -293,8 +297,7 @@ struct AioContext::Impl {
   void Sweep() {
     if (!sweep_needed) return;
     sweep_needed = false;
-    auto dead = std::stable_partition(records.begin(), records.end(),
-                                      [](const FdRecord* r) { return !r->deleted; });
+    auto dead = std::stable_partition(records.begin(), records.end(), [](const FdRecord* r) { return !r->deleted; });
     for (auto it = dead; it != records.end(); ++it) delete *it;
     records.erase(dead, records.end());
   }
@@ -384,8 +387,10 @@ struct AioContext::Impl {
   // ---------------------------------------------------------------- timers
   void TimerUnlockedUnlink(AioTimer* t) {
     if (t->expire < 0) return;
-    if (t->prev) t->prev->next = t->next;
-    else timer_head = t->next;
+    if (t->prev)
+      t->prev->next = t->next;
+    else
+      timer_head = t->next;
     if (t->next) t->next->prev = t->prev;
     t->prev = t->next = nullptr;
     t->expire = -1;
@@ -466,8 +471,8 @@ Result<std::unique_ptr<AioContext>> AioContext::Create(std::string name) {
   e.data.ptr = &notifier_tag;
   if (::epoll_ctl(impl->epfd.get(), EPOLL_CTL_ADD, impl->notifier.get(), &e) != 0) {
     int err = errno;
-    return Result<std::unique_ptr<AioContext>>::Fail(
-        Status::Errno(err, "epoll_ctl(EPOLL_CTL_ADD)", "cannot watch event notifier: " + std::string(std::strerror(err))));
+    return Result<std::unique_ptr<AioContext>>::Fail(Status::Errno(
+        err, "epoll_ctl(EPOLL_CTL_ADD)", "cannot watch event notifier: " + std::string(std::strerror(err))));
   }
   return Result<std::unique_ptr<AioContext>>::Of(std::unique_ptr<AioContext>(new AioContext(std::move(impl))));
 }
@@ -486,7 +491,9 @@ Status AioContext::SetFdHandler(int fd, IoHandler io_read, IoHandler io_write, I
     RemoveFdHandler(fd);
     return Status::Ok();
   }
-  if (fd < 0) return Status::Errno(EBADF, "epoll_ctl(EPOLL_CTL_ADD)", "cannot watch fd " + std::to_string(fd) + ": bad file descriptor");
+  if (fd < 0)
+    return Status::Errno(EBADF, "epoll_ctl(EPOLL_CTL_ADD)",
+                         "cannot watch fd " + std::to_string(fd) + ": bad file descriptor");
   Impl& d = *impl_;
   auto rec = std::make_unique<FdRecord>();
   rec->fd = fd;
@@ -611,8 +618,10 @@ void AioContext::TimerMod(AioTimer* t, int64_t expire_ns) {
     t->prev = prev;
     t->next = cur;
     if (cur) cur->prev = t;
-    if (prev) prev->next = t;
-    else d.timer_head = t;
+    if (prev)
+      prev->next = t;
+    else
+      d.timer_head = t;
     first = prev == nullptr;
   }
   // A new earliest deadline: a loop asleep on the old one must recompute its timeout.

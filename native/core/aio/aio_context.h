@@ -51,8 +51,8 @@ class AioContext {
   // callbacks are never called again with that opaque, so the caller may free it.
   // Fails (epoll_ctl's errno) for an fd epoll cannot watch (closed, regular file); the
   // previous handler, if any, then stays in place.
-  Status SetFdHandler(int fd, IoHandler io_read, IoHandler io_write, IoPollFn io_poll,
-                      IoHandler io_poll_ready, void* opaque);
+  Status SetFdHandler(int fd, IoHandler io_read, IoHandler io_write, IoPollFn io_poll, IoHandler io_poll_ready,
+                      void* opaque);
   void RemoveFdHandler(int fd);
   bool HasFdHandler(int fd) const;
   // Turn read / write polling on or off without replacing the callbacks (e.g. a TAP that

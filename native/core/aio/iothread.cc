@@ -21,9 +21,9 @@ struct IoThread::Impl {
   std::atomic<int> tid{0};
 
   std::mutex mu;
-  bool accepting = true;        // RunSync may still hand work to the thread
+  bool accepting = true;  // RunSync may still hand work to the thread
   bool stop_requested = false;
-  std::mutex join_mu;           // one joiner at a time
+  std::mutex join_mu;  // one joiner at a time
 
   void Loop() {
     while (running.load(std::memory_order_acquire)) ctx->Poll(true);

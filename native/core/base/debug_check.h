@@ -13,9 +13,9 @@ namespace netplane::core {
 // The caller runs on the home thread of `ctx` (an AioContext*): a net client and its queue
 // are touched only by the thread of the context they live in. A null ctx (a NetContext with
 // no loop, as unit tests drive clients by hand) has no home to check.
-#define NP_DCHECK_HOME(ctx)                                                                           \
-  do {                                                                                                \
-    if ((ctx) && !(ctx)->InHomeThread())                                                              \
+#define NP_DCHECK_HOME(ctx)                                                                            \
+  do {                                                                                                 \
+    if ((ctx) && !(ctx)->InHomeThread())                                                               \
       ::netplane::core::DcheckFailed("not on the home thread of " #ctx, __FILE__, __LINE__, __func__); \
   } while (0)
 #else

@@ -14,7 +14,8 @@ namespace {
 Result<std::shared_ptr<FdPair>> Wrap(int rc, const int fds[2], const char* syscall) {
   if (rc != 0) {
     int err = errno;
-    return Result<std::shared_ptr<FdPair>>::Fail(Status::Errno(err, syscall, std::string(syscall) + ": " + std::strerror(err)));
+    return Result<std::shared_ptr<FdPair>>::Fail(
+        Status::Errno(err, syscall, std::string(syscall) + ": " + std::strerror(err)));
   }
   auto pair = std::make_shared<FdPair>();
   pair->first.Reset(fds[0]);

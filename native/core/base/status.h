@@ -21,9 +21,9 @@ enum class StatusCode {
 
 struct Status {
   StatusCode code = StatusCode::kOk;
-  int err = 0;             // errno value (EINVAL for kInvalid, kNotFound, kInUse, kClosed)
-  std::string syscall;     // failing step, e.g. "ioctl(TUNSETIFF)"
-  std::string message;     // human text, e.g. "could not configure /dev/net/tun (x): ..."
+  int err = 0;          // errno value (EINVAL for kInvalid, kNotFound, kInUse, kClosed)
+  std::string syscall;  // failing step, e.g. "ioctl(TUNSETIFF)"
+  std::string message;  // human text, e.g. "could not configure /dev/net/tun (x): ..."
 
   bool ok() const { return code == StatusCode::kOk; }
   static Status Ok() { return {}; }
@@ -46,8 +46,16 @@ struct Result {
   Status status;
 
   bool ok() const { return status.ok(); }
-  static Result Of(T v) { Result r; r.value = std::move(v); return r; }
-  static Result Fail(Status s) { Result r; r.status = std::move(s); return r; }
+  static Result Of(T v) {
+    Result r;
+    r.value = std::move(v);
+    return r;
+  }
+  static Result Fail(Status s) {
+    Result r;
+    r.status = std::move(s);
+    return r;
+  }
 };
 
 }  // namespace netplane::core

@@ -4,9 +4,7 @@
 
 namespace netplane::core {
 
-void SetThreadName(const std::string& name) {
-  pthread_setname_np(pthread_self(), name.substr(0, 15).c_str());
-}
+void SetThreadName(const std::string& name) { pthread_setname_np(pthread_self(), name.substr(0, 15).c_str()); }
 
 std::string CurrentThreadName() {
   char buf[16] = {};

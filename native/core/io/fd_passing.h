@@ -20,11 +20,11 @@ namespace netplane::core {
 constexpr size_t kMaxFdsPerMessage = 253;
 
 struct ReceivedChunk {
-  size_t bytes = 0;               // bytes stored in the caller's buffer
-  bool eof = false;               // the peer closed its side (bytes == 0)
-  bool would_block = false;       // nothing to read now (bytes == 0)
-  bool fds_truncated = false;     // the peer sent more fds than fit; the excess was dropped
-  std::vector<UniqueFd> fds;      // fds that arrived with these bytes, in order
+  size_t bytes = 0;            // bytes stored in the caller's buffer
+  bool eof = false;            // the peer closed its side (bytes == 0)
+  bool would_block = false;    // nothing to read now (bytes == 0)
+  bool fds_truncated = false;  // the peer sent more fds than fit; the excess was dropped
+  std::vector<UniqueFd> fds;   // fds that arrived with these bytes, in order
 };
 
 // One non-blocking recvmsg(2) on a stream socket: up to `len` bytes plus any SCM_RIGHTS

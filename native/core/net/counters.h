@@ -27,28 +27,37 @@
 namespace netplane::core {
 
 enum class DropReason : uint8_t {
-  kLinkDown = 0,   // this client (or the receiver) has its link down
-  kNoPeer,         // sent with no peer attached
-  kQueueFull,      // incoming queue full (non-callback sender), or JS ring full with drop policy
-  kOversize,       // larger than the largest frame, or than a JS ring can hold
-  kBadVnetHdr,     // vnet header that fails validation, or a read shorter than the header
-  kWriteError,     // write/writev failed (other than EAGAIN and a dead device)
-  kDeadDevice,     // the device disappeared (EBADFD, POLLERR) or is detached
-  kPurged,         // still queued when its sender or receiver was removed
+  kLinkDown = 0,  // this client (or the receiver) has its link down
+  kNoPeer,        // sent with no peer attached
+  kQueueFull,     // incoming queue full (non-callback sender), or JS ring full with drop policy
+  kOversize,      // larger than the largest frame, or than a JS ring can hold
+  kBadVnetHdr,    // vnet header that fails validation, or a read shorter than the header
+  kWriteError,    // write/writev failed (other than EAGAIN and a dead device)
+  kDeadDevice,    // the device disappeared (EBADFD, POLLERR) or is detached
+  kPurged,        // still queued when its sender or receiver was removed
   kCount
 };
 
 inline const char* DropReasonName(DropReason r) {
   switch (r) {
-    case DropReason::kLinkDown: return "linkDown";
-    case DropReason::kNoPeer: return "noPeer";
-    case DropReason::kQueueFull: return "queueFull";
-    case DropReason::kOversize: return "oversize";
-    case DropReason::kBadVnetHdr: return "badVnetHdr";
-    case DropReason::kWriteError: return "writeError";
-    case DropReason::kDeadDevice: return "deadDevice";
-    case DropReason::kPurged: return "purged";
-    default: return "unknown";
+    case DropReason::kLinkDown:
+      return "linkDown";
+    case DropReason::kNoPeer:
+      return "noPeer";
+    case DropReason::kQueueFull:
+      return "queueFull";
+    case DropReason::kOversize:
+      return "oversize";
+    case DropReason::kBadVnetHdr:
+      return "badVnetHdr";
+    case DropReason::kWriteError:
+      return "writeError";
+    case DropReason::kDeadDevice:
+      return "deadDevice";
+    case DropReason::kPurged:
+      return "purged";
+    default:
+      return "unknown";
   }
 }
 constexpr size_t kDropReasonCount = static_cast<size_t>(DropReason::kCount);
@@ -56,12 +65,8 @@ constexpr size_t kDropReasonCount = static_cast<size_t>(DropReason::kCount);
 // A single-writer counter.
 class Counter {
  public:
-  void Add(uint64_t n = 1) {
-    v_.store(v_.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
-  }
-  void Sub(uint64_t n = 1) {
-    v_.store(v_.load(std::memory_order_relaxed) - n, std::memory_order_relaxed);
-  }
+  void Add(uint64_t n = 1) { v_.store(v_.load(std::memory_order_relaxed) + n, std::memory_order_relaxed); }
+  void Sub(uint64_t n = 1) { v_.store(v_.load(std::memory_order_relaxed) - n, std::memory_order_relaxed); }
   uint64_t Get() const { return v_.load(std::memory_order_relaxed); }
 
  private:
@@ -75,9 +80,9 @@ struct CounterSnapshot {
   // Informational (subsets of the above, or per-event):
   uint64_t dev_rx_frames = 0, dev_rx_bytes = 0;  // read from the device (part of in)
   uint64_t dev_tx_frames = 0, dev_tx_bytes = 0;  // written to the device (part of out)
-  uint64_t segments = 0;  // wire frames produced by software segmentation
-  uint64_t eagain = 0;    // writes that hit EAGAIN (frame queued)
-  uint64_t wakeups = 0;   // read handler invocations (frames per wakeup = dev_rx / wakeups)
+  uint64_t segments = 0;                         // wire frames produced by software segmentation
+  uint64_t eagain = 0;                           // writes that hit EAGAIN (frame queued)
+  uint64_t wakeups = 0;                          // read handler invocations (frames per wakeup = dev_rx / wakeups)
 
   uint64_t dropped() const {
     uint64_t s = 0;
@@ -95,11 +100,23 @@ struct ClientCounters {
   // Written from another thread (JS validation of send()); folded into in + drops.
   std::atomic<uint64_t> rejected_bad_hdr{0}, rejected_oversize{0};
 
-  void In(size_t bytes) { frames_in.Add(); bytes_in.Add(bytes); }
-  void Out(size_t bytes) { frames_out.Add(); bytes_out.Add(bytes); }
+  void In(size_t bytes) {
+    frames_in.Add();
+    bytes_in.Add(bytes);
+  }
+  void Out(size_t bytes) {
+    frames_out.Add();
+    bytes_out.Add(bytes);
+  }
   void Drop(DropReason r) { drops[static_cast<size_t>(r)].Add(); }
-  void DevRx(size_t bytes) { dev_rx_frames.Add(); dev_rx_bytes.Add(bytes); }
-  void DevTx(size_t bytes) { dev_tx_frames.Add(); dev_tx_bytes.Add(bytes); }
+  void DevRx(size_t bytes) {
+    dev_rx_frames.Add();
+    dev_rx_bytes.Add(bytes);
+  }
+  void DevTx(size_t bytes) {
+    dev_tx_frames.Add();
+    dev_tx_bytes.Add(bytes);
+  }
 
   CounterSnapshot Snapshot() const {
     CounterSnapshot s;

@@ -8,11 +8,14 @@ namespace netplane::core {
 
 const char* ClientKindName(ClientKind k) {
   switch (k) {
-    case ClientKind::kTap: return "tap";
-    case ClientKind::kHubPort: return "hubport";
+    case ClientKind::kTap:
+      return "tap";
+    case ClientKind::kHubPort:
+      return "hubport";
     // The stats' spelling ('jsport'), which query-netplane-stats shows for ports made by
     // createPort: kept so that output does not change.
-    case ClientKind::kPort: return "jsport";
+    case ClientKind::kPort:
+      return "jsport";
   }
   return "unknown";
 }
@@ -25,16 +28,11 @@ NetClient::~NetClient() = default;
 Status NetClient::Link(NetClient* a, NetClient* b) {
   NP_DCHECK_HOME(a->ctx_->aio);
   if (a == b) return Status::Invalid("cannot peer net client '" + a->name_ + "' with itself");
-  if (a->peer_)
-    return Status::InUse("net client '" + a->name_ + "' already has a peer ('" +
-                           a->peer_->name_ + "')");
-  if (b->peer_)
-    return Status::InUse("net client '" + b->name_ + "' already has a peer ('" +
-                           b->peer_->name_ + "')");
+  if (a->peer_) return Status::InUse("net client '" + a->name_ + "' already has a peer ('" + a->peer_->name_ + "')");
+  if (b->peer_) return Status::InUse("net client '" + b->name_ + "' already has a peer ('" + b->peer_->name_ + "')");
   if (a->ctx_ != b->ctx_)
-    return Status::Invalid("net clients '" + a->name_ + "' and '" + b->name_ +
-                           "' run on different iothreads ('" + a->ctx_->name + "', '" +
-                           b->ctx_->name + "')");
+    return Status::Invalid("net clients '" + a->name_ + "' and '" + b->name_ + "' run on different iothreads ('" +
+                           a->ctx_->name + "', '" + b->ctx_->name + "')");
   a->peer_ = b;
   b->peer_ = a;
   return Status::Ok();
@@ -66,14 +64,11 @@ NetClient::SendResult NetClient::Send(const Frame& f, bool with_callback) {
   // Frames already waiting go first, so a direct delivery never overtakes them.
   if (!q.empty() && !q.delivering() && !r->receive_disabled_ && r->CanReceive()) q.Flush();
   if (q.delivering() || !q.empty() || r->receive_disabled_ || !r->CanReceive()) {
-    return q.Append(this, f, with_callback) == NetQueue::AppendResult::kQueued
-               ? SendResult::kQueued
-               : SendResult::kDone;
+    return q.Append(this, f, with_callback) == NetQueue::AppendResult::kQueued ? SendResult::kQueued
+                                                                               : SendResult::kDone;
   }
   if (r->Deliver(this, f, /*from_queue=*/false) != RecvResult::kNotNow) return SendResult::kDone;
-  return q.Append(this, f, with_callback) == NetQueue::AppendResult::kQueued
-             ? SendResult::kQueued
-             : SendResult::kDone;
+  return q.Append(this, f, with_callback) == NetQueue::AppendResult::kQueued ? SendResult::kQueued : SendResult::kDone;
 }
 
 RecvResult NetClient::Deliver(NetClient* sender, const Frame& f, bool from_queue) {

@@ -94,14 +94,14 @@ struct ClientInfo {
   ClientKind kind = ClientKind::kTap;
   uint32_t queue_index = 0;
   std::string iothread;
-  int thread_id = 0;           // kernel tid of the iothread
-  int64_t peer = -1;           // handle of the peer, -1 = none
+  int thread_id = 0;  // kernel tid of the iothread
+  int64_t peer = -1;  // handle of the peer, -1 = none
   int hub_id = -1;
   bool link_down = false;
   bool dead = false;
   bool enabled = true;
   int vnet_hdr_len = 0;
-  unsigned offloads = 0;       // TUN_F_* applied (taps)
+  unsigned offloads = 0;  // TUN_F_* applied (taps)
   CounterSnapshot counters;
 };
 

@@ -64,8 +64,10 @@ Status NetGraph::WithClient(uint32_t handle, Fn&& fn) {
   NetClient* c = f.value->client.get();
   Status s;
   f.value->ctx->thread->RunSync([&] {
-    if constexpr (std::is_void_v<std::invoke_result_t<Fn&, NetClient*>>) fn(c);
-    else s = fn(c);
+    if constexpr (std::is_void_v<std::invoke_result_t<Fn&, NetClient*>>)
+      fn(c);
+    else
+      s = fn(c);
   });
   return s;
 }
@@ -128,8 +130,8 @@ Status NetGraph::AddHubPort(const ClientSpec& spec, int hub_id) {
     hub = hit->second.get();
     ctx = hub_contexts_[hub_id];
     if (!spec.iothread.empty() && spec.iothread != ctx->net->name)
-      return Status::Invalid("hub port '" + spec.name + "' asks for iothread '" + spec.iothread +
-                             "' but hub " + std::to_string(hub_id) + " runs on '" + ctx->net->name + "'");
+      return Status::Invalid("hub port '" + spec.name + "' asks for iothread '" + spec.iothread + "' but hub " +
+                             std::to_string(hub_id) + " runs on '" + ctx->net->name + "'");
   }
   Entry e;
   e.ctx = ctx;
@@ -272,7 +274,10 @@ void NetGraph::RecomputeOffloads() {
 Status NetGraph::KickPort(uint32_t handle, bool tx) {
   auto p = FindPort(handle);
   if (!p.ok()) return p.status;
-  if (tx) p.value->KickTx(); else p.value->KickRxRoom();
+  if (tx)
+    p.value->KickTx();
+  else
+    p.value->KickRxRoom();
   return Status::Ok();
 }
 

@@ -96,8 +96,7 @@ class NetGraph {
   Status Move(Entry* e, Context* to);
   Status StartClient(Entry* e);
   // Store a new client under its handle and start it there; forgotten again if it cannot start.
-  Status Register(const ClientSpec& spec, Context* ctx, std::unique_ptr<NetClient> client,
-                  JsPort* port = nullptr);
+  Status Register(const ClientSpec& spec, Context* ctx, std::unique_ptr<NetClient> client, JsPort* port = nullptr);
   void StopClient(Entry* e);
   void RecomputeOffloads();
 

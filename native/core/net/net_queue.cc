@@ -36,7 +36,10 @@ NetQueue::AppendResult NetQueue::Append(NetClient* sender, const Frame& f, bool 
   b->hdr_len = f.hdr_len;
   b->sender = sender;
   b->has_callback = with_callback;
-  if (tail_) tail_->next = b; else head_ = b;
+  if (tail_)
+    tail_->next = b;
+  else
+    head_ = b;
   tail_ = b;
   ++count_;
   bytes_ += f.len;
@@ -90,7 +93,10 @@ void NetQueue::Purge(NetClient* from, DropReason reason) {
       owner_->counters().queued.Sub();
       owner_->counters().Drop(reason);
       if (b->has_callback && b->sender && b->sender != from) {
-        if (ncb < 64) callbacks[ncb++] = b->sender; else overflow = true;
+        if (ncb < 64)
+          callbacks[ncb++] = b->sender;
+        else
+          overflow = true;
       }
       pool.Put(b);
     } else {

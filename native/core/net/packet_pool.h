@@ -12,13 +12,13 @@ class NetClient;
 
 // Header of a pooled buffer; the frame bytes follow it in the same allocation.
 struct PacketBuf {
-  PacketBuf* next = nullptr;     // intrusive link (free list or NetQueue FIFO)
-  NetClient* sender = nullptr;   // who sent it (for purge and the sent callback)
-  uint32_t len = 0;              // bytes used, vnet header included
-  uint32_t capacity = 0;         // bytes available after the header
-  uint16_t hdr_len = 0;          // vnet header bytes at the front of data()
-  bool has_callback = false;     // sender wants OnQueuedSent() when it leaves the queue
-  bool large = false;            // size class
+  PacketBuf* next = nullptr;    // intrusive link (free list or NetQueue FIFO)
+  NetClient* sender = nullptr;  // who sent it (for purge and the sent callback)
+  uint32_t len = 0;             // bytes used, vnet header included
+  uint32_t capacity = 0;        // bytes available after the header
+  uint16_t hdr_len = 0;         // vnet header bytes at the front of data()
+  bool has_callback = false;    // sender wants OnQueuedSent() when it leaves the queue
+  bool large = false;           // size class
 
   uint8_t* data() { return reinterpret_cast<uint8_t*>(this + 1); }
   const uint8_t* data() const { return reinterpret_cast<const uint8_t*>(this + 1); }

@@ -7,11 +7,10 @@
 
 namespace netplane::core {
 
-Result<JsPort*> JsPort::Create(uint32_t handle, std::string name, NetContext* ctx,
-                               const JsPortConfig& cfg) {
+Result<JsPort*> JsPort::Create(uint32_t handle, std::string name, NetContext* ctx, const JsPortConfig& cfg) {
   if (cfg.vnet_hdr_len != 0 && !IsVnetHdrLen(static_cast<size_t>(cfg.vnet_hdr_len)))
-    return Result<JsPort*>::Fail(Status::Invalid("vnet header length must be 0, 10, 12 or 20, got " +
-                                                 std::to_string(cfg.vnet_hdr_len)));
+    return Result<JsPort*>::Fail(
+        Status::Invalid("vnet header length must be 0, 10, 12 or 20, got " + std::to_string(cfg.vnet_hdr_len)));
   SpscRing rx, tx;
   Status s = SpscRing::Attach(cfg.rx_mem, cfg.rx_len, true, &rx);
   if (!s.ok()) return Result<JsPort*>::Fail(Status::Invalid("rx " + s.message));
@@ -172,7 +171,10 @@ struct RingSegmentSink {
 void PushSegment(void* opaque, const uint8_t* frame, size_t len) {
   auto* s = static_cast<RingSegmentSink*>(opaque);
   iovec iov{const_cast<uint8_t*>(frame), len};
-  if (s->ring->Push(&iov, 1, len, 0)) ++s->pushed; else ++s->lost;
+  if (s->ring->Push(&iov, 1, len, 0))
+    ++s->pushed;
+  else
+    ++s->lost;
 }
 }  // namespace
 

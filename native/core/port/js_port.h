@@ -31,8 +31,7 @@ class JsPort : public NetClient {
   static constexpr int kTxBudget = 256;
 
   // The memory must outlive the port (the binding pins the SharedArrayBuffer).
-  static Result<JsPort*> Create(uint32_t handle, std::string name, NetContext* ctx,
-                                const JsPortConfig& cfg);
+  static Result<JsPort*> Create(uint32_t handle, std::string name, NetContext* ctx, const JsPortConfig& cfg);
   ~JsPort() override;
 
   // Home thread.

@@ -58,9 +58,7 @@ class SpscRing {
   // goes in the data area, *waste the bytes skipped first to wrap (0 when it fits before
   // the end).
   bool Reserve(size_t len, uint32_t* h, size_t* off, size_t* waste) const;
-  std::atomic<uint32_t>* At(size_t off) const {
-    return reinterpret_cast<std::atomic<uint32_t>*>(mem_ + off);
-  }
+  std::atomic<uint32_t>* At(size_t off) const { return reinterpret_cast<std::atomic<uint32_t>*>(mem_ + off); }
   uint8_t* mem_ = nullptr;
   uint32_t capacity_ = 0;
 };

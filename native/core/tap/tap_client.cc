@@ -134,12 +134,12 @@ void TapClient::Describe(ClientInfo& info) const {
 Result<unsigned> TapClient::SetOffloads(bool on) {
   using namespace tun;  // NOLINT: the tun ABI names
   unsigned flags = 0;
-  int err = on ? SetOffload(fd_, kTunFCsum | kTunFTso4 | kTunFTso6 | kTunFTsoEcn | kTunFUfo | kTunFUso4 | kTunFUso6,
-                            &flags)
-               : IoctlValue(fd_, kTunSetOffload, 0);
+  int err =
+      on ? SetOffload(fd_, kTunFCsum | kTunFTso4 | kTunFTso6 | kTunFTsoEcn | kTunFUfo | kTunFUso4 | kTunFUso6, &flags)
+         : IoctlValue(fd_, kTunSetOffload, 0);
   if (err != 0)
-    return Result<unsigned>::Fail(Status::Errno(err, "ioctl(TUNSETOFFLOAD)",
-                                                "TUNSETOFFLOAD ioctl() failed: " + std::string(std::strerror(err))));
+    return Result<unsigned>::Fail(
+        Status::Errno(err, "ioctl(TUNSETOFFLOAD)", "TUNSETOFFLOAD ioctl() failed: " + std::string(std::strerror(err))));
   offloads_ = flags;
   return Result<unsigned>::Of(flags);
 }
@@ -262,8 +262,7 @@ RecvResult TapClient::Receive(NetClient*, const Frame& f) {
     err = w.err;
   } else {
     for (;;) {
-      ssize_t n = d.iovcnt == 1 ? RawWrite(fd_, d.iov[0].iov_base, d.iov[0].iov_len)
-                                : RawWritev(fd_, d.iov, d.iovcnt);
+      ssize_t n = d.iovcnt == 1 ? RawWrite(fd_, d.iov[0].iov_base, d.iov[0].iov_len) : RawWritev(fd_, d.iov, d.iovcnt);
       if (n >= 0) {
         counters_.Out(d.eth_len);
         counters_.DevTx(d.eth_len);

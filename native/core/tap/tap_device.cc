@@ -28,9 +28,7 @@ std::string ErrText(int err) { return std::strerror(err); }
 struct IfReq {
   ifreq ifr;
   IfReq() { std::memset(&ifr, 0, sizeof(ifr)); }
-  void SetName(const std::string& name) {
-    std::strncpy(ifr.ifr_name, name.c_str(), IFNAMSIZ - 1);
-  }
+  void SetName(const std::string& name) { std::strncpy(ifr.ifr_name, name.c_str(), IFNAMSIZ - 1); }
   std::string Name() const { return std::string(ifr.ifr_name, strnlen(ifr.ifr_name, IFNAMSIZ)); }
 };
 
@@ -53,9 +51,8 @@ long SysfsTunFlags(const std::string& ifname) {
 Status ValidateTapIfname(const std::string& ifname) {
   if (ifname.empty()) return Status::Ok();  // the kernel picks tap%d
   if (ifname.size() >= IFNAMSIZ) {
-    return Status::Invalid("ifname '" + ifname + "' is too long: " +
-                           std::to_string(ifname.size()) + " characters, at most " +
-                           std::to_string(IFNAMSIZ - 1) + " allowed");
+    return Status::Invalid("ifname '" + ifname + "' is too long: " + std::to_string(ifname.size()) +
+                           " characters, at most " + std::to_string(IFNAMSIZ - 1) + " allowed");
   }
   if (ifname == "." || ifname == "..") return Status::Invalid("ifname '" + ifname + "' is not a valid interface name");
   for (unsigned char c : ifname) {
@@ -111,8 +108,8 @@ Result<std::unique_ptr<TapDevice>> TapDevice::Open(const TapOpenOptions& opts) {
   using R = Result<std::unique_ptr<TapDevice>>;
   if (Status s = ValidateTapIfname(opts.ifname); !s.ok()) return R::Fail(s);
   if (opts.queues < 1 || opts.queues > kMaxTapQueues) {
-    return R::Fail(Status::Invalid("queues must be in 1.." + std::to_string(kMaxTapQueues) +
-                                   ", got " + std::to_string(opts.queues)));
+    return R::Fail(Status::Invalid("queues must be in 1.." + std::to_string(kMaxTapQueues) + ", got " +
+                                   std::to_string(opts.queues)));
   }
   if (opts.sndbuf < -1) return R::Fail(Status::Invalid("sndbuf must not be negative"));
 
@@ -230,9 +227,9 @@ Result<std::unique_ptr<TapDevice>> TapDevice::Adopt(const std::vector<int>& fds,
     } else if (vnet != impl->vnet_hdr) {
       return R::Fail(Status::Errno(EINVAL, "ioctl(TUNGETIFF)", "vnet_hdr not consistent across given tap fds"));
     } else if (got.Name() != impl->ifname) {
-      return R::Fail(Status::Errno(EINVAL, "ioctl(TUNGETIFF)",
-                                   "tap fds belong to different interfaces (" + impl->ifname + ", " +
-                                       got.Name() + ")"));
+      return R::Fail(
+          Status::Errno(EINVAL, "ioctl(TUNGETIFF)",
+                        "tap fds belong to different interfaces (" + impl->ifname + ", " + got.Name() + ")"));
     }
     int dup = ::fcntl(fd, F_DUPFD_CLOEXEC, 0);
     if (dup < 0) {
@@ -268,9 +265,7 @@ bool TapDevice::has_vnet_hdr() const { return impl_->vnet_hdr; }
 bool TapDevice::has_ufo() const { return impl_->ufo; }
 bool TapDevice::has_uso() const { return impl_->uso; }
 int TapDevice::vnet_hdr_len() const { return impl_->vnet_hdr_len; }
-bool TapDevice::queue_enabled(uint32_t queue) const {
-  return queue < impl_->enabled.size() && impl_->enabled[queue];
-}
+bool TapDevice::queue_enabled(uint32_t queue) const { return queue < impl_->enabled.size() && impl_->enabled[queue]; }
 uint32_t TapDevice::offload_flags() const { return impl_->offloads; }
 
 Status TapDevice::SetVnetHdrLen(int len) {
@@ -336,9 +331,9 @@ Status TapDevice::SetQueueEnabled(uint32_t queue, bool enabled) {
   IfReq req;
   req.ifr.ifr_flags = static_cast<short>(enabled ? kIffAttachQueue : kIffDetachQueue);
   if (int err = Ioctl(impl_->fds[queue].get(), kTunSetQueue, &req.ifr); err != 0) {
-    return Status::Errno(err, "ioctl(TUNSETQUEUE)",
-                         std::string(enabled ? "could not enable queue" : "could not disable queue") + ": " +
-                             ErrText(err));
+    return Status::Errno(
+        err, "ioctl(TUNSETQUEUE)",
+        std::string(enabled ? "could not enable queue" : "could not disable queue") + ": " + ErrText(err));
   }
   impl_->enabled[queue] = enabled;
   return Status::Ok();

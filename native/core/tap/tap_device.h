@@ -17,16 +17,15 @@ namespace netplane::core {
 enum class VnetHdrMode { kOff, kIfAvailable, kRequired };  // QEMU vnet_hdr=off / absent / on
 
 struct TapOpenOptions {
-  std::string ifname;        // empty = kernel picks tap%d
-  uint32_t queues = 1;       // 1..kMaxTapQueues; > 1 sets IFF_MULTI_QUEUE
+  std::string ifname;   // empty = kernel picks tap%d
+  uint32_t queues = 1;  // 1..kMaxTapQueues; > 1 sets IFF_MULTI_QUEUE
   VnetHdrMode vnet_hdr = VnetHdrMode::kIfAvailable;
-  int64_t sndbuf = -1;       // -1 = not given (INT_MAX, failure ignored); else 0..INT64
+  int64_t sndbuf = -1;  // -1 = not given (INT_MAX, failure ignored); else 0..INT64
 };
 
 // Offload set requested by a negotiated virtio-net driver (QEMU's NetOffloads, no tunnel).
 struct TapOffloads {
-  bool csum = false, tso4 = false, tso6 = false, ecn = false, ufo = false, uso4 = false,
-       uso6 = false;
+  bool csum = false, tso4 = false, tso6 = false, ecn = false, ufo = false, uso4 = false, uso6 = false;
 };
 
 constexpr uint32_t kMaxTapQueues = 1024;
@@ -54,7 +53,7 @@ class TapDevice {
   bool has_uso() const;              // probed TUN_F_USO4|USO6 support
   int vnet_hdr_len() const;          // current TUNSETVNETHDRSZ value (0 without vnet hdr)
   bool queue_enabled(uint32_t queue) const;
-  uint32_t offload_flags() const;    // TUN_F_* mask last applied
+  uint32_t offload_flags() const;  // TUN_F_* mask last applied
 
   // TUNSETVNETHDRSZ on every queue; len must be 10, 12 or 20.
   Status SetVnetHdrLen(int len);

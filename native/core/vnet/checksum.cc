@@ -1,7 +1,6 @@
 // Internet checksum helpers (see checksum.h).
 #include "vnet/checksum.h"
 
-
 namespace netplane::core {
 
 uint64_t ChecksumAdd(uint64_t sum, const uint8_t* p, size_t len) {
@@ -27,15 +26,13 @@ uint16_t ChecksumFold(uint64_t sum) {
   return static_cast<uint16_t>(sum);
 }
 
-uint64_t PseudoHeaderSumV4(const uint8_t* src, const uint8_t* dst, uint8_t proto,
-                           uint32_t l4_len) {
+uint64_t PseudoHeaderSumV4(const uint8_t* src, const uint8_t* dst, uint8_t proto, uint32_t l4_len) {
   uint64_t sum = ChecksumAdd(0, src, 4);
   sum = ChecksumAdd(sum, dst, 4);
   return sum + proto + l4_len;
 }
 
-uint64_t PseudoHeaderSumV6(const uint8_t* src, const uint8_t* dst, uint8_t proto,
-                           uint32_t l4_len) {
+uint64_t PseudoHeaderSumV6(const uint8_t* src, const uint8_t* dst, uint8_t proto, uint32_t l4_len) {
   uint64_t sum = ChecksumAdd(0, src, 16);
   sum = ChecksumAdd(sum, dst, 16);
   // The 32-bit length and the next-header value, each as big-endian words.

@@ -32,8 +32,7 @@ bool MakePlan(const VnetHdr& h, const uint8_t* frame, size_t frame_len, Plan* pl
   if (ParseFrameLayout(frame, frame_len, 0, &plan->lay) != VnetError::kOk) return false;
   // UFO fragments the whole UDP datagram (header included); the others cut after the L4
   // header and give every segment its own copy of it.
-  plan->payload_off =
-      plan->base == kGsoUdp ? plan->lay.l4 : plan->lay.l4 + plan->lay.l4_hdr_len;
+  plan->payload_off = plan->base == kGsoUdp ? plan->lay.l4 : plan->lay.l4 + plan->lay.l4_hdr_len;
   plan->payload_len = frame_len - plan->payload_off;
   plan->mss = h.gso_size;
   if (plan->payload_len <= plan->mss) return false;
@@ -58,16 +57,14 @@ void FinishIpHeader(uint8_t* seg, const FrameLayout& lay, size_t seg_len) {
 }
 
 // Pseudo-header sum for the L4 segment at seg + l4 of l4_len bytes.
-uint64_t PseudoSum(const uint8_t* seg, const FrameLayout& lay, uint8_t proto,
-                   size_t l4_len) {
+uint64_t PseudoSum(const uint8_t* seg, const FrameLayout& lay, uint8_t proto, size_t l4_len) {
   const uint8_t* ip = seg + lay.l3;
   return lay.ipv6 ? PseudoHeaderSumV6(ip + 8, ip + 24, proto, static_cast<uint32_t>(l4_len))
                   : PseudoHeaderSumV4(ip + 12, ip + 16, proto, static_cast<uint32_t>(l4_len));
 }
 
 // TSO4 / TSO6 / USO: every segment is a complete TCP segment or UDP datagram.
-void EmitL4Segments(const Plan& p, const uint8_t* frame, uint8_t* scratch, SegmentSink sink,
-                    void* opaque) {
+void EmitL4Segments(const Plan& p, const uint8_t* frame, uint8_t* scratch, SegmentSink sink, void* opaque) {
   const FrameLayout& lay = p.lay;
   bool tcp = lay.l4_proto == kProtoTcp;
   uint16_t ip_id = lay.ipv6 ? 0 : LoadBe16(frame + lay.l3 + 4);
@@ -93,8 +90,7 @@ void EmitL4Segments(const Plan& p, const uint8_t* frame, uint8_t* scratch, Segme
     } else {
       StoreBe16(l4 + 4, static_cast<uint16_t>(l4_len));
       StoreBe16(l4 + kUdpCsumOffset, 0);
-      uint16_t csum =
-          ChecksumFinish(ChecksumAdd(PseudoSum(scratch, lay, kProtoUdp, l4_len), l4, l4_len));
+      uint16_t csum = ChecksumFinish(ChecksumAdd(PseudoSum(scratch, lay, kProtoUdp, l4_len), l4, l4_len));
       StoreBe16(l4 + kUdpCsumOffset, csum == 0 ? 0xffff : csum);
     }
     sink(opaque, scratch, seg_len);
@@ -103,8 +99,8 @@ void EmitL4Segments(const Plan& p, const uint8_t* frame, uint8_t* scratch, Segme
 
 // UFO: the datagram's checksum is completed over the whole datagram, which is then cut
 // into IP fragments of mss bytes (the UDP header travels in the first one only).
-void EmitUdpFragments(const Plan& p, const uint8_t* frame, size_t frame_len, uint8_t* scratch,
-                      SegmentSink sink, void* opaque) {
+void EmitUdpFragments(const Plan& p, const uint8_t* frame, size_t frame_len, uint8_t* scratch, SegmentSink sink,
+                      void* opaque) {
   const FrameLayout& lay = p.lay;
   size_t udp_len = frame_len - lay.l4;
   // Sum the datagram as if its checksum field were zero (the field's 2 bytes skipped).
@@ -138,8 +134,7 @@ void EmitUdpFragments(const Plan& p, const uint8_t* frame, size_t frame_len, uin
       StoreBe16(scratch + lay.l3 + 4, static_cast<uint16_t>(seg_len - lay.l3 - kIpv6HdrLen));
     } else {
       // As Linux: the whole field is rewritten (DF cleared), the ID is kept.
-      StoreBe16(scratch + lay.l3 + 6,
-                static_cast<uint16_t>((off >> 3) | (last ? 0 : kIpv4MoreFragments)));
+      StoreBe16(scratch + lay.l3 + 6, static_cast<uint16_t>((off >> 3) | (last ? 0 : kIpv4MoreFragments)));
       FinishIpv4Header(scratch, lay, seg_len);
     }
     sink(opaque, scratch, seg_len);
@@ -153,8 +148,8 @@ size_t CountSegments(const VnetHdr& h, const uint8_t* frame, size_t frame_len) {
   return MakePlan(h, frame, frame_len, &plan) ? plan.count : 1;
 }
 
-VnetError SegmentFrame(const VnetHdr& h, const uint8_t* frame, size_t frame_len,
-                       uint8_t* scratch, SegmentSink sink, void* opaque) {
+VnetError SegmentFrame(const VnetHdr& h, const uint8_t* frame, size_t frame_len, uint8_t* scratch, SegmentSink sink,
+                       void* opaque) {
   VnetError e = ValidateVnetHdr(h, frame, frame_len);
   if (e != VnetError::kOk) return e;
   Plan plan;

@@ -15,8 +15,8 @@ namespace netplane::core {
 // A non-GSO frame with NEEDS_CSUM yields one frame with its checksum completed.
 // scratch must hold kMaxFrameLen bytes (no allocation on the data path).
 using SegmentSink = void (*)(void* opaque, const uint8_t* frame, size_t len);
-VnetError SegmentFrame(const VnetHdr& h, const uint8_t* frame, size_t frame_len,
-                       uint8_t* scratch, SegmentSink sink, void* opaque);
+VnetError SegmentFrame(const VnetHdr& h, const uint8_t* frame, size_t frame_len, uint8_t* scratch, SegmentSink sink,
+                       void* opaque);
 
 // Number of wire frames SegmentFrame will emit for a valid (h, frame): 1 when no GSO.
 size_t CountSegments(const VnetHdr& h, const uint8_t* frame, size_t frame_len);

@@ -16,8 +16,8 @@ constexpr uint8_t kKnownFlags = kVnetFlagNeedsCsum | kVnetFlagDataValid | kVnetF
 
 inline uint16_t LoadLe16(const uint8_t* p) { return static_cast<uint16_t>(p[0] | p[1] << 8); }
 inline uint32_t LoadLe32(const uint8_t* p) {
-  return static_cast<uint32_t>(p[0]) | static_cast<uint32_t>(p[1]) << 8 |
-         static_cast<uint32_t>(p[2]) << 16 | static_cast<uint32_t>(p[3]) << 24;
+  return static_cast<uint32_t>(p[0]) | static_cast<uint32_t>(p[1]) << 8 | static_cast<uint32_t>(p[2]) << 16 |
+         static_cast<uint32_t>(p[3]) << 24;
 }
 inline void StoreLe16(uint8_t* p, uint16_t v) {
   p[0] = static_cast<uint8_t>(v);
@@ -30,8 +30,7 @@ inline void StoreLe32(uint8_t* p, uint32_t v) {
 // The IPv6 extension-header walk: Linux's GSO skips hop-by-hop, routing and destination
 // options; the fragment header goes before the first destination-options header that
 // follows a routing header, or before the first header that is none of the three.
-VnetError ParseIpv6(const uint8_t* frame, size_t frame_len, size_t l3, FrameLayout* out,
-                    uint8_t* final_proto) {
+VnetError ParseIpv6(const uint8_t* frame, size_t frame_len, size_t l3, FrameLayout* out, uint8_t* final_proto) {
   if (l3 + kIpv6HdrLen > frame_len || (frame[l3] >> 4) != 6) return VnetError::kBadPacket;
   size_t prev = l3 + 6;  // offset of the next-header byte that names the current header
   size_t off = l3 + kIpv6HdrLen;
@@ -63,16 +62,26 @@ VnetError ParseIpv6(const uint8_t* frame, size_t frame_len, size_t l3, FrameLayo
 
 const char* VnetErrorName(VnetError e) {
   switch (e) {
-    case VnetError::kOk: return "OK";
-    case VnetError::kShortFrame: return "SHORT_FRAME";
-    case VnetError::kBadFlags: return "BAD_FLAGS";
-    case VnetError::kBadGsoType: return "BAD_GSO_TYPE";
-    case VnetError::kBadGsoSize: return "BAD_GSO_SIZE";
-    case VnetError::kBadCsum: return "BAD_CSUM";
-    case VnetError::kBadHdrLen: return "BAD_HDR_LEN";
-    case VnetError::kBadPacket: return "BAD_PACKET";
-    case VnetError::kTooManySegments: return "TOO_MANY_SEGMENTS";
-    case VnetError::kFrameTooLong: return "FRAME_TOO_LONG";
+    case VnetError::kOk:
+      return "OK";
+    case VnetError::kShortFrame:
+      return "SHORT_FRAME";
+    case VnetError::kBadFlags:
+      return "BAD_FLAGS";
+    case VnetError::kBadGsoType:
+      return "BAD_GSO_TYPE";
+    case VnetError::kBadGsoSize:
+      return "BAD_GSO_SIZE";
+    case VnetError::kBadCsum:
+      return "BAD_CSUM";
+    case VnetError::kBadHdrLen:
+      return "BAD_HDR_LEN";
+    case VnetError::kBadPacket:
+      return "BAD_PACKET";
+    case VnetError::kTooManySegments:
+      return "TOO_MANY_SEGMENTS";
+    case VnetError::kFrameTooLong:
+      return "FRAME_TOO_LONG";
   }
   return "UNKNOWN";
 }
@@ -118,8 +127,7 @@ void ConvertVnetHdr(const uint8_t* in, size_t in_len, uint8_t* out, size_t out_l
   if (out_len > common) std::memset(out + common, 0, out_len - common);
 }
 
-VnetError ParseFrameLayout(const uint8_t* frame, size_t frame_len, uint8_t l4_proto,
-                           FrameLayout* out) {
+VnetError ParseFrameLayout(const uint8_t* frame, size_t frame_len, uint8_t l4_proto, FrameLayout* out) {
   *out = FrameLayout{};
   if (frame_len < kEthHdrLen) return VnetError::kShortFrame;
   size_t type_off = 12;
@@ -184,8 +192,7 @@ VnetError ValidateVnetHdr(const VnetHdr& h, const uint8_t* frame, size_t frame_l
   }
   if (h.hdr_len > frame_len) return VnetError::kBadHdrLen;
   bool needs_csum = (h.flags & kVnetFlagNeedsCsum) != 0;
-  if (needs_csum &&
-      static_cast<size_t>(h.csum_start) + h.csum_offset + 2 > frame_len) {
+  if (needs_csum && static_cast<size_t>(h.csum_start) + h.csum_offset + 2 > frame_len) {
     return VnetError::kBadCsum;
   }
   if (base == kGsoNone) return VnetError::kOk;

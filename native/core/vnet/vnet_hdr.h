@@ -9,9 +9,9 @@
 
 namespace netplane::core {
 
-constexpr size_t kVnetHdrLenLegacy = 10;  // virtio_net_hdr
-constexpr size_t kVnetHdrLenMrg = 12;     // virtio_net_hdr_mrg_rxbuf (and VERSION_1)
-constexpr size_t kVnetHdrLenHash = 20;    // virtio_net_hdr_v1_hash
+constexpr size_t kVnetHdrLenLegacy = 10;         // virtio_net_hdr
+constexpr size_t kVnetHdrLenMrg = 12;            // virtio_net_hdr_mrg_rxbuf (and VERSION_1)
+constexpr size_t kVnetHdrLenHash = 20;           // virtio_net_hdr_v1_hash
 constexpr size_t kMaxFrameLen = 65536 + 14 + 4;  // largest GSO frame (64 KiB IP + eth + vlan)
 constexpr size_t kNetBufSize = 4096 + 65536;     // QEMU NET_BUFSIZE: largest read
 
@@ -37,22 +37,22 @@ struct VnetHdr {
   uint16_t gso_size = 0;
   uint16_t csum_start = 0;
   uint16_t csum_offset = 0;
-  uint16_t num_buffers = 0;   // 12- and 20-byte layouts
-  uint32_t hash_value = 0;    // 20-byte layout
-  uint16_t hash_report = 0;   // 20-byte layout
+  uint16_t num_buffers = 0;  // 12- and 20-byte layouts
+  uint32_t hash_value = 0;   // 20-byte layout
+  uint16_t hash_report = 0;  // 20-byte layout
 };
 
 enum class VnetError {
   kOk = 0,
-  kShortFrame,     // frame shorter than header + ethernet header
-  kBadFlags,       // unknown flag bits
-  kBadGsoType,     // unknown gso_type, or GSO without NEEDS_CSUM where required
-  kBadGsoSize,     // gso_size 0 with GSO, or absurd
-  kBadCsum,        // csum_start / csum_offset outside the frame
-  kBadHdrLen,      // hdr_len beyond the frame
-  kBadPacket,      // frame does not parse as the protocol gso_type claims
+  kShortFrame,  // frame shorter than header + ethernet header
+  kBadFlags,    // unknown flag bits
+  kBadGsoType,  // unknown gso_type, or GSO without NEEDS_CSUM where required
+  kBadGsoSize,  // gso_size 0 with GSO, or absurd
+  kBadCsum,     // csum_start / csum_offset outside the frame
+  kBadHdrLen,   // hdr_len beyond the frame
+  kBadPacket,   // frame does not parse as the protocol gso_type claims
   kTooManySegments,
-  kFrameTooLong,   // frame (or a segment it would produce) larger than kMaxFrameLen
+  kFrameTooLong,  // frame (or a segment it would produce) larger than kMaxFrameLen
 };
 const char* VnetErrorName(VnetError e);
 
@@ -71,9 +71,7 @@ void WriteVnetHdr(const VnetHdr& h, uint8_t* p, size_t len);
 //    kMaxUsoSegments segments; UFO requires gso_size % 8 == 0 (fragment offsets).
 VnetError ValidateVnetHdr(const VnetHdr& h, const uint8_t* frame, size_t frame_len);
 // True if the frame needs work before a peer without offloads can take it.
-inline bool NeedsSoftwareOffload(const VnetHdr& h) {
-  return (h.flags & kVnetFlagNeedsCsum) || h.gso_type != kGsoNone;
-}
+inline bool NeedsSoftwareOffload(const VnetHdr& h) { return (h.flags & kVnetFlagNeedsCsum) || h.gso_type != kGsoNone; }
 
 // Fill in the checksum at csum_start + csum_offset (NEEDS_CSUM) in place.
 VnetError CompleteChecksum(const VnetHdr& h, uint8_t* frame, size_t frame_len);
@@ -84,11 +82,11 @@ constexpr uint16_t kGsoByFrags = 0xffff;  // Linux GSO_BY_FRAGS: never valid fro
 
 // Where the headers of a GSO frame sit (offsets from the start of the ethernet frame).
 struct FrameLayout {
-  size_t l3 = 0;            // IP header
+  size_t l3 = 0;  // IP header
   bool ipv6 = false;
-  size_t l4 = 0;            // TCP/UDP header
-  uint8_t l4_proto = 0;     // 6 or 17
-  size_t l4_hdr_len = 0;    // TCP doff * 4, or 8
+  size_t l4 = 0;          // TCP/UDP header
+  uint8_t l4_proto = 0;   // 6 or 17
+  size_t l4_hdr_len = 0;  // TCP doff * 4, or 8
   // IPv6 only: where a fragment header goes (end of the unfragmentable part) and the
   // offset of the next-header byte that must then say 44.
   size_t ipv6_frag_point = 0;
@@ -96,8 +94,7 @@ struct FrameLayout {
 };
 // Parse the ethernet/IP/L4 headers of frame; kBadPacket if they do not parse as IPv4/IPv6
 // + TCP/UDP (l4_proto 0 accepts either) or the IP packet is a fragment.
-VnetError ParseFrameLayout(const uint8_t* frame, size_t frame_len, uint8_t l4_proto,
-                           FrameLayout* out);
+VnetError ParseFrameLayout(const uint8_t* frame, size_t frame_len, uint8_t l4_proto, FrameLayout* out);
 
 // A header of len bytes (10, 12 or 20) with every field zero: flags 0, GSO_NONE; what a
 // peer without vnet headers gets prepended.
