@@ -2,13 +2,19 @@
 // creates (or opens) the two TAPs by name in the root namespace; the test bed does the rest.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { kTestpmdReady, kTestpmd, testpmdCommand, testpmdUnavailable } from './lib/dpdk';
 import { hasCommand, kBenchDir, kRepoDir, type Tools } from './lib/tools';
+import { kForwarderCpu } from './workloads';
 
 export interface Command {
   cmd: string;
   args: string[];
   /** How the forwarder holds the TAPs, for the run record. */
   note?: string;
+  /** Wait for this on the forwarder's stdout before the TAPs are moved into the namespaces. */
+  readyOutput?: string;
+  /** Remove what the forwarder leaves behind (runtime files), once it has exited. */
+  cleanup?: () => void;
 }
 
 export interface Forwarder {
@@ -153,6 +159,29 @@ export const forwarders: Forwarder[] = [
     byDefault: true,
     unavailable: () => undefined,
     command: (ifA, ifB, tools) => ({ cmd: tools.cfwd, args: ['--vnet-hdr', ifA, ifB] }),
+  },
+  {
+    name: 'dpdk-tap',
+    description: 'DPDK 22.11 testpmd, io forwarding between two net_tap ports (--no-huge, 1 forwarding lcore)',
+    byDefault: true,
+    unavailable: testpmdUnavailable,
+    // net_tap creates the TAPs by name in the root namespace and brings them up when its ports
+    // start; the test bed moves them into the namespaces only after that (readyOutput), as
+    // it does with every forwarder's TAPs, and testpmd keeps the fds.
+    command: (ifA, ifB) => {
+      const t = testpmdCommand({
+        cpu: kForwarderCpu,
+        vdevs: [`net_tap0,iface=${ifA}`, `net_tap1,iface=${ifB}`],
+        forwardMode: 'io',
+      });
+      return {
+        cmd: kTestpmd,
+        args: t.args,
+        note: `main and forwarding lcore on CPU ${kForwarderCpu}; runtime files under --file-prefix ${t.prefix}`,
+        readyOutput: kTestpmdReady,
+        cleanup: t.cleanup,
+      };
+    },
   },
   {
     name: 'naive-node',

@@ -2,7 +2,7 @@
 // prove it forwards, then every workload in turn; the forwarder and the namespaces are gone
 // when it returns, whatever happened.
 import type { Forwarder } from './forwarders';
-import { head, start, stop, tail } from './lib/proc';
+import { head, start, stop, tail, waitForOutput } from './lib/proc';
 import { TestBed } from './lib/testbed';
 import type { Tools } from './lib/tools';
 import type { RunRecord } from './report';
@@ -28,13 +28,14 @@ export async function runSession(
     errors: [],
   };
   const bed = await TestBed.create();
-  const { cmd, args, note } = fw.command(bed.ifA, bed.ifB, tools);
+  const { cmd, args, note, readyOutput, cleanup } = fw.command(bed.ifA, bed.ifB, tools);
   record.command = ['taskset', '-c', String(kForwarderCpu), cmd, ...args];
   if (note) record.note = note;
   const proc = start(fw.name, 'taskset', ['-c', String(kForwarderCpu), cmd, ...args]);
   try {
     try {
       await bed.waitForTaps(proc, 10_000);
+      if (readyOutput) await waitForOutput(proc, readyOutput, 10_000);
       bed.wire();
     } catch (e) {
       record.status = 'failed';
@@ -82,6 +83,7 @@ export async function runSession(
   } finally {
     record.forwarderExit = await stop(proc, 'SIGTERM', 3000);
     record.forwarderStderr = tail(proc.stderr(), 10);
+    cleanup?.();
     await bed.dispose();
   }
 }

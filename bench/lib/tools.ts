@@ -50,6 +50,19 @@ export function missingCommands(): string[] {
     .map(([cmd, pkg]) => `${cmd} (Debian package ${pkg})`);
 }
 
+/**
+ * Commands only some forwarders and workloads need, with their Debian package: a variant
+ * whose command is missing is skipped with this note instead of failing the run.
+ */
+export const kOptionalCommands: Record<string, string> = {
+  'dpdk-testpmd': 'dpdk-dev', // the DPDK variants (dpdk-tap, the vhost workload)
+};
+
+/** Why an optional command cannot be used here, or undefined when it is on the PATH. */
+export function optionalMissing(cmd: string): string | undefined {
+  return hasCommand(cmd) ? undefined : `${cmd} not installed (Debian package ${kOptionalCommands[cmd] ?? '?'})`;
+}
+
 export function hasCommand(cmd: string): boolean {
   try {
     execFileSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' });
