@@ -45,7 +45,7 @@ function newestSource(dir: string): number {
 }
 
 /** The netplane CLI: dist/ when it is at least as new as lib/, else the sources through tsx. */
-function netplaneCli(): { cmd: string; pre: string[]; note: string } | undefined {
+export function netplaneCli(): { cmd: string; pre: string[]; note: string } | undefined {
   const dist = path.join(kRepoDir, 'dist', 'cli', 'main.js');
   const src = path.join(kRepoDir, 'lib', 'cli', 'main.ts');
   const distFresh = fs.existsSync(dist) && fs.statSync(dist).mtimeMs >= newestSource(path.join(kRepoDir, 'lib'));

@@ -6,6 +6,8 @@
 //   --duration S       frame-rate window and iperf3 length in seconds (default 5)
 //   --perf             profile the forwarder CPU during each frame-rate window (perf record)
 //   js-port            the separate bench: frames per second into a JavaScript packet port
+//   vhost              the separate bench: vhost-user back-ends (DPDK's, netplane's) between a
+//                      DPDK virtio-user guest and a TAP; --only dpdk-vhost,netplane-vhost
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { forwarderNames, selectForwarders } from './forwarders';
@@ -16,11 +18,11 @@ import { buildTools } from './lib/tools';
 import { markdown, summarize, type RunRecord } from './report';
 import { runSession } from './session';
 
-const usage = `usage: npm run bench -- [js-port] [--quick] [--only NAMES] [--reps N] [--duration S] [--perf]
+const usage = `usage: npm run bench -- [js-port | vhost] [--quick] [--only NAMES] [--reps N] [--duration S] [--perf]
 forwarders: netplane, ${forwarderNames().join(', ')}`;
 
 export function parseArgs(argv: string[]): Options {
-  const o: Options = { quick: false, reps: 3, duration: 5, jsPort: false, perf: false };
+  const o: Options = { quick: false, reps: 3, duration: 5, jsPort: false, vhost: false, perf: false };
   let reps: number | undefined;
   let duration: number | undefined;
   const number = (flag: string, v: string | undefined, min: number): number => {
@@ -33,6 +35,7 @@ export function parseArgs(argv: string[]): Options {
     const a = argv[i]!;
     if (a === '--quick') o.quick = true;
     else if (a === 'js-port') o.jsPort = true;
+    else if (a === 'vhost') o.vhost = true;
     else if (a === '--perf') o.perf = true;
     else if (a === '--only') o.only = (argv[++i] ?? '').split(',').filter(Boolean);
     else if (a === '--reps') reps = Math.floor(number(a, argv[++i], 1));
@@ -55,6 +58,10 @@ async function main(): Promise<void> {
   if (o.jsPort) {
     const { runJsPort } = await import('./js-port');
     return runJsPort(o);
+  }
+  if (o.vhost) {
+    const { runVhost } = await import('./vhost');
+    return runVhost(o);
   }
   const chosen = selectForwarders(o.only);
   const tools = buildTools();

@@ -13,6 +13,8 @@ export interface Options {
   reps: number;
   duration: number;
   jsPort: boolean;
+  /** The separate vhost-user workload (bench/vhost.ts) instead of the TAP-to-TAP table. */
+  vhost: boolean;
   perf: boolean;
 }
 
