@@ -77,6 +77,9 @@ export interface VhostRecord {
 
 /** The sockets this run created (to report any left behind). */
 const kSockets = new Set<string>();
+process.on('exit', () => {
+  for (const f of kSockets) fs.rmSync(f, { force: true });
+});
 
 const kNoNetplaneVhost = 'netplane has no vhost-user back-end in this build';
 

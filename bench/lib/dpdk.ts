@@ -22,6 +22,13 @@ export const kTestpmdReady = 'Port statistics';
 
 const kRuntimeRoot = process.env.XDG_RUNTIME_DIR && process.getuid?.() !== 0 ? process.env.XDG_RUNTIME_DIR : '/var/run';
 
+// Runtime directories of instances started by this process, removed on exit (also after
+// Ctrl-C, when the harness kills every group and exits without the sessions' cleanup).
+const prefixes = new Set<string>();
+process.on('exit', () => {
+  for (const p of prefixes) removeRuntimeDir(p);
+});
+
 export interface TestpmdArgs {
   /** testpmd lcores: the main lcore and one forwarding lcore, both on `cpu`. */
   cpu: number;
@@ -41,6 +48,7 @@ export interface TestpmdCommand {
 
 export function testpmdCommand(a: TestpmdArgs): TestpmdCommand {
   const prefix = npName('dpdk');
+  prefixes.add(prefix);
   const args = [
     '--lcores',
     `0@${a.cpu},1@${a.cpu}`,
@@ -66,6 +74,7 @@ export function testpmdCommand(a: TestpmdArgs): TestpmdCommand {
 }
 
 export function removeRuntimeDir(prefix: string): void {
+  prefixes.delete(prefix);
   const root = path.join(kRuntimeRoot, 'dpdk');
   fs.rmSync(path.join(root, prefix), { recursive: true, force: true });
   try {
