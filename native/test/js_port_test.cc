@@ -65,7 +65,9 @@ TEST(JsPort, TapFramesArriveInTheRxRingUnpaddedWithOneWake) {
   REQUIRE(g.Connect(1, 2).ok());
   for (int i = 0; i < 10; ++i) REQUIRE(t.Inject(nptest::EthFrame(42, static_cast<uint8_t>(i))));
   CHECK(nptest::WaitFor([&] { return nptest::InfoOf(g, 2).counters.frames_out == 10; }));
-  // No consumer ran yet: the wake flag stays set, so only one wake-up was raised.
+  // No consumer ran yet: the wake flag stays set, so only one wake-up was raised. It is
+  // raised from a bottom half after the delivering handler: wait for it, not assume it ran.
+  CHECK(nptest::WaitFor([&] { return log.Count(GraphEvent::Kind::kPortRx) >= 1; }));
   CHECK_EQ(log.Count(GraphEvent::Kind::kPortRx), size_t{1});
   auto frames = DrainRing(rings.Rx());
   REQUIRE(frames.size() == 10);
