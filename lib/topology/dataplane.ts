@@ -40,8 +40,13 @@ export interface PortClientDescriptor extends ClientBase {
   vnetHdrLen?: number;
 }
 
+/** One queue pair of a device served over vhost-user: rx vq 2i, tx vq 2i+1, device side. */
+export interface VirtioDeviceClientDescriptor extends ClientBase {
+  kind: 'virtio-device';
+}
+
 /** What the data plane needs to know about one net client (one queue of a netdev or NIC). */
-export type ClientDescriptor = TapClientDescriptor | HubPortClientDescriptor | PortClientDescriptor;
+export type ClientDescriptor = TapClientDescriptor | HubPortClientDescriptor | PortClientDescriptor | VirtioDeviceClientDescriptor;
 
 /** Adaptive polling of an IOThread (`-object iothread,poll-max-ns=..,poll-grow=..,poll-shrink=..`). */
 export interface IothreadParams {
