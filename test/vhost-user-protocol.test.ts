@@ -29,9 +29,9 @@ const QUEUE = 256;
 let dir: string;
 let sockPath: string;
 let endpoint: VhostUserEndpoint;
-let backends: VhostUserBackend[] = [];
-let reasons: Array<string | null> = [];
-let queuePairs = 2;
+const backends: VhostUserBackend[] = [];
+const reasons: Array<string | null> = [];
+const queuePairs = 2;
 
 function ringAddrs(ring: number): [bigint, bigint, bigint] {
   const base = UA + BigInt(ring) * 0x10000n;

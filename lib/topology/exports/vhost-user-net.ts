@@ -1,11 +1,12 @@
 // `-export type=vhost-user-net`: a tap netdev's queues served as a virtio-net device to a
 // vhost-user front-end (QEMU's -netdev vhost-user, DPDK's virtio-user). The export owns the
 // socket (lib/vhost-user/endpoint.ts), the queue-pair clients (Topology.attachServedDevice)
-// and, per connection, a VhostUserBackend that runs the protocol. A front-end can make
+// and, per connection, a VhostUserBackend that runs the protocol. The TAP's vnet header and
+// offloads follow the acked features inside the engine (setVirtioFeatures), not from here. A front-end can make
 // netplane map only the memory it hands over and move frames only to this netdev.
 import { NetplaneError } from '../../errors';
-import { bit, guestHdrLenFor, VirtioF, VirtioNetF } from '../../devices/virtio-net-features';
-import { tapOffloadsFor, VirtioNet } from '../../devices/virtio-net';
+import { bit, VirtioF, VirtioNetF } from '../../devices/virtio-net-features';
+import { VirtioNet } from '../../devices/virtio-net';
 import { VhostUserBackend, type BackendInfo, type VhostUserDataPath } from '../../vhost-user/backend';
 import { VhostUserEndpoint, type EndpointAddress } from '../../vhost-user/endpoint';
 import type { DataPlane } from '../dataplane';
@@ -69,6 +70,7 @@ export class VhostUserExport {
   readonly #served: ServedDevice;
   readonly #endpoint: VhostUserEndpoint;
   #closing: Promise<void> | undefined;
+  #unsubscribe: (() => void) | undefined;
 
   private constructor(opts: VhostUserNetExportOptions, served: ServedDevice, endpoint: VhostUserEndpoint, features: bigint) {
     this.id = opts.id;
@@ -97,7 +99,6 @@ export class VhostUserExport {
           queuePairs,
           features,
           ...(dataPath ? { dataPath } : {}),
-          onFeatures: (f) => applyToTap(served, dp, f),
           log: (line) => log(`export '${opts.id}': ${line}`),
         });
       });
@@ -109,6 +110,17 @@ export class VhostUserExport {
     endpoint.on('connected', () => log(`export '${opts.id}': front-end connected`));
     endpoint.on('disconnected', (reason) => log(`export '${opts.id}': front-end ${reason === null ? 'disconnected' : `disconnected: ${reason}`}`));
     endpoint.on('refused', () => log(`export '${opts.id}': refused a second front-end`));
+    // A queue pair that met hostile ring content stopped itself (the engine's 'vring-error').
+    const onEvent = (e: { type?: string; handle?: number; ring?: string; reason?: string }): void => {
+      if (e.type === 'vring-error' && e.handle !== undefined && served.handles.includes(e.handle)) {
+        log(`export '${opts.id}': queue pair ${served.handles.indexOf(e.handle)} ${e.ring ?? ''} ring error: ${e.reason ?? ''}`);
+      }
+    };
+    const emitter = dp as unknown as { on?: (ev: string, fn: typeof onEvent) => void; off?: (ev: string, fn: typeof onEvent) => void };
+    if (served.runsVirtqueues && typeof emitter.on === 'function') {
+      emitter.on('event', onEvent);
+      ex.#unsubscribe = () => emitter.off?.('event', onEvent);
+    }
     // The netdev going away ends the export (its queues are gone).
     topology.netdevs.get(opts.netdev)?.once('closed', () => void ex.close());
     return ex;
@@ -134,19 +146,12 @@ export class VhostUserExport {
 
   /** Disconnect the front-end (rings stopped, memory released), remove the socket, detach. */
   close(): Promise<void> {
-    this.#closing ??= this.#endpoint.close().then(() => this.#served.detach());
+    this.#closing ??= this.#endpoint.close().then(() => {
+      this.#unsubscribe?.();
+      this.#served.detach();
+    });
     return this.#closing;
   }
-}
-
-/** The acked features decide the tap's vnet header and offloads (QEMU's vhost-net does the same). */
-function applyToTap(served: ServedDevice, dp: DataPlane | undefined, features: bigint): void {
-  const tap = served.tap;
-  if (!tap.hasVnetHdr) return;
-  const len = guestHdrLenFor(features);
-  tap.setVnetHdrLen(len);
-  for (const h of served.tapHandles) dp?.setVnetHdrLen(h, len);
-  tap.setOffloads(tapOffloadsFor(features));
 }
 
 /** The exports of one process, by id (what -export, QMP and the library share). */
