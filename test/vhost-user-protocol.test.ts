@@ -287,7 +287,18 @@ describe('vhost-user back-end: protocol over a unix socket', () => {
     const mem = memoryFile('hostile', MEM_SIZE);
     const small = memoryFile('small', 4096);
     const good: Region = { gpa: 0n, size: BigInt(MEM_SIZE), ua: UA, offset: 0n };
-    after(() => {
+    // Another export, with its front-end connected through every hostile case: it must not notice.
+    let other: VhostUserEndpoint;
+    let otherFe: FakeFrontend;
+    before(async () => {
+      other = await VhostUserEndpoint.open({ kind: 'listen', path: path.join(dir, 'other.sock') }, () => new VhostUserBackend({ queuePairs: 1, features: FEATURES }));
+      otherFe = await FakeFrontend.connect(path.join(dir, 'other.sock'));
+      otherFe.send(VU.SET_VRING_NUM, state(0, 64));
+    });
+    after(async () => {
+      assert.equal(other.connections, 1, 'the other front-end stayed on one connection');
+      otherFe.close();
+      await other.close();
       fs.closeSync(mem.fd);
       fs.closeSync(small.fd);
     });
@@ -312,6 +323,7 @@ describe('vhost-user back-end: protocol over a unix socket', () => {
       { item: 6, name: 'fd missing without NOFD', send: (fe) => fe.send(VU.SET_VRING_KICK, u64(0)), reason: /carries 0 fds, expected 1/ },
       { item: 6, name: 'fd count != nregions', send: (fe) => fe.send(VU.SET_MEM_TABLE, memTable([good]), { fds: [mem.fd, mem.fd] }), reason: /carries 2 fds, expected 1/ },
       { item: 6, name: 'GET_INFLIGHT_FD with an fd', send: (fe, p) => fe.send(VU.GET_INFLIGHT_FD, Buffer.alloc(24), { fds: [p.fds[0]] }), reason: /unsupported request GET_INFLIGHT_FD/ },
+      { item: 7, name: 'a kick fd that is a regular file', send: (fe) => fe.send(VU.SET_VRING_KICK, u64(0), { fds: [mem.fd] }), reason: /ring 0 fd is not an eventfd/ },
       { item: 10, name: 'SET_FEATURES with bits never offered', send: (fe) => fe.send(VU.SET_FEATURES, u64(FEATURES | bit(VirtioNetF.HOST_TSO4))), reason: /were not offered/ },
       { item: 10, name: 'SET_PROTOCOL_FEATURES with CONFIG', send: (fe) => fe.send(VU.SET_PROTOCOL_FEATURES, u64(1n << 9n)), reason: /were not offered/ },
       { item: 11, name: 'SET_STATUS without STATUS negotiated', send: (fe) => fe.send(VU.SET_STATUS, u64(0xf)), reason: /without the STATUS protocol feature/ },
@@ -362,6 +374,7 @@ describe('vhost-user back-end: protocol over a unix socket', () => {
         assert.equal(fdsPointingAt(p.target), 2);
         assert.equal(fdsPointingAt(fdTarget(mem.fd)), memBefore);
         p.close();
+        await sync(otherFe);
         // The endpoint serves the next front-end.
         const next = await FakeFrontend.connect(sockPath);
         await sync(next);

@@ -139,6 +139,20 @@ function fail(message: string): never {
   throw new VhostUserProtocolError(message);
 }
 
+/**
+ * Kick, call and error fds are eventfds (or pipes/sockets a test front-end uses): a regular
+ * file or a directory would poll readable forever and spin the queue's thread.
+ */
+function checkNotifierFd(what: string, index: number, fd: number): void {
+  let st: fs.Stats;
+  try {
+    st = fs.fstatSync(fd);
+  } catch (e) {
+    fail(`${what}: ring ${index} fd cannot be examined: ${e instanceof Error ? e.message : String(e)}`);
+  }
+  if (st.isFile() || st.isDirectory() || st.isBlockDevice()) fail(`${what}: ring ${index} fd is not an eventfd`);
+}
+
 function overlaps(a: bigint, asize: bigint, b: bigint, bsize: bigint): boolean {
   return a < b + bsize && b < a + asize;
 }
@@ -227,6 +241,14 @@ export class VhostUserBackend implements VhostUserHandler {
       case 'SET_VRING_ERR': {
         const { index, noFd } = req.value;
         const fd = noFd ? -1 : req.fds.take();
+        if (fd >= 0) {
+          try {
+            checkNotifierFd(req.name, index, fd);
+          } catch (e) {
+            closeQuietly(fd);
+            throw e;
+          }
+        }
         const key = req.name === 'SET_VRING_KICK' ? 'kick' : req.name === 'SET_VRING_CALL' ? 'call' : 'err';
         return this.#change(index, (r) => {
           const old = r[key];
