@@ -9,7 +9,17 @@ export { Tap, TunFeature, TunOffload } from './tap';
 export type { TapOpenOptions, TapOffloads, VnetHdrMode } from './tap';
 export * from './topology';
 export { NativeDataPlane } from './dataplane/native-dataplane';
-export type { ClientStats, TapDeadEvent, DataPlaneEvent, NativeDataPlaneOptions } from './dataplane/native-dataplane';
+export type {
+  ClientStats,
+  TapDeadEvent,
+  VringErrorEvent,
+  DataPlaneEvent,
+  NativeDataPlaneOptions,
+  GuestMemoryRegion,
+  BorrowedGuestMemoryRegion,
+  VringConfig,
+} from './dataplane/native-dataplane';
+export { GuestMemory } from './dataplane/guest-memory';
 export { PacketPort, DEFAULT_RING_BYTES, MIN_RING_BYTES } from './dataplane/packet-port';
 export type { PacketPortOptions, PortVnetHdrLen } from './dataplane/packet-port';
 export {

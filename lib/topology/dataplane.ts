@@ -40,13 +40,21 @@ export interface PortClientDescriptor extends ClientBase {
   vnetHdrLen?: number;
 }
 
-/** One queue pair of a device served over vhost-user: rx vq 2i, tx vq 2i+1, device side. */
+/**
+ * A guest's virtio-net queue pair served natively from its rings (rx vq 2i, tx vq 2i+1 for
+ * queueIndex i): the vhost-user back-end's queues. Starts with both rings stopped; the data
+ * plane's setVirtioFeatures / startVring / stopVring drive it.
+ */
 export interface VirtioDeviceClientDescriptor extends ClientBase {
   kind: 'virtio-device';
 }
 
 /** What the data plane needs to know about one net client (one queue of a netdev or NIC). */
-export type ClientDescriptor = TapClientDescriptor | HubPortClientDescriptor | PortClientDescriptor | VirtioDeviceClientDescriptor;
+export type ClientDescriptor =
+  | TapClientDescriptor
+  | HubPortClientDescriptor
+  | PortClientDescriptor
+  | VirtioDeviceClientDescriptor;
 
 /** Adaptive polling of an IOThread (`-object iothread,poll-max-ns=..,poll-grow=..,poll-shrink=..`). */
 export interface IothreadParams {
@@ -64,7 +72,8 @@ export type DataPlaneClientStats = Pick<
   NativeClientStats,
   | 'handle' | 'name' | 'kind' | 'queueIndex' | 'iothread' | 'peer' | 'hubId' | 'linkDown' | 'dead' | 'enabled'
   | 'framesIn' | 'bytesIn' | 'framesOut' | 'bytesOut' | 'queued' | 'dropped' | 'drops'
->;
+> &
+  Partial<Pick<NativeClientStats, 'broken' | 'error'>>;
 
 /** A client whose device the data plane found gone (a TAP whose interface vanished). */
 export interface ClientDeadEvent {

@@ -13,6 +13,7 @@ const char* KindCode(core::StatusCode code) {
     case core::StatusCode::kNotFound: return "NETPLANE_NOT_FOUND";
     case core::StatusCode::kInUse: return "NETPLANE_IN_USE";
     case core::StatusCode::kClosed: return "NETPLANE_CLOSED";
+    case core::StatusCode::kInvalidInput: return "NETPLANE_INVALID";
     case core::StatusCode::kOk:
     case core::StatusCode::kSystem:
     case core::StatusCode::kInvalid: break;

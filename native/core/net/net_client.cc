@@ -13,6 +13,7 @@ const char* ClientKindName(ClientKind k) {
     // The stats' spelling ('jsport'), which query-netplane-stats shows for ports made by
     // createPort: kept so that output does not change.
     case ClientKind::kPort: return "jsport";
+    case ClientKind::kVirtioDevice: return "virtio-device";
   }
   return "unknown";
 }
