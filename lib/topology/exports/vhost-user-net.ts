@@ -122,7 +122,9 @@ export class VhostUserExport {
       ex.#unsubscribe = () => emitter.off?.('event', onEvent);
     }
     // The netdev going away ends the export (its queues are gone).
-    topology.netdevs.get(opts.netdev)?.once('closed', () => void ex.close());
+    topology.netdevs.get(opts.netdev)?.once('closed', () => {
+      ex.close().catch((e: unknown) => log(`export '${opts.id}': ${e instanceof Error ? e.message : String(e)}`));
+    });
     return ex;
   }
 
