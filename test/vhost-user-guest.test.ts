@@ -47,6 +47,29 @@ function line(child: ChildProcess, key: string, ms: number): Promise<Record<stri
   });
 }
 
+/** Start netplane serving a new TAP; once its pidfile exists, move the TAP into the namespace. */
+async function startNetplaneIn(dir: string, sock: string, tap: string, ns: NetNs, queues: number, qmp?: string): Promise<ChildProcess> {
+  const pidfile = path.join(dir, `np-${Date.now()}.pid`);
+  const child = spawn(process.execPath, [
+    '--import', 'tsx', CLI,
+    '-netdev', `tap,id=hn0,ifname=${tap},vnet_hdr=on,queues=${queues}`,
+    '-export', `type=vhost-user-net,id=vu0,netdev=hn0,addr.type=unix,addr.path=${sock},num-queues=${queues}`,
+    ...(qmp !== undefined ? ['-qmp', `unix:${qmp},server=on,wait=off`] : []),
+    '-pidfile', pidfile,
+  ], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let err = '';
+  child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
+  const end = Date.now() + 20_000;
+  while (!fs.existsSync(pidfile)) {
+    if (child.exitCode !== null || Date.now() > end) throw new Error(`netplane did not start: ${err}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  sh('ip', ['link', 'set', tap, 'netns', ns.name]);
+  ns.exec('ip', ['addr', 'add', `${HOST_IP}/24`, 'dev', tap]);
+  ns.exec('ip', ['link', 'set', tap, 'up']);
+  return child;
+}
+
 test('QEMU guest on -netdev vhost-user to netplane: ping, TCP, set_link, netplane killed and restarted', needsPrivileged('qemu-system-x86_64', 'ip'), async (t) => {
   const t0 = performance.now();
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'np-vu-guest-'));
@@ -65,27 +88,7 @@ test('QEMU guest on -netdev vhost-user to netplane: ping, TCP, set_link, netplan
     },
   };
 
-  /** Start netplane; once its pidfile exists, move the new TAP into the namespace. */
-  const startNetplane = async (): Promise<ChildProcess> => {
-    const pidfile = path.join(dir, `np-${Date.now()}.pid`);
-    const child = spawn(process.execPath, [
-      '--import', 'tsx', CLI,
-      '-netdev', `tap,id=hn0,ifname=${tap},vnet_hdr=on`,
-      '-export', `type=vhost-user-net,id=vu0,netdev=hn0,addr.type=unix,addr.path=${sock}`,
-      '-pidfile', pidfile,
-    ], { stdio: ['ignore', 'ignore', 'pipe'] });
-    let err = '';
-    child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
-    const end = Date.now() + 20_000;
-    while (!fs.existsSync(pidfile)) {
-      if (child.exitCode !== null || Date.now() > end) throw new Error(`netplane did not start: ${err}`);
-      await new Promise((r) => setTimeout(r, 50));
-    }
-    sh('ip', ['link', 'set', tap, 'netns', ns.name]);
-    ns.exec('ip', ['addr', 'add', `${HOST_IP}/24`, 'dev', tap]);
-    ns.exec('ip', ['link', 'set', tap, 'up']);
-    return child;
-  };
+  const startNetplane = (): Promise<ChildProcess> => startNetplaneIn(dir, sock, tap, ns, 1);
   np = await startNetplane();
 
   await using guest = await Guest.boot({
@@ -143,4 +146,58 @@ test('QEMU guest on -netdev vhost-user to netplane: ping, TCP, set_link, netplan
   assert.match(ping3.output, /[23] packets received/, ping3.output);
   np.kill('SIGTERM');
   t.diagnostic(`whole test ${Math.round(performance.now() - t0)} ms`);
+});
+
+test('queues=2: the guest drives both queue pairs (ethtool -L eth0 combined 2)', needsPrivileged('qemu-system-x86_64', 'ip'), async (t) => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'np-vu-guest-'));
+  const sock = path.join(dir, 'vu0.sock');
+  const qmpPath = path.join(dir, 'np-qmp.sock');
+  const tap = npName('vq');
+  using ns = new NetNs('vq');
+  ns.disableIpv6();
+  let np: ChildProcess | undefined;
+  const sinks: ChildProcess[] = [];
+  using _cleanup = {
+    [Symbol.dispose]: () => {
+      np?.kill('SIGKILL');
+      for (const s of sinks) s.kill('SIGKILL');
+      deleteLink(tap);
+      fs.rmSync(dir, { recursive: true, force: true });
+    },
+  };
+  np = await startNetplaneIn(dir, sock, tap, ns, 2, qmpPath);
+  await using guest = await Guest.boot({
+    sharedMemory: true,
+    smp: 2,
+    qemuArgs: [
+      '-chardev', `socket,id=c0,path=${sock},reconnect=1`,
+      '-netdev', 'vhost-user,id=n0,chardev=c0,queues=2',
+      '-device', 'virtio-net-pci,netdev=n0,mac=52:54:00:6e:70:13,mq=on,vectors=0,romfile=',
+    ],
+  });
+  await guest.check(`ip addr add ${GUEST_IP}/24 dev eth0 && ip link set eth0 up && ethtool -L eth0 combined 2`);
+  assert.match(await guest.check('ethtool -l eth0'), /Current hardware settings:[\s\S]*Combined:\s+2/);
+  assert.equal((await guest.waitFor('cat /sys/class/net/eth0/carrier', (r) => r.output.trim() === '1', 10_000)).status, 0);
+  const ping = await guest.run(`ping -c 3 -W 1 ${HOST_IP}`, { timeoutMs: 20_000 });
+  assert.match(ping.output, /3 packets received/, ping.output);
+  // Several TCP connections from both vCPUs: the flows spread over the queue pairs.
+  for (let i = 0; i < 4; i++) {
+    const sink = ns.spawn(process.execPath, ['-e', SINK, HOST_IP]);
+    sinks.push(sink);
+    const { port } = await line(sink, 'port', 10_000);
+    const got = line(sink, 'bytes', 60_000);
+    const r = await guest.run(`taskset ${1 + (i % 2)} sh -c 'dd if=/dev/zero bs=64k count=8 2>/dev/null | nc ${HOST_IP} ${port}'`, { timeoutMs: 60_000 });
+    assert.equal(r.status, 0, r.output);
+    assert.deepEqual(await got, { bytes: 8 * 65536 });
+  }
+  const { client: qmp } = await QmpTestClient.open(qmpPath);
+  const ex = await qmp.execute('query-netplane-exports');
+  assert.deepEqual(ex.return[0].device.rings.map((r: { started: boolean }) => r.started), [true, true, true, true]);
+  const stats = (await qmp.execute('query-netplane-stats', { name: 'vu0' })).return as Array<Record<string, number>>;
+  assert.equal(stats.length, 2);
+  assert.equal(stats[0]!['kind' as never], 'virtio-device');
+  t.diagnostic(`frames in per queue pair: ${stats.map((s) => s['frames-in']).join(', ')}`);
+  assert.ok(stats[0]!['frames-in']! > 0);
+  qmp.close();
+  np.kill('SIGTERM');
 });
