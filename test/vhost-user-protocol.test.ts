@@ -219,6 +219,25 @@ describe('vhost-user back-end: protocol over a unix socket', () => {
     fs.closeSync(mem.fd);
   });
 
+  test('item 10: SET_FEATURES changing bits while rings run closes the connection', T, async () => {
+    const mem = memoryFile('feat', MEM_SIZE);
+    const pipes: ReturnType<typeof eventPipe>[] = [];
+    const fe = await FakeFrontend.connect(sockPath);
+    await qemuConnect(fe, 2, pipes);
+    await qemuStart(fe, 2, mem, [{ gpa: 0n, size: BigInt(MEM_SIZE), ua: UA, offset: 0n }], pipes);
+    await sync(fe);
+    assert.ok(current().info().rings.every((r) => r.started));
+    fe.send(VU.SET_FEATURES, u64(FEATURES | F_PROTOCOL)); // the same bits again: fine
+    await sync(fe);
+    fe.send(VU.SET_FEATURES, u64(bit(VirtioF.VERSION_1) | F_PROTOCOL));
+    assert.match(String(await disconnected()), /changes features while rings run/);
+    for (const p of pipes) {
+      assert.equal(fdsPointingAt(p.target), 2);
+      p.close();
+    }
+    fs.closeSync(mem.fd);
+  });
+
   test('a new connection gets a clean device', T, async () => {
     const fe = await FakeFrontend.connect(sockPath);
     await sync(fe);
