@@ -358,3 +358,267 @@ TEST(VirtioDevice, RingsThatDoNotFitGuestMemoryAreRefused) {
   CHECK(g.StartVring(2, VirtioRing::kTx, std::move(s)).code == StatusCode::kInvalidInput);
   CHECK(!nptest::InfoOf(g, 2).tx_started);
 }
+
+// ---- a hostile guest ---------------------------------------------------------------------
+// Queue pair 0 gets the hostile input, queue pair 1 (its own guest rings, TAP and thread)
+// must not notice. Expected for each case: pair 0 broken with a reason, counted once, its err
+// fd written, one vring-error event, frames for it dropped and counted, the process alive.
+
+namespace {
+
+struct TwoPairs {
+  nptest::EventLog log;
+  FakeTap t0, t1;
+  Guest g0, g1;
+  NetGraph g{log.Sink()};
+  TwoPairs() {
+    REQUIRE(g.AddTap(nptest::Spec(1, "t0", 0), t0.dp(), 0).ok());
+    REQUIRE(g.AddVirtioDevice(nptest::Spec(2, "vd0", 0)).ok());
+    REQUIRE(g.AddTap(nptest::Spec(3, "t1", 1), t1.dp(), 0).ok());
+    REQUIRE(g.AddVirtioDevice(nptest::Spec(4, "vd1", 1)).ok());
+    REQUIRE(g.Connect(1, 2).ok());
+    REQUIRE(g.Connect(3, 4).ok());
+    REQUIRE(g0.StartAll(g, 2, kModern));
+    REQUIRE(g1.StartAll(g, 4, kModern));
+    g1.PostRx(64, 2048);
+    g1.Kick(g1.rx);
+  }
+  void Raw(nptest::GuestRing& r, uint16_t i, uint64_t addr, uint32_t len, uint16_t flags, uint16_t next) {
+    StoreDesc(r.drv.desc_table() + 16ull * i, VringDesc{addr, len, flags, next});
+  }
+  // Offer head `head` on ring r and kick.
+  void Offer(nptest::GuestRing& r, uint16_t head) {
+    r.drv.PushAvailRaw(head);
+    r.drv.Publish();
+    r.kick.Signal();
+  }
+  void SecondPairWorks() {
+    auto eth = nptest::EthFrame(64, 0x11);
+    REQUIRE(g1.SendFrame(nptest::WithHdr(eth)) >= 0);
+    g1.Kick(g1.tx);
+    CHECK(t1.Take() == eth);
+    REQUIRE(t1.Inject(eth));
+    auto got = WaitRx(g1, 1);
+    CHECK_EQ(got.size(), size_t{1});
+  }
+  void ExpectBroken(VirtioRing ring, const char* reason) {
+    nptest::GuestRing& r = g0.ring(ring);
+    CHECK(nptest::WaitFor([&] { return nptest::InfoOf(g, 2).broken; }));
+    ClientInfo i = nptest::InfoOf(g, 2);
+    CHECK_EQ(i.errors, uint64_t{1});
+    if (i.error.find(reason) == std::string::npos || i.error.find(VirtioRingName(ring)) != 0)
+      nptest::Fail(__FILE__, __LINE__, "error '" + i.error + "' is not '" + VirtioRingName(ring) + " ring: " + reason + "'");
+    CHECK(nptest::WaitFor([&] { return r.err.Take() == 1; }));
+    CHECK(nptest::WaitFor([&] { return log.Count(GraphEvent::Kind::kVringError) == 1; }));
+    {
+      std::lock_guard<std::mutex> l(log.mu);
+      for (auto& e : log.events)
+        if (e.kind == GraphEvent::Kind::kVringError) {
+          CHECK_EQ(e.handle, uint32_t{2});
+          CHECK_EQ(e.ring, static_cast<int>(ring));
+          CHECK(e.reason == i.error);
+        }
+    }
+    SecondPairWorks();
+    // Frames for the broken pair are dropped and counted; nothing piles up.
+    uint64_t dead = nptest::Drops(i, DropReason::kDeadDevice);
+    REQUIRE(t0.Inject(nptest::EthFrame(64, 1)));
+    CHECK(nptest::WaitFor([&] { return nptest::Drops(nptest::InfoOf(g, 2), DropReason::kDeadDevice) > dead; }));
+    CHECK(!nptest::InfoOf(g, 1).link_down);
+    CHECK(nptest::AllConserved(g));
+    CHECK(!nptest::InfoOf(g, 4).broken);
+  }
+};
+
+}  // namespace
+
+TEST(VirtioHostile, DescriptorLoop) {
+  TwoPairs p;
+  p.Raw(p.g0.tx, 0, 0x40000, 64, kVringDescFNext, 1);
+  p.Raw(p.g0.tx, 1, 0x40000, 64, kVringDescFNext, 0);
+  p.Offer(p.g0.tx, 0);
+  p.ExpectBroken(VirtioRing::kTx, "loop");
+}
+
+TEST(VirtioHostile, SelfLoopInsideAnIndirectTable) {
+  TwoPairs p;
+  VringDesc d{0x40000, 64, kVringDescFNext, 0};
+  uint8_t raw[16];
+  std::memcpy(raw, &d.addr, 8);
+  std::memcpy(raw + 8, &d.len, 4);
+  std::memcpy(raw + 12, &d.flags, 2);
+  std::memcpy(raw + 14, &d.next, 2);
+  p.g0.tx.drv.Write(0x50000, raw, 16);
+  p.Raw(p.g0.tx, 0, 0x50000, 16, kVringDescFIndirect, 0);
+  p.Offer(p.g0.tx, 0);
+  p.ExpectBroken(VirtioRing::kTx, "loop");
+}
+
+TEST(VirtioHostile, NextOutOfRange) {
+  TwoPairs p;
+  p.Raw(p.g0.tx, 0, 0x40000, 64, kVringDescFNext, 300);
+  p.Offer(p.g0.tx, 0);
+  p.ExpectBroken(VirtioRing::kTx, "next index out of range");
+}
+
+TEST(VirtioHostile, HeadOutOfRange) {
+  TwoPairs p;
+  p.Offer(p.g0.tx, 256);
+  p.ExpectBroken(VirtioRing::kTx, "head index out of range");
+}
+
+TEST(VirtioHostile, NestedIndirect) {
+  TwoPairs p;
+  VringDesc d{0x60000, 16, kVringDescFIndirect, 0};
+  uint8_t raw[16];
+  std::memcpy(raw, &d.addr, 8);
+  std::memcpy(raw + 8, &d.len, 4);
+  std::memcpy(raw + 12, &d.flags, 2);
+  std::memcpy(raw + 14, &d.next, 2);
+  p.g0.tx.drv.Write(0x50000, raw, 16);
+  p.Raw(p.g0.tx, 0, 0x50000, 16, kVringDescFIndirect, 0);
+  p.Offer(p.g0.tx, 0);
+  p.ExpectBroken(VirtioRing::kTx, "indirect descriptor inside an indirect table");
+}
+
+TEST(VirtioHostile, IndirectTableLengthNotAMultipleOf16) {
+  TwoPairs p;
+  p.Raw(p.g0.tx, 0, 0x50000, 15, kVringDescFIndirect, 0);
+  p.Offer(p.g0.tx, 0);
+  p.ExpectBroken(VirtioRing::kTx, "indirect table length");
+}
+
+TEST(VirtioHostile, AddressOutsideEveryRegion) {
+  TwoPairs p;
+  p.Raw(p.g0.tx, 0, 3 * nptest::kRegionSize, 64, 0, 0);
+  p.Offer(p.g0.tx, 0);
+  p.ExpectBroken(VirtioRing::kTx, "outside guest memory");
+}
+
+TEST(VirtioHostile, LengthOverflowAndOnePastTheEnd) {
+  {
+    TwoPairs p;
+    p.Raw(p.g0.tx, 0, ~0ull - 16, 64, 0, 0);  // addr + len wraps
+    p.Offer(p.g0.tx, 0);
+    p.ExpectBroken(VirtioRing::kTx, "outside guest memory");
+  }
+  {
+    TwoPairs p;
+    p.Raw(p.g0.tx, 0, 2 * nptest::kRegionSize - 63, 64, 0, 0);  // ends one byte past the memory
+    p.Offer(p.g0.tx, 0);
+    p.ExpectBroken(VirtioRing::kTx, "outside guest memory");
+  }
+}
+
+TEST(VirtioHostile, ZeroLengthDescriptor) {
+  TwoPairs p;
+  p.Raw(p.g0.tx, 0, 0xdeadbeef000ull, 0, 0, 0);
+  p.Offer(p.g0.tx, 0);
+  p.ExpectBroken(VirtioRing::kTx, "zero-length");
+}
+
+TEST(VirtioHostile, AvailIndexJump) {
+  TwoPairs p;
+  p.g0.tx.drv.SetAvailIdxRaw(257);
+  p.g0.tx.kick.Signal();
+  p.ExpectBroken(VirtioRing::kTx, "avail index moved");
+}
+
+TEST(VirtioHostile, WritableDescriptorInTx) {
+  TwoPairs p;
+  p.Raw(p.g0.tx, 0, 0x40000, 64, kVringDescFWrite, 0);
+  p.Offer(p.g0.tx, 0);
+  p.ExpectBroken(VirtioRing::kTx, "device-writable descriptor in a tx chain");
+}
+
+TEST(VirtioHostile, ReadableDescriptorInRx) {
+  TwoPairs p;
+  p.Raw(p.g0.rx, 0, 0x40000, 2048, 0, 0);
+  p.Offer(p.g0.rx, 0);
+  REQUIRE(p.t0.Inject(nptest::EthFrame(64, 1)));
+  p.ExpectBroken(VirtioRing::kRx, "device-readable descriptor in an rx chain");
+}
+
+TEST(VirtioHostile, RxBufferSmallerThanTheHeader) {
+  TwoPairs p;
+  p.Raw(p.g0.rx, 0, 0x40000, 4, kVringDescFWrite, 0);
+  p.Offer(p.g0.rx, 0);
+  REQUIRE(p.t0.Inject(nptest::EthFrame(64, 1)));
+  p.ExpectBroken(VirtioRing::kRx, "rx buffer smaller");
+}
+
+TEST(VirtioHostile, RxAvailIndexJump) {
+  TwoPairs p;
+  p.g0.rx.drv.SetAvailIdxRaw(0x8000);
+  p.g0.rx.kick.Signal();
+  REQUIRE(p.t0.Inject(nptest::EthFrame(64, 1)));
+  p.ExpectBroken(VirtioRing::kRx, "avail index moved");
+}
+
+TEST(VirtioHostile, KickFdThatIsNotAnEventfd) {
+  TwoPairs p;
+  REQUIRE(p.g.StopVring(2, VirtioRing::kTx).ok());
+  int pfd[2];
+  REQUIRE(pipe(pfd) == 0);
+  auto s = p.g0.Start(VirtioRing::kTx);
+  s.kick = UniqueFd(pfd[0]);
+  REQUIRE(p.g.StartVring(2, VirtioRing::kTx, std::move(s)).ok());
+  close(pfd[1]);  // EOF: readable forever
+  p.ExpectBroken(VirtioRing::kTx, "kick fd failed");
+}
+
+TEST(VirtioHostile, BrokenPairResetsWhenBothRingsRestart) {
+  TwoPairs p;
+  p.g0.tx.drv.SetAvailIdxRaw(1000);
+  p.g0.tx.kick.Signal();
+  CHECK(nptest::WaitFor([&] { return nptest::InfoOf(p.g, 2).broken; }));
+  CHECK(!p.g.StartVring(2, VirtioRing::kTx, p.g0.Start(VirtioRing::kTx)).ok());  // rx still runs
+  REQUIRE(p.g.StopVring(2, VirtioRing::kRx).ok());
+  REQUIRE(p.g.StopVring(2, VirtioRing::kTx).ok());
+  // The driver starts over (a device reset re-initialises the rings).
+  p.g0.Layout(&p.g0.rx, 0x0000);
+  p.g0.Layout(&p.g0.tx, 0x10000);
+  REQUIRE(p.g.StartVring(2, VirtioRing::kRx, p.g0.Start(VirtioRing::kRx)).ok());
+  REQUIRE(p.g.StartVring(2, VirtioRing::kTx, p.g0.Start(VirtioRing::kTx)).ok());
+  ClientInfo i = nptest::InfoOf(p.g, 2);
+  CHECK(!i.broken);
+  CHECK_EQ(i.errors, uint64_t{1});  // the count stays
+  auto eth = nptest::EthFrame(64, 2);
+  REQUIRE(p.g0.SendFrame(nptest::WithHdr(eth)) >= 0);
+  p.g0.Kick(p.g0.tx);
+  CHECK(p.t0.Take() == eth);
+}
+
+TEST(VirtioHostile, BadTxPacketsAreDroppedNotFatal) {
+  Pair p(kModern, 0);
+  auto eth = nptest::EthFrame(100, 3);
+  std::vector<std::vector<uint8_t>> bad;
+  bad.push_back(std::vector<uint8_t>(12, 0));   // only a header
+  bad.push_back(std::vector<uint8_t>(8, 0));    // less than a header
+  auto csum = nptest::WithHdr(eth);
+  csum[0] = kVnetFlagNeedsCsum;
+  csum[6] = 200;  // csum_start beyond the packet
+  bad.push_back(csum);
+  auto gso0 = Tso4(2000);
+  gso0[4] = gso0[5] = 0;  // gso_size 0
+  bad.push_back(gso0);
+  auto unknown = nptest::WithHdr(eth);
+  unknown[1] = 7;  // no such gso_type
+  bad.push_back(unknown);
+  bad.push_back(nptest::WithHdr(nptest::EthFrame(kMaxFrameLen + 1, 1)));  // larger than a TAP takes
+  for (auto& b : bad) REQUIRE(p.guest.SendFrame(b) >= 0);
+  // A good one split over three descriptors, the header itself split in two.
+  auto good = nptest::WithHdr(eth);
+  uint64_t a = p.guest.Alloc(static_cast<uint32_t>(good.size()));
+  p.guest.tx.drv.Write(a, good.data(), good.size());
+  VirtqueueDriver::Buffer parts[3] = {{a, 5, false}, {a + 5, 20, false}, {a + 25, static_cast<uint32_t>(good.size() - 25), false}};
+  REQUIRE(p.guest.tx.drv.AddBuffers(parts, 3) >= 0);
+  p.guest.Kick(p.guest.tx);
+  CHECK(p.tap.Take() == eth);
+  CHECK(nptest::WaitFor([&] { return p.guest.TakeTxDone() == 7; }));
+  ClientInfo i = p.Info();
+  CHECK(!i.broken);
+  CHECK_EQ(nptest::Drops(i, DropReason::kBadVnetHdr), uint64_t{5});
+  CHECK_EQ(nptest::Drops(i, DropReason::kOversize), uint64_t{1});
+  CHECK(nptest::AllConserved(p.g));
+}
