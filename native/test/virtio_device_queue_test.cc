@@ -1,6 +1,10 @@
 // VirtioDeviceQueue against a driver-side ring in a memfd (virtio_guest.h) and a FakeTap
 // peer: frames both ways, mergeable buffers, notification suppression, back-pressure, and
 // the hostile guest.
+#include <fcntl.h>
+
+#include "fd_count.h"
+#include "frame_builder.h"
 #include "test.h"
 #include "virtio_guest.h"
 
@@ -58,7 +62,6 @@ TEST(VirtioDevice, TapFramesReachTheGuest) {
   CHECK(nptest::AllConserved(p.g));
 }
 
-#include "frame_builder.h"
 
 namespace {
 // A TSO4 frame of `payload` bytes with a 12-byte header as Linux sends it (mss 1000).
@@ -621,4 +624,46 @@ TEST(VirtioHostile, BadTxPacketsAreDroppedNotFatal) {
   CHECK_EQ(nptest::Drops(i, DropReason::kBadVnetHdr), uint64_t{5});
   CHECK_EQ(nptest::Drops(i, DropReason::kOversize), uint64_t{1});
   CHECK(nptest::AllConserved(p.g));
+}
+
+
+TEST(VirtioDevice, StartStopCyclesAndRefusedStartsLeakNoFd) {
+  Pair p;
+  REQUIRE(p.g.StopVring(2, VirtioRing::kRx).ok());
+  REQUIRE(p.g.StopVring(2, VirtioRing::kTx).ok());
+  int before = nptest::OpenFdCount();
+  for (int i = 0; i < 2000; ++i) {
+    REQUIRE(p.g.StartVring(2, VirtioRing::kTx, p.guest.Start(VirtioRing::kTx)).ok());
+    auto bad = p.guest.Start(VirtioRing::kRx);
+    bad.addrs.used = bad.addrs.desc;  // refused: its fds are closed, not kept
+    REQUIRE(!p.g.StartVring(2, VirtioRing::kRx, std::move(bad)).ok());
+    REQUIRE(p.g.StopVring(2, VirtioRing::kTx).ok());
+  }
+  CHECK_EQ(nptest::OpenFdCount(), before);
+  // A ring never started answers GET_VRING_BASE with its base (0), twice in a row too.
+  auto b = p.g.StopVring(2, VirtioRing::kRx);
+  REQUIRE(b.ok());
+  CHECK_EQ(b.value, uint16_t{0});
+  CHECK(p.g.StopVring(2, VirtioRing::kRx).ok());
+  CHECK(!p.g.StopVring(1, VirtioRing::kRx).ok());  // a TAP is not a virtio queue pair
+}
+
+TEST(VirtioDevice, ACallFdThatWouldBlockDoesNotStallTheQueue) {
+  Pair p;
+  REQUIRE(p.g.StopVring(2, VirtioRing::kTx).ok());
+  int pfd[2];
+  REQUIRE(pipe2(pfd, O_NONBLOCK | O_CLOEXEC) == 0);
+  char junk[4096] = {};
+  while (write(pfd[1], junk, sizeof junk) > 0) {
+  }
+  auto s = p.guest.Start(VirtioRing::kTx, 0);
+  s.call = UniqueFd(pfd[1]);  // full: every interrupt write would block
+  REQUIRE(p.g.StartVring(2, VirtioRing::kTx, std::move(s)).ok());
+  auto eth = nptest::EthFrame(64, 4);
+  for (int round = 0; round < 3; ++round) {
+    REQUIRE(p.guest.SendFrame(nptest::WithHdr(eth)) >= 0);
+    p.guest.Kick(p.guest.tx);
+    CHECK(p.tap.Take() == eth);
+  }
+  close(pfd[0]);
 }
