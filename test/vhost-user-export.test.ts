@@ -6,16 +6,23 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { describe, test } from 'node:test';
+import { after, describe, test } from 'node:test';
 import { VhostUserExport, VhostUserExports } from '../lib/topology/exports/vhost-user-net';
 import { Topology } from '../lib/topology/topology';
 import { fakeTaps } from './helpers/fake-tap';
 import { FakeFrontend, VU } from './helpers/vhost-user-frontend';
 
+const dirs: string[] = [];
+after(() => {
+  for (const d of dirs) fs.rmSync(d, { recursive: true, force: true });
+});
+
 function setup(): { topo: Topology; dir: string } {
   const fakes = fakeTaps();
   const topo = new Topology({ openTap: fakes.openTap, warn: () => {} });
-  return { topo, dir: fs.mkdtempSync(path.join(os.tmpdir(), 'np-vu-ex-')) };
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'np-vu-ex-'));
+  dirs.push(dir);
+  return { topo, dir };
 }
 
 describe('VhostUserExport on a Topology', () => {
