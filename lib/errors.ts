@@ -3,6 +3,8 @@
 
 export type NetplaneErrorCode =
   | 'NETPLANE_INVALID_OPTION'
+  /** Untrusted input failed validation: a guest memory table, a ring layout. */
+  | 'NETPLANE_INVALID'
   | 'NETPLANE_DUPLICATE_ID'
   | 'NETPLANE_NOT_FOUND'
   | 'NETPLANE_IN_USE'

@@ -9,7 +9,17 @@ export { Tap, TunFeature, TunOffload } from './tap';
 export type { TapOpenOptions, TapOffloads, VnetHdrMode } from './tap';
 export * from './topology';
 export { NativeDataPlane } from './dataplane/native-dataplane';
-export type { ClientStats, TapDeadEvent, DataPlaneEvent, NativeDataPlaneOptions } from './dataplane/native-dataplane';
+export type {
+  ClientStats,
+  TapDeadEvent,
+  VringErrorEvent,
+  DataPlaneEvent,
+  NativeDataPlaneOptions,
+  GuestMemoryRegion,
+  BorrowedGuestMemoryRegion,
+  VringConfig,
+} from './dataplane/native-dataplane';
+export { GuestMemory } from './dataplane/guest-memory';
 export { PacketPort, DEFAULT_RING_BYTES, MIN_RING_BYTES } from './dataplane/packet-port';
 export type { PacketPortOptions, PortVnetHdrLen } from './dataplane/packet-port';
 export {
@@ -36,3 +46,12 @@ export { ConnectionLink } from './link/connection-link';
 export type { ConnectionSource, LinkTarget, ConnectionLinkOptions } from './link/connection-link';
 export { serveQmp, Monitor } from './control';
 export type { QmpService, MonitorOptions, MonitorEvents } from './control';
+// vhost-user back-end: serve a tap netdev's queues to QEMU -netdev vhost-user / DPDK virtio-user.
+export { VhostUserExport, VhostUserExports } from './topology/exports/vhost-user-net';
+export type { VhostUserNetExportOptions, VhostUserExportInfo } from './topology/exports/vhost-user-net';
+export { VhostUserBackend, OFFERED_PROTOCOL_FEATURES } from './vhost-user/backend';
+export type { VhostUserBackendOptions, VhostUserDataPath, BackendInfo, RingInfo } from './vhost-user/backend';
+export { VhostUserEndpoint } from './vhost-user/endpoint';
+export type { EndpointAddress } from './vhost-user/endpoint';
+export { VhostUserConnection } from './vhost-user/connection';
+export type { ConnectionStatus } from './vhost-user/connection';

@@ -205,7 +205,7 @@ export interface NativeAioBinding {
 
 // ---- data plane graph (native/binding/graph.cc) ---------------------------------------
 /** Event kinds raised by the graph (core::GraphEvent::Kind). */
-export const NativeGraphEvent = { tapDead: 0, portRx: 1, portTxRoom: 2 } as const;
+export const NativeGraphEvent = { tapDead: 0, portRx: 1, portTxRoom: 2, vringError: 3 } as const;
 export type NativeGraphEventKind = (typeof NativeGraphEvent)[keyof typeof NativeGraphEvent];
 /** Drop reasons in the order the native core defines them (DropReasonName in counters.h). */
 export const DROP_REASONS = [
@@ -223,7 +223,7 @@ export type NativeDropReason = (typeof DROP_REASONS)[number];
 export interface NativeClientStats {
   handle: number;
   name: string;
-  kind: 'tap' | 'hubport' | 'jsport';
+  kind: 'tap' | 'hubport' | 'jsport' | 'virtio-device';
   queueIndex: number;
   iothread: string;
   threadId: number;
@@ -234,6 +234,13 @@ export interface NativeClientStats {
   enabled: boolean;
   vnetHdrLen: number;
   offloads: number;
+  /** The client met hostile input and stopped (a virtio queue pair in its error state). */
+  broken: boolean;
+  /** How often it entered that state; `error` is the last reason (null: never). */
+  errors: number;
+  error: string | null;
+  /** Virtio queue pairs only. */
+  virtio?: NativeVirtioStats;
   framesIn: number;
   bytesIn: number;
   framesOut: number;
@@ -248,6 +255,15 @@ export interface NativeClientStats {
   segments: number;
   eagain: number;
   wakeups: number;
+}
+/** What a virtio-device client adds to its stats. */
+export interface NativeVirtioStats {
+  /** The negotiated features in force (setVirtioFeatures). */
+  features: bigint;
+  rxStarted: boolean;
+  txStarted: boolean;
+  /** Interrupts written to the call fds (at most one per burst and ring). */
+  notifies: number;
 }
 /** What every add* call names: the client's handle, name, queue and placement. */
 export interface NativeClientSpec {
@@ -271,16 +287,43 @@ export interface NativePortSpec extends NativeClientSpec {
   dropWhenFull: boolean;
   vnetHdrLen: number;
 }
+/** Where a virtio ring's addresses live: front-end user addresses (vhost-user) or guest-physical. */
+export type VringAddrSpace = 'user' | 'guest';
+export type VringName = 'rx' | 'tx';
+export interface NativeVringSpec {
+  ring: VringName;
+  memory: NativeGuestMemory;
+  /** Queue size: a power of two, 1..32768. */
+  size: number;
+  descAddr: bigint;
+  availAddr: bigint;
+  usedAddr: bigint;
+  addrSpace: VringAddrSpace;
+  /** Next avail index to process (vhost-user SET_VRING_BASE). */
+  base: number;
+  /** Duplicated natively; the caller keeps its own. */
+  kickFd: number;
+  /** -1: no interrupts. */
+  callFd: number;
+  /** Written once when the queue pair enters its error state. */
+  errFd?: number;
+}
 /**
  * core::NetGraph. Methods throw an error with a `code` on failure: NETPLANE_NOT_FOUND (no
- * such handle), NETPLANE_IN_USE (handle taken, client already peered), NETPLANE_CLOSED, or
- * EINVAL (any other bad request).
+ * such handle), NETPLANE_IN_USE (handle taken, client already peered), NETPLANE_CLOSED,
+ * NETPLANE_INVALID (untrusted input such as a ring layout outside guest memory), or EINVAL
+ * (any other bad request).
  */
 export interface NativeNetGraph {
   addIothread(name: string, params?: NativePollParams): void;
   addTap(spec: NativeTapSpec): void;
   addHubPort(spec: NativeHubPortSpec): void;
   addPort(spec: NativePortSpec): void;
+  addVirtioDevice(spec: NativeClientSpec): void;
+  setVirtioFeatures(handle: number, features: bigint): void;
+  startVring(handle: number, spec: NativeVringSpec): void;
+  /** Stops the ring at once; returns the next avail index (vhost-user GET_VRING_BASE). */
+  stopVring(handle: number, ring: VringName): number;
   remove(handle: number): void;
   connect(a: number, b: number): void;
   setLinkDown(handle: number, down: boolean): void;
@@ -294,10 +337,49 @@ export interface NativeNetGraph {
   close(): void;
 }
 export interface NativeGraphBinding {
-  /** onEvent's code is the errno's name (EBADFD, ...), '' when errno is 0. */
+  /**
+   * onEvent's code is the errno's name (EBADFD, ...), '' when errno is 0; ring and reason are
+   * set for vringError (ring null otherwise).
+   */
   NetGraph: new (
-    onEvent: (kind: NativeGraphEventKind, handle: number, errno: number, syscall: string, code: string) => void,
+    onEvent: (
+      kind: NativeGraphEventKind,
+      handle: number,
+      errno: number,
+      syscall: string,
+      code: string,
+      ring: VringName | null,
+      reason: string,
+    ) => void,
   ) => NativeNetGraph;
+}
+
+// ---- guest memory (native/binding/guest_memory.cc) ------------------------------------
+/** A region of a mapped guest memory table (vhost-user SET_MEM_TABLE's fields). */
+export interface NativeGuestRegion {
+  guestAddr: bigint;
+  size: bigint;
+  userAddr: bigint;
+  fd: number;
+  fdOffset: bigint;
+}
+/** A region over memory JavaScript owns (its user address is its guest address). */
+export interface NativeBorrowedRegion {
+  guestAddr: bigint;
+  bytes: Uint8Array;
+}
+/** core::GuestMemory. close() drops this reference; rings using it keep the mapping. */
+export interface NativeGuestMemory {
+  readonly closed: boolean;
+  /** Total bytes of all regions (0n once closed). */
+  readonly size: bigint;
+  readonly regionCount: number;
+  close(): void;
+}
+export interface NativeGuestMemoryBinding {
+  /** Maps every region MAP_SHARED; the fds are only used during the call. Throws NETPLANE_INVALID. */
+  guestMemoryMap(regions: NativeGuestRegion[]): NativeGuestMemory;
+  guestMemoryWrap(regions: NativeBorrowedRegion[]): NativeGuestMemory;
 }
 
 // ---- fd passing (native/binding/fd_passing.cc) ----------------------------------------
@@ -323,13 +405,16 @@ export interface NativeFdPassingBinding {
   fdSend(fd: number, data: Uint8Array, fds: number[]): number;
   /** Set FD_CLOEXEC (an inherited fd must not reach the programs we start). */
   fdSetCloexec(fd: number): void;
+  /** A close-on-exec memfd of `size` bytes, sealed against shrinking; the caller closes it. */
+  memfdCreate(name: string, size: number | bigint): number;
 }
 
 export type NativeBinding = NativeTapBinding &
   NativeVnetBinding &
   NativeAioBinding &
   NativeGraphBinding &
-  NativeFdPassingBinding;
+  NativeFdPassingBinding &
+  NativeGuestMemoryBinding;
 
 let cached: NativeBinding | undefined;
 

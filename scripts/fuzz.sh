@@ -16,6 +16,10 @@ mkdir -p build-fuzz/artifacts
 for src in native/fuzz/*.cc; do
   name=$(basename "$src" .cc)
   mkdir -p "build-fuzz/corpus/$name"
+  # A target may come with a seed generator (native/fuzz/<name>_seeds.py) for an empty corpus.
+  if [ -f "native/fuzz/${name}_seeds.py" ] && [ -z "$(ls -A "build-fuzz/corpus/$name")" ]; then
+    python3 "native/fuzz/${name}_seeds.py" "build-fuzz/corpus/$name"
+  fi
   log="build-fuzz/$name.log"
   echo "fuzz: $name for ${seconds}s"
   status=0

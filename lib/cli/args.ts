@@ -7,13 +7,17 @@
 // Errors read like QEMU's: `netplane: -netdev tap,...: <message>`.
 import {
   OptionError,
+  parseChardevArg,
   parseDeviceArg,
+  parseExportArg,
   parseKeyval,
   parseLinkArg,
   parseNetdevArg,
   parseObjectArg,
   parseQmpArg,
+  type ChardevArg,
   type DeviceOptions,
+  type ExportArg,
   type IothreadObjectOptions,
   type NetdevOptions,
   type QmpArg,
@@ -33,6 +37,10 @@ export interface CliArgs {
   devices: Array<Located<DeviceOptions>>;
   links: Array<Located<[string, string]>>;
   qmp: Array<Located<QmpArg>>;
+  chardevs: Array<Located<ChardevArg>>;
+  exports: Array<Located<ExportArg>>;
+  /** -pidfile PATH: written once everything is set up, removed at a clean exit. */
+  pidfile?: string;
   monitorStdio: boolean;
   help: boolean;
   version: boolean;
@@ -56,7 +64,7 @@ export class CliError extends Error {
 }
 
 /** Options that take a value and that we act on. */
-const VALUE_OPTIONS = new Set(['netdev', 'device', 'object', 'link', 'qmp', 'monitor']);
+const VALUE_OPTIONS = new Set(['netdev', 'device', 'object', 'link', 'qmp', 'monitor', 'chardev', 'export', 'pidfile']);
 /** QEMU options accepted and ignored (with value): machine and display choices. */
 const IGNORED_WITH_VALUE = new Set(['M', 'machine', 'display', 'accel', 'name']);
 /** QEMU options accepted and ignored (no value). */
@@ -77,6 +85,14 @@ Network:
   -device virtio-net-pci,netdev=ID[,id=ID][,mac=52:54:00:xx:xx:xx][,mq=on][,...]
   -object iothread,id=ID[,poll-max-ns=NS]
   -link A,B            connect two netdevs directly, queue by queue (netplane)
+
+vhost-user back-end (serve a TAP's queues to QEMU -netdev vhost-user or DPDK virtio-user):
+  -export type=vhost-user-net,id=ID,netdev=TAPID,addr.type=unix,addr.path=PATH[,num-queues=N]
+                       listen on PATH (created mode 0600)
+  -chardev socket,id=ID,path=PATH[,server=on|off][,reconnect=SECONDS]
+  -export type=vhost-user-net,id=ID,netdev=TAPID,chardev=ID[,num-queues=N]
+                       connect to a front-end that listens (server=off), retrying
+  -pidfile PATH        written once everything is set up
 
 Control:
   -qmp unix:PATH,server=on,wait=off
@@ -123,12 +139,20 @@ export function parseCliArgs(argv: readonly string[]): CliArgs {
     devices: [],
     links: [],
     qmp: [],
+    chardevs: [],
+    exports: [],
     monitorStdio: false,
     help: false,
     version: false,
     warnings: [],
   };
-  const seen = { netdev: new Set<string>(), device: new Set<string>(), object: new Set<string>() };
+  const seen = {
+    netdev: new Set<string>(),
+    device: new Set<string>(),
+    object: new Set<string>(),
+    chardev: new Set<string>(),
+    export: new Set<string>(),
+  };
 
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!;
@@ -156,7 +180,7 @@ export function parseCliArgs(argv: readonly string[]): CliArgs {
 
     const ctx = { warn: (m: string) => out.warnings.push(`-${name} ${text}: warning: ${m}`) };
     // QemuOpts duplicate check, before the option itself is validated (QEMU's order).
-    if (name === 'netdev' || name === 'device' || name === 'object') {
+    if (name === 'netdev' || name === 'device' || name === 'object' || name === 'chardev' || name === 'export') {
       const id = optsId(text);
       if (id !== undefined) {
         if (seen[name].has(id)) throw new CliError(`-${name} ${text}: Duplicate ID '${id}' for ${name}`);
@@ -187,6 +211,16 @@ export function parseCliArgs(argv: readonly string[]): CliArgs {
         out.qmp.push(q);
         break;
       }
+      case 'chardev':
+        out.chardevs.push(located(name, text, () => parseChardevArg(text, ctx)));
+        break;
+      case 'export':
+        out.exports.push(located(name, text, () => parseExportArg(text, ctx)));
+        break;
+      case 'pidfile':
+        if (text === '') throw new CliError('-pidfile: needs a path');
+        out.pidfile = text;
+        break;
       case 'monitor':
         if (text === 'none') break;
         if (text !== 'stdio')
@@ -195,6 +229,12 @@ export function parseCliArgs(argv: readonly string[]): CliArgs {
         out.monitorStdio = true;
         break;
     }
+  }
+  // An export's chardev= must name a -chardev (QEMU: "chardev "x" not found").
+  for (const e of out.exports) {
+    const c = e.value.chardev;
+    if (c !== undefined && !out.chardevs.some((d) => d.value.id === c))
+      throw new CliError(`-export ${e.text}: chardev "${c}" not found`);
   }
   return out;
 }

@@ -7,10 +7,12 @@ import { Hmp, runStdioMonitor } from '../control/hmp';
 import { Monitor, netplaneVersion } from '../control/monitor';
 import { closeQuietly, FdSets, resolveMonitorFd, withMonitorFds } from '../control/monitor-fds';
 import { qmpCommands } from '../control/qmp-commands';
+import { exportCommands } from '../control/qmp-export-commands';
 import { QmpServer } from '../control/qmp-server';
 import { NativeDataPlane } from '../dataplane/native-dataplane';
 import { native } from '../native';
 import type { DataPlane } from '../topology/dataplane';
+import { VhostUserExports } from '../topology/exports/vhost-user-net';
 import { Topology } from '../topology/topology';
 import { CliError, HELP_TEXT, parseCliArgs, type CliArgs, type Located } from './args';
 
@@ -164,15 +166,22 @@ export async function runCli(argv: readonly string[], opts: RunOptions = {}): Pr
     }
     throw e;
   }
-  for (const w of topology.startupWarnings()) say(`warning: ${w}`);
+  // An exported netdev gets its peer from the export (created below, once QMP listens).
+  const exported = new Set(args.exports.map((e) => `netdev ${e.value.netdev} has no peer`));
+  for (const w of topology.startupWarnings()) if (!exported.has(w)) say(`warning: ${w}`);
 
   const hmp = new Hmp(monitor);
-  const commands = qmpCommands(monitor, hmp);
+  const exports = new VhostUserExports(topology, say);
+  const commands = new Map([...qmpCommands(monitor, hmp), ...exportCommands(exports)]);
   const servers: QmpServer[] = [];
   // add-fd's fd sets belong to the process, shared by every -qmp socket (as in QEMU).
   const fdSets = new FdSets();
+  let pidfileWritten = false;
   const teardown = async (): Promise<void> => {
     await Promise.all(servers.map((s) => s.close()));
+    // Front-ends first: rings stop and memory is released while the TAPs still exist.
+    await exports.closeAll();
+    if (pidfileWritten && args.pidfile !== undefined) fs.rmSync(args.pidfile, { force: true });
     fdSets.closeAll();
     monitor.dispose();
     await topology.close();
@@ -184,6 +193,38 @@ export async function runCli(argv: readonly string[], opts: RunOptions = {}): Pr
     } catch (e) {
       await teardown();
       say(`-qmp ${q.text}: ${e instanceof Error ? e.message : String(e)}`);
+      return 1;
+    }
+  }
+  // Exports after the netdevs (the TAP exists by the time the socket listens).
+  for (const e of args.exports) {
+    const v = e.value;
+    const chardev = v.chardev !== undefined ? args.chardevs.find((c) => c.value.id === v.chardev)!.value : undefined;
+    try {
+      await exports.add({
+        id: v.id,
+        netdev: v.netdev,
+        ...(v.numQueues !== undefined ? { numQueues: v.numQueues } : {}),
+        address: chardev
+          ? chardev.server
+            ? { kind: 'listen', path: chardev.path }
+            : { kind: 'connect', path: chardev.path, reconnectSeconds: chardev.reconnect }
+          : { kind: 'listen', path: v.addr!.path },
+      });
+    } catch (err) {
+      await teardown();
+      say(`-export ${e.text}: ${err instanceof Error ? err.message : String(err)}`);
+      return 1;
+    }
+  }
+  // Written last, as qemu-storage-daemon does: its existence means "ready".
+  if (args.pidfile !== undefined) {
+    try {
+      fs.writeFileSync(args.pidfile, `${process.pid}\n`);
+      pidfileWritten = true;
+    } catch (err) {
+      await teardown();
+      say(`-pidfile ${args.pidfile}: ${err instanceof Error ? err.message : String(err)}`);
       return 1;
     }
   }

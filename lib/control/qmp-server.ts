@@ -12,10 +12,9 @@
 // read natively with recvmsg(2) (FdReader); the net.Socket only writes. Without the addon
 // the socket reads as usual and every fd command says that no fd came.
 import { EventEmitter } from 'node:events';
-import * as fs from 'node:fs';
 import * as net from 'node:net';
-import * as path from 'node:path';
 import { native, type NativeFdReader } from '../native';
+import { listenPrivate, removeSocketIfOurs } from '../util/unix-listen';
 import { closeQuietly, FdSets, NamedFds, ReceivedFds, withMonitorFds } from './monitor-fds';
 import { checkArgs, QmpError, toQmpError } from './qmp-args';
 import { qmpFdCommands } from './qmp-fd-commands';
@@ -235,7 +234,7 @@ export interface QmpServerEvents {
 export class QmpServer extends EventEmitter<QmpServerEvents> {
   private readonly sessions = new Set<QmpSession>();
   private server: net.Server | undefined;
-  private socketIno: number | undefined;
+  private socketIno: bigint | undefined;
   private closing: Promise<void> | undefined;
   /** getfd's named fds: this socket is one QEMU monitor. */
   readonly namedFds = new NamedFds();
@@ -301,32 +300,9 @@ export class QmpServer extends EventEmitter<QmpServerEvents> {
   }
 
   private async start(): Promise<void> {
-    const target = path.resolve(this.opts.path);
-    await refuseLiveOrForeign(target);
-    // Bind inside a fresh private directory next to the target, make the socket 0600, then
-    // rename it into place: no moment exists where the socket is reachable with a wider mode,
-    // and the process umask is never touched.
-    const dir = fs.mkdtempSync(path.join(path.dirname(target), '.netplane-qmp-'));
-    const tmp = path.join(dir, 'sock');
     // Paused: the session reads the socket itself (with recvmsg, for SCM_RIGHTS).
     const server = net.createServer({ allowHalfOpen: true, pauseOnConnect: true }, (socket) => this.accept(socket));
-    try {
-      await new Promise<void>((resolve, reject) => {
-        server.once('error', reject);
-        server.listen(tmp, () => {
-          server.off('error', reject);
-          resolve();
-        });
-      });
-      fs.chmodSync(tmp, 0o600);
-      fs.renameSync(tmp, target);
-    } catch (e) {
-      server.close();
-      throw e;
-    } finally {
-      fs.rmSync(dir, { recursive: true, force: true });
-    }
-    this.socketIno = fs.statSync(target).ino;
+    this.socketIno = await listenPrivate(server, this.opts.path, '.netplane-qmp-');
     this.server = server;
     server.on('error', () => {
       /* accept errors (EMFILE) must not kill the process; clients retry */
@@ -334,12 +310,7 @@ export class QmpServer extends EventEmitter<QmpServerEvents> {
   }
 
   private removeSocketFile(): void {
-    try {
-      // Remove the file only if it is still ours (someone may have replaced it).
-      if (fs.lstatSync(this.opts.path).ino === this.socketIno) fs.unlinkSync(this.opts.path);
-    } catch {
-      /* already gone */
-    }
+    removeSocketIfOurs(this.opts.path, this.socketIno);
   }
 
   private accept(socket: net.Socket): void {
@@ -455,27 +426,4 @@ function checkRequest(request: Record<string, JsonValue>): { name: string; args:
   const name = request['execute'];
   if (typeof name !== 'string') throw new QmpError('GenericError', "QMP input lacks member 'execute'");
   return { name, args: (request['arguments'] as Record<string, unknown> | undefined) ?? {} };
-}
-
-/**
- * Before binding: a live server at the path is an error (QEMU would silently steal it); a
- * stale socket left by a crash may be replaced; anything else is not ours to replace.
- */
-async function refuseLiveOrForeign(target: string): Promise<void> {
-  let st: fs.Stats;
-  try {
-    st = fs.lstatSync(target);
-  } catch {
-    return; // nothing there
-  }
-  if (!st.isSocket()) throw new Error(`Failed to bind socket to ${target}: file exists and is not a socket`);
-  const live = await new Promise<boolean>((resolve) => {
-    const probe = net.connect(target);
-    probe.once('connect', () => {
-      probe.destroy();
-      resolve(true);
-    });
-    probe.once('error', () => resolve(false));
-  });
-  if (live) throw new Error(`Failed to bind socket to ${target}: Address already in use`);
 }

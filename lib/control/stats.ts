@@ -22,7 +22,10 @@ const QAPI_DROP_REASONS = DROP_REASONS.map(
 export interface NetplaneClientStats {
   name: string;
   'queue-index': number;
-  /** 'tap', 'hubport', 'nic' (a NIC queue's packet port) or 'jsport' (a port made by createPort). */
+  /**
+   * 'tap', 'hubport', 'nic' (a NIC queue's packet port), 'jsport' (a port made by createPort)
+   * or 'virtio-device' (a guest queue pair served from its rings, e.g. over vhost-user).
+   */
   kind: string;
   iothread: string;
   'link-up': boolean;
@@ -30,6 +33,9 @@ export interface NetplaneClientStats {
   dead: boolean;
   /** false: a detached queue (the guest did not enable that queue pair). */
   enabled: boolean;
+  /** Present (true) while the client is in its error state (hostile ring content), with why. */
+  broken?: boolean;
+  error?: string;
   /** "name" or "name.queue" of the other end, when peered. */
   peer?: string;
   'hub-id'?: number;
@@ -80,6 +86,7 @@ function toQmp(
     'link-up': !s.linkDown,
     dead: s.dead,
     enabled: s.enabled,
+    ...(s.broken ? { broken: true, error: s.error ?? '' } : {}),
     ...(peer ? { peer: clientLabel(peer.name, peer.queueIndex) } : {}),
     ...(s.hubId !== null ? { 'hub-id': s.hubId } : {}),
     'frames-in': s.framesIn,
@@ -138,7 +145,7 @@ export function formatStatsTable(rows: readonly NetplaneClientStats[], opts: { c
     String(r['queue-index']),
     r['hub-id'] !== undefined ? `${r.kind}/${r['hub-id']}` : r.kind,
     r.iothread,
-    (r.dead ? 'dead' : r['link-up'] ? 'up' : 'down') + (r.enabled ? '' : ',detached'),
+    (r.dead ? 'dead' : r.broken ? 'broken' : r['link-up'] ? 'up' : 'down') + (r.enabled ? '' : ',detached'),
     r.peer ?? '-',
     String(r['frames-in']),
     String(r['bytes-in']),

@@ -6,11 +6,47 @@
 //
 //   { type: 'tap-dead', handle, name, errno, code, syscall }  a TAP queue's device vanished
 //                                                              (handler removed, link down)
+//   { type: 'vring-error', handle, name, ring, reason }         a virtio queue pair met hostile
+//                                                              ring content and stopped
 //
 // Placement: each queue index runs on its own IOThread ("np-q<i>") unless the client names
 // an iothread (`-object iothread,id=..` + `iothread=`); a hub and its ports share a thread.
 // A 'port' client becomes a PacketPort (shared-memory rings) that the hypervisor reads with
 // port(handle).
+//
+// Virtio queue pairs ('virtio-device' clients): the guest's rings are served natively on the
+// queue's IOThread, no JavaScript per frame. The API a vhost-user back-end (or an in-process
+// hypervisor) drives, all synchronous and run on the owning thread:
+//
+//   mapGuestMemory(regions: { guestAddr, size, userAddr, fd, fdOffset: bigint... }[]): GuestMemory
+//       mmap MAP_SHARED of each fd region; the fds are only used during the call (the caller
+//       keeps and closes them). Invalid tables (zero size, overflow, overlap in guest or user
+//       space, past the end of the file, too many regions) throw NETPLANE_INVALID naming the
+//       region and the reason.
+//   wrapGuestMemory(regions: { guestAddr, buffer: SharedArrayBuffer | ArrayBuffer }[]): GuestMemory
+//       regions over memory this process owns (never unmapped by us; do not transfer or
+//       detach an ArrayBuffer while a ring uses it).
+//   addClient({ kind: 'virtio-device', handle, name, queueIndex, iothread? })
+//       queue pair `queueIndex` (rx vq 2i, tx vq 2i+1), placed on np-q<queueIndex> like a TAP
+//       queue; connect() it to the TAP queue with the same index.
+//   setVirtioFeatures(handle, features: bigint)
+//       the negotiated features, while both rings are stopped: header length (12 with
+//       MRG_RXBUF or VERSION_1, else 10), MRG_RXBUF, EVENT_IDX, and the GUEST_* offloads the
+//       guest takes. A peer TAP's offloads then follow those bits (autoOffloads): do not also
+//       set them from the virtio-net model. PACKED and HASH_REPORT are refused.
+//   startVring(handle, { ring: 'rx' | 'tx', memory, size, descAddr, availAddr, usedAddr,
+//                        addrSpace: 'user' | 'guest', base, kickFd, callFd, errFd? })
+//       validates the layout (the whole ring must lie in guest memory, NETPLANE_INVALID
+//       otherwise), dups the fds (callFd -1: no interrupts), polls the kick fd and scans the
+//       ring once (a kick may have been lost).
+//   stopVring(handle, ring): number
+//       stops at once, closes the fd dups, drops the memory reference and returns the next
+//       avail index (vhost-user GET_VRING_BASE).
+//   stats(): kind 'virtio-device', the usual counters, `broken` / `errors` / `error`, and
+//       `virtio: { features, rxStarted, txStarted, notifies }`.
+//   'event' { type: 'vring-error', handle, name, ring, reason } when a queue pair enters its
+//       error state (it also writes errFd once); stopping both rings and starting them again
+//       resets it.
 import { EventEmitter } from 'node:events';
 import { NetplaneError, type NetplaneErrorCode } from '../errors';
 import {
@@ -19,11 +55,56 @@ import {
   type NativeClientStats,
   type NativeNetGraph,
   type NativeSystemError,
+  type VringAddrSpace,
+  type VringName,
 } from '../native';
 import type { ClientDeadEvent, ClientDescriptor, DataPlane, IothreadParams } from '../topology/dataplane';
+import { GuestMemory } from './guest-memory';
 import { PacketPort, preparePort, type PacketPortOptions, type PortVnetHdrLen } from './packet-port';
 
 export type ClientStats = NativeClientStats;
+
+/** One fd-backed region of a guest memory table (vhost-user SET_MEM_TABLE's fields). */
+export interface GuestMemoryRegion {
+  guestAddr: bigint;
+  size: bigint;
+  /** The front-end's virtual address of the region (rings come as these in vhost-user). */
+  userAddr: bigint;
+  /** Used only during the call; the caller keeps ownership. */
+  fd: number;
+  fdOffset: bigint;
+}
+
+/** A region over memory this process owns; its user address equals its guest address. */
+export interface BorrowedGuestMemoryRegion {
+  guestAddr: bigint;
+  buffer: SharedArrayBuffer | ArrayBuffer;
+}
+
+export interface VringConfig {
+  ring: VringName;
+  memory: GuestMemory;
+  /** A power of two, 1..32768. */
+  size: number;
+  descAddr: bigint;
+  availAddr: bigint;
+  usedAddr: bigint;
+  addrSpace: VringAddrSpace;
+  /** Next avail index to process (vhost-user SET_VRING_BASE). */
+  base: number;
+  kickFd: number;
+  /** -1: no interrupts (vhost-user NOFD). */
+  callFd: number;
+  errFd?: number;
+}
+
+export interface VringErrorEvent {
+  type: 'vring-error';
+  handle: number;
+  name: string;
+  ring: VringName;
+  reason: string;
+}
 
 export interface TapDeadEvent {
   type: 'tap-dead';
@@ -33,7 +114,7 @@ export interface TapDeadEvent {
   code: string;
   syscall: string;
 }
-export type DataPlaneEvent = TapDeadEvent;
+export type DataPlaneEvent = TapDeadEvent | VringErrorEvent;
 
 export interface NativeDataPlaneOptions {
   /**
@@ -61,8 +142,8 @@ export class NativeDataPlane extends EventEmitter implements DataPlane {
   constructor(opts: NativeDataPlaneOptions = {}) {
     super();
     this.#nicPorts = opts.nicPorts ?? {};
-    this.#graph = new (native().NetGraph)((kind, handle, errno, syscall, code) =>
-      this.#onEvent(kind, handle, errno, syscall, code),
+    this.#graph = new (native().NetGraph)((kind, handle, errno, syscall, code, ring, reason) =>
+      this.#onEvent(kind, handle, errno, syscall, code, ring, reason),
     );
     if (opts.autoOffloads === false) this.#graph.setAutoOffloads(false);
   }
@@ -112,6 +193,11 @@ export class NativeDataPlane extends EventEmitter implements DataPlane {
           vnetHdrLen: (c.vnetHdrLen ?? this.#nicPorts.vnetHdrLen ?? 0) as PortVnetHdrLen,
         });
         break;
+      case 'virtio-device':
+        this.#call(() =>
+          this.#graph.addVirtioDevice({ handle: c.handle, name: c.name, queueIndex: c.queueIndex, iothread }),
+        );
+        break;
       default:
         throw new NetplaneError(
           'NETPLANE_INVALID_OPTION',
@@ -149,6 +235,41 @@ export class NativeDataPlane extends EventEmitter implements DataPlane {
     const port = new PacketPort(this.#graph, handle, name, setup);
     this.#ports.set(handle, port);
     return port;
+  }
+
+  /** Map a guest memory table of fd-backed regions (see the file comment). */
+  mapGuestMemory(regions: readonly GuestMemoryRegion[]): GuestMemory {
+    if (!Array.isArray(regions)) throw new TypeError('regions must be an array');
+    return new GuestMemory(this.#call(() => native().guestMemoryMap(regions.map((r) => ({ ...r })))));
+  }
+
+  /** Guest memory over buffers this process owns (an in-process hypervisor's RAM). */
+  wrapGuestMemory(regions: readonly BorrowedGuestMemoryRegion[]): GuestMemory {
+    if (!Array.isArray(regions)) throw new TypeError('regions must be an array');
+    const list = regions.map((r, i) => {
+      if (!(r?.buffer instanceof SharedArrayBuffer) && !(r?.buffer instanceof ArrayBuffer)) {
+        throw new TypeError(`regions[${i}].buffer must be a SharedArrayBuffer or an ArrayBuffer`);
+      }
+      return { guestAddr: r.guestAddr, bytes: new Uint8Array(r.buffer) };
+    });
+    return new GuestMemory(this.#call(() => native().guestMemoryWrap(list)));
+  }
+
+  /** A virtio-device client's negotiated features (both rings stopped). */
+  setVirtioFeatures(handle: number, features: bigint): void {
+    this.#call(() => this.#graph.setVirtioFeatures(handle, features));
+  }
+
+  /** Start serving one ring of a virtio-device client. */
+  startVring(handle: number, cfg: VringConfig): void {
+    if (!(cfg?.memory instanceof GuestMemory)) throw new TypeError('memory must be a GuestMemory');
+    const memory = cfg.memory._native();
+    this.#call(() => this.#graph.startVring(handle, { ...cfg, memory }));
+  }
+
+  /** Stop one ring at once; the next avail index to resume from (GET_VRING_BASE). */
+  stopVring(handle: number, ring: VringName): number {
+    return this.#call(() => this.#graph.stopVring(handle, ring));
   }
 
   /** The packet port of a 'port' client (or one made by createPort). */
@@ -243,13 +364,21 @@ export class NativeDataPlane extends EventEmitter implements DataPlane {
     this.close();
   }
 
-  #onEvent(kind: number, handle: number, errno: number, syscall: string, code: string): void {
+  #onEvent(
+    kind: number,
+    handle: number,
+    errno: number,
+    syscall: string,
+    code: string,
+    ring: VringName | null,
+    reason: string,
+  ): void {
     // This runs as a Node-API callback. An exception escaping it (a throwing onFrames
     // consumer or 'event' listener) is not an uncaught exception there: Node 20 drops it
     // with a deprecation warning per throw, so a consumer's bug would vanish. Rethrow it
     // from a plain tick instead, where it is uncaught as it would be from any callback.
     try {
-      this.#dispatch(kind, handle, errno, syscall, code);
+      this.#dispatch(kind, handle, errno, syscall, code, ring, reason);
     } catch (e) {
       process.nextTick(() => {
         throw e;
@@ -257,7 +386,15 @@ export class NativeDataPlane extends EventEmitter implements DataPlane {
     }
   }
 
-  #dispatch(kind: number, handle: number, errno: number, syscall: string, code: string): void {
+  #dispatch(
+    kind: number,
+    handle: number,
+    errno: number,
+    syscall: string,
+    code: string,
+    ring: VringName | null,
+    reason: string,
+  ): void {
     if (kind === NativeGraphEvent.portRx) {
       this.#ports.get(handle)?._onRx();
     } else if (kind === NativeGraphEvent.portTxRoom) {
@@ -270,6 +407,15 @@ export class NativeDataPlane extends EventEmitter implements DataPlane {
         errno,
         code,
         syscall,
+      };
+      this.emit('event', event);
+    } else if (kind === NativeGraphEvent.vringError) {
+      const event: VringErrorEvent = {
+        type: 'vring-error',
+        handle,
+        name: this.#names.get(handle) ?? `#${handle}`,
+        ring: ring ?? 'rx',
+        reason,
       };
       this.emit('event', event);
     }
@@ -289,6 +435,7 @@ export class NativeDataPlane extends EventEmitter implements DataPlane {
 // request the graph's state does not allow.
 const GRAPH_CODES: ReadonlySet<string> = new Set<NetplaneErrorCode>([
   'NETPLANE_CLOSED',
+  'NETPLANE_INVALID',
   'NETPLANE_NOT_FOUND',
   'NETPLANE_IN_USE',
 ]);

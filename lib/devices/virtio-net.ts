@@ -126,6 +126,13 @@ const GUEST_OFFLOADS: ReadonlyArray<[number, keyof TapOffloads]> = [
 ];
 const GUEST_OFFLOAD_MASK = GUEST_OFFLOADS.reduce((m, [b]) => m | bit(b), 0n);
 
+/** The TAP offloads (TUNSETOFFLOAD) that the guest offload bits in `features` ask for. */
+export function tapOffloadsFor(features: bigint): TapOffloads {
+  const o: TapOffloads = {};
+  for (const [b, name] of GUEST_OFFLOADS) o[name] = hasBit(features, b);
+  return o;
+}
+
 const MAX_VLAN = 4096;
 const MAC_TABLE_ENTRIES = 64;
 const VIRTQUEUE_MAX = 1024;
@@ -601,9 +608,7 @@ export class VirtioNet {
   }
 
   #applyGuestOffloads(): void {
-    const o: TapOffloads = {};
-    for (const [b, name] of GUEST_OFFLOADS) o[name] = hasBit(this.#guestOffloads, b);
-    this.#peer?.setOffloads(o);
+    this.#peer?.setOffloads(tapOffloadsFor(this.#guestOffloads));
   }
 
   #notifyConfig(): void {

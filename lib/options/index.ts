@@ -9,3 +9,4 @@ export { parseObjectArg, objectFromJson } from './object';
 export { parseLinkArg } from './link';
 export { parseQmpArg, type QmpArg } from './qmp-arg';
 export * from './types';
+export { parseExportArg, parseChardevArg, type ExportArg, type ChardevArg } from './export';

@@ -40,8 +40,18 @@ export interface PortClientDescriptor extends ClientBase {
   vnetHdrLen?: number;
 }
 
+/**
+ * A guest's virtio-net queue pair served natively from its rings (rx vq 2i, tx vq 2i+1 for
+ * queueIndex i): the vhost-user back-end's queues. Starts with both rings stopped; the data
+ * plane's setVirtioFeatures / startVring / stopVring drive it.
+ */
+export interface VirtioDeviceClientDescriptor extends ClientBase {
+  kind: 'virtio-device';
+}
+
 /** What the data plane needs to know about one net client (one queue of a netdev or NIC). */
-export type ClientDescriptor = TapClientDescriptor | HubPortClientDescriptor | PortClientDescriptor;
+export type ClientDescriptor =
+  TapClientDescriptor | HubPortClientDescriptor | PortClientDescriptor | VirtioDeviceClientDescriptor;
 
 /** Adaptive polling of an IOThread (`-object iothread,poll-max-ns=..,poll-grow=..,poll-shrink=..`). */
 export interface IothreadParams {
@@ -74,7 +84,8 @@ export type DataPlaneClientStats = Pick<
   | 'queued'
   | 'dropped'
   | 'drops'
->;
+> &
+  Partial<Pick<NativeClientStats, 'broken' | 'error'>>;
 
 /** A client whose device the data plane found gone (a TAP whose interface vanished). */
 export interface ClientDeadEvent {

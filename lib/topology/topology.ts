@@ -15,12 +15,25 @@ import { checkHubId, HubGraph } from './hub-graph';
 import { infoNetwork, startupWarnings, type NetworkView } from './info';
 import { invalid, notFound, unpeer, type LinkChangeCause, type OwnerHooks } from './internal';
 import { Client, ClientRegistry, peerClients, type NetClient } from './net-client';
-import { Netdev, type NetdevInit } from './netdev';
+import { Netdev, type NetdevInit, type TapLike } from './netdev';
 import { netdevType } from './netdevs/registry';
 import { defaultAdoptTap, defaultOpenTap, runNetworkScript } from './netdevs/tap';
 import type { AdoptTap, NetdevContext, OpenTap, RunScript } from './netdevs/types';
 import { Nic } from './nic';
 import { realizeNic, type RealizeContext } from './nic-realize';
+
+/** What attachServedDevice() hands out. */
+export interface ServedDevice {
+  /** The client of each queue pair (the data plane's handle). */
+  readonly handles: readonly number[];
+  /** The tap queue each one is peered with. */
+  readonly tapHandles: readonly number[];
+  readonly tap: TapLike;
+  /** The data plane runs virtqueues (mapGuestMemory, startVring, ...): rings can be served. */
+  readonly runsVirtqueues: boolean;
+  /** Unpeer and remove the clients (idempotent). */
+  detach(): void;
+}
 
 export interface TopologyOptions {
   /** The native data plane to keep in step; absent: the topology is pure state. */
@@ -344,6 +357,74 @@ export class Topology extends TypedEmitter<TopologyEvents> implements AsyncDispo
       ca.queueIndex = cb.queueIndex = i;
       this.#dp?.connect(ca.handle, cb.handle);
     });
+  }
+
+  // ---- served devices (vhost-user exports) ----------------------------------------------
+
+  /**
+   * A virtio-net device that another process drives (a vhost-user export): one client per
+   * queue pair, peered with the tap netdev's queue of the same number (the TAP steers a
+   * flow's replies to the queue it came in on). With a data plane that runs virtqueues the
+   * clients are 'virtio-device' clients on np-q<i>; the caller starts their rings.
+   */
+  attachServedDevice(netdevId: string, name: string, queuePairs: number): ServedDevice {
+    this.#checkOpen();
+    const netdev = this.#netdevs.get(netdevId);
+    if (!netdev) throw notFound(netdevId);
+    const tap = netdev.tap;
+    if (netdev.type !== 'tap' || !tap) throw invalid(`netdev '${netdevId}' is not a tap netdev`);
+    if (netdev.clients.some((c) => c.peer))
+      throw new NetplaneError('NETPLANE_IN_USE', `netdev '${netdevId}' is already in use`);
+    if (!Number.isInteger(queuePairs) || queuePairs < 1 || queuePairs > netdev.clients.length) {
+      throw invalid(`num-queues=${queuePairs} needs 1 to ${netdev.clients.length} queues of netdev '${netdevId}'`);
+    }
+    const dp = this.#dp;
+    const runsVirtqueues = dp !== undefined && typeof (dp as { startVring?: unknown }).startVring === 'function';
+    const clients: Client[] = [];
+    // Clients the data plane never saw are only the registry's.
+    const free = (c: Client): void => (runsVirtqueues ? this.#freeClient(c) : this.#reg.remove(c));
+    try {
+      for (let q = 0; q < queuePairs; q++) {
+        const tq = netdev.clients[q]!;
+        const c = new Client(this.#reg.nextHandle(), name, 'vhost-user-net', 'nic', false, tq.iothread);
+        c.queueIndex = tq.queueIndex = q;
+        c.vnetHdrLen = tq.vnetHdrLen;
+        if (runsVirtqueues) {
+          dp.addClient({
+            kind: 'virtio-device',
+            handle: c.handle,
+            name,
+            queueIndex: q,
+            ...(tq.iothread !== undefined ? { iothread: tq.iothread } : {}),
+          });
+          dp.connect(c.handle, tq.handle);
+        }
+        peerClients(c, tq);
+        this.#reg.add(c);
+        clients.push(c);
+      }
+    } catch (e) {
+      for (const c of clients) {
+        unpeer(c);
+        free(c);
+      }
+      throw e;
+    }
+    let detached = false;
+    return {
+      handles: clients.map((c) => c.handle),
+      tapHandles: clients.map((_, q) => netdev.clients[q]!.handle),
+      tap,
+      runsVirtqueues,
+      detach: () => {
+        if (detached) return;
+        detached = true;
+        for (const c of clients) {
+          unpeer(c);
+          if (!c.removed) free(c);
+        }
+      },
+    };
   }
 
   // ---- devices ---------------------------------------------------------------------------

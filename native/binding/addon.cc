@@ -22,6 +22,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   InitMainLoopContext(env, exports);
   InitGraph(env, exports);
   InitFdPassing(env, exports);
+  InitGuestMemory(env, exports);
   return exports;
 }
 

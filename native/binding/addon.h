@@ -5,7 +5,12 @@
 #include <napi.h>
 
 #include <functional>
+#include <memory>
 #include <vector>
+
+namespace netplane::core {
+class GuestMemory;
+}
 
 namespace netplane::binding {
 
@@ -13,6 +18,7 @@ namespace netplane::binding {
 // cleanup hook, before finalizers: stop threads and close fds there.
 struct AddonData {
   std::vector<std::function<void()>> cleanups;
+  Napi::FunctionReference guest_memory_class;  // GuestMemory, for instanceof checks
 };
 AddonData& GetAddonData(Napi::Env env);
 
@@ -22,5 +28,10 @@ void InitIoThread(Napi::Env env, Napi::Object exports);
 void InitMainLoopContext(Napi::Env env, Napi::Object exports);
 void InitGraph(Napi::Env env, Napi::Object exports);
 void InitFdPassing(Napi::Env env, Napi::Object exports);
+void InitGuestMemory(Napi::Env env, Napi::Object exports);
+
+// The memory of a GuestMemory object (guest_memory.cc): throws and returns null when v is
+// not one or is closed.
+std::shared_ptr<const core::GuestMemory> UnwrapGuestMemory(Napi::Env env, Napi::Value v, const char* what);
 
 }  // namespace netplane::binding

@@ -24,6 +24,25 @@ bool ReadInteger(Napi::Env env, Napi::Value v, const std::string& what, double l
   return true;
 }
 
+bool ReadU64(Napi::Env env, Napi::Value v, const std::string& what, uint64_t* out) {
+  if (v.IsBigInt()) {
+    bool lossless = false;
+    uint64_t x = v.As<Napi::BigInt>().Uint64Value(&lossless);
+    // Uint64Value wraps negative values and truncates large ones; lossless tells.
+    if (!lossless) {
+      ThrowRangeError(env, what + " must be a bigint in 0..2^64-1, got " + v.ToString().Utf8Value());
+      return false;
+    }
+    *out = x;
+    return true;
+  }
+  if (!v.IsNumber()) {
+    ThrowTypeError(env, what + " must be a bigint");
+    return false;
+  }
+  return ReadInteger(env, v, what, 0, kMaxSafeInteger, out);
+}
+
 bool ReadFd(Napi::Env env, Napi::Value v, const std::string& what, int* out) {
   // A number outside the range gets the fd wording; everything else is ReadInteger's.
   double d = v.IsNumber() ? v.As<Napi::Number>().DoubleValue() : 0;

@@ -25,6 +25,8 @@ bool ReadInteger(Napi::Env env, Napi::Value v, const std::string& what, double l
   *out = static_cast<T>(d);
   return true;
 }
+// A u64: a BigInt in 0..2^64-1, or a non-negative safe-integer number.
+bool ReadU64(Napi::Env env, Napi::Value v, const std::string& what, uint64_t* out);
 // A file descriptor: an integer in 0..INT_MAX.
 bool ReadFd(Napi::Env env, Napi::Value v, const std::string& what, int* out);
 bool ReadBool(Napi::Env env, Napi::Value v, const std::string& what, bool* out);

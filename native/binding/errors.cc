@@ -16,6 +16,8 @@ const char* KindCode(core::StatusCode code) {
       return "NETPLANE_IN_USE";
     case core::StatusCode::kClosed:
       return "NETPLANE_CLOSED";
+    case core::StatusCode::kInvalidInput:
+      return "NETPLANE_INVALID";
     case core::StatusCode::kOk:
     case core::StatusCode::kSystem:
     case core::StatusCode::kInvalid:

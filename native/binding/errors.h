@@ -1,7 +1,8 @@
 // core::Status -> a JavaScript Error. A system failure is shaped like Node's own system
 // errors: { code: 'EPERM', errno: -1, syscall: 'ioctl(TUNSETIFF)', message }; an invalid
 // request keeps code 'EINVAL' (errno -22); the other kinds get netplane's code
-// (NETPLANE_NOT_FOUND, NETPLANE_IN_USE, NETPLANE_CLOSED, as in lib/errors.ts), so
+// (NETPLANE_NOT_FOUND, NETPLANE_IN_USE, NETPLANE_CLOSED, NETPLANE_INVALID for untrusted input
+// such as a guest memory table, as in lib/errors.ts), so
 // JavaScript tells them apart without reading the message.
 #pragma once
 

@@ -9,6 +9,8 @@
 //  * fdSetCloexec(fd): set FD_CLOEXEC, so that an inherited fd reaches no program we start.
 //  * aioPipe() / aioSocketPair(): non-blocking, close-on-exec fd pairs (core/base/fd_pair.h)
 //    for event-loop users and tests.
+//  * memfdCreate(name, size): a close-on-exec memfd of `size` bytes sealed against shrinking
+//    (core/io/memfd.h), for guest memory and rings; the caller owns (and closes) the fd.
 //
 // Teardown follows main_loop_context.cc: close() or GC closes the uv handle with uv_close;
 // at env exit an async cleanup hook does it and keeps the env waiting until the close
@@ -24,6 +26,7 @@
 #include "base/fd_pair.h"
 #include "errors.h"
 #include "io/fd_passing.h"
+#include "io/memfd.h"
 
 namespace netplane::binding {
 
@@ -250,6 +253,17 @@ Napi::Value JsAioPipe(const Napi::CallbackInfo& info) { return PairToJs(info.Env
 // aioSocketPair(): [fdA, fdB], AF_UNIX stream, non-blocking, close-on-exec.
 Napi::Value JsAioSocketPair(const Napi::CallbackInfo& info) { return PairToJs(info.Env(), core::MakeSocketPair()); }
 
+// memfdCreate(name, size: number | bigint) -> fd
+Napi::Value JsMemfdCreate(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::string name;
+  uint64_t size;
+  if (!ReadString(env, info[0], "name", &name) || !ReadU64(env, info[1], "size", &size)) return env.Undefined();
+  auto fd = core::MemfdCreate(name, size);
+  if (!fd.ok()) return ThrowStatus(env, fd.status);
+  return Napi::Number::New(env, fd.value.Release());
+}
+
 }  // namespace
 
 void InitFdPassing(Napi::Env env, Napi::Object exports) {
@@ -258,6 +272,7 @@ void InitFdPassing(Napi::Env env, Napi::Object exports) {
   exports.Set("fdSetCloexec", Napi::Function::New<JsFdSetCloexec>(env, "fdSetCloexec"));
   exports.Set("aioPipe", Napi::Function::New(env, JsAioPipe, "aioPipe"));
   exports.Set("aioSocketPair", Napi::Function::New(env, JsAioSocketPair, "aioSocketPair"));
+  exports.Set("memfdCreate", Napi::Function::New<JsMemfdCreate>(env, "memfdCreate"));
 }
 
 }  // namespace netplane::binding

@@ -16,7 +16,9 @@
 #include "addon.h"
 #include "args.h"
 #include "errors.h"
+#include "io/memfd.h"
 #include "net/net_graph.h"
+#include "virtio/guest_memory.h"
 
 namespace netplane::binding {
 
@@ -29,7 +31,9 @@ void CallJsEvent(Napi::Env env, Napi::Function callback, std::nullptr_t*, GraphE
   if (env == nullptr || callback.IsEmpty()) return;
   callback.Call({Napi::Number::New(env, static_cast<int>(ev->kind)), Napi::Number::New(env, ev->handle),
                  Napi::Number::New(env, ev->err), Napi::String::New(env, ev->syscall),
-                 Napi::String::New(env, ev->err != 0 ? ErrnoName(ev->err) : std::string())});
+                 Napi::String::New(env, ev->err != 0 ? ErrnoName(ev->err) : std::string()),
+                 ev->ring < 0 ? env.Null() : Napi::String::New(env, ev->ring == 0 ? "rx" : "tx"),
+                 Napi::String::New(env, ev->reason)});
 }
 
 using EventTsfn = Napi::TypedThreadSafeFunction<std::nullptr_t, GraphEvent, CallJsEvent>;
@@ -40,10 +44,14 @@ struct GraphState {
   EventTsfn tsfn;
   bool tsfn_live = false;
   std::unordered_map<uint32_t, std::pair<Napi::ObjectReference, Napi::ObjectReference>> rings;
+  // The GuestMemory object each running virtio ring uses (key handle * 2 + ring), so memory
+  // JavaScript owns stays alive while a ring reads it.
+  std::unordered_map<uint64_t, Napi::ObjectReference> vring_memory;
 
   void Shutdown() {
     if (graph) graph->Close();  // joins the IoThreads: no event can be raised afterwards
     rings.clear();
+    vring_memory.clear();
     if (tsfn_live) {
       tsfn_live = false;
       tsfn.Release();
@@ -79,6 +87,10 @@ class NetGraphWrap : public Napi::ObjectWrap<NetGraphWrap> {
                            InstanceMethod<&NetGraphWrap::JsAddTap>("addTap"),
                            InstanceMethod<&NetGraphWrap::JsAddHubPort>("addHubPort"),
                            InstanceMethod<&NetGraphWrap::JsAddPort>("addPort"),
+                           InstanceMethod<&NetGraphWrap::JsAddVirtioDevice>("addVirtioDevice"),
+                           InstanceMethod<&NetGraphWrap::JsSetVirtioFeatures>("setVirtioFeatures"),
+                           InstanceMethod<&NetGraphWrap::JsStartVring>("startVring"),
+                           InstanceMethod<&NetGraphWrap::JsStopVring>("stopVring"),
                            InstanceMethod<&NetGraphWrap::JsRemove>("remove"),
                            InstanceMethod<&NetGraphWrap::JsConnect>("connect"),
                            InstanceMethod<&NetGraphWrap::JsSetLinkDown>("setLinkDown"),
@@ -196,12 +208,113 @@ class NetGraphWrap : public Napi::ObjectWrap<NetGraphWrap> {
     return env.Undefined();
   }
 
+  // addVirtioDevice({ handle, name, queueIndex, iothread })
+  Napi::Value JsAddVirtioDevice(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    auto* g = Live(env);
+    if (!g) return env.Undefined();
+    Napi::Object o;
+    core::ClientSpec spec;
+    if (!ArgSpec(info, &o, &spec)) return env.Undefined();
+    return Done(env, g->AddVirtioDevice(spec));
+  }
+
+  // setVirtioFeatures(handle, features: bigint)
+  Napi::Value JsSetVirtioFeatures(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    auto* g = Live(env);
+    uint32_t h;
+    uint64_t features;
+    if (!g || !ArgUint32(info, 0, "handle", &h) || !ReadU64(env, info[1], "features", &features))
+      return env.Undefined();
+    return Done(env, g->SetVirtioFeatures(h, features));
+  }
+
+  static bool ReadRing(Napi::Env env, Napi::Value v, core::VirtioRing* out) {
+    std::string r;
+    if (!ReadString(env, v, "ring", &r)) return false;
+    if (r != "rx" && r != "tx") {
+      ThrowRangeError(env, "ring must be 'rx' or 'tx', got '" + r + "'");
+      return false;
+    }
+    *out = r == "rx" ? core::VirtioRing::kRx : core::VirtioRing::kTx;
+    return true;
+  }
+
+  // An optional fd (-1 or undefined = none) duplicated close-on-exec, so the caller keeps its own.
+  static bool ReadDupFd(Napi::Env env, Napi::Value v, const char* what, bool required, core::UniqueFd* out) {
+    if (!required && (v.IsUndefined() || (v.IsNumber() && v.As<Napi::Number>().DoubleValue() == -1))) return true;
+    int fd;
+    if (!ReadFd(env, v, what, &fd)) return false;
+    auto d = core::DupFd(fd, what);
+    if (!d.ok()) {
+      ThrowStatus(env, d.status);
+      return false;
+    }
+    *out = std::move(d.value);
+    return true;
+  }
+
+  // startVring(handle, { ring, memory, size, descAddr, availAddr, usedAddr, addrSpace, base,
+  //                      kickFd, callFd, errFd? })
+  Napi::Value JsStartVring(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    auto* g = Live(env);
+    uint32_t h;
+    Napi::Object o;
+    if (!g || !ArgUint32(info, 0, "handle", &h) || !ReadObject(env, info[1], "vring", &o)) return env.Undefined();
+    core::VirtioRing ring;
+    core::VirtioRingStart start;
+    std::string space;
+    uint32_t size = 0, base = 0;
+    if (!ReadRing(env, o.Get("ring"), &ring) || !ReadInteger(env, o.Get("size"), "size", 0, UINT32_MAX, &size) ||
+        !ReadU64(env, o.Get("descAddr"), "descAddr", &start.addrs.desc) ||
+        !ReadU64(env, o.Get("availAddr"), "availAddr", &start.addrs.avail) ||
+        !ReadU64(env, o.Get("usedAddr"), "usedAddr", &start.addrs.used) ||
+        !ReadString(env, o.Get("addrSpace"), "addrSpace", &space) ||
+        !ReadInteger(env, o.Get("base"), "base", 0, 65535, &base))
+      return env.Undefined();
+    if (space != "user" && space != "guest") return ThrowRangeError(env, "addrSpace must be 'user' or 'guest'");
+    Napi::Value mem_obj = o.Get("memory");
+    start.memory = UnwrapGuestMemory(env, mem_obj, "memory");
+    if (!start.memory) return env.Undefined();
+    if (!ReadDupFd(env, o.Get("kickFd"), "kickFd", true, &start.kick) ||
+        !ReadDupFd(env, o.Get("callFd"), "callFd", false, &start.call) ||
+        !ReadDupFd(env, o.Get("errFd"), "errFd", false, &start.err))
+      return env.Undefined();
+    start.addrs.size = size;
+    start.addrs.base = static_cast<uint16_t>(base);
+    start.addrs.space = space == "user" ? core::AddrSpace::kUser : core::AddrSpace::kGuest;
+    core::Status s = g->StartVring(h, ring, std::move(start));
+    if (!s.ok()) return ThrowStatus(env, s);
+    state_->vring_memory[uint64_t{h} * 2 + static_cast<uint64_t>(ring)] = Napi::Persistent(mem_obj.As<Napi::Object>());
+    return env.Undefined();
+  }
+
+  // stopVring(handle, ring) -> next avail index
+  Napi::Value JsStopVring(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    auto* g = Live(env);
+    uint32_t h;
+    core::VirtioRing ring;
+    if (!g || !ArgUint32(info, 0, "handle", &h) || !ReadRing(env, info[1], &ring)) return env.Undefined();
+    auto r = g->StopVring(h, ring);
+    if (!r.ok()) return ThrowStatus(env, r.status);
+    state_->vring_memory.erase(uint64_t{h} * 2 + static_cast<uint64_t>(ring));
+    return Napi::Number::New(env, r.value);
+  }
+
   Napi::Value JsRemove(const Napi::CallbackInfo& info) {
     auto* g = Live(info.Env());
     uint32_t h;
     if (!g || !ArgUint32(info, 0, "handle", &h)) return info.Env().Undefined();
     core::Status s = g->Remove(h);
-    if (s.ok()) state_->rings.erase(h);  // the port is gone: its memory may go too
+    if (s.ok()) {
+      // The client is gone: the memory of its rings may go too.
+      state_->rings.erase(h);
+      state_->vring_memory.erase(uint64_t{h} * 2);
+      state_->vring_memory.erase(uint64_t{h} * 2 + 1);
+    }
     return Done(info.Env(), s);
   }
 
@@ -316,6 +429,17 @@ class NetGraphWrap : public Napi::ObjectWrap<NetGraphWrap> {
       o.Set("enabled", i.enabled);
       o.Set("vnetHdrLen", Napi::Number::New(env, i.vnet_hdr_len));
       o.Set("offloads", num(i.offloads));
+      o.Set("broken", i.broken);
+      o.Set("errors", num(i.errors));
+      o.Set("error", i.error.empty() ? env.Null() : Napi::String::New(env, i.error));
+      if (i.kind == core::ClientKind::kVirtioDevice) {
+        Napi::Object v = Napi::Object::New(env);
+        v.Set("features", Napi::BigInt::New(env, i.features));
+        v.Set("rxStarted", i.rx_started);
+        v.Set("txStarted", i.tx_started);
+        v.Set("notifies", num(i.notifies));
+        o.Set("virtio", v);
+      }
       const core::CounterSnapshot& c = i.counters;
       o.Set("framesIn", num(c.frames_in));
       o.Set("bytesIn", num(c.bytes_in));

@@ -122,7 +122,7 @@ export class RecordingDataPlane implements DataPlane {
     if (this.clients.has(c.handle)) throw new Error(`handle ${c.handle} added twice`);
     this.clients.set(c.handle, { ...c });
     const fd = c.kind === 'tap' ? ` fd${c.fd}` : '';
-    const hdr = c.kind !== 'hubport' && c.vnetHdrLen !== undefined ? ` hdr${c.vnetHdrLen}` : '';
+    const hdr = (c.kind === 'tap' || c.kind === 'port') && c.vnetHdrLen !== undefined ? ` hdr${c.vnetHdrLen}` : '';
     this.calls.push(`add ${c.kind} ${c.name} q${c.queueIndex}${fd}${hdr}`);
   }
   removeClient(h: number): void {

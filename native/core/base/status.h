@@ -12,16 +12,17 @@ namespace netplane::core {
 // What kind of failure, so callers (the binding's error codes) never parse the text.
 enum class StatusCode {
   kOk,
-  kSystem,    // a system call failed: err is its errno
-  kInvalid,   // a bad argument or request (err EINVAL)
-  kNotFound,  // no such object (a net client handle)
-  kInUse,     // the name / handle / peer slot is taken
-  kClosed,    // the object was closed or stopped
+  kSystem,        // a system call failed: err is its errno
+  kInvalid,       // a bad argument or request (err EINVAL)
+  kNotFound,      // no such object (a net client handle)
+  kInUse,         // the name / handle / peer slot is taken
+  kClosed,        // the object was closed or stopped
+  kInvalidInput,  // untrusted input (a guest memory table, a ring layout) failed validation
 };
 
 struct Status {
   StatusCode code = StatusCode::kOk;
-  int err = 0;          // errno value (EINVAL for kInvalid, kNotFound, kInUse, kClosed)
+  int err = 0;          // errno value (EINVAL for every kind but kSystem)
   std::string syscall;  // failing step, e.g. "ioctl(TUNSETIFF)"
   std::string message;  // human text, e.g. "could not configure /dev/net/tun (x): ..."
 
@@ -35,6 +36,7 @@ struct Status {
   static Status NotFound(std::string message) { return Of(StatusCode::kNotFound, std::move(message)); }
   static Status InUse(std::string message) { return Of(StatusCode::kInUse, std::move(message)); }
   static Status Closed(std::string message) { return Of(StatusCode::kClosed, std::move(message)); }
+  static Status InvalidInput(std::string message) { return Of(StatusCode::kInvalidInput, std::move(message)); }
 
  private:
   static Status Of(StatusCode code, std::string message) { return Status{code, EINVAL, "", std::move(message)}; }

@@ -16,6 +16,8 @@ const char* ClientKindName(ClientKind k) {
     // createPort: kept so that output does not change.
     case ClientKind::kPort:
       return "jsport";
+    case ClientKind::kVirtioDevice:
+      return "virtio-device";
   }
   return "unknown";
 }

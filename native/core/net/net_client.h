@@ -43,13 +43,27 @@ constexpr size_t kMinEthFrame = 14;
 constexpr size_t kPadFrameLen = 60;  // short frames from a TAP are padded to this
 constexpr size_t kMaxVnetHdrLen = 20;
 
+// Offloaded frames a receiver takes, by kind (the values of Linux's TUN_F_*, so a TAP passes
+// the mask to TUNSETOFFLOAD as it is).
+constexpr unsigned kOffloadCsum = 0x01;
+constexpr unsigned kOffloadTso4 = 0x02;
+constexpr unsigned kOffloadTso6 = 0x04;
+constexpr unsigned kOffloadTsoEcn = 0x08;
+constexpr unsigned kOffloadUfo = 0x10;
+constexpr unsigned kOffloadUso4 = 0x20;
+constexpr unsigned kOffloadUso6 = 0x40;
+constexpr unsigned kOffloadAll = 0x7f;
+
 // Things the data plane tells JavaScript. Raised on IOThreads; the sink must be thread-safe.
 struct GraphEvent {
-  enum class Kind { kTapDead, kPortRx, kPortTxRoom };
+  // kVringError: a virtio queue pair met hostile input and stopped (ring, reason set).
+  enum class Kind { kTapDead, kPortRx, kPortTxRoom, kVringError };
   Kind kind;
   uint32_t handle = 0;
   int err = 0;
   std::string syscall;
+  int ring = -1;       // kVringError: 0 rx, 1 tx
+  std::string reason;  // kVringError: what was wrong
 };
 using EventSink = std::function<void(const GraphEvent&)>;
 
@@ -83,7 +97,9 @@ struct DeviceFrame {
 DeviceFrame ShapeForDevice(const Frame& f, int to_hdr_len, uint8_t* hdr_scratch);
 
 enum class RecvResult { kConsumed, kNotNow, kError };
-enum class ClientKind { kTap, kHubPort, kPort };  // kPort: a JS ring port (JsPort)
+// kPort: a JS ring port (JsPort); kVirtioDevice: a guest's virtio-net queue pair served
+// from its rings (VirtioDeviceQueue).
+enum class ClientKind { kTap, kHubPort, kPort, kVirtioDevice };
 const char* ClientKindName(ClientKind k);
 
 // What a snapshot reports about one client. The graph fills in placement; the client's
@@ -102,6 +118,14 @@ struct ClientInfo {
   bool enabled = true;
   int vnet_hdr_len = 0;
   unsigned offloads = 0;  // TUN_F_* applied (taps)
+  // A client that met hostile input (a virtio queue pair) and stopped: how often, the last
+  // reason, and whether it is still in that state.
+  bool broken = false;
+  uint64_t errors = 0;
+  std::string error;
+  uint64_t features = 0;                        // virtio features in force (virtio clients)
+  uint64_t notifies = 0;                        // interrupts written to the driver (virtio clients)
+  bool rx_started = false, tx_started = false;  // virtio rings running
   CounterSnapshot counters;
 };
 
@@ -162,6 +186,9 @@ class NetClient {
   virtual int vnet_hdr_len() const { return 0; }
   // Whether this client can take GSO / checksum-offloaded frames (with a vnet header).
   virtual bool AcceptsOffloads() const { return vnet_hdr_len() > 0; }
+  // Which offloaded frames (kOffload* bits): a TAP peer turns on exactly these. A client
+  // that takes some kinds only (a guest that negotiated a subset) says so here.
+  virtual unsigned AcceptedOffloads() const { return AcceptsOffloads() ? kOffloadAll : 0; }
 
   // Deliver one frame to this client's device or onward. See the file comment.
   virtual RecvResult Receive(NetClient* sender, const Frame& f) = 0;

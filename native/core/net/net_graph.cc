@@ -72,6 +72,17 @@ Status NetGraph::WithClient(uint32_t handle, Fn&& fn) {
   return s;
 }
 
+template <class Fn>
+Status NetGraph::WithVirtio(uint32_t handle, Fn&& fn) {
+  auto f = Find(handle);
+  if (!f.ok()) return f.status;
+  VirtioDeviceQueue* q = f.value->virtio;
+  if (!q) return Status::Invalid("net client '" + f.value->client->name() + "' is not a virtio device queue");
+  Status s;
+  f.value->ctx->thread->RunSync([&] { s = fn(q); });
+  return s;
+}
+
 Status NetGraph::StartClient(Entry* e) {
   Status s;
   NetClient* c = e->client.get();
@@ -101,10 +112,12 @@ Status NetGraph::AddTap(const ClientSpec& spec, int fd, int vnet_hdr_len) {
                   std::make_unique<TapClient>(spec.handle, spec.name, ctx.value->net.get(), fd, vnet_hdr_len));
 }
 
-Status NetGraph::Register(const ClientSpec& spec, Context* ctx, std::unique_ptr<NetClient> client, JsPort* port) {
+Status NetGraph::Register(const ClientSpec& spec, Context* ctx, std::unique_ptr<NetClient> client, JsPort* port,
+                          VirtioDeviceQueue* virtio) {
   Entry e;
   e.client = std::move(client);
   e.port = port;
+  e.virtio = virtio;
   e.ctx = ctx;
   e.spec = spec;
   e.pinned = !spec.iothread.empty();
@@ -154,6 +167,37 @@ Status NetGraph::AddJsPort(const ClientSpec& spec, const JsPortConfig& cfg) {
   auto port = JsPort::Create(spec.handle, spec.name, ctx.value->net.get(), cfg);
   if (!port.ok()) return port.status;
   return Register(spec, ctx.value, std::unique_ptr<NetClient>(port.value), port.value);
+}
+
+Status NetGraph::AddVirtioDevice(const ClientSpec& spec) {
+  Status s = CheckNew(spec);
+  if (!s.ok()) return s;
+  auto ctx = GetContext(spec.iothread.empty() ? DefaultContextName(spec.queue_index) : spec.iothread);
+  if (!ctx.ok()) return ctx.status;
+  auto q = std::make_unique<VirtioDeviceQueue>(spec.handle, spec.name, ctx.value->net.get());
+  VirtioDeviceQueue* raw = q.get();
+  return Register(spec, ctx.value, std::move(q), nullptr, raw);
+}
+
+Status NetGraph::SetVirtioFeatures(uint32_t handle, uint64_t features) {
+  Status s = WithVirtio(handle, [&](VirtioDeviceQueue* q) { return q->SetFeatures(features); });
+  if (!s.ok()) return s;
+  RecomputeOffloads();
+  return Status::Ok();
+}
+
+Status NetGraph::StartVring(uint32_t handle, VirtioRing ring, VirtioRingStart start) {
+  return WithVirtio(handle, [&](VirtioDeviceQueue* q) { return q->StartRing(ring, std::move(start)); });
+}
+
+Result<uint16_t> NetGraph::StopVring(uint32_t handle, VirtioRing ring) {
+  uint16_t base = 0;
+  Status s = WithVirtio(handle, [&](VirtioDeviceQueue* q) {
+    base = q->StopRing(ring);
+    return Status::Ok();
+  });
+  if (!s.ok()) return Result<uint16_t>::Fail(s);
+  return Result<uint16_t>::Of(base);
 }
 
 Status NetGraph::Remove(uint32_t handle) {

@@ -29,6 +29,7 @@
 #include "net/net_client.h"
 #include "port/js_port.h"
 #include "tap/tap_client.h"
+#include "virtio_net/virtio_device_queue.h"
 
 namespace netplane::core {
 
@@ -52,6 +53,15 @@ class NetGraph {
   Status AddTap(const ClientSpec& spec, int fd, int vnet_hdr_len);
   Status AddHubPort(const ClientSpec& spec, int hub_id);
   Status AddJsPort(const ClientSpec& spec, const JsPortConfig& cfg);
+  // A guest's virtio-net queue pair served from its rings (virtio_device_queue.h); it starts
+  // with both rings stopped. Placement as a TAP queue: np-q<queue_index>.
+  Status AddVirtioDevice(const ClientSpec& spec);
+  // Virtio queue pairs (JS thread; each runs on the client's thread and returns when done).
+  // Features only while both rings are stopped; offloads are recomputed afterwards.
+  Status SetVirtioFeatures(uint32_t handle, uint64_t features);
+  Status StartVring(uint32_t handle, VirtioRing ring, VirtioRingStart start);
+  // Stopped on return; the next avail index to resume from.
+  Result<uint16_t> StopVring(uint32_t handle, VirtioRing ring);
   // Unlink (purging what waits on either side), stop polling, delete. The fd stays open.
   Status Remove(uint32_t handle);
 
@@ -83,7 +93,8 @@ class NetGraph {
     Context* ctx = nullptr;
     ClientSpec spec;
     bool pinned = false;
-    JsPort* port = nullptr;  // the client, when it is a JS port (KickPort, FindPort)
+    JsPort* port = nullptr;               // the client, when it is a JS port (KickPort, FindPort)
+    VirtioDeviceQueue* virtio = nullptr;  // the client, when it is a virtio queue pair
   };
 
   Result<Context*> GetContext(const std::string& name);
@@ -93,10 +104,14 @@ class NetGraph {
   // Find the client and run fn(NetClient*) on its home thread; fn returns a Status or nothing.
   template <class Fn>
   Status WithClient(uint32_t handle, Fn&& fn);
+  // The same for a virtio queue pair: fn(VirtioDeviceQueue*) -> Status.
+  template <class Fn>
+  Status WithVirtio(uint32_t handle, Fn&& fn);
   Status Move(Entry* e, Context* to);
   Status StartClient(Entry* e);
   // Store a new client under its handle and start it there; forgotten again if it cannot start.
-  Status Register(const ClientSpec& spec, Context* ctx, std::unique_ptr<NetClient> client, JsPort* port = nullptr);
+  Status Register(const ClientSpec& spec, Context* ctx, std::unique_ptr<NetClient> client, JsPort* port = nullptr,
+                  VirtioDeviceQueue* virtio = nullptr);
   void StopClient(Entry* e);
   void RecomputeOffloads();
 

@@ -121,8 +121,8 @@ void TapClient::RecomputeOffloads(bool auto_on) {
     offloads_external_ = true;
     return;
   }
-  bool want = auto_on && peer_ && peer_->AcceptsOffloads();
-  if (offloads_external_ || want != (offloads_ != 0)) SetOffloads(want);
+  unsigned want = auto_on && peer_ ? peer_->AcceptedOffloads() & kOffloadAll : 0;
+  if (offloads_external_ || want != requested_offloads_) SetOffloads(want);
   offloads_external_ = false;
 }
 
@@ -131,12 +131,17 @@ void TapClient::Describe(ClientInfo& info) const {
   info.offloads = offloads_;
 }
 
-Result<unsigned> TapClient::SetOffloads(bool on) {
+Result<unsigned> TapClient::SetOffloads(unsigned mask) {
   using namespace tun;  // NOLINT: the tun ABI names
+  static_assert(kOffloadCsum == kTunFCsum && kOffloadTso4 == kTunFTso4 && kOffloadTso6 == kTunFTso6 &&
+                    kOffloadTsoEcn == kTunFTsoEcn && kOffloadUfo == kTunFUfo && kOffloadUso4 == kTunFUso4 &&
+                    kOffloadUso6 == kTunFUso6,
+                "kOffload* are the TUN_F_* values");
+  // The kernel ignores TSO/UFO/USO without CSUM: ask for none of them then.
+  if (!(mask & kOffloadCsum)) mask = 0;
+  requested_offloads_ = mask;
   unsigned flags = 0;
-  int err =
-      on ? SetOffload(fd_, kTunFCsum | kTunFTso4 | kTunFTso6 | kTunFTsoEcn | kTunFUfo | kTunFUso4 | kTunFUso6, &flags)
-         : IoctlValue(fd_, kTunSetOffload, 0);
+  int err = mask ? SetOffload(fd_, mask, &flags) : IoctlValue(fd_, kTunSetOffload, 0);
   if (err != 0)
     return Result<unsigned>::Fail(
         Status::Errno(err, "ioctl(TUNSETOFFLOAD)", "TUNSETOFFLOAD ioctl() failed: " + std::string(std::strerror(err))));

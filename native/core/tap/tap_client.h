@@ -38,12 +38,12 @@ class TapClient : public NetClient {
   void SetQueueEnabled(bool enabled) override;
   bool enabled() const { return enabled_; }
 
-  // TUNSETOFFLOAD on this fd: on = CSUM|TSO4|TSO6|TSO_ECN plus UFO/USO where supported.
-  // Returns the TUN_F_* mask applied.
-  Result<unsigned> SetOffloads(bool on);
+  // TUNSETOFFLOAD on this fd with the kOffload* (= TUN_F_*) mask, dropping USO and then UFO
+  // where the kernel lacks them. Returns the mask applied.
+  Result<unsigned> SetOffloads(unsigned mask);
   unsigned offloads() const { return offloads_; }
-  // With a vnet header and alive: offloads on exactly when auto_on and the peer takes
-  // offloaded frames, unless the peer's owner sets them (OwnsPeerOffloads).
+  // With a vnet header and alive: the offloads the peer takes (AcceptedOffloads) when
+  // auto_on, none otherwise, unless the peer's owner sets them (OwnsPeerOffloads).
   void RecomputeOffloads(bool auto_on) override;
   void Describe(ClientInfo& info) const override;
 
@@ -73,6 +73,7 @@ class TapClient : public NetClient {
   bool installed_ = false;
   bool polled_read_ = false, polled_write_ = false;
   unsigned offloads_ = 0;
+  unsigned requested_offloads_ = 0;  // the last mask asked for (offloads_ may lack UFO/USO)
   // The offloads were left to the peer's owner: the kernel may hold anything, so the next
   // graph choice is written even when it looks unchanged.
   bool offloads_external_ = false;

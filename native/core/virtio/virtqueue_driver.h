@@ -1,0 +1,79 @@
+// VirtqueueDriver: the driver side of one split virtqueue, in memory this process maps
+// (a GuestMemory): what a guest's virtio driver does, for the front-end role (netplane
+// driving a back-end such as DPDK's vhost) and for tests that drive the device side.
+//
+// Contract: Init() lays the ring out and zeroes it. AddBuffers() writes one chain (direct
+// descriptors, or one indirect table at a given guest address) and its avail slot; nothing
+// is visible to the device until Publish(), which stores avail.idx once (release) and says
+// whether the device wants a kick (EVENT_IDX avail_event rule, or NO_NOTIFY). GetUsed()
+// takes completed chains (acquire on used.idx) and frees their descriptors. With EVENT_IDX,
+// SetUsedEvent() chooses when the device interrupts; SuppressInterrupts() sets NO_INTERRUPT.
+// One thread uses a driver; the device may run on another.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "base/status.h"
+#include "virtio/guest_memory.h"
+#include "virtio/split_ring.h"
+
+namespace netplane::core {
+
+class VirtqueueDriver {
+ public:
+  struct Buffer {
+    uint64_t addr;  // guest-physical
+    uint32_t len;
+    bool writable;  // device-writable (rx)
+  };
+
+  // The ring at guest-physical desc/avail/used (they must translate contiguously).
+  Status Init(std::shared_ptr<const GuestMemory> mem, uint32_t size, uint64_t desc, uint64_t avail, uint64_t used,
+              bool event_idx);
+
+  // A chain of n buffers; with indirect_table != 0 the buffers go into an indirect table at
+  // that guest address (16 * n bytes) and the chain takes one ring descriptor. Returns the
+  // head, or -1 when free descriptors run out.
+  int AddBuffers(const Buffer* bufs, int n, uint64_t indirect_table = 0);
+  // Make added chains visible; true when the device wants a kick for them.
+  bool Publish();
+  // One completed chain: its head and the bytes the device wrote. False when none.
+  bool GetUsed(uint32_t* head, uint32_t* len);
+  void SetUsedEvent(uint16_t idx);
+  void SuppressInterrupts(bool on);
+
+  // Raw access for tests that play a hostile guest.
+  uint8_t* desc_table() const { return desc_; }
+  uint8_t* avail_ring() const { return avail_; }
+  uint8_t* used_ring() const { return used_; }
+  uint16_t avail_idx() const { return avail_idx_; }
+  uint16_t used_seen() const { return last_used_; }
+  uint32_t size() const { return size_; }
+  uint32_t free_descriptors() const { return num_free_; }
+  // Put `head` in the next avail slot without touching descriptors (not published).
+  void PushAvailRaw(uint16_t head);
+  // Store avail.idx as is (release).
+  void SetAvailIdxRaw(uint16_t idx);
+
+  // Copy to / from guest-physical memory (tests and the front-end's frame copies).
+  bool Write(uint64_t gpa, const void* data, size_t len) const;
+  bool Read(uint64_t gpa, void* out, size_t len) const;
+
+ private:
+  std::shared_ptr<const GuestMemory> mem_;
+  uint8_t* desc_ = nullptr;
+  uint8_t* avail_ = nullptr;
+  uint8_t* used_ = nullptr;
+  uint32_t size_ = 0;
+  bool event_idx_ = false;
+  uint16_t avail_idx_ = 0;  // next avail slot (published or not)
+  uint16_t published_ = 0;  // avail.idx as last stored
+  uint16_t last_used_ = 0;  // next used slot to read
+  uint16_t free_head_ = 0;
+  uint32_t num_free_ = 0;
+  std::vector<uint16_t> chain_len_;  // descriptors each head holds
+};
+
+}  // namespace netplane::core
