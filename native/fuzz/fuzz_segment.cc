@@ -15,13 +15,9 @@
 #include "../test/frame_builder.h"
 #include "vnet/checksum.h"
 #include "vnet/vnet_hdr.h"
+#include "fuzz_assert.h"
 
 using namespace netplane::core;
-
-#define FUZZ_ASSERT(c)            \
-  do {                            \
-    if (!(c)) __builtin_trap();   \
-  } while (0)
 
 namespace {
 

@@ -22,13 +22,9 @@
 #include "virtio/guest_memory.h"
 #include "virtio/split_ring.h"
 #include "virtio_net/virtio_device_queue.h"
+#include "fuzz_assert.h"
 
 using namespace netplane::core;
-
-#define FUZZ_ASSERT(c) \
-  do {                 \
-    if (!(c)) __builtin_trap(); \
-  } while (0)
 
 namespace {
 
