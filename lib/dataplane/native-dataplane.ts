@@ -227,6 +227,10 @@ export class NativeDataPlane extends EventEmitter implements DataPlane {
       if (!(r?.buffer instanceof SharedArrayBuffer) && !(r?.buffer instanceof ArrayBuffer)) {
         throw new TypeError(`regions[${i}].buffer must be a SharedArrayBuffer or an ArrayBuffer`);
       }
+      // A resizable ArrayBuffer can shrink under a running ring: only fixed-size memory.
+      if ((r.buffer as ArrayBuffer & { resizable?: boolean }).resizable === true) {
+        throw new NetplaneError('NETPLANE_INVALID', `regions[${i}].buffer is resizable; guest memory must have a fixed size`);
+      }
       return { guestAddr: r.guestAddr, bytes: new Uint8Array(r.buffer) };
     });
     return new GuestMemory(this.#call(() => native().guestMemoryWrap(list)));

@@ -362,7 +362,17 @@ TEST(VirtioDevice, RingsThatDoNotFitGuestMemoryAreRefused) {
   s = guest.Start(VirtioRing::kTx);
   s.addrs.space = AddrSpace::kGuest;  // user addresses read as guest ones: outside
   CHECK(g.StartVring(2, VirtioRing::kTx, std::move(s)).code == StatusCode::kInvalidInput);
-  CHECK(!nptest::InfoOf(g, 2).tx_started);
+  ClientInfo i = nptest::InfoOf(g, 2);
+  CHECK(!i.tx_started);
+  // Each refusal is hostile input: counted, the pair in its error state, the err fd written.
+  CHECK(i.broken);
+  CHECK_EQ(i.errors, uint64_t{3});
+  CHECK(i.error.find("tx ring: vring descriptor table") == 0);
+  CHECK_EQ(guest.tx.err.Take(), uint64_t{3});
+  CHECK_EQ(log.Count(GraphEvent::Kind::kVringError), size_t{3});
+  // Both rings stopped: a good layout starts again (a reset).
+  REQUIRE(g.StartVring(2, VirtioRing::kTx, guest.Start(VirtioRing::kTx)).ok());
+  CHECK(!nptest::InfoOf(g, 2).broken);
 }
 
 // ---- a hostile guest ---------------------------------------------------------------------
