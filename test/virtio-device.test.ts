@@ -297,6 +297,16 @@ test('invalid tables and ring layouts throw NETPLANE_INVALID', () => {
       () => dp.startVring(1, { ...ring, descAddr: 0n, usedAddr: 0x100n }),
       /used ring overlaps the descriptor table/,
     );
+    // Refused layouts are hostile input: counted, and the pair is in its error state.
+    const st = dp.stats().find((c) => c.handle === 1);
+    assert.equal(st?.broken, true);
+    assert.equal(st?.errors, 2);
+    assert.match(st?.error ?? '', /^tx ring: vring used ring overlaps the descriptor table/);
+    invalid(() => {
+      // (@types/node 20 lacks the resizable constructor's options.)
+      const Resizable = ArrayBuffer as unknown as new (n: number, o: { maxByteLength: number }) => ArrayBuffer;
+      return dp.wrapGuestMemory([{ guestAddr: 0n, buffer: new Resizable(4096, { maxByteLength: 8192 }) }]);
+    }, /resizable/);
     memory.close();
     memory.close(); // idempotent
     assert.equal(memory.closed, true);

@@ -55,7 +55,7 @@ import {
   type NativeClientStats,
   type NativeNetGraph,
   type NativeSystemError,
-  type VringAddrSpace,
+  type NativeVringSpec,
   type VringName,
 } from '../native';
 import type { ClientDeadEvent, ClientDescriptor, DataPlane, IothreadParams } from '../topology/dataplane';
@@ -81,22 +81,8 @@ export interface BorrowedGuestMemoryRegion {
   buffer: SharedArrayBuffer | ArrayBuffer;
 }
 
-export interface VringConfig {
-  ring: VringName;
-  memory: GuestMemory;
-  /** A power of two, 1..32768. */
-  size: number;
-  descAddr: bigint;
-  availAddr: bigint;
-  usedAddr: bigint;
-  addrSpace: VringAddrSpace;
-  /** Next avail index to process (vhost-user SET_VRING_BASE). */
-  base: number;
-  kickFd: number;
-  /** -1: no interrupts (vhost-user NOFD). */
-  callFd: number;
-  errFd?: number;
-}
+/** startVring's ring: as the native spec (lib/native.ts NativeVringSpec), with a GuestMemory. */
+export type VringConfig = Omit<NativeVringSpec, 'memory'> & { memory: GuestMemory };
 
 export interface VringErrorEvent {
   type: 'vring-error';
@@ -249,6 +235,13 @@ export class NativeDataPlane extends EventEmitter implements DataPlane {
     const list = regions.map((r, i) => {
       if (!(r?.buffer instanceof SharedArrayBuffer) && !(r?.buffer instanceof ArrayBuffer)) {
         throw new TypeError(`regions[${i}].buffer must be a SharedArrayBuffer or an ArrayBuffer`);
+      }
+      // A resizable ArrayBuffer can shrink under a running ring: only fixed-size memory.
+      if ((r.buffer as ArrayBuffer & { resizable?: boolean }).resizable === true) {
+        throw new NetplaneError(
+          'NETPLANE_INVALID',
+          `regions[${i}].buffer is resizable; guest memory must have a fixed size`,
+        );
       }
       return { guestAddr: r.guestAddr, bytes: new Uint8Array(r.buffer) };
     });

@@ -210,24 +210,21 @@ class NetGraphWrap : public Napi::ObjectWrap<NetGraphWrap> {
 
   // addVirtioDevice({ handle, name, queueIndex, iothread })
   Napi::Value JsAddVirtioDevice(const Napi::CallbackInfo& info) {
-    Napi::Env env = info.Env();
-    auto* g = Live(env);
-    if (!g) return env.Undefined();
+    auto* g = Live(info.Env());
     Napi::Object o;
     core::ClientSpec spec;
-    if (!ArgSpec(info, &o, &spec)) return env.Undefined();
-    return Done(env, g->AddVirtioDevice(spec));
+    if (!g || !ArgSpec(info, &o, &spec)) return info.Env().Undefined();
+    return Done(info.Env(), g->AddVirtioDevice(spec));
   }
 
   // setVirtioFeatures(handle, features: bigint)
   Napi::Value JsSetVirtioFeatures(const Napi::CallbackInfo& info) {
-    Napi::Env env = info.Env();
-    auto* g = Live(env);
+    auto* g = Live(info.Env());
     uint32_t h;
     uint64_t features;
-    if (!g || !ArgUint32(info, 0, "handle", &h) || !ReadU64(env, info[1], "features", &features))
-      return env.Undefined();
-    return Done(env, g->SetVirtioFeatures(h, features));
+    if (!g || !ArgUint32(info, 0, "handle", &h) || !ReadU64(info.Env(), info[1], "features", &features))
+      return info.Env().Undefined();
+    return Done(info.Env(), g->SetVirtioFeatures(h, features));
   }
 
   static bool ReadRing(Napi::Env env, Napi::Value v, core::VirtioRing* out) {

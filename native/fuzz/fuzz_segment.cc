@@ -13,15 +13,11 @@
 #include <vector>
 
 #include "../test/frame_builder.h"
+#include "fuzz_assert.h"
 #include "vnet/checksum.h"
 #include "vnet/vnet_hdr.h"
 
 using namespace netplane::core;
-
-#define FUZZ_ASSERT(c)          \
-  do {                          \
-    if (!(c)) __builtin_trap(); \
-  } while (0)
 
 namespace {
 

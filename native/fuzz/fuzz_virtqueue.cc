@@ -18,17 +18,13 @@
 #include <vector>
 
 #include "aio/aio_context.h"
+#include "fuzz_assert.h"
 #include "net/net_client.h"
 #include "virtio/guest_memory.h"
 #include "virtio/split_ring.h"
 #include "virtio_net/virtio_device_queue.h"
 
 using namespace netplane::core;
-
-#define FUZZ_ASSERT(c)          \
-  do {                          \
-    if (!(c)) __builtin_trap(); \
-  } while (0)
 
 namespace {
 

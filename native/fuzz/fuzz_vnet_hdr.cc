@@ -8,15 +8,11 @@
 #include <cstring>
 #include <vector>
 
+#include "fuzz_assert.h"
 #include "vnet/checksum.h"
 #include "vnet/vnet_hdr.h"
 
 using namespace netplane::core;
-
-#define FUZZ_ASSERT(c)          \
-  do {                          \
-    if (!(c)) __builtin_trap(); \
-  } while (0)
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size < 1) return 0;

@@ -3,6 +3,9 @@
 // the hostile guest.
 #include <fcntl.h>
 
+#include <cstdio>
+#include <functional>
+
 #include "fd_count.h"
 #include "frame_builder.h"
 #include "test.h"
@@ -358,7 +361,17 @@ TEST(VirtioDevice, RingsThatDoNotFitGuestMemoryAreRefused) {
   s = guest.Start(VirtioRing::kTx);
   s.addrs.space = AddrSpace::kGuest;  // user addresses read as guest ones: outside
   CHECK(g.StartVring(2, VirtioRing::kTx, std::move(s)).code == StatusCode::kInvalidInput);
-  CHECK(!nptest::InfoOf(g, 2).tx_started);
+  ClientInfo i = nptest::InfoOf(g, 2);
+  CHECK(!i.tx_started);
+  // Each refusal is hostile input: counted, the pair in its error state, the err fd written.
+  CHECK(i.broken);
+  CHECK_EQ(i.errors, uint64_t{3});
+  CHECK(i.error.find("tx ring: vring descriptor table") == 0);
+  CHECK_EQ(guest.tx.err.Take(), uint64_t{3});
+  CHECK_EQ(log.Count(GraphEvent::Kind::kVringError), size_t{3});
+  // Both rings stopped: a good layout starts again (a reset).
+  REQUIRE(g.StartVring(2, VirtioRing::kTx, guest.Start(VirtioRing::kTx)).ok());
+  CHECK(!nptest::InfoOf(g, 2).broken);
 }
 
 // ---- a hostile guest ---------------------------------------------------------------------
@@ -385,8 +398,10 @@ struct TwoPairs {
     g1.PostRx(64, 2048);
     g1.Kick(g1.rx);
   }
-  void Raw(nptest::GuestRing& r, uint16_t i, uint64_t addr, uint32_t len, uint16_t flags, uint16_t next) {
-    StoreDesc(r.drv.desc_table() + 16ull * i, VringDesc{addr, len, flags, next});
+  // Descriptor i of ring r's table, or entry i of an indirect table at `table`.
+  void Raw(nptest::GuestRing& r, uint16_t i, uint64_t addr, uint32_t len, uint16_t flags, uint16_t next,
+           uint64_t table = 0) {
+    REQUIRE(r.drv.WriteDescRaw(i, VringDesc{addr, len, flags, next}, table));
   }
   // Offer head `head` on ring r and kick.
   void Offer(nptest::GuestRing& r, uint16_t head) {
@@ -435,127 +450,104 @@ struct TwoPairs {
 
 }  // namespace
 
-TEST(VirtioHostile, DescriptorLoop) {
-  TwoPairs p;
-  p.Raw(p.g0.tx, 0, 0x40000, 64, kVringDescFNext, 1);
-  p.Raw(p.g0.tx, 1, 0x40000, 64, kVringDescFNext, 0);
-  p.Offer(p.g0.tx, 0);
-  p.ExpectBroken(VirtioRing::kTx, "loop");
-}
+namespace {
+// One hostile input to queue pair 0: descriptors the guest writes (into ring r's table, or
+// with `table` into an indirect table there), the head it then offers (-1: none), or
+// something else it does; which ring breaks and the reason.
+struct RawDesc {
+  uint16_t i;
+  uint64_t addr;
+  uint32_t len;
+  uint16_t flags, next;
+  uint64_t table;
+};
+struct HostileCase {
+  const char* name;
+  VirtioRing ring;
+  const char* reason;
+  std::vector<RawDesc> descs;
+  int offer;
+  std::function<void(TwoPairs&)> act;
+};
 
-TEST(VirtioHostile, SelfLoopInsideAnIndirectTable) {
-  TwoPairs p;
-  VringDesc d{0x40000, 64, kVringDescFNext, 0};
-  uint8_t raw[16];
-  std::memcpy(raw, &d.addr, 8);
-  std::memcpy(raw + 8, &d.len, 4);
-  std::memcpy(raw + 12, &d.flags, 2);
-  std::memcpy(raw + 14, &d.next, 2);
-  p.g0.tx.drv.Write(0x50000, raw, 16);
-  p.Raw(p.g0.tx, 0, 0x50000, 16, kVringDescFIndirect, 0);
-  p.Offer(p.g0.tx, 0);
-  p.ExpectBroken(VirtioRing::kTx, "loop");
-}
-
-TEST(VirtioHostile, NextOutOfRange) {
-  TwoPairs p;
-  p.Raw(p.g0.tx, 0, 0x40000, 64, kVringDescFNext, 300);
-  p.Offer(p.g0.tx, 0);
-  p.ExpectBroken(VirtioRing::kTx, "next index out of range");
-}
-
-TEST(VirtioHostile, HeadOutOfRange) {
-  TwoPairs p;
-  p.Offer(p.g0.tx, 256);
-  p.ExpectBroken(VirtioRing::kTx, "head index out of range");
-}
-
-TEST(VirtioHostile, NestedIndirect) {
-  TwoPairs p;
-  VringDesc d{0x60000, 16, kVringDescFIndirect, 0};
-  uint8_t raw[16];
-  std::memcpy(raw, &d.addr, 8);
-  std::memcpy(raw + 8, &d.len, 4);
-  std::memcpy(raw + 12, &d.flags, 2);
-  std::memcpy(raw + 14, &d.next, 2);
-  p.g0.tx.drv.Write(0x50000, raw, 16);
-  p.Raw(p.g0.tx, 0, 0x50000, 16, kVringDescFIndirect, 0);
-  p.Offer(p.g0.tx, 0);
-  p.ExpectBroken(VirtioRing::kTx, "indirect descriptor inside an indirect table");
-}
-
-TEST(VirtioHostile, IndirectTableLengthNotAMultipleOf16) {
-  TwoPairs p;
-  p.Raw(p.g0.tx, 0, 0x50000, 15, kVringDescFIndirect, 0);
-  p.Offer(p.g0.tx, 0);
-  p.ExpectBroken(VirtioRing::kTx, "indirect table length");
-}
-
-TEST(VirtioHostile, AddressOutsideEveryRegion) {
-  TwoPairs p;
-  p.Raw(p.g0.tx, 0, 3 * nptest::kRegionSize, 64, 0, 0);
-  p.Offer(p.g0.tx, 0);
-  p.ExpectBroken(VirtioRing::kTx, "outside guest memory");
-}
-
-TEST(VirtioHostile, LengthOverflowAndOnePastTheEnd) {
-  {
+void RunHostile(const std::vector<HostileCase>& cases) {
+  for (const HostileCase& c : cases) {
+    std::fprintf(stderr, "  case: %s\n", c.name);
     TwoPairs p;
-    p.Raw(p.g0.tx, 0, ~0ull - 16, 64, 0, 0);  // addr + len wraps
-    p.Offer(p.g0.tx, 0);
-    p.ExpectBroken(VirtioRing::kTx, "outside guest memory");
-  }
-  {
-    TwoPairs p;
-    p.Raw(p.g0.tx, 0, 2 * nptest::kRegionSize - 63, 64, 0, 0);  // ends one byte past the memory
-    p.Offer(p.g0.tx, 0);
-    p.ExpectBroken(VirtioRing::kTx, "outside guest memory");
+    nptest::GuestRing& r = p.g0.ring(c.ring);
+    for (const RawDesc& d : c.descs) p.Raw(r, d.i, d.addr, d.len, d.flags, d.next, d.table);
+    if (c.offer >= 0) p.Offer(r, static_cast<uint16_t>(c.offer));
+    if (c.act) c.act(p);
+    if (c.ring == VirtioRing::kRx) REQUIRE(p.t0.Inject(nptest::EthFrame(64, 1)));  // rx breaks on use
+    p.ExpectBroken(c.ring, c.reason);
   }
 }
 
-TEST(VirtioHostile, ZeroLengthDescriptor) {
-  TwoPairs p;
-  p.Raw(p.g0.tx, 0, 0xdeadbeef000ull, 0, 0, 0);
-  p.Offer(p.g0.tx, 0);
-  p.ExpectBroken(VirtioRing::kTx, "zero-length");
+constexpr uint16_t kN = kVringDescFNext, kW = kVringDescFWrite, kI = kVringDescFIndirect;
+constexpr uint64_t kMemEnd = 2 * nptest::kRegionSize;
+}  // namespace
+
+TEST(VirtioHostile, TxDescriptorsBreakOnlyTheirQueuePair) {
+  const VirtioRing tx = VirtioRing::kTx;
+  RunHostile({
+      {"loop A->B->A", tx, "loop", {{0, 0x40000, 64, kN, 1, 0}, {1, 0x40000, 64, kN, 0, 0}}, 0, {}},
+      {"self-loop in an indirect table",
+       tx,
+       "loop",
+       {{0, 0x40000, 64, kN, 0, 0x50000}, {0, 0x50000, 16, kI, 0, 0}},
+       0,
+       {}},
+      {"next >= size", tx, "next index out of range", {{0, 0x40000, 64, kN, 300, 0}}, 0, {}},
+      {"head >= size", tx, "head index out of range", {}, 256, {}},
+      {"nested indirect",
+       tx,
+       "indirect descriptor inside an indirect table",
+       {{0, 0x60000, 16, kI, 0, 0x50000}, {0, 0x50000, 16, kI, 0, 0}},
+       0,
+       {}},
+      {"indirect len 15", tx, "indirect table length", {{0, 0x50000, 15, kI, 0, 0}}, 0, {}},
+      {"outside every region", tx, "outside guest memory", {{0, 3 * nptest::kRegionSize, 64, 0, 0, 0}}, 0, {}},
+      {"addr + len wraps", tx, "outside guest memory", {{0, ~0ull - 16, 64, 0, 0, 0}}, 0, {}},
+      {"one byte past the memory", tx, "outside guest memory", {{0, kMemEnd - 63, 64, 0, 0, 0}}, 0, {}},
+      {"zero length", tx, "zero-length", {{0, 0xdeadbeef000ull, 0, 0, 0, 0}}, 0, {}},
+      {"writable descriptor in tx",
+       tx,
+       "device-writable descriptor in a tx chain",
+       {{0, 0x40000, 64, kW, 0, 0}},
+       0,
+       {}},
+      {"avail idx jumps by N+1",
+       tx,
+       "avail index moved",
+       {},
+       -1,
+       [](TwoPairs& p) {
+         p.g0.tx.drv.SetAvailIdxRaw(257);
+         p.g0.tx.kick.Signal();
+       }},
+  });
 }
 
-TEST(VirtioHostile, AvailIndexJump) {
-  TwoPairs p;
-  p.g0.tx.drv.SetAvailIdxRaw(257);
-  p.g0.tx.kick.Signal();
-  p.ExpectBroken(VirtioRing::kTx, "avail index moved");
-}
-
-TEST(VirtioHostile, WritableDescriptorInTx) {
-  TwoPairs p;
-  p.Raw(p.g0.tx, 0, 0x40000, 64, kVringDescFWrite, 0);
-  p.Offer(p.g0.tx, 0);
-  p.ExpectBroken(VirtioRing::kTx, "device-writable descriptor in a tx chain");
-}
-
-TEST(VirtioHostile, ReadableDescriptorInRx) {
-  TwoPairs p;
-  p.Raw(p.g0.rx, 0, 0x40000, 2048, 0, 0);
-  p.Offer(p.g0.rx, 0);
-  REQUIRE(p.t0.Inject(nptest::EthFrame(64, 1)));
-  p.ExpectBroken(VirtioRing::kRx, "device-readable descriptor in an rx chain");
-}
-
-TEST(VirtioHostile, RxBufferSmallerThanTheHeader) {
-  TwoPairs p;
-  p.Raw(p.g0.rx, 0, 0x40000, 4, kVringDescFWrite, 0);
-  p.Offer(p.g0.rx, 0);
-  REQUIRE(p.t0.Inject(nptest::EthFrame(64, 1)));
-  p.ExpectBroken(VirtioRing::kRx, "rx buffer smaller");
-}
-
-TEST(VirtioHostile, RxAvailIndexJump) {
-  TwoPairs p;
-  p.g0.rx.drv.SetAvailIdxRaw(0x8000);
-  p.g0.rx.kick.Signal();
-  REQUIRE(p.t0.Inject(nptest::EthFrame(64, 1)));
-  p.ExpectBroken(VirtioRing::kRx, "avail index moved");
+TEST(VirtioHostile, RxDescriptorsBreakOnlyTheirQueuePair) {
+  const VirtioRing rx = VirtioRing::kRx;
+  RunHostile({
+      {"readable descriptor in rx",
+       rx,
+       "device-readable descriptor in an rx chain",
+       {{0, 0x40000, 2048, 0, 0, 0}},
+       0,
+       {}},
+      {"rx buffer smaller than the header", rx, "rx buffer smaller", {{0, 0x40000, 4, kW, 0, 0}}, 0, {}},
+      {"rx avail idx jumps by 0x8000",
+       rx,
+       "avail index moved",
+       {},
+       -1,
+       [](TwoPairs& p) {
+         p.g0.rx.drv.SetAvailIdxRaw(0x8000);
+         p.g0.rx.kick.Signal();
+       }},
+  });
 }
 
 TEST(VirtioHostile, KickFdThatIsNotAnEventfd) {

@@ -39,10 +39,7 @@ struct HeapGuest {
   uint8_t* Host(uint64_t gpa) { return mem->TranslateContiguous(AddrSpace::kGuest, gpa, 1); }
   void Desc(uint64_t table, uint32_t i, uint64_t addr, uint32_t len, uint16_t flags, uint16_t next) {
     uint8_t raw[16];
-    std::memcpy(raw, &addr, 8);
-    std::memcpy(raw + 8, &len, 4);
-    std::memcpy(raw + 12, &flags, 2);
-    std::memcpy(raw + 14, &next, 2);
+    EncodeDesc(VringDesc{addr, len, flags, next}, raw);
     iovec v[4];
     int n = mem->Translate(AddrSpace::kGuest, table + 16ull * i, 16, v, 4);
     size_t at = 0;
@@ -243,11 +240,7 @@ TEST(DescriptorChain, LengthsThatSumPastFourGiBAreErrors) {
   auto m = GuestMemory::Wrap({{0, reinterpret_cast<uint8_t*>(table.data()), 1ull << 33}});
   REQUIRE(m.ok());
   auto put = [&](uint32_t i, uint64_t addr, uint32_t len, uint16_t flags, uint16_t next) {
-    uint8_t* p = reinterpret_cast<uint8_t*>(table.data()) + 16 * i;
-    std::memcpy(p, &addr, 8);
-    std::memcpy(p + 8, &len, 4);
-    std::memcpy(p + 12, &flags, 2);
-    std::memcpy(p + 14, &next, 2);
+    EncodeDesc(VringDesc{addr, len, flags, next}, reinterpret_cast<uint8_t*>(table.data()) + 16 * i);
   };
   put(0, 0x100000, 0xffffffffu, kVringDescFNext, 1);
   put(1, 0x200000000ull, 2, 0, 0);

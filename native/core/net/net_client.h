@@ -45,14 +45,16 @@ constexpr size_t kMaxVnetHdrLen = 20;
 
 // Offloaded frames a receiver takes, by kind (the values of Linux's TUN_F_*, so a TAP passes
 // the mask to TUNSETOFFLOAD as it is).
-constexpr unsigned kOffloadCsum = 0x01;
-constexpr unsigned kOffloadTso4 = 0x02;
-constexpr unsigned kOffloadTso6 = 0x04;
-constexpr unsigned kOffloadTsoEcn = 0x08;
-constexpr unsigned kOffloadUfo = 0x10;
-constexpr unsigned kOffloadUso4 = 0x20;
-constexpr unsigned kOffloadUso6 = 0x40;
-constexpr unsigned kOffloadAll = 0x7f;
+enum OffloadBits : unsigned {
+  kOffloadCsum = 0x01,
+  kOffloadTso4 = 0x02,
+  kOffloadTso6 = 0x04,
+  kOffloadTsoEcn = 0x08,
+  kOffloadUfo = 0x10,
+  kOffloadUso4 = 0x20,
+  kOffloadUso6 = 0x40,
+  kOffloadAll = 0x7f,
+};
 
 // Things the data plane tells JavaScript. Raised on IOThreads; the sink must be thread-safe.
 struct GraphEvent {
@@ -188,7 +190,7 @@ class NetClient {
   virtual bool AcceptsOffloads() const { return vnet_hdr_len() > 0; }
   // Which offloaded frames (kOffload* bits): a TAP peer turns on exactly these. A client
   // that takes some kinds only (a guest that negotiated a subset) says so here.
-  virtual unsigned AcceptedOffloads() const { return AcceptsOffloads() ? kOffloadAll : 0; }
+  virtual unsigned AcceptedOffloads() const { return AcceptsOffloads() ? unsigned{kOffloadAll} : 0u; }
 
   // Deliver one frame to this client's device or onward. See the file comment.
   virtual RecvResult Receive(NetClient* sender, const Frame& f) = 0;

@@ -75,12 +75,7 @@ struct IndirectTable {
       got += take;
       off = 0;
     }
-    VringDesc d;
-    std::memcpy(&d.addr, raw, 8);
-    std::memcpy(&d.len, raw + 8, 4);
-    std::memcpy(&d.flags, raw + 12, 2);
-    std::memcpy(&d.next, raw + 14, 2);
-    return d;
+    return DecodeDesc(raw);
   }
 };
 

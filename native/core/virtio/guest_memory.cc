@@ -11,13 +11,13 @@
 
 namespace netplane::core {
 
-namespace {
-
-std::string Hex(uint64_t v) {
+std::string HexU64(uint64_t v) {
   char b[24];
   std::snprintf(b, sizeof b, "0x%llx", static_cast<unsigned long long>(v));
   return b;
 }
+
+namespace {
 
 std::string RegionName(size_t i) { return "guest memory region " + std::to_string(i); }
 
@@ -35,8 +35,8 @@ Status CheckOverlap(const std::vector<GuestRegion>& regions, bool user) {
     // a's last byte, no overflow (checked before)
     if (start(a) + (regions[a].size - 1) >= start(b))
       return Status::InvalidInput(RegionName(b) + " overlaps " + RegionName(a) + " in " +
-                                  (user ? "front-end user" : "guest-physical") + " address space (" + Hex(start(b)) +
-                                  " is inside " + Hex(start(a)) + "+" + Hex(regions[a].size) + ")");
+                                  (user ? "front-end user" : "guest-physical") + " address space (" + HexU64(start(b)) +
+                                  " is inside " + HexU64(start(a)) + "+" + HexU64(regions[a].size) + ")");
   }
   return Status::Ok();
 }
@@ -58,11 +58,11 @@ Status GuestMemory::CheckTable(const std::vector<GuestRegion>& regions) {
     const GuestRegion& r = regions[i];
     if (r.size == 0) return Status::InvalidInput(RegionName(i) + " has size 0");
     if (Overflows(r.guest_addr, r.size))
-      return Status::InvalidInput(RegionName(i) + ": guest address " + Hex(r.guest_addr) + " + size " + Hex(r.size) +
-                                  " overflows 64 bits");
+      return Status::InvalidInput(RegionName(i) + ": guest address " + HexU64(r.guest_addr) + " + size " +
+                                  HexU64(r.size) + " overflows 64 bits");
     if (Overflows(r.user_addr, r.size))
-      return Status::InvalidInput(RegionName(i) + ": user address " + Hex(r.user_addr) + " + size " + Hex(r.size) +
-                                  " overflows 64 bits");
+      return Status::InvalidInput(RegionName(i) + ": user address " + HexU64(r.user_addr) + " + size " +
+                                  HexU64(r.size) + " overflows 64 bits");
   }
   Status s = CheckOverlap(regions, false);
   if (!s.ok()) return s;
@@ -81,8 +81,8 @@ Result<std::shared_ptr<GuestMemory>> GuestMemory::Map(const std::vector<GuestReg
     const GuestRegionSpec& sp = specs[i];
     if (sp.fd < 0) return R::Fail(Status::InvalidInput(RegionName(i) + " has no fd"));
     if (Overflows(sp.fd_offset, sp.size))
-      return R::Fail(Status::InvalidInput(RegionName(i) + ": file offset " + Hex(sp.fd_offset) + " + size " +
-                                          Hex(sp.size) + " overflows 64 bits"));
+      return R::Fail(Status::InvalidInput(RegionName(i) + ": file offset " + HexU64(sp.fd_offset) + " + size " +
+                                          HexU64(sp.size) + " overflows 64 bits"));
     struct stat st;
     if (::fstat(sp.fd, &st) != 0)
       return R::Fail(Status::Errno(
@@ -92,9 +92,9 @@ Result<std::shared_ptr<GuestMemory>> GuestMemory::Map(const std::vector<GuestReg
                                           " is not a regular file (memfd, shm or hugetlbfs)"));
     // A mapping past EOF succeeds, and the first touch there raises SIGBUS: refuse it.
     if (static_cast<uint64_t>(st.st_size) < sp.fd_offset + sp.size)
-      return R::Fail(Status::InvalidInput(RegionName(i) + ": offset " + Hex(sp.fd_offset) + " + size " + Hex(sp.size) +
-                                          " is past the end of its file (" + Hex(static_cast<uint64_t>(st.st_size)) +
-                                          " bytes)"));
+      return R::Fail(Status::InvalidInput(RegionName(i) + ": offset " + HexU64(sp.fd_offset) + " + size " +
+                                          HexU64(sp.size) + " is past the end of its file (" +
+                                          HexU64(static_cast<uint64_t>(st.st_size)) + " bytes)"));
     // mmap wants a page-aligned offset: map from the page below and step over the rest.
     const uint64_t aligned = sp.fd_offset & ~(page - 1);
     const uint64_t delta = sp.fd_offset - aligned;
@@ -105,8 +105,8 @@ Result<std::shared_ptr<GuestMemory>> GuestMemory::Map(const std::vector<GuestReg
       int err = errno;
       UnmapAll(&regions);
       return R::Fail(Status::Errno(err, "mmap",
-                                   RegionName(i) + ": mmap of " + Hex(sp.size) + " bytes at offset " +
-                                       Hex(sp.fd_offset) + " failed: " + std::strerror(err)));
+                                   RegionName(i) + ": mmap of " + HexU64(sp.size) + " bytes at offset " +
+                                       HexU64(sp.fd_offset) + " failed: " + std::strerror(err)));
     }
     regions[i].map_base = base;
     regions[i].map_len = len;

@@ -40,6 +40,9 @@ namespace netplane::core {
 
 enum class AddrSpace : uint8_t { kGuest, kUser };
 
+// "0x1f000": how addresses are spelled in the messages of this layer.
+std::string HexU64(uint64_t v);
+
 struct GuestRegionSpec {
   uint64_t guest_addr = 0;
   uint64_t size = 0;

@@ -20,19 +20,25 @@ static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "virtio rings are littl
 
 namespace netplane::core {
 
-constexpr uint16_t kVringDescFNext = 1;
-constexpr uint16_t kVringDescFWrite = 2;
-constexpr uint16_t kVringDescFIndirect = 4;
-constexpr uint16_t kVringUsedFNoNotify = 1;      // device -> driver: do not kick
-constexpr uint16_t kVringAvailFNoInterrupt = 1;  // driver -> device: do not interrupt
+// Descriptor flags; the ring flags (used.flags NO_NOTIFY: device -> driver, do not kick;
+// avail.flags NO_INTERRUPT: driver -> device, do not interrupt).
+enum VringFlags : uint16_t {
+  kVringDescFNext = 1,
+  kVringDescFWrite = 2,
+  kVringDescFIndirect = 4,
+  kVringUsedFNoNotify = 1,
+  kVringAvailFNoInterrupt = 1,
+};
 
 constexpr uint32_t kMaxQueueSize = 32768;
 
-// Virtio feature bits the ring engine cares about.
-constexpr int kVirtioFRingIndirectDesc = 28;
-constexpr int kVirtioFRingEventIdx = 29;
-constexpr int kVirtioFVersion1 = 32;
-constexpr int kVirtioFRingPacked = 34;
+// Virtio feature bits (numbers) the ring engine cares about.
+enum VirtioFeatureBit : int {
+  kVirtioFRingIndirectDesc = 28,
+  kVirtioFRingEventIdx = 29,
+  kVirtioFVersion1 = 32,
+  kVirtioFRingPacked = 34,
+};
 
 struct VringDesc {
   uint64_t addr;
@@ -60,6 +66,23 @@ inline bool IsValidQueueSize(uint32_t n) { return n >= 1 && n <= kMaxQueueSize &
 // other side iff it asked to be told when the index passes `event`.
 inline bool VringNeedEvent(uint16_t event, uint16_t new_idx, uint16_t old) {
   return static_cast<uint16_t>(new_idx - event - 1) < static_cast<uint16_t>(new_idx - old);
+}
+
+// A descriptor as its 16 bytes (indirect tables are copied byte-wise: they need not be
+// aligned and may straddle regions).
+inline void EncodeDesc(const VringDesc& d, uint8_t raw[16]) {
+  __builtin_memcpy(raw, &d.addr, 8);
+  __builtin_memcpy(raw + 8, &d.len, 4);
+  __builtin_memcpy(raw + 12, &d.flags, 2);
+  __builtin_memcpy(raw + 14, &d.next, 2);
+}
+inline VringDesc DecodeDesc(const uint8_t raw[16]) {
+  VringDesc d;
+  __builtin_memcpy(&d.addr, raw, 8);
+  __builtin_memcpy(&d.len, raw + 8, 4);
+  __builtin_memcpy(&d.flags, raw + 12, 2);
+  __builtin_memcpy(&d.next, raw + 14, 2);
+  return d;
 }
 
 // Shared-memory word access (the other side may write concurrently).
@@ -99,6 +122,14 @@ inline void StoreDesc(uint8_t* p, const VringDesc& d) {
   __atomic_store_n(reinterpret_cast<uint64_t*>(p), d.addr, __ATOMIC_RELAXED);
   __atomic_store_n(reinterpret_cast<uint64_t*>(p + 8), b, __ATOMIC_RELAXED);
 }
+
+// One ring's three parts as host pointers (see MapSplitRing in virtqueue.h).
+struct SplitRingView {
+  uint8_t* desc = nullptr;
+  uint8_t* avail = nullptr;
+  uint8_t* used = nullptr;
+  uint32_t size = 0;
+};
 
 // Offsets inside the avail / used rings.
 constexpr size_t kRingFlagsOff = 0;

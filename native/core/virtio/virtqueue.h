@@ -36,6 +36,7 @@
 #include "base/status.h"
 #include "virtio/descriptor_chain.h"
 #include "virtio/guest_memory.h"
+#include "virtio/split_ring.h"
 
 namespace netplane::core {
 
@@ -46,6 +47,9 @@ struct VringAddrs {
   uint16_t base = 0;                    // next avail index to process
   bool event_idx = false;               // VIRTIO_F_RING_EVENT_IDX negotiated
 };
+
+// The layout checks of Start() (above) on their own: on success *out holds the parts.
+Status MapSplitRing(const GuestMemory& mem, const VringAddrs& a, SplitRingView* out);
 
 class Virtqueue {
  public:
@@ -88,9 +92,7 @@ class Virtqueue {
 
  private:
   std::shared_ptr<const GuestMemory> mem_;
-  uint8_t* desc_ = nullptr;
-  uint8_t* avail_ = nullptr;
-  uint8_t* used_ = nullptr;
+  SplitRingView ring_;
   uint32_t size_ = 0;
   uint16_t mask_ = 0;
   bool event_idx_ = false;

@@ -18,6 +18,7 @@
 #include "base/status.h"
 #include "virtio/guest_memory.h"
 #include "virtio/split_ring.h"
+#include "virtio/virtqueue.h"
 
 namespace netplane::core {
 
@@ -29,7 +30,7 @@ class VirtqueueDriver {
     bool writable;  // device-writable (rx)
   };
 
-  // The ring at guest-physical desc/avail/used (they must translate contiguously).
+  // The ring at guest-physical desc/avail/used (the device's layout rules, MapSplitRing).
   Status Init(std::shared_ptr<const GuestMemory> mem, uint32_t size, uint64_t desc, uint64_t avail, uint64_t used,
               bool event_idx);
 
@@ -45,9 +46,9 @@ class VirtqueueDriver {
   void SuppressInterrupts(bool on);
 
   // Raw access for tests that play a hostile guest.
-  uint8_t* desc_table() const { return desc_; }
-  uint8_t* avail_ring() const { return avail_; }
-  uint8_t* used_ring() const { return used_; }
+  uint8_t* desc_table() const { return ring_.desc; }
+  uint8_t* avail_ring() const { return ring_.avail; }
+  uint8_t* used_ring() const { return ring_.used; }
   uint16_t avail_idx() const { return avail_idx_; }
   uint16_t used_seen() const { return last_used_; }
   uint32_t size() const { return size_; }
@@ -56,6 +57,8 @@ class VirtqueueDriver {
   void PushAvailRaw(uint16_t head);
   // Store avail.idx as is (release).
   void SetAvailIdxRaw(uint16_t idx);
+  // Write descriptor i of the ring table, or (table != 0) entry i of a table at that address.
+  bool WriteDescRaw(uint16_t i, const VringDesc& d, uint64_t table = 0);
 
   // Copy to / from guest-physical memory (tests and the front-end's frame copies).
   bool Write(uint64_t gpa, const void* data, size_t len) const;
@@ -63,9 +66,7 @@ class VirtqueueDriver {
 
  private:
   std::shared_ptr<const GuestMemory> mem_;
-  uint8_t* desc_ = nullptr;
-  uint8_t* avail_ = nullptr;
-  uint8_t* used_ = nullptr;
+  SplitRingView ring_;
   uint32_t size_ = 0;
   bool event_idx_ = false;
   uint16_t avail_idx_ = 0;  // next avail slot (published or not)

@@ -96,6 +96,13 @@ Status VirtioDeviceQueue::StartRing(VirtioRing r, VirtioRingStart start) {
   s = g.vq.Start(std::move(start.memory), a);
   if (!s.ok()) {
     s.message = what + ": " + s.message;
+    // A layout the guest (or front-end) chose that does not fit its memory is hostile input
+    // like any other: the pair enters the error state (and says so on this ring's err fd).
+    if (s.code == StatusCode::kInvalidInput) {
+      g.err = std::move(start.err);
+      Fail(r, s.message.substr(what.size() + 2));
+      g.err.Reset();
+    }
     return s;
   }
   if (r == VirtioRing::kRx) rx_used_.assign(a.size, VringUsedElem{0, 0});

@@ -12,8 +12,9 @@
 //    peer applies with TUNSETOFFLOAD). PACKED and HASH_REPORT are refused.
 //  - StartRing(): validate the layout (virtqueue.h), take ownership of the kick / call /
 //    err fds, poll the kick fd on this context, and scan the ring once (a kick may have
-//    come before we listened). StopRing(): stop at once, publish what was completed, close
-//    the fds, drop the memory reference, return the next avail index (GET_VRING_BASE).
+//    come before we listened). A layout that fails validation is refused (kInvalidInput)
+//    and, being hostile input, also puts the pair in the error state below. StopRing(): stop at once, publish what was
+//    completed, close the fds, drop the memory reference, return the next avail index (GET_VRING_BASE).
 //
 // tx (guest -> peer): a kick (or the scan, or the peer's OnQueuedSent) drains the ring with
 // kicks disabled, up to kTxBurstPackets chains or kTxBurstBytes bytes per wakeup (vhost-net's
