@@ -9,6 +9,7 @@
 import { checkIdentifier, OptionError, type ParseContext } from './errors';
 import { lastValues, parseKeyval } from './keyval';
 import { parseBoolText, parseOptsUint } from './scalars';
+import { UNIMPLEMENTED_SOCKET_KEYS } from './qmp-arg';
 
 export interface ExportArg {
   type: 'vhost-user-net';
@@ -85,26 +86,7 @@ export function parseExportArg(text: string, ctx?: ParseContext): ExportArg {
 }
 
 /** Socket options QEMU has that netplane's vhost-user sockets do not implement. */
-const UNSUPPORTED_SOCKET_KEYS = new Set([
-  'host',
-  'port',
-  'to',
-  'ipv4',
-  'ipv6',
-  'abstract',
-  'tight',
-  'telnet',
-  'tn3270',
-  'websocket',
-  'nodelay',
-  'delay',
-  'tls-creds',
-  'tls-authz',
-  'mux',
-  'logfile',
-  'logappend',
-  'fd',
-]);
+const UNSUPPORTED_SOCKET_KEYS = new Set(UNIMPLEMENTED_SOCKET_KEYS);
 
 export function parseChardevArg(text: string, ctx?: ParseContext): ChardevArg {
   const kv = parseKeyval(text, 'backend', ctx);

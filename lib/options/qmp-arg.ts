@@ -46,11 +46,10 @@ const OTHER_CHARDEV_BACKENDS = [
   'dbus',
 ];
 
-/** Socket options QEMU accepts for unix sockets that netplane does not implement. */
-const UNSUPPORTED_SOCKET_KEYS = new Set([
+/** QEMU's socket chardev options for unix sockets that no netplane socket implements. */
+export const UNIMPLEMENTED_SOCKET_KEYS: readonly string[] = [
   'abstract',
   'tight',
-  'reconnect',
   'telnet',
   'tn3270',
   'websocket',
@@ -67,7 +66,10 @@ const UNSUPPORTED_SOCKET_KEYS = new Set([
   'to',
   'ipv4',
   'ipv6',
-]);
+];
+
+/** The QMP socket does not reconnect either (it only listens). */
+const UNSUPPORTED_SOCKET_KEYS = new Set([...UNIMPLEMENTED_SOCKET_KEYS, 'reconnect']);
 
 export function parseQmpArg(text: string, ctx?: ParseContext): QmpArg {
   if (!text.startsWith('unix:')) {
