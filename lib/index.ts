@@ -55,3 +55,12 @@ export { VhostUserEndpoint } from './vhost-user/endpoint';
 export type { EndpointAddress } from './vhost-user/endpoint';
 export { VhostUserConnection } from './vhost-user/connection';
 export type { ConnectionStatus } from './vhost-user/connection';
+// A hypervisor's guest memory and ring set-up, as one value any consumer of the rings takes.
+export { checkGuestRegions } from './devices/virtqueue-setup';
+export type {
+  GuestRegion,
+  FdGuestRegion,
+  BufferGuestRegion,
+  VringSetup,
+  VirtqueueSetup,
+} from './devices/virtqueue-setup';

@@ -196,6 +196,7 @@ export class VirtioNet {
   readonly #configListeners = new Set<ConfigChangeListener>();
   readonly #macListeners = new Set<(mac: MacBytes) => void>();
   readonly #rxFilterListeners = new Set<() => void>();
+  readonly #resetListeners = new Set<() => void>();
 
   constructor(init: VirtioNetInit) {
     const o = init.options ?? {};
@@ -321,6 +322,16 @@ export class VirtioNet {
     this.#uniOverflow = this.#multiOverflow = false;
     this.#setMac(this.#confMac);
     this.#applyFeatures(0n);
+    for (const l of [...this.#resetListeners]) l();
+  }
+
+  /**
+   * Called after every device reset (status 0, or the hypervisor's machine reset): whoever
+   * runs the device's queues stops them. Returns a function that unregisters it.
+   */
+  onReset(listener: () => void): () => void {
+    this.#resetListeners.add(listener);
+    return () => this.#resetListeners.delete(listener);
   }
 
   // ---- config space ----------------------------------------------------------------------

@@ -38,6 +38,8 @@ export interface PortClientDescriptor extends ClientBase {
   kind: 'port';
   /** The vnet header the device exchanges with its netdev (virtio-net's host_hdr_len). */
   vnetHdrLen?: number;
+  /** Bare frames: the port never carries a vnet header (setVnetHdrLen leaves it at 0). */
+  bare?: boolean;
 }
 
 /**

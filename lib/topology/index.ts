@@ -22,3 +22,6 @@ export type {
 export type { OpenTap, AdoptTap, RunScript } from './netdevs/types';
 export type { AnnounceParams } from './announce';
 export type { LinkChangeCause } from './internal';
+export { NicVirtqueues } from './nic-virtqueues';
+export type { QueueStart, QueueHandle, VirtqueueDataPlane } from './nic-virtqueues';
+export type { NicQueueOptions } from './nic-realize';

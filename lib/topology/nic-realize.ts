@@ -12,6 +12,30 @@ import { invalid } from './internal';
 import { Client, peerClients, type ClientRegistry } from './net-client';
 import type { Netdev } from './netdev';
 import type { Nic } from './nic';
+import { NicVirtqueues, runsVirtqueues } from './nic-virtqueues';
+
+interface VringEventLike {
+  type?: string;
+  handle?: number;
+  ring?: string;
+  reason?: string;
+}
+
+/** How a NIC's queues meet the hypervisor (Topology.addDevice's second argument). */
+export interface NicQueueOptions {
+  /**
+   * 'port' (default): each queue is a packet port the hypervisor reads and writes (its own
+   * virtio rings, walked in JavaScript). 'virtqueues': the engine serves the guest's rings
+   * itself (nic.virtqueues: memory, then each queue as the driver sets it up).
+   */
+  queues?: 'port' | 'virtqueues';
+  /**
+   * For 'port': 'vnet-hdr' (default) frames carry the header the model negotiated (the
+   * device's host_hdr_len); 'bare': never a vnet header, whatever was negotiated, for a
+   * hypervisor whose own model adds and strips it.
+   */
+  frames?: 'vnet-hdr' | 'bare';
+}
 
 const NIC_MODELS = new Set(['virtio-net-pci']);
 
@@ -33,8 +57,22 @@ export interface RealizeContext {
 }
 
 /** Realize, attach the netdev's queues, reset; the NIC is listed when this returns. */
-export function realizeNic(opts: DeviceOptions, ctx: RealizeContext): Nic {
+export function realizeNic(opts: DeviceOptions, ctx: RealizeContext, q: NicQueueOptions = {}): Nic {
   if (typeof opts !== 'object' || opts === null) throw new TypeError('device options must be an object');
+  const queues = q.queues ?? 'port';
+  const frames = q.frames ?? 'vnet-hdr';
+  if (queues !== 'port' && queues !== 'virtqueues')
+    throw invalid(`queues must be 'port' or 'virtqueues', got '${String(queues)}'`);
+  if (frames !== 'vnet-hdr' && frames !== 'bare')
+    throw invalid(`frames must be 'vnet-hdr' or 'bare', got '${String(frames)}'`);
+  if (queues === 'virtqueues' && q.frames !== undefined)
+    throw invalid("frames applies to packet ports only (queues: 'port')");
+  if (queues === 'virtqueues' && !runsVirtqueues(ctx.dataPlane)) {
+    throw new NetplaneError(
+      'NETPLANE_INVALID_STATE',
+      "queues: 'virtqueues' needs a data plane that runs virtqueues (NativeDataPlane)",
+    );
+  }
   if (!NIC_MODELS.has(opts.driver)) throw invalid(`'${String(opts.driver)}' is not a valid device model name`);
   const model = opts.driver;
   if (opts.id !== undefined) {
@@ -74,7 +112,7 @@ export function realizeNic(opts: DeviceOptions, ctx: RealizeContext): Nic {
     device = new VirtioNet({
       mac,
       maxQueuePairs: Math.max(1, peers.length),
-      ...(netdev ? { peer: peerAdapter(netdev, clients, ctx) } : {}),
+      ...(netdev ? { peer: peerAdapter(netdev, clients, ctx, queues === 'port' && frames === 'vnet-hdr', queues === 'virtqueues') } : {}),
       options: opts,
     });
   } catch (err) {
@@ -90,7 +128,7 @@ export function realizeNic(opts: DeviceOptions, ctx: RealizeContext): Nic {
     const c = new Client(ctx.reg.nextHandle(), name, model, 'nic', false, iothread);
     c.queueIndex = i;
     if (i === 0) c.infoStr = nicInfoStr(model, mac);
-    c.vnetHdrLen = device.hostHdrLen;
+    c.vnetHdrLen = frames === 'bare' ? 0 : device.hostHdrLen;
     const peer = peers[i];
     if (peer) {
       peerClients(c, peer);
@@ -98,14 +136,20 @@ export function realizeNic(opts: DeviceOptions, ctx: RealizeContext): Nic {
     }
     ctx.reg.add(c);
     clients.push(c);
-    ctx.dataPlane?.addClient({
-      handle: c.handle,
-      kind: 'port',
-      name: c.name,
-      queueIndex: i,
-      vnetHdrLen: c.vnetHdrLen,
-      ...(iothread !== undefined ? { iothread } : {}),
-    });
+    const placed = iothread !== undefined ? { iothread } : {};
+    if (queues === 'virtqueues') {
+      ctx.dataPlane?.addClient({ handle: c.handle, kind: 'virtio-device', name: c.name, queueIndex: i, ...placed });
+    } else {
+      ctx.dataPlane?.addClient({
+        handle: c.handle,
+        kind: 'port',
+        name: c.name,
+        queueIndex: i,
+        vnetHdrLen: c.vnetHdrLen,
+        ...(frames === 'bare' ? { bare: true } : {}),
+        ...placed,
+      });
+    }
     if (peer) ctx.dataPlane?.connect(c.handle, peer.handle);
   }
 
@@ -114,8 +158,34 @@ export function realizeNic(opts: DeviceOptions, ctx: RealizeContext): Nic {
     opts.id !== undefined
       ? `/machine/peripheral/${opts.id}`
       : `/machine/peripheral-anon/device[${ctx.nextAnonIndex()}]`;
-  const nic = ctx.newNic({ options: opts, device, clients, mac });
+  const virtqueues =
+    queues === 'virtqueues' && runsVirtqueues(ctx.dataPlane)
+      ? new NicVirtqueues(
+          ctx.dataPlane,
+          device,
+          clients.map((c) => c.handle),
+        )
+      : undefined;
+  const nic = ctx.newNic({ options: opts, device, clients, mac, ...(virtqueues ? { virtqueues } : {}) });
   ctx.adopt(nic, netdev);
+  if (virtqueues) {
+    nic.disposers.push(device.onReset(() => virtqueues.reset()), () => virtqueues.close());
+    // The engine's 'vring-error' for one of this NIC's pairs becomes the NIC's 'queue-error'.
+    const events = ctx.dataPlane as unknown as {
+      on?: (ev: 'event', fn: (e: VringEventLike) => void) => void;
+      off?: (ev: 'event', fn: (e: VringEventLike) => void) => void;
+    };
+    if (typeof events.on === 'function') {
+      const onEvent = (e: VringEventLike): void => {
+        const pair = clients.findIndex((c) => c.handle === e.handle);
+        if (e.type === 'vring-error' && pair >= 0) {
+          nic.emit('queue-error', { pair, ring: e.ring === 'tx' ? 'tx' : 'rx', reason: e.reason ?? '' });
+        }
+      };
+      events.on('event', onEvent);
+      nic.disposers.push(() => events.off?.('event', onEvent));
+    }
+  }
   nic.disposers.push(
     device.onMacChange((m) => (clients[0].infoStr = nicInfoStr(model, m))),
     device.onConfigChange(() => nic.emit('config-change')),
@@ -133,10 +203,18 @@ export function realizeNic(opts: DeviceOptions, ctx: RealizeContext): Nic {
 
 /**
  * What the virtio-net model may do to the netdev peered with its queues. A header length
- * change also reaches the NIC's own queue client: it then exchanges frames with that
- * header with the tap (the device's host_hdr_len), so the data plane passes them unchanged.
+ * change also reaches the NIC's own queue client when `nicFollows` (a packet port with the
+ * negotiated header): it then exchanges frames with that header with the tap (the device's
+ * host_hdr_len), so the data plane passes them unchanged. A bare port keeps no header, and
+ * native virtqueues take theirs (and the tap's offloads) from the features the engine gets.
  */
-function peerAdapter(netdev: Netdev, nicClients: readonly Client[], ctx: RealizeContext): VirtioNetPeer {
+function peerAdapter(
+  netdev: Netdev,
+  nicClients: readonly Client[],
+  ctx: RealizeContext,
+  nicFollows: boolean,
+  engineOffloads: boolean,
+): VirtioNetPeer {
   const tap = netdev.tap;
   if (!tap) {
     const noop = () => undefined;
@@ -160,14 +238,15 @@ function peerAdapter(netdev: Netdev, nicClients: readonly Client[], ctx: Realize
     setVnetHdrLen: (q, len) =>
       ctx.guard(() => {
         if (q === 0) tap.setVnetHdrLen(len); // TUNSETVNETHDRSZ is per interface: queue 0 does all
-        for (const c of [queue(q), nicClients[q]]) {
+        for (const c of nicFollows ? [queue(q), nicClients[q]] : [queue(q)]) {
           if (c && c.vnetHdrLen !== len) {
             c.vnetHdrLen = len;
             dp?.setVnetHdrLen(c.handle, len);
           }
         }
       }),
-    setOffloads: (o) => void ctx.guard(() => tap.setOffloads(o)),
+    // With native virtqueues the engine sets the tap's offloads from the features it gets.
+    setOffloads: (o) => void (engineOffloads || ctx.guard(() => tap.setOffloads(o))),
     setQueueEnabled: (q, enabled) =>
       void ctx.guard(() => {
         const was = tap.queueEnabled(q);

@@ -6,6 +6,7 @@ import type { DeviceOptions } from '../options/types';
 import { TypedEmitter } from '../util/typed-emitter';
 import type { OwnerHooks } from './internal';
 import type { Client, NetClient } from './net-client';
+import type { NicVirtqueues } from './nic-virtqueues';
 
 export type NicEvents = {
   /** The guest-visible link (config status LINK_UP) changed. */
@@ -14,6 +15,11 @@ export type NicEvents = {
   'config-change': [];
   /** announce-self sent this RARP frame from queue 0. */
   announce: [frame: Buffer];
+  /**
+   * A queue pair served natively (queues: 'virtqueues') met hostile ring content and
+   * stopped: `pair` is the queue pair, `ring` the ring that failed.
+   */
+  'queue-error': [info: { pair: number; ring: 'rx' | 'tx'; reason: string }];
   /** NIC_RX_FILTER_CHANGED: the guest changed the rx filter while notification was armed. */
   'rx-filter-changed': [info: { name?: string; path: string }];
   closed: [];
@@ -24,6 +30,11 @@ export class Nic extends TypedEmitter<NicEvents> implements AsyncDisposable {
   readonly model: string;
   readonly options: Readonly<DeviceOptions>;
   readonly device: VirtioNet;
+  /**
+   * The native queues of a NIC added with `queues: 'virtqueues'` (memory, ring set-up);
+   * undefined for a NIC on packet ports.
+   */
+  readonly virtqueues: NicVirtqueues | undefined;
   /** @internal one client per queue pair */
   readonly clients: Client[];
   /** @internal the MAC assigned at realize (conf->macaddr) */
@@ -38,7 +49,7 @@ export class Nic extends TypedEmitter<NicEvents> implements AsyncDisposable {
   /** @internal */
   constructor(
     owner: OwnerHooks,
-    init: { options: DeviceOptions; device: VirtioNet; clients: Client[]; mac: MacBytes },
+    init: { options: DeviceOptions; device: VirtioNet; clients: Client[]; mac: MacBytes; virtqueues?: NicVirtqueues },
   ) {
     super();
     this.#owner = owner;
@@ -46,6 +57,7 @@ export class Nic extends TypedEmitter<NicEvents> implements AsyncDisposable {
     this.model = init.options.driver;
     this.options = init.options;
     this.device = init.device;
+    this.virtqueues = init.virtqueues;
     this.clients = init.clients;
     this.confMac = init.mac;
   }

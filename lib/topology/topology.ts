@@ -20,7 +20,7 @@ import { netdevType } from './netdevs/registry';
 import { defaultAdoptTap, defaultOpenTap, runNetworkScript } from './netdevs/tap';
 import type { AdoptTap, NetdevContext, OpenTap, RunScript } from './netdevs/types';
 import { Nic } from './nic';
-import { realizeNic, type RealizeContext } from './nic-realize';
+import { realizeNic, type NicQueueOptions, type RealizeContext } from './nic-realize';
 
 /** What attachServedDevice() hands out. */
 export interface ServedDevice {
@@ -429,10 +429,14 @@ export class Topology extends TypedEmitter<TopologyEvents> implements AsyncDispo
 
   // ---- devices ---------------------------------------------------------------------------
 
-  /** -device / device_add virtio-net-pci: realize, attach the netdev's queues, reset. */
-  addDevice(opts: DeviceOptions, _req: RequestOptions = {}): Nic {
+  /**
+   * -device / device_add virtio-net-pci: realize, attach the netdev's queues, reset. The
+   * second argument also says how the queues meet the hypervisor (NicQueueOptions: packet
+   * ports, bare or with the negotiated header, or native virtqueues).
+   */
+  addDevice(opts: DeviceOptions, req: RequestOptions & NicQueueOptions = {}): Nic {
     this.#checkOpen();
-    const nic = realizeNic(opts, this.#realizeCtx);
+    const nic = realizeNic(opts, this.#realizeCtx, req);
     this.emit('device-added', nic);
     return nic;
   }
@@ -623,7 +627,8 @@ export class Topology extends TypedEmitter<TopologyEvents> implements AsyncDispo
       const frame = buildRarp(nic.confMac);
       // Runs from a timer: a failure must become an 'error' event, never an uncaught throw.
       this.#guard(() => {
-        this.#dp?.sendRaw?.(nc.handle, frame);
+        // Native virtqueues have no port to send from: the guest announces itself (ANNOUNCE).
+        if (!nic.virtqueues) this.#dp?.sendRaw?.(nc.handle, frame);
         nic.emit('announce', frame);
         nic.device.announce();
       });
