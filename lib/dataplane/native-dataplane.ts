@@ -60,7 +60,13 @@ import {
 } from '../native';
 import type { ClientDeadEvent, ClientDescriptor, DataPlane, IothreadParams } from '../topology/dataplane';
 import { GuestMemory } from './guest-memory';
-import { PacketPort, preparePort, type PacketPortOptions, type PortVnetHdrLen } from './packet-port';
+import {
+  PacketPort,
+  preparePort,
+  type PacketPortOptions,
+  type PortLinkCause,
+  type PortVnetHdrLen,
+} from './packet-port';
 
 export type ClientStats = NativeClientStats;
 
@@ -108,7 +114,13 @@ export interface NativeDataPlaneOptions {
    * so 64 KiB GSO frames cross untouched (default true).
    */
   autoOffloads?: boolean;
-  /** Ring options for the packet ports created for 'port' clients (NIC queues). */
+  /**
+   * Ring options for the packet ports created for 'port' clients (NIC queues). A
+   * `vnetHdrLen` given here is fixed for every NIC port: it no longer follows what the
+   * device model negotiates (`vnetHdrLen: 0`: bare frames, for a hypervisor whose own
+   * model adds and strips the header). Without it a NIC port starts with the model's
+   * header and follows it.
+   */
   nicPorts?: PacketPortOptions;
 }
 
@@ -124,6 +136,13 @@ export class NativeDataPlane extends EventEmitter implements DataPlane {
   #nicPorts: PacketPortOptions;
   #nextDirect = DIRECT_HANDLE_BASE;
   #closed = false;
+  // Ports whose vnet header never follows setVnetHdrLen (bare NICs, nicPorts.vnetHdrLen).
+  readonly #fixedHdr = new Set<number>();
+  // Link state as the ports see it: peers, link-down and dead clients, ports whose peer went.
+  readonly #peers = new Map<number, number>();
+  readonly #down = new Set<number>();
+  readonly #dead = new Set<number>();
+  readonly #peerGone = new Set<number>();
 
   constructor(opts: NativeDataPlaneOptions = {}) {
     super();
@@ -173,12 +192,15 @@ export class NativeDataPlane extends EventEmitter implements DataPlane {
           }),
         );
         break;
-      case 'port':
+      case 'port': {
+        const fixed = c.bare === true ? 0 : this.#nicPorts.vnetHdrLen;
         this.#addPort(c.handle, c.name, c.queueIndex, iothread, {
           ...this.#nicPorts,
-          vnetHdrLen: (c.vnetHdrLen ?? this.#nicPorts.vnetHdrLen ?? 0) as PortVnetHdrLen,
+          vnetHdrLen: (fixed ?? c.vnetHdrLen ?? 0) as PortVnetHdrLen,
         });
+        if (fixed !== undefined) this.#fixedHdr.add(c.handle);
         break;
+      }
       case 'virtio-device':
         this.#call(() =>
           this.#graph.addVirtioDevice({ handle: c.handle, name: c.name, queueIndex: c.queueIndex, iothread }),
@@ -273,6 +295,17 @@ export class NativeDataPlane extends EventEmitter implements DataPlane {
   removeClient(handle: number): void {
     this.#call(() => this.#graph.remove(handle));
     this.#names.delete(handle);
+    this.#fixedHdr.delete(handle);
+    this.#down.delete(handle);
+    this.#dead.delete(handle);
+    this.#peerGone.delete(handle);
+    const peer = this.#peers.get(handle);
+    this.#peers.delete(handle);
+    if (peer !== undefined) {
+      this.#peers.delete(peer);
+      this.#peerGone.add(peer);
+      this.#updateLink(peer, 'peer-removed');
+    }
     const port = this.#ports.get(handle);
     if (port) {
       this.#ports.delete(handle);
@@ -282,15 +315,39 @@ export class NativeDataPlane extends EventEmitter implements DataPlane {
 
   connect(a: number, b: number): void {
     this.#call(() => this.#graph.connect(a, b));
+    this.#peers.set(a, b);
+    this.#peers.set(b, a);
+    for (const h of [a, b]) {
+      this.#peerGone.delete(h);
+      this.#updateLink(h, 'connected');
+    }
   }
 
   setLinkDown(handle: number, down: boolean): void {
     this.#call(() => this.#graph.setLinkDown(handle, down));
+    if (down) this.#down.add(handle);
+    else this.#down.delete(handle);
+    this.#updateLink(handle, 'set-link');
+    const peer = this.#peers.get(handle);
+    if (peer !== undefined) this.#updateLink(peer, 'peer-link');
   }
 
   setVnetHdrLen(handle: number, len: number): void {
+    if (this.#fixedHdr.has(handle)) return; // a bare port keeps its header whatever was negotiated
     this.#call(() => this.#graph.setVnetHdrLen(handle, len));
     this.#ports.get(handle)?._setVnetHdrLen(len as PortVnetHdrLen);
+  }
+
+  /** A port's link as its peer and the graph leave it (PacketPort.linkUp). */
+  #updateLink(handle: number, cause: PortLinkCause): void {
+    const port = this.#ports.get(handle);
+    if (!port) return;
+    const peer = this.#peers.get(handle);
+    const up =
+      !this.#down.has(handle) &&
+      !this.#peerGone.has(handle) &&
+      (peer === undefined || (!this.#down.has(peer) && !this.#dead.has(peer)));
+    port._setLink(up, cause);
   }
 
   setQueueEnabled(handle: number, enabled: boolean): void {
@@ -401,6 +458,9 @@ export class NativeDataPlane extends EventEmitter implements DataPlane {
         code,
         syscall,
       };
+      this.#dead.add(handle);
+      const peer = this.#peers.get(handle);
+      if (peer !== undefined) this.#updateLink(peer, 'tap-dead');
       this.emit('event', event);
     } else if (kind === NativeGraphEvent.vringError) {
       const event: VringErrorEvent = {

@@ -7,6 +7,15 @@
 //            an array of Uint8Array VIEWS into the ring. They stay valid until the next read
 //            (the iterator's next step, or the callback's return); copy (`f.slice()`) to keep
 //            one. Each view starts with the vnet header when vnetHdrLen > 0.
+//            Partial receive, for a hypervisor with few rx buffers: `port.read(k)` takes at
+//            most k frames and leaves the rest in the ring, in order, for the next read();
+//            `port.onReadable(cb)` only says that frames arrived (once per batch published
+//            after the last read()), and the hypervisor reads as many as the guest has
+//            buffers for, now or when the guest posts more. Frames it does not take push
+//            back on the sender (or, with whenFull: 'drop', are dropped and counted).
+//   link:    `port.linkUp` and `port.onLinkChange((up, cause) => ...)`: false while the port
+//            or its peer is link-down (set_link), after the peer's TAP died, or once the peer
+//            was removed; the same changes a Topology NIC reports as 'link-change'.
 //   send:    `port.send(frames)` writes the whole batch or nothing and returns false when the
 //            ring has no room; `await port.sendAsync(frames)` waits for room as needed.
 //            Every frame is validated before the engine sees it: its length (vnet header +
@@ -37,6 +46,9 @@ export const DEFAULT_RING_BYTES = 2 * 1024 * 1024;
 export const MIN_RING_BYTES = 256 * 1024;
 
 export type PortVnetHdrLen = 0 | 10 | 12 | 20;
+
+/** Why a port's link changed. */
+export type PortLinkCause = 'set-link' | 'peer-link' | 'tap-dead' | 'peer-removed' | 'connected';
 
 export interface PacketPortOptions {
   /** Data bytes per ring (a power of two, 256 KiB .. 1 GiB); default 2 MiB. */
@@ -124,6 +136,9 @@ export class PacketPort implements AsyncIterable<Uint8Array[]> {
   #callback: ((batch: Uint8Array[]) => void) | undefined;
   #roomWaiters: Array<() => void> = [];
   #delivering = false;
+  #readable: (() => void) | undefined;
+  #linkUp = true;
+  readonly #linkListeners = new Set<(up: boolean, cause: PortLinkCause) => void>();
 
   /** @internal Created by NativeDataPlane once the engine initialised the rings. */
   constructor(graph: NativeNetGraph, handle: number, name: string, setup: PortSetup) {
@@ -150,11 +165,16 @@ export class PacketPort implements AsyncIterable<Uint8Array[]> {
   // ---- receive ------------------------------------------------------------------------
 
   /**
-   * Take every frame the engine has published, releasing the previous batch first. The
-   * views are valid until the next read(). Returns [] when there is nothing.
+   * Take the frames the engine has published, at most `max` of them (default: all),
+   * releasing the previous batch first. Frames beyond `max` stay in the ring, in order, for
+   * the next read(). The views are valid until the next read(). Returns [] when there is
+   * nothing (or max is 0).
    */
-  read(): Uint8Array[] {
+  read(max = Infinity): Uint8Array[] {
     this.#check();
+    if (max !== Infinity && (!Number.isInteger(max) || max < 0)) {
+      throw new RangeError(`max must be a non-negative integer, got ${String(max)}`);
+    }
     this.#releaseBatch();
     const ring = this.#rx;
     Atomics.store(ring.words, W_WAKE, 0); // from here on a new frame wakes us again
@@ -162,7 +182,7 @@ export class PacketPort implements AsyncIterable<Uint8Array[]> {
     let t = ring.tail();
     const out: Uint8Array[] = [];
     const mask = ring.cap - 1;
-    while (t !== head) {
+    while (t !== head && out.length < max) {
       const off = t & mask;
       const len = ring.dataWords[off >>> 2];
       if (len === WRAP) {
@@ -176,10 +196,55 @@ export class PacketPort implements AsyncIterable<Uint8Array[]> {
     return out;
   }
 
+  /** Whether frames wait in the ring beyond the batch the last read() returned. */
+  get readable(): boolean {
+    if (this.#closed) return false;
+    const t = this.#release ?? this.#rx.tail();
+    return t !== this.#rx.head();
+  }
+
+  /**
+   * Be told (no frames handed over) when frames arrive: once per batch the engine
+   * publishes after the last read(). Frames a read(k) left behind do not fire it again:
+   * read again when the guest has buffers. Returns a function that stops it.
+   */
+  onReadable(cb: () => void): () => void {
+    this.#check();
+    if (this.#callback || this.#waiter || this.#readable)
+      throw new NetplaneError('NETPLANE_IN_USE', `port ${this.name} already has a reader`);
+    this.#readable = cb;
+    queueMicrotask(() => {
+      if (this.#readable === cb && this.readable) this._onRx();
+    });
+    return () => {
+      if (this.#readable === cb) this.#readable = undefined;
+    };
+  }
+
+  // ---- link ---------------------------------------------------------------------------
+
+  /** False while the port or its peer is link-down, its peer's TAP died or its peer went. */
+  get linkUp(): boolean {
+    return this.#linkUp;
+  }
+
+  /** Called on every change of linkUp; returns a function that unsubscribes. */
+  onLinkChange(listener: (up: boolean, cause: PortLinkCause) => void): () => void {
+    this.#linkListeners.add(listener);
+    return () => void this.#linkListeners.delete(listener);
+  }
+
+  /** @internal The data plane recomputed the link. */
+  _setLink(up: boolean, cause: PortLinkCause): void {
+    if (this.#closed || up === this.#linkUp) return;
+    this.#linkUp = up;
+    for (const l of [...this.#linkListeners]) l(up, cause);
+  }
+
   /** Deliver every batch to cb as it arrives; returns a function that stops it. */
   onFrames(cb: (batch: Uint8Array[]) => void): () => void {
     this.#check();
-    if (this.#callback || this.#waiter)
+    if (this.#callback || this.#waiter || this.#readable)
       throw new NetplaneError('NETPLANE_IN_USE', `port ${this.name} already has a reader`);
     this.#callback = cb;
     queueMicrotask(() => this._onRx());
@@ -189,7 +254,8 @@ export class PacketPort implements AsyncIterable<Uint8Array[]> {
   }
 
   async *[Symbol.asyncIterator](): AsyncIterator<Uint8Array[]> {
-    if (this.#callback) throw new NetplaneError('NETPLANE_IN_USE', `port ${this.name} already has a reader`);
+    if (this.#callback || this.#readable)
+      throw new NetplaneError('NETPLANE_IN_USE', `port ${this.name} already has a reader`);
     try {
       while (!this.#closed) {
         const batch = this.read();
@@ -215,6 +281,10 @@ export class PacketPort implements AsyncIterable<Uint8Array[]> {
       const w = this.#waiter;
       this.#waiter = undefined;
       w({ value: [], done: false });
+      return;
+    }
+    if (this.#readable) {
+      this.#readable();
       return;
     }
     if (!this.#callback || this.#delivering) return;
@@ -387,6 +457,8 @@ export class PacketPort implements AsyncIterable<Uint8Array[]> {
     if (this.#closed) return;
     this.#closed = true;
     this.#callback = undefined;
+    this.#readable = undefined;
+    this.#linkListeners.clear();
     const w = this.#waiter;
     this.#waiter = undefined;
     w?.({ value: undefined, done: true });

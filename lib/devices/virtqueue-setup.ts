@@ -80,7 +80,8 @@ export function checkGuestRegions(regions: readonly GuestRegion[]): void {
   regions.forEach((r, i) => {
     const at = `regions[${i}]`;
     if (typeof r !== 'object' || r === null) throw new TypeError(`${at} must be an object`);
-    if (typeof r.guestAddr !== 'bigint' || r.guestAddr < 0n) throw new TypeError(`${at}.guestAddr must be a bigint >= 0`);
+    if (typeof r.guestAddr !== 'bigint' || r.guestAddr < 0n)
+      throw new TypeError(`${at}.guestAddr must be a bigint >= 0`);
     let size: bigint;
     if (isBufferRegion(r)) {
       if (!(r.buffer instanceof SharedArrayBuffer))

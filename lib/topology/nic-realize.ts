@@ -112,7 +112,17 @@ export function realizeNic(opts: DeviceOptions, ctx: RealizeContext, q: NicQueue
     device = new VirtioNet({
       mac,
       maxQueuePairs: Math.max(1, peers.length),
-      ...(netdev ? { peer: peerAdapter(netdev, clients, ctx, queues === 'port' && frames === 'vnet-hdr', queues === 'virtqueues') } : {}),
+      ...(netdev
+        ? {
+            peer: peerAdapter(
+              netdev,
+              clients,
+              ctx,
+              queues === 'port' && frames === 'vnet-hdr',
+              queues === 'virtqueues',
+            ),
+          }
+        : {}),
       options: opts,
     });
   } catch (err) {
@@ -169,7 +179,10 @@ export function realizeNic(opts: DeviceOptions, ctx: RealizeContext, q: NicQueue
   const nic = ctx.newNic({ options: opts, device, clients, mac, ...(virtqueues ? { virtqueues } : {}) });
   ctx.adopt(nic, netdev);
   if (virtqueues) {
-    nic.disposers.push(device.onReset(() => virtqueues.reset()), () => virtqueues.close());
+    nic.disposers.push(
+      device.onReset(() => virtqueues.reset()),
+      () => virtqueues.close(),
+    );
     // The engine's 'vring-error' for one of this NIC's pairs becomes the NIC's 'queue-error'.
     const events = ctx.dataPlane as unknown as {
       on?: (ev: 'event', fn: (e: VringEventLike) => void) => void;

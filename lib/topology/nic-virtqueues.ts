@@ -184,7 +184,8 @@ export class NicVirtqueues {
   startQueue(index: number, q: QueueStart): QueueHandle {
     this.#checkOpen();
     this.#checkIndex(index);
-    if (!this.#memory) throw new NetplaneError('NETPLANE_INVALID_STATE', 'setMemory() first: the NIC has no guest memory');
+    if (!this.#memory)
+      throw new NetplaneError('NETPLANE_INVALID_STATE', 'setMemory() first: the NIC has no guest memory');
     if (this.#running.has(index))
       throw new NetplaneError('NETPLANE_IN_USE', `virtqueue ${index} is already started; stopQueue() it first`);
     if (typeof q !== 'object' || q === null) throw new TypeError('queue set-up must be an object');
