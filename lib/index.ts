@@ -64,3 +64,4 @@ export type {
   VringSetup,
   VirtqueueSetup,
 } from './devices/virtqueue-setup';
+export type { PortLinkCause } from './dataplane/packet-port';

@@ -270,7 +270,7 @@ test('native queues: bad set-up is refused with a code; hostile rings raise queu
     );
     // The refused layout put the pair in its error state: stop both rings to reset it.
     q.stopAll();
-    const errors: Array<{ pair: number; ring: string }> = [];
+    const errors: Array<{ pair: number; ring: string; reason: string }> = [];
     b.nic.on('queue-error', (e) => errors.push(e));
     q.startQueue(1, ring());
     // A chain whose descriptor points outside guest memory.
