@@ -20,7 +20,9 @@ async function main(): Promise<void> {
   topo.addNetdev({ type: 'hubport', id: 'h0', hubid: 0 });
   topo.addNetdev({ type: 'hubport', id: 'h1', hubid: 0 });
   const nic = topo.addDevice({ driver: 'virtio-net-pci', netdev: 'h0', id: 'net0', features: {} }, { frames: 'bare' });
-  const wire = dp.port(topo.addDevice({ driver: 'virtio-net-pci', netdev: 'h1', id: 'net1', features: {} }).clients[0]!.handle)!;
+  const wire = dp.port(
+    topo.addDevice({ driver: 'virtio-net-pci', netdev: 'h1', id: 'net1', features: {} }).clients[0]!.handle,
+  )!;
   const emu = new EmulatedVirtioNet(dp.port(nic.clients[0]!.handle)!);
 
   // Six frames arrive; the guest has posted two rx buffers.
@@ -29,7 +31,9 @@ async function main(): Promise<void> {
   await new Promise((r) => setTimeout(r, 100));
   console.log(`guest has ${emu.delivered.length} frames; the rest waits in the port`);
   emu.postRxBuffers(8); // the guest refills its rx ring
-  console.log(`guest has ${emu.delivered.length} frames, tags ${emu.delivered.map((b) => b[GUEST_HDR_LEN + 11]).join(',')}`);
+  console.log(
+    `guest has ${emu.delivered.length} frames, tags ${emu.delivered.map((b) => b[GUEST_HDR_LEN + 11]).join(',')}`,
+  );
 
   // The guest transmits: the emulator strips its header, the wire gets the bare frame.
   const got = new Promise<Uint8Array>((resolve) => wire.onFrames((b) => resolve(b[0]!.slice())));

@@ -20,7 +20,9 @@ async function main(): Promise<void> {
     { driver: 'virtio-net-pci', netdev: 'h0', id: 'net0', features: {} },
     { queues: 'virtqueues' },
   );
-  const far = dp.port(topo.addDevice({ driver: 'virtio-net-pci', netdev: 'h1', id: 'net1', features: {} }).clients[0]!.handle)!;
+  const far = dp.port(
+    topo.addDevice({ driver: 'virtio-net-pci', netdev: 'h1', id: 'net1', features: {} }).clients[0]!.handle,
+  )!;
 
   // The guest's RAM (an fd-backed memfd works the same: { guestAddr, size, fd }).
   const ram = new SharedArrayBuffer(1 << 20);
@@ -44,7 +46,9 @@ async function main(): Promise<void> {
       call: () => interrupts++, // the guest's interrupt (or an irqfd: call: fd)
     }),
   );
-  nic.device.setStatus(VirtioStatus.ACKNOWLEDGE | VirtioStatus.DRIVER | VirtioStatus.FEATURES_OK | VirtioStatus.DRIVER_OK);
+  nic.device.setStatus(
+    VirtioStatus.ACKNOWLEDGE | VirtioStatus.DRIVER | VirtioStatus.FEATURES_OK | VirtioStatus.DRIVER_OK,
+  );
 
   // The guest posts 8 rx buffers and sends one broadcast frame.
   for (let i = 0; i < 8; i++) rx.add([{ addr: RAM_BASE + 0x40000 + i * 2048, len: 2048, writable: true }]);

@@ -52,5 +52,6 @@ export class EmulatedVirtioNet {
       this.delivered.push(buf);
       this.#freeRxBuffers--;
     }
+    this.#port.release(); // copied: the ring space goes back to the engine
   }
 }

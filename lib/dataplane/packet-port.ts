@@ -11,8 +11,10 @@
 //            most k frames and leaves the rest in the ring, in order, for the next read();
 //            `port.onReadable(cb)` only says that frames arrived (once per batch published
 //            after the last read()), and the hypervisor reads as many as the guest has
-//            buffers for, now or when the guest posts more. Frames it does not take push
-//            back on the sender (or, with whenFull: 'drop', are dropped and counted).
+//            buffers for, now or when the guest posts more; `port.release()` returns the
+//            views' ring space once copied (a read inside the onReadable callback is released
+//            when it returns). Frames it does not take push back on the sender (or, with
+//            whenFull: 'drop', are dropped and counted).
 //   link:    `port.linkUp` and `port.onLinkChange((up, cause) => ...)`: false while the port
 //            or its peer is link-down (set_link), after the peer's TAP died, or once the peer
 //            was removed; the same changes a Topology NIC reports as 'link-change'.
@@ -196,6 +198,15 @@ export class PacketPort implements AsyncIterable<Uint8Array[]> {
     return out;
   }
 
+  /**
+   * Done with the views the last read() returned: their ring space goes back to the engine
+   * now rather than at the next read(). A reader that holds a full ring's batch without
+   * releasing it stops the engine's deliveries (it waits for room) until it reads again.
+   */
+  release(): void {
+    if (!this.#closed) this.#releaseBatch();
+  }
+
   /** Whether frames wait in the ring beyond the batch the last read() returned. */
   get readable(): boolean {
     if (this.#closed) return false;
@@ -205,16 +216,19 @@ export class PacketPort implements AsyncIterable<Uint8Array[]> {
 
   /**
    * Be told (no frames handed over) when frames arrive: once per batch the engine
-   * publishes after the last read(). Frames a read(k) left behind do not fire it again:
-   * read again when the guest has buffers. Returns a function that stops it.
+   * publishes after the last read() (and once at the start if frames wait already). Frames
+   * a read(k) left behind do not fire it again: read again when the guest has buffers.
+   * Returns a function that stops it.
    */
   onReadable(cb: () => void): () => void {
     this.#check();
     if (this.#callback || this.#waiter || this.#readable)
       throw new NetplaneError('NETPLANE_IN_USE', `port ${this.name} already has a reader`);
     this.#readable = cb;
+    // From here on the engine's next batch wakes us; frames already there are told at once.
+    Atomics.store(this.#rx.words, W_WAKE, 0);
     queueMicrotask(() => {
-      if (this.#readable === cb && this.readable) this._onRx();
+      if (this.#readable === cb && this.readable) cb();
     });
     return () => {
       if (this.#readable === cb) this.#readable = undefined;
@@ -284,7 +298,12 @@ export class PacketPort implements AsyncIterable<Uint8Array[]> {
       return;
     }
     if (this.#readable) {
-      this.#readable();
+      try {
+        this.#readable();
+      } finally {
+        // Views a read() inside the callback handed out end with it, as with onFrames.
+        if (!this.#closed) this.#releaseBatch();
+      }
       return;
     }
     if (!this.#callback || this.#delivering) return;
