@@ -7,7 +7,7 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { NativeDataPlane, type NativeDataPlaneOptions } from '../lib/dataplane/native-dataplane';
-import type { PacketPort, PortLinkCause } from '../lib/dataplane/packet-port';
+import type { PortLinkCause } from '../lib/dataplane/packet-port';
 import { Topology } from '../lib/topology/topology';
 import type { Nic } from '../lib/topology/nic';
 import { VirtioF, VirtioStatus } from '../lib/devices/virtio-net-features';
