@@ -8,6 +8,8 @@
 //   js-port            the separate bench: frames per second into a JavaScript packet port
 //   vhost              the separate bench: vhost-user back-ends (DPDK's, netplane's) between a
 //                      DPDK virtio-user guest and a TAP; --only dpdk-vhost,netplane-vhost
+//   hypervisor         the separate bench: frames per second into and out of a TypeScript
+//                      hypervisor's guest rings, native virtqueues vs packet port; --only virtqueues,port
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { forwarderNames, selectForwarders } from './forwarders';
@@ -18,11 +20,19 @@ import { buildTools } from './lib/tools';
 import { markdown, summarize, type RunRecord } from './report';
 import { runSession } from './session';
 
-const usage = `usage: npm run bench -- [js-port | vhost] [--quick] [--only NAMES] [--reps N] [--duration S] [--perf]
+const usage = `usage: npm run bench -- [js-port | vhost | hypervisor] [--quick] [--only NAMES] [--reps N] [--duration S] [--perf]
 forwarders: netplane, ${forwarderNames().join(', ')}`;
 
 export function parseArgs(argv: string[]): Options {
-  const o: Options = { quick: false, reps: 3, duration: 5, jsPort: false, vhost: false, perf: false };
+  const o: Options = {
+    quick: false,
+    reps: 3,
+    duration: 5,
+    jsPort: false,
+    vhost: false,
+    perf: false,
+    hypervisor: false,
+  };
   let reps: number | undefined;
   let duration: number | undefined;
   const number = (flag: string, v: string | undefined, min: number): number => {
@@ -36,6 +46,7 @@ export function parseArgs(argv: string[]): Options {
     if (a === '--quick') o.quick = true;
     else if (a === 'js-port') o.jsPort = true;
     else if (a === 'vhost') o.vhost = true;
+    else if (a === 'hypervisor') o.hypervisor = true;
     else if (a === '--perf') o.perf = true;
     else if (a === '--only') o.only = (argv[++i] ?? '').split(',').filter(Boolean);
     else if (a === '--reps') reps = Math.floor(number(a, argv[++i], 1));
@@ -62,6 +73,10 @@ async function main(): Promise<void> {
   if (o.vhost) {
     const { runVhost } = await import('./vhost');
     return runVhost(o);
+  }
+  if (o.hypervisor) {
+    const { runHypervisor } = await import('./hypervisor');
+    return runHypervisor(o);
   }
   const chosen = selectForwarders(o.only);
   const tools = buildTools();

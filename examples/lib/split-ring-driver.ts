@@ -80,6 +80,14 @@ export class SplitRingDriver {
     Atomics.store(this.#u16, (this.avail - this.#base + 2) >> 1, this.#availIdx);
   }
 
+  /**
+   * Whether the device wants a kick for what was published: false while it says it is
+   * processing anyway (used.flags NO_NOTIFY; this driver does not negotiate EVENT_IDX).
+   */
+  kickWanted(): boolean {
+    return (Atomics.load(this.#u16, (this.used - this.#base) >> 1) & 1) === 0;
+  }
+
   /** Completed chains as [head, bytes written], their descriptors freed. */
   takeUsed(max = Infinity): Array<[number, number]> {
     const out: Array<[number, number]> = [];
