@@ -14,6 +14,7 @@ import * as path from 'node:path';
 import { head, sleep, start, stop, tail, waitForOutput, type Proc } from './lib/proc';
 import { TestBed, kMacA } from './lib/testbed';
 import { kBenchDir } from './lib/tools';
+import { finalReport, lastSample, median } from './lib/samples';
 import { machineLine, newResultsDir, settingsFor, type Options } from './lib/harness';
 import { machineBusyPct } from './lib/proc';
 import { kForwarderCpu, startTrafgen, type Settings } from './workloads';
@@ -32,15 +33,6 @@ interface Sample {
   tapMfps: number;
   windowSeconds: number;
   report?: unknown;
-}
-
-function lastSample(p: Proc): { frames: number; ns: bigint } | undefined {
-  const lines = p.stdout().trim().split('\n');
-  for (let i = lines.length - 1; i >= 0; i--) {
-    const m = /^frames (\d+) (\d+)$/.exec(lines[i]!.trim());
-    if (m) return { frames: Number(m[1]), ns: BigInt(m[2]!) };
-  }
-  return undefined;
 }
 
 async function session(p: PathName, dir: Dir, rep: number, s: Settings): Promise<Sample> {
@@ -88,24 +80,13 @@ async function session(p: PathName, dir: Dir, rep: number, s: Settings): Promise
     };
     if (gen) await stop(gen, 'SIGINT', 2000);
     await stop(guest, 'SIGTERM', 3000);
-    try {
-      sample.report = JSON.parse(guest.stderr().trim().split('\n').pop()!);
-    } catch {
-      sample.report = tail(guest.stderr());
-    }
+    sample.report = finalReport(guest);
     return sample;
   } finally {
     if (gen) await stop(gen, 'SIGINT', 2000);
     await stop(guest, 'SIGTERM', 3000);
     await bed.dispose();
   }
-}
-
-function median(v: number[]): number | undefined {
-  if (v.length === 0) return undefined;
-  const x = [...v].sort((a, b) => a - b);
-  const m = Math.floor(x.length / 2);
-  return x.length % 2 ? x[m] : (x[m - 1]! + x[m]!) / 2;
 }
 
 const fmt = (v: number | undefined): string => (v === undefined ? '–' : v.toFixed(3));

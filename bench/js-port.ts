@@ -11,6 +11,7 @@ import { addonBuilt, forwarders } from './forwarders';
 import { head, sleep, start, stop, tail, waitForOutput, type Proc } from './lib/proc';
 import { TestBed, leftovers } from './lib/testbed';
 import { buildTools, kBenchDir } from './lib/tools';
+import { finalReport, lastSample, median } from './lib/samples';
 import { machineLine, newResultsDir, settingsFor, type Options } from './lib/harness';
 import { runSession } from './session';
 import { kForwarderCpu, startTrafgen, type Settings } from './workloads';
@@ -24,16 +25,6 @@ interface SinkRate {
   windowSeconds: number;
   /** The sink's final JSON line: its counts and the engine's per-client counters. */
   sinkReport?: unknown;
-}
-
-/** The last "frames <count> <ns>" line the sink printed. */
-function lastSample(p: Proc): { frames: number; ns: bigint } | undefined {
-  const lines = p.stdout().trim().split('\n');
-  for (let i = lines.length - 1; i >= 0; i--) {
-    const m = /^frames (\d+) (\d+)$/.exec(lines[i]!.trim());
-    if (m) return { frames: Number(m[1]), ns: BigInt(m[2]!) };
-  }
-  return undefined;
 }
 
 async function sinkRate(s: Settings): Promise<SinkRate> {
@@ -72,24 +63,13 @@ async function sinkRate(s: Settings): Promise<SinkRate> {
     };
     await stop(gen, 'SIGINT', 2000);
     await stop(sink, 'SIGTERM', 3000);
-    try {
-      result.sinkReport = JSON.parse(sink.stderr().trim().split('\n').pop()!);
-    } catch {
-      result.sinkReport = tail(sink.stderr());
-    }
+    result.sinkReport = finalReport(sink);
     return result;
   } finally {
     if (gen) await stop(gen, 'SIGINT', 2000);
     await stop(sink, 'SIGTERM', 3000);
     await bed.dispose();
   }
-}
-
-function median(v: number[]): number | undefined {
-  if (v.length === 0) return undefined;
-  const x = [...v].sort((a, b) => a - b);
-  const m = Math.floor(x.length / 2);
-  return x.length % 2 ? x[m] : (x[m - 1]! + x[m]!) / 2;
 }
 
 export async function runJsPort(o: Options): Promise<void> {

@@ -15,21 +15,12 @@ import { EmulatedVirtioNet, GUEST_HDR_LEN } from '../examples/lib/emulated-nic';
 import { needsPrivileged } from './helpers/tools';
 import { closeSide, openSide, unconserved, type Side } from './helpers/dataplane-env';
 import { sh } from './helpers/netns';
+import { waitFor } from './helpers/wait';
 
 function frame(tag: number, len = 64): Uint8Array {
   const f = new Uint8Array(len).fill(tag);
   f.set([0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x52, 0x54, 0, 0, 0, tag & 0xff, 0x88, 0xb5]);
   return f;
-}
-
-async function waitFor<T>(fn: () => T | undefined | false, what: string, ms = 5000): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = fn();
-    if (v) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 5));
-  }
 }
 
 /** An emulator's NIC (bare port) and a wire NIC on one hub; no privileges. */

@@ -15,6 +15,7 @@ import { VirtioF, VirtioNetF, VirtioStatus } from '../lib/devices/virtio-net-fea
 import { native } from '../lib/native';
 import { NetplaneError } from '../lib/errors';
 import { DriverRing, memfdMem, sabMem, type GuestMem } from './helpers/virtio-ring';
+import { waitFor } from './helpers/wait';
 
 const MIB = 1 << 20;
 const HDR = 12;
@@ -24,16 +25,6 @@ function ethFrame(len: number, tag: number): Uint8Array {
   const f = new Uint8Array(len).fill(tag);
   f.set([0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x52, 0x54, 0, 0, 0, 1, 0x88, 0xb5]);
   return f;
-}
-
-async function waitFor<T>(fn: () => T | undefined | false, what: string, ms = 5000): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = fn();
-    if (v) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 5));
-  }
 }
 
 function openFds(): number {

@@ -12,6 +12,7 @@ import type { PacketPort } from '../lib/dataplane/packet-port';
 import { native } from '../lib/native';
 import { NetplaneError } from '../lib/errors';
 import { DriverRing, memfdMem, sabMem, type GuestMem } from './helpers/virtio-ring';
+import { waitFor } from './helpers/wait';
 
 const MIB = 1 << 20;
 const USER_BASE = 0x7f0000000000n; // where a front-end would have mapped it
@@ -23,16 +24,6 @@ function ethFrame(len: number, tag: number): Uint8Array {
   const f = new Uint8Array(len).fill(tag);
   f.set([0x52, 0x54, 0, 0, 0, 2, 0x52, 0x54, 0, 0, 0, 1, 0x88, 0xb5]);
   return f;
-}
-
-async function waitFor<T>(fn: () => T | undefined | false, what: string, ms = 5000): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = fn();
-    if (v) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 5));
-  }
 }
 
 interface Setup {

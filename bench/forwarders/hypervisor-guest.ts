@@ -14,6 +14,7 @@ import { NativeDataPlane } from '../../lib/dataplane/native-dataplane';
 import { Topology } from '../../lib/topology/topology';
 import { VirtioF, VirtioNetF, VirtioStatus } from '../../lib/devices/virtio-net-features';
 import { SplitRingDriver } from '../../examples/lib/split-ring-driver';
+import { reportFrames } from './report';
 
 const RAM_BASE = 0x40000000;
 const RING = 256;
@@ -138,20 +139,16 @@ function main(): void {
   nic.device.setStatus(
     VirtioStatus.ACKNOWLEDGE | VirtioStatus.DRIVER | VirtioStatus.FEATURES_OK | VirtioStatus.DRIVER_OK,
   );
-  const report = setInterval(() => console.log(`frames ${frames} ${process.hrtime.bigint()}`), 200);
-  const finish = (): void => {
-    running = false;
-    clearInterval(report);
-    const stats = dp.stats();
-    console.error(JSON.stringify({ frames, stats }));
-    topo.close().finally(() => {
+  reportFrames(
+    () => frames,
+    async () => {
+      running = false;
+      const stats = dp.stats();
+      await topo.close();
       dp.close();
-      process.exit(0);
-    });
-  };
-  process.on('SIGTERM', finish);
-  process.on('SIGINT', finish);
-  console.log('ready');
+      return { frames, stats };
+    },
+  );
 }
 
 try {

@@ -6,6 +6,7 @@
 //   node --import tsx bench/forwarders/js-port-sink.ts IFNAME
 import { NativeDataPlane } from '../../lib/dataplane/native-dataplane';
 import { Tap } from '../../lib/tap';
+import { reportFrames } from './report';
 
 function main(): void {
   const ifname = process.argv[2];
@@ -23,18 +24,15 @@ function main(): void {
     frames += batch.length;
     for (const f of batch) bytes += f.byteLength;
   });
-  const report = setInterval(() => console.log(`frames ${frames} ${process.hrtime.bigint()}`), 200);
-  const finish = (): void => {
-    clearInterval(report);
-    const stats = dp.stats();
-    dp.close();
-    void tap.close();
-    console.error(JSON.stringify({ frames, bytes, stats }));
-    process.exit(0);
-  };
-  process.on('SIGTERM', finish);
-  process.on('SIGINT', finish);
-  console.log('ready');
+  reportFrames(
+    () => frames,
+    () => {
+      const stats = dp.stats();
+      dp.close();
+      void tap.close();
+      return { frames, bytes, stats };
+    },
+  );
 }
 
 try {
