@@ -293,3 +293,39 @@ test("queues: 'virtqueues' needs a data plane that runs them; frames is for port
     await topo.close();
   }
 });
+
+test('native queues: setMemory again while rings run restarts them where they were', async () => {
+  const b = bed('sab');
+  try {
+    negotiate(b.nic, bit(VirtioF.VERSION_1));
+    startBoth(b);
+    const got: Uint8Array[] = [];
+    b.peer.onFrames((batch) => got.push(...batch.map((f) => f.slice())));
+    const send = (tag: number): void => {
+      const a = b.base + 0x40000 + tag * 256;
+      b.mem.write(a, withHdr(ethFrame(60, tag)));
+      b.tx.add([{ addr: a, len: HDR + 60, writable: false }]);
+      b.tx.publish();
+    };
+    send(1);
+    await waitFor(() => got.length === 1, 'the first frame');
+    // Memory hot-plug: the same RAM plus a second region above it.
+    const q = b.nic.virtqueues!;
+    const ram = q.setup().regions[0]!;
+    q.setMemory([ram, { guestAddr: BigInt(b.base + MIB), buffer: new SharedArrayBuffer(MIB) }]);
+    assert.deepEqual(q.started, [0, 1]);
+    assert.equal(q.setup().regions.length, 2);
+    assert.equal(q.setup().vrings[1]!.base, 1, 'tx resumes after the chain it completed');
+    send(2);
+    await waitFor(() => got.length === 2, 'the frame after the new table');
+    assert.equal(got[1]![14], 2);
+    // A table that no longer holds the rings: they stop (and say why); the rest is unchanged.
+    assert.throws(
+      () => q.setMemory([{ guestAddr: BigInt(b.base + MIB), buffer: new SharedArrayBuffer(MIB) }]),
+      (e: unknown) => e instanceof NetplaneError && e.code === 'NETPLANE_INVALID',
+    );
+    assert.deepEqual(q.started, []);
+  } finally {
+    await b.close();
+  }
+});
