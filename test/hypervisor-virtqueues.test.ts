@@ -259,6 +259,20 @@ test('native queues: bad set-up is refused with a code; hostile rings raise queu
         ]),
       code('NETPLANE_INVALID'),
     );
+    // A memfd region past the end of its file (its first touch would raise SIGBUS).
+    const small = native().memfdCreate('np-hv-small', 4096);
+    try {
+      assert.throws(() => q.setMemory([{ guestAddr: 0n, size: BigInt(MIB), fd: small }]), code('NETPLANE_INVALID'));
+    } finally {
+      fs.closeSync(small);
+    }
+    // A refused start with a doorbell and a callback leaves none of their pipes open.
+    const fds = openFds();
+    assert.throws(
+      () => q.startQueue(1, ring({ usedAddr: 0x10n, kick: 'notify', call: () => undefined })),
+      code('NETPLANE_INVALID'),
+    );
+    await noFdLeft(fds);
     // The refused layout put the pair in its error state: stop both rings to reset it.
     q.stopAll();
     const errors: Array<{ pair: number; ring: string; reason: string }> = [];
