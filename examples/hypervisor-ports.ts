@@ -7,6 +7,7 @@
 //   npm run build:ts && node --import tsx examples/hypervisor-ports.ts
 import { NativeDataPlane, Topology } from 'netplane';
 import { EmulatedVirtioNet, GUEST_HDR_LEN } from './lib/emulated-nic';
+import { within } from './lib/within';
 
 function frame(tag: number): Uint8Array {
   const f = new Uint8Array(64).fill(tag);
@@ -40,7 +41,7 @@ async function main(): Promise<void> {
   const pkt = new Uint8Array(GUEST_HDR_LEN + 64);
   pkt.set(frame(9), GUEST_HDR_LEN);
   emu.guestTransmit([pkt]);
-  console.log(`wire got ${(await got).length} bytes (no vnet header)`);
+  console.log(`wire got ${(await within(got, 5000, 'frame on the wire')).length} bytes (no vnet header)`);
 
   // set_link reaches the emulator as a link change.
   topo.setLink('net0', false);

@@ -7,6 +7,7 @@
 //   npm run build:ts && node --import tsx examples/hypervisor-virtqueues.ts
 import { NativeDataPlane, Topology, VirtioF, VirtioNetF, VirtioStatus } from 'netplane';
 import { SplitRingDriver } from './lib/split-ring-driver';
+import { within } from './lib/within';
 
 const RAM_BASE = 0x40000000; // guest-physical address of the RAM below
 const HDR = 12; // the guest's virtio-net header (VERSION_1)
@@ -62,7 +63,11 @@ async function main(): Promise<void> {
   queues[1]!.notify();
 
   // The far end gets it, and answers with a frame of its own.
-  const got = await new Promise<Uint8Array>((resolve) => far.onFrames((batch) => resolve(batch[0]!.slice())));
+  const got = await within(
+    new Promise<Uint8Array>((resolve) => far.onFrames((batch) => resolve(batch[0]!.slice()))),
+    5000,
+    'frame at the far end',
+  );
   console.log(`far end received ${got.length} bytes from the guest's tx ring`);
   const answer = Uint8Array.from(frame);
   answer.fill(0xcd, 14);

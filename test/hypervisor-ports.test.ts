@@ -124,7 +124,11 @@ test('partial receive with back-pressure: a guest that takes nothing stops the s
     const parked = b.dp.stats().find((c) => c.handle === b.port.handle)!;
     assert.ok(parked.framesOut < total, 'the ring is full and the rest waits');
     emu.postRxBuffers(total);
-    await sends;
+    // The engine's wake-ups do not keep the event loop alive (an idle data plane must not):
+    // poll with a timer while the sender drains.
+    let drained = false;
+    void sends.then(() => (drained = true));
+    await waitFor(() => drained, 'the sender to drain');
     const sent = total;
     await waitFor(() => emu.delivered.length === sent, `all ${sent} frames`);
     const st = b.dp.stats();
