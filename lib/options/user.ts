@@ -255,8 +255,8 @@ export function resolveSlirpConfig(o: UserNetdevOptions): SlirpConfig {
   // Only one of ipv4/ipv6 given: the other is its opposite.
   let ipv4 = true;
   let ipv6 = true;
-  if (o.ipv4 !== undefined && o.ipv6 === undefined) ipv6 = !o.ipv4;
-  else if (o.ipv6 !== undefined && o.ipv4 === undefined) ipv4 = !o.ipv6;
+  if (o.ipv4 !== undefined && o.ipv6 === undefined) [ipv4, ipv6] = [o.ipv4, !o.ipv4];
+  else if (o.ipv6 !== undefined && o.ipv4 === undefined) [ipv4, ipv6] = [!o.ipv6, o.ipv6];
   else if (o.ipv4 !== undefined && o.ipv6 !== undefined) [ipv4, ipv6] = [o.ipv4, o.ipv6];
   const vnetwork = o.net ?? (o.ip !== undefined ? `${o.ip}/24` : undefined);
   if (!ipv4 && (vnetwork !== undefined || o.host !== undefined || o.dns !== undefined))
