@@ -117,7 +117,9 @@ async function main(): Promise<void> {
     for (const engine of ['netplane', 'qemu'] as const) {
       const gbps = await once(engine);
       results[engine].push(gbps);
-      console.log(`rep ${i + 1} ${engine}: ${gbps.toFixed(3)} Gbit/s (${MIB} MiB namespace -> host loopback via slirp)`);
+      console.log(
+        `rep ${i + 1} ${engine}: ${gbps.toFixed(3)} Gbit/s (${MIB} MiB namespace -> host loopback via slirp)`,
+      );
     }
   }
   const median = (v: number[]): number => [...v].sort((a, b) => a - b)[Math.floor(v.length / 2)]!;

@@ -398,7 +398,7 @@ describe('differential against QEMU 7.2', suiteSkip(), () => {
       const norm = (t: string) => t.replace(/(\]) +\d+ /g, '$1 FD ');
       assert.equal(norm(o), norm(q));
     };
-    const fdDiffers = 'the FD column is each process\'s own socket number';
+    const fdDiffers = "the FD column is each process's own socket number";
     await differential(
       [
         '-netdev',

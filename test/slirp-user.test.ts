@@ -217,7 +217,10 @@ describe('-netdev user (libslirp) with a namespace on a TAP', { ...suiteOptions(
       { mode: 0o755 },
     );
     const out = ns.exec('busybox', ['udhcpc', '-i', ifname, '-f', '-q', '-n', '-t', '5', '-T', '1', '-s', script]);
-    assert.match(out, new RegExp(`lease ${GUEST_ADDR.replace(/\./g, '\\.')}/24 router ${SLIRP_HOST.replace(/\./g, '\\.')}`));
+    assert.match(
+      out,
+      new RegExp(`lease ${GUEST_ADDR.replace(/\./g, '\\.')}/24 router ${SLIRP_HOST.replace(/\./g, '\\.')}`),
+    );
     assert.match(ns.exec('ip', ['-4', 'addr', 'show', 'dev', ifname]), /inet 10\.0\.2\.15\/24/);
   });
 
@@ -251,7 +254,10 @@ describe('-netdev user (libslirp) with a namespace on a TAP', { ...suiteOptions(
       assert.equal(await talk(hostfwdPort), 'guest got 65536');
       const usernet = await engine!.hmp('info usernet');
       assert.match(usernet, /^Hub -1 \(u0\):\r\n {2}Protocol\[State\]/);
-      assert.match(usernet, new RegExp(`TCP\\[HOST_FORWARD\\] +\\d+ +127\\.0\\.0\\.1 +${hostfwdPort} +10\\.0\\.2\\.15 +8080`));
+      assert.match(
+        usernet,
+        new RegExp(`TCP\\[HOST_FORWARD\\] +\\d+ +127\\.0\\.0\\.1 +${hostfwdPort} +10\\.0\\.2\\.15 +8080`),
+      );
 
       const second = await freePort();
       assert.equal(await engine!.hmp(`hostfwd_add u0 tcp:127.0.0.1:${second}-${GUEST_ADDR}:8080`), '');

@@ -91,7 +91,9 @@ function buildUser(
   const { values, used } = readFields(USER_FIELDS, source, ctx);
   const extra = leftoverKeys(source, used);
   if (extra.length > 0) {
-    throw new OptionError(dialect === 'json' ? `Parameter '${extra[0]}' is unexpected` : `Invalid parameter '${extra[0]}'`);
+    throw new OptionError(
+      dialect === 'json' ? `Parameter '${extra[0]}' is unexpected` : `Invalid parameter '${extra[0]}'`,
+    );
   }
   if (dialect === 'json') checkIdentifier(id);
   const opts: UserNetdevOptions = { type: 'user', id };
@@ -178,7 +180,7 @@ export function inet6Ntop(b: Uint8Array): string {
   const words = Array.from({ length: 8 }, (_, i) => (b[2 * i]! << 8) | b[2 * i + 1]!);
   let best = -1;
   let bestLen = 1;
-  for (let i = 0; i < 8; ) {
+  for (let i = 0; i < 8;) {
     if (words[i] !== 0) {
       i++;
       continue;
@@ -198,7 +200,7 @@ export function inet6Ntop(b: Uint8Array): string {
 
 function in6EqualNet(a: Uint8Array, b: Uint8Array, len: number): boolean {
   for (let bit = 0; bit < len; bit++) {
-    const m = 0x80 >> bit % 8;
+    const m = 0x80 >> (bit % 8);
     if ((a[bit >> 3]! & m) !== (b[bit >> 3]! & m)) return false;
   }
   return true;
@@ -207,7 +209,8 @@ function in6EqualNet(a: Uint8Array, b: Uint8Array, len: number): boolean {
 /** C strtol(text, &end, base 0) with *end == '\0' required; undefined otherwise. "" is 0. */
 function strtolWhole(text: string, base: 0 | 10): number | undefined {
   if (text === '') return 0;
-  const re = base === 10 ? /^[ \t\n\v\f\r]*([+-]?)([0-9]+)$/ : /^[ \t\n\v\f\r]*([+-]?)(0[xX][0-9a-fA-F]+|0[0-7]*|[1-9][0-9]*)$/;
+  const re =
+    base === 10 ? /^[ \t\n\v\f\r]*([+-]?)([0-9]+)$/ : /^[ \t\n\v\f\r]*([+-]?)(0[xX][0-9a-fA-F]+|0[0-7]*|[1-9][0-9]*)$/;
   const m = re.exec(text);
   if (!m) return undefined;
   const d = m[2]!;
@@ -395,7 +398,13 @@ export function parseHostFwd(rule: string): HostFwdRule {
   const guestAddr = s[0] === '' ? 0 : (inetAton(s[0]) ?? bad('Bad guest address'));
   const guestPort = s[1] === '' ? undefined : strtolWhole(s[1], 0);
   if (guestPort === undefined || guestPort < 1 || guestPort > 65535) bad('Bad guest port');
-  return { udp: proto === 'udp', hostAddr: ntoa(hostAddr), hostPort: hostPort!, guestAddr: ntoa(guestAddr), guestPort: guestPort! };
+  return {
+    udp: proto === 'udp',
+    hostAddr: ntoa(hostAddr),
+    hostPort: hostPort!,
+    guestAddr: ntoa(guestAddr),
+    guestPort: guestPort!,
+  };
 }
 
 /** hostfwd_remove's syntax: [tcp|udp]:[hostaddr]:hostport; undefined = "invalid format". */

@@ -62,8 +62,7 @@ Loaded Load() {
   if (!Sym(h, "g_free", &a.free_string, &unused)) a.free_string = std::free;
 
   r.lib.version = a.slirp_version_string() ? a.slirp_version_string() : "";
-  if (std::sscanf(r.lib.version.c_str(), "%d.%d.%d", &r.lib.major, &r.lib.minor, &r.lib.micro) < 2 ||
-      r.lib.major < 4) {
+  if (std::sscanf(r.lib.version.c_str(), "%d.%d.%d", &r.lib.major, &r.lib.minor, &r.lib.micro) < 2 || r.lib.major < 4) {
     r.status = Status::NotFound("-netdev user needs libslirp 4.0 or newer, found version '" + r.lib.version +
                                 "': " + kLibslirpInstallHint);
     return r;

@@ -13,7 +13,7 @@ namespace netplane::core {
 
 struct Libslirp {
   slirp_abi::Api api{};
-  std::string version;          // slirp_version_string(), e.g. "4.7.0"
+  std::string version;  // slirp_version_string(), e.g. "4.7.0"
   int major = 0, minor = 0, micro = 0;
   uint32_t config_version = 1;  // the SlirpConfig version netplane fills in for this library
   bool timers_by_id = false;    // 4.7+: timer_new_opaque + slirp_handle_timer

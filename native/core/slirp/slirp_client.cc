@@ -190,8 +190,8 @@ void SlirpClient::Mirror() {
       if (!s.ok() && (r->read || r->write)) {
         // The fd was closed and its number reused behind our back: register it afresh.
         aio->RemoveFdHandler(r->fd);
-        s = aio->SetFdHandler(r->fd, r->want_read ? OnFdReady : nullptr, r->want_write ? OnFdReady : nullptr,
-                              nullptr, nullptr, r);
+        s = aio->SetFdHandler(r->fd, r->want_read ? OnFdReady : nullptr, r->want_write ? OnFdReady : nullptr, nullptr,
+                              nullptr, r);
       }
       if (s.ok()) {
         r->read = r->want_read;
