@@ -11,24 +11,23 @@ namespace netplane::binding {
 
 namespace {
 
-bool ReadIn4(Napi::Env env, Napi::Value v, const char* what, in_addr* out) {
+// An address in text form, read with inet_pton for family AF_INET (in_addr) or AF_INET6.
+template <int Family, class Addr>
+bool ReadAddr(Napi::Env env, Napi::Value v, const char* what, Addr* out) {
   std::string s;
   if (!ReadString(env, v, what, &s)) return false;
-  if (inet_pton(AF_INET, s.c_str(), out) != 1) {
-    ThrowTypeError(env, std::string(what) + " must be an IPv4 address, got '" + s + "'");
+  if (inet_pton(Family, s.c_str(), out) != 1) {
+    ThrowTypeError(
+        env, std::string(what) + " must be an IPv" + (Family == AF_INET ? "4" : "6") + " address, got '" + s + "'");
     return false;
   }
   return true;
 }
-
+bool ReadIn4(Napi::Env env, Napi::Value v, const char* what, in_addr* out) {
+  return ReadAddr<AF_INET>(env, v, what, out);
+}
 bool ReadIn6(Napi::Env env, Napi::Value v, const char* what, in6_addr* out) {
-  std::string s;
-  if (!ReadString(env, v, what, &s)) return false;
-  if (inet_pton(AF_INET6, s.c_str(), out) != 1) {
-    ThrowTypeError(env, std::string(what) + " must be an IPv6 address, got '" + s + "'");
-    return false;
-  }
-  return true;
+  return ReadAddr<AF_INET6>(env, v, what, out);
 }
 
 // An optional string member: absent or undefined leaves out empty.
