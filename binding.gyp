@@ -10,7 +10,9 @@
       "type": "static_library",
       "sources": ["<!@(node -p \"(function w(d){return require('fs').readdirSync(d,{withFileTypes:true}).flatMap(e=>e.isDirectory()?w(d+'/'+e.name):e.name.endsWith('.cc')?[d+'/'+e.name]:[])})('native/core').join(' ')\")"],
       "include_dirs": ["native/core"],
-      "direct_dependent_settings": { "include_dirs": ["native/core"] }
+      "direct_dependent_settings": { "include_dirs": ["native/core"] },
+      # dlopen: libslirp is opened at run time (native/core/slirp/libslirp_loader.cc).
+      "link_settings": { "libraries": ["-ldl"] }
     },
     {
       "target_name": "netplane",

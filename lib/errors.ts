@@ -13,7 +13,9 @@ export type NetplaneErrorCode =
   | 'NETPLANE_INVALID_STATE'
   | 'NETPLANE_INVALID_FRAME'
   | 'NETPLANE_SCRIPT_FAILED'
-  | 'NETPLANE_QMP_ERROR';
+  | 'NETPLANE_QMP_ERROR'
+  /** -netdev user: libslirp (libslirp.so.0) is not installed or too old. */
+  | 'NETPLANE_LIBSLIRP_MISSING';
 
 /** QMP error classes a failure maps to (QEMU's ErrorClass names). */
 export type QmpErrorClass = 'GenericError' | 'DeviceNotFound' | 'CommandNotFound';

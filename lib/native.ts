@@ -1,6 +1,7 @@
 // The one place that loads the native addon, with a typed interface for every export.
 // Each concept keeps its own section below; nothing else in lib/ requires the addon.
 import * as path from 'node:path';
+import type { SlirpConfig } from './options/user';
 
 // Shapes the addon takes exactly as the public API defines them. They live here, in the
 // lowest layer; lib/tap.ts and lib/vnet-hdr.ts re-export them.
@@ -223,7 +224,7 @@ export type NativeDropReason = (typeof DROP_REASONS)[number];
 export interface NativeClientStats {
   handle: number;
   name: string;
-  kind: 'tap' | 'hubport' | 'jsport' | 'virtio-device';
+  kind: 'tap' | 'hubport' | 'jsport' | 'virtio-device' | 'user';
   queueIndex: number;
   iothread: string;
   threadId: number;
@@ -335,6 +336,16 @@ export interface NativeNetGraph {
   countRejected(handle: number, reason: 'oversize' | 'badVnetHdr', n: number): void;
   stats(): NativeClientStats[];
   close(): void;
+  /** -netdev user (native/binding/slirp.cc): a libslirp stack; throws NETPLANE_NOT_FOUND without libslirp. */
+  addSlirp(spec: NativeSlirpSpec): void;
+  /** hostfwd-add / guestfwd-exec: undefined; hostfwd-remove: found; info: the connection table. */
+  slirpControl(handle: number, op: string, args?: Record<string, unknown>): boolean | string | undefined;
+}
+/** addSlirp's options: the spec plus the checked configuration (lib/options/user.ts SlirpConfig). */
+export interface NativeSlirpSpec extends NativeClientSpec, SlirpConfig {}
+/** libslirpInfo(): the library's version and the SlirpConfig version used, or why it cannot load. */
+export interface NativeSlirpBinding {
+  libslirpInfo(): { version?: string; configVersion?: number; error?: string };
 }
 export interface NativeGraphBinding {
   /**
@@ -414,7 +425,8 @@ export type NativeBinding = NativeTapBinding &
   NativeAioBinding &
   NativeGraphBinding &
   NativeFdPassingBinding &
-  NativeGuestMemoryBinding;
+  NativeGuestMemoryBinding &
+  NativeSlirpBinding;
 
 let cached: NativeBinding | undefined;
 

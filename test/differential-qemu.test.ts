@@ -7,6 +7,7 @@
 // QEMU creates TAPs only with np-prefixed names; each case kills it and checks its TAPs are
 // gone. Every run is bounded in time. Under CI=true the suite must run.
 import assert from 'node:assert/strict';
+import * as net from 'node:net';
 import * as path from 'node:path';
 import { describe, test } from 'node:test';
 import { npName } from './helpers/netns';
@@ -107,6 +108,15 @@ function warnings(stderr: string): string[] {
 }
 
 const T = { timeout: 120_000 };
+
+/** A TCP port on 127.0.0.1 that nothing holds right now. */
+async function freeLoopbackPort(): Promise<number> {
+  const s = net.createServer();
+  await new Promise<void>((resolve) => s.listen(0, '127.0.0.1', resolve));
+  const port = (s.address() as net.AddressInfo).port;
+  await new Promise<void>((resolve) => s.close(() => resolve()));
+  return port;
+}
 
 describe('differential against QEMU 7.2', suiteSkip(), () => {
   test('greeting, negotiation and protocol errors', T, async () => {
@@ -321,6 +331,110 @@ describe('differential against QEMU 7.2', suiteSkip(), () => {
       assert.equal(q.status, 1, `qemu ${args.join(' ')}: ${q.stderr}`);
       assert.equal(norm(o.stderr), norm(q.stderr), args.join(' '));
     }
+  });
+
+  test('-netdev user option errors: same message, same exit code', { timeout: 300_000 }, () => {
+    const A256 = 'a'.repeat(256);
+    const cases: string[] = [
+      'user,id=u0,net=x',
+      'user,id=u0,net=10.0.2.0/3',
+      'user,id=u0,net=10.0.2.0/',
+      'user,id=u0,net=10.0.2.0/255.255.x',
+      'user,id=u0,host=10.0.3.2',
+      'user,id=u0,net=10.0.2.0/24,host=10.0.2.3',
+      'user,id=u0,dns=10.0.2.2',
+      'user,id=u0,restrict=on,dns=10.0.3.3',
+      'user,id=u0,dhcpstart=10.0.3.9',
+      'user,id=u0,dhcpstart=10.0.2.3',
+      'user,id=u0,net=10.0.2.0,dhcpstart=10.0.2.2',
+      'user,id=u0,ip=10.0.5.0,dhcpstart=10.0.2.20',
+      'user,id=u0,ipv6-prefix=x',
+      'user,id=u0,ipv6-prefixlen=127',
+      'user,id=u0,ipv6-prefixlen=x',
+      'user,id=u0,ipv6-host=fec1::2',
+      'user,id=u0,restrict=on,ipv6-dns=fec1::3',
+      'user,id=u0,ipv6-net=fec0::/x',
+      'user,id=u0,ipv6-net=x/64',
+      'user,id=u0,ipv4=off,ipv6=off',
+      'user,id=u0,ipv4=off,net=10.0.0.0/8',
+      'user,id=u0,ipv6=on,net=10.0.0.0/8',
+      'user,id=u0,ipv4=on,ipv6-host=fec0::9',
+      'user,id=u0,domainname=',
+      `user,id=u0,domainname=${A256}`,
+      `user,id=u0,hostname=${A256}`,
+      'user,id=u0,restrict=x',
+      'user,id=u0,bogus=1',
+      'user,id=u0,hostfwd=x',
+      'user,id=u0,hostfwd=icmp::1-:2',
+      'user,id=u0,hostfwd=tcp',
+      'user,id=u0,hostfwd=tcp:x:1-:2',
+      'user,id=u0,hostfwd=tcp::-1-:1',
+      'user,id=u0,hostfwd=tcp::1',
+      'user,id=u0,hostfwd=tcp::1-x:2',
+      'user,id=u0,hostfwd=tcp::1-10.0.2.15',
+      'user,id=u0,hostfwd=tcp::1-:0',
+      'user,id=u0,hostfwd=udp:1.2.3.4:1-:2',
+      'user,id=u0,hostfwd=tcp:127.0.0.1:0-:22,hostfwd=bad',
+      'user,id=u0,guestfwd=x',
+      'user,id=u0,guestfwd=udp:10.0.2.100:1-cmd:x',
+      'user,id=u0,guestfwd=tcp:10.0.2.100-cmd:x',
+    ];
+    for (const opt of cases) {
+      const args = ['-netdev', opt];
+      const q = runToCompletion(QEMU, [...QEMU_BASE_ARGS, ...args]);
+      const o = runToCompletion(NETPLANE[0], [...NETPLANE.slice(1), ...QEMU_BASE_ARGS, ...args]);
+      const norm = (s: string) => s.replace(/^(qemu-system-x86_64|netplane): /gm, 'PROG: ');
+      assert.equal(q.status, 1, `qemu ${opt}: ${q.stderr}`);
+      assert.equal(o.status, 1, `netplane ${opt}: ${o.stderr}`);
+      assert.equal(norm(o.stderr), norm(q.stderr), opt);
+    }
+  });
+
+  test('user netdevs: info network, info usernet, hostfwd_add/hostfwd_remove over HMP', T, async () => {
+    // Two loopback ports nobody holds; each side binds them in turn (QEMU stops first).
+    const ports = [await freeLoopbackPort(), await freeLoopbackPort()];
+    // libslirp's table shows the socket's fd number, which is the process's own business.
+    const sameTable = (q: string, o: string) => {
+      const norm = (t: string) => t.replace(/(\]) +\d+ /g, '$1 FD ');
+      assert.equal(norm(o), norm(q));
+    };
+    const fdDiffers = "the FD column is each process's own socket number";
+    await differential(
+      [
+        '-netdev',
+        `user,id=u0,hostfwd=tcp:127.0.0.1:${ports[0]}-:22`,
+        '-netdev',
+        'user,id=u1,net=10.9.0.0/16,restrict=on,ipv6=off',
+        '-netdev',
+        'hubport,id=hp,hubid=3,netdev=u1',
+        '-netdev',
+        'hubport,id=hq,hubid=3',
+      ],
+      [
+        negotiate,
+        { hmp: 'info network' },
+        { hmp: 'info usernet', differs: sameTable, why: fdDiffers },
+        { hmp: `hostfwd_add tcp:127.0.0.1:${ports[1]}-:23` },
+        { hmp: `hostfwd_add u1 udp:127.0.0.1:${ports[1]}-10.9.2.15:24` },
+        { hmp: `hostfwd_add tcp:127.0.0.1:${ports[0]}-:22` },
+        { hmp: 'hostfwd_add bogus' },
+        { hmp: 'hostfwd_add nosuch tcp::1-:2' },
+        { hmp: 'hostfwd_add hp tcp::1-:2' },
+        { hmp: 'hostfwd_add' },
+        { hmp: 'info usernet', differs: sameTable, why: fdDiffers },
+        { hmp: `hostfwd_remove tcp:127.0.0.1:${ports[1]}` },
+        { hmp: `hostfwd_remove tcp:127.0.0.1:${ports[1]}` },
+        { hmp: `hostfwd_remove u1 udp:127.0.0.1:${ports[1]}` },
+        { hmp: 'hostfwd_remove x' },
+        { hmp: 'hostfwd_remove nosuch tcp::1' },
+        { hmp: 'help hostfwd_add' },
+        { hmp: 'help hostfwd_remove' },
+        { hmp: 'info usernet', differs: sameTable, why: fdDiffers },
+        { hmp: 'netdev_del u0' },
+        { hmp: 'hostfwd_add tcp::1-:2' },
+        { hmp: 'info network' },
+      ],
+    );
   });
 
   test('netplane reports an error where QEMU 7.2 crashes', T, () => {

@@ -6,6 +6,7 @@ import * as readline from 'node:readline';
 import { NetplaneError } from '../errors';
 import { IDENTIFIER_HINT, isIdentifier, NETDEV_TYPES, OptionError, parseKeyval, parseNetdevArg } from '../options';
 import { HmpLine, HmpSyntaxError, parseHmpArgs, type HmpArgKind } from './hmp-parse';
+import { hmpHostfwdAdd, hmpHostfwdRemove, infoUsernet } from './hmp-usernet';
 import type { Monitor } from './monitor';
 import { formatStatsTable, netplaneStats } from './stats';
 
@@ -62,6 +63,7 @@ export class Hmp {
           }
         },
       },
+      { name: 'usernet', help: 'show user network stack connection states', run: () => infoUsernet(topo) },
       {
         name: 'version',
         help: 'show the version of QEMU this monitor follows, and of netplane',
@@ -119,6 +121,20 @@ export class Hmp {
           });
           return '';
         },
+      },
+      {
+        names: ['hostfwd_add'],
+        usage: 'hostfwd_add [netdev_id] [tcp|udp]:[hostaddr]:hostport-[guestaddr]:guestport',
+        help: 'redirect TCP or UDP connections from host to guest (requires -net user)',
+        args: ['s', 's?'],
+        run: ([a, b]) => hmpHostfwdAdd(topo, a as string, b as string | undefined),
+      },
+      {
+        names: ['hostfwd_remove'],
+        usage: 'hostfwd_remove [netdev_id] [tcp|udp]:[hostaddr]:hostport',
+        help: 'remove host-to-guest TCP or UDP redirection',
+        args: ['s', 's?'],
+        run: ([a, b]) => hmpHostfwdRemove(topo, a as string, b as string | undefined),
       },
       {
         names: ['help', '?'],

@@ -59,6 +59,7 @@ import {
   type VringName,
 } from '../native';
 import type { ClientDeadEvent, ClientDescriptor, DataPlane, IothreadParams } from '../topology/dataplane';
+import type { SlirpControlOp, SlirpControlResult } from '../topology/dataplane';
 import { GuestMemory } from './guest-memory';
 import {
   PacketPort,
@@ -206,6 +207,11 @@ export class NativeDataPlane extends EventEmitter implements DataPlane {
           this.#graph.addVirtioDevice({ handle: c.handle, name: c.name, queueIndex: c.queueIndex, iothread }),
         );
         break;
+      case 'user':
+        this.#call(() =>
+          this.#graph.addSlirp({ handle: c.handle, name: c.name, queueIndex: c.queueIndex, iothread, ...c.config }),
+        );
+        break;
       default:
         throw new NetplaneError(
           'NETPLANE_INVALID_OPTION',
@@ -213,6 +219,18 @@ export class NativeDataPlane extends EventEmitter implements DataPlane {
         );
     }
     this.#names.set(c.handle, c.name);
+  }
+
+  /** A user netdev's stack: forwarding rules and `info usernet` (DataPlane.slirpControl). */
+  slirpControl(handle: number, op: SlirpControlOp): SlirpControlResult {
+    const { op: name, ...args } = op;
+    return this.#call(() => this.#graph.slirpControl(handle, name, args));
+  }
+
+  /** Whether libslirp loads here (it is opened on first use; `error` names what to install). */
+  libslirp(): { version: string } | { error: string } {
+    const info = native().libslirpInfo();
+    return info.error !== undefined ? { error: info.error } : { version: info.version! };
   }
 
   /**

@@ -10,6 +10,7 @@ import { leftoverKeys, readFields, type FieldSource, type FieldSpec } from './fi
 import { jsonMembers, parseQemuJson } from './json';
 import { lastValues, parseKeyval } from './keyval';
 import type { HubportNetdevOptions, NetdevOptions, TapNetdevOptions } from './types';
+import { parseUserKeyval, userFromJson } from './user';
 
 /** QEMU 7.2's NetClientDriver values (what `type` accepts at all). */
 const QEMU_NET_CLIENT_DRIVERS = [
@@ -30,7 +31,7 @@ const QEMU_NET_CLIENT_DRIVERS = [
 ] as const;
 
 /** The backends netplane builds. */
-export const NETDEV_TYPES = ['tap', 'hubport'] as const;
+export const NETDEV_TYPES = ['tap', 'hubport', 'user'] as const;
 
 /** Most queues a tap netdev may have (QEMU's MAX_TAP_QUEUES). */
 export const MAX_TAP_QUEUES = 1024;
@@ -70,11 +71,11 @@ function notCompiled(type: string): OptionError {
 }
 
 /** The `type` check shared by both dialects; returns the netplane backend. */
-function checkType(type: string, id: string, dialect: Dialect): 'tap' | 'hubport' {
+function checkType(type: string, id: string, dialect: Dialect): 'tap' | 'hubport' | 'user' {
   if (!(QEMU_NET_CLIENT_DRIVERS as readonly string[]).includes(type)) {
     throw new OptionError(`Parameter 'type' does not accept value '${type}'`);
   }
-  if (type === 'tap' || type === 'hubport') return type;
+  if (type === 'tap' || type === 'hubport' || type === 'user') return type;
   // netplane: QEMU would first check that backend's own members; we do not model them.
   if (dialect === 'json') checkIdentifier(id);
   throw notCompiled(type);
@@ -211,6 +212,7 @@ export function parseNetdevArg(text: string, ctx?: ParseContext): NetdevOptions 
   const type = values.get('type');
   if (type === undefined) throw new OptionError("Parameter 'type' is missing");
   const backend = checkType(type, kv.id, 'keyval');
+  if (backend === 'user') return parseUserKeyval(kv.id, kv.entries, ctx);
   return buildNetdev(kv.id, backend, { kind: 'opts', values }, new Set(['type']), 'keyval', ctx);
 }
 
@@ -223,5 +225,6 @@ export function netdevFromQmp(input: Record<string, unknown>, ctx?: ParseContext
   if (!own('type')) throw new OptionError("Parameter 'type' is missing");
   if (typeof args.type !== 'string') throw new OptionError("Invalid parameter type for 'type', expected: string");
   const backend = checkType(args.type, args.id, 'json');
+  if (backend === 'user') return userFromJson(args.id, args, ctx);
   return buildNetdev(args.id, backend, { kind: 'json', values: args }, new Set(['id', 'type']), 'json', ctx);
 }

@@ -34,7 +34,36 @@ export interface HubportNetdevOptions {
   netdev?: string;
 }
 
-export type NetdevOptions = TapNetdevOptions | HubportNetdevOptions;
+/** -netdev user,... (NetdevUserOptions): libslirp's user-mode network stack. */
+export interface UserNetdevOptions {
+  type: 'user';
+  id: string;
+  hostname?: string;
+  restrict?: boolean;
+  ipv4?: boolean;
+  ipv6?: boolean;
+  ip?: string; // legacy: net=<ip>/24
+  net?: string; // addr[/mask or /bits]
+  host?: string;
+  tftp?: string;
+  bootfile?: string;
+  dhcpstart?: string;
+  dns?: string;
+  dnssearch?: string[];
+  domainname?: string;
+  'ipv6-prefix'?: string;
+  'ipv6-prefixlen'?: number;
+  'ipv6-host'?: string;
+  'ipv6-dns'?: string;
+  smb?: string; // refused
+  smbserver?: string; // refused
+  hostfwd?: string[]; // [tcp|udp]:[hostaddr]:hostport-[guestaddr]:guestport
+  guestfwd?: string[]; // tcp:[addr]:port-cmd:COMMAND
+  'tftp-server-name'?: string;
+  iothread?: string; // netplane: run the stack on an -object iothread
+}
+
+export type NetdevOptions = TapNetdevOptions | HubportNetdevOptions | UserNetdevOptions;
 
 /** virtio-net feature properties (all default on except mq). */
 export type VirtioNetFeatureName =

@@ -3,6 +3,7 @@
 // calls these hooks as it changes; a topology without a data plane (unit tests, a
 // hypervisor that moves frames itself) passes none.
 import type { NativeClientStats } from '../native';
+import type { SlirpConfig } from '../options/user';
 
 interface ClientBase {
   /** Stable numeric handle assigned by the topology, unique for the topology's lifetime. */
@@ -51,9 +52,19 @@ export interface VirtioDeviceClientDescriptor extends ClientBase {
   kind: 'virtio-device';
 }
 
+/** A user netdev: a libslirp stack configured as `config` says (checked and defaulted). */
+export interface UserClientDescriptor extends ClientBase {
+  kind: 'user';
+  config: SlirpConfig;
+}
+
 /** What the data plane needs to know about one net client (one queue of a netdev or NIC). */
 export type ClientDescriptor =
-  TapClientDescriptor | HubPortClientDescriptor | PortClientDescriptor | VirtioDeviceClientDescriptor;
+  | TapClientDescriptor
+  | HubPortClientDescriptor
+  | PortClientDescriptor
+  | VirtioDeviceClientDescriptor
+  | UserClientDescriptor;
 
 /** Adaptive polling of an IOThread (`-object iothread,poll-max-ns=..,poll-grow=..,poll-shrink=..`). */
 export interface IothreadParams {
@@ -132,6 +143,24 @@ export interface DataPlane {
    * JS thread, once per dead client. Returns a function that unsubscribes.
    */
   onClientDead?(listener: (event: ClientDeadEvent) => void): () => void;
+  /**
+   * Optional: drive a user netdev's libslirp stack (lib/topology/netdevs/user.ts): add or
+   * remove a host forwarding rule, add a guestfwd command, or read `info usernet`'s table.
+   * Data planes without it cannot run user netdevs' stacks; the topology then only checks
+   * the options.
+   */
+  slirpControl?(handle: number, op: SlirpControlOp): SlirpControlResult;
+  /** Optional: whether user netdevs can run here; `error` names what to install. */
+  libslirp?(): { version: string } | { error: string };
   /** Optional: stop forwarding and release every client (TAP fds stay with their owners). */
   close?(): void;
 }
+
+/** What slirpControl does (the native graph's slirpControl). */
+export type SlirpControlOp =
+  | { op: 'hostfwd-add'; udp: boolean; hostAddr: string; hostPort: number; guestAddr: string; guestPort: number }
+  | { op: 'hostfwd-remove'; udp: boolean; hostAddr: string; hostPort: number }
+  | { op: 'guestfwd-exec'; guestAddr: string; guestPort: number; command: string }
+  | { op: 'info' };
+/** hostfwd-remove: whether a rule was found; info: the table; otherwise undefined. */
+export type SlirpControlResult = boolean | string | undefined;

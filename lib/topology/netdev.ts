@@ -7,6 +7,7 @@ import type { Hub } from './hub';
 import type { OwnerHooks } from './internal';
 import type { Client, NetClient } from './net-client';
 import type { Nic } from './nic';
+import type { UserStack } from './netdevs/user';
 
 /** What the topology needs from a TAP: lib/tap.ts's Tap, or a fake in unit tests. */
 export interface TapLike {
@@ -34,6 +35,8 @@ export interface NetdevInit {
   hub?: Hub;
   viaCli: boolean;
   downscript?: string | undefined;
+  /** A user netdev's stack (forwarding rules, `info usernet`). */
+  user?: UserStack;
 }
 
 export type NetdevEvents = {
@@ -59,6 +62,8 @@ export class Netdev extends TypedEmitter<NetdevEvents> implements AsyncDisposabl
   readonly downscript: string | undefined;
   /** @internal set when deleted: settles once the TAP is closed and the downscript ran */
   closing: Promise<void> | undefined;
+  /** The libslirp stack of a user netdev. */
+  readonly user: UserStack | undefined;
   /** @internal the NIC that took this netdev's queues */
   nic: Nic | undefined;
   readonly #owner: OwnerHooks;
@@ -75,6 +80,7 @@ export class Netdev extends TypedEmitter<NetdevEvents> implements AsyncDisposabl
     this.hub = init.hub;
     this.viaCli = init.viaCli;
     this.downscript = init.downscript;
+    this.user = init.user;
   }
 
   /** One net client per queue (a hubport has one). */

@@ -18,6 +18,7 @@
 #include "errors.h"
 #include "io/memfd.h"
 #include "net/net_graph.h"
+#include "slirp.h"
 #include "virtio/guest_memory.h"
 
 namespace netplane::binding {
@@ -102,6 +103,8 @@ class NetGraphWrap : public Napi::ObjectWrap<NetGraphWrap> {
                            InstanceMethod<&NetGraphWrap::JsCountRejected>("countRejected"),
                            InstanceMethod<&NetGraphWrap::JsStats>("stats"),
                            InstanceMethod<&NetGraphWrap::JsClose>("close"),
+                           InstanceMethod<&NetGraphWrap::JsAddSlirp>("addSlirp"),
+                           InstanceMethod<&NetGraphWrap::JsSlirpControl>("slirpControl"),
                        });
   }
 
@@ -151,6 +154,16 @@ class NetGraphWrap : public Napi::ObjectWrap<NetGraphWrap> {
     core::PollParams p;
     if (!ReadString(env, info[0], "name", &name) || !ReadPollParams(env, info[1], &p)) return env.Undefined();
     return Done(env, g->AddIothread(name, p));
+  }
+
+  // -netdev user (slirp.cc).
+  Napi::Value JsAddSlirp(const Napi::CallbackInfo& info) {
+    auto* g = Live(info.Env());
+    return g ? SlirpAdd(info, g) : info.Env().Undefined();
+  }
+  Napi::Value JsSlirpControl(const Napi::CallbackInfo& info) {
+    auto* g = Live(info.Env());
+    return g ? SlirpControl(info, g) : info.Env().Undefined();
   }
 
   // addTap({ handle, name, queueIndex, iothread, fd, vnetHdrLen })

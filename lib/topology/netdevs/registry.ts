@@ -3,6 +3,7 @@
 import type { NetdevOptions } from '../../options/types';
 import { hubportNetdev } from './hubport';
 import { tapNetdev } from './tap';
+import { userNetdev } from './user';
 import type { NetdevType } from './types';
 
 type Registry = { readonly [T in NetdevOptions['type']]: NetdevType<Extract<NetdevOptions, { type: T }>> };
@@ -10,6 +11,7 @@ type Registry = { readonly [T in NetdevOptions['type']]: NetdevType<Extract<Netd
 const REGISTRY: Registry = {
   tap: tapNetdev,
   hubport: hubportNetdev,
+  user: userNetdev,
 };
 
 /** The type `opts.type` names, or undefined when netplane has none by that name. */

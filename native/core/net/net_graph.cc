@@ -179,6 +179,32 @@ Status NetGraph::AddVirtioDevice(const ClientSpec& spec) {
   return Register(spec, ctx.value, std::move(q), nullptr, raw);
 }
 
+Status NetGraph::AddSlirp(const ClientSpec& spec, SlirpOptions opts) {
+  Status s = CheckNew(spec);
+  if (!s.ok()) return s;
+  auto ctx = GetContext(spec.iothread.empty() ? DefaultContextName(spec.queue_index) : spec.iothread);
+  if (!ctx.ok()) return ctx.status;
+  auto c = SlirpClient::Create(spec.handle, spec.name, ctx.value->net.get(), std::move(opts));
+  if (!c.ok()) return c.status;
+  SlirpClient* raw = c.value.get();
+  // Start creates the stack on its thread; a failed start leaves nothing behind.
+  s = Register(spec, ctx.value, std::move(c.value));
+  if (!s.ok()) return s;
+  clients_[spec.handle].pinned = true;  // its timers and sockets live on this context
+  clients_[spec.handle].slirp = raw;
+  return Status::Ok();
+}
+
+Status NetGraph::WithSlirp(uint32_t handle, const std::function<Status(SlirpClient*)>& fn) {
+  auto f = Find(handle);
+  if (!f.ok()) return f.status;
+  SlirpClient* c = f.value->slirp;
+  if (!c) return Status::Invalid("net client '" + f.value->client->name() + "' is not a user netdev");
+  Status s;
+  f.value->ctx->thread->RunSync([&] { s = fn(c); });
+  return s;
+}
+
 Status NetGraph::SetVirtioFeatures(uint32_t handle, uint64_t features) {
   Status s = WithVirtio(handle, [&](VirtioDeviceQueue* q) { return q->SetFeatures(features); });
   if (!s.ok()) return s;

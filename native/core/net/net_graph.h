@@ -18,6 +18,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -28,6 +29,7 @@
 #include "net/hub.h"
 #include "net/net_client.h"
 #include "port/js_port.h"
+#include "slirp/slirp_client.h"
 #include "tap/tap_client.h"
 #include "virtio_net/virtio_device_queue.h"
 
@@ -62,6 +64,11 @@ class NetGraph {
   Status StartVring(uint32_t handle, VirtioRing ring, VirtioRingStart start);
   // Stopped on return; the next avail index to resume from.
   Result<uint16_t> StopVring(uint32_t handle, VirtioRing ring);
+  // A libslirp user-mode stack (-netdev user). Pinned to its context (default np-q0): its
+  // peer moves to it. Fails, naming what to install, when libslirp cannot be loaded.
+  Status AddSlirp(const ClientSpec& spec, SlirpOptions opts);
+  // Run fn(SlirpClient*) on the stack's thread (hostfwd_add/remove, info usernet).
+  Status WithSlirp(uint32_t handle, const std::function<Status(SlirpClient*)>& fn);
   // Unlink (purging what waits on either side), stop polling, delete. The fd stays open.
   Status Remove(uint32_t handle);
 
@@ -95,6 +102,7 @@ class NetGraph {
     bool pinned = false;
     JsPort* port = nullptr;               // the client, when it is a JS port (KickPort, FindPort)
     VirtioDeviceQueue* virtio = nullptr;  // the client, when it is a virtio queue pair
+    SlirpClient* slirp = nullptr;         // the client, when it is a user netdev
   };
 
   Result<Context*> GetContext(const std::string& name);
