@@ -13,7 +13,9 @@ export type NetplaneErrorCode =
   | 'NETPLANE_INVALID_STATE'
   | 'NETPLANE_INVALID_FRAME'
   | 'NETPLANE_SCRIPT_FAILED'
-  | 'NETPLANE_QMP_ERROR';
+  | 'NETPLANE_QMP_ERROR'
+  /** A stream/dgram/socket netdev's socket could not be created (bind, listen, a bad fd). */
+  | 'NETPLANE_SOCKET_FAILED';
 
 /** QMP error classes a failure maps to (QEMU's ErrorClass names). */
 export type QmpErrorClass = 'GenericError' | 'DeviceNotFound' | 'CommandNotFound';

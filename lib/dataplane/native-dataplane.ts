@@ -58,7 +58,13 @@ import {
   type NativeVringSpec,
   type VringName,
 } from '../native';
-import type { ClientDeadEvent, ClientDescriptor, DataPlane, IothreadParams } from '../topology/dataplane';
+import type {
+  ClientDeadEvent,
+  ClientDescriptor,
+  DataPlane,
+  IothreadParams,
+  SocketClosedEvent,
+} from '../topology/dataplane';
 import { GuestMemory } from './guest-memory';
 import { PacketPort, preparePort, type PacketPortOptions, type PortVnetHdrLen } from './packet-port';
 
@@ -100,7 +106,16 @@ export interface TapDeadEvent {
   code: string;
   syscall: string;
 }
-export type DataPlaneEvent = TapDeadEvent | VringErrorEvent;
+/** A stream/dgram client's socket went away (errno 0: end of stream). */
+export interface SocketClosedDataPlaneEvent {
+  type: 'socket-closed';
+  handle: number;
+  name: string;
+  errno: number;
+  code: string;
+  syscall: string;
+}
+export type DataPlaneEvent = TapDeadEvent | VringErrorEvent | SocketClosedDataPlaneEvent;
 
 export interface NativeDataPlaneOptions {
   /**
@@ -182,6 +197,14 @@ export class NativeDataPlane extends EventEmitter implements DataPlane {
       case 'virtio-device':
         this.#call(() =>
           this.#graph.addVirtioDevice({ handle: c.handle, name: c.name, queueIndex: c.queueIndex, iothread }),
+        );
+        break;
+      case 'stream':
+        this.#call(() => this.#graph.addStream({ handle: c.handle, name: c.name, queueIndex: c.queueIndex, iothread }));
+        break;
+      case 'dgram':
+        this.#call(() =>
+          this.#graph.addDgram({ handle: c.handle, name: c.name, queueIndex: c.queueIndex, iothread, dest: c.dest }),
         );
         break;
       default:
@@ -334,6 +357,20 @@ export class NativeDataPlane extends EventEmitter implements DataPlane {
     return () => void this.off('event', onEvent);
   }
 
+  /** DataPlane.setSocketFd: the stream/dgram client owns `fd` from now on (-1 closes its socket). */
+  setSocketFd(handle: number, fd: number): void {
+    this.#call(() => this.#graph.setSocketFd(handle, fd));
+  }
+
+  /** DataPlane.onSocketClosed: the 'socket-closed' events. */
+  onSocketClosed(listener: (event: SocketClosedEvent) => void): () => void {
+    const onEvent = (e: DataPlaneEvent): void => {
+      if (e.type === 'socket-closed') listener({ handle: e.handle, errno: e.errno, code: e.code, syscall: e.syscall });
+    };
+    this.on('event', onEvent);
+    return () => void this.off('event', onEvent);
+  }
+
   /** Every client's state and counters. For each: framesIn = framesOut + queued + dropped. */
   stats(): ClientStats[] {
     if (this.#closed) return [];
@@ -395,6 +432,16 @@ export class NativeDataPlane extends EventEmitter implements DataPlane {
     } else if (kind === NativeGraphEvent.tapDead) {
       const event: TapDeadEvent = {
         type: 'tap-dead',
+        handle,
+        name: this.#names.get(handle) ?? `#${handle}`,
+        errno,
+        code,
+        syscall,
+      };
+      this.emit('event', event);
+    } else if (kind === NativeGraphEvent.socketClosed) {
+      const event: SocketClosedDataPlaneEvent = {
+        type: 'socket-closed',
         handle,
         name: this.#names.get(handle) ?? `#${handle}`,
         errno,

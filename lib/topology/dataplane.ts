@@ -2,7 +2,7 @@
 // flags, queue indices) and the native data plane that moves the frames. The topology
 // calls these hooks as it changes; a topology without a data plane (unit tests, a
 // hypervisor that moves frames itself) passes none.
-import type { NativeClientStats } from '../native';
+import type { NativeClientStats, NativeSockAddr } from '../native';
 
 interface ClientBase {
   /** Stable numeric handle assigned by the topology, unique for the topology's lifetime. */
@@ -49,9 +49,38 @@ export interface VirtioDeviceClientDescriptor extends ClientBase {
   kind: 'virtio-device';
 }
 
+/**
+ * A stream socket (`-netdev stream`, `socket,listen=|connect=`): 4-byte big-endian length
+ * then the frame. Starts without a connection; setSocketFd gives it one.
+ */
+export interface StreamClientDescriptor extends ClientBase {
+  kind: 'stream';
+}
+
+/** A datagram socket (`-netdev dgram`, `socket,udp=|mcast=`): one bare frame per datagram. */
+export interface DgramClientDescriptor extends ClientBase {
+  kind: 'dgram';
+  /** Where frames go (null: the socket's connected peer). */
+  dest: NativeSockAddr | null;
+}
+
 /** What the data plane needs to know about one net client (one queue of a netdev or NIC). */
 export type ClientDescriptor =
-  TapClientDescriptor | HubPortClientDescriptor | PortClientDescriptor | VirtioDeviceClientDescriptor;
+  | TapClientDescriptor
+  | HubPortClientDescriptor
+  | PortClientDescriptor
+  | VirtioDeviceClientDescriptor
+  | StreamClientDescriptor
+  | DgramClientDescriptor;
+
+/** A stream/dgram client's socket went away under the data plane (EOF or an error). */
+export interface SocketClosedEvent {
+  handle: number;
+  /** 0 at end of stream; otherwise the errno and its name. */
+  errno: number;
+  code: string;
+  syscall: string;
+}
 
 /** Adaptive polling of an IOThread (`-object iothread,poll-max-ns=..,poll-grow=..,poll-shrink=..`). */
 export interface IothreadParams {
@@ -130,6 +159,13 @@ export interface DataPlane {
    * JS thread, once per dead client. Returns a function that unsubscribes.
    */
   onClientDead?(listener: (event: ClientDeadEvent) => void): () => void;
+  /**
+   * Optional (stream/dgram netdevs): give a socket client its connected socket; the data
+   * plane owns and closes the fd from then on. -1 closes the current one.
+   */
+  setSocketFd?(handle: number, fd: number): void;
+  /** Optional: call `listener` when a socket client's connection went away. Returns an unsubscribe. */
+  onSocketClosed?(listener: (event: SocketClosedEvent) => void): () => void;
   /** Optional: stop forwarding and release every client (TAP fds stay with their owners). */
   close?(): void;
 }

@@ -23,6 +23,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   InitGraph(env, exports);
   InitFdPassing(env, exports);
   InitGuestMemory(env, exports);
+  InitSocket(env, exports);
   return exports;
 }
 

@@ -18,6 +18,10 @@ const char* ClientKindName(ClientKind k) {
       return "jsport";
     case ClientKind::kVirtioDevice:
       return "virtio-device";
+    case ClientKind::kStream:
+      return "stream";
+    case ClientKind::kDgram:
+      return "dgram";
   }
   return "unknown";
 }
