@@ -9,7 +9,7 @@ import { OptionError } from '../../options/errors';
 import { isIpv4Multicast, portNumber } from '../../options/netdev-socket';
 import type { DgramNetdevOptions, SocketAddressOptions } from '../../options/types';
 import type { Netdev } from '../netdev';
-import { newSocketClient, resolveIpv4, socketCall, socketDataPlane } from './socket-common';
+import { newSocketClient, resolveIpv4, socketCall, socketDataPlane, socketFdType } from './socket-common';
 import { removeStaleSocket } from './stream';
 import { fdParam } from './tap';
 import type { NetdevContext, NetdevType } from './types';
@@ -47,8 +47,8 @@ function plan(o: DgramNetdevOptions, ctx: NetdevContext): Plan {
   if (!local) throw new OptionError('dgram requires local= parameter');
   if (local.type === 'fd') {
     const fd = fdParam(local.str, ctx);
-    const si = socketCall(o.id, () => native().socketInfo(fd));
-    if (si.type !== 'dgram') throw new OptionError(`${o.id}: fd=${fd} is not a datagram socket`);
+    if (socketFdType(o.id, fd) !== 'dgram') throw new OptionError(`${o.id}: fd=${fd} is not a datagram socket`);
+    const si = native().socketInfo(fd);
     return { fd, dest: null, info: `fd=${fd} ${si.family === 'unix' ? 'unix' : 'inet'}` };
   }
   if (local.type === 'inet' && remote?.type === 'inet') {

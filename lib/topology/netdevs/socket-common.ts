@@ -78,3 +78,14 @@ export function socketCall<T>(id: string, fn: () => T): T {
     throw new NetplaneError('NETPLANE_SOCKET_FAILED', `${id}: ${e.message}`, { cause: e });
   }
 }
+
+/** An fd= socket's type, with QEMU 7.2's texts for an fd that is not open or not a socket. */
+export function socketFdType(id: string, fd: number): 'stream' | 'dgram' | 'other' {
+  try {
+    return native().socketInfo(fd).type;
+  } catch (err) {
+    if ((err as { code?: string }).code === 'EBADF')
+      throw new NetplaneError('NETPLANE_SOCKET_FAILED', `${id}: Can't use file descriptor ${fd}: Bad file descriptor`);
+    throw new OptionError("can't get socket option SO_TYPE");
+  }
+}

@@ -9,7 +9,7 @@ import { native, type NativeSockAddr } from '../../native';
 import { OptionError } from '../../options/errors';
 import { isIpv4Multicast, splitHostPort } from '../../options/netdev-socket';
 import type { SocketNetdevOptions } from '../../options/types';
-import { newSocketClient, resolveIpv4, socketCall, socketDataPlane } from './socket-common';
+import { newSocketClient, resolveIpv4, socketCall, socketDataPlane, socketFdType } from './socket-common';
 import { cleanupStreamNetdev, createStreamNetdev } from './stream';
 import type { StreamPeer } from './stream-endpoint';
 import { fdParam } from './tap';
@@ -46,12 +46,7 @@ export const socketNetdev: NetdevType<SocketNetdevOptions> = {
     let info: string;
     if (o.fd !== undefined) {
       fd = fdParam(o.fd, ctx);
-      let type: string;
-      try {
-        type = native().socketInfo(fd).type;
-      } catch {
-        throw new OptionError("can't get socket option SO_TYPE");
-      }
+      const type = socketFdType(o.id, fd);
       if (type === 'stream') {
         return createStreamNetdev(o, ctx, viaCli, {
           type: 'socket',
