@@ -16,6 +16,8 @@ export interface Options {
   /** The separate vhost-user workload (bench/vhost.ts) instead of the TAP-to-TAP table. */
   vhost: boolean;
   perf: boolean;
+  /** The separate stream-link workload (bench/stream.ts): netplane ⇄ netplane against QEMU ⇄ QEMU. */
+  stream?: boolean;
 }
 
 export function settingsFor(o: Options, workDir: string): Settings {
