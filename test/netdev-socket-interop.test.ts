@@ -19,6 +19,10 @@ import { needsPrivileged } from './helpers/tools';
 const CLI = path.join(__dirname, '..', 'lib', 'cli', 'main.ts');
 const QEMU_ARGS = ['-nodefaults', '-display', 'none', '-machine', 'none'];
 const opts = needsPrivileged('ping', 'iperf3', QEMU);
+const sock = `/tmp/np-st-${process.pid}.sock`;
+const dgramUni = (l: number, r: number) =>
+  `dgram,id=n0,local.type=inet,local.host=127.0.0.1,local.port=${l},remote.type=inet,remote.host=127.0.0.1,remote.port=${r}`;
+const dgramMcast = 'dgram,id=n0,remote.type=inet,remote.host=239.255.42.1,remote.port=47813';
 
 let M: NetNs, A: NetNs, B: NetNs;
 let subnet = 0;
@@ -195,97 +199,70 @@ describe('stream / dgram / socket netdevs against QEMU 7.2', opts, () => {
     );
   });
 
-  test('stream: QEMU listens, netplane connects', async () => {
-    await runCase({
-      name: 'stream-qemu-server',
+  const cases: Case[] = [
+    {
+      name: 'stream: QEMU listens, netplane connects',
       np: inet(47802, false),
       peer: inet(47802, true),
       first: 'peer',
       infoNp: /n0: index=0,type=stream,tcp:127\.0\.0\.1:47802/,
-    });
-  });
-
-  test('stream over a unix socket: netplane listens, QEMU connects', async () => {
-    const sock = `/tmp/np-st-${process.pid}.sock`;
-    await runCase({
-      name: 'stream-unix',
+    },
+    {
+      name: 'stream over a unix socket: netplane listens, QEMU connects',
       np: `stream,id=n0,server=on,addr.type=unix,addr.path=${sock}`,
       peer: `stream,id=n0,server=off,addr.type=unix,addr.path=${sock}`,
       first: 'np',
       infoNp: new RegExp(`n0: index=0,type=stream,unix:${sock}`),
-    });
-  });
-
-  test('dgram unicast', async () => {
-    const d = (l: number, r: number) =>
-      `dgram,id=n0,local.type=inet,local.host=127.0.0.1,local.port=${l},remote.type=inet,remote.host=127.0.0.1,remote.port=${r}`;
-    await runCase({
-      name: 'dgram',
-      np: d(47811, 47812),
-      peer: d(47812, 47811),
+    },
+    {
+      name: 'dgram unicast',
+      np: dgramUni(47811, 47812),
+      peer: dgramUni(47812, 47811),
       first: 'np',
       infoNp: /n0: index=0,type=dgram,udp=127\.0\.0\.1:47811\/127\.0\.0\.1:47812/,
-    });
-  });
-
-  test('dgram multicast (inside the test namespace)', async () => {
-    const d = 'dgram,id=n0,remote.type=inet,remote.host=239.255.42.1,remote.port=47813';
-    await runCase({
-      name: 'dgram-mcast',
-      np: d,
-      peer: d,
+    },
+    {
+      name: 'dgram multicast (inside the test namespace)',
+      np: dgramMcast,
+      peer: dgramMcast,
       first: 'np',
       infoNp: /type=dgram,mcast=239\.255\.42\.1:47813/,
-    });
-  });
-
-  test('socket: netplane listen=, QEMU connect=', async () => {
-    await runCase({
-      name: 'socket-np-listen',
+    },
+    {
+      name: 'socket: netplane listen=, QEMU connect=',
       np: 'socket,id=n0,listen=127.0.0.1:47821',
       peer: 'socket,id=n0,connect=127.0.0.1:47821',
       first: 'np',
       infoNp: /n0: index=0,type=socket,socket: connection from 127\.0\.0\.1:\d+/,
-    });
-  });
-
-  test('socket: QEMU listen=, netplane connect=', async () => {
-    await runCase({
-      name: 'socket-qemu-listen',
+    },
+    {
+      name: 'socket: QEMU listen=, netplane connect=',
       np: 'socket,id=n0,connect=127.0.0.1:47822',
       peer: 'socket,id=n0,listen=127.0.0.1:47822',
       first: 'peer',
       infoNp: /n0: index=0,type=socket,socket: connect to 127\.0\.0\.1:47822/,
-    });
-  });
-
-  test('socket udp=', async () => {
-    await runCase({
-      name: 'socket-udp',
+    },
+    {
+      name: 'socket udp=',
       np: 'socket,id=n0,udp=127.0.0.1:47832,localaddr=127.0.0.1:47831',
       peer: 'socket,id=n0,udp=127.0.0.1:47831,localaddr=127.0.0.1:47832',
       first: 'np',
       infoNp: /type=socket,socket: udp=127\.0\.0\.1:47832/,
-    });
-  });
-
-  test('socket mcast=', async () => {
-    await runCase({
-      name: 'socket-mcast',
+    },
+    {
+      name: 'socket mcast=',
       np: 'socket,id=n0,mcast=239.255.42.2:47833',
       peer: 'socket,id=n0,mcast=239.255.42.2:47833',
       first: 'np',
       infoNp: /type=socket,socket: mcast=239\.255\.42\.2:47833/,
-    });
-  });
-
-  test('stream: netplane ⇄ netplane', async () => {
-    await runCase({
-      name: 'stream-np-np',
+    },
+    {
+      name: 'stream: netplane ⇄ netplane',
       np: inet(47841, true),
       peer: inet(47841, false),
       peerKind: 'netplane',
       first: 'np',
-    });
-  });
+    },
+  ];
+  for (const c of cases) test(c.name, () => runCase(c));
 });

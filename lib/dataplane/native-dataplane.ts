@@ -350,8 +350,13 @@ export class NativeDataPlane extends EventEmitter implements DataPlane {
 
   /** DataPlane.onClientDead: the 'tap-dead' events as the topology consumes them. */
   onClientDead(listener: (event: ClientDeadEvent) => void): () => void {
+    return this.#follow('tap-dead', listener);
+  }
+
+  /** Call `listener` with the errno part of every event of `type`; returns the unsubscribe. */
+  #follow(type: 'tap-dead' | 'socket-closed', listener: (event: ClientDeadEvent) => void): () => void {
     const onEvent = (e: DataPlaneEvent): void => {
-      if (e.type === 'tap-dead') listener({ handle: e.handle, errno: e.errno, code: e.code, syscall: e.syscall });
+      if (e.type === type) listener({ handle: e.handle, errno: e.errno, code: e.code, syscall: e.syscall });
     };
     this.on('event', onEvent);
     return () => void this.off('event', onEvent);
@@ -364,11 +369,7 @@ export class NativeDataPlane extends EventEmitter implements DataPlane {
 
   /** DataPlane.onSocketClosed: the 'socket-closed' events. */
   onSocketClosed(listener: (event: SocketClosedEvent) => void): () => void {
-    const onEvent = (e: DataPlaneEvent): void => {
-      if (e.type === 'socket-closed') listener({ handle: e.handle, errno: e.errno, code: e.code, syscall: e.syscall });
-    };
-    this.on('event', onEvent);
-    return () => void this.off('event', onEvent);
+    return this.#follow('socket-closed', listener);
   }
 
   /** Every client's state and counters. For each: framesIn = framesOut + queued + dropped. */
@@ -429,25 +430,10 @@ export class NativeDataPlane extends EventEmitter implements DataPlane {
       this.#ports.get(handle)?._onRx();
     } else if (kind === NativeGraphEvent.portTxRoom) {
       this.#ports.get(handle)?._onTxRoom();
-    } else if (kind === NativeGraphEvent.tapDead) {
-      const event: TapDeadEvent = {
-        type: 'tap-dead',
-        handle,
-        name: this.#names.get(handle) ?? `#${handle}`,
-        errno,
-        code,
-        syscall,
-      };
-      this.emit('event', event);
-    } else if (kind === NativeGraphEvent.socketClosed) {
-      const event: SocketClosedDataPlaneEvent = {
-        type: 'socket-closed',
-        handle,
-        name: this.#names.get(handle) ?? `#${handle}`,
-        errno,
-        code,
-        syscall,
-      };
+    } else if (kind === NativeGraphEvent.tapDead || kind === NativeGraphEvent.socketClosed) {
+      const base = { handle, name: this.#names.get(handle) ?? `#${handle}`, errno, code, syscall };
+      const event: TapDeadEvent | SocketClosedDataPlaneEvent =
+        kind === NativeGraphEvent.tapDead ? { type: 'tap-dead', ...base } : { type: 'socket-closed', ...base };
       this.emit('event', event);
     } else if (kind === NativeGraphEvent.vringError) {
       const event: VringErrorEvent = {

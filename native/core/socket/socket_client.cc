@@ -39,6 +39,7 @@ Status SocketClient::AttachFd(int fd) {
   ResetState();
   Status s = UpdatePolling();
   if (!s.ok()) {
+    RemoveHandler();
     fd_ = -1;  // the caller keeps it
     return s;
   }
@@ -59,26 +60,11 @@ void SocketClient::Stop() {
   started_ = false;
 }
 
-void SocketClient::RemoveHandler() {
-  if (installed_) ctx_->aio->RemoveFdHandler(fd_);
-  installed_ = false;
-}
+void SocketClient::RemoveHandler() { watch_.Remove(ctx_->aio, fd_); }
 
 Status SocketClient::UpdatePolling() {
   if (!started_ || fd_ < 0) return Status::Ok();
-  if (!installed_) {
-    Status s = ctx_->aio->SetFdHandler(fd_, OnReadable, OnWritable, nullptr, nullptr, this);
-    if (!s.ok()) return s;
-    installed_ = true;
-    polled_read_ = polled_write_ = true;
-  }
-  if (read_poll_ == polled_read_ && write_poll_ == polled_write_) return Status::Ok();
-  Status s = ctx_->aio->SetFdPolling(fd_, read_poll_, write_poll_);
-  if (s.ok()) {
-    polled_read_ = read_poll_;
-    polled_write_ = write_poll_;
-  }
-  return s;
+  return watch_.Poll(ctx_->aio, fd_, OnReadable, OnWritable, this, read_poll_, write_poll_);
 }
 
 void SocketClient::PauseRead() {

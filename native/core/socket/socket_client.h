@@ -8,6 +8,7 @@
 // without an event; a new AttachFd resumes with an empty framing state.
 #pragma once
 
+#include "aio/fd_watch.h"
 #include "net/net_client.h"
 
 namespace netplane::core {
@@ -61,8 +62,7 @@ class SocketClient : public NetClient {
   static void OnWritable(void* opaque);
   void CloseFd();
 
-  bool installed_ = false;
-  bool polled_read_ = false, polled_write_ = false;
+  FdWatch watch_;
 };
 
 }  // namespace netplane::core
