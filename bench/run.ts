@@ -20,7 +20,7 @@ import { buildTools } from './lib/tools';
 import { markdown, summarize, type RunRecord } from './report';
 import { runSession } from './session';
 
-const usage = `usage: npm run bench -- [js-port | vhost | hypervisor] [--quick] [--only NAMES] [--reps N] [--duration S] [--perf]
+const usage = `usage: npm run bench -- [js-port | vhost | hypervisor | stream] [--quick] [--only NAMES] [--reps N] [--duration S] [--perf]
 forwarders: netplane, ${forwarderNames().join(', ')}`;
 
 export function parseArgs(argv: string[]): Options {
@@ -47,6 +47,7 @@ export function parseArgs(argv: string[]): Options {
     else if (a === 'js-port') o.jsPort = true;
     else if (a === 'vhost') o.vhost = true;
     else if (a === 'hypervisor') o.hypervisor = true;
+    else if (a === 'stream') o.stream = true;
     else if (a === '--perf') o.perf = true;
     else if (a === '--only') o.only = (argv[++i] ?? '').split(',').filter(Boolean);
     else if (a === '--reps') reps = Math.floor(number(a, argv[++i], 1));
@@ -77,6 +78,10 @@ async function main(): Promise<void> {
   if (o.hypervisor) {
     const { runHypervisor } = await import('./hypervisor');
     return runHypervisor(o);
+  }
+  if (o.stream) {
+    const { runStream } = await import('./stream');
+    return runStream(o);
   }
   const chosen = selectForwarders(o.only);
   const tools = buildTools();

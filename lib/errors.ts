@@ -15,7 +15,9 @@ export type NetplaneErrorCode =
   | 'NETPLANE_SCRIPT_FAILED'
   | 'NETPLANE_QMP_ERROR'
   /** -netdev user: libslirp (libslirp.so.0) is not installed or too old. */
-  | 'NETPLANE_LIBSLIRP_MISSING';
+  | 'NETPLANE_LIBSLIRP_MISSING'
+  /** A stream/dgram/socket netdev's socket could not be created (bind, listen, a bad fd). */
+  | 'NETPLANE_SOCKET_FAILED';
 
 /** QMP error classes a failure maps to (QEMU's ErrorClass names). */
 export type QmpErrorClass = 'GenericError' | 'DeviceNotFound' | 'CommandNotFound';

@@ -206,7 +206,7 @@ export interface NativeAioBinding {
 
 // ---- data plane graph (native/binding/graph.cc) ---------------------------------------
 /** Event kinds raised by the graph (core::GraphEvent::Kind). */
-export const NativeGraphEvent = { tapDead: 0, portRx: 1, portTxRoom: 2, vringError: 3 } as const;
+export const NativeGraphEvent = { tapDead: 0, portRx: 1, portTxRoom: 2, vringError: 3, socketClosed: 4 } as const;
 export type NativeGraphEventKind = (typeof NativeGraphEvent)[keyof typeof NativeGraphEvent];
 /** Drop reasons in the order the native core defines them (DropReasonName in counters.h). */
 export const DROP_REASONS = [
@@ -224,7 +224,7 @@ export type NativeDropReason = (typeof DROP_REASONS)[number];
 export interface NativeClientStats {
   handle: number;
   name: string;
-  kind: 'tap' | 'hubport' | 'jsport' | 'virtio-device' | 'user';
+  kind: 'tap' | 'hubport' | 'jsport' | 'virtio-device' | 'user' | 'stream' | 'dgram';
   queueIndex: number;
   iothread: string;
   threadId: number;
@@ -336,6 +336,12 @@ export interface NativeNetGraph {
   countRejected(handle: number, reason: 'oversize' | 'badVnetHdr', n: number): void;
   stats(): NativeClientStats[];
   close(): void;
+  /** A stream socket client (core/socket/stream_client.h), without a connection yet. */
+  addStream(spec: NativeClientSpec): void;
+  /** A datagram socket client sending to `dest` (null: the socket's connected peer). */
+  addDgram(spec: NativeClientSpec & { dest: NativeSockAddr | null }): void;
+  /** Hand a stream/dgram client its socket (it owns the fd from then on); -1 closes it. */
+  setSocketFd(handle: number, fd: number): void;
   /** -netdev user (native/binding/slirp.cc): a libslirp stack; throws NETPLANE_NOT_FOUND without libslirp. */
   addSlirp(spec: NativeSlirpSpec): void;
   /** hostfwd-add / guestfwd-exec: undefined; hostfwd-remove: found; info: the connection table. */
@@ -420,13 +426,39 @@ export interface NativeFdPassingBinding {
   memfdCreate(name: string, size: number | bigint): number;
 }
 
+// ---- sockets (native/binding/socket.cc) -------------------------------------------------
+/** A numeric socket address (host names are resolved before they get here). */
+export type NativeSockAddr =
+  { family: 'inet'; host: string; port: number } | { family: 'unix'; path: string; abstract?: boolean };
+/** An address as the kernel reports it: inet { host, port } or unix { path, abstract }. */
+export type NativeSockName = { host: string; port: number } | { path: string; abstract: boolean };
+export interface NativeSocketInfo {
+  type: 'stream' | 'dgram' | 'other';
+  family?: 'inet' | 'inet6' | 'unix' | 'other';
+  local?: NativeSockName | null;
+  peer: NativeSockName | null;
+}
+export interface NativeSocketBinding {
+  /** A bound, listening, close-on-exec stream socket; the caller owns the fd. */
+  socketListen(addr: NativeSockAddr, backlog: number): number;
+  /** A bound datagram socket (multicast: joined to `group` and bound to it). */
+  dgramOpen(opts: { local?: NativeSockAddr | null; group?: NativeSockAddr | null; mcastIf?: string }): number;
+  /** fcntl(F_DUPFD_CLOEXEC). */
+  socketDup(fd: number): number;
+  /** getaddrinfo (blocking): the first address of `host` (family 4, 6, or 0 for either), or null. */
+  resolveHost(host: string, family: 0 | 4 | 6): string | null;
+  /** getsockopt(SO_TYPE), getsockname, getpeername. */
+  socketInfo(fd: number): NativeSocketInfo;
+}
+
 export type NativeBinding = NativeTapBinding &
   NativeVnetBinding &
   NativeAioBinding &
   NativeGraphBinding &
   NativeFdPassingBinding &
   NativeGuestMemoryBinding &
-  NativeSlirpBinding;
+  NativeSlirpBinding &
+  NativeSocketBinding;
 
 let cached: NativeBinding | undefined;
 

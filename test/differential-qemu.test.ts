@@ -457,6 +457,110 @@ describe('differential against QEMU 7.2', suiteSkip(), () => {
   });
 });
 
+describe('differential against QEMU 7.2: stream, dgram and socket netdevs', suiteSkip(), () => {
+  test('option errors: same message, same exit code', T, () => {
+    const u = 'addr.type=unix,addr.path=/tmp/np-diff-none.sock';
+    const ok = 'local.type=inet,local.host=127.0.0.1,local.port=47001';
+    const cases: string[] = [
+      'stream,id=s0',
+      'stream,id=s0,server=on',
+      'stream,id=s0,addr.type=inet',
+      'stream,id=s0,addr.type=inet,addr.host=127.0.0.1',
+      'stream,id=s0,addr.type=inet,addr.host=127.0.0.1,addr.port=1,reconnect=1',
+      'stream,id=s0,addr.type=bogus',
+      'stream,id=s0,addr.type=unix',
+      'stream,id=s0,addr.host=x',
+      `stream,id=s0,${u},addr.bogus=1`,
+      `stream,id=s0,${u},bogus=1`,
+      'stream,id=s0,addr.type=inet,addr.host=127.0.0.1,addr.port=1,addr.ipv4=maybe',
+      'stream,id=s0,addr.type=inet,addr.host=127.0.0.1,addr.port=1,addr.to=x',
+      'stream,id=s0,addr.type=inet,addr.host=127.0.0.1,addr.port=1,addr.to=70000',
+      'stream,id=s0,addr.type=fd',
+      'stream,id=s0,addr.type=vsock,addr.cid=1',
+      'stream,id=s0,addr=foo',
+      `stream,id=s0,server=maybe,${u}`,
+      `stream,${u}`,
+      'stream,id=s0,bogus=1',
+      '{"type":"stream","id":"s0","addr":{"type":"unix","path":"/tmp/x"},"server":"on"}',
+      '{"type":"stream","id":"s0","addr":{"type":"unix"}}',
+      'dgram,id=d0',
+      `dgram,id=d0,${ok}`,
+      'dgram,id=d0,remote.type=inet,remote.host=127.0.0.1,remote.port=5000',
+      'dgram,id=d0,remote.type=inet,remote.host=230.0.0.1,remote.port=5000,local.type=unix,local.path=/tmp/x',
+      'dgram,id=d0,remote.type=unix,remote.path=/tmp/y',
+      'dgram,id=d0,local.type=unix,local.path=/tmp/x',
+      'dgram,id=d0,local.type=fd,local.str=77',
+      'dgram,id=d0,local.type=fd,local.str=x',
+      'dgram,id=d0,remote.type=fd,remote.str=77',
+      'dgram,id=d0,remote.type=fd,remote.str=3,local.type=fd,local.str=4',
+      'dgram,id=d0,local.type=vsock,local.cid=1,local.port=2,remote.type=vsock,remote.cid=1,remote.port=3',
+      `dgram,id=d0,${ok},remote.type=unix,remote.path=/x`,
+      'dgram,id=d0,local.type=inet,local.host=127.0.0.1,local.port=x,remote.type=inet,remote.host=127.0.0.1,remote.port=1',
+      `dgram,id=d0,${ok},remote.type=inet,remote.host=127.0.0.1,remote.port=x`,
+      'dgram,id=d0,remote.type=inet,remote.host=230.0.0.1,remote.port=x',
+      'dgram,id=d0,remote.type=inet,remote.host=230.0.0.1,remote.port=47100,local.type=inet,local.host=no.such,local.port=1',
+      'dgram,id=d0,bogus=1',
+      'socket,id=k0',
+      'socket,id=k0,listen=:1,connect=:2',
+      'socket,id=k0,listen=nohost',
+      'socket,id=k0,listen=127.0.0.1:x',
+      'socket,id=k0,udp=127.0.0.1:1',
+      'socket,id=k0,udp=127.0.0.1:1,localaddr=127.0.0.1:2,connect=:3',
+      'socket,id=k0,udp=127.0.0.1:1,localaddr=x',
+      'socket,id=k0,udp=127.0.0.1:1,localaddr=127.0.0.1:y',
+      'socket,id=k0,mcast=127.0.0.1:5000',
+      'socket,id=k0,mcast=230.0.0.1',
+      'socket,id=k0,mcast=230.0.0.1:x',
+      'socket,id=k0,mcast=230.0.0.1:47104,localaddr=no.such',
+      'socket,id=k0,localaddr=127.0.0.1:2',
+      'socket,id=k0,listen=127.0.0.1:1,localaddr=127.0.0.1:2',
+      'socket,id=k0,fd=99',
+      'socket,id=k0,fd=0',
+      'socket,id=k0,fd=x',
+      'socket,id=k0,fd=3,listen=:1',
+      'socket,id=k0,fd=3,localaddr=1.2.3.4:5',
+      'socket,id=k0,bogus=1',
+      'socket,id=0k,listen=:47556',
+    ];
+    const norm = (s: string) => s.replace(/^(qemu-system-x86_64|netplane): /gm, 'PROG: ');
+    for (const netdev of cases) {
+      const args = ['-netdev', netdev];
+      const q = runToCompletion(QEMU, [...QEMU_BASE_ARGS, ...args]);
+      const o = runToCompletion(NETPLANE[0], [...NETPLANE.slice(1), ...QEMU_BASE_ARGS, ...args]);
+      assert.equal(q.status, 1, `qemu ${netdev}: ${q.stderr}`);
+      assert.equal(o.status, 1, `netplane ${netdev}: ${o.stderr}`);
+      assert.equal(norm(o.stderr), norm(q.stderr), netdev);
+    }
+  });
+
+  test('info network lines of unconnected stream, dgram and socket netdevs', T, async () => {
+    const base = 47600 + (process.pid % 200) * 10;
+    const sock = `/tmp/np-diff-${process.pid}.sock`;
+    const dsock = [`/tmp/np-diff-${process.pid}-1.dsock`, `/tmp/np-diff-${process.pid}-2.dsock`];
+    const args = [
+      '-netdev',
+      `stream,id=s0,server=on,addr.type=inet,addr.host=127.0.0.1,addr.port=${base}`,
+      '-netdev',
+      `stream,id=s1,server=on,addr.type=unix,addr.path=${sock}`,
+      '-netdev',
+      `dgram,id=d0,local.type=inet,local.host=127.0.0.1,local.port=${base + 1},remote.type=inet,remote.host=127.0.0.1,remote.port=${base + 2}`,
+      '-netdev',
+      `dgram,id=d1,local.type=unix,local.path=${dsock[0]},remote.type=unix,remote.path=${dsock[1]}`,
+      '-netdev',
+      `socket,id=k0,listen=127.0.0.1:${base + 3}`,
+      '-netdev',
+      `socket,id=k1,udp=127.0.0.1:${base + 4},localaddr=127.0.0.1:${base + 5}`,
+      '-netdev',
+      'hubport,id=h0,hubid=0,netdev=s0',
+      '-netdev',
+      'hubport,id=h1,hubid=0,netdev=d0',
+    ];
+    const { qemu, ours } = await differential(args, [negotiate, { hmp: 'info network' }]);
+    assert.match(String(qemu.replies[1]), /s0: index=0,type=stream,\r\n/);
+    assert.deepEqual(warnings(ours.stderr), warnings(qemu.stderr));
+  });
+});
+
 describe('differential against QEMU 7.2 with TAPs', { ...suiteSkip(), ...privileged() }, () => {
   test('multiqueue tap + virtio-net: info network, set_link, netdev_del of the attached backend', T, async () => {
     const ifname = npName('dq');

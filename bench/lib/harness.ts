@@ -18,6 +18,8 @@ export interface Options {
   perf: boolean;
   /** The separate hypervisor-paths workload (bench/hypervisor.ts). */
   hypervisor?: boolean;
+  /** The separate stream-link workload (bench/stream.ts): netplane ⇄ netplane against QEMU ⇄ QEMU. */
+  stream?: boolean;
 }
 
 export function settingsFor(o: Options, workDir: string): Settings {

@@ -58,7 +58,13 @@ import {
   type NativeVringSpec,
   type VringName,
 } from '../native';
-import type { ClientDeadEvent, ClientDescriptor, DataPlane, IothreadParams } from '../topology/dataplane';
+import type {
+  ClientDeadEvent,
+  ClientDescriptor,
+  DataPlane,
+  IothreadParams,
+  SocketClosedEvent,
+} from '../topology/dataplane';
 import type { SlirpControlOp, SlirpControlResult } from '../topology/dataplane';
 import { GuestMemory } from './guest-memory';
 import {
@@ -107,7 +113,16 @@ export interface TapDeadEvent {
   code: string;
   syscall: string;
 }
-export type DataPlaneEvent = TapDeadEvent | VringErrorEvent;
+/** A stream/dgram client's socket went away (errno 0: end of stream). */
+export interface SocketClosedDataPlaneEvent {
+  type: 'socket-closed';
+  handle: number;
+  name: string;
+  errno: number;
+  code: string;
+  syscall: string;
+}
+export type DataPlaneEvent = TapDeadEvent | VringErrorEvent | SocketClosedDataPlaneEvent;
 
 export interface NativeDataPlaneOptions {
   /**
@@ -210,6 +225,14 @@ export class NativeDataPlane extends EventEmitter implements DataPlane {
       case 'user':
         this.#call(() =>
           this.#graph.addSlirp({ handle: c.handle, name: c.name, queueIndex: c.queueIndex, iothread, ...c.config }),
+        );
+        break;
+      case 'stream':
+        this.#call(() => this.#graph.addStream({ handle: c.handle, name: c.name, queueIndex: c.queueIndex, iothread }));
+        break;
+      case 'dgram':
+        this.#call(() =>
+          this.#graph.addDgram({ handle: c.handle, name: c.name, queueIndex: c.queueIndex, iothread, dest: c.dest }),
         );
         break;
       default:
@@ -402,11 +425,26 @@ export class NativeDataPlane extends EventEmitter implements DataPlane {
 
   /** DataPlane.onClientDead: the 'tap-dead' events as the topology consumes them. */
   onClientDead(listener: (event: ClientDeadEvent) => void): () => void {
+    return this.#follow('tap-dead', listener);
+  }
+
+  /** Call `listener` with the errno part of every event of `type`; returns the unsubscribe. */
+  #follow(type: 'tap-dead' | 'socket-closed', listener: (event: ClientDeadEvent) => void): () => void {
     const onEvent = (e: DataPlaneEvent): void => {
-      if (e.type === 'tap-dead') listener({ handle: e.handle, errno: e.errno, code: e.code, syscall: e.syscall });
+      if (e.type === type) listener({ handle: e.handle, errno: e.errno, code: e.code, syscall: e.syscall });
     };
     this.on('event', onEvent);
     return () => void this.off('event', onEvent);
+  }
+
+  /** DataPlane.setSocketFd: the stream/dgram client owns `fd` from now on (-1 closes its socket). */
+  setSocketFd(handle: number, fd: number): void {
+    this.#call(() => this.#graph.setSocketFd(handle, fd));
+  }
+
+  /** DataPlane.onSocketClosed: the 'socket-closed' events. */
+  onSocketClosed(listener: (event: SocketClosedEvent) => void): () => void {
+    return this.#follow('socket-closed', listener);
   }
 
   /** Every client's state and counters. For each: framesIn = framesOut + queued + dropped. */
@@ -467,18 +505,15 @@ export class NativeDataPlane extends EventEmitter implements DataPlane {
       this.#ports.get(handle)?._onRx();
     } else if (kind === NativeGraphEvent.portTxRoom) {
       this.#ports.get(handle)?._onTxRoom();
-    } else if (kind === NativeGraphEvent.tapDead) {
-      const event: TapDeadEvent = {
-        type: 'tap-dead',
-        handle,
-        name: this.#names.get(handle) ?? `#${handle}`,
-        errno,
-        code,
-        syscall,
-      };
-      this.#dead.add(handle);
-      const peer = this.#peers.get(handle);
-      if (peer !== undefined) this.#updateLink(peer, 'tap-dead');
+    } else if (kind === NativeGraphEvent.tapDead || kind === NativeGraphEvent.socketClosed) {
+      const base = { handle, name: this.#names.get(handle) ?? `#${handle}`, errno, code, syscall };
+      const event: TapDeadEvent | SocketClosedDataPlaneEvent =
+        kind === NativeGraphEvent.tapDead ? { type: 'tap-dead', ...base } : { type: 'socket-closed', ...base };
+      if (kind === NativeGraphEvent.tapDead) {
+        this.#dead.add(handle);
+        const peer = this.#peers.get(handle);
+        if (peer !== undefined) this.#updateLink(peer, 'tap-dead');
+      }
       this.emit('event', event);
     } else if (kind === NativeGraphEvent.vringError) {
       const event: VringErrorEvent = {

@@ -9,6 +9,7 @@ import { OptionError, checkIdentifier, type ParseContext } from './errors';
 import { leftoverKeys, readFields, type FieldSource, type FieldSpec } from './fields';
 import { jsonMembers, parseQemuJson } from './json';
 import { lastValues, parseKeyval } from './keyval';
+import { checkSocket, keyvalTree, SOCKET_MEMBERS, streamOrDgramOptions } from './netdev-socket';
 import type { HubportNetdevOptions, NetdevOptions, TapNetdevOptions } from './types';
 import { parseUserKeyval, userFromJson } from './user';
 
@@ -31,7 +32,7 @@ const QEMU_NET_CLIENT_DRIVERS = [
 ] as const;
 
 /** The backends netplane builds. */
-export const NETDEV_TYPES = ['tap', 'hubport', 'user'] as const;
+export const NETDEV_TYPES = ['tap', 'hubport', 'user', 'stream', 'dgram', 'socket'] as const;
 
 /** Most queues a tap netdev may have (QEMU's MAX_TAP_QUEUES). */
 export const MAX_TAP_QUEUES = 1024;
@@ -59,6 +60,8 @@ const TAP_FIELDS: readonly FieldSpec[] = [
   { name: 'iothread', kind: 'str' }, // netplane: run this netdev's queues on an -object iothread
 ];
 
+const SOCKET_FIELDS: readonly FieldSpec[] = SOCKET_MEMBERS.map((name) => ({ name, kind: 'str' }));
+
 const HUBPORT_FIELDS: readonly FieldSpec[] = [
   { name: 'hubid', kind: 'int32', required: true },
   { name: 'netdev', kind: 'str' },
@@ -71,11 +74,11 @@ function notCompiled(type: string): OptionError {
 }
 
 /** The `type` check shared by both dialects; returns the netplane backend. */
-function checkType(type: string, id: string, dialect: Dialect): 'tap' | 'hubport' | 'user' {
+function checkType(type: string, id: string, dialect: Dialect): 'tap' | 'hubport' | 'user' | 'socket' {
   if (!(QEMU_NET_CLIENT_DRIVERS as readonly string[]).includes(type)) {
     throw new OptionError(`Parameter 'type' does not accept value '${type}'`);
   }
-  if (type === 'tap' || type === 'hubport' || type === 'user') return type;
+  if (type === 'tap' || type === 'hubport' || type === 'user' || type === 'socket') return type;
   // netplane: QEMU would first check that backend's own members; we do not model them.
   if (dialect === 'json') checkIdentifier(id);
   throw notCompiled(type);
@@ -88,18 +91,19 @@ function unknownKey(key: string, dialect: Dialect): OptionError {
 /** Reads the backend members, rejects leftovers, applies the backend's own checks. */
 function buildNetdev(
   id: string,
-  type: 'tap' | 'hubport',
+  type: 'tap' | 'hubport' | 'socket',
   source: FieldSource,
   used: Set<string>,
   dialect: Dialect,
   ctx?: ParseContext,
 ): NetdevOptions {
-  const specs = type === 'tap' ? TAP_FIELDS : HUBPORT_FIELDS;
+  const specs = type === 'tap' ? TAP_FIELDS : type === 'socket' ? SOCKET_FIELDS : HUBPORT_FIELDS;
   const { values, used: consumed } = readFields(specs, source, ctx);
   for (const key of consumed) used.add(key);
   const extra = leftoverKeys(source, used);
   if (extra.length > 0) throw unknownKey(extra[0]!, dialect);
   if (dialect === 'json') checkIdentifier(id); // QEMU checks it after the members here
+  if (type === 'socket') return checkSocket(id, values);
   if (type === 'hubport') {
     const hubport: HubportNetdevOptions = { type, id, hubid: values.hubid as number };
     if (values.netdev !== undefined) hubport.netdev = values.netdev as string;
@@ -206,6 +210,8 @@ function checkTap(id: string, v: Record<string, unknown>): TapNetdevOptions {
 export function parseNetdevArg(text: string, ctx?: ParseContext): NetdevOptions {
   if (text.startsWith('{')) return netdevFromQmp(jsonMembers(parseQemuJson(text)), ctx);
   const kv = parseKeyval(text, 'type', ctx);
+  const streamOrDgram = streamOrDgramKeyval(kv.id, kv.entries);
+  if (streamOrDgram) return streamOrDgram;
   if (kv.id !== undefined) checkIdentifier(kv.id);
   const values = lastValues(kv.entries);
   if (kv.id === undefined) throw new OptionError("Parameter 'id' is missing");
@@ -224,7 +230,23 @@ export function netdevFromQmp(input: Record<string, unknown>, ctx?: ParseContext
   if (typeof args.id !== 'string') throw new OptionError("Invalid parameter type for 'id', expected: string");
   if (!own('type')) throw new OptionError("Parameter 'type' is missing");
   if (typeof args.type !== 'string') throw new OptionError("Invalid parameter type for 'type', expected: string");
+  if (args.type === 'stream' || args.type === 'dgram') {
+    const { id, type: _type, ...members } = args;
+    return streamOrDgramOptions(args.type, id as string, members, 'json');
+  }
   const backend = checkType(args.type, args.id, 'json');
   if (backend === 'user') return userFromJson(args.id, args, ctx);
   return buildNetdev(args.id, backend, { kind: 'json', values: args }, new Set(['id', 'type']), 'json', ctx);
+}
+
+/** stream/dgram on the command line: QEMU 7.2 parses these two with keyval (dotted keys). */
+function streamOrDgramKeyval(
+  id: string | undefined,
+  entries: readonly { key: string; value: string }[],
+): NetdevOptions | undefined {
+  const type = lastValues(entries).get('type');
+  if (type !== 'stream' && type !== 'dgram') return undefined;
+  if (id === undefined) throw new OptionError("Parameter 'id' is missing");
+  const tree = keyvalTree(entries.filter((e) => e.key !== 'type'));
+  return streamOrDgramOptions(type, id, tree, 'keyval');
 }

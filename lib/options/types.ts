@@ -63,7 +63,13 @@ export interface UserNetdevOptions {
   iothread?: string; // netplane: run the stack on an -object iothread
 }
 
-export type NetdevOptions = TapNetdevOptions | HubportNetdevOptions | UserNetdevOptions;
+export type NetdevOptions =
+  | TapNetdevOptions
+  | HubportNetdevOptions
+  | UserNetdevOptions
+  | StreamNetdevOptions
+  | DgramNetdevOptions
+  | SocketNetdevOptions;
 
 /** virtio-net feature properties (all default on except mq). */
 export type VirtioNetFeatureName =
@@ -121,4 +127,52 @@ export interface IothreadObjectOptions {
   'poll-max-ns'?: number;
   'poll-grow'?: number;
   'poll-shrink'?: number;
+}
+
+/** A QAPI SocketAddress (stream addr=, dgram local=/remote=). */
+export type SocketAddressOptions =
+  | {
+      type: 'inet';
+      host: string;
+      port: string;
+      numeric?: boolean;
+      to?: number;
+      ipv4?: boolean;
+      ipv6?: boolean;
+      'keep-alive'?: boolean;
+      mptcp?: boolean;
+    }
+  | { type: 'unix'; path: string; abstract?: boolean; tight?: boolean }
+  | { type: 'vsock'; cid: string; port: string }
+  | { type: 'fd'; str: string };
+
+/** -netdev stream,addr.type=..,server=on|off (QEMU 7.2's NetdevStreamOptions). */
+export interface StreamNetdevOptions {
+  type: 'stream';
+  id: string;
+  addr: SocketAddressOptions;
+  server?: boolean;
+  iothread?: string; // netplane
+}
+
+/** -netdev dgram,local.type=..,remote.type=.. (NetdevDgramOptions). */
+export interface DgramNetdevOptions {
+  type: 'dgram';
+  id: string;
+  local?: SocketAddressOptions;
+  remote?: SocketAddressOptions;
+  iothread?: string; // netplane
+}
+
+/** -netdev socket,listen=|connect=|mcast=|udp=[,localaddr=]|fd= (NetdevSocketOptions). */
+export interface SocketNetdevOptions {
+  type: 'socket';
+  id: string;
+  fd?: string;
+  listen?: string;
+  connect?: string;
+  mcast?: string;
+  localaddr?: string;
+  udp?: string;
+  iothread?: string; // netplane
 }

@@ -2,7 +2,7 @@
 // flags, queue indices) and the native data plane that moves the frames. The topology
 // calls these hooks as it changes; a topology without a data plane (unit tests, a
 // hypervisor that moves frames itself) passes none.
-import type { NativeClientStats } from '../native';
+import type { NativeClientStats, NativeSockAddr } from '../native';
 import type { SlirpConfig } from '../options/user';
 
 interface ClientBase {
@@ -58,13 +58,39 @@ export interface UserClientDescriptor extends ClientBase {
   config: SlirpConfig;
 }
 
+/**
+ * A stream socket (`-netdev stream`, `socket,listen=|connect=`): 4-byte big-endian length
+ * then the frame. Starts without a connection; setSocketFd gives it one.
+ */
+export interface StreamClientDescriptor extends ClientBase {
+  kind: 'stream';
+}
+
+/** A datagram socket (`-netdev dgram`, `socket,udp=|mcast=`): one bare frame per datagram. */
+export interface DgramClientDescriptor extends ClientBase {
+  kind: 'dgram';
+  /** Where frames go (null: the socket's connected peer). */
+  dest: NativeSockAddr | null;
+}
+
 /** What the data plane needs to know about one net client (one queue of a netdev or NIC). */
 export type ClientDescriptor =
   | TapClientDescriptor
   | HubPortClientDescriptor
   | PortClientDescriptor
   | VirtioDeviceClientDescriptor
-  | UserClientDescriptor;
+  | UserClientDescriptor
+  | StreamClientDescriptor
+  | DgramClientDescriptor;
+
+/** A stream/dgram client's socket went away under the data plane (EOF or an error). */
+export interface SocketClosedEvent {
+  handle: number;
+  /** 0 at end of stream; otherwise the errno and its name. */
+  errno: number;
+  code: string;
+  syscall: string;
+}
 
 /** Adaptive polling of an IOThread (`-object iothread,poll-max-ns=..,poll-grow=..,poll-shrink=..`). */
 export interface IothreadParams {
@@ -152,6 +178,13 @@ export interface DataPlane {
   slirpControl?(handle: number, op: SlirpControlOp): SlirpControlResult;
   /** Optional: whether user netdevs can run here; `error` names what to install. */
   libslirp?(): { version: string } | { error: string };
+  /**
+   * Optional (stream/dgram netdevs): give a socket client its connected socket; the data
+   * plane owns and closes the fd from then on. -1 closes the current one.
+   */
+  setSocketFd?(handle: number, fd: number): void;
+  /** Optional: call `listener` when a socket client's connection went away. Returns an unsubscribe. */
+  onSocketClosed?(listener: (event: SocketClosedEvent) => void): () => void;
   /** Optional: stop forwarding and release every client (TAP fds stay with their owners). */
   close?(): void;
 }

@@ -84,6 +84,8 @@ export type TopologyEvents = {
   'tap-dead': [event: NetdevTapDeadEvent];
   /** Failures that happen outside a call (closing a TAP, a failing backend ioctl). */
   error: [err: Error];
+  /** A QMP event a backend raised (NETDEV_STREAM_CONNECTED / _DISCONNECTED). */
+  'netdev-event': [name: string, data: Record<string, unknown>];
 };
 
 export class Topology extends TypedEmitter<TopologyEvents> implements AsyncDisposable {
@@ -141,6 +143,7 @@ export class Topology extends TypedEmitter<TopologyEvents> implements AsyncDispo
       checkIothread: (id) => this.#checkIothread(id),
       track: (p) => this.#track(p),
       reportError: (err) => this.#reportError(err),
+      emitEvent: (name, data) => this.emit('netdev-event', name, data),
     };
     this.#realizeCtx = {
       reg: this.#reg,

@@ -24,6 +24,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   InitFdPassing(env, exports);
   InitGuestMemory(env, exports);
   InitSlirp(env, exports);
+  InitSocket(env, exports);
   return exports;
 }
 

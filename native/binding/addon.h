@@ -30,6 +30,7 @@ void InitGraph(Napi::Env env, Napi::Object exports);
 void InitFdPassing(Napi::Env env, Napi::Object exports);
 void InitGuestMemory(Napi::Env env, Napi::Object exports);
 void InitSlirp(Napi::Env env, Napi::Object exports);
+void InitSocket(Napi::Env env, Napi::Object exports);
 
 // The memory of a GuestMemory object (guest_memory.cc): throws and returns null when v is
 // not one or is closed.

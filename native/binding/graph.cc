@@ -19,6 +19,7 @@
 #include "io/memfd.h"
 #include "net/net_graph.h"
 #include "slirp.h"
+#include "socket.h"
 #include "virtio/guest_memory.h"
 
 namespace netplane::binding {
@@ -105,6 +106,9 @@ class NetGraphWrap : public Napi::ObjectWrap<NetGraphWrap> {
                            InstanceMethod<&NetGraphWrap::JsClose>("close"),
                            InstanceMethod<&NetGraphWrap::JsAddSlirp>("addSlirp"),
                            InstanceMethod<&NetGraphWrap::JsSlirpControl>("slirpControl"),
+                           InstanceMethod<&NetGraphWrap::JsAddStream>("addStream"),
+                           InstanceMethod<&NetGraphWrap::JsAddDgram>("addDgram"),
+                           InstanceMethod<&NetGraphWrap::JsSetSocketFd>("setSocketFd"),
                        });
   }
 
@@ -178,6 +182,40 @@ class NetGraphWrap : public Napi::ObjectWrap<NetGraphWrap> {
         !ReadInteger(env, o.Get("vnetHdrLen"), "vnetHdrLen", INT_MIN, INT_MAX, &hdr))
       return env.Undefined();
     return Done(env, g->AddTap(spec, fd, hdr));
+  }
+
+  // addStream({ handle, name, queueIndex, iothread }): starts without a connection.
+  Napi::Value JsAddStream(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    auto* g = Live(env);
+    if (!g) return env.Undefined();
+    Napi::Object o;
+    core::ClientSpec spec;
+    if (!ArgSpec(info, &o, &spec)) return env.Undefined();
+    return Done(env, g->AddStream(spec));
+  }
+
+  // addDgram({ handle, name, queueIndex, iothread, dest }): dest a socket address or null.
+  Napi::Value JsAddDgram(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    auto* g = Live(env);
+    if (!g) return env.Undefined();
+    Napi::Object o;
+    core::ClientSpec spec;
+    core::SockAddr dest;
+    if (!ArgSpec(info, &o, &spec) || !ReadSockAddr(env, o.Get("dest"), "dest", true, &dest)) return env.Undefined();
+    return Done(env, g->AddDgram(spec, dest));
+  }
+
+  // setSocketFd(handle, fd): the client owns fd from then on; -1 closes its socket.
+  Napi::Value JsSetSocketFd(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    auto* g = Live(env);
+    if (!g) return env.Undefined();
+    uint32_t handle;
+    int fd;
+    if (!ArgUint32(info, 0, "handle", &handle) || !ArgInt(info, 1, "fd", &fd)) return env.Undefined();
+    return Done(env, g->SetSocketFd(handle, fd < 0 ? -1 : fd));
   }
 
   // addHubPort({ handle, name, queueIndex, iothread, hubId })

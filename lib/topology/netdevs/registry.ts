@@ -1,7 +1,10 @@
 // Netdev types by name, as QEMU's net_client_init_fun[] table in net/net.c: a new type is
 // a new file here plus one row below.
 import type { NetdevOptions } from '../../options/types';
+import { dgramNetdev } from './dgram';
 import { hubportNetdev } from './hubport';
+import { socketNetdev } from './socket';
+import { streamNetdev } from './stream';
 import { tapNetdev } from './tap';
 import { userNetdev } from './user';
 import type { NetdevType } from './types';
@@ -12,6 +15,9 @@ const REGISTRY: Registry = {
   tap: tapNetdev,
   hubport: hubportNetdev,
   user: userNetdev,
+  stream: streamNetdev,
+  dgram: dgramNetdev,
+  socket: socketNetdev,
 };
 
 /** The type `opts.type` names, or undefined when netplane has none by that name. */

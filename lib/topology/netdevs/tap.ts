@@ -139,7 +139,7 @@ function runDownscript(path: string, ifname: string, ctx: NetdevContext): void {
 }
 
 /** fd=/fds= entries: a number, or a monitor fd name. */
-function fdParam(text: string, ctx: NetdevContext): number {
+export function fdParam(text: string, ctx: NetdevContext): number {
   // QEMU (monitor_fd_param): a leading digit makes it a number, and then all of it must be.
   if (/^[0-9]/.test(text)) {
     if (!/^[0-9]+$/.test(text) || Number(text) > 0x7fffffff) throw invalid(`Invalid file descriptor number '${text}'`);

@@ -28,6 +28,8 @@ export interface NetdevContext {
   track(p: Promise<void>): Promise<void>;
   /** A failure outside any call: an 'error' event, or a warning. */
   reportError(err: unknown): void;
+  /** A QMP event a backend raises (NETDEV_STREAM_CONNECTED, ...); the monitor forwards it. */
+  emitEvent?(name: string, data: Record<string, unknown>): void;
 }
 
 export interface NetdevType<O extends NetdevOptions> {

@@ -20,6 +20,10 @@ const char* ClientKindName(ClientKind k) {
       return "virtio-device";
     case ClientKind::kSlirp:
       return "user";
+    case ClientKind::kStream:
+      return "stream";
+    case ClientKind::kDgram:
+      return "dgram";
   }
   return "unknown";
 }

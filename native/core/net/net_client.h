@@ -59,7 +59,8 @@ enum OffloadBits : unsigned {
 // Things the data plane tells JavaScript. Raised on IOThreads; the sink must be thread-safe.
 struct GraphEvent {
   // kVringError: a virtio queue pair met hostile input and stopped (ring, reason set).
-  enum class Kind { kTapDead, kPortRx, kPortTxRoom, kVringError };
+  // kSocketClosed: a stream/dgram socket's connection went away (err, syscall set; 0 = EOF).
+  enum class Kind { kTapDead, kPortRx, kPortTxRoom, kVringError, kSocketClosed };
   Kind kind;
   uint32_t handle = 0;
   int err = 0;
@@ -101,7 +102,7 @@ DeviceFrame ShapeForDevice(const Frame& f, int to_hdr_len, uint8_t* hdr_scratch)
 enum class RecvResult { kConsumed, kNotNow, kError };
 // kPort: a JS ring port (JsPort); kVirtioDevice: a guest's virtio-net queue pair served
 // from its rings (VirtioDeviceQueue); kSlirp: a libslirp user-mode stack (SlirpClient).
-enum class ClientKind { kTap, kHubPort, kPort, kVirtioDevice, kSlirp };
+enum class ClientKind { kTap, kHubPort, kPort, kVirtioDevice, kSlirp, kStream, kDgram };
 const char* ClientKindName(ClientKind k);
 
 // What a snapshot reports about one client. The graph fills in placement; the client's

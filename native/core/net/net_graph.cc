@@ -1,5 +1,8 @@
 #include "net/net_graph.h"
 
+#include "socket/dgram_client.h"
+#include "socket/stream_client.h"
+
 #include <type_traits>
 
 namespace netplane::core {
@@ -224,6 +227,31 @@ Result<uint16_t> NetGraph::StopVring(uint32_t handle, VirtioRing ring) {
   });
   if (!s.ok()) return Result<uint16_t>::Fail(s);
   return Result<uint16_t>::Of(base);
+}
+
+Status NetGraph::AddStream(const ClientSpec& spec) {
+  Status s = CheckNew(spec);
+  if (!s.ok()) return s;
+  auto ctx = GetContext(spec.iothread.empty() ? DefaultContextName(spec.queue_index) : spec.iothread);
+  if (!ctx.ok()) return ctx.status;
+  return Register(spec, ctx.value, std::make_unique<StreamClient>(spec.handle, spec.name, ctx.value->net.get()));
+}
+
+Status NetGraph::AddDgram(const ClientSpec& spec, const SockAddr& dest) {
+  Status s = CheckNew(spec);
+  if (!s.ok()) return s;
+  auto ctx = GetContext(spec.iothread.empty() ? DefaultContextName(spec.queue_index) : spec.iothread);
+  if (!ctx.ok()) return ctx.status;
+  return Register(spec, ctx.value,
+                  std::make_unique<DgramClient>(spec.handle, spec.name, ctx.value->net.get(), dest.ss, dest.len));
+}
+
+Status NetGraph::SetSocketFd(uint32_t handle, int fd) {
+  return WithClient(handle, [&](NetClient* c) {
+    if (c->kind() != ClientKind::kStream && c->kind() != ClientKind::kDgram)
+      return Status::Invalid("client '" + c->name() + "' is not a stream or dgram socket");
+    return static_cast<SocketClient*>(c)->AttachFd(fd);
+  });
 }
 
 Status NetGraph::Remove(uint32_t handle) {

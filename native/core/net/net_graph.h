@@ -30,6 +30,7 @@
 #include "net/net_client.h"
 #include "port/js_port.h"
 #include "slirp/slirp_client.h"
+#include "socket/sock_open.h"
 #include "tap/tap_client.h"
 #include "virtio_net/virtio_device_queue.h"
 
@@ -69,6 +70,12 @@ class NetGraph {
   Status AddSlirp(const ClientSpec& spec, SlirpOptions opts);
   // Run fn(SlirpClient*) on the stack's thread (hostfwd_add/remove, info usernet).
   Status WithSlirp(uint32_t handle, const std::function<Status(SlirpClient*)>& fn);
+  // Stream / dgram sockets (socket/*.h): a stream starts without a connection; a dgram
+  // sends to dest (len 0: its connected peer). Placement as a TAP queue.
+  Status AddStream(const ClientSpec& spec);
+  Status AddDgram(const ClientSpec& spec, const SockAddr& dest);
+  // Give a stream/dgram client its socket (the client owns it from then on; -1 closes it).
+  Status SetSocketFd(uint32_t handle, int fd);
   // Unlink (purging what waits on either side), stop polling, delete. The fd stays open.
   Status Remove(uint32_t handle);
 

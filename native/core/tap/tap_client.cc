@@ -71,28 +71,11 @@ void TapClient::Stop() {
   started_ = false;
 }
 
-void TapClient::RemoveHandler() {
-  if (installed_) ctx_->aio->RemoveFdHandler(fd_);
-  installed_ = false;
-}
+void TapClient::RemoveHandler() { watch_.Remove(ctx_->aio, fd_); }
 
 Status TapClient::UpdatePolling() {
   if (!started_ || !enabled_ || dead_) return Status::Ok();
-  // The handler is installed once (both directions, as the context's defaults); afterwards
-  // only a change of direction reaches epoll_ctl.
-  if (!installed_) {
-    Status s = ctx_->aio->SetFdHandler(fd_, OnReadable, OnWritable, nullptr, nullptr, this);
-    if (!s.ok()) return s;
-    installed_ = true;
-    polled_read_ = polled_write_ = true;
-  }
-  if (read_poll_ == polled_read_ && write_poll_ == polled_write_) return Status::Ok();
-  Status s = ctx_->aio->SetFdPolling(fd_, read_poll_, write_poll_);
-  if (s.ok()) {
-    polled_read_ = read_poll_;
-    polled_write_ = write_poll_;
-  }
-  return s;
+  return watch_.Poll(ctx_->aio, fd_, OnReadable, OnWritable, this, read_poll_, write_poll_);
 }
 
 void TapClient::SetQueueEnabled(bool enabled) {

@@ -15,6 +15,7 @@
 
 #include <memory>
 
+#include "aio/fd_watch.h"
 #include "net/net_client.h"
 
 namespace netplane::core {
@@ -69,9 +70,7 @@ class TapClient : public NetClient {
   bool enabled_ = true;
   bool read_poll_ = true;    // off while the peer's queue holds our frame
   bool write_poll_ = false;  // on after EAGAIN until writable
-  // What the AioContext currently has, so a change costs one epoll_ctl and no change none.
-  bool installed_ = false;
-  bool polled_read_ = false, polled_write_ = false;
+  FdWatch watch_;            // what the AioContext currently polls
   unsigned offloads_ = 0;
   unsigned requested_offloads_ = 0;  // the last mask asked for (offloads_ may lack UFO/USO)
   // The offloads were left to the peer's owner: the kernel may hold anything, so the next
