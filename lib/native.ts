@@ -335,6 +335,25 @@ export interface NativeNetGraph {
   countRejected(handle: number, reason: 'oversize' | 'badVnetHdr', n: number): void;
   stats(): NativeClientStats[];
   close(): void;
+  /** filter-dump (native/binding/capture.cc). */
+  addCapture(
+    id: string,
+    opts: { path: string; maxlen: number; bufferBytes: number; directions: 'rx' | 'tx' | 'all' },
+    handles: number[],
+  ): void;
+  removeCapture(id: string): NativeCaptureStats;
+  captureStats(id: string): NativeCaptureStats;
+}
+/** A capture's counters (core::FilterDumpStats). */
+export interface NativeCaptureStats {
+  frames: number;
+  bytes: number;
+  dropped: number;
+  droppedBytes: number;
+  written: number;
+  writeErrors: number;
+  fileBytes: number;
+  writeError: string | null;
 }
 export interface NativeGraphBinding {
   /**

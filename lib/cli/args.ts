@@ -18,7 +18,7 @@ import {
   type ChardevArg,
   type DeviceOptions,
   type ExportArg,
-  type IothreadObjectOptions,
+  type ObjectOptions,
   type NetdevOptions,
   type QmpArg,
 } from '../options';
@@ -32,7 +32,7 @@ export interface Located<T> {
 }
 
 export interface CliArgs {
-  objects: Array<Located<IothreadObjectOptions>>;
+  objects: Array<Located<ObjectOptions>>;
   netdevs: Array<Located<NetdevOptions>>;
   devices: Array<Located<DeviceOptions>>;
   links: Array<Located<[string, string]>>;
@@ -117,6 +117,8 @@ function located<T>(option: string, text: string, parse: () => T): Located<T> {
   try {
     return { option, text, value: parse() };
   } catch (e) {
+    // QEMU reports a property setter's error without the option (filter-dump maxlen=0).
+    if (e instanceof OptionError && (e as { located?: boolean }).located === false) throw new CliError(e.message);
     if (e instanceof OptionError) throw new CliError(`-${option} ${text}: ${e.message}`, e.hint);
     throw e;
   }

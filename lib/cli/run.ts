@@ -49,6 +49,7 @@ function build(topology: Topology, args: CliArgs): void {
       fn(item.value);
     } catch (e) {
       if (!(e instanceof Error)) throw e;
+      if ((e as { located?: boolean }).located === false) throw new CliError(e.message);
       const hint = (e as { hint?: string }).hint;
       const cause = (e as { cause?: { code?: string } }).cause;
       const rootHint =
@@ -61,10 +62,12 @@ function build(topology: Topology, args: CliArgs): void {
   for (const o of args.objects) {
     step(o, (v) => {
       // The topology records it and has the data plane start the thread.
-      topology.addIothread(v, { via: 'cli' });
+      if (v.qomType === 'iothread') topology.addIothread(v, { via: 'cli' });
     });
   }
   for (const n of args.netdevs) step(n, (v) => void topology.addNetdev(v, { via: 'cli' }));
+  // Filters are QEMU's "late" objects: created once the netdevs exist.
+  for (const o of args.objects) step(o, (v) => void (v.qomType === 'filter-dump' && topology.addFilter(v, { via: 'cli' })));
   for (const l of args.links) step(l, ([a, b]) => topology.link(a, b));
   for (const d of args.devices) step(d, (v) => void topology.addDevice(v, { via: 'cli' }));
 }

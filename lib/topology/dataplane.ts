@@ -97,6 +97,29 @@ export interface ClientDeadEvent {
   syscall: string;
 }
 
+/** filter-dump: what the data plane captures and where (lib/topology/filters.ts). */
+export interface CaptureOptions {
+  path: string;
+  /** Bytes kept of each frame. */
+  maxlen: number;
+  /** Buffer between the data plane and the file writer, per captured client. */
+  bufferBytes: number;
+  directions: 'rx' | 'tx' | 'all';
+}
+
+/** A capture's counters: frames = captured; dropped = not captured (buffer full). */
+export interface CaptureStats {
+  frames: number;
+  bytes: number;
+  dropped: number;
+  droppedBytes: number;
+  /** Records in the file, and records lost to a failed write (with the last error). */
+  written: number;
+  writeErrors: number;
+  fileBytes: number;
+  writeError: string | null;
+}
+
 export interface DataPlane {
   /**
    * Optional: create (or retune) the IOThread `-object iothread,id=..` names, so clients
@@ -132,4 +155,12 @@ export interface DataPlane {
   onClientDead?(listener: (event: ClientDeadEvent) => void): () => void;
   /** Optional: stop forwarding and release every client (TAP fds stay with their owners). */
   close?(): void;
+  /**
+   * Optional (filter-dump): copy the frames of these clients, both directions as asked,
+   * into a pcap file written by another thread; never blocks the clients' threads.
+   */
+  addCapture?(id: string, opts: CaptureOptions, handles: readonly number[]): void;
+  /** Stop capture `id`: the file is complete and closed on return; its last counters. */
+  removeCapture?(id: string): CaptureStats;
+  captureStats?(id: string): CaptureStats;
 }

@@ -6,10 +6,16 @@ import { NetplaneError } from '../errors';
 import { MacPool } from '../devices/mac';
 import type { RxFilterInfo } from '../devices/virtio-net';
 import { isIdentifier } from '../options/errors';
-import type { IothreadObjectOptions, DeviceOptions, NetdevOptions } from '../options/types';
+import type {
+  IothreadObjectOptions,
+  DeviceOptions,
+  FilterDumpObjectOptions,
+  NetdevOptions,
+} from '../options/types';
 import { TypedEmitter } from '../util/typed-emitter';
 import { AnnounceTimer, buildRarp, type AnnounceParams } from './announce';
 import type { ClientDeadEvent, DataPlane } from './dataplane';
+import { NetFilters, type FilterStatsRow, type NetFilter } from './filters';
 import { Hub } from './hub';
 import { checkHubId, HubGraph } from './hub-graph';
 import { infoNetwork, startupWarnings, type NetworkView } from './info';
@@ -106,6 +112,7 @@ export class Topology extends TypedEmitter<TopologyEvents> implements AsyncDispo
   readonly #unsubscribeDead: (() => void) | undefined;
   #closing: Promise<void> | undefined;
   #anonDevices = 0;
+  readonly #filters: NetFilters;
 
   constructor(opts: TopologyOptions = {}) {
     super();
@@ -167,6 +174,14 @@ export class Topology extends TypedEmitter<TopologyEvents> implements AsyncDispo
       guard: (fn) => this.#guard(fn),
     };
     this.#unsubscribeDead = this.#dp?.onClientDead?.((e) => this.#onClientDead(e));
+    this.#filters = new NetFilters({
+      dataPlane: this.#dp,
+      findNetdev: (name) => {
+        const c = this.#reg.findNetdev(name);
+        return c ? this.#netdevByClient.get(c) : undefined;
+      },
+      objectExists: (id) => this.#iothreads.has(id),
+    });
   }
 
   /** The hooks a Netdev, Nic or Hub calls back through. */
@@ -220,7 +235,7 @@ export class Topology extends TypedEmitter<TopologyEvents> implements AsyncDispo
     if (opts.qomType !== 'iothread')
       throw invalid(`Parameter 'qom-type' does not accept value '${String(opts.qomType)}'`);
     if (typeof opts.id !== 'string' || !isIdentifier(opts.id)) throw invalid("Parameter 'id' expects an identifier");
-    if (this.#iothreads.has(opts.id)) {
+    if (this.#iothreads.has(opts.id) || this.#filters.has(opts.id)) {
       throw new NetplaneError(
         'NETPLANE_DUPLICATE_ID',
         req.via === 'cli'
@@ -235,6 +250,28 @@ export class Topology extends TypedEmitter<TopologyEvents> implements AsyncDispo
       pollGrow: opts['poll-grow'],
       pollShrink: opts['poll-shrink'],
     });
+  }
+
+  /** -object filter-dump / object-add: a pcap capture of a netdev's frames (filters.ts). */
+  addFilter(opts: FilterDumpObjectOptions, req: RequestOptions = {}): NetFilter {
+    this.#checkOpen();
+    return this.#filters.add(opts, req.via === 'cli' ? 'cli' : 'qmp');
+  }
+
+  /** object-del of a filter: its capture ends, the file complete on return. */
+  delFilter(id: string): void {
+    this.#checkOpen();
+    this.#filters.delete(id);
+  }
+
+  /** The net filters (-object filter-dump), in creation order. */
+  get filters(): readonly NetFilter[] {
+    return this.#filters.all;
+  }
+
+  /** The counters of every running capture. */
+  filterStats(): FilterStatsRow[] {
+    return this.#filters.stats();
   }
 
   // ---- netdevs ---------------------------------------------------------------------------
@@ -300,6 +337,7 @@ export class Topology extends TypedEmitter<TopologyEvents> implements AsyncDispo
 
   #deleteNetdev(netdev: Netdev): void {
     if (netdev.deleted) return;
+    this.#filters.deleteFor(netdev); // QEMU 7.2: netdev_del destroys the netdev's filters
     const queues = netdev.clients;
     const first = queues[0];
     const nicPeer = first.peer?.type === 'nic' ? this.#nicByClient.get(first.peer) : undefined;
@@ -593,7 +631,7 @@ export class Topology extends TypedEmitter<TopologyEvents> implements AsyncDispo
   }
 
   #view(): NetworkView {
-    return { hubs: this.#hubs.all, clients: this.#reg.all };
+    return { hubs: this.#hubs.all, clients: this.#reg.all, after: (c) => this.#filters.infoLines(c) };
   }
 
   // ---- announce-self ---------------------------------------------------------------------
@@ -646,6 +684,7 @@ export class Topology extends TypedEmitter<TopologyEvents> implements AsyncDispo
     this.#unsubscribeDead?.();
     for (const t of this.#announceTimers.values()) t.cancel();
     this.#announceTimers.clear();
+    this.#filters.closeAll();
     for (const nic of [...this.#nics].reverse()) this.#deleteNic(nic);
     for (const netdev of [...this.#netdevs.values()]) this.#deleteNetdev(netdev);
     for (const hub of [...this.#hubs.all]) this.#deleteHub(hub);

@@ -15,6 +15,7 @@
 
 #include "addon.h"
 #include "args.h"
+#include "capture.h"
 #include "errors.h"
 #include "io/memfd.h"
 #include "net/net_graph.h"
@@ -102,6 +103,9 @@ class NetGraphWrap : public Napi::ObjectWrap<NetGraphWrap> {
                            InstanceMethod<&NetGraphWrap::JsCountRejected>("countRejected"),
                            InstanceMethod<&NetGraphWrap::JsStats>("stats"),
                            InstanceMethod<&NetGraphWrap::JsClose>("close"),
+                           InstanceMethod<&NetGraphWrap::JsAddCapture>("addCapture"),
+                           InstanceMethod<&NetGraphWrap::JsRemoveCapture>("removeCapture"),
+                           InstanceMethod<&NetGraphWrap::JsCaptureStats>("captureStats"),
                        });
   }
 
@@ -458,6 +462,20 @@ class NetGraphWrap : public Napi::ObjectWrap<NetGraphWrap> {
       out.Set(k++, o);
     }
     return out;
+  }
+
+  // filter-dump (capture.cc)
+  Napi::Value JsAddCapture(const Napi::CallbackInfo& info) {
+    auto* g = Live(info.Env());
+    return g ? CaptureAdd(info, g) : info.Env().Undefined();
+  }
+  Napi::Value JsRemoveCapture(const Napi::CallbackInfo& info) {
+    auto* g = Live(info.Env());
+    return g ? CaptureRemove(info, g) : info.Env().Undefined();
+  }
+  Napi::Value JsCaptureStats(const Napi::CallbackInfo& info) {
+    auto* g = Live(info.Env());
+    return g ? CaptureStatsOf(info, g) : info.Env().Undefined();
   }
 
   Napi::Value JsClose(const Napi::CallbackInfo& info) {
