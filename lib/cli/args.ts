@@ -22,6 +22,7 @@ import {
   type NetdevOptions,
   type QmpArg,
 } from '../options';
+import { chardevHelp, deviceHelp, netdevHelp, objectHelp } from './help';
 
 export interface Located<T> {
   /** The option as written, e.g. "-netdev" (for messages). */
@@ -43,6 +44,8 @@ export interface CliArgs {
   pidfile?: string;
   monitorStdio: boolean;
   help: boolean;
+  /** An option asked for its help form (-netdev help, -device virtio-net-pci,help, ...): print it, exit 0. */
+  helpText?: string;
   version: boolean;
   /** Warnings from parsing, already located ("-netdev ...: warning: ..."). */
   warnings: string[];
@@ -134,6 +137,25 @@ function optsId(text: string): string | undefined {
   }
 }
 
+const HELP_FORMS: Readonly<Record<string, (text: string) => string | undefined>> = {
+  netdev: netdevHelp,
+  device: deviceHelp,
+  object: objectHelp,
+  chardev: chardevHelp,
+};
+
+/** The help text an option's value asks for, or undefined. */
+function optionHelp(name: string, text: string): string | undefined {
+  const form = HELP_FORMS[name];
+  if (!form) return undefined;
+  try {
+    return form(text);
+  } catch (e) {
+    if (e instanceof OptionError) throw new CliError(`-${name} ${text}: ${e.message}`);
+    throw e;
+  }
+}
+
 export function parseCliArgs(argv: readonly string[]): CliArgs {
   const out: CliArgs = {
     objects: [],
@@ -180,6 +202,11 @@ export function parseCliArgs(argv: readonly string[]): CliArgs {
     if (text === undefined) throw new CliError(`-${name}: requires an argument`);
     if (IGNORED_WITH_VALUE.has(name)) continue;
 
+    const helpText = optionHelp(name, text);
+    if (helpText !== undefined) {
+      out.helpText = helpText;
+      return out; // QEMU prints it and exits at once
+    }
     const ctx = { warn: (m: string) => out.warnings.push(`-${name} ${text}: warning: ${m}`) };
     // QemuOpts duplicate check, before the option itself is validated (QEMU's order).
     if (name === 'netdev' || name === 'device' || name === 'object' || name === 'chardev' || name === 'export') {

@@ -126,6 +126,10 @@ export async function runCli(argv: readonly string[], opts: RunOptions = {}): Pr
     }
     throw e;
   }
+  if (args.helpText !== undefined) {
+    stdout.write(args.helpText);
+    return 0;
+  }
   if (args.help) {
     stdout.write(HELP_TEXT + '\n');
     return 0;

@@ -86,3 +86,6 @@ export function objectFromJson(input: Record<string, unknown>, ctx?: ParseContex
   if (type === 'filter-dump') return buildFilterDump(args.id, { kind: 'json', values: args }, 'json', ctx);
   return buildIothread(args.id, { kind: 'json', values: args }, 'json', ctx);
 }
+
+/** The -object types netplane creates (`-object help`). */
+export const OBJECT_TYPES: readonly string[] = ['iothread', 'filter-dump'];
