@@ -22,7 +22,8 @@ import {
   type NetdevOptions,
   type QmpArg,
 } from '../options';
-import { chardevHelp, deviceHelp, netdevHelp, objectHelp } from './help';
+import { parseNetArg, parseNicArg, type NetArg, type NicArg } from '../options/legacy-net';
+import { chardevHelp, deviceHelp, netdevHelp, nicModelHelp, objectHelp } from './help';
 
 export interface Located<T> {
   /** The option as written, e.g. "-netdev" (for messages). */
@@ -35,6 +36,9 @@ export interface Located<T> {
 export interface CliArgs {
   objects: Array<Located<ObjectOptions>>;
   netdevs: Array<Located<NetdevOptions>>;
+  /** -nic and -net, in command-line order each (built -nic first, as QEMU). */
+  nics: Array<Located<NicArg>>;
+  nets: Array<Located<NetArg>>;
   devices: Array<Located<DeviceOptions>>;
   links: Array<Located<[string, string]>>;
   qmp: Array<Located<QmpArg>>;
@@ -67,13 +71,23 @@ export class CliError extends Error {
 }
 
 /** Options that take a value and that we act on. */
-const VALUE_OPTIONS = new Set(['netdev', 'device', 'object', 'link', 'qmp', 'monitor', 'chardev', 'export', 'pidfile']);
+const VALUE_OPTIONS = new Set([
+  'netdev',
+  'device',
+  'object',
+  'link',
+  'qmp',
+  'monitor',
+  'chardev',
+  'export',
+  'pidfile',
+  'nic',
+  'net',
+]);
 /** QEMU options accepted and ignored (with value): machine and display choices. */
 const IGNORED_WITH_VALUE = new Set(['M', 'machine', 'display', 'accel', 'name']);
 /** QEMU options accepted and ignored (no value). */
 const IGNORED_FLAGS = new Set(['nodefaults', 'S', 'nographic', 'no-user-config', 'no-reboot', 'no-shutdown']);
-/** Legacy network options we do not implement, with what to use instead. */
-const LEGACY_NET = new Set(['net', 'nic']);
 
 export const HELP_TEXT = `usage: netplane [options]
        netplane demo [--seconds N] [--queues N] [--hub] [--tcp iperf3|node]
@@ -139,6 +153,8 @@ function optsId(text: string): string | undefined {
 
 const HELP_FORMS: Readonly<Record<string, (text: string) => string | undefined>> = {
   netdev: netdevHelp,
+  nic: nicModelHelp,
+  net: nicModelHelp,
   device: deviceHelp,
   object: objectHelp,
   chardev: chardevHelp,
@@ -160,6 +176,8 @@ export function parseCliArgs(argv: readonly string[]): CliArgs {
   const out: CliArgs = {
     objects: [],
     netdevs: [],
+    nics: [],
+    nets: [],
     devices: [],
     links: [],
     qmp: [],
@@ -176,6 +194,8 @@ export function parseCliArgs(argv: readonly string[]): CliArgs {
     object: new Set<string>(),
     chardev: new Set<string>(),
     export: new Set<string>(),
+    nic: new Set<string>(),
+    net: new Set<string>(),
   };
 
   for (let i = 0; i < argv.length; i++) {
@@ -194,9 +214,6 @@ export function parseCliArgs(argv: readonly string[]): CliArgs {
       continue;
     }
     if (IGNORED_FLAGS.has(name)) continue;
-    if (LEGACY_NET.has(name)) {
-      throw new CliError(`-${name}: legacy -net/-nic options are not supported by netplane; use -netdev and -device`);
-    }
     if (!VALUE_OPTIONS.has(name) && !IGNORED_WITH_VALUE.has(name)) throw new CliError(`-${name}: invalid option`);
     const text = argv[++i];
     if (text === undefined) throw new CliError(`-${name}: requires an argument`);
@@ -209,11 +226,12 @@ export function parseCliArgs(argv: readonly string[]): CliArgs {
     }
     const ctx = { warn: (m: string) => out.warnings.push(`-${name} ${text}: warning: ${m}`) };
     // QemuOpts duplicate check, before the option itself is validated (QEMU's order).
-    if (name === 'netdev' || name === 'device' || name === 'object' || name === 'chardev' || name === 'export') {
+    if (name in seen) {
       const id = optsId(text);
       if (id !== undefined) {
-        if (seen[name].has(id)) throw new CliError(`-${name} ${text}: Duplicate ID '${id}' for ${name}`);
-        seen[name].add(id);
+        const ids = seen[name as keyof typeof seen];
+        if (ids.has(id)) throw new CliError(`-${name} ${text}: Duplicate ID '${id}' for ${name}`);
+        ids.add(id);
       }
     }
     switch (name) {
@@ -222,6 +240,12 @@ export function parseCliArgs(argv: readonly string[]): CliArgs {
         break;
       case 'device':
         out.devices.push(located(name, text, () => parseDeviceArg(text, ctx)));
+        break;
+      case 'nic':
+        out.nics.push(located(name, text, () => parseNicArg(text, ctx)));
+        break;
+      case 'net':
+        out.nets.push(located(name, text, () => parseNetArg(text, ctx)));
         break;
       case 'object':
         out.objects.push(located(name, text, () => parseObjectArg(text, ctx)));

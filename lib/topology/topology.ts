@@ -60,6 +60,11 @@ export interface TopologyOptions {
 export interface RequestOptions {
   /** 'cli': -netdev/-device/-object or HMP (QemuOpts); 'qmp': QMP and the library (default). */
   via?: 'cli' | 'qmp';
+  /**
+   * The netdev comes from -nic ('nic') or -net ('net'): its id may be QEMU's generated
+   * `#net<k><rr>`; a -net one is not a netdev for netdev_del ("is not a netdev").
+   */
+  legacy?: 'nic' | 'net';
 }
 
 export interface LinkChangeEvent {
@@ -113,6 +118,8 @@ export class Topology extends TypedEmitter<TopologyEvents> implements AsyncDispo
   #closing: Promise<void> | undefined;
   #anonDevices = 0;
   readonly #filters: NetFilters;
+  /** Netdevs made by -net (QEMU's is_netdev false). */
+  readonly #legacyNet = new WeakSet<Netdev>();
 
   constructor(opts: TopologyOptions = {}) {
     super();
@@ -280,7 +287,9 @@ export class Topology extends TypedEmitter<TopologyEvents> implements AsyncDispo
   addNetdev(opts: NetdevOptions, req: RequestOptions = {}): Netdev {
     this.#checkOpen();
     if (typeof opts !== 'object' || opts === null) throw new TypeError('netdev options must be an object');
-    if (typeof opts.id !== 'string' || !isIdentifier(opts.id)) throw invalid("Parameter 'id' expects an identifier");
+    const generated = req.legacy !== undefined && typeof opts.id === 'string' && /^#net[0-9]+$/.test(opts.id);
+    if (typeof opts.id !== 'string' || (!isIdentifier(opts.id) && !generated))
+      throw invalid("Parameter 'id' expects an identifier");
     if (this.#reg.findNetdev(opts.id)) {
       // The CLI/HMP path fails in option parsing when the id came through it too (QemuOpts
       // exists); every other combination reaches the net core's check.
@@ -292,6 +301,7 @@ export class Topology extends TypedEmitter<TopologyEvents> implements AsyncDispo
     if (!type) throw invalid(`Parameter 'type' does not accept value '${String((opts as { type: unknown }).type)}'`);
     const netdev = type.create(opts, this.#netdevCtx, req.via === 'cli');
     for (const c of netdev.clients) this.#netdevByClient.set(c, netdev);
+    if (req.legacy === 'net') this.#legacyNet.add(netdev);
     this.#netdevs.set(netdev.id, netdev);
     this.emit('netdev-added', netdev);
     return netdev;
@@ -329,7 +339,7 @@ export class Topology extends TypedEmitter<TopologyEvents> implements AsyncDispo
     const nc = this.#reg.findNetdev(id);
     if (!nc) throw notFound(id);
     const netdev = this.#netdevByClient.get(nc);
-    if (!nc.isNetdev || !netdev) {
+    if (!nc.isNetdev || !netdev || this.#legacyNet.has(netdev)) {
       throw new NetplaneError('NETPLANE_INVALID_STATE', `Device '${id}' is not a netdev`, { qmpClass: 'GenericError' });
     }
     this.#deleteNetdev(netdev);
