@@ -61,14 +61,12 @@ function virtioNetProps(): PropHelp[] {
     { name: 'speed', type: 'int32', desc: '', def: '-1' },
     { name: 'tx_queue_size', type: 'uint16', desc: '', def: '256' },
     { name: 'vectors', type: 'uint32', desc: '', def: '4294967295' },
-    ...VIRTIO_NET_FEATURES.map(
-      (name): PropHelp => ({
-        name,
-        type: 'bool',
-        desc: 'on/off',
-        def: FEATURES_OFF_BY_DEFAULT.has(name) ? 'false' : 'true',
-      }),
-    ),
+    ...VIRTIO_NET_FEATURES.map((name): PropHelp => ({
+      name,
+      type: 'bool',
+      desc: 'on/off',
+      def: FEATURES_OFF_BY_DEFAULT.has(name) ? 'false' : 'true',
+    })),
   ];
   return props.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
 }

@@ -84,7 +84,9 @@ export class LegacyNet {
       if (model !== 'virtio-net-pci') {
         if (!OTHER_QEMU_NIC_MODELS.has(model) && model !== 'pvrdma')
           throw unlocatedError(`Unsupported NIC model: ${model}`);
-        this.#warnings.push(`requested NIC (${s.name}, model ${model}) was not created (not supported by this machine?)`);
+        this.#warnings.push(
+          `requested NIC (${s.name}, model ${model}) was not created (not supported by this machine?)`,
+        );
         continue;
       }
       this.topology.addDevice(

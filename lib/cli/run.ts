@@ -74,7 +74,8 @@ function build(topology: Topology, args: CliArgs): LegacyNet {
   for (const n of args.nics) step(n, (v) => legacy.addNic(v));
   for (const n of args.nets) step(n, (v) => legacy.addNet(v));
   // Filters are QEMU's "late" objects: created once the netdevs exist.
-  for (const o of args.objects) step(o, (v) => void (v.qomType === 'filter-dump' && topology.addFilter(v, { via: 'cli' })));
+  for (const o of args.objects)
+    step(o, (v) => void (v.qomType === 'filter-dump' && topology.addFilter(v, { via: 'cli' })));
   for (const l of args.links) step(l, ([a, b]) => topology.link(a, b));
   // The machine's on-board NICs (-nic, -net nic) come before -device.
   try {

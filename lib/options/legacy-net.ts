@@ -54,10 +54,10 @@ const PLACEHOLDER_ID = 'np-legacy-net';
 
 /** Rebuild `TYPE,id=..,rest` and read it with the -netdev parser. */
 function netdevOf(type: string, rest: readonly KeyvalEntry[], id: string | undefined, ctx?: ParseContext) {
-  const text = formatKeyval(
-    [['id', PLACEHOLDER_ID], ...rest.map((e): [string, string] => [e.key, e.value])],
-    { key: 'type', value: type },
-  );
+  const text = formatKeyval([['id', PLACEHOLDER_ID], ...rest.map((e): [string, string] => [e.key, e.value])], {
+    key: 'type',
+    value: type,
+  });
   const netdev = parseNetdevArg(text, ctx);
   if (id !== undefined) netdev.id = id;
   return netdev;

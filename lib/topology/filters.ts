@@ -73,16 +73,17 @@ export class NetFilters {
       const f = this.#filters.get(other);
       if (!f || f.netdev !== netdev) throw unlocated(`filter '${other}' not found`);
     }
+    const on = (o.status ?? 'on') === 'on';
     for (const f of this.#filters.values()) {
-      if (f.netdev === netdev) {
+      if (on && f.active && f.netdev === netdev) {
         throw new NetplaneError(
           'NETPLANE_IN_USE',
-          `netdev '${o.netdev}' already has filter '${f.id}'; netplane runs one filter per netdev`,
+          `netdev '${o.netdev}' is already captured by filter '${f.id}'; netplane runs one capture per netdev at a time`,
         );
       }
     }
     const rec: FilterRecord = { id: o.id, options: o, netdev, active: false };
-    if ((o.status ?? 'on') === 'on') {
+    if (on) {
       const dp = this.#ctx.dataPlane;
       if (!dp?.addCapture) {
         throw new NetplaneError(

@@ -6,12 +6,7 @@ import { NetplaneError } from '../errors';
 import { MacPool } from '../devices/mac';
 import type { RxFilterInfo } from '../devices/virtio-net';
 import { isIdentifier } from '../options/errors';
-import type {
-  IothreadObjectOptions,
-  DeviceOptions,
-  FilterDumpObjectOptions,
-  NetdevOptions,
-} from '../options/types';
+import type { IothreadObjectOptions, DeviceOptions, FilterDumpObjectOptions, NetdevOptions } from '../options/types';
 import { TypedEmitter } from '../util/typed-emitter';
 import { AnnounceTimer, buildRarp, type AnnounceParams } from './announce';
 import type { ClientDeadEvent, DataPlane } from './dataplane';
