@@ -91,7 +91,7 @@ export function qmpCommands(monitor: Monitor, hmp: Hmp): QmpCommandTable {
           if (topo.iothreads.includes(id)) {
             throw new NetplaneError('NETPLANE_IN_USE', `netplane cannot delete iothread '${id}' at run time`);
           }
-          topo.delFilter(id);
+          void topo.delFilter(id);
         },
       },
     ],

@@ -9,7 +9,7 @@ import { isIdentifier } from '../options/errors';
 import type { IothreadObjectOptions, DeviceOptions, FilterDumpObjectOptions, NetdevOptions } from '../options/types';
 import { TypedEmitter } from '../util/typed-emitter';
 import { AnnounceTimer, buildRarp, type AnnounceParams } from './announce';
-import type { ClientDeadEvent, DataPlane } from './dataplane';
+import type { CaptureStats, ClientDeadEvent, DataPlane } from './dataplane';
 import { NetFilters, type FilterStatsRow, type NetFilter } from './filters';
 import { Hub } from './hub';
 import { checkHubId, HubGraph } from './hub-graph';
@@ -260,10 +260,10 @@ export class Topology extends TypedEmitter<TopologyEvents> implements AsyncDispo
     return this.#filters.add(opts, req.via === 'cli' ? 'cli' : 'qmp');
   }
 
-  /** object-del of a filter: its capture ends, the file complete on return. */
-  delFilter(id: string): void {
+  /** object-del of a filter: its capture ends, the file complete on return; its last counters. */
+  delFilter(id: string): CaptureStats | undefined {
     this.#checkOpen();
-    this.#filters.delete(id);
+    return this.#filters.delete(id);
   }
 
   /** The net filters (-object filter-dump), in creation order. */
