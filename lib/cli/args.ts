@@ -102,6 +102,11 @@ Network:
   -device virtio-net-pci,netdev=ID[,id=ID][,mac=52:54:00:xx:xx:xx][,mq=on][,...]
   -object iothread,id=ID[,poll-max-ns=NS]
   -link A,B            connect two netdevs directly, queue by queue (netplane)
+  -nic TYPE[,id=ID][,model=virtio-net-pci][,mac=MAC][,<netdev options>]
+  -net nic[,netdev=ID][,macaddr=MAC][,model=M] / -net TYPE,...   (hub 0, as QEMU)
+  -object filter-dump,id=ID,netdev=ID,file=PATH[,maxlen=N][,buffer-size=BYTES]
+                       pcap capture of a netdev (also QMP object-add / object-del)
+  -netdev help, -device help, -device virtio-net-pci,help, -object help, -chardev help
 
 vhost-user back-end (serve a TAP's queues to QEMU -netdev vhost-user or DPDK virtio-user):
   -export type=vhost-user-net,id=ID,netdev=TAPID,addr.type=unix,addr.path=PATH[,num-queues=N]
