@@ -39,9 +39,7 @@ constexpr size_t kRecordAlign = 8;
 constexpr size_t kDrainBatch = 256 * 1024;
 constexpr auto kWriterPeriod = std::chrono::milliseconds(2);
 
-size_t RecordSpace(uint32_t caplen) {
-  return (sizeof(PcapRecord) + caplen + kRecordAlign - 1) & ~(kRecordAlign - 1);
-}
+size_t RecordSpace(uint32_t caplen) { return (sizeof(PcapRecord) + caplen + kRecordAlign - 1) & ~(kRecordAlign - 1); }
 
 size_t RoundUpPow2(size_t n) {
   size_t p = 4096;
@@ -133,8 +131,8 @@ Status FilterDump::Start(const FilterDumpConfig& cfg) {
   if (::write(fd, &hdr, sizeof(hdr)) != static_cast<ssize_t>(sizeof(hdr))) {
     int e = errno ? errno : EIO;
     fd_.Reset();
-    return Status::Errno(e, "write", "filter-dump: can't write the pcap header to '" + cfg.path + "': " +
-                                         std::strerror(e));
+    return Status::Errno(e, "write",
+                         "filter-dump: can't write the pcap header to '" + cfg.path + "': " + std::strerror(e));
   }
   file_bytes_.store(sizeof(hdr), std::memory_order_relaxed);
   for (size_t i = 0; i < cfg.rings; i++)

@@ -70,18 +70,18 @@ class CaptureRing {
 
 struct FilterDumpConfig {
   std::string path;
-  uint32_t maxlen = 65536;               // QEMU's default snap length
+  uint32_t maxlen = 65536;                // QEMU's default snap length
   size_t buffer_bytes = 4 * 1024 * 1024;  // per captured queue, rounded up to a power of two
   unsigned directions = kCaptureAll;
   size_t rings = 1;  // one per captured queue
 };
 
 struct FilterDumpStats {
-  CaptureCounters total;           // summed over the rings
-  uint64_t written = 0;            // records written to the file
-  uint64_t write_errors = 0;       // records lost to a failed write (counted, e.g. ENOSPC)
-  uint64_t file_bytes = 0;         // bytes in the file, global header included
-  std::string write_error;         // the last write failure, empty if none
+  CaptureCounters total;      // summed over the rings
+  uint64_t written = 0;       // records written to the file
+  uint64_t write_errors = 0;  // records lost to a failed write (counted, e.g. ENOSPC)
+  uint64_t file_bytes = 0;    // bytes in the file, global header included
+  std::string write_error;    // the last write failure, empty if none
 };
 
 class FilterDump {
