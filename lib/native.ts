@@ -336,15 +336,20 @@ export interface NativeNetGraph {
   stats(): NativeClientStats[];
   close(): void;
   /** filter-dump (native/binding/capture.cc). */
-  addCapture(
-    id: string,
-    opts: { path: string; maxlen: number; bufferBytes: number; directions: 'rx' | 'tx' | 'all' },
-    handles: number[],
-  ): void;
+  addCapture(id: string, opts: NativeCaptureOptions, handles: number[]): void;
   removeCapture(id: string): NativeCaptureStats;
   captureStats(id: string): NativeCaptureStats;
 }
-/** A capture's counters (core::FilterDumpStats). */
+/** filter-dump (core::FilterDumpConfig): the file, the bytes kept per frame, the buffer
+ *  between the data plane and the writer thread per captured client, which frames. */
+export interface NativeCaptureOptions {
+  path: string;
+  maxlen: number;
+  bufferBytes: number;
+  directions: 'rx' | 'tx' | 'all';
+}
+/** A capture's counters (core::FilterDumpStats): frames captured, frames not captured
+ *  because the buffer was full, records written, records lost to a failed write. */
 export interface NativeCaptureStats {
   frames: number;
   bytes: number;

@@ -2,7 +2,7 @@
 // flags, queue indices) and the native data plane that moves the frames. The topology
 // calls these hooks as it changes; a topology without a data plane (unit tests, a
 // hypervisor that moves frames itself) passes none.
-import type { NativeClientStats } from '../native';
+import type { NativeCaptureOptions, NativeCaptureStats, NativeClientStats } from '../native';
 
 interface ClientBase {
   /** Stable numeric handle assigned by the topology, unique for the topology's lifetime. */
@@ -98,27 +98,10 @@ export interface ClientDeadEvent {
 }
 
 /** filter-dump: what the data plane captures and where (lib/topology/filters.ts). */
-export interface CaptureOptions {
-  path: string;
-  /** Bytes kept of each frame. */
-  maxlen: number;
-  /** Buffer between the data plane and the file writer, per captured client. */
-  bufferBytes: number;
-  directions: 'rx' | 'tx' | 'all';
-}
+export type CaptureOptions = NativeCaptureOptions;
 
 /** A capture's counters: frames = captured; dropped = not captured (buffer full). */
-export interface CaptureStats {
-  frames: number;
-  bytes: number;
-  dropped: number;
-  droppedBytes: number;
-  /** Records in the file, and records lost to a failed write (with the last error). */
-  written: number;
-  writeErrors: number;
-  fileBytes: number;
-  writeError: string | null;
-}
+export type CaptureStats = NativeCaptureStats;
 
 export interface DataPlane {
   /**
