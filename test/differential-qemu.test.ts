@@ -555,10 +555,10 @@ describe('differential against QEMU 7.2: -nic, -net, filter-dump, help', suiteSk
           { qmp: exec('object-del', { id: 'f0' }) },
           { qmp: exec('object-del', { id: 'f0' }) },
           { qmp: exec('object-del', {}) },
-          { qmp: exec('object-add', { 'qom-type': 'filter-dump', id: 'f1', netdev: 'n0', file: f1, queue: 'rx' }) },
           { hmp: `object_add filter-dump,id=f2,netdev=n0,file=${f1}` },
           { hmp: 'object_del f2' },
           { hmp: 'object_del f2' },
+          { qmp: exec('object-add', { 'qom-type': 'filter-dump', id: 'f1', netdev: 'n0', file: f1, queue: 'rx' }) },
           { qmp: exec('netdev_del', { id: 'n0' }) },
           { qmp: exec('object-del', { id: 'f1' }) },
         ];
