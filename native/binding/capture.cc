@@ -61,22 +61,27 @@ Napi::Value CaptureAdd(const Napi::CallbackInfo& info, core::NetGraph* g) {
   return env.Undefined();
 }
 
-Napi::Value CaptureRemove(const Napi::CallbackInfo& info, core::NetGraph* g) {
+namespace {
+
+// removeCapture(id) / captureStats(id): the id, the graph call, its counters as an object.
+template <class Fn>
+Napi::Value StatsById(const Napi::CallbackInfo& info, Fn&& fn) {
   Napi::Env env = info.Env();
   std::string id;
   if (!ReadString(env, info[0], "id", &id)) return env.Undefined();
-  auto r = g->RemoveCapture(id);
+  auto r = fn(id);
   if (!r.ok()) return ThrowStatus(env, r.status);
   return StatsObject(env, r.value);
 }
 
+}  // namespace
+
+Napi::Value CaptureRemove(const Napi::CallbackInfo& info, core::NetGraph* g) {
+  return StatsById(info, [g](const std::string& id) { return g->RemoveCapture(id); });
+}
+
 Napi::Value CaptureStatsOf(const Napi::CallbackInfo& info, core::NetGraph* g) {
-  Napi::Env env = info.Env();
-  std::string id;
-  if (!ReadString(env, info[0], "id", &id)) return env.Undefined();
-  auto r = g->CaptureStats(id);
-  if (!r.ok()) return ThrowStatus(env, r.status);
-  return StatsObject(env, r.value);
+  return StatsById(info, [g](const std::string& id) { return g->CaptureStats(id); });
 }
 
 }  // namespace netplane::binding
