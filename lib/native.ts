@@ -336,6 +336,10 @@ export interface NativeNetGraph {
   countRejected(handle: number, reason: 'oversize' | 'badVnetHdr', n: number): void;
   stats(): NativeClientStats[];
   close(): void;
+  /** filter-dump (native/binding/capture.cc). */
+  addCapture(id: string, opts: NativeCaptureOptions, handles: number[]): void;
+  removeCapture(id: string): NativeCaptureStats;
+  captureStats(id: string): NativeCaptureStats;
   /** A stream socket client (core/socket/stream_client.h), without a connection yet. */
   addStream(spec: NativeClientSpec): void;
   /** A datagram socket client sending to `dest` (null: the socket's connected peer). */
@@ -352,6 +356,26 @@ export interface NativeSlirpSpec extends NativeClientSpec, SlirpConfig {}
 /** libslirpInfo(): the library's version and the SlirpConfig version used, or why it cannot load. */
 export interface NativeSlirpBinding {
   libslirpInfo(): { version?: string; configVersion?: number; error?: string };
+}
+/** filter-dump (core::FilterDumpConfig): the file, the bytes kept per frame, the buffer
+ *  between the data plane and the writer thread per captured client, which frames. */
+export interface NativeCaptureOptions {
+  path: string;
+  maxlen: number;
+  bufferBytes: number;
+  directions: 'rx' | 'tx' | 'all';
+}
+/** A capture's counters (core::FilterDumpStats): frames captured, frames not captured
+ *  because the buffer was full, records written, records lost to a failed write. */
+export interface NativeCaptureStats {
+  frames: number;
+  bytes: number;
+  dropped: number;
+  droppedBytes: number;
+  written: number;
+  writeErrors: number;
+  fileBytes: number;
+  writeError: string | null;
 }
 export interface NativeGraphBinding {
   /**

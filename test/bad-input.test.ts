@@ -150,7 +150,7 @@ describe('bad input: option strings', () => {
     try {
       const build = (args: string[]) => {
         const a = parseCliArgs(args);
-        for (const o of a.objects) topo.addIothread(o.value, { via: 'cli' });
+        for (const o of a.objects) if (o.value.qomType === 'iothread') topo.addIothread(o.value, { via: 'cli' });
         for (const n of a.netdevs) topo.addNetdev(n.value, { via: 'cli' });
         for (const l of a.links) topo.link(...l.value);
         for (const d of a.devices) topo.addDevice(d.value, { via: 'cli' });

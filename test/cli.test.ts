@@ -114,10 +114,7 @@ describe('netplane command line parsing', () => {
         ['-monitor', 'tcp:1.2.3.4:5'],
         'netplane: -monitor tcp:1.2.3.4:5: netplane supports only -monitor stdio (use -qmp for sockets)\n',
       ],
-      [
-        ['-net', 'nic'],
-        'netplane: -net: legacy -net/-nic options are not supported by netplane; use -netdev and -device\n',
-      ],
+      [['-net', 'nic,vlan=1'], "netplane: -net nic,vlan=1: Invalid parameter 'vlan'\n"],
       [['disk.img'], 'netplane: disk.img: unexpected argument (netplane runs no guest and takes no disk image)\n'],
     ];
     for (const [argv, text] of cases) assert.equal(cliError(argv), text, argv.join(' '));

@@ -7,12 +7,13 @@
 // QEMU creates TAPs only with np-prefixed names; each case kills it and checks its TAPs are
 // gone. Every run is bounded in time. Under CI=true the suite must run.
 import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as path from 'node:path';
 import { describe, test } from 'node:test';
 import { npName } from './helpers/netns';
 import { privileged } from './helpers/privilege';
-import { QEMU, QEMU_BASE_ARGS, qemuMissing, QmpProcess, runToCompletion } from './helpers/qemu';
+import { QEMU, QEMU_BASE_ARGS, qemuMissing, QmpProcess, runToCompletion, tempDir } from './helpers/qemu';
 import { QmpTestClient, type QmpMessage } from './helpers/qmp-client';
 
 const CLI = path.join(__dirname, '..', 'lib', 'cli', 'main.ts');
@@ -632,4 +633,282 @@ describe('differential against QEMU 7.2 with TAPs', { ...suiteSkip(), ...privile
       await differential(args, steps, [ifname, added]);
     },
   );
+});
+
+// ---- -nic / -net, filter-dump, the help forms (issue 13) ------------------------------------
+
+/** QEMU's generated ids end in two random digits: compare them as `#net<k>`. */
+const normIds = (v: unknown): unknown => JSON.parse(JSON.stringify(v).replace(/#net([0-9]+)[0-9]{2}/g, '#net$1'));
+const sameIds = {
+  differs: (q: unknown, o: unknown) => assert.deepEqual(normIds(o), normIds(q)),
+  why: "the generated #net ids end in two random digits (QEMU's id_generate)",
+};
+
+function cliRun(args: string[]): {
+  qemu: ReturnType<typeof runToCompletion>;
+  ours: ReturnType<typeof runToCompletion>;
+} {
+  return {
+    qemu: runToCompletion(QEMU, [...QEMU_BASE_ARGS, ...args]),
+    ours: runToCompletion(NETPLANE[0], [...NETPLANE.slice(1), ...QEMU_BASE_ARGS, ...args]),
+  };
+}
+
+const rxFilterTruthful = {
+  differs: (q: QmpMessage, o: QmpMessage) => {
+    const strip = (m: QmpMessage) => m.return.map((r: QmpMessage) => ({ ...r, 'broadcast-allowed': undefined }));
+    assert.deepEqual(strip(o), strip(q));
+  },
+  why: 'broadcast-allowed is reported truthfully',
+};
+
+const progNorm = (s: string) => s.replace(/^(qemu-system-x86_64|netplane): /gm, 'PROG: ');
+
+describe('differential against QEMU 7.2: -nic, -net, filter-dump, help', suiteSkip(), () => {
+  test('-net nic on hub 0, -nic hubport, -net nic,netdev=, -device after them: info network, warnings', T, async () => {
+    const args = [
+      '-netdev',
+      'hubport,id=h2,hubid=2',
+      '-nic',
+      'hubport,hubid=3,model=virtio-net-pci',
+      '-nic',
+      'hubport,hubid=3,id=hx,model=virtio-net-pci,mac=52:54:00:aa:00:01',
+      '-net',
+      'nic,model=virtio-net-pci',
+      '-net',
+      'nic,model=virtio-net-pci,macaddr=52:54:00:00:00:07,id=second',
+      '-net',
+      'nic,model=virtio-net-pci,netdev=h2',
+      '-net',
+      'none',
+      '-nic',
+      'none',
+      '-device',
+      'virtio-net-pci,id=d0',
+    ];
+    const steps: Step[] = [
+      negotiate,
+      { hmp: 'info network', ...sameIds },
+      { qmp: exec('netdev_del', { id: 'hub0port0' }) },
+      { qmp: exec('set_link', { name: 'hub0port1', up: false }) },
+      { qmp: exec('query-rx-filter', { name: 'virtio-net-pci.3' }), ...rxFilterTruthful },
+      { qmp: exec('netdev_del', { id: 'hx' }) },
+      { hmp: 'info network', ...sameIds },
+    ];
+    const { qemu, ours } = await differential(args, steps);
+    assert.deepEqual(normIds(warnings(ours.stderr)), normIds(warnings(qemu.stderr)));
+  });
+
+  test('-nic and -net option errors: same message, same exit code', { timeout: 300_000 }, () => {
+    const cases: string[][] = [
+      ['-net', 'nic,model=virtio-net-pci,vlan=1'],
+      ['-net', 'nic,model=virtio-net-pci,name=x'],
+      ['-net', 'nic,model=virtio-net-pci,netdev=x'],
+      ['-net', 'nic,model=virtio-net-pci,macaddr=01:00:00:00:00:01'],
+      ['-net', 'nic,macaddr=zz'],
+      ['-net', 'nic,model=virtio-net-pci,vectors=x'],
+      ['-net', 'nic,model=bogus'],
+      ['-net', 'nic,help'],
+      ['-net', 'help'],
+      ['-net', 'hubport,hubid=1'],
+      ['-net', 'bogus'],
+      ['-nic', 'hubport,hubid=1,model=virtio-net-pci,mac=01:00:00:00:00:01'],
+      ['-nic', 'hubport,hubid=1,mac=zz'],
+      ['-nic', 'hubport,model=virtio-net-pci'],
+      ['-nic', 'help'],
+      ['-nic', 'hubport,hubid=1,id=1x'],
+      ['-nic', 'hubport,hubid=1,id=a', '-nic', 'hubport,hubid=2,id=a'],
+      ['-net', 'nic,id=a', '-net', 'nic,id=a'],
+    ];
+    for (const args of cases) {
+      const { qemu: q, ours: o } = cliRun(args);
+      assert.equal(q.status, 1, `qemu ${args.join(' ')}: ${q.stderr}`);
+      assert.equal(o.status, 1, `netplane ${args.join(' ')}: ${o.stderr}`);
+      assert.equal(progNorm(o.stderr), progNorm(q.stderr), args.join(' '));
+    }
+  });
+
+  test('a NIC model netplane does not build: QEMU -M none warnings', T, async () => {
+    // QEMU's -M none builds no on-board NIC and says so; netplane's "machine" builds
+    // virtio-net-pci only, so an e1000 slot ends the same way.
+    const args = ['-net', 'nic,model=e1000,id=foo', '-nic', 'hubport,hubid=4,id=n4,model=e1000'];
+    const qemu = await converse(
+      'qemu',
+      ['-M', 'none', ...QEMU_BASE_ARGS.slice(2), ...args],
+      [negotiate, { hmp: 'info network' }],
+      [],
+    );
+    const ours = await converse('netplane', args, [negotiate, { hmp: 'info network' }], []);
+    assert.deepEqual(ours.replies, qemu.replies);
+    assert.deepEqual(warnings(ours.stderr), warnings(qemu.stderr));
+    assert.ok(
+      warnings(ours.stderr).includes(
+        'warning: requested NIC (foo, model e1000) was not created (not supported by this machine?)',
+      ),
+    );
+  });
+
+  test(
+    'filter-dump: object-add/object-del, info network filters lines, option errors',
+    { timeout: 300_000 },
+    async () => {
+      const dir = tempDir('fd');
+      try {
+        const f0 = path.join(dir, 'f0.pcap');
+        const f1 = path.join(dir, 'f1.pcap');
+        const args = [
+          '-netdev',
+          'hubport,id=n0,hubid=0',
+          '-object',
+          `filter-dump,id=f0,netdev=n0,file=${f0},maxlen=100`,
+        ];
+        const steps: Step[] = [
+          negotiate,
+          { qmp: exec('object-add', { 'qom-type': 'filter-dump', id: 'f5', netdev: 'n0' }) },
+          { qmp: exec('object-add', { 'qom-type': 'filter-dump', id: 'f6', file: f1 }) },
+          { qmp: exec('object-add', { 'qom-type': 'filter-dump', id: 'f7', netdev: 'n0', file: f1, queue: 'bogus' }) },
+          { qmp: exec('object-add', { 'qom-type': 'filter-dump', id: 'f8', netdev: 'n0', file: f1, bogus: 1 }) },
+          { qmp: exec('object-add', { 'qom-type': 'filter-dump', id: 'f9', netdev: 'n0', file: f1, maxlen: 'x' }) },
+          { qmp: exec('object-add', { 'qom-type': 'filter-dump', id: 'fa', netdev: 'n0', file: f1, maxlen: 0 }) },
+          { qmp: exec('object-del', { id: 'f0' }) },
+          { qmp: exec('object-del', { id: 'f0' }) },
+          { qmp: exec('object-del', {}) },
+          { hmp: `object_add filter-dump,id=f2,netdev=n0,file=${f1}` },
+          { hmp: 'object_del f2' },
+          { hmp: 'object_del f2' },
+          { qmp: exec('object-add', { 'qom-type': 'filter-dump', id: 'f1', netdev: 'n0', file: f1, queue: 'rx' }) },
+          { qmp: exec('netdev_del', { id: 'n0' }) },
+          { qmp: exec('object-del', { id: 'f1' }) },
+        ];
+        await differential(args, steps);
+        // Both wrote a pcap header with snaplen 100 into f0 (the last writer was netplane).
+        const head = fs.readFileSync(f0);
+        assert.equal(head.readUInt32LE(0), 0xa1b2c3d4);
+        assert.equal(head.readUInt32LE(16), 100);
+        const cases: string[][] = [
+          ['-netdev', 'hubport,id=n0,hubid=0', '-object', `filter-dump,id=f0,netdev=n0,file=${f0},maxlen=0`],
+          ['-netdev', 'hubport,id=n0,hubid=0', '-object', `filter-dump,id=f0,netdev=n0,file=${f0},maxlen=4294967296`],
+          ['-netdev', 'hubport,id=n0,hubid=0', '-object', `filter-dump,id=f0,netdev=nosuch,file=${f0}`],
+          ['-netdev', 'hubport,id=n0,hubid=0', '-object', 'filter-dump,id=f0,netdev=n0,file=/nonexistent/x.pcap'],
+          ['-netdev', 'hubport,id=n0,hubid=0', '-object', `filter-dump,id=f0,netdev=n0,file=${f0},status=x`],
+          ['-netdev', 'hubport,id=n0,hubid=0', '-object', `filter-dump,id=f0,netdev=n0,file=${f0},position=x`],
+          ['-netdev', 'hubport,id=n0,hubid=0', '-object', `filter-dump,id=f0,netdev=n0,file=${f0},insert=x`],
+          ['-netdev', 'hubport,id=n0,hubid=0', '-object', `filter-dump,id=f0,netdev=n0,file=${f0},position=id=zz`],
+          ['-netdev', 'hubport,id=n0,hubid=0', '-object', `filter-dump,id=f0,netdev=n0,file=${f0},bogus=1`],
+          ['-netdev', 'hubport,id=n0,hubid=0', '-object', 'filter-dump,id=f0,netdev=n0'],
+        ];
+        for (const a of cases) {
+          const { qemu: q, ours: o } = cliRun(a);
+          assert.equal(q.status, 1, `qemu ${a.join(' ')}: ${q.stderr}`);
+          assert.equal(o.status, 1, `netplane ${a.join(' ')}: ${o.stderr}`);
+          const strip = (s: string) =>
+            progNorm(s)
+              .split('\n')
+              .filter((l) => !l.includes('warning:'))
+              .join('\n');
+          assert.equal(strip(o.stderr), strip(q.stderr), a.join(' '));
+        }
+      } finally {
+        fs.rmSync(dir, { recursive: true, force: true });
+      }
+    },
+  );
+
+  test("help forms: QEMU 7.2's layout, netplane's list", T, () => {
+    // netplane's lines must be lines QEMU prints (its models, types and properties are a
+    // subset), under the same heading; the exceptions are netplane's own additions.
+    const own = /^ {2}(buffer-size|guest_uso4|guest_uso6|host_uso)=/;
+    const cases: Array<{ args: string[]; first: string }> = [
+      { args: ['-netdev', 'help'], first: 'Available netdev backend types:' },
+      { args: ['-device', 'help'], first: 'Network devices:' },
+      { args: ['-device', 'virtio-net-pci,help'], first: 'virtio-net-pci options:' },
+      { args: ['-object', 'help'], first: 'List of user creatable objects:' },
+      { args: ['-object', 'iothread,help'], first: 'iothread options:' },
+      { args: ['-object', 'filter-dump,help'], first: 'filter-dump options:' },
+      { args: ['-chardev', 'help'], first: 'Available chardev backend types: ' },
+      { args: ['-nic', 'user,model=help'], first: 'Supported NIC models:' },
+      { args: ['-net', 'nic,model=help'], first: 'Supported NIC models:' },
+    ];
+    for (const { args, first } of cases) {
+      const { qemu: q, ours: o } = cliRun(args);
+      assert.equal(q.status, 0, `qemu ${args.join(' ')}`);
+      assert.equal(o.status, 0, `netplane ${args.join(' ')}: ${o.stderr}`);
+      const qLines = new Set(q.stdout.split('\n'));
+      const oLines = o.stdout.split('\n').filter((l) => l !== '');
+      assert.ok(qLines.has(first), `QEMU's heading ${first}`);
+      assert.equal(oLines[0], first, args.join(' '));
+      assert.ok(oLines.length > 1, args.join(' '));
+      // (-device help: QEMU adds `, alias "virtio-net"`, a name netplane does not take.)
+      const known = (l: string) =>
+        qLines.has(l) || (args[1] === 'help' && [...qLines].some((q) => q.startsWith(l + ',')));
+      for (const l of oLines.slice(1)) if (!own.test(l)) assert.ok(known(l), `${args.join(' ')}: ${JSON.stringify(l)}`);
+    }
+    for (const args of [
+      ['-device', 'bogus,help'],
+      ['-object', 'bogus,help'],
+      ['-netdev', 'tap,help'],
+    ]) {
+      const { qemu: q, ours: o } = cliRun(args);
+      // Deliberate: QEMU 7.2 exits 0 after "Device 'bogus' not found"; a failed request fails here.
+      assert.equal(q.status, args[1] === 'bogus,help' && args[0] === '-device' ? 0 : 1, args.join(' '));
+      assert.equal(o.status, 1, args.join(' '));
+      assert.equal(progNorm(o.stderr), progNorm(q.stderr), args.join(' '));
+    }
+  });
+});
+
+describe('differential against QEMU 7.2 with TAPs: -nic tap, -net tap', { ...suiteSkip(), ...privileged() }, () => {
+  test('-net nic + -net tap on hub 0, -nic tap with 2 queues: info network, netdev_del, set_link', T, async () => {
+    const a = npName('dn');
+    const b = npName('dm');
+    const args = [
+      '-nic',
+      `tap,id=nt,ifname=${b},script=no,downscript=no,model=virtio-net-pci,queues=2,mac=52:54:00:00:00:42`,
+      '-net',
+      'nic,model=virtio-net-pci',
+      '-net',
+      `tap,id=lt,ifname=${a},script=no,downscript=no`,
+    ];
+    const steps: Step[] = [
+      negotiate,
+      { hmp: 'info network' },
+      { qmp: exec('netdev_del', { id: 'lt' }) },
+      { qmp: exec('set_link', { name: 'nt', up: false }) },
+      { qmp: exec('netdev_del', { id: 'nt' }) },
+      { hmp: 'info network' },
+    ];
+    const { qemu, ours } = await differential(args, steps, [a, b]);
+    assert.deepEqual(warnings(ours.stderr), warnings(qemu.stderr));
+    const { qemu: q, ours: o } = cliRun(['-net', `tap,ifname=${a},script=no,downscript=no,queues=2`]);
+    assert.equal(o.status, 1);
+    assert.equal(progNorm(o.stderr), progNorm(q.stderr));
+  });
+
+  test('filter-dump on a tap netdev: info network shows the filter as QEMU does', T, async () => {
+    const a = npName('df');
+    const dir = tempDir('fdt');
+    try {
+      const file = path.join(dir, 'c.pcap');
+      const args = [
+        '-netdev',
+        `tap,id=n0,ifname=${a},script=no,downscript=no`,
+        '-device',
+        'virtio-net-pci,netdev=n0,id=nic0',
+        '-object',
+        `filter-dump,id=f0,netdev=n0,file=${file},maxlen=100`,
+      ];
+      const steps: Step[] = [
+        negotiate,
+        { hmp: 'info network' },
+        { qmp: exec('object-add', { 'qom-type': 'filter-dump', id: 'f8', netdev: 'n0', file, status: 'off' }) },
+        { hmp: 'info network' },
+        { qmp: exec('object-del', { id: 'f0' }) },
+        { qmp: exec('object-del', { id: 'f8' }) },
+        { hmp: 'info network' },
+      ];
+      await differential(args, steps, [a]);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
 });

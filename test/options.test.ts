@@ -675,7 +675,10 @@ describe('-object iothread', () => {
     ['{"qom-type":"iothread","id":"1x","bogus":1}', "Parameter 'bogus' is unexpected"],
     ['{"qom-type":"iothread","id":"1x"}', "Parameter 'id' expects an identifier", IDENTIFIER_HINT],
     ['{"qom-type":"iothread"}', "Parameter 'id' is missing"],
-    ['memory-backend-ram,id=m', "Object type 'memory-backend-ram' is not supported by netplane (only iothread)"],
+    [
+      'memory-backend-ram,id=m',
+      "Object type 'memory-backend-ram' is not supported by netplane (only iothread and filter-dump)",
+    ],
     ['iothread,id=io0,aio-max-batch=4', "Property 'iothread.aio-max-batch' is not supported by netplane"],
   ];
   for (const [text, message, hint] of bad) {

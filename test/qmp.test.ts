@@ -381,6 +381,8 @@ describe('QMP commands', () => {
         'human-monitor-command',
         'netdev_add',
         'netdev_del',
+        'object-add',
+        'object-del',
         'qmp_capabilities',
         'query-commands',
         'query-fdsets',

@@ -18,10 +18,12 @@ import {
   type ChardevArg,
   type DeviceOptions,
   type ExportArg,
-  type IothreadObjectOptions,
+  type ObjectOptions,
   type NetdevOptions,
   type QmpArg,
 } from '../options';
+import { parseNetArg, parseNicArg, type NetArg, type NicArg } from '../options/legacy-net';
+import { chardevHelp, deviceHelp, netdevHelp, nicModelHelp, objectHelp } from './help';
 
 export interface Located<T> {
   /** The option as written, e.g. "-netdev" (for messages). */
@@ -32,8 +34,11 @@ export interface Located<T> {
 }
 
 export interface CliArgs {
-  objects: Array<Located<IothreadObjectOptions>>;
+  objects: Array<Located<ObjectOptions>>;
   netdevs: Array<Located<NetdevOptions>>;
+  /** -nic and -net, in command-line order each (built -nic first, as QEMU). */
+  nics: Array<Located<NicArg>>;
+  nets: Array<Located<NetArg>>;
   devices: Array<Located<DeviceOptions>>;
   links: Array<Located<[string, string]>>;
   qmp: Array<Located<QmpArg>>;
@@ -43,6 +48,8 @@ export interface CliArgs {
   pidfile?: string;
   monitorStdio: boolean;
   help: boolean;
+  /** An option asked for its help form (-netdev help, -device virtio-net-pci,help, ...): print it, exit 0. */
+  helpText?: string;
   version: boolean;
   /** Warnings from parsing, already located ("-netdev ...: warning: ..."). */
   warnings: string[];
@@ -64,13 +71,23 @@ export class CliError extends Error {
 }
 
 /** Options that take a value and that we act on. */
-const VALUE_OPTIONS = new Set(['netdev', 'device', 'object', 'link', 'qmp', 'monitor', 'chardev', 'export', 'pidfile']);
+const VALUE_OPTIONS = new Set([
+  'netdev',
+  'device',
+  'object',
+  'link',
+  'qmp',
+  'monitor',
+  'chardev',
+  'export',
+  'pidfile',
+  'nic',
+  'net',
+]);
 /** QEMU options accepted and ignored (with value): machine and display choices. */
 const IGNORED_WITH_VALUE = new Set(['M', 'machine', 'display', 'accel', 'name']);
 /** QEMU options accepted and ignored (no value). */
 const IGNORED_FLAGS = new Set(['nodefaults', 'S', 'nographic', 'no-user-config', 'no-reboot', 'no-shutdown']);
-/** Legacy network options we do not implement, with what to use instead. */
-const LEGACY_NET = new Set(['net', 'nic']);
 
 export const HELP_TEXT = `usage: netplane [options]
        netplane demo [--seconds N] [--queues N] [--hub] [--tcp iperf3|node]
@@ -85,6 +102,11 @@ Network:
   -device virtio-net-pci,netdev=ID[,id=ID][,mac=52:54:00:xx:xx:xx][,mq=on][,...]
   -object iothread,id=ID[,poll-max-ns=NS]
   -link A,B            connect two netdevs directly, queue by queue (netplane)
+  -nic TYPE[,id=ID][,model=virtio-net-pci][,mac=MAC][,<netdev options>]
+  -net nic[,netdev=ID][,macaddr=MAC][,model=M] / -net TYPE,...   (hub 0, as QEMU)
+  -object filter-dump,id=ID,netdev=ID,file=PATH[,maxlen=N][,buffer-size=BYTES]
+                       pcap capture of a netdev (also QMP object-add / object-del)
+  -netdev help, -device help, -device virtio-net-pci,help, -object help, -chardev help
 
 vhost-user back-end (serve a TAP's queues to QEMU -netdev vhost-user or DPDK virtio-user):
   -export type=vhost-user-net,id=ID,netdev=TAPID,addr.type=unix,addr.path=PATH[,num-queues=N]
@@ -117,6 +139,8 @@ function located<T>(option: string, text: string, parse: () => T): Located<T> {
   try {
     return { option, text, value: parse() };
   } catch (e) {
+    // QEMU reports a property setter's error without the option (filter-dump maxlen=0).
+    if (e instanceof OptionError && (e as { located?: boolean }).located === false) throw new CliError(e.message);
     if (e instanceof OptionError) throw new CliError(`-${option} ${text}: ${e.message}`, e.hint);
     throw e;
   }
@@ -132,10 +156,33 @@ function optsId(text: string): string | undefined {
   }
 }
 
+const HELP_FORMS: Readonly<Record<string, (text: string) => string | undefined>> = {
+  netdev: netdevHelp,
+  nic: nicModelHelp,
+  net: nicModelHelp,
+  device: deviceHelp,
+  object: objectHelp,
+  chardev: chardevHelp,
+};
+
+/** The help text an option's value asks for, or undefined. */
+function optionHelp(name: string, text: string): string | undefined {
+  const form = HELP_FORMS[name];
+  if (!form) return undefined;
+  try {
+    return form(text);
+  } catch (e) {
+    if (e instanceof OptionError) throw new CliError(`-${name} ${text}: ${e.message}`);
+    throw e;
+  }
+}
+
 export function parseCliArgs(argv: readonly string[]): CliArgs {
   const out: CliArgs = {
     objects: [],
     netdevs: [],
+    nics: [],
+    nets: [],
     devices: [],
     links: [],
     qmp: [],
@@ -152,6 +199,8 @@ export function parseCliArgs(argv: readonly string[]): CliArgs {
     object: new Set<string>(),
     chardev: new Set<string>(),
     export: new Set<string>(),
+    nic: new Set<string>(),
+    net: new Set<string>(),
   };
 
   for (let i = 0; i < argv.length; i++) {
@@ -170,21 +219,24 @@ export function parseCliArgs(argv: readonly string[]): CliArgs {
       continue;
     }
     if (IGNORED_FLAGS.has(name)) continue;
-    if (LEGACY_NET.has(name)) {
-      throw new CliError(`-${name}: legacy -net/-nic options are not supported by netplane; use -netdev and -device`);
-    }
     if (!VALUE_OPTIONS.has(name) && !IGNORED_WITH_VALUE.has(name)) throw new CliError(`-${name}: invalid option`);
     const text = argv[++i];
     if (text === undefined) throw new CliError(`-${name}: requires an argument`);
     if (IGNORED_WITH_VALUE.has(name)) continue;
 
+    const helpText = optionHelp(name, text);
+    if (helpText !== undefined) {
+      out.helpText = helpText;
+      return out; // QEMU prints it and exits at once
+    }
     const ctx = { warn: (m: string) => out.warnings.push(`-${name} ${text}: warning: ${m}`) };
     // QemuOpts duplicate check, before the option itself is validated (QEMU's order).
-    if (name === 'netdev' || name === 'device' || name === 'object' || name === 'chardev' || name === 'export') {
+    if (name in seen) {
       const id = optsId(text);
       if (id !== undefined) {
-        if (seen[name].has(id)) throw new CliError(`-${name} ${text}: Duplicate ID '${id}' for ${name}`);
-        seen[name].add(id);
+        const ids = seen[name as keyof typeof seen];
+        if (ids.has(id)) throw new CliError(`-${name} ${text}: Duplicate ID '${id}' for ${name}`);
+        ids.add(id);
       }
     }
     switch (name) {
@@ -193,6 +245,12 @@ export function parseCliArgs(argv: readonly string[]): CliArgs {
         break;
       case 'device':
         out.devices.push(located(name, text, () => parseDeviceArg(text, ctx)));
+        break;
+      case 'nic':
+        out.nics.push(located(name, text, () => parseNicArg(text, ctx)));
+        break;
+      case 'net':
+        out.nets.push(located(name, text, () => parseNetArg(text, ctx)));
         break;
       case 'object':
         out.objects.push(located(name, text, () => parseObjectArg(text, ctx)));

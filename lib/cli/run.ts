@@ -15,6 +15,7 @@ import type { DataPlane } from '../topology/dataplane';
 import { VhostUserExports } from '../topology/exports/vhost-user-net';
 import { Topology } from '../topology/topology';
 import { CliError, HELP_TEXT, parseCliArgs, type CliArgs, type Located } from './args';
+import { LegacyNet } from './legacy-net';
 
 export interface RunOptions {
   stdout?: NodeJS.WritableStream;
@@ -42,13 +43,17 @@ function defaultDataPlane(say: (line: string) => void): DataPlane | undefined {
   }
 }
 
-/** Create what the command line asks for, in QEMU's order; errors name their option. */
-function build(topology: Topology, args: CliArgs): void {
+/**
+ * Create what the command line asks for, in QEMU's order; errors name their option. Returns
+ * the -nic/-net state, whose warnings follow QEMU's other startup warnings.
+ */
+function build(topology: Topology, args: CliArgs): LegacyNet {
   const step = <T>(item: Located<T>, fn: (value: T) => void): void => {
     try {
       fn(item.value);
     } catch (e) {
       if (!(e instanceof Error)) throw e;
+      if ((e as { located?: boolean }).located === false) throw new CliError(e.message);
       const hint = (e as { hint?: string }).hint;
       const cause = (e as { cause?: { code?: string } }).cause;
       const rootHint =
@@ -61,12 +66,26 @@ function build(topology: Topology, args: CliArgs): void {
   for (const o of args.objects) {
     step(o, (v) => {
       // The topology records it and has the data plane start the thread.
-      topology.addIothread(v, { via: 'cli' });
+      if (v.qomType === 'iothread') topology.addIothread(v, { via: 'cli' });
     });
   }
   for (const n of args.netdevs) step(n, (v) => void topology.addNetdev(v, { via: 'cli' }));
+  const legacy = new LegacyNet(topology);
+  for (const n of args.nics) step(n, (v) => legacy.addNic(v));
+  for (const n of args.nets) step(n, (v) => legacy.addNet(v));
+  // Filters are QEMU's "late" objects: created once the netdevs exist.
+  for (const o of args.objects)
+    step(o, (v) => void (v.qomType === 'filter-dump' && topology.addFilter(v, { via: 'cli' })));
   for (const l of args.links) step(l, ([a, b]) => topology.link(a, b));
+  // The machine's on-board NICs (-nic, -net nic) come before -device.
+  try {
+    legacy.realizeNics();
+  } catch (e) {
+    if (e instanceof Error) throw new CliError(e.message);
+    throw e;
+  }
   for (const d of args.devices) step(d, (v) => void topology.addDevice(v, { via: 'cli' }));
+  return legacy;
 }
 
 /**
@@ -123,6 +142,10 @@ export async function runCli(argv: readonly string[], opts: RunOptions = {}): Pr
     }
     throw e;
   }
+  if (args.helpText !== undefined) {
+    stdout.write(args.helpText);
+    return 0;
+  }
   if (args.help) {
     stdout.write(HELP_TEXT + '\n');
     return 0;
@@ -152,9 +175,10 @@ export async function runCli(argv: readonly string[], opts: RunOptions = {}): Pr
   // Failures outside any call (a TAP that died, a downscript that failed): report and go on.
   topology.on('error', (e) => say(e.message));
 
+  let legacy: LegacyNet;
   try {
     // The command line has no monitor: there, fd= takes numbers only (as in QEMU).
-    withMonitorFds(null, () => build(topology, args));
+    legacy = withMonitorFds(null, () => build(topology, args));
     for (const fd of inheritedTapFds(args)) closeQuietly(fd);
   } catch (e) {
     monitor.dispose();
@@ -168,7 +192,7 @@ export async function runCli(argv: readonly string[], opts: RunOptions = {}): Pr
   }
   // An exported netdev gets its peer from the export (created below, once QMP listens).
   const exported = new Set(args.exports.map((e) => `netdev ${e.value.netdev} has no peer`));
-  for (const w of topology.startupWarnings()) if (!exported.has(w)) say(`warning: ${w}`);
+  for (const w of [...topology.startupWarnings(), ...legacy.warnings]) if (!exported.has(w)) say(`warning: ${w}`);
 
   const hmp = new Hmp(monitor);
   const exports = new VhostUserExports(topology, say);

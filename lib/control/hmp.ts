@@ -4,7 +4,15 @@
 // parses a line, calls the library, and prints what QEMU 7.2 prints.
 import * as readline from 'node:readline';
 import { NetplaneError } from '../errors';
-import { IDENTIFIER_HINT, isIdentifier, NETDEV_TYPES, OptionError, parseKeyval, parseNetdevArg } from '../options';
+import {
+  IDENTIFIER_HINT,
+  isIdentifier,
+  NETDEV_TYPES,
+  OptionError,
+  parseKeyval,
+  parseNetdevArg,
+  parseObjectArg,
+} from '../options';
 import { HmpLine, HmpSyntaxError, parseHmpArgs, type HmpArgKind } from './hmp-parse';
 import { hmpHostfwdAdd, hmpHostfwdRemove, infoUsernet } from './hmp-usernet';
 import type { Monitor } from './monitor';
@@ -105,6 +113,28 @@ export class Hmp {
         args: ['s'],
         run: ([id]) => {
           topo.delNetdev(id as string);
+          return '';
+        },
+      },
+      {
+        names: ['object_add'],
+        usage: 'object_add [filter-dump|iothread],id=str[,prop=value][,...]',
+        help: 'create QOM object (an iothread, or a filter-dump capture that starts now)',
+        args: ['O'],
+        run: ([text]) => {
+          const o = parseObjectArg(text as string);
+          if (o.qomType === 'filter-dump') topo.addFilter(o, { via: 'cli' });
+          else topo.addIothread(o, { via: 'cli' });
+          return '';
+        },
+      },
+      {
+        names: ['object_del'],
+        usage: 'object_del id',
+        help: 'destroy QOM object (a filter-dump: its capture ends, the file complete)',
+        args: ['s'],
+        run: ([id]) => {
+          void topo.delFilter(id as string);
           return '';
         },
       },

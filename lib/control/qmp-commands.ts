@@ -1,7 +1,8 @@
 // The QMP commands netplane implements, each a thin call into the Topology (or HMP).
 // Argument schemas list members in QEMU's QAPI order, so the first error QEMU reports for a
 // request is the first one we report.
-import { netdevFromQmp } from '../options';
+import { NetplaneError } from '../errors';
+import { netdevFromQmp, objectFromJson } from '../options';
 import type { Hmp } from './hmp';
 import type { Monitor } from './monitor';
 import type { QmpCommand, QmpCommandTable } from './qmp-types';
@@ -66,6 +67,32 @@ export function qmpCommands(monitor: Monitor, hmp: Hmp): QmpCommandTable {
       {
         args: { 'command-line': { type: 'string' }, 'cpu-index': { type: 'integer', optional: true } },
         run: (a) => hmp.executeCrLf(a['command-line'] as string),
+      },
+    ],
+    [
+      // -object at run time: an iothread, or a filter-dump capture that starts now.
+      'object-add',
+      {
+        args: 'boxed',
+        run: (a) => {
+          const o = objectFromJson(a);
+          if (o.qomType === 'filter-dump') topo.addFilter(o, { via: 'qmp' });
+          else topo.addIothread(o, { via: 'qmp' });
+        },
+      },
+    ],
+    [
+      // object-del of a filter ends its capture (the file is complete when this returns).
+      'object-del',
+      {
+        args: { id: { type: 'string' } },
+        run: (a) => {
+          const id = a['id'] as string;
+          if (topo.iothreads.includes(id)) {
+            throw new NetplaneError('NETPLANE_IN_USE', `netplane cannot delete iothread '${id}' at run time`);
+          }
+          void topo.delFilter(id);
+        },
       },
     ],
     ['quit', { run: () => monitor.requestQuit('host-qmp-quit') }],

@@ -46,6 +46,23 @@ export interface NetplaneClientStats {
   queued: number;
   dropped: number;
   drops: Record<NetplaneDropReason, number>;
+  /**
+   * On a netdev's first queue while a filter-dump captures it (all its queues): frames
+   * captured, frames not captured because the buffer was full, records written to the file.
+   */
+  capture?: NetplaneCaptureStats;
+}
+
+/** A filter-dump's counters (QAPI spelling). */
+export interface NetplaneCaptureStats {
+  id: string;
+  file: string;
+  frames: number;
+  bytes: number;
+  dropped: number;
+  'dropped-bytes': number;
+  written: number;
+  'write-errors': number;
 }
 
 /**
@@ -63,7 +80,28 @@ export function netplaneStats(topology: Topology, name?: string): NetplaneClient
   const raw = dp.stats();
   const types = new Map(topology.clients.map((c) => [c.handle, c.type]));
   const byHandle = new Map(raw.map((s) => [s.handle, s]));
-  const rows = raw.filter((s) => name === undefined || s.name === name).map((s) => toQmp(s, types, byHandle));
+  const captures = new Map(
+    topology.filterStats().map((f): [string, NetplaneCaptureStats] => [
+      f.netdev,
+      {
+        id: f.id,
+        file: f.file,
+        frames: f.frames,
+        bytes: f.bytes,
+        dropped: f.dropped,
+        'dropped-bytes': f.droppedBytes,
+        written: f.written,
+        'write-errors': f.writeErrors,
+      },
+    ]),
+  );
+  const rows = raw
+    .filter((s) => name === undefined || s.name === name)
+    .map((s) => {
+      const row = toQmp(s, types, byHandle);
+      const cap = s.queueIndex === 0 && types.get(s.handle) !== 'nic' ? captures.get(s.name) : undefined;
+      return cap ? { ...row, capture: cap } : row;
+    });
   if (name !== undefined && rows.length === 0) {
     throw new NetplaneError('NETPLANE_NOT_FOUND', `Device '${name}' not found`, { qmpClass: 'DeviceNotFound' });
   }
@@ -167,7 +205,17 @@ export function formatStatsTable(rows: readonly NetplaneClientStats[], opts: { c
     bad.length === 0
       ? `conservation: frames-in = frames-out + queued + dropped holds for all ${rows.length} clients`
       : `conservation VIOLATED:\n${bad.map((b) => `  ${b}`).join('\n')}`;
-  return [line(head), ...body.map(line), ...(opts.conservation === false ? [] : [footer])]
+  // Captures: what was taken, and what the buffer could not keep (never silently lost).
+  const captures = rows.flatMap((r) =>
+    r.capture
+      ? [
+          `capture ${r.capture.id} on ${r.name} (${r.capture.file}): ${r.capture.frames} frames captured, ` +
+            `${r.capture.written} written, ${r.capture.dropped} not captured (buffer full), ` +
+            `${r.capture['write-errors']} lost to write errors`,
+        ]
+      : [],
+  );
+  return [line(head), ...body.map(line), ...(opts.conservation === false ? [] : [footer]), ...captures]
     .map((l) => l + '\n')
     .join('');
 }

@@ -59,6 +59,8 @@ import {
   type VringName,
 } from '../native';
 import type {
+  CaptureOptions,
+  CaptureStats,
   ClientDeadEvent,
   ClientDescriptor,
   DataPlane,
@@ -451,6 +453,20 @@ export class NativeDataPlane extends EventEmitter implements DataPlane {
   stats(): ClientStats[] {
     if (this.#closed) return [];
     return this.#call(() => this.#graph.stats()).sort((a, b) => a.handle - b.handle);
+  }
+
+  /** filter-dump: capture these clients' frames into a pcap file (another thread writes it). */
+  addCapture(id: string, opts: CaptureOptions, handles: readonly number[]): void {
+    this.#call(() => this.#graph.addCapture(id, { ...opts }, [...handles]));
+  }
+
+  /** Stop a capture: drained and closed on return. */
+  removeCapture(id: string): CaptureStats {
+    return this.#call(() => this.#graph.removeCapture(id));
+  }
+
+  captureStats(id: string): CaptureStats {
+    return this.#call(() => this.#graph.captureStats(id));
   }
 
   /** Stop every IOThread and release every client; TAP fds stay with their owners. */

@@ -102,7 +102,7 @@ const UNSUPPORTED_PROPERTIES = new Set([
 ]);
 
 /** Network device models QEMU has that netplane does not implement. */
-const OTHER_QEMU_NIC_MODELS = new Set([
+export const OTHER_QEMU_NIC_MODELS: ReadonlySet<string> = new Set([
   'e1000',
   'e1000e',
   'e1000-82544gc',

@@ -7,7 +7,8 @@ import { leftoverKeys, readFields, type FieldSource, type FieldSpec } from './fi
 import { jsonMembers, parseQemuJson } from './json';
 import { lastValues, parseKeyval } from './keyval';
 import { INT64_MAX } from './scalars';
-import type { IothreadObjectOptions } from './types';
+import { buildFilterDump } from './filter-dump';
+import type { IothreadObjectOptions, ObjectOptions } from './types';
 
 const IOTHREAD_FIELDS: readonly FieldSpec[] = [
   { name: 'poll-max-ns', kind: 'int64' },
@@ -23,9 +24,9 @@ const OTHER_QEMU_OBJECT_TYPES =
   /^(memory-backend-|rng-|tls-creds|filter-|colo-compare$|secret|throttle-group$|main-loop$|cryptodev-|authz-|can-|input-linux$|dbus-vmstate$|pr-manager-helper$|acpi-generic-initiator$|x-remote-object$|sev-guest$|igvm-cfg$|confidential-guest)/;
 
 function checkQomType(type: string): void {
-  if (type === 'iothread') return;
+  if (type === 'iothread' || type === 'filter-dump') return;
   if (OTHER_QEMU_OBJECT_TYPES.test(type)) {
-    throw new OptionError(`Object type '${type}' is not supported by netplane (only iothread)`);
+    throw new OptionError(`Object type '${type}' is not supported by netplane (only iothread and filter-dump)`);
   }
   throw new OptionError(`Parameter 'qom-type' does not accept value '${type}'`);
 }
@@ -57,7 +58,7 @@ function buildIothread(
 }
 
 /** Parses `-object` text (implied key `qom-type`), or JSON when it starts with '{'. */
-export function parseObjectArg(text: string, ctx?: ParseContext): IothreadObjectOptions {
+export function parseObjectArg(text: string, ctx?: ParseContext): ObjectOptions {
   if (text.startsWith('{')) {
     return objectFromJson(jsonMembers(parseQemuJson(text)), ctx);
   }
@@ -68,11 +69,12 @@ export function parseObjectArg(text: string, ctx?: ParseContext): IothreadObject
   if (type === undefined) throw new OptionError("Parameter 'qom-type' is missing");
   checkQomType(type);
   if (kv.id === undefined) throw new OptionError("Parameter 'id' is missing");
+  if (type === 'filter-dump') return buildFilterDump(kv.id, { kind: 'opts', values }, 'keyval', ctx);
   return buildIothread(kv.id, { kind: 'opts', values }, 'keyval', ctx);
 }
 
 /** object-add-style JSON arguments (also the JSON -object form). */
-export function objectFromJson(input: Record<string, unknown>, ctx?: ParseContext): IothreadObjectOptions {
+export function objectFromJson(input: Record<string, unknown>, ctx?: ParseContext): ObjectOptions {
   const args = jsonMembers(input);
   const own = (key: string): boolean => Object.prototype.hasOwnProperty.call(args, key);
   if (!own('qom-type')) throw new OptionError("Parameter 'qom-type' is missing");
@@ -81,5 +83,9 @@ export function objectFromJson(input: Record<string, unknown>, ctx?: ParseContex
   checkQomType(type);
   if (!own('id')) throw new OptionError("Parameter 'id' is missing");
   if (typeof args.id !== 'string') throw new OptionError("Invalid parameter type for 'id', expected: string");
+  if (type === 'filter-dump') return buildFilterDump(args.id, { kind: 'json', values: args }, 'json', ctx);
   return buildIothread(args.id, { kind: 'json', values: args }, 'json', ctx);
 }
+
+/** The -object types netplane creates (`-object help`). */
+export const OBJECT_TYPES: readonly string[] = ['iothread', 'filter-dump'];

@@ -176,3 +176,24 @@ export interface SocketNetdevOptions {
   udp?: string;
   iothread?: string; // netplane
 }
+
+/** -object filter-dump,id=..,netdev=..,file=..[,maxlen=..] (QEMU's pcap capture). */
+export interface FilterDumpObjectOptions {
+  qomType: 'filter-dump';
+  id: string;
+  netdev: string;
+  file: string;
+  /** Bytes of each frame kept (default 65536). */
+  maxlen?: number;
+  /** Which frames: rx (to the netdev), tx (from it), all (default). */
+  queue?: 'all' | 'rx' | 'tx';
+  /** 'off': the filter exists but captures nothing (default 'on'). */
+  status?: 'on' | 'off';
+  position?: string;
+  insert?: 'before' | 'behind';
+  /** netplane: bytes of buffer per captured queue (default 4 MiB). */
+  'buffer-size'?: number;
+}
+
+/** What -object / object-add create. */
+export type ObjectOptions = IothreadObjectOptions | FilterDumpObjectOptions;

@@ -2,7 +2,7 @@
 // flags, queue indices) and the native data plane that moves the frames. The topology
 // calls these hooks as it changes; a topology without a data plane (unit tests, a
 // hypervisor that moves frames itself) passes none.
-import type { NativeClientStats, NativeSockAddr } from '../native';
+import type { NativeCaptureOptions, NativeCaptureStats, NativeClientStats, NativeSockAddr } from '../native';
 import type { SlirpConfig } from '../options/user';
 
 interface ClientBase {
@@ -136,6 +136,12 @@ export interface ClientDeadEvent {
   syscall: string;
 }
 
+/** filter-dump: what the data plane captures and where (lib/topology/filters.ts). */
+export type CaptureOptions = NativeCaptureOptions;
+
+/** A capture's counters: frames = captured; dropped = not captured (buffer full). */
+export type CaptureStats = NativeCaptureStats;
+
 export interface DataPlane {
   /**
    * Optional: create (or retune) the IOThread `-object iothread,id=..` names, so clients
@@ -187,6 +193,14 @@ export interface DataPlane {
   onSocketClosed?(listener: (event: SocketClosedEvent) => void): () => void;
   /** Optional: stop forwarding and release every client (TAP fds stay with their owners). */
   close?(): void;
+  /**
+   * Optional (filter-dump): copy the frames of these clients, both directions as asked,
+   * into a pcap file written by another thread; never blocks the clients' threads.
+   */
+  addCapture?(id: string, opts: CaptureOptions, handles: readonly number[]): void;
+  /** Stop capture `id`: the file is complete and closed on return; its last counters. */
+  removeCapture?(id: string): CaptureStats;
+  captureStats?(id: string): CaptureStats;
 }
 
 /** What slirpControl does (the native graph's slirpControl). */

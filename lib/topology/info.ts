@@ -9,26 +9,34 @@ export interface NetworkView {
   readonly hubs: readonly Hub[];
   /** Every live client in creation order. */
   readonly clients: readonly Client[];
+  /** Lines QEMU prints after a client's line (its netdev's "filters:" list). */
+  readonly after?: (c: Client) => readonly string[];
 }
 
 /** HMP `info network` in QEMU 7.2's format and order; lines end in '\n'. */
 export function infoNetwork(v: NetworkView): string {
   const lines: string[] = [];
+  // print_net_client(): the client's line, then its filters.
+  const client = (prefix: string, nc: Client): void => {
+    lines.push(prefix + clientLine(nc), ...(v.after?.(nc) ?? []));
+  };
   for (const hub of v.hubs) {
     lines.push(`hub ${hub.id}`);
     for (const port of hub.portClients) {
-      lines.push(port.peer ? ` \\ ${port.name}: ${clientLine(port.peer)}` : ` \\ ${port.name}`);
+      if (port.peer) client(` \\ ${port.name}: `, port.peer);
+      else lines.push(` \\ ${port.name}`);
     }
   }
   const all = v.clients;
   for (const nc of all) {
     if (nc.type === 'hubport' || nc.peer?.type === 'hubport') continue;
     if (!nc.peer || nc.type === 'nic') {
-      lines.push(clientLine(nc));
-      if (nc.peer) lines.push(` \\ ${clientLine(nc.peer)}`);
+      client('', nc);
+      if (nc.peer) client(' \\ ', nc.peer);
     } else if (nc.peer.type !== 'nic' && all.indexOf(nc.peer) > all.indexOf(nc)) {
       // netplane's backend-to-backend link (QEMU cannot build one): shown like a NIC's pair.
-      lines.push(clientLine(nc), ` \\ ${clientLine(nc.peer)}`);
+      client('', nc);
+      client(' \\ ', nc.peer);
     }
   }
   return lines.map((l) => l + '\n').join('');

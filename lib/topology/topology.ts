@@ -6,10 +6,11 @@ import { NetplaneError } from '../errors';
 import { MacPool } from '../devices/mac';
 import type { RxFilterInfo } from '../devices/virtio-net';
 import { isIdentifier } from '../options/errors';
-import type { IothreadObjectOptions, DeviceOptions, NetdevOptions } from '../options/types';
+import type { IothreadObjectOptions, DeviceOptions, FilterDumpObjectOptions, NetdevOptions } from '../options/types';
 import { TypedEmitter } from '../util/typed-emitter';
 import { AnnounceTimer, buildRarp, type AnnounceParams } from './announce';
-import type { ClientDeadEvent, DataPlane } from './dataplane';
+import type { CaptureStats, ClientDeadEvent, DataPlane } from './dataplane';
+import { NetFilters, type FilterStatsRow, type NetFilter } from './filters';
 import { Hub } from './hub';
 import { checkHubId, HubGraph } from './hub-graph';
 import { infoNetwork, startupWarnings, type NetworkView } from './info';
@@ -54,6 +55,11 @@ export interface TopologyOptions {
 export interface RequestOptions {
   /** 'cli': -netdev/-device/-object or HMP (QemuOpts); 'qmp': QMP and the library (default). */
   via?: 'cli' | 'qmp';
+  /**
+   * The netdev comes from -nic ('nic') or -net ('net'): its id may be QEMU's generated
+   * `#net<k><rr>`; a -net one is not a netdev for netdev_del ("is not a netdev").
+   */
+  legacy?: 'nic' | 'net';
 }
 
 export interface LinkChangeEvent {
@@ -108,6 +114,9 @@ export class Topology extends TypedEmitter<TopologyEvents> implements AsyncDispo
   readonly #unsubscribeDead: (() => void) | undefined;
   #closing: Promise<void> | undefined;
   #anonDevices = 0;
+  readonly #filters: NetFilters;
+  /** Netdevs made by -net (QEMU's is_netdev false). */
+  readonly #legacyNet = new WeakSet<Netdev>();
 
   constructor(opts: TopologyOptions = {}) {
     super();
@@ -170,6 +179,14 @@ export class Topology extends TypedEmitter<TopologyEvents> implements AsyncDispo
       guard: (fn) => this.#guard(fn),
     };
     this.#unsubscribeDead = this.#dp?.onClientDead?.((e) => this.#onClientDead(e));
+    this.#filters = new NetFilters({
+      dataPlane: this.#dp,
+      findNetdev: (name) => {
+        const c = this.#reg.findNetdev(name);
+        return c ? this.#netdevByClient.get(c) : undefined;
+      },
+      objectExists: (id) => this.#iothreads.has(id),
+    });
   }
 
   /** The hooks a Netdev, Nic or Hub calls back through. */
@@ -223,7 +240,7 @@ export class Topology extends TypedEmitter<TopologyEvents> implements AsyncDispo
     if (opts.qomType !== 'iothread')
       throw invalid(`Parameter 'qom-type' does not accept value '${String(opts.qomType)}'`);
     if (typeof opts.id !== 'string' || !isIdentifier(opts.id)) throw invalid("Parameter 'id' expects an identifier");
-    if (this.#iothreads.has(opts.id)) {
+    if (this.#iothreads.has(opts.id) || this.#filters.has(opts.id)) {
       throw new NetplaneError(
         'NETPLANE_DUPLICATE_ID',
         req.via === 'cli'
@@ -240,13 +257,37 @@ export class Topology extends TypedEmitter<TopologyEvents> implements AsyncDispo
     });
   }
 
+  /** -object filter-dump / object-add: a pcap capture of a netdev's frames (filters.ts). */
+  addFilter(opts: FilterDumpObjectOptions, req: RequestOptions = {}): NetFilter {
+    this.#checkOpen();
+    return this.#filters.add(opts, req.via === 'cli' ? 'cli' : 'qmp');
+  }
+
+  /** object-del of a filter: its capture ends, the file complete on return; its last counters. */
+  delFilter(id: string): CaptureStats | undefined {
+    this.#checkOpen();
+    return this.#filters.delete(id);
+  }
+
+  /** The net filters (-object filter-dump), in creation order. */
+  get filters(): readonly NetFilter[] {
+    return this.#filters.all;
+  }
+
+  /** The counters of every running capture. */
+  filterStats(): FilterStatsRow[] {
+    return this.#filters.stats();
+  }
+
   // ---- netdevs ---------------------------------------------------------------------------
 
   /** -netdev / netdev_add. */
   addNetdev(opts: NetdevOptions, req: RequestOptions = {}): Netdev {
     this.#checkOpen();
     if (typeof opts !== 'object' || opts === null) throw new TypeError('netdev options must be an object');
-    if (typeof opts.id !== 'string' || !isIdentifier(opts.id)) throw invalid("Parameter 'id' expects an identifier");
+    const generated = req.legacy !== undefined && typeof opts.id === 'string' && /^#net[0-9]+$/.test(opts.id);
+    if (typeof opts.id !== 'string' || (!isIdentifier(opts.id) && !generated))
+      throw invalid("Parameter 'id' expects an identifier");
     if (this.#reg.findNetdev(opts.id)) {
       // The CLI/HMP path fails in option parsing when the id came through it too (QemuOpts
       // exists); every other combination reaches the net core's check.
@@ -258,6 +299,7 @@ export class Topology extends TypedEmitter<TopologyEvents> implements AsyncDispo
     if (!type) throw invalid(`Parameter 'type' does not accept value '${String((opts as { type: unknown }).type)}'`);
     const netdev = type.create(opts, this.#netdevCtx, req.via === 'cli');
     for (const c of netdev.clients) this.#netdevByClient.set(c, netdev);
+    if (req.legacy === 'net') this.#legacyNet.add(netdev);
     this.#netdevs.set(netdev.id, netdev);
     this.emit('netdev-added', netdev);
     return netdev;
@@ -295,7 +337,7 @@ export class Topology extends TypedEmitter<TopologyEvents> implements AsyncDispo
     const nc = this.#reg.findNetdev(id);
     if (!nc) throw notFound(id);
     const netdev = this.#netdevByClient.get(nc);
-    if (!nc.isNetdev || !netdev) {
+    if (!nc.isNetdev || !netdev || this.#legacyNet.has(netdev)) {
       throw new NetplaneError('NETPLANE_INVALID_STATE', `Device '${id}' is not a netdev`, { qmpClass: 'GenericError' });
     }
     this.#deleteNetdev(netdev);
@@ -303,6 +345,7 @@ export class Topology extends TypedEmitter<TopologyEvents> implements AsyncDispo
 
   #deleteNetdev(netdev: Netdev): void {
     if (netdev.deleted) return;
+    this.#filters.deleteFor(netdev); // QEMU 7.2: netdev_del destroys the netdev's filters
     const queues = netdev.clients;
     const first = queues[0];
     const nicPeer = first.peer?.type === 'nic' ? this.#nicByClient.get(first.peer) : undefined;
@@ -600,7 +643,7 @@ export class Topology extends TypedEmitter<TopologyEvents> implements AsyncDispo
   }
 
   #view(): NetworkView {
-    return { hubs: this.#hubs.all, clients: this.#reg.all };
+    return { hubs: this.#hubs.all, clients: this.#reg.all, after: (c) => this.#filters.infoLines(c) };
   }
 
   // ---- announce-self ---------------------------------------------------------------------
@@ -654,6 +697,7 @@ export class Topology extends TypedEmitter<TopologyEvents> implements AsyncDispo
     this.#unsubscribeDead?.();
     for (const t of this.#announceTimers.values()) t.cancel();
     this.#announceTimers.clear();
+    this.#filters.closeAll();
     for (const nic of [...this.#nics].reverse()) this.#deleteNic(nic);
     for (const netdev of [...this.#netdevs.values()]) this.#deleteNetdev(netdev);
     for (const hub of [...this.#hubs.all]) this.#deleteHub(hub);

@@ -15,6 +15,7 @@
 
 #include "addon.h"
 #include "args.h"
+#include "capture.h"
 #include "errors.h"
 #include "io/memfd.h"
 #include "net/net_graph.h"
@@ -109,6 +110,9 @@ class NetGraphWrap : public Napi::ObjectWrap<NetGraphWrap> {
                            InstanceMethod<&NetGraphWrap::JsAddStream>("addStream"),
                            InstanceMethod<&NetGraphWrap::JsAddDgram>("addDgram"),
                            InstanceMethod<&NetGraphWrap::JsSetSocketFd>("setSocketFd"),
+                           InstanceMethod<&NetGraphWrap::JsAddCapture>("addCapture"),
+                           InstanceMethod<&NetGraphWrap::JsRemoveCapture>("removeCapture"),
+                           InstanceMethod<&NetGraphWrap::JsCaptureStats>("captureStats"),
                        });
   }
 
@@ -509,6 +513,20 @@ class NetGraphWrap : public Napi::ObjectWrap<NetGraphWrap> {
       out.Set(k++, o);
     }
     return out;
+  }
+
+  // filter-dump (capture.cc)
+  Napi::Value JsAddCapture(const Napi::CallbackInfo& info) {
+    auto* g = Live(info.Env());
+    return g ? CaptureAdd(info, g) : info.Env().Undefined();
+  }
+  Napi::Value JsRemoveCapture(const Napi::CallbackInfo& info) {
+    auto* g = Live(info.Env());
+    return g ? CaptureRemove(info, g) : info.Env().Undefined();
+  }
+  Napi::Value JsCaptureStats(const Napi::CallbackInfo& info) {
+    auto* g = Live(info.Env());
+    return g ? CaptureStatsOf(info, g) : info.Env().Undefined();
   }
 
   Napi::Value JsClose(const Napi::CallbackInfo& info) {

@@ -25,3 +25,8 @@ export function netdevType(type: unknown): NetdevType<NetdevOptions> | undefined
   if (typeof type !== 'string' || !Object.hasOwn(REGISTRY, type)) return undefined;
   return REGISTRY[type as NetdevOptions['type']] as NetdevType<NetdevOptions>;
 }
+
+/** Every netdev type netplane builds, in the registry's order (`-netdev help`). */
+export function netdevTypeNames(): string[] {
+  return Object.keys(REGISTRY);
+}

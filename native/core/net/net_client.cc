@@ -3,6 +3,7 @@
 #include <cstring>
 
 #include "base/debug_check.h"
+#include "net/filter_dump.h"
 
 namespace netplane::core {
 
@@ -68,6 +69,10 @@ NetClient::SendResult NetClient::Send(const Frame& f, bool with_callback) {
     return SendResult::kDone;
   }
   counters_.Out(f.eth_len());
+  // Captures see a frame where QEMU's filters do: after the sender's link and peer checks,
+  // before the receiver's queue (tx at the sender, rx at the receiver).
+  if (capture_ && capture_->wants(kCaptureTx)) capture_->Push(f.eth(), f.eth_len());
+  if (r->capture_ && r->capture_->wants(kCaptureRx)) r->capture_->Push(f.eth(), f.eth_len());
   NetQueue& q = r->incoming_;
   // Frames already waiting go first, so a direct delivery never overtakes them.
   if (!q.empty() && !q.delivering() && !r->receive_disabled_ && r->CanReceive()) q.Flush();

@@ -28,6 +28,8 @@
 
 namespace netplane::core {
 
+class CaptureRing;  // net/filter_dump.h
+
 // A frame on its way between clients. data points at the vnet header when hdr_len > 0
 // (the sender's header format), then the ethernet frame. len includes the header.
 struct Frame {
@@ -216,6 +218,10 @@ class NetClient {
 
   NetQueue& incoming() { return incoming_; }
   ClientCounters& counters() { return counters_; }
+  // filter-dump (net/filter_dump.h): the ring this client's frames are copied into, in
+  // both directions, or null. Home thread only.
+  void set_capture(CaptureRing* ring) { capture_ = ring; }
+  CaptureRing* capture() const { return capture_; }
   const ClientCounters& counters() const { return counters_; }
 
  protected:
@@ -237,6 +243,7 @@ class NetClient {
   bool receive_disabled_ = false;
   NetQueue incoming_;
   ClientCounters counters_;
+  CaptureRing* capture_ = nullptr;
 
   friend class NetQueue;
   friend class HubPort;

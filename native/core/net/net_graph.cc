@@ -420,6 +420,52 @@ std::vector<ClientInfo> NetGraph::Snapshot() {
   return out;
 }
 
+Status NetGraph::AddCapture(const std::string& id, FilterDumpConfig cfg, const std::vector<uint32_t>& handles) {
+  if (closed_) return Status::Closed("the graph is closed");
+  if (captures_.count(id)) return Status::InUse("capture '" + id + "' exists");
+  if (handles.empty()) return Status::Invalid("a capture needs at least one net client");
+  for (uint32_t h : handles) {
+    auto f = Find(h);
+    if (!f.ok()) return f.status;
+    bool taken = false;
+    f.value->ctx->thread->RunSync([&] { taken = f.value->client->capture() != nullptr; });
+    if (taken) return Status::InUse("net client '" + f.value->client->name() + "' is already captured");
+  }
+  cfg.rings = handles.size();
+  auto dump = std::make_unique<FilterDump>();
+  Status s = dump->Start(cfg);
+  if (!s.ok()) return s;
+  for (size_t i = 0; i < handles.size(); i++) {
+    CaptureRing* ring = dump->ring(i);
+    WithClient(handles[i], [ring](NetClient* c) { c->set_capture(ring); });
+  }
+  captures_[id] = Capture{std::move(dump), handles};
+  return Status::Ok();
+}
+
+Result<FilterDumpStats> NetGraph::RemoveCapture(const std::string& id) {
+  auto it = captures_.find(id);
+  if (it == captures_.end()) return Result<FilterDumpStats>::Fail(Status::NotFound("capture '" + id + "' not found"));
+  Capture cap = std::move(it->second);
+  captures_.erase(it);
+  for (size_t i = 0; i < cap.handles.size(); i++) {
+    CaptureRing* ring = cap.dump->ring(i);
+    // A client removed meanwhile is gone with its pointer; one that was re-captured keeps its own.
+    if (Has(cap.handles[i]))
+      WithClient(cap.handles[i], [ring](NetClient* c) {
+        if (c->capture() == ring) c->set_capture(nullptr);
+      });
+  }
+  cap.dump->Stop();
+  return Result<FilterDumpStats>::Of(cap.dump->Stats());
+}
+
+Result<FilterDumpStats> NetGraph::CaptureStats(const std::string& id) const {
+  auto it = captures_.find(id);
+  if (it == captures_.end()) return Result<FilterDumpStats>::Fail(Status::NotFound("capture '" + id + "' not found"));
+  return Result<FilterDumpStats>::Of(it->second.dump->Stats());
+}
+
 void NetGraph::Close() {
   if (closed_) return;
   for (auto& [h, e] : clients_) StopClient(&e);
@@ -429,6 +475,9 @@ void NetGraph::Close() {
     e.ctx->thread->RunSync([&e] { e.client.reset(); });
   }
   clients_.clear();
+  // The clients are gone, so no producer is left: drain and close every capture file.
+  for (auto& entry : captures_) entry.second.dump->Stop();
+  captures_.clear();
   hubs_.clear();
   hub_contexts_.clear();
   for (auto& [name, ctx] : contexts_) ctx.thread->Stop();

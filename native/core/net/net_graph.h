@@ -26,6 +26,7 @@
 #include <vector>
 
 #include "aio/iothread.h"
+#include "net/filter_dump.h"
 #include "net/hub.h"
 #include "net/net_client.h"
 #include "port/js_port.h"
@@ -89,6 +90,13 @@ class NetGraph {
   Status KickPort(uint32_t handle, bool tx);
   Result<JsPort*> FindPort(uint32_t handle);
 
+  // filter-dump: capture the frames of these clients (a netdev's queues) into cfg.path;
+  // ring i belongs to handles[i]. A client takes one capture at a time.
+  Status AddCapture(const std::string& id, FilterDumpConfig cfg, const std::vector<uint32_t>& handles);
+  // Detach from the clients still there, drain, close the file; the final counters.
+  Result<FilterDumpStats> RemoveCapture(const std::string& id);
+  Result<FilterDumpStats> CaptureStats(const std::string& id) const;
+
   // One consistent snapshot per context (taken on that context's thread).
   std::vector<ClientInfo> Snapshot();
   bool Has(uint32_t handle) const { return clients_.count(handle) != 0; }
@@ -137,6 +145,11 @@ class NetGraph {
   std::map<int, Context*> hub_contexts_;
   bool auto_offloads_ = true;
   bool closed_ = false;
+  struct Capture {
+    std::unique_ptr<FilterDump> dump;
+    std::vector<uint32_t> handles;
+  };
+  std::map<std::string, Capture> captures_;
 };
 
 }  // namespace netplane::core
