@@ -64,6 +64,8 @@ export interface RttResult {
   minUs: number;
   maxUs: number;
   meanUs: number;
+  /** CPU of the forwarder's process group while the round trips ran, percent of one core. */
+  fwdCpuPct?: number;
 }
 
 export interface IdleCpu {
