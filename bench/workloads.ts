@@ -173,8 +173,10 @@ export async function frameRate(
         '-F',
         '999',
         '-g',
-        '-C',
-        String(kForwarderCpu),
+        // The forwarder's own threads (the kernel work they do in syscalls included), not
+        // everything on its CPU: on a shared machine the CPU also runs other people's work.
+        '-p',
+        String(fwdPgid),
         '-o',
         perfData,
         '--',
@@ -222,7 +224,7 @@ async function perfSummary(profiler: Proc, data: string, s: Settings, label: str
       '--sort',
       'comm,dso,symbol',
       '--percent-limit',
-      '1',
+      '0.5',
       '-g',
       'none',
     ],
