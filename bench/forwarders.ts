@@ -235,8 +235,8 @@ export const forwarders: Forwarder[] = [
     command: (ifA, ifB) => ({
       cmd: process.execPath,
       // Port 7 (echo) carries none of the bench's traffic: every frame is inspected, none dropped.
-      args: tsxNode(kPortFilter, ['--block-port', '7', ifA, ifB]),
-      note: 'examples/port-filter.ts via tsx',
+      args: tsxNode(kPortFilter, ['--offloads', '--block-port', '7', ifA, ifB]),
+      note: 'examples/port-filter.ts --offloads via tsx (vnet headers and TSO, as netplane-link)',
       readyOutput: 'ready',
     }),
   },

@@ -66,65 +66,71 @@ async function waitFor(what: string, cond: () => boolean, ms: number, said: () =
   }
 }
 
-test(
-  'examples/port-filter.ts forwards allowed ports both ways, blocks the others, and counts them',
-  { ...needsPrivileged('ip'), timeout: 60_000 },
-  async () => {
-    const ifA = npName('fa');
-    const ifB = npName('fb');
-    const nsA = new NetNs('fa');
-    const nsB = new NetNs('fb');
-    const filter = spawn(process.execPath, ['--import', 'tsx', kExample, '--block-port', String(kBlocked), ifA, ifB], {
-      cwd: repoRoot,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    const fout = collect(filter);
-    const exited = new Promise<number | null>((r) => filter.on('exit', (code) => r(code)));
-    let server: ReturnType<typeof spawn> | undefined;
-    try {
-      await waitFor('the example printed ready', () => fout.out().includes('ready'), 20_000, fout.err);
-      for (const [ns, ifname, cidr, mac, peer, peerMac] of [
-        [nsA, ifA, `${kAddrA}/24`, kMacA, kAddrB, kMacB],
-        [nsB, ifB, `${kAddrB}/24`, kMacB, kAddrA, kMacA],
-      ] as const) {
-        ns.disableIpv6();
-        ns.adopt(ifname, cidr, mac);
-        ns.exec('ip', ['neigh', 'replace', peer, 'lladdr', peerMac, 'dev', ifname, 'nud', 'permanent']);
+for (const offloads of [false, true]) {
+  test(
+    `examples/port-filter.ts${offloads ? ' --offloads' : ''} forwards allowed ports both ways, blocks the others, and counts them`,
+    { ...needsPrivileged('ip'), timeout: 60_000 },
+    async () => {
+      const ifA = npName('fa');
+      const ifB = npName('fb');
+      const nsA = new NetNs('fa');
+      const nsB = new NetNs('fb');
+      const filter = spawn(
+        process.execPath,
+        ['--import', 'tsx', kExample, ...(offloads ? ['--offloads'] : []), '--block-port', String(kBlocked), ifA, ifB],
+        {
+          cwd: repoRoot,
+          stdio: ['ignore', 'pipe', 'pipe'],
+        },
+      );
+      const fout = collect(filter);
+      const exited = new Promise<number | null>((r) => filter.on('exit', (code) => r(code)));
+      let server: ReturnType<typeof spawn> | undefined;
+      try {
+        await waitFor('the example printed ready', () => fout.out().includes('ready'), 20_000, fout.err);
+        for (const [ns, ifname, cidr, mac, peer, peerMac] of [
+          [nsA, ifA, `${kAddrA}/24`, kMacA, kAddrB, kMacB],
+          [nsB, ifB, `${kAddrB}/24`, kMacB, kAddrA, kMacA],
+        ] as const) {
+          ns.disableIpv6();
+          ns.adopt(ifname, cidr, mac);
+          ns.exec('ip', ['neigh', 'replace', peer, 'lladdr', peerMac, 'dev', ifname, 'nud', 'permanent']);
+        }
+        server = nsB.spawn(process.execPath, ['-e', kEchoServer, String(kAllowed), String(kBlocked)]);
+        const sout = collect(server);
+        await waitFor('the echo server listened', () => sout.out().includes('listening'), 10_000, sout.err);
+
+        const echoes = (port: number) =>
+          Number(nsA.exec(process.execPath, ['-e', kClient, String(port), String(kCount)]).trim());
+        assert.equal(echoes(kAllowed), kCount, 'every datagram to the allowed port came back');
+        assert.equal(echoes(kBlocked), 0, 'no datagram to the blocked port came back');
+
+        server.stdin!.end();
+        await waitFor('the echo server reported', () => sout.out().includes('{'), 5000, sout.err);
+        const got = JSON.parse(sout.out().trim().split('\n').pop()!) as Record<string, number>;
+        assert.deepEqual(got, { [kAllowed]: kCount, [kBlocked]: 0 });
+
+        filter.kill('SIGTERM');
+        assert.equal(await exited, 0, fout.err());
+        const report = JSON.parse(fout.err().trim().split('\n').pop()!) as {
+          aToB: { forwarded: number; blocked: number };
+          bToA: { forwarded: number; blocked: number };
+        };
+        assert.equal(report.aToB.blocked, kCount);
+        assert.ok(report.aToB.forwarded >= kCount, `a->b forwarded ${report.aToB.forwarded}`);
+        assert.ok(report.bToA.forwarded >= kCount, `b->a forwarded ${report.bToA.forwarded}`);
+        assert.equal(report.bToA.blocked, 0);
+      } finally {
+        server?.kill('SIGKILL');
+        if (filter.exitCode === null && filter.signalCode === null) {
+          filter.kill('SIGKILL');
+          await exited;
+        }
+        nsA.dispose();
+        nsB.dispose();
+        deleteLink(ifA);
+        deleteLink(ifB);
       }
-      server = nsB.spawn(process.execPath, ['-e', kEchoServer, String(kAllowed), String(kBlocked)]);
-      const sout = collect(server);
-      await waitFor('the echo server listened', () => sout.out().includes('listening'), 10_000, sout.err);
-
-      const echoes = (port: number) =>
-        Number(nsA.exec(process.execPath, ['-e', kClient, String(port), String(kCount)]).trim());
-      assert.equal(echoes(kAllowed), kCount, 'every datagram to the allowed port came back');
-      assert.equal(echoes(kBlocked), 0, 'no datagram to the blocked port came back');
-
-      server.stdin!.end();
-      await waitFor('the echo server reported', () => sout.out().includes('{'), 5000, sout.err);
-      const got = JSON.parse(sout.out().trim().split('\n').pop()!) as Record<string, number>;
-      assert.deepEqual(got, { [kAllowed]: kCount, [kBlocked]: 0 });
-
-      filter.kill('SIGTERM');
-      assert.equal(await exited, 0, fout.err());
-      const report = JSON.parse(fout.err().trim().split('\n').pop()!) as {
-        aToB: { forwarded: number; blocked: number };
-        bToA: { forwarded: number; blocked: number };
-      };
-      assert.equal(report.aToB.blocked, kCount);
-      assert.ok(report.aToB.forwarded >= kCount, `a->b forwarded ${report.aToB.forwarded}`);
-      assert.ok(report.bToA.forwarded >= kCount, `b->a forwarded ${report.bToA.forwarded}`);
-      assert.equal(report.bToA.blocked, 0);
-    } finally {
-      server?.kill('SIGKILL');
-      if (filter.exitCode === null && filter.signalCode === null) {
-        filter.kill('SIGKILL');
-        await exited;
-      }
-      nsA.dispose();
-      nsB.dispose();
-      deleteLink(ifA);
-      deleteLink(ifB);
-    }
-  },
-);
+    },
+  );
+}
