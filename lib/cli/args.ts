@@ -83,7 +83,7 @@ Network:
           [,script=PATH|no][,downscript=PATH|no][,sndbuf=BYTES][,iothread=ID]
   -netdev hubport,id=ID,hubid=N[,netdev=ID]
   -device virtio-net-pci,netdev=ID[,id=ID][,mac=52:54:00:xx:xx:xx][,mq=on][,...]
-  -object iothread,id=ID[,poll-max-ns=NS]
+  -object iothread,id=ID[,poll-max-ns=NS]   adaptive polling, default 32768 (0 = off)
   -link A,B            connect two netdevs directly, queue by queue (netplane)
 
 vhost-user back-end (serve a TAP's queues to QEMU -netdev vhost-user or DPDK virtio-user):
