@@ -44,16 +44,24 @@ export function goalsMarkdown(s: Summary): string[] {
     const js = med(s, kJsForwarder, FRAMES);
     const native = med(s, kNativeLink, FRAMES);
     const r = ratio(js, native);
+    // Frames per second of forwarder CPU: on a loaded machine the forwarders get different
+    // shares of their core, and this compares what each does with the share it got.
+    const perCpu = (fw: string, v: number | undefined) => ratio(v, (med(s, fw, FRAME_CPU) ?? 0) / 100);
+    const jsCpu = perCpu(kJsForwarder, js);
+    const nativeCpu = perCpu(kNativeLink, native);
+    const rCpu = ratio(jsCpu, nativeCpu);
     out.push(
       '',
       '### Packet processing in TypeScript',
       '',
       `${kJsForwarder}: TAP → packet port → examples/port-filter.ts (every frame parsed and filtered) → packet port → TAP, against ${kNativeLink} in the same run.`,
       '',
-      '| forwarder | 64B Mframes/s | fwd CPU % | × native | goal |',
-      '|---|---|---|---|---|',
-      `| ${kNativeLink} | ${f(native, 3)} | ${f(med(s, kNativeLink, FRAME_CPU), 0)} | 1.00x | |`,
-      `| ${kJsForwarder} | ${f(js, 3)} | ${f(med(s, kJsForwarder, FRAME_CPU), 0)} | ${f(r, 2, 'x')} | ≥ ${kJsGoal}x ${verdict(r, (x) => x >= kJsGoal)} |`,
+      '| forwarder | 64B Mframes/s | fwd CPU % | × native | Mframes per CPU-second | × native | goal (frames/s) |',
+      '|---|---|---|---|---|---|---|',
+      `| ${kNativeLink} | ${f(native, 3)} | ${f(med(s, kNativeLink, FRAME_CPU), 0)} | 1.00x | ${f(nativeCpu, 3)} | 1.00x | |`,
+      `| ${kJsForwarder} | ${f(js, 3)} | ${f(med(s, kJsForwarder, FRAME_CPU), 0)} | ${f(r, 2, 'x')} | ${f(jsCpu, 3)} | ${f(rCpu, 2, 'x')} | ≥ ${kJsGoal}x ${verdict(r, (x) => x >= kJsGoal)} |`,
+      '',
+      `TCP through ${kJsForwarder} (64 KiB frames with --offloads): ${f(med(s, kJsForwarder, 'TCP 1 stream Gbit/s'), 2)} Gbit/s one stream, ${f(ratio(med(s, kJsForwarder, 'TCP 1 stream Gbit/s'), med(s, kNativeLink, 'TCP 1 stream Gbit/s')), 2, 'x')} native.`,
     );
   }
 
