@@ -74,8 +74,12 @@ export async function pump(
   const out: Uint8Array[] = [];
   const chunk = ringBytes / 2;
   const flush = async (): Promise<void> => {
-    counts.forwarded += out.length;
-    if (out.length > 0 && !to.send(out)) await to.sendAsync(out);
+    try {
+      if (out.length > 0 && !to.send(out)) await to.sendAsync(out);
+      counts.forwarded += out.length;
+    } catch (e) {
+      if (!to.closed) throw e; // closed while we waited for room: shutting down, not an error
+    }
     out.length = 0;
   };
   for await (const batch of from) {
@@ -103,6 +107,8 @@ export interface FilterHandle {
   bToA: FilterCounts;
   /** Engine counters per client (frames in/out, drops by reason). */
   stats(): ReturnType<NativeDataPlane['stats']>;
+  /** Settles when both directions have ended: resolves after close(), rejects on an error. */
+  done: Promise<void>;
   close(): Promise<void>;
 }
 
@@ -144,6 +150,7 @@ export function startFilter(ifA: string, ifB: string, decide: Decide, offloads =
       aToB,
       bToA,
       stats: () => dp.stats(),
+      done: Promise.all(loops).then(() => undefined),
       close: () =>
         (closing ??= (async () => {
           clearInterval(keepAlive);
@@ -184,6 +191,10 @@ function main(argv: string[]): void {
   };
   process.on('SIGINT', stop);
   process.on('SIGTERM', stop);
+  filter.done.catch((e: Error) => {
+    console.error(`port-filter: ${e.message}`);
+    process.exit(1);
+  });
   console.log('ready');
 }
 
