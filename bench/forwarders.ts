@@ -32,6 +32,7 @@ export interface Forwarder {
 const tsxNode = (script: string, args: string[]): string[] => ['--import', 'tsx', script, ...args];
 
 const kNaiveNode = path.join(kBenchDir, 'forwarders', 'naive-node.ts');
+const kPortFilter = path.join(kRepoDir, 'examples', 'port-filter.ts');
 
 // The newest modification time of any TypeScript source under lib/.
 function newestSource(dir: string): number {
@@ -67,13 +68,22 @@ export function addonBuilt(): boolean {
   );
 }
 
-function netplane(kind: 'hub' | 'link', vnetHdr: boolean, queues: number): Forwarder {
-  const name = `netplane-${kind}${vnetHdr ? '' : '-novnet'}${queues > 1 ? `-${queues}q` : ''}`;
+/** A variant of a netplane forwarder: a name suffix, what it changes, extra CLI arguments. */
+interface NetplaneVariant {
+  suffix: string;
+  description: string;
+  args: string[];
+  /** Appended to each -netdev tap. */
+  tapOpts?: string;
+}
+
+function netplane(kind: 'hub' | 'link', vnetHdr: boolean, queues: number, variant?: NetplaneVariant): Forwarder {
+  const name = `netplane-${kind}${vnetHdr ? '' : '-novnet'}${queues > 1 ? `-${queues}q` : ''}${variant?.suffix ?? ''}`;
   return {
     name,
     description:
       `netplane ${kind === 'hub' ? 'native hub' : 'direct link (-link a,b)'}, ${queues} queue${queues > 1 ? 's' : ''}, ` +
-      `vnet_hdr=${vnetHdr ? 'on' : 'off'}`,
+      `vnet_hdr=${vnetHdr ? 'on' : 'off'}${variant ? `, ${variant.description}` : ''}`,
     skipWholeRunOnFailure: true,
     // QEMU's grammar peers a hubport with queue 0 of a multiqueue netdev only (the other
     // queues have no peer and drop), so a 2-queue hub is not a real setup: --only runs it.
@@ -88,14 +98,15 @@ function netplane(kind: 'hub' | 'link', vnetHdr: boolean, queues: number): Forwa
       const cli = netplaneCli()!;
       const tap = (id: string, ifname: string) =>
         `tap,id=${id},ifname=${ifname},script=no,downscript=no,vnet_hdr=${vnetHdr ? 'on' : 'off'}` +
-        (queues > 1 ? `,queues=${queues}` : '');
+        (queues > 1 ? `,queues=${queues}` : '') +
+        (variant?.tapOpts ?? '');
       const wiring =
         kind === 'hub'
           ? ['-netdev', 'hubport,id=pa,hubid=0,netdev=a', '-netdev', 'hubport,id=pb,hubid=0,netdev=b']
           : ['-link', 'a,b'];
       return {
         cmd: cli.cmd,
-        args: [...cli.pre, '-netdev', tap('a', ifA), '-netdev', tap('b', ifB), ...wiring],
+        args: [...cli.pre, ...(variant?.args ?? []), '-netdev', tap('a', ifA), '-netdev', tap('b', ifB), ...wiring],
         note: cli.note,
       };
     },
@@ -206,6 +217,27 @@ export const forwarders: Forwarder[] = [
       cmd: process.execPath,
       args: tsxNode(kNaiveNode, ['--open', ifA, ifB]),
       note: 'nonblocking fds from lib/tap.ts Tap.open',
+    }),
+  },
+  netplane('link', true, 4),
+  netplane('link', true, 1, {
+    suffix: '-nopoll',
+    description: 'adaptive polling off (-object iothread,poll-max-ns=0)',
+    args: ['-object', 'iothread,id=io0,poll-max-ns=0'],
+    tapOpts: ',iothread=io0',
+  }),
+  {
+    name: 'js-filter',
+    description:
+      'TypeScript between two packet ports: every frame parsed and filtered in JavaScript (examples/port-filter.ts)',
+    byDefault: true,
+    unavailable: () => (addonBuilt() ? undefined : 'the native addon is not built (npm run build)'),
+    command: (ifA, ifB) => ({
+      cmd: process.execPath,
+      // Port 7 (echo) carries none of the bench's traffic: every frame is inspected, none dropped.
+      args: tsxNode(kPortFilter, ['--offloads', '--block-port', '7', ifA, ifB]),
+      note: 'examples/port-filter.ts --offloads via tsx (vnet headers and TSO, as netplane-link)',
+      readyOutput: 'ready',
     }),
   },
 ];

@@ -1,5 +1,6 @@
 // Turns the per-run records into the summary: medians with min and max over repetitions, the
 // ratio of each forwarder to QEMU's hub, and the project's targets next to those ratios.
+import { goalsMarkdown } from './goals';
 import type { FrameRate, IdleCpu, RttResult, TcpResult } from './workloads';
 
 export interface Metrics {
@@ -42,6 +43,7 @@ const columns: Column[] = [
   { title: 'TCP 4 streams Gbit/s', get: (m) => m.tcp4?.gbps, digits: 2, ratio: 'higher' },
   { title: 'UDP RTT p50 us', get: (m) => m.rtt?.p50Us, digits: 1, ratio: 'lower' },
   { title: 'UDP RTT p99 us', get: (m) => m.rtt?.p99Us, digits: 1, ratio: 'lower' },
+  { title: 'fwd CPU % @RTT', get: (m) => m.rtt?.fwdCpuPct, digits: 0 },
   { title: 'idle CPU %', get: (m) => m.idle?.cpuPct, digits: 2 },
   // All CPUs' busy share while the forwarder sat idle: other work on the machine, i.e. noise.
   { title: 'machine busy % (noise)', get: (m) => m.idle?.machineBusyPct, digits: 0 },
@@ -191,6 +193,7 @@ export function markdown(s: Summary, skipped: Map<string, string>, header: strin
       `Frame rate limited by the generator (delivered ≥ 90% of what trafgen offered): ${s.generatorBound.join(', ')}; their 64B ratio is a lower bound.`,
     );
   }
+  out.push(...goalsMarkdown(s));
   if (skipped.size > 0) {
     out.push('', '### Skipped', '');
     for (const [name, why] of skipped) out.push(`- ${name}: ${why}`);

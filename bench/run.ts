@@ -12,6 +12,7 @@
 //                      hypervisor's guest rings, native virtqueues vs packet port; --only virtqueues,port
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { svgChart } from './chart';
 import { forwarderNames, selectForwarders } from './forwarders';
 import { installSignalCleanup, machineLine, newResultsDir, preflight, settingsFor, type Options } from './lib/harness';
 import { killAllSync, machineBusyPct } from './lib/proc';
@@ -155,6 +156,15 @@ async function main(): Promise<void> {
   );
   console.log('\n' + md);
   console.log(`bench: wrote ${path.relative(process.cwd(), path.join(dir, 'summary.md'))}`);
+  const chart = await svgChart(
+    summary,
+    records,
+    `netplane bench, ${new Date().toISOString().slice(0, 16)}Z, ${machineLine()}`,
+  );
+  if (chart.svg) {
+    fs.writeFileSync(path.join(dir, 'chart.svg'), chart.svg);
+    console.log(`bench: wrote ${path.relative(process.cwd(), path.join(dir, 'chart.svg'))}`);
+  } else console.log(`bench: no chart: ${chart.why}`);
   const left = leftovers();
   if (left.length > 0) {
     console.error(`bench: LEFT BEHIND: ${left.join(', ')}`);

@@ -2,7 +2,7 @@
 // prove it forwards, then every workload in turn; the forwarder and the namespaces are gone
 // when it returns, whatever happened.
 import type { Forwarder } from './forwarders';
-import { head, start, stop, tail, waitForOutput } from './lib/proc';
+import { groupCpu, head, start, stop, tail, waitForOutput } from './lib/proc';
 import { TestBed } from './lib/testbed';
 import type { Tools } from './lib/tools';
 import type { RunRecord } from './report';
@@ -50,7 +50,18 @@ export async function runSession(
     record.offloads = bed.offloads();
     const pgid = proc.pid; // taskset execs the forwarder: same pid, and it leads its group
     const steps: [WorkloadName, () => Promise<void>][] = [
-      ['rtt', async () => void (record.metrics.rtt = await rtt(bed, tools, s, 7000 + rep))],
+      [
+        'rtt',
+        async () => {
+          // The forwarder's CPU while it carries the ping-pong: what its polling costs.
+          const c0 = groupCpu(pgid);
+          const t0 = process.hrtime.bigint();
+          const r = await rtt(bed, tools, s, 7000 + rep);
+          const dt = Number(process.hrtime.bigint() - t0) / 1e9;
+          r.fwdCpuPct = ((groupCpu(pgid).schedSeconds - c0.schedSeconds) / dt) * 100;
+          record.metrics.rtt = r;
+        },
+      ],
       [
         'frameRate',
         async () =>

@@ -64,6 +64,8 @@ export interface RttResult {
   minUs: number;
   maxUs: number;
   meanUs: number;
+  /** CPU of the forwarder's process group while the round trips ran, percent of one core. */
+  fwdCpuPct?: number;
 }
 
 export interface IdleCpu {
@@ -171,8 +173,10 @@ export async function frameRate(
         '-F',
         '999',
         '-g',
-        '-C',
-        String(kForwarderCpu),
+        // The forwarder's own threads (the kernel work they do in syscalls included), not
+        // everything on its CPU: on a shared machine the CPU also runs other people's work.
+        '-p',
+        String(fwdPgid),
         '-o',
         perfData,
         '--',
@@ -208,26 +212,19 @@ export async function frameRate(
 async function perfSummary(profiler: Proc, data: string, s: Settings, label: string): Promise<string> {
   await Promise.race([profiler.exited, sleep(10_000)]);
   await stop(profiler, 'SIGINT', 2000);
-  const r = await run(
-    'perf report',
-    'perf',
-    [
-      'report',
-      '-i',
-      data,
-      '--stdio',
-      '--no-children',
-      '--sort',
-      'comm,dso,symbol',
-      '--percent-limit',
-      '1',
-      '-g',
-      'none',
-    ],
-    60_000,
-  );
+  // First the split by thread and object (where the CPU went: which thread, kernel or
+  // user space), then the symbols.
+  const text: string[] = [];
+  for (const sort of ['comm,dso', 'comm,dso,symbol']) {
+    const r = await run(
+      'perf report',
+      'perf',
+      ['report', '-i', data, '--stdio', '--no-children', '--sort', sort, '--percent-limit', '0.5', '-g', 'none'],
+      60_000,
+    );
+    text.push(...(r.stdout || r.stderr).split('\n').map((l) => l.trimEnd()));
+  }
   const file = path.join(s.workDir, `${label}.perf.txt`);
-  const text = (r.stdout || r.stderr).split('\n').map((l) => l.trimEnd());
   fs.writeFileSync(file, text.join('\n'));
   return path.basename(file);
 }

@@ -100,7 +100,7 @@ Network:
           [,script=PATH|no][,downscript=PATH|no][,sndbuf=BYTES][,iothread=ID]
   -netdev hubport,id=ID,hubid=N[,netdev=ID]
   -device virtio-net-pci,netdev=ID[,id=ID][,mac=52:54:00:xx:xx:xx][,mq=on][,...]
-  -object iothread,id=ID[,poll-max-ns=NS]
+  -object iothread,id=ID[,poll-max-ns=NS]   adaptive polling, default 32768 (0 = off)
   -link A,B            connect two netdevs directly, queue by queue (netplane)
   -nic TYPE[,id=ID][,model=virtio-net-pci][,mac=MAC][,<netdev options>]
   -net nic[,netdev=ID][,macaddr=MAC][,model=M] / -net TYPE,...   (hub 0, as QEMU)

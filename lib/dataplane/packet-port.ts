@@ -362,10 +362,8 @@ export class PacketPort implements AsyncIterable<Uint8Array[]> {
     this.#validateLengths(frames, 0);
     let i = 0;
     while (i < frames.length) {
-      // The longest prefix that fits right now.
-      let n = 0;
-      const room = this.#room();
-      while (i + n < frames.length && this.#bytesFor(frames, i, n + 1) <= room) n++;
+      // The longest prefix that fits right now (one pass: record sizes and wrap waste).
+      const n = this.#fitting(frames, i, this.#room());
       if (n > 0 && this.#write(frames, i, n) === n) {
         i += n;
         continue;
@@ -424,6 +422,22 @@ export class PacketPort implements AsyncIterable<Uint8Array[]> {
       h += rec;
     }
     return h - start;
+  }
+
+  /** How many of frames[from..] fit, in order, into `room` bytes starting at the head. */
+  #fitting(frames: readonly Uint8Array[], from: number, room: number): number {
+    const cap = this.#tx.cap;
+    let h = this.#tx.head();
+    const start = h;
+    let n = 0;
+    for (let i = from; i < frames.length; i++, n++) {
+      const rec = 8 + align8(frames[i]!.length);
+      const off = h & (cap - 1);
+      const next = h + (cap - off < rec ? cap - off : 0) + rec;
+      if (next - start > room) break;
+      h = next;
+    }
+    return n;
   }
 
   #room(): number {

@@ -159,7 +159,7 @@ class NetGraphWrap : public Napi::ObjectWrap<NetGraphWrap> {
     auto* g = Live(env);
     if (!g) return env.Undefined();
     std::string name;
-    core::PollParams p;
+    core::PollParams p = core::DefaultIothreadPollParams();  // what the options leave out
     if (!ReadString(env, info[0], "name", &name) || !ReadPollParams(env, info[1], &p)) return env.Undefined();
     return Done(env, g->AddIothread(name, p));
   }

@@ -983,20 +983,34 @@ AIO_POLL_CASE(polling_grow_shrink) {
   CHECK(loop.ctx.SetPollParams(PollParams{}).ok());
 }
 
-// Polling applies only when every handler has io_poll.
-AIO_POLL_CASE(polling_needs_every_handler_pollable) {
+// A handler without io_poll (a TAP) does not switch polling off: the spin asks epoll
+// without blocking, and an fd found readable there runs its io_read in that iteration.
+AIO_POLL_CASE(polling_spins_on_epoll_for_plain_handlers) {
   Pollable p(loop.ctx);
   Pipe plain;
-  auto cb = [](void*) {};
-  CHECK(loop.ctx.SetFdHandler(plain.r.get(), cb, nullptr, nullptr, nullptr, nullptr).ok());
+  static int plain_reads;
+  plain_reads = 0;
+  auto cb = [](void* o) {
+    ++plain_reads;
+    char buf[16];
+    while (::read(*static_cast<int*>(o), buf, sizeof buf) > 0) {
+    }
+  };
+  int rfd = plain.r.get();
+  CHECK(loop.ctx.SetFdHandler(rfd, cb, nullptr, nullptr, nullptr, &rfd).ok());
   PollParams params;
   params.max_ns = 200'000'000;
   CHECK(loop.ctx.SetPollParams(params).ok());
   BlockFor(loop.ctx, 5'000'000);
-  CHECK_EQ(loop.ctx.current_poll_ns(), 0);
-  loop.ctx.RemoveFdHandler(plain.r.get());
-  BlockFor(loop.ctx, 5'000'000);
   CHECK_EQ(loop.ctx.current_poll_ns(), 4000);
+  WriteByte(plain.w.get());
+  CHECK(loop.ctx.Poll(true));
+  CHECK_EQ(plain_reads, 1);
+  CHECK(!Readable(rfd));
+  CHECK(loop.ctx.current_poll_ns() >= 4000);  // found within the window: kept or grown
+  BlockFor(loop.ctx, 300'000'000);            // longer than max: back to 0, the loop sleeps
+  CHECK_EQ(loop.ctx.current_poll_ns(), 0);
+  loop.ctx.RemoveFdHandler(rfd);
   CHECK(loop.ctx.SetPollParams(PollParams{}).ok());
 }
 

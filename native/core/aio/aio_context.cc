@@ -347,9 +347,11 @@ struct AioContext::Impl {
     return progress;
   }
 
-  // Spin over the io_poll callbacks for up to budget_ns (at least one round). True if a
-  // handler became ready or a notification arrived.
-  bool RunPollHandlers(int64_t budget_ns) {
+  // Spin for up to budget_ns (at least one round) over the io_poll callbacks and, while
+  // some handler has none (a TAP: only the kernel knows when it is readable), over a
+  // non-blocking epoll_wait into evs (*n events). True if a handler became ready, epoll
+  // reported events or a notification arrived.
+  bool RunPollHandlers(int64_t budget_ns, epoll_event* evs, int* n) {
     int64_t end = AioContext::NowNs() + budget_ns;
     bool found = false;
     ++walking;
@@ -361,6 +363,10 @@ struct AioContext::Impl {
           r->poll_ready = true;
           found = true;
         }
+      }
+      if (poll_disable_cnt > 0 && !found) {
+        *n = Wait(evs, 0);
+        if (*n > 0) found = true;
       }
       if (notified.load(std::memory_order_acquire)) found = true;
     } while (!found && AioContext::NowNs() < end);
@@ -665,13 +671,16 @@ bool AioContext::Poll(bool blocking) {
   Impl& d = *impl_;
   d.DropGathered();  // a Check() not followed by Dispatch(): those events are stale
   int64_t timeout = blocking ? d.ComputeTimeoutNs() : 0;
-  // Userspace polling only when every handler can be polled (and it is switched on).
-  const bool polling = d.poll_max_ns.load(std::memory_order_relaxed) > 0 && d.poll_disable_cnt == 0;
+  // Userspace polling when it is switched on: io_poll callbacks, and a non-blocking epoll
+  // for handlers without one.
+  const bool polling = d.poll_max_ns.load(std::memory_order_relaxed) > 0;
   const int64_t start = polling ? NowNs() : 0;
   bool poll_hit = false;
   int64_t window = d.poll_ns.load(std::memory_order_relaxed);
+  epoll_event evs[kMaxEvents];
+  int n = 0;
   if (polling && window > 0 && timeout != 0) {
-    poll_hit = d.RunPollHandlers(timeout < 0 ? window : std::min(timeout, window));
+    poll_hit = d.RunPollHandlers(timeout < 0 ? window : std::min(timeout, window), evs, &n);
     if (poll_hit) timeout = 0;
   }
 
@@ -683,8 +692,6 @@ bool AioContext::Poll(bool blocking) {
     // its notified flag tells us not to sleep.
     if (d.notified.load(std::memory_order_seq_cst)) timeout = 0;
   }
-  epoll_event evs[kMaxEvents];
-  int n = 0;
   if (!poll_hit) {
     const int64_t deadline = timeout > 0 ? NowNs() + timeout : 0;
     n = d.Wait(evs, timeout);

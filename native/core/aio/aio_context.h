@@ -34,6 +34,15 @@ struct PollParams {
   int64_t shrink = 0;  // 0 -> reset to 0
 };
 
+// What the IoThreads of the net graph use unless told otherwise (QEMU's iothread default):
+// the window grows from 0 while events keep arriving within it, and any sleep longer than
+// max_ns resets it to 0, so a loop that goes idle sleeps in epoll_wait and uses no CPU.
+inline PollParams DefaultIothreadPollParams() {
+  PollParams p;
+  p.max_ns = 32768;
+  return p;
+}
+
 class AioContext {
  public:
   static Result<std::unique_ptr<AioContext>> Create(std::string name);
@@ -109,7 +118,9 @@ class AioContext {
   // deadline: -1 stays -1 (infinite), 0 stays 0, 1 ns is 1 ms; clamped to INT32_MAX.
   static int64_t TimeoutNsToMs(int64_t ns);
 
-  // Adaptive polling (7.2 style, one poll window per context). Negative values are
+  // Adaptive polling (7.2 style, one poll window per context): before it sleeps, the loop
+  // spins for the current window over the io_poll callbacks and, while some handler has no
+  // io_poll, over a non-blocking epoll_wait (so a TAP is polled too). Negative values are
   // rejected with "<name> value must be in range [0, INT64_MAX]". Home thread (an
   // IoThread's owner uses RunSync). Resets the current poll window to 0.
   Status SetPollParams(const PollParams& p);

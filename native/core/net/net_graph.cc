@@ -18,7 +18,7 @@ NetGraph::~NetGraph() { Close(); }
 Result<NetGraph::Context*> NetGraph::GetContext(const std::string& name) {
   auto it = contexts_.find(name);
   if (it != contexts_.end()) return Result<Context*>::Of(&it->second);
-  return StartContext(name, {});
+  return StartContext(name, DefaultIothreadPollParams());
 }
 
 Result<NetGraph::Context*> NetGraph::StartContext(const std::string& name, const PollParams& params) {

@@ -1,0 +1,109 @@
+// The summary's answers to the questions a user asks before choosing (issue 14): how close a
+// TypeScript forwarder comes to the native one, what adaptive polling buys and costs, and
+// whether throughput scales with queues=N. Every ratio is between forwarders of the same
+// (interleaved) run, so the noise of a shared machine mostly cancels.
+import type { Summary } from './report';
+
+const FRAMES = '64B Mframes/s';
+const FRAME_CPU = 'fwd CPU % @64B';
+const P50 = 'UDP RTT p50 us';
+const P99 = 'UDP RTT p99 us';
+const RTT_CPU = 'fwd CPU % @RTT';
+const IDLE = 'idle CPU %';
+
+/** The JS forwarder, the native forwarder it is measured against, and the goal. */
+export const kJsForwarder = 'js-filter';
+export const kNativeLink = 'netplane-link';
+export const kJsGoal = 0.8;
+/** The queue-scaling series: the same direct link with 1, 2 and 4 queue pairs. */
+export const kScaling: [number, string][] = [
+  [1, 'netplane-link'],
+  [2, 'netplane-link-2q'],
+  [4, 'netplane-link-4q'],
+];
+export const kNoPoll = 'netplane-link-nopoll';
+export const kLatencyGoal = 0.5;
+
+function med(s: Summary, fw: string, col: string): number | undefined {
+  return s.stats[fw]?.[col]?.median;
+}
+
+const f = (v: number | undefined, d: number, suffix = ''): string =>
+  v === undefined ? '–' : `${v.toFixed(d)}${suffix}`;
+const ratio = (a: number | undefined, b: number | undefined): number | undefined =>
+  a !== undefined && b ? a / b : undefined;
+const verdict = (v: number | undefined, ok: (x: number) => boolean): string =>
+  v === undefined ? '–' : ok(v) ? 'met' : 'NOT met';
+
+/** Markdown lines (empty when the run had none of the forwarders these sections compare). */
+export function goalsMarkdown(s: Summary): string[] {
+  const out: string[] = [];
+  const has = (fw: string) => s.forwarders.includes(fw);
+
+  if (has(kJsForwarder) && has(kNativeLink)) {
+    const js = med(s, kJsForwarder, FRAMES);
+    const native = med(s, kNativeLink, FRAMES);
+    const r = ratio(js, native);
+    // Frames per second of forwarder CPU: on a loaded machine the forwarders get different
+    // shares of their core, and this compares what each does with the share it got.
+    const perCpu = (fw: string, v: number | undefined) => ratio(v, (med(s, fw, FRAME_CPU) ?? 0) / 100);
+    const jsCpu = perCpu(kJsForwarder, js);
+    const nativeCpu = perCpu(kNativeLink, native);
+    const rCpu = ratio(jsCpu, nativeCpu);
+    out.push(
+      '',
+      '### Packet processing in TypeScript',
+      '',
+      `${kJsForwarder}: TAP → packet port → examples/port-filter.ts (every frame parsed and filtered) → packet port → TAP, against ${kNativeLink} in the same run.`,
+      '',
+      '| forwarder | 64B Mframes/s | fwd CPU % | × native | Mframes per CPU-second | × native | goal (frames/s) |',
+      '|---|---|---|---|---|---|---|',
+      `| ${kNativeLink} | ${f(native, 3)} | ${f(med(s, kNativeLink, FRAME_CPU), 0)} | 1.00x | ${f(nativeCpu, 3)} | 1.00x | |`,
+      `| ${kJsForwarder} | ${f(js, 3)} | ${f(med(s, kJsForwarder, FRAME_CPU), 0)} | ${f(r, 2, 'x')} | ${f(jsCpu, 3)} | ${f(rCpu, 2, 'x')} | ≥ ${kJsGoal}x ${verdict(r, (x) => x >= kJsGoal)} |`,
+      '',
+      `TCP through ${kJsForwarder} (64 KiB frames with --offloads): ${f(med(s, kJsForwarder, 'TCP 1 stream Gbit/s'), 2)} Gbit/s one stream, ${f(ratio(med(s, kJsForwarder, 'TCP 1 stream Gbit/s'), med(s, kNativeLink, 'TCP 1 stream Gbit/s')), 2, 'x')} native.`,
+    );
+  }
+
+  if (has(kNativeLink) && (has(kNoPoll) || has('qemu'))) {
+    out.push(
+      '',
+      '### Latency and what polling costs',
+      '',
+      'UDP ping-pong (one in flight) through the forwarder; CPU is the forwarder’s while it carries the ping-pong, and with nothing to do.',
+      '',
+      '| forwarder | RTT p50 us | RTT p99 us | p50 × QEMU | fwd CPU % during RTT | idle CPU % |',
+      '|---|---|---|---|---|---|',
+    );
+    for (const fw of ['qemu', kNativeLink, kNoPoll]) {
+      if (!has(fw)) continue;
+      const p50 = med(s, fw, P50);
+      const r = fw === 'qemu' ? undefined : ratio(p50, med(s, 'qemu', P50));
+      const goal = r === undefined ? '' : ` (goal ≤ ${kLatencyGoal}x: ${verdict(r, (x) => x <= kLatencyGoal)})`;
+      out.push(
+        `| ${fw} | ${f(p50, 1)} | ${f(med(s, fw, P99), 1)} | ${fw === 'qemu' ? '1.00x' : f(r, 2, 'x') + goal} | ${f(med(s, fw, RTT_CPU), 0)} | ${f(med(s, fw, IDLE), 2)} |`,
+      );
+    }
+  }
+
+  const series = kScaling.filter(([, fw]) => has(fw));
+  if (series.length > 1) {
+    const base = med(s, series[0]![1], FRAMES);
+    out.push(
+      '',
+      '### Scaling with queues=N',
+      '',
+      'The direct link with N queue pairs, one IOThread per pair; trafgen sends 256 flows (source ports), which the TAP spreads over its queues. The forwarder is pinned to one CPU here, so this shows the cost of the extra queues on one core, not the gain of more cores.',
+      '',
+      '| queue pairs | forwarder | 64B Mframes/s | × 1 queue | fwd CPU % | TCP 4 streams Gbit/s |',
+      '|---|---|---|---|---|---|',
+    );
+    for (const [n, fw] of series) {
+      const v = med(s, fw, FRAMES);
+      out.push(
+        `| ${n} | ${fw} | ${f(v, 3)} | ${f(ratio(v, base), 2, 'x')} | ${f(med(s, fw, FRAME_CPU), 0)} | ${f(med(s, fw, 'TCP 4 streams Gbit/s'), 2)} |`,
+      );
+    }
+  }
+  return out;
+}
