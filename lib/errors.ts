@@ -13,7 +13,9 @@ export type NetplaneErrorCode =
   | 'NETPLANE_INVALID_STATE'
   | 'NETPLANE_INVALID_FRAME'
   | 'NETPLANE_SCRIPT_FAILED'
-  | 'NETPLANE_QMP_ERROR';
+  | 'NETPLANE_QMP_ERROR'
+  /** A vhost-user back-end failed the protocol (closed mid-message, garbage, no reply, too few queues). */
+  | 'NETPLANE_VHOST_USER';
 
 /** QMP error classes a failure maps to (QEMU's ErrorClass names). */
 export type QmpErrorClass = 'GenericError' | 'DeviceNotFound' | 'CommandNotFound';

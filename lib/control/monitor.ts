@@ -76,6 +76,12 @@ export class Monitor extends TypedEmitter<MonitorEvents> {
     };
     topology.on('tap-dead', onTapDead);
     this.#unsubscribe.push(() => topology.off('tap-dead', onTapDead));
+    // Events a netdev raises itself (a vhost-user back-end connecting or going away).
+    const onNetdevEvent = (name: string, data: Record<string, unknown>): void => {
+      this.emit('event', name, data);
+    };
+    topology.on('qmp-event', onNetdevEvent);
+    this.#unsubscribe.push(() => topology.off('qmp-event', onNetdevEvent));
   }
 
   /** NIC_RX_FILTER_CHANGED, as QEMU sends it when the guest changes its receive filter. */

@@ -9,7 +9,7 @@ import { OptionError, checkIdentifier, type ParseContext } from './errors';
 import { leftoverKeys, readFields, type FieldSource, type FieldSpec } from './fields';
 import { jsonMembers, parseQemuJson } from './json';
 import { lastValues, parseKeyval } from './keyval';
-import type { HubportNetdevOptions, NetdevOptions, TapNetdevOptions } from './types';
+import type { HubportNetdevOptions, NetdevOptions, TapNetdevOptions, VhostUserNetdevOptions } from './types';
 
 /** QEMU 7.2's NetClientDriver values (what `type` accepts at all). */
 const QEMU_NET_CLIENT_DRIVERS = [
@@ -30,7 +30,7 @@ const QEMU_NET_CLIENT_DRIVERS = [
 ] as const;
 
 /** The backends netplane builds. */
-export const NETDEV_TYPES = ['tap', 'hubport'] as const;
+export const NETDEV_TYPES = ['tap', 'hubport', 'vhost-user'] as const;
 
 /** Most queues a tap netdev may have (QEMU's MAX_TAP_QUEUES). */
 export const MAX_TAP_QUEUES = 1024;
@@ -63,6 +63,17 @@ const HUBPORT_FIELDS: readonly FieldSpec[] = [
   { name: 'netdev', kind: 'str' },
 ];
 
+// NetdevVhostUserOptions, in QAPI order.
+const VHOST_USER_FIELDS: readonly FieldSpec[] = [
+  { name: 'chardev', kind: 'str', required: true },
+  { name: 'vhostforce', kind: 'bool' },
+  { name: 'queues', kind: 'int32' },
+];
+/** Most queue pairs a vhost-user netdev may have (QEMU's MAX_QUEUE_NUM). */
+export const MAX_VHOST_USER_QUEUES = 1024;
+
+type Backend = (typeof NETDEV_TYPES)[number];
+
 type Dialect = 'keyval' | 'json';
 
 function notCompiled(type: string): OptionError {
@@ -70,11 +81,11 @@ function notCompiled(type: string): OptionError {
 }
 
 /** The `type` check shared by both dialects; returns the netplane backend. */
-function checkType(type: string, id: string, dialect: Dialect): 'tap' | 'hubport' {
+function checkType(type: string, id: string, dialect: Dialect): Backend {
   if (!(QEMU_NET_CLIENT_DRIVERS as readonly string[]).includes(type)) {
     throw new OptionError(`Parameter 'type' does not accept value '${type}'`);
   }
-  if (type === 'tap' || type === 'hubport') return type;
+  if ((NETDEV_TYPES as readonly string[]).includes(type)) return type as Backend;
   // netplane: QEMU would first check that backend's own members; we do not model them.
   if (dialect === 'json') checkIdentifier(id);
   throw notCompiled(type);
@@ -87,24 +98,38 @@ function unknownKey(key: string, dialect: Dialect): OptionError {
 /** Reads the backend members, rejects leftovers, applies the backend's own checks. */
 function buildNetdev(
   id: string,
-  type: 'tap' | 'hubport',
+  type: Backend,
   source: FieldSource,
   used: Set<string>,
   dialect: Dialect,
   ctx?: ParseContext,
 ): NetdevOptions {
-  const specs = type === 'tap' ? TAP_FIELDS : HUBPORT_FIELDS;
+  const specs = type === 'tap' ? TAP_FIELDS : type === 'hubport' ? HUBPORT_FIELDS : VHOST_USER_FIELDS;
   const { values, used: consumed } = readFields(specs, source, ctx);
   for (const key of consumed) used.add(key);
   const extra = leftoverKeys(source, used);
   if (extra.length > 0) throw unknownKey(extra[0]!, dialect);
   if (dialect === 'json') checkIdentifier(id); // QEMU checks it after the members here
+  if (type === 'vhost-user') return checkVhostUser(id, values);
   if (type === 'hubport') {
     const hubport: HubportNetdevOptions = { type, id, hubid: values.hubid as number };
     if (values.netdev !== undefined) hubport.netdev = values.netdev as string;
     return hubport;
   }
   return checkTap(id, values);
+}
+
+/** net_init_vhost_user()'s own check (the chardev is the topology's: it must exist). */
+function checkVhostUser(id: string, v: Record<string, unknown>): VhostUserNetdevOptions {
+  const opts: VhostUserNetdevOptions = { type: 'vhost-user', id, chardev: v.chardev as string };
+  if (v.vhostforce !== undefined) opts.vhostforce = v.vhostforce as boolean;
+  if (v.queues !== undefined) {
+    const q = v.queues as number;
+    if (q < 1 || q > MAX_VHOST_USER_QUEUES)
+      throw new OptionError(`vhost-user number of queues must be in range [1, ${MAX_VHOST_USER_QUEUES}]`);
+    opts.queues = q;
+  }
+  return opts;
 }
 
 function splitFdList(text: string): string[] {

@@ -34,7 +34,18 @@ export interface HubportNetdevOptions {
   netdev?: string;
 }
 
-export type NetdevOptions = TapNetdevOptions | HubportNetdevOptions;
+/** -netdev vhost-user,id=..,chardev=..[,queues=N][,vhostforce=on] (NetdevVhostUserOptions). */
+export interface VhostUserNetdevOptions {
+  type: 'vhost-user';
+  id: string;
+  chardev: string;
+  /** Queue pairs, 1..1024 (default 1). */
+  queues?: number;
+  /** Accepted and ignored, as in QEMU. */
+  vhostforce?: boolean;
+}
+
+export type NetdevOptions = TapNetdevOptions | HubportNetdevOptions | VhostUserNetdevOptions;
 
 /** virtio-net feature properties (all default on except mq). */
 export type VirtioNetFeatureName =

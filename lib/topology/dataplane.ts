@@ -49,9 +49,21 @@ export interface VirtioDeviceClientDescriptor extends ClientBase {
   kind: 'virtio-device';
 }
 
+/**
+ * A queue pair netplane drives as the virtio driver (the vhost-user front-end with no guest):
+ * rings in memory netplane allocated, started by the data plane's startDriverRing.
+ */
+export interface VirtioDriverClientDescriptor extends ClientBase {
+  kind: 'virtio-driver';
+}
+
 /** What the data plane needs to know about one net client (one queue of a netdev or NIC). */
 export type ClientDescriptor =
-  TapClientDescriptor | HubPortClientDescriptor | PortClientDescriptor | VirtioDeviceClientDescriptor;
+  | TapClientDescriptor
+  | HubPortClientDescriptor
+  | PortClientDescriptor
+  | VirtioDeviceClientDescriptor
+  | VirtioDriverClientDescriptor;
 
 /** Adaptive polling of an IOThread (`-object iothread,poll-max-ns=..,poll-grow=..,poll-shrink=..`). */
 export interface IothreadParams {

@@ -4,12 +4,14 @@ import type { NetdevOptions } from '../../options/types';
 import { hubportNetdev } from './hubport';
 import { tapNetdev } from './tap';
 import type { NetdevType } from './types';
+import { vhostUserNetdev } from './vhost-user';
 
 type Registry = { readonly [T in NetdevOptions['type']]: NetdevType<Extract<NetdevOptions, { type: T }>> };
 
 const REGISTRY: Registry = {
   tap: tapNetdev,
   hubport: hubportNetdev,
+  'vhost-user': vhostUserNetdev,
 };
 
 /** The type `opts.type` names, or undefined when netplane has none by that name. */

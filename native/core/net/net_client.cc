@@ -18,6 +18,8 @@ const char* ClientKindName(ClientKind k) {
       return "jsport";
     case ClientKind::kVirtioDevice:
       return "virtio-device";
+    case ClientKind::kVirtioDriver:
+      return "virtio-driver";
   }
   return "unknown";
 }

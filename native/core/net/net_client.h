@@ -101,7 +101,8 @@ DeviceFrame ShapeForDevice(const Frame& f, int to_hdr_len, uint8_t* hdr_scratch)
 enum class RecvResult { kConsumed, kNotNow, kError };
 // kPort: a JS ring port (JsPort); kVirtioDevice: a guest's virtio-net queue pair served
 // from its rings (VirtioDeviceQueue).
-enum class ClientKind { kTap, kHubPort, kPort, kVirtioDevice };
+// kVirtioDriver: a queue pair netplane drives as the virtio driver (VirtioDriverQueue).
+enum class ClientKind { kTap, kHubPort, kPort, kVirtioDevice, kVirtioDriver };
 const char* ClientKindName(ClientKind k);
 
 // What a snapshot reports about one client. The graph fills in placement; the client's

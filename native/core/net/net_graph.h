@@ -30,6 +30,7 @@
 #include "port/js_port.h"
 #include "tap/tap_client.h"
 #include "virtio_net/virtio_device_queue.h"
+#include "virtio_net/virtio_driver_queue.h"
 
 namespace netplane::core {
 
@@ -62,6 +63,12 @@ class NetGraph {
   Status StartVring(uint32_t handle, VirtioRing ring, VirtioRingStart start);
   // Stopped on return; the next avail index to resume from.
   Result<uint16_t> StopVring(uint32_t handle, VirtioRing ring);
+  // A queue pair netplane drives as the virtio driver (virtio_driver_queue.h), rings stopped.
+  Status AddVirtioDriver(const ClientSpec& spec);
+  Status SetDriverFeatures(uint32_t handle, uint64_t features);
+  Status StartDriverRing(uint32_t handle, VirtioRing ring, DriverRingStart start);
+  // Stopped on return; the used index (the base a back-end resumes from).
+  Result<uint16_t> StopDriverRing(uint32_t handle, VirtioRing ring);
   // Unlink (purging what waits on either side), stop polling, delete. The fd stays open.
   Status Remove(uint32_t handle);
 
@@ -95,6 +102,7 @@ class NetGraph {
     bool pinned = false;
     JsPort* port = nullptr;               // the client, when it is a JS port (KickPort, FindPort)
     VirtioDeviceQueue* virtio = nullptr;  // the client, when it is a virtio queue pair
+    VirtioDriverQueue* driver = nullptr;  // the client, when it is a driven queue pair
   };
 
   Result<Context*> GetContext(const std::string& name);
@@ -107,6 +115,8 @@ class NetGraph {
   // The same for a virtio queue pair: fn(VirtioDeviceQueue*) -> Status.
   template <class Fn>
   Status WithVirtio(uint32_t handle, Fn&& fn);
+  template <class Fn>
+  Status WithDriver(uint32_t handle, Fn&& fn);
   Status Move(Entry* e, Context* to);
   Status StartClient(Entry* e);
   // Store a new client under its handle and start it there; forgotten again if it cannot start.
