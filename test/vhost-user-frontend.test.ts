@@ -192,7 +192,7 @@ describe('vhost-user front-end against netplane back-end', T, () => {
       // Conservation on every client.
       for (const s of dp.stats()) assert.equal(s.framesIn, s.framesOut + s.queued + s.dropped, `${s.name} conserved`);
       assert.deepEqual(
-        errors.filter((e) => !/closed the connection|Connection refused|No such file/.test(e)),
+        errors.filter((e) => !/closed the connection|disconnected|Connection refused|No such file/.test(e)),
         [],
       );
       await nd.close();

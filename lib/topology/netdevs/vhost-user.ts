@@ -45,6 +45,7 @@ class FrontendSession extends TypedEmitter<{ open: []; close: [] }> {
   #adminUp = true;
   #selfChange = false;
   #closed = false;
+  #failLogged = false;
   connects = 0;
 
   constructor(netdev: Netdev, chardevId: string, pairs: number, device: DriverDevice | undefined, ctx: NetdevContext) {
@@ -80,7 +81,12 @@ class FrontendSession extends TypedEmitter<{ open: []; close: [] }> {
   attach(chardev: ChardevSocket): void {
     this.#chardev = chardev;
     chardev.on('open', (s) => void this.#serve(s));
-    chardev.on('connect-failed', (m) => this.#log(m));
+    // Once per outage, not at every retry.
+    chardev.on('connect-failed', (m) => {
+      if (this.#failLogged) return;
+      this.#failLogged = true;
+      this.#log(`${m} (retrying every ${chardev.arg.reconnect} s)`);
+    });
   }
 
   #log(line: string): void {
@@ -120,13 +126,14 @@ class FrontendSession extends TypedEmitter<{ open: []; close: [] }> {
           reason,
         });
       }
-      if (reason !== null) this.#log(reason);
+      this.#log(reason === null ? 'the back-end disconnected' : reason);
       this.#chardev?.connectionClosed();
     });
     try {
       const r = await fe.setUp(this.#device ?? stateOnly());
       if (fe.closed || this.#closed) return;
       this.#acked = r.features;
+      this.#failLogged = false;
       up = true;
       this.connects++;
       this.emit('open');
