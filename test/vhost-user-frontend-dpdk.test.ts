@@ -13,7 +13,7 @@ import { describe, test } from 'node:test';
 import { kTestpmdReady, testpmdCommand, type TestpmdCommand } from '../bench/lib/dpdk';
 import { iperf, ping, type Side } from './helpers/dataplane-env';
 import { NetNs, npName, sh } from './helpers/netns';
-import { QmpTestClient } from './helpers/qmp-client';
+import { QmpTestClient, type QmpMessage } from './helpers/qmp-client';
 import { needsPrivileged } from './helpers/tools';
 
 const CLI = path.join(__dirname, '..', 'lib', 'cli', 'main.ts');
@@ -60,7 +60,7 @@ async function stopTestpmd(t: Testpmd | undefined, signal: NodeJS.Signals = 'SIG
   t.cmd.cleanup();
 }
 
-async function stats(qmp: QmpTestClient, name: string): Promise<Record<string, any>> {
+async function stats(qmp: QmpTestClient, name: string): Promise<QmpMessage> {
   const r = await qmp.execute('query-netplane-stats', { name });
   return r.return[0];
 }
