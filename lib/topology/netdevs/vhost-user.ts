@@ -21,6 +21,7 @@ import { NetplaneError } from '../../errors';
 import { bit, VirtioF, VirtioNetF } from '../../devices/virtio-net-features';
 import { ChardevSocket } from '../../chardev/socket';
 import { ConnectionLink } from '../../link/connection-link';
+import { MAX_VHOST_USER_QUEUES } from '../../options/netdev';
 import type { VhostUserNetdevOptions } from '../../options/types';
 import { DriverDevice, isDriverDataPath } from '../../vhost-user/driver-device';
 import { VhostUserFrontend } from '../../vhost-user/frontend';
@@ -126,7 +127,7 @@ class FrontendSession extends TypedEmitter<{ open: []; close: [] }> {
           reason,
         });
       }
-      this.#log(reason === null ? 'the back-end disconnected' : reason);
+      if (!this.#closed) this.#log(reason === null ? 'the back-end disconnected' : reason);
       this.#chardev?.connectionClosed();
     });
     try {
@@ -182,7 +183,24 @@ export function vhostUserBases(netdev: Netdev): readonly number[] {
 export const vhostUserNetdev: NetdevType<VhostUserNetdevOptions> = {
   create(o, ctx, viaCli) {
     const pairs = o.queues ?? 1;
-    const arg = ctx.chardevs.claim(o.chardev, `netdev '${o.id}'`);
+    // QEMU 7.2's order: the chardev exists, the queue count, then the chardev is free.
+    if (ctx.chardevs.get(o.chardev) === undefined)
+      throw new NetplaneError('NETPLANE_INVALID_OPTION', `chardev "${o.chardev}" not found`);
+    if (!Number.isInteger(pairs) || pairs < 1 || pairs > MAX_VHOST_USER_QUEUES) {
+      throw new NetplaneError(
+        'NETPLANE_INVALID_OPTION',
+        `vhost-user number of queues must be in range [1, ${MAX_VHOST_USER_QUEUES}]`,
+      );
+    }
+    let arg;
+    try {
+      arg = ctx.chardevs.claim(o.chardev, `netdev '${o.id}'`);
+    } catch (e) {
+      // QEMU reports the busy chardev, then fails the netdev_add with its own line.
+      if (viaCli || !/is in use/.test((e as Error).message)) throw e;
+      ctx.reportError(e);
+      throw new NetplaneError('NETPLANE_IN_USE', "Device 'vhost-user' could not be initialized", { cause: e });
+    }
     const dp = ctx.dataPlane;
     const clients: Client[] = [];
     let device: DriverDevice | undefined;
@@ -191,6 +209,7 @@ export const vhostUserNetdev: NetdevType<VhostUserNetdevOptions> = {
       for (let q = 0; q < pairs; q++) {
         const c = new Client(ctx.reg.nextHandle(), o.id, 'vhost_user', 'vhost-user', true, undefined);
         c.infoStr = `vhost-user${q} to ${o.chardev}`;
+        c.queueIndex = q;
         c.vnetHdrLen = 12;
         dp?.addClient({ handle: c.handle, kind: 'virtio-driver', name: c.name, queueIndex: q });
         clients.push(c);
@@ -239,6 +258,8 @@ export const vhostUserNetdev: NetdevType<VhostUserNetdevOptions> = {
     sessions.delete(netdev);
     await s.session.close();
     s.device?.close(true);
+    // QEMU 7.2 deletes a vhost-user netdev's chardev with it (qemu_chr_fe_deinit(.., true)).
     ctx.chardevs.release(s.chardev);
+    ctx.chardevs.remove(s.chardev);
   },
 };
