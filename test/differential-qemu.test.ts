@@ -329,6 +329,32 @@ describe('differential against QEMU 7.2', suiteSkip(), () => {
     }
   });
 
+  test('QMP chardev-add and chardev-remove of unix socket chardevs', T, async () => {
+    const os = await import('node:os');
+    const fs = await import('node:fs');
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'np-dchr-'));
+    try {
+      const sock = (n: string) => path.join(dir, n);
+      const backend = (p: string, extra: Record<string, unknown> = {}) => ({
+        type: 'socket',
+        data: { addr: { type: 'unix', data: { path: p } }, ...extra },
+      });
+      // Each side gets its own socket paths (they run one after the other).
+      const steps: Step[] = [
+        negotiate,
+        { qmp: exec('chardev-add', { id: 'c0', backend: backend(sock('a.sock'), { server: true, wait: false }) }) },
+        { qmp: exec('chardev-add', { id: 'c0', backend: backend(sock('b.sock'), { server: true, wait: false }) }) },
+        { qmp: exec('chardev-remove', { id: 'nope' }) },
+        { qmp: exec('netdev_add', { type: 'vhost-user', id: 'n0', chardev: 'nope' }) },
+        { qmp: exec('chardev-remove', { id: 'c0' }) },
+        { qmp: exec('chardev-remove', { id: 'c0' }) },
+      ];
+      await differential([], steps);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   test('a vhost-user chardev that is not a unix socket: refused, at -chardev in netplane', T, () => {
     // QEMU takes the chardev and refuses it at -netdev; netplane has unix socket chardevs only
     // and refuses the -chardev itself, naming what it takes.

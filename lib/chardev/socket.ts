@@ -19,8 +19,7 @@ export class ChardevRegistry {
 
   /** -chardev / chardev-add. */
   add(arg: ChardevArg): void {
-    if (this.#defs.has(arg.id))
-      throw chardevError(`attempt to add duplicate property '${arg.id}' to object (type 'container')`);
+    if (this.#defs.has(arg.id)) throw chardevError(`Chardev with id '${arg.id}' already exists`);
     this.#defs.set(arg.id, { arg, user: undefined });
   }
 
