@@ -8,6 +8,8 @@
 //   js-port            the separate bench: frames per second into a JavaScript packet port
 //   vhost              the separate bench: vhost-user back-ends (DPDK's, netplane's) between a
 //                      DPDK virtio-user guest and a TAP; --only dpdk-vhost,netplane-vhost
+//   vhost-frontend     the mirror: vhost-user front-ends (DPDK virtio-user, netplane's
+//                      -netdev vhost-user) between a DPDK vhost PMD "switch" and a TAP
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { forwarderNames, selectForwarders } from './forwarders';
@@ -18,7 +20,7 @@ import { buildTools } from './lib/tools';
 import { markdown, summarize, type RunRecord } from './report';
 import { runSession } from './session';
 
-const usage = `usage: npm run bench -- [js-port | vhost] [--quick] [--only NAMES] [--reps N] [--duration S] [--perf]
+const usage = `usage: npm run bench -- [js-port | vhost | vhost-frontend] [--quick] [--only NAMES] [--reps N] [--duration S] [--perf]
 forwarders: netplane, ${forwarderNames().join(', ')}`;
 
 export function parseArgs(argv: string[]): Options {
@@ -36,6 +38,7 @@ export function parseArgs(argv: string[]): Options {
     if (a === '--quick') o.quick = true;
     else if (a === 'js-port') o.jsPort = true;
     else if (a === 'vhost') o.vhost = true;
+    else if (a === 'vhost-frontend') o.vhost = o.vhostFrontend = true;
     else if (a === '--perf') o.perf = true;
     else if (a === '--only') o.only = (argv[++i] ?? '').split(',').filter(Boolean);
     else if (a === '--reps') reps = Math.floor(number(a, argv[++i], 1));
