@@ -134,7 +134,7 @@ describe('vhost-user front-end against netplane back-end', T, () => {
 
       const gotA = collect(portA);
       const gotB = collect(portB);
-      const N = 600; // more than a ring: buffers are recycled both ways
+      const N = 2500; // more than a ring (1024): buffers are recycled both ways
       for (let i = 0; i < N; i += 50)
         await portA.sendAsync(Array.from({ length: 50 }, (_, k) => frame((i + k) & 0xff)));
       await until('frames A -> B', () => gotB.length >= N);
