@@ -59,6 +59,8 @@ export type ChardevSocketEvents = {
   open: [socket: net.Socket];
   /** A connection attempt failed (client mode); the next one follows after `reconnect` s. */
   'connect-failed': [message: string];
+  /** A second peer tried to connect while one is served (server mode): closed at once. */
+  refused: [];
 };
 
 /** The text QEMU prints for a failed connect. */
@@ -85,11 +87,11 @@ export class ChardevSocket extends TypedEmitter<ChardevSocketEvents> {
    * Listen, or make the first connection attempt. A client without reconnect fails here when
    * nobody listens; with reconnect it keeps trying in the background.
    */
-  static async open(arg: ChardevArg): Promise<ChardevSocket> {
+  static async open(arg: ChardevArg, tmpPrefix = '.netplane-chr-'): Promise<ChardevSocket> {
     const s = new ChardevSocket(arg);
     if (arg.server) {
       const server = net.createServer({ pauseOnConnect: true }, (c) => s.#accept(c));
-      s.#ino = await listenPrivate(server, arg.path, '.netplane-chr-');
+      s.#ino = await listenPrivate(server, arg.path, tmpPrefix);
       server.on('error', () => {
         /* accept errors (EMFILE) must not end the chardev; the peer retries */
       });
@@ -109,6 +111,7 @@ export class ChardevSocket extends TypedEmitter<ChardevSocketEvents> {
   #accept(socket: net.Socket): void {
     if (this.#closed || this.#busy) {
       socket.destroy();
+      if (!this.#closed) this.emit('refused');
       return;
     }
     this.#busy = true;

@@ -1,13 +1,11 @@
 #include "virtio_net/virtio_driver_queue.h"
 
-#include <fcntl.h>
-#include <unistd.h>
-
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
 
 #include "base/debug_check.h"
+#include "virtio_net/ring_fds.h"
 #include "vnet/segment.h"
 
 namespace netplane::core {
@@ -15,21 +13,6 @@ namespace netplane::core {
 namespace {
 
 bool Has(uint64_t features, int bit) { return (features >> bit) & 1; }
-
-Status NonBlocking(int fd, const char* what) {
-  int fl = ::fcntl(fd, F_GETFL);
-  if (fl < 0)
-    return Status::Errno(errno, "fcntl(F_GETFL)", std::string(what) + " fd " + std::to_string(fd) + " is not open");
-  if (!(fl & O_NONBLOCK) && ::fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0)
-    return Status::Errno(errno, "fcntl(F_SETFL)", std::string("cannot make the ") + what + " fd non-blocking");
-  return Status::Ok();
-}
-
-void Notify(int fd) {
-  uint64_t one = 1;
-  while (::write(fd, &one, sizeof one) < 0 && errno == EINTR) {
-  }
-}
 
 }  // namespace
 
@@ -67,8 +50,8 @@ Status VirtioDriverQueue::StartRing(VirtioRing r, DriverRingStart st) {
   if (!st.reset && (!g.laid_out || g.vq.size() != st.size || g.buffers_gpa != st.buffers ||
                     g.buffer_size != st.buffer_size || g.mem != st.memory))
     return Status::Invalid(what + ": cannot resume a ring with another layout; start it with a reset");
-  Status s = NonBlocking(st.kick.get(), "kick");
-  if (s.ok()) s = NonBlocking(st.call.get(), "call");
+  Status s = SetNonBlocking(st.kick.get(), "kick");
+  if (s.ok()) s = SetNonBlocking(st.call.get(), "call");
   if (!s.ok()) return s;
   const uint64_t area = uint64_t{st.size} * st.buffer_size;
   uint8_t* host = st.memory->TranslateContiguous(AddrSpace::kGuest, st.buffers, area);
@@ -111,7 +94,7 @@ Status VirtioDriverQueue::StartRing(VirtioRing r, DriverRingStart st) {
     }
     if (r == VirtioRing::kRx) {
       AioContext::ScheduleBh(rx_bh_);
-      Notify(g.kick.get());  // the back-end learns of the posted buffers
+      WriteEvent(g.kick.get());  // the back-end learns of the posted buffers
     } else {
       AioContext::ScheduleBh(tx_flush_bh_);
     }
@@ -153,25 +136,16 @@ void VirtioDriverQueue::Stop() {
   Unpoll(VirtioRing::kRx);
   Unpoll(VirtioRing::kTx);
   tx_publish_scheduled_ = false;
-  for (BottomHalf** bh : {&rx_bh_, &tx_publish_bh_, &tx_flush_bh_}) {
-    if (*bh) {
-      AioContext::CancelBh(*bh);
-      AioContext::DeleteBh(*bh);
-      *bh = nullptr;
-    }
-  }
+  ReleaseBhs({&rx_bh_, &tx_publish_bh_, &tx_flush_bh_});
   started_ = false;
 }
 
 Status VirtioDriverQueue::Poll(VirtioRing r) {
   Ring& g = ring(r);
   if (g.polled || !g.call.valid()) return Status::Ok();
-  Status s = ctx_->aio->SetFdHandler(g.call.get(), r == VirtioRing::kRx ? OnRxCall : OnTxCall, nullptr, nullptr,
-                                     nullptr, this);
-  if (!s.ok()) {
-    s.message = "virtio driver '" + name_ + "' " + VirtioRingName(r) + " ring: cannot poll the call fd: " + s.message;
-    return s;
-  }
+  Status s = PollNotifier(ctx_->aio, g.call.get(), r == VirtioRing::kRx ? OnRxCall : OnTxCall, this,
+                          "virtio driver '" + name_ + "' " + VirtioRingName(r) + " ring: cannot poll the call fd");
+  if (!s.ok()) return s;
   g.polled = true;
   return Status::Ok();
 }
@@ -183,17 +157,11 @@ void VirtioDriverQueue::Unpoll(VirtioRing r) {
 }
 
 bool VirtioDriverQueue::DrainCall(VirtioRing r) {
-  Ring& g = ring(r);
   counters_.wakeups.Add();
-  for (int i = 0; i < 16; ++i) {
-    uint64_t v;
-    ssize_t n = ::read(g.call.get(), &v, sizeof v);
-    if (n > 0 || (n < 0 && errno == EINTR)) continue;
-    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return true;
-    Fail(r, n == 0 ? "call fd: end of file" : "call fd: " + std::string(std::strerror(errno)));
-    return false;
-  }
-  return true;
+  const int e = DrainNotifier(ring(r).call.get());
+  if (e == 0) return true;
+  Fail(r, e < 0 ? "call fd: end of file" : "call fd: " + std::string(std::strerror(e)));
+  return false;
 }
 
 void VirtioDriverQueue::OnRxCall(void* opaque) {
@@ -222,7 +190,7 @@ void VirtioDriverQueue::PublishAndKick(VirtioRing r) {
   if (!g.started || broken_) return;
   if (g.vq.Publish()) {
     ++kicks_;
-    Notify(g.kick.get());
+    WriteEvent(g.kick.get());
   }
 }
 
