@@ -70,7 +70,7 @@ describe('HMP commands', () => {
     assert.equal(hmp.execute('netdev_add bogus,id=x'), "Error: Parameter 'type' does not accept value 'bogus'\n");
     assert.equal(hmp.execute('netdev_add hubport,id=f'), "Error: Parameter 'hubid' is missing\n");
     assert.equal(hmp.execute('netdev_add hubport,id=e,hubid=1,netdev=nosuch'), "Error: netdev 'nosuch' not found\n");
-    assert.equal(hmp.execute('netdev_add help'), 'Available netdev backend types:\nhubport\ntap\n');
+    assert.equal(hmp.execute('netdev_add help'), 'Available netdev backend types:\nhubport\ntap\nvhost-user\n');
     // After netdev_del the id (and its QemuOpts) is free again.
     assert.equal(hmp.execute('netdev_del h1'), '');
     assert.equal(hmp.execute('netdev_add hubport,id=h1,hubid=1'), '');
