@@ -158,7 +158,14 @@ for (const mode of ['netplane connects', 'netplane listens'] as const) {
         bringUpB();
         await qmp.nextEvent('NETPLANE_VHOST_USER_CONNECTED', 15_000);
         const reconnectMs = Date.now() - t0;
-        await waitFor('ARP settles', () => ping(a, b.ip, 1), 10_000);
+        // The restarted testpmd made a new TAP (a new MAC): forget the old neighbour entry.
+        nsA.exec('ip', ['neigh', 'flush', 'dev', tapA], { allowFail: true });
+        try {
+          await waitFor('ARP settles', () => ping(a, b.ip, 1), 10_000);
+        } catch (e) {
+          const st = await stats(qmp, 'n0');
+          throw new Error(`${(e as Error).message}; n0: ${JSON.stringify(st)}; testpmd: ${pmd.out().slice(-1500)}`);
+        }
         assert.ok(ping(a, b.ip), 'ping after the restart');
         process.stdout.write(
           `# ${mode}: link down ${downMs} ms after the kill; link up ${reconnectMs} ms after testpmd was ready again\n`,
