@@ -10,6 +10,8 @@
 //                      DPDK virtio-user guest and a TAP; --only dpdk-vhost,netplane-vhost
 //   hypervisor         the separate bench: frames per second into and out of a TypeScript
 //                      hypervisor's guest rings, native virtqueues vs packet port; --only virtqueues,port
+//   vhost-frontend     the mirror: vhost-user front-ends (DPDK virtio-user, netplane's
+//                      -netdev vhost-user) between a DPDK vhost PMD "switch" and a TAP
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { svgChart } from './chart';
@@ -21,7 +23,7 @@ import { buildTools } from './lib/tools';
 import { markdown, summarize, type RunRecord } from './report';
 import { runSession } from './session';
 
-const usage = `usage: npm run bench -- [js-port | vhost | hypervisor | stream] [--quick] [--only NAMES] [--reps N] [--duration S] [--perf]
+const usage = `usage: npm run bench -- [js-port | vhost | hypervisor | stream | vhost-frontend] [--quick] [--only NAMES] [--reps N] [--duration S] [--perf]
 forwarders: netplane, ${forwarderNames().join(', ')}`;
 
 export function parseArgs(argv: string[]): Options {
@@ -49,6 +51,7 @@ export function parseArgs(argv: string[]): Options {
     else if (a === 'vhost') o.vhost = true;
     else if (a === 'hypervisor') o.hypervisor = true;
     else if (a === 'stream') o.stream = true;
+    else if (a === 'vhost-frontend') o.vhost = o.vhostFrontend = true;
     else if (a === '--perf') o.perf = true;
     else if (a === '--only') o.only = (argv[++i] ?? '').split(',').filter(Boolean);
     else if (a === '--reps') reps = Math.floor(number(a, argv[++i], 1));

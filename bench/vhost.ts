@@ -10,6 +10,15 @@
 // namespace), then TAP->guest (trafgen out of TAP A, virtio-user rxonly, frames counted by
 // testpmd's RX stats on the virtio port), then the back-end's idle CPU with the guest still
 // attached. The back-end runs on the forwarder CPU; the guest and trafgen on the generator CPU.
+//
+// `npm run bench -- vhost-frontend` is the mirror (front-ends, frontendBackends() below): the
+// "guest" is a DPDK vhost PMD switch (net_vhost0,client=1: it connects), the variant under
+// test listens on the socket and holds TAP A, and each direction is its own session (fresh
+// front-end, fresh switch):
+//
+//   dpdk-virtio-user   testpmd: net_tap0 (the TAP) + net_virtio_user0,server=1, io forwarding
+//   netplane-frontend  node dist/cli/main.js -chardev socket,server=on,... -netdev vhost-user
+//                      -netdev tap,... -link
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { addonBuilt, netplaneCli } from './forwarders';
@@ -40,6 +49,11 @@ interface BackendCommand {
   cmd: string;
   args: string[];
   readyOutput?: string;
+  /**
+   * Its ports start only once the guest connected (DPDK virtio-user server=1 blocks in
+   * accept): wait for this output after the guest started, then move the TAP.
+   */
+  readyAfterGuest?: string;
   cleanup?: () => void;
 }
 
@@ -145,11 +159,61 @@ function backends(netplaneWhy: string | undefined): Backend[] {
   ];
 }
 
-/** The guest: testpmd's virtio-user PMD on the socket, on the generator CPU. */
+/** The front-end variants (vhost-frontend): each listens on the socket and holds the TAP. */
+function frontendBackends(): Backend[] {
+  return [
+    {
+      name: 'dpdk-virtio-user',
+      description: 'DPDK 22.11 testpmd: net_tap0 + net_virtio_user0 (server=1), io forwarding, 1 forwarding lcore',
+      unavailable: testpmdUnavailable,
+      command: (tap, sock) => {
+        const t = testpmdCommand({
+          cpu: kForwarderCpu,
+          vdevs: [`net_tap0,iface=${tap}`, `net_virtio_user0,path=${sock},server=1,queues=1,queue_size=1024`],
+          forwardMode: 'io',
+        });
+        return { cmd: kTestpmd, args: t.args, readyAfterGuest: kTestpmdReady, cleanup: t.cleanup };
+      },
+    },
+    {
+      name: 'netplane-frontend',
+      description: 'netplane: -netdev vhost-user (chardev server=on) linked to -netdev tap (vnet_hdr=on)',
+      unavailable: () => (netplaneCli() ? undefined : 'not built (npm run build)'),
+      command: (tap, sock) => {
+        const cli = netplaneCli()!;
+        return {
+          cmd: cli.cmd,
+          args: [
+            ...cli.pre,
+            '-chardev',
+            `socket,id=c0,path=${sock},server=on,wait=off`,
+            '-netdev',
+            'vhost-user,id=n0,chardev=c0',
+            '-netdev',
+            `tap,id=t0,ifname=${tap},script=no,downscript=no,vnet_hdr=on`,
+            '-link',
+            'n0,t0',
+          ],
+        };
+      },
+    },
+  ];
+}
+
+let frontendMode = false;
+
+/**
+ * The guest: testpmd's virtio-user PMD on the socket, on the generator CPU; in the front-end
+ * workload, testpmd's vhost PMD connecting to the socket (the switch).
+ */
 function startGuest(sock: string, mode: 'txonly' | 'rxonly'): { proc: Proc; cleanup: () => void } {
   const t = testpmdCommand({
     cpu: kGeneratorCpu,
-    vdevs: [`net_virtio_user0,path=${sock},queues=1,queue_size=1024`],
+    vdevs: [
+      frontendMode
+        ? `net_vhost0,iface=${sock},client=1,queues=1`
+        : `net_virtio_user0,path=${sock},queues=1,queue_size=1024`,
+    ],
     forwardMode: mode,
     txLength: mode === 'txonly' ? kFrameLen : undefined,
   });
@@ -193,10 +257,17 @@ async function waitForFile(file: string, p: Proc, limitMs: number): Promise<void
   }
 }
 
-async function guestToTap(bed: TestBed, sock: string, pgid: number, s: Settings): Promise<Direction> {
+async function guestToTap(
+  bed: TestBed,
+  sock: string,
+  pgid: number,
+  s: Settings,
+  afterGuest: () => Promise<void>,
+): Promise<Direction> {
   const guest = startGuest(sock, 'txonly');
   try {
     await waitReady(guest.proc, 15_000);
+    await afterGuest();
     await sleep(s.warmup * 1000);
     const g0 = await nextStats(guest.proc);
     const a0 = bed.countersA();
@@ -221,11 +292,19 @@ async function guestToTap(bed: TestBed, sock: string, pgid: number, s: Settings)
   }
 }
 
-async function tapToGuest(bed: TestBed, sock: string, pgid: number, s: Settings, rec: VhostRecord): Promise<Direction> {
+async function tapToGuest(
+  bed: TestBed,
+  sock: string,
+  pgid: number,
+  s: Settings,
+  rec: VhostRecord,
+  afterGuest: () => Promise<void>,
+): Promise<Direction> {
   const guest = startGuest(sock, 'rxonly');
   let gen: Proc | undefined;
   try {
     await waitReady(guest.proc, 15_000);
+    await afterGuest();
     gen = startTrafgen(bed, s);
     await sleep(s.warmup * 1000);
     if (gen.hasExited()) throw new Error(`trafgen exited: ${tail(gen.stderr() || gen.stdout())}`);
@@ -274,7 +353,12 @@ async function tapToGuest(bed: TestBed, sock: string, pgid: number, s: Settings,
   }
 }
 
-async function vhostSession(b: Backend, s: Settings, rep: number): Promise<VhostRecord> {
+async function vhostSession(
+  b: Backend,
+  s: Settings,
+  rep: number,
+  only?: 'guest->TAP' | 'TAP->guest',
+): Promise<VhostRecord> {
   const bed = await TestBed.create();
   const sock = `/tmp/${npName('vu')}.sock`;
   kSockets.add(sock);
@@ -292,17 +376,28 @@ async function vhostSession(b: Backend, s: Settings, rep: number): Promise<Vhost
       await bed.waitForTaps(proc, 10_000, true);
       if (c.readyOutput) await waitReady(proc, 10_000);
       await waitForFile(sock, proc, 10_000);
-      bed.wire(true);
+      if (!c.readyAfterGuest) bed.wire(true);
     } catch (e) {
       rec.failed = `${(e as Error).message}; it said: ${head(proc.stderr() || proc.stdout())}`;
       return rec;
     }
     const pgid = proc.pid;
+    const afterGuest = async (): Promise<void> => {
+      if (!c.readyAfterGuest) return;
+      const deadline = Date.now() + 10_000;
+      while (!proc.stdout().includes(c.readyAfterGuest)) {
+        if (proc.hasExited() || Date.now() > deadline)
+          throw new Error(`${b.name} did not start its ports: ${tail(proc.stderr() || proc.stdout())}`);
+        await sleep(20);
+      }
+      bed.wire(true);
+    };
     const steps: [string, () => Promise<void>][] = [
-      ['guest->TAP', async () => void (rec.guestToTap = await guestToTap(bed, sock, pgid, s))],
-      ['TAP->guest', async () => void (rec.tapToGuest = await tapToGuest(bed, sock, pgid, s, rec))],
+      ['guest->TAP', async () => void (rec.guestToTap = await guestToTap(bed, sock, pgid, s, afterGuest))],
+      ['TAP->guest', async () => void (rec.tapToGuest = await tapToGuest(bed, sock, pgid, s, rec, afterGuest))],
     ];
     for (const [step, fn] of steps) {
+      if (only !== undefined && step !== only) continue;
       if (proc.hasExited()) {
         rec.errors.push({ step, message: `back-end exited: ${tail(proc.stderr())}` });
         continue;
@@ -399,10 +494,11 @@ export function vhostMarkdown(
         .join(' | ')} |`,
     );
   }
-  const d = stats.get('dpdk-vhost');
-  const np = stats.get('netplane-vhost');
+  const [dName, npName_] = frontendMode ? ['dpdk-virtio-user', 'netplane-frontend'] : ['dpdk-vhost', 'netplane-vhost'];
+  const d = stats.get(dName);
+  const np = stats.get(npName_);
   lines.push('', '### netplane / DPDK (ratio of medians)', '');
-  if (d && np && !skipped.has('netplane-vhost') && !skipped.has('dpdk-vhost')) {
+  if (d && np && !skipped.has(npName_) && !skipped.has(dName)) {
     const rows = kColumns
       .map((c, i) => ({ c, a: np[i], b: d[i] }))
       .filter(({ c }) => c.better)
@@ -449,7 +545,8 @@ export async function runVhost(o: Options): Promise<void> {
   buildTools(); // nothing of it is needed here, but the same compile errors should show early
   const dir = newResultsDir();
   const s = settingsFor(o, dir);
-  const all = backends(await netplaneVhostUnavailable());
+  frontendMode = o.vhostFrontend === true;
+  const all = frontendMode ? frontendBackends() : backends(await netplaneVhostUnavailable());
   const chosen = o.only ? all.filter((b) => o.only!.includes(b.name)) : all;
   if (chosen.length === 0) throw new Error(`--only: vhost back-ends are ${all.map((b) => b.name).join(', ')}`);
   const skipped = new Map<string, string>();
@@ -470,7 +567,17 @@ export async function runVhost(o: Options): Promise<void> {
       process.stdout.write(`vhost: rep ${rep}/${o.reps} ${b.name} ... `);
       let r: VhostRecord;
       try {
-        r = await vhostSession(b, s, rep);
+        if (frontendMode) {
+          // One session per direction: a fresh front-end and switch each time.
+          r = await vhostSession(b, s, rep, 'guest->TAP');
+          const r2 = await vhostSession(b, s, rep, 'TAP->guest');
+          r.tapToGuest = r2.tapToGuest;
+          if (r2.idle) r.idle = r2.idle;
+          r.errors.push(...r2.errors);
+          r.failed ??= r2.failed;
+        } else {
+          r = await vhostSession(b, s, rep);
+        }
       } catch (e) {
         r = {
           backend: b.name,
@@ -500,6 +607,11 @@ export async function runVhost(o: Options): Promise<void> {
     "- guest->TAP: virtio-user txonly, counted at the TAP (rx_packets in its namespace); TAP->guest: trafgen out of the TAP (on the guest's CPU, so it shares that CPU with the polling guest), counted by the guest's RX stats",
     "- back-end CPU: the back-end's process group (schedstat), over the window; idle: guest attached, no traffic",
     `- other load: ${busyBefore.toFixed(0)}% of all CPUs busy before the run, ${busyAfter.toFixed(0)}% after`,
+    ...(frontendMode
+      ? [
+          '- front-end workload: the "guest" columns are the switch (testpmd net_vhost0,client=1: txonly for guest->TAP, rxonly for TAP->guest); the "back-end" columns are the front-end under test (it listens on the socket and holds the TAP); one session per direction',
+        ]
+      : []),
   ];
   const md = vhostMarkdown(
     records,

@@ -17,7 +17,9 @@ export type NetplaneErrorCode =
   /** -netdev user: libslirp (libslirp.so.0) is not installed or too old. */
   | 'NETPLANE_LIBSLIRP_MISSING'
   /** A stream/dgram/socket netdev's socket could not be created (bind, listen, a bad fd). */
-  | 'NETPLANE_SOCKET_FAILED';
+  | 'NETPLANE_SOCKET_FAILED'
+  /** A vhost-user back-end failed the protocol (closed mid-message, garbage, no reply, too few queues). */
+  | 'NETPLANE_VHOST_USER';
 
 /** QMP error classes a failure maps to (QEMU's ErrorClass names). */
 export type QmpErrorClass = 'GenericError' | 'DeviceNotFound' | 'CommandNotFound';

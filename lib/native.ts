@@ -224,7 +224,7 @@ export type NativeDropReason = (typeof DROP_REASONS)[number];
 export interface NativeClientStats {
   handle: number;
   name: string;
-  kind: 'tap' | 'hubport' | 'jsport' | 'virtio-device' | 'user' | 'stream' | 'dgram';
+  kind: 'tap' | 'hubport' | 'jsport' | 'virtio-device' | 'user' | 'stream' | 'dgram' | 'virtio-driver';
   queueIndex: number;
   iothread: string;
   threadId: number;
@@ -309,6 +309,24 @@ export interface NativeVringSpec {
   /** Written once when the queue pair enters its error state. */
   errFd?: number;
 }
+/** One ring of a queue pair netplane drives (virtio_driver_queue.h); addresses guest-physical. */
+export interface NativeDriverRingSpec {
+  ring: VringName;
+  memory: NativeGuestMemory;
+  /** A power of two up to 1024. */
+  size: number;
+  descAddr: bigint;
+  availAddr: bigint;
+  usedAddr: bigint;
+  /** size * bufferSize bytes; buffer k belongs to descriptor k. */
+  buffersAddr: bigint;
+  bufferSize: number;
+  /** Duplicated natively; the caller keeps its own. */
+  kickFd: number;
+  callFd: number;
+  /** Lay the ring out anew (true), or resume it as it was (a reconnect). */
+  reset: boolean;
+}
 /**
  * core::NetGraph. Methods throw an error with a `code` on failure: NETPLANE_NOT_FOUND (no
  * such handle), NETPLANE_IN_USE (handle taken, client already peered), NETPLANE_CLOSED,
@@ -325,6 +343,11 @@ export interface NativeNetGraph {
   startVring(handle: number, spec: NativeVringSpec): void;
   /** Stops the ring at once; returns the next avail index (vhost-user GET_VRING_BASE). */
   stopVring(handle: number, ring: VringName): number;
+  addVirtioDriver(spec: NativeClientSpec): void;
+  setDriverFeatures(handle: number, features: bigint): void;
+  startDriverRing(handle: number, spec: NativeDriverRingSpec): void;
+  /** Stops the ring at once (its contents stay); returns the used index, the base to resume from. */
+  stopDriverRing(handle: number, ring: VringName): number;
   remove(handle: number): void;
   connect(a: number, b: number): void;
   setLinkDown(handle: number, down: boolean): void;
@@ -448,6 +471,8 @@ export interface NativeFdPassingBinding {
   fdSetCloexec(fd: number): void;
   /** A close-on-exec memfd of `size` bytes, sealed against shrinking; the caller closes it. */
   memfdCreate(name: string, size: number | bigint): number;
+  /** A non-blocking, close-on-exec eventfd; the caller closes it. */
+  eventfdCreate(): number;
 }
 
 // ---- sockets (native/binding/socket.cc) -------------------------------------------------

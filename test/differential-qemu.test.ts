@@ -323,6 +323,12 @@ describe('differential against QEMU 7.2', suiteSkip(), () => {
       ['-object', 'iothread,id=i1', '-object', 'iothread,id=i1'],
       ['-bogus'],
       ['-netdev'],
+      ['-netdev', 'vhost-user,id=n0'],
+      ['-netdev', 'vhost-user,id=n0,chardev=c0'],
+      ['-netdev', 'vhost-user,id=n0,chardev=c0,queues=0'],
+      ['-netdev', 'vhost-user,id=n0,chardev=c0,queues=1025'],
+      ['-netdev', 'vhost-user,id=n0,chardev=c0,queues=x'],
+      ['-netdev', 'vhost-user,id=n0,chardev=c0,bogus=1'],
     ];
     for (const args of cases) {
       const q = runToCompletion(QEMU, [...QEMU_BASE_ARGS, ...args]);
@@ -436,6 +442,49 @@ describe('differential against QEMU 7.2', suiteSkip(), () => {
         { hmp: 'info network' },
       ],
     );
+  });
+
+  test('QMP chardev-add and chardev-remove of unix socket chardevs', T, async () => {
+    const os = await import('node:os');
+    const fs = await import('node:fs');
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'np-dchr-'));
+    try {
+      const sock = (n: string) => path.join(dir, n);
+      const backend = (p: string, extra: Record<string, unknown> = {}) => ({
+        type: 'socket',
+        data: { addr: { type: 'unix', data: { path: p } }, ...extra },
+      });
+      // Each side gets its own socket paths (they run one after the other).
+      const steps: Step[] = [
+        negotiate,
+        { qmp: exec('chardev-add', { id: 'c0', backend: backend(sock('a.sock'), { server: true, wait: false }) }) },
+        { qmp: exec('chardev-add', { id: 'c0', backend: backend(sock('b.sock'), { server: true, wait: false }) }) },
+        { qmp: exec('chardev-remove', { id: 'nope' }) },
+        { qmp: exec('netdev_add', { type: 'vhost-user', id: 'n0', chardev: 'nope' }) },
+        { qmp: exec('chardev-remove', { id: 'c0' }) },
+        { qmp: exec('chardev-remove', { id: 'c0' }) },
+      ];
+      await differential([], steps);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test('a vhost-user chardev that is not a unix socket: refused, at -chardev in netplane', T, () => {
+    // QEMU takes the chardev and refuses it at -netdev; netplane has unix socket chardevs only
+    // and refuses the -chardev itself, naming what it takes.
+    for (const [chardev, qemuSays] of [
+      ['null,id=c0', 'chardev "c0" is not reconnectable'],
+      ['socket,id=c0,host=127.0.0.1,port=5999,server=on,wait=off', 'chardev "c0" does not support FD passing'],
+    ] as const) {
+      const args = ['-chardev', chardev, '-netdev', 'vhost-user,id=n0,chardev=c0'];
+      const q = runToCompletion(QEMU, [...QEMU_BASE_ARGS, ...args]);
+      assert.equal(q.status, 1);
+      assert.equal(q.stderr.trim(), `qemu-system-x86_64: -netdev vhost-user,id=n0,chardev=c0: ${qemuSays}`);
+      const o = runToCompletion(NETPLANE[0], [...NETPLANE.slice(1), ...QEMU_BASE_ARGS, ...args]);
+      assert.equal(o.status, 1);
+      assert.match(o.stderr, new RegExp(`^netplane: -chardev ${chardev}: .*not supported by netplane`));
+    }
   });
 
   test('netplane reports an error where QEMU 7.2 crashes', T, () => {
@@ -908,6 +957,65 @@ describe('differential against QEMU 7.2 with TAPs: -nic tap, -net tap', { ...sui
       ];
       await differential(args, steps, [a]);
     } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('differential against QEMU 7.2: -netdev vhost-user', { ...suiteSkip(), ...privileged() }, () => {
+  test('info network, a chardev in use, netdev_add/netdev_del over QMP, against netplane export', T, async () => {
+    // The back-end both front-ends connect to, one after the other: netplane's own export
+    // (QEMU 7.2 waits for the vhost-user handshake before it goes on).
+    const fs = await import('node:fs');
+    const os = await import('node:os');
+    const { spawn } = await import('node:child_process');
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'np-dvu-'));
+    const sock = path.join(dir, 'ex.sock');
+    const pidfile = path.join(dir, 'ex.pid');
+    const ifname = npName('dvu');
+    const exporter = spawn(
+      NETPLANE[0],
+      [
+        ...NETPLANE.slice(1),
+        '-netdev',
+        `tap,id=hn0,ifname=${ifname},vnet_hdr=on,queues=2`,
+        '-export',
+        `type=vhost-user-net,id=vu0,netdev=hn0,addr.type=unix,addr.path=${sock},num-queues=2`,
+        '-pidfile',
+        pidfile,
+      ],
+      { stdio: 'ignore' },
+    );
+    try {
+      for (let i = 0; i < 400 && !fs.existsSync(pidfile); i++) await new Promise((r) => setTimeout(r, 25));
+      assert.ok(fs.existsSync(pidfile), 'the export is ready');
+      const args = ['-chardev', `socket,id=c0,path=${sock}`, '-netdev', 'vhost-user,id=n0,chardev=c0,queues=2'];
+      const steps: Step[] = [
+        negotiate,
+        { hmp: 'info network' },
+        { qmp: exec('netdev_add', { type: 'vhost-user', id: 'n1', chardev: 'c0' }) },
+        { qmp: exec('netdev_add', { type: 'vhost-user', id: 'n1', chardev: 'nope' }) },
+        { qmp: exec('netdev_add', { type: 'vhost-user', id: 'n1', chardev: 'c0', queues: 0 }) },
+        { qmp: exec('netdev_add', { type: 'vhost-user', id: 'n1' }) },
+        { qmp: exec('netdev_del', { id: 'n0' }) },
+        { hmp: 'info network' },
+        // netdev_del took the chardev with it (QEMU 7.2 deletes a vhost-user netdev's chardev).
+        { qmp: exec('netdev_add', { type: 'vhost-user', id: 'n2', chardev: 'c0' }) },
+      ];
+      const { qemu, ours } = await differential(args, steps);
+      assert.deepEqual(warnings(ours.stderr), warnings(qemu.stderr));
+      // A second -netdev on the same chardev: the same first line (QEMU adds a second one).
+      const inUse = [...args, '-netdev', 'vhost-user,id=n1,chardev=c0'];
+      const q = runToCompletion(QEMU, [...QEMU_BASE_ARGS, ...inUse]);
+      const o = runToCompletion(NETPLANE[0], [...NETPLANE.slice(1), ...QEMU_BASE_ARGS, ...inUse]);
+      const first = (s: string) => s.split('\n')[0]!.replace(/^(qemu-system-x86_64|netplane): /, '');
+      assert.equal(q.status, 1);
+      assert.equal(o.status, 1);
+      assert.equal(first(o.stderr), first(q.stderr));
+      assert.equal(first(q.stderr), "-netdev vhost-user,id=n1,chardev=c0: Device 'c0' is in use");
+    } finally {
+      exporter.kill('SIGTERM');
+      await new Promise((r) => exporter.once('exit', r));
       fs.rmSync(dir, { recursive: true, force: true });
     }
   });

@@ -72,7 +72,7 @@ describe('HMP commands', () => {
     assert.equal(hmp.execute('netdev_add hubport,id=e,hubid=1,netdev=nosuch'), "Error: netdev 'nosuch' not found\n");
     assert.equal(
       hmp.execute('netdev_add help'),
-      'Available netdev backend types:\nsocket\nstream\ndgram\nhubport\ntap\nuser\n',
+      'Available netdev backend types:\nsocket\nstream\ndgram\nhubport\ntap\nuser\nvhost-user\n',
     );
     // After netdev_del the id (and its QemuOpts) is free again.
     assert.equal(hmp.execute('netdev_del h1'), '');

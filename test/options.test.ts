@@ -424,7 +424,6 @@ const BAD_NETDEV_NETPLANE: Array<[string, string, string]> = [
   ['backends not built', 'vde,id=x', "network backend 'vde' is not compiled into this binary"],
   ['backends not built', 'bridge,id=x', "network backend 'bridge' is not compiled into this binary"],
   ['backends not built', 'l2tpv3,id=x', "network backend 'l2tpv3' is not compiled into this binary"],
-  ['backends not built', 'vhost-user,id=x,chardev=c', "network backend 'vhost-user' is not compiled into this binary"],
   ['backends not built', 'vhost-vdpa,id=x', "network backend 'vhost-vdpa' is not compiled into this binary"],
   ['QEMU 7.2 takes any JSON id', '{"type":"hubport","id":"1x","hubid":1}', "Parameter 'id' expects an identifier"],
   [

@@ -376,6 +376,8 @@ describe('QMP commands', () => {
       assert.deepEqual(names, [
         'add-fd',
         'announce-self',
+        'chardev-add',
+        'chardev-remove',
         'closefd',
         'getfd',
         'human-monitor-command',

@@ -60,7 +60,7 @@ test('stream server and client in one topology: link follows the connection, eve
   const dp = new NativeDataPlane();
   const topo = new Topology({ dataPlane: dp });
   const events: Array<[string, Record<string, unknown>]> = [];
-  topo.on('netdev-event', (name, data) => events.push([name, data]));
+  topo.on('qmp-event', (name, data) => events.push([name, data]));
   try {
     const srv = topo.addNetdev(parseNetdevArg(`stream,id=srv,server=on,addr.type=unix,addr.path=${sock}`));
     assert.equal(srv.linkUp, false, 'down while listening');

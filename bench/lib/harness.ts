@@ -15,6 +15,8 @@ export interface Options {
   jsPort: boolean;
   /** The separate vhost-user workload (bench/vhost.ts) instead of the TAP-to-TAP table. */
   vhost: boolean;
+  /** With vhost: the front-end workload (a vhost PMD "switch", front-ends holding the TAP). */
+  vhostFrontend?: boolean;
   perf: boolean;
   /** The separate hypervisor-paths workload (bench/hypervisor.ts). */
   hypervisor?: boolean;

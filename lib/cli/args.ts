@@ -116,6 +116,11 @@ vhost-user back-end (serve a TAP's queues to QEMU -netdev vhost-user or DPDK vir
                        connect to a front-end that listens (server=off), retrying
   -pidfile PATH        written once everything is set up
 
+vhost-user front-end (netplane drives a vhost-user back-end: DPDK, OVS-DPDK, VPP):
+  -chardev socket,id=CHR,path=PATH[,server=on][,reconnect=SECONDS]
+  -netdev vhost-user,id=ID,chardev=CHR[,queues=N]
+                       link up while the back-end is connected; peer it with -link or a hubport
+
 Control:
   -qmp unix:PATH,server=on,wait=off
                        QMP on a unix socket (created mode 0600; no TCP listener)

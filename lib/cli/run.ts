@@ -63,6 +63,8 @@ function build(topology: Topology, args: CliArgs): LegacyNet {
       throw new CliError(`-${item.option} ${item.text}: ${e.message}`, hint ?? rootHint);
     }
   };
+  // Chardevs first: a -netdev vhost-user claims its own (QEMU creates them before netdevs).
+  for (const c of args.chardevs) step(c, (v) => topology.chardevs.add(v));
   for (const o of args.objects) {
     step(o, (v) => {
       // The topology records it and has the data plane start the thread.

@@ -76,10 +76,12 @@ export class Monitor extends TypedEmitter<MonitorEvents> {
     };
     topology.on('tap-dead', onTapDead);
     this.#unsubscribe.push(() => topology.off('tap-dead', onTapDead));
-    // Backend events with QEMU's names (NETDEV_STREAM_CONNECTED / _DISCONNECTED).
-    const onNetdevEvent = (name: string, data: Record<string, unknown>): void => void this.emit('event', name, data);
-    topology.on('netdev-event', onNetdevEvent);
-    this.#unsubscribe.push(() => topology.off('netdev-event', onNetdevEvent));
+    // Events a netdev raises itself (NETDEV_STREAM_CONNECTED, a vhost-user back-end going away).
+    const onNetdevEvent = (name: string, data: Record<string, unknown>): void => {
+      this.emit('event', name, data);
+    };
+    topology.on('qmp-event', onNetdevEvent);
+    this.#unsubscribe.push(() => topology.off('qmp-event', onNetdevEvent));
   }
 
   /** NIC_RX_FILTER_CHANGED, as QEMU sends it when the guest changes its receive filter. */

@@ -3,6 +3,7 @@
 // request is the first one we report.
 import { NetplaneError } from '../errors';
 import { netdevFromQmp, objectFromJson } from '../options';
+import { chardevFromQmp } from '../options/export';
 import type { Hmp } from './hmp';
 import type { Monitor } from './monitor';
 import type { QmpCommand, QmpCommandTable } from './qmp-types';
@@ -25,6 +26,18 @@ export function qmpCommands(monitor: Monitor, hmp: Hmp): QmpCommandTable {
       { args: 'boxed', run: (a) => void topo.addNetdev(netdevFromQmp(a), { via: 'qmp' }) },
     ],
     ['netdev_del', { args: { id: { type: 'string' } }, run: (a) => topo.delNetdev(a['id'] as string) }],
+    [
+      // Socket chardevs for -netdev vhost-user (QEMU's ChardevBackend, unix sockets only).
+      'chardev-add',
+      {
+        args: { id: { type: 'string' }, backend: { type: 'object' } },
+        run: (a) => {
+          topo.chardevs.add(chardevFromQmp(a['id'] as string, a['backend']));
+          return {};
+        },
+      },
+    ],
+    ['chardev-remove', { args: { id: { type: 'string' } }, run: (a) => topo.chardevs.remove(a['id'] as string) }],
     [
       'query-rx-filter',
       {

@@ -56,6 +56,7 @@ import {
   type NativeNetGraph,
   type NativeSystemError,
   type NativeVringSpec,
+  type NativeDriverRingSpec,
   type VringName,
 } from '../native';
 import type {
@@ -98,6 +99,8 @@ export interface BorrowedGuestMemoryRegion {
 
 /** startVring's ring: as the native spec (lib/native.ts NativeVringSpec), with a GuestMemory. */
 export type VringConfig = Omit<NativeVringSpec, 'memory'> & { memory: GuestMemory };
+/** startDriverRing's ring: the native spec with a GuestMemory. */
+export type DriverRingConfig = Omit<NativeDriverRingSpec, 'memory'> & { memory: GuestMemory };
 
 export interface VringErrorEvent {
   type: 'vring-error';
@@ -237,6 +240,11 @@ export class NativeDataPlane extends EventEmitter implements DataPlane {
           this.#graph.addDgram({ handle: c.handle, name: c.name, queueIndex: c.queueIndex, iothread, dest: c.dest }),
         );
         break;
+      case 'virtio-driver':
+        this.#call(() =>
+          this.#graph.addVirtioDriver({ handle: c.handle, name: c.name, queueIndex: c.queueIndex, iothread }),
+        );
+        break;
       default:
         throw new NetplaneError(
           'NETPLANE_INVALID_OPTION',
@@ -328,6 +336,23 @@ export class NativeDataPlane extends EventEmitter implements DataPlane {
   /** Stop one ring at once; the next avail index to resume from (GET_VRING_BASE). */
   stopVring(handle: number, ring: VringName): number {
     return this.#call(() => this.#graph.stopVring(handle, ring));
+  }
+
+  /** A virtio-driver client's negotiated features (both rings stopped). */
+  setDriverFeatures(handle: number, features: bigint): void {
+    this.#call(() => this.#graph.setDriverFeatures(handle, features));
+  }
+
+  /** Start (reset: lay out) one ring of a virtio-driver client. */
+  startDriverRing(handle: number, cfg: DriverRingConfig): void {
+    if (!(cfg?.memory instanceof GuestMemory)) throw new TypeError('memory must be a GuestMemory');
+    const memory = cfg.memory._native();
+    this.#call(() => this.#graph.startDriverRing(handle, { ...cfg, memory }));
+  }
+
+  /** Stop one ring at once; its used index, the base a back-end resumes from. */
+  stopDriverRing(handle: number, ring: VringName): number {
+    return this.#call(() => this.#graph.stopDriverRing(handle, ring));
   }
 
   /** The packet port of a 'port' client (or one made by createPort). */

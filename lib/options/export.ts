@@ -114,3 +114,35 @@ export function parseChardevArg(text: string, ctx?: ParseContext): ChardevArg {
     throw new OptionError("'reconnect' option is incompatible with socket in server listen mode");
   return { backend: 'socket', id: kv.id, path, server, reconnect };
 }
+
+/**
+ * QMP chardev-add's ChardevBackend for a socket: { type: 'socket', data: { addr: { type:
+ * 'unix', data: { path } }, server?, wait?, reconnect? } } -> the -chardev equivalent.
+ */
+export function chardevFromQmp(id: string, backend: unknown): ChardevArg {
+  checkIdentifier(id);
+  const b = (backend ?? {}) as { type?: unknown; data?: Record<string, unknown> };
+  if (typeof b.type !== 'string') throw new OptionError("Parameter 'backend.type' is missing");
+  if (b.type !== 'socket')
+    throw new OptionError(`chardev '${b.type}' is not supported by netplane (only socket, for vhost-user)`);
+  const d = b.data ?? {};
+  const addr = (d['addr'] ?? {}) as { type?: unknown; data?: Record<string, unknown> };
+  if (addr.type === undefined) throw new OptionError("Parameter 'backend.data.addr' is missing");
+  if (addr.type !== 'unix')
+    throw new OptionError(
+      `chardev socket: addr type '${String(addr.type)}' is not supported by netplane (unix sockets only)`,
+    );
+  const path = addr.data?.['path'];
+  if (typeof path !== 'string') throw new OptionError("Parameter 'backend.data.addr.data.path' is missing");
+  checkPath(path, 'path');
+  for (const key of Object.keys(d)) {
+    if (['addr', 'server', 'wait', 'reconnect'].includes(key)) continue;
+    throw new OptionError(`chardev socket: parameter '${key}' is not supported by netplane (unix sockets only)`);
+  }
+  const server = d['server'] === undefined ? true : d['server'] === true; // QMP's default is server=on
+  const reconnect = typeof d['reconnect'] === 'number' ? d['reconnect'] : 0;
+  if (!Number.isInteger(reconnect) || reconnect < 0) throw new OptionError("Parameter 'reconnect' expects a uint64");
+  if (server && reconnect > 0)
+    throw new OptionError("'reconnect' option is incompatible with socket in server listen mode");
+  return { backend: 'socket', id, path, server, reconnect };
+}

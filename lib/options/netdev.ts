@@ -10,7 +10,7 @@ import { leftoverKeys, readFields, type FieldSource, type FieldSpec } from './fi
 import { jsonMembers, parseQemuJson } from './json';
 import { lastValues, parseKeyval } from './keyval';
 import { checkSocket, keyvalTree, SOCKET_MEMBERS, streamOrDgramOptions } from './netdev-socket';
-import type { HubportNetdevOptions, NetdevOptions, TapNetdevOptions } from './types';
+import type { HubportNetdevOptions, NetdevOptions, TapNetdevOptions, VhostUserNetdevOptions } from './types';
 import { parseUserKeyval, userFromJson } from './user';
 
 /** QEMU 7.2's NetClientDriver values (what `type` accepts at all). */
@@ -32,7 +32,7 @@ const QEMU_NET_CLIENT_DRIVERS = [
 ] as const;
 
 /** The backends netplane builds. */
-export const NETDEV_TYPES = ['tap', 'hubport', 'user', 'stream', 'dgram', 'socket'] as const;
+export const NETDEV_TYPES = ['tap', 'hubport', 'user', 'stream', 'dgram', 'socket', 'vhost-user'] as const;
 
 /** Most queues a tap netdev may have (QEMU's MAX_TAP_QUEUES). */
 export const MAX_TAP_QUEUES = 1024;
@@ -67,6 +67,17 @@ const HUBPORT_FIELDS: readonly FieldSpec[] = [
   { name: 'netdev', kind: 'str' },
 ];
 
+// NetdevVhostUserOptions, in QAPI order.
+const VHOST_USER_FIELDS: readonly FieldSpec[] = [
+  { name: 'chardev', kind: 'str', required: true },
+  { name: 'vhostforce', kind: 'bool' },
+  { name: 'queues', kind: 'int64' },
+];
+/** Most queue pairs a vhost-user netdev may have (QEMU's MAX_QUEUE_NUM). */
+export const MAX_VHOST_USER_QUEUES = 1024;
+
+type Backend = (typeof NETDEV_TYPES)[number];
+
 type Dialect = 'keyval' | 'json';
 
 function notCompiled(type: string): OptionError {
@@ -74,11 +85,14 @@ function notCompiled(type: string): OptionError {
 }
 
 /** The `type` check shared by both dialects; returns the netplane backend. */
-function checkType(type: string, id: string, dialect: Dialect): 'tap' | 'hubport' | 'user' | 'socket' {
+function checkType(type: string, id: string, dialect: Dialect): Exclude<Backend, 'stream' | 'dgram'> {
   if (!(QEMU_NET_CLIENT_DRIVERS as readonly string[]).includes(type)) {
     throw new OptionError(`Parameter 'type' does not accept value '${type}'`);
   }
-  if (type === 'tap' || type === 'hubport' || type === 'user' || type === 'socket') return type;
+  // stream and dgram never get here: QEMU parses them with keyval (streamOrDgramOptions).
+  if ((NETDEV_TYPES as readonly string[]).includes(type) && type !== 'stream' && type !== 'dgram') {
+    return type as Exclude<Backend, 'stream' | 'dgram'>;
+  }
   // netplane: QEMU would first check that backend's own members; we do not model them.
   if (dialect === 'json') checkIdentifier(id);
   throw notCompiled(type);
@@ -91,25 +105,36 @@ function unknownKey(key: string, dialect: Dialect): OptionError {
 /** Reads the backend members, rejects leftovers, applies the backend's own checks. */
 function buildNetdev(
   id: string,
-  type: 'tap' | 'hubport' | 'socket',
+  type: Exclude<Backend, 'stream' | 'dgram' | 'user'>,
   source: FieldSource,
   used: Set<string>,
   dialect: Dialect,
   ctx?: ParseContext,
 ): NetdevOptions {
-  const specs = type === 'tap' ? TAP_FIELDS : type === 'socket' ? SOCKET_FIELDS : HUBPORT_FIELDS;
+  const specs = { tap: TAP_FIELDS, hubport: HUBPORT_FIELDS, socket: SOCKET_FIELDS, 'vhost-user': VHOST_USER_FIELDS }[
+    type
+  ];
   const { values, used: consumed } = readFields(specs, source, ctx);
   for (const key of consumed) used.add(key);
   const extra = leftoverKeys(source, used);
   if (extra.length > 0) throw unknownKey(extra[0]!, dialect);
   if (dialect === 'json') checkIdentifier(id); // QEMU checks it after the members here
   if (type === 'socket') return checkSocket(id, values);
+  if (type === 'vhost-user') return checkVhostUser(id, values);
   if (type === 'hubport') {
     const hubport: HubportNetdevOptions = { type, id, hubid: values.hubid as number };
     if (values.netdev !== undefined) hubport.netdev = values.netdev as string;
     return hubport;
   }
   return checkTap(id, values);
+}
+
+/** The members; net_init_vhost_user()'s checks need the chardevs (netdevs/vhost-user.ts). */
+function checkVhostUser(id: string, v: Record<string, unknown>): VhostUserNetdevOptions {
+  const opts: VhostUserNetdevOptions = { type: 'vhost-user', id, chardev: v.chardev as string };
+  if (v.vhostforce !== undefined) opts.vhostforce = v.vhostforce as boolean;
+  if (v.queues !== undefined) opts.queues = v.queues as number;
+  return opts;
 }
 
 function splitFdList(text: string): string[] {

@@ -63,13 +63,25 @@ export interface UserNetdevOptions {
   iothread?: string; // netplane: run the stack on an -object iothread
 }
 
+/** -netdev vhost-user,id=..,chardev=..[,queues=N][,vhostforce=on] (NetdevVhostUserOptions). */
+export interface VhostUserNetdevOptions {
+  type: 'vhost-user';
+  id: string;
+  chardev: string;
+  /** Queue pairs, 1..1024 (default 1). */
+  queues?: number;
+  /** Accepted and ignored, as in QEMU. */
+  vhostforce?: boolean;
+}
+
 export type NetdevOptions =
   | TapNetdevOptions
   | HubportNetdevOptions
   | UserNetdevOptions
   | StreamNetdevOptions
   | DgramNetdevOptions
-  | SocketNetdevOptions;
+  | SocketNetdevOptions
+  | VhostUserNetdevOptions;
 
 /** virtio-net feature properties (all default on except mq). */
 export type VirtioNetFeatureName =

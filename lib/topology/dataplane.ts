@@ -73,6 +73,14 @@ export interface DgramClientDescriptor extends ClientBase {
   dest: NativeSockAddr | null;
 }
 
+/**
+ * A queue pair netplane drives as the virtio driver (the vhost-user front-end with no guest):
+ * rings in memory netplane allocated, started by the data plane's startDriverRing.
+ */
+export interface VirtioDriverClientDescriptor extends ClientBase {
+  kind: 'virtio-driver';
+}
+
 /** What the data plane needs to know about one net client (one queue of a netdev or NIC). */
 export type ClientDescriptor =
   | TapClientDescriptor
@@ -81,7 +89,8 @@ export type ClientDescriptor =
   | VirtioDeviceClientDescriptor
   | UserClientDescriptor
   | StreamClientDescriptor
-  | DgramClientDescriptor;
+  | DgramClientDescriptor
+  | VirtioDriverClientDescriptor;
 
 /** A stream/dgram client's socket went away under the data plane (EOF or an error). */
 export interface SocketClosedEvent {

@@ -2,7 +2,7 @@
 // queue, every NIC queue and every hub port is one. The registry keeps them in creation
 // order in one list per Topology and answers QEMU's lookups over it.
 
-export type NetClientType = 'nic' | 'tap' | 'hubport' | 'user' | 'stream' | 'dgram' | 'socket';
+export type NetClientType = 'nic' | 'tap' | 'hubport' | 'user' | 'stream' | 'dgram' | 'socket' | 'vhost-user';
 
 /** The read-only view users get. */
 export interface NetClient {

@@ -2,6 +2,7 @@
 // clients (creation order), netdevs, NICs and hubs; wires queues; applies set_link and
 // netdev_del with QEMU 7.2's rules; and reports every change to the data plane.
 // (shared/reference/qemu-net-semantics.md sections 1, 2.4, 5, 7.)
+import { ChardevRegistry } from '../chardev/socket';
 import { NetplaneError } from '../errors';
 import { MacPool } from '../devices/mac';
 import type { RxFilterInfo } from '../devices/virtio-net';
@@ -49,6 +50,8 @@ export interface TopologyOptions {
   runScript?: RunScript;
   /** Non-fatal problems at run time (a failing downscript, a TAP that cannot be closed). */
   warn?: (msg: string) => void;
+  /** The chardevs (-chardev, chardev-add) vhost-user netdevs name; default: a new, empty set. */
+  chardevs?: ChardevRegistry;
 }
 
 /** Which front end a request came through; QEMU words some errors differently per path. */
@@ -90,8 +93,8 @@ export type TopologyEvents = {
   'tap-dead': [event: NetdevTapDeadEvent];
   /** Failures that happen outside a call (closing a TAP, a failing backend ioctl). */
   error: [err: Error];
-  /** A QMP event a backend raised (NETDEV_STREAM_CONNECTED / _DISCONNECTED). */
-  'netdev-event': [name: string, data: Record<string, unknown>];
+  /** A QMP event a netdev raised (a vhost-user back-end connecting or going away). */
+  'qmp-event': [name: string, data: Record<string, unknown>];
 };
 
 export class Topology extends TypedEmitter<TopologyEvents> implements AsyncDisposable {
@@ -118,8 +121,12 @@ export class Topology extends TypedEmitter<TopologyEvents> implements AsyncDispo
   /** Netdevs made by -net (QEMU's is_netdev false). */
   readonly #legacyNet = new WeakSet<Netdev>();
 
+  /** The chardevs vhost-user netdevs use (-chardev, QMP chardev-add). */
+  readonly chardevs: ChardevRegistry;
+
   constructor(opts: TopologyOptions = {}) {
     super();
+    this.chardevs = opts.chardevs ?? new ChardevRegistry();
     this.#dp = opts.dataPlane;
     this.#warn = opts.warn ?? ((msg) => process.emitWarning(msg, 'NetplaneWarning'));
     this.#hubs = new HubGraph(
@@ -152,7 +159,8 @@ export class Topology extends TypedEmitter<TopologyEvents> implements AsyncDispo
       checkIothread: (id) => this.#checkIothread(id),
       track: (p) => this.#track(p),
       reportError: (err) => this.#reportError(err),
-      emitEvent: (name, data) => this.emit('netdev-event', name, data),
+      chardevs: this.chardevs,
+      emitEvent: (name, data) => this.emit('qmp-event', name, data),
     };
     this.#realizeCtx = {
       reg: this.#reg,

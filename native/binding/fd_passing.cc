@@ -25,6 +25,7 @@
 #include "args.h"
 #include "base/fd_pair.h"
 #include "errors.h"
+#include "io/eventfd.h"
 #include "io/fd_passing.h"
 #include "io/memfd.h"
 
@@ -264,6 +265,13 @@ Napi::Value JsMemfdCreate(const Napi::CallbackInfo& info) {
   return Napi::Number::New(env, fd.value.Release());
 }
 
+// eventfdCreate() -> fd: non-blocking, close-on-exec (vring kick / call fds).
+Napi::Value JsEventfdCreate(const Napi::CallbackInfo& info) {
+  auto fd = core::EventfdCreate();
+  if (!fd.ok()) return ThrowStatus(info.Env(), fd.status);
+  return Napi::Number::New(info.Env(), fd.value.Release());
+}
+
 }  // namespace
 
 void InitFdPassing(Napi::Env env, Napi::Object exports) {
@@ -273,6 +281,7 @@ void InitFdPassing(Napi::Env env, Napi::Object exports) {
   exports.Set("aioPipe", Napi::Function::New(env, JsAioPipe, "aioPipe"));
   exports.Set("aioSocketPair", Napi::Function::New(env, JsAioSocketPair, "aioSocketPair"));
   exports.Set("memfdCreate", Napi::Function::New<JsMemfdCreate>(env, "memfdCreate"));
+  exports.Set("eventfdCreate", Napi::Function::New<JsEventfdCreate>(env, "eventfdCreate"));
 }
 
 }  // namespace netplane::binding

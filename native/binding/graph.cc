@@ -94,6 +94,10 @@ class NetGraphWrap : public Napi::ObjectWrap<NetGraphWrap> {
                            InstanceMethod<&NetGraphWrap::JsSetVirtioFeatures>("setVirtioFeatures"),
                            InstanceMethod<&NetGraphWrap::JsStartVring>("startVring"),
                            InstanceMethod<&NetGraphWrap::JsStopVring>("stopVring"),
+                           InstanceMethod<&NetGraphWrap::JsAddVirtioDriver>("addVirtioDriver"),
+                           InstanceMethod<&NetGraphWrap::JsSetDriverFeatures>("setDriverFeatures"),
+                           InstanceMethod<&NetGraphWrap::JsStartDriverRing>("startDriverRing"),
+                           InstanceMethod<&NetGraphWrap::JsStopDriverRing>("stopDriverRing"),
                            InstanceMethod<&NetGraphWrap::JsRemove>("remove"),
                            InstanceMethod<&NetGraphWrap::JsConnect>("connect"),
                            InstanceMethod<&NetGraphWrap::JsSetLinkDown>("setLinkDown"),
@@ -356,6 +360,67 @@ class NetGraphWrap : public Napi::ObjectWrap<NetGraphWrap> {
     return Napi::Number::New(env, r.value);
   }
 
+  // addVirtioDriver({ handle, name, queueIndex, iothread })
+  Napi::Value JsAddVirtioDriver(const Napi::CallbackInfo& info) {
+    auto* g = Live(info.Env());
+    Napi::Object o;
+    core::ClientSpec spec;
+    if (!g || !ArgSpec(info, &o, &spec)) return info.Env().Undefined();
+    return Done(info.Env(), g->AddVirtioDriver(spec));
+  }
+
+  // setDriverFeatures(handle, features: bigint)
+  Napi::Value JsSetDriverFeatures(const Napi::CallbackInfo& info) {
+    auto* g = Live(info.Env());
+    uint32_t h;
+    uint64_t features;
+    if (!g || !ArgUint32(info, 0, "handle", &h) || !ReadU64(info.Env(), info[1], "features", &features))
+      return info.Env().Undefined();
+    return Done(info.Env(), g->SetDriverFeatures(h, features));
+  }
+
+  // startDriverRing(handle, { ring, memory, size, descAddr, availAddr, usedAddr, buffersAddr,
+  //                           bufferSize, kickFd, callFd, reset }); addresses guest-physical
+  Napi::Value JsStartDriverRing(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    auto* g = Live(env);
+    uint32_t h;
+    Napi::Object o;
+    if (!g || !ArgUint32(info, 0, "handle", &h) || !ReadObject(env, info[1], "ring", &o)) return env.Undefined();
+    core::VirtioRing ring;
+    core::DriverRingStart st;
+    if (!ReadRing(env, o.Get("ring"), &ring) || !ReadInteger(env, o.Get("size"), "size", 0, UINT32_MAX, &st.size) ||
+        !ReadU64(env, o.Get("descAddr"), "descAddr", &st.desc) ||
+        !ReadU64(env, o.Get("availAddr"), "availAddr", &st.avail) ||
+        !ReadU64(env, o.Get("usedAddr"), "usedAddr", &st.used) ||
+        !ReadU64(env, o.Get("buffersAddr"), "buffersAddr", &st.buffers) ||
+        !ReadInteger(env, o.Get("bufferSize"), "bufferSize", 0, UINT32_MAX, &st.buffer_size) ||
+        !ReadBool(env, o.Get("reset"), "reset", &st.reset))
+      return env.Undefined();
+    Napi::Value mem_obj = o.Get("memory");
+    st.memory = UnwrapGuestMemory(env, mem_obj, "memory");
+    if (!st.memory) return env.Undefined();
+    if (!ReadDupFd(env, o.Get("kickFd"), "kickFd", true, &st.kick) ||
+        !ReadDupFd(env, o.Get("callFd"), "callFd", true, &st.call))
+      return env.Undefined();
+    core::Status s = g->StartDriverRing(h, ring, std::move(st));
+    if (!s.ok()) return ThrowStatus(env, s);
+    state_->vring_memory[uint64_t{h} * 2 + static_cast<uint64_t>(ring)] = Napi::Persistent(mem_obj.As<Napi::Object>());
+    return env.Undefined();
+  }
+
+  // stopDriverRing(handle, ring) -> used index (the base to resume from)
+  Napi::Value JsStopDriverRing(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    auto* g = Live(env);
+    uint32_t h;
+    core::VirtioRing ring;
+    if (!g || !ArgUint32(info, 0, "handle", &h) || !ReadRing(env, info[1], &ring)) return env.Undefined();
+    auto r = g->StopDriverRing(h, ring);
+    if (!r.ok()) return ThrowStatus(env, r.status);
+    return Napi::Number::New(env, r.value);
+  }
+
   Napi::Value JsRemove(const Napi::CallbackInfo& info) {
     auto* g = Live(info.Env());
     uint32_t h;
@@ -484,7 +549,7 @@ class NetGraphWrap : public Napi::ObjectWrap<NetGraphWrap> {
       o.Set("broken", i.broken);
       o.Set("errors", num(i.errors));
       o.Set("error", i.error.empty() ? env.Null() : Napi::String::New(env, i.error));
-      if (i.kind == core::ClientKind::kVirtioDevice) {
+      if (i.kind == core::ClientKind::kVirtioDevice || i.kind == core::ClientKind::kVirtioDriver) {
         Napi::Object v = Napi::Object::New(env);
         v.Set("features", Napi::BigInt::New(env, i.features));
         v.Set("rxStarted", i.rx_started);

@@ -8,6 +8,7 @@ import { streamNetdev } from './stream';
 import { tapNetdev } from './tap';
 import { userNetdev } from './user';
 import type { NetdevType } from './types';
+import { vhostUserNetdev } from './vhost-user';
 
 type Registry = { readonly [T in NetdevOptions['type']]: NetdevType<Extract<NetdevOptions, { type: T }>> };
 
@@ -18,6 +19,7 @@ const REGISTRY: Registry = {
   stream: streamNetdev,
   dgram: dgramNetdev,
   socket: socketNetdev,
+  'vhost-user': vhostUserNetdev,
 };
 
 /** The type `opts.type` names, or undefined when netplane has none by that name. */

@@ -1,4 +1,5 @@
 // What a netdev type is (QEMU's net_client_init_fun entry) and what the Topology offers it.
+import type { ChardevRegistry } from '../../chardev/socket';
 import type { NetdevOptions } from '../../options/types';
 import type { DataPlane } from '../dataplane';
 import type { HubGraph } from '../hub-graph';
@@ -28,8 +29,10 @@ export interface NetdevContext {
   track(p: Promise<void>): Promise<void>;
   /** A failure outside any call: an 'error' event, or a warning. */
   reportError(err: unknown): void;
-  /** A QMP event a backend raises (NETDEV_STREAM_CONNECTED, ...); the monitor forwards it. */
-  emitEvent?(name: string, data: Record<string, unknown>): void;
+  /** The -chardev / chardev-add definitions (vhost-user netdevs claim theirs). */
+  readonly chardevs: ChardevRegistry;
+  /** A QMP event a netdev raises (the Monitor forwards the topology's 'qmp-event'). */
+  emitEvent(name: string, data: Record<string, unknown>): void;
 }
 
 export interface NetdevType<O extends NetdevOptions> {

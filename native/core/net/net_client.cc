@@ -25,6 +25,8 @@ const char* ClientKindName(ClientKind k) {
       return "stream";
     case ClientKind::kDgram:
       return "dgram";
+    case ClientKind::kVirtioDriver:
+      return "virtio-driver";
   }
   return "unknown";
 }

@@ -103,8 +103,10 @@ DeviceFrame ShapeForDevice(const Frame& f, int to_hdr_len, uint8_t* hdr_scratch)
 
 enum class RecvResult { kConsumed, kNotNow, kError };
 // kPort: a JS ring port (JsPort); kVirtioDevice: a guest's virtio-net queue pair served
-// from its rings (VirtioDeviceQueue); kSlirp: a libslirp user-mode stack (SlirpClient).
-enum class ClientKind { kTap, kHubPort, kPort, kVirtioDevice, kSlirp, kStream, kDgram };
+// from its rings (VirtioDeviceQueue); kSlirp: a libslirp user-mode stack (SlirpClient);
+// kStream/kDgram: socket clients; kVirtioDriver: a queue pair netplane drives as the virtio
+// driver (VirtioDriverQueue).
+enum class ClientKind { kTap, kHubPort, kPort, kVirtioDevice, kSlirp, kStream, kDgram, kVirtioDriver };
 const char* ClientKindName(ClientKind k);
 
 // What a snapshot reports about one client. The graph fills in placement; the client's

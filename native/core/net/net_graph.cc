@@ -86,6 +86,17 @@ Status NetGraph::WithVirtio(uint32_t handle, Fn&& fn) {
   return s;
 }
 
+template <class Fn>
+Status NetGraph::WithDriver(uint32_t handle, Fn&& fn) {
+  auto f = Find(handle);
+  if (!f.ok()) return f.status;
+  VirtioDriverQueue* q = f.value->driver;
+  if (!q) return Status::Invalid("net client '" + f.value->client->name() + "' is not a virtio driver queue");
+  Status s;
+  f.value->ctx->thread->RunSync([&] { s = fn(q); });
+  return s;
+}
+
 Status NetGraph::StartClient(Entry* e) {
   Status s;
   NetClient* c = e->client.get();
@@ -206,6 +217,39 @@ Status NetGraph::WithSlirp(uint32_t handle, const std::function<Status(SlirpClie
   Status s;
   f.value->ctx->thread->RunSync([&] { s = fn(c); });
   return s;
+}
+
+Status NetGraph::AddVirtioDriver(const ClientSpec& spec) {
+  Status s = CheckNew(spec);
+  if (!s.ok()) return s;
+  auto ctx = GetContext(spec.iothread.empty() ? DefaultContextName(spec.queue_index) : spec.iothread);
+  if (!ctx.ok()) return ctx.status;
+  auto q = std::make_unique<VirtioDriverQueue>(spec.handle, spec.name, ctx.value->net.get());
+  VirtioDriverQueue* raw = q.get();
+  s = Register(spec, ctx.value, std::move(q));
+  if (s.ok()) clients_[spec.handle].driver = raw;
+  return s;
+}
+
+Status NetGraph::SetDriverFeatures(uint32_t handle, uint64_t features) {
+  Status s = WithDriver(handle, [&](VirtioDriverQueue* q) { return q->SetFeatures(features); });
+  if (!s.ok()) return s;
+  RecomputeOffloads();
+  return Status::Ok();
+}
+
+Status NetGraph::StartDriverRing(uint32_t handle, VirtioRing ring, DriverRingStart start) {
+  return WithDriver(handle, [&](VirtioDriverQueue* q) { return q->StartRing(ring, std::move(start)); });
+}
+
+Result<uint16_t> NetGraph::StopDriverRing(uint32_t handle, VirtioRing ring) {
+  uint16_t base = 0;
+  Status s = WithDriver(handle, [&](VirtioDriverQueue* q) {
+    base = q->StopRing(ring);
+    return Status::Ok();
+  });
+  if (!s.ok()) return Result<uint16_t>::Fail(s);
+  return Result<uint16_t>::Of(base);
 }
 
 Status NetGraph::SetVirtioFeatures(uint32_t handle, uint64_t features) {

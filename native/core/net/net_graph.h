@@ -34,6 +34,7 @@
 #include "socket/sock_open.h"
 #include "tap/tap_client.h"
 #include "virtio_net/virtio_device_queue.h"
+#include "virtio_net/virtio_driver_queue.h"
 
 namespace netplane::core {
 
@@ -77,6 +78,12 @@ class NetGraph {
   Status AddDgram(const ClientSpec& spec, const SockAddr& dest);
   // Give a stream/dgram client its socket (the client owns it from then on; -1 closes it).
   Status SetSocketFd(uint32_t handle, int fd);
+  // A queue pair netplane drives as the virtio driver (virtio_driver_queue.h), rings stopped.
+  Status AddVirtioDriver(const ClientSpec& spec);
+  Status SetDriverFeatures(uint32_t handle, uint64_t features);
+  Status StartDriverRing(uint32_t handle, VirtioRing ring, DriverRingStart start);
+  // Stopped on return; the used index (the base a back-end resumes from).
+  Result<uint16_t> StopDriverRing(uint32_t handle, VirtioRing ring);
   // Unlink (purging what waits on either side), stop polling, delete. The fd stays open.
   Status Remove(uint32_t handle);
 
@@ -118,6 +125,7 @@ class NetGraph {
     JsPort* port = nullptr;               // the client, when it is a JS port (KickPort, FindPort)
     VirtioDeviceQueue* virtio = nullptr;  // the client, when it is a virtio queue pair
     SlirpClient* slirp = nullptr;         // the client, when it is a user netdev
+    VirtioDriverQueue* driver = nullptr;  // the client, when it is a driven queue pair
   };
 
   Result<Context*> GetContext(const std::string& name);
@@ -130,6 +138,8 @@ class NetGraph {
   // The same for a virtio queue pair: fn(VirtioDeviceQueue*) -> Status.
   template <class Fn>
   Status WithVirtio(uint32_t handle, Fn&& fn);
+  template <class Fn>
+  Status WithDriver(uint32_t handle, Fn&& fn);
   Status Move(Entry* e, Context* to);
   Status StartClient(Entry* e);
   // Store a new client under its handle and start it there; forgotten again if it cannot start.

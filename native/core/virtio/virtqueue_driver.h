@@ -53,6 +53,8 @@ class VirtqueueDriver {
   uint16_t used_seen() const { return last_used_; }
   uint32_t size() const { return size_; }
   uint32_t free_descriptors() const { return num_free_; }
+  // The head the next AddBuffers() takes (valid while free_descriptors() > 0).
+  uint16_t next_head() const { return free_head_; }
   // Put `head` in the next avail slot without touching descriptors (not published).
   void PushAvailRaw(uint16_t head);
   // Store avail.idx as is (release).

@@ -8,6 +8,7 @@
 #include <cstring>
 
 #include "base/debug_check.h"
+#include "virtio_net/ring_fds.h"
 #include "vnet/segment.h"
 #include "vnet/wire_format.h"
 
@@ -18,23 +19,6 @@ const char* VirtioRingName(VirtioRing r) { return r == VirtioRing::kRx ? "rx" : 
 namespace {
 
 bool Has(uint64_t features, int bit) { return (features >> bit) & 1; }
-
-Status SetNonBlocking(int fd, const char* what) {
-  int fl = ::fcntl(fd, F_GETFL);
-  if (fl < 0)
-    return Status::Errno(errno, "fcntl(F_GETFL)", std::string(what) + " fd " + std::to_string(fd) + " is not open");
-  if (!(fl & O_NONBLOCK) && ::fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0)
-    return Status::Errno(errno, "fcntl(F_SETFL)", std::string("cannot make the ") + what + " fd non-blocking");
-  return Status::Ok();
-}
-
-void WriteEvent(int fd) {
-  uint64_t one = 1;
-  // Non-blocking: an eventfd near overflow or a full pipe loses nothing that matters (the
-  // other side is already signalled).
-  while (::write(fd, &one, sizeof one) < 0 && errno == EINTR) {
-  }
-}
 
 }  // namespace
 
@@ -158,25 +142,16 @@ void VirtioDeviceQueue::Stop() {
   // Publish what was completed: the guest must not wait for a bottom half that is gone.
   for (Ring& g : rings_) g.vq.Flush();
   rx_done_scheduled_ = false;
-  for (BottomHalf** bh : {&tx_bh_, &rx_flush_bh_, &rx_done_bh_}) {
-    if (*bh) {
-      AioContext::CancelBh(*bh);
-      AioContext::DeleteBh(*bh);
-      *bh = nullptr;
-    }
-  }
+  ReleaseBhs({&tx_bh_, &rx_flush_bh_, &rx_done_bh_});
   started_ = false;
 }
 
 Status VirtioDeviceQueue::Poll(VirtioRing r) {
   Ring& g = ring(r);
   if (g.polled || !g.kick.valid()) return Status::Ok();
-  Status s = ctx_->aio->SetFdHandler(g.kick.get(), r == VirtioRing::kTx ? OnTxKick : OnRxKick, nullptr, nullptr,
-                                     nullptr, this);
-  if (!s.ok()) {
-    s.message = "virtio device '" + name_ + "' " + VirtioRingName(r) + " ring: cannot poll the kick fd: " + s.message;
-    return s;
-  }
+  Status s = PollNotifier(ctx_->aio, g.kick.get(), r == VirtioRing::kTx ? OnTxKick : OnRxKick, this,
+                          "virtio device '" + name_ + "' " + VirtioRingName(r) + " ring: cannot poll the kick fd");
+  if (!s.ok()) return s;
   g.polled = true;
   return Status::Ok();
 }
@@ -191,21 +166,13 @@ bool VirtioDeviceQueue::DrainKick(VirtioRing r) {
   Ring& g = ring(r);
   ++g.kicks;
   counters_.wakeups.Add();
-  // An eventfd gives its whole count in one read; anything else (a pipe) is read a bounded
-  // number of times, the level-triggered loop brings us back for the rest.
-  for (int i = 0; i < 16; ++i) {
-    uint64_t v;
-    ssize_t n = ::read(g.kick.get(), &v, sizeof v);
-    if (n > 0) continue;
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return true;
-    // EOF or an error: not an eventfd we can use. Stop, or the loop would spin on it.
-    ring(r).vq.SetError(VirtqError::kKickFd);
-    Fail(r, std::string(VirtqErrorName(VirtqError::kKickFd)) +
-                (n == 0 ? " (end of file)" : ": " + std::string(std::strerror(errno))));
-    return false;
-  }
-  return true;
+  const int e = DrainNotifier(g.kick.get());
+  if (e == 0) return true;
+  // EOF or an error: not an eventfd we can use. Stop, or the loop would spin on it.
+  ring(r).vq.SetError(VirtqError::kKickFd);
+  Fail(r, std::string(VirtqErrorName(VirtqError::kKickFd)) +
+              (e < 0 ? " (end of file)" : ": " + std::string(std::strerror(e))));
+  return false;
 }
 
 void VirtioDeviceQueue::OnTxKick(void* opaque) {

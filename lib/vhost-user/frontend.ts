@@ -1,0 +1,326 @@
+// VhostUserFrontend: netplane drives a vhost-user back-end (DPDK's vhost PMD, OVS-DPDK, VPP,
+// netplane's own -export) over one connected unix socket: QEMU's `-netdev vhost-user` with
+// no guest, as DPDK's virtio-user.
+//
+// Theory of operation
+// -------------------
+// One instance per connection. setUp() sends the whole device start and resolves once the
+// back-end has taken it; the driver side (the rings in netplane's shared memory, run by the
+// native VirtioDriverQueue) is a FrontendDevice the caller supplies. The sequence is QEMU
+// 7.2's (reference note 1.1) with DPDK virtio-user's STATUS step:
+//
+//   GET_FEATURES; [GET_PROTOCOL_FEATURES, SET_PROTOCOL_FEATURES (MQ | REPLY_ACK | STATUS of
+//   what is offered)]; [GET_QUEUE_NUM when MQ: fewer pairs than asked is an error]; SET_OWNER;
+//   SET_FEATURES (what we want of what is offered, plus bit 30); SET_MEM_TABLE (one memfd
+//   region); per ring SET_VRING_NUM, SET_VRING_BASE (the saved base on a reconnect),
+//   SET_VRING_ADDR, SET_VRING_KICK, SET_VRING_CALL; [SET_VRING_ENABLE 1 per ring when bit 30
+//   was acked]; [SET_STATUS 0xf when STATUS was acked].
+//
+// With REPLY_ACK every request without a reply of its own carries NEED_REPLY, and a non-zero
+// ack is the back-end refusing it. Every reply is checked before it is used: exactly the
+// flags of a reply (version 1 | REPLY), the code of the request it answers, the exact payload
+// size, no fds (fds that came anyway are closed), nothing unasked. Each reply must arrive
+// within `replyTimeoutMs`; a back-end that closes mid-message, answers garbage, never answers
+// or offers fewer queues fails setUp() with a VhostUserProtocolError naming what went wrong,
+// and the connection closes. Nothing is thrown anywhere else.
+//
+// Input is read with recvmsg (FdReader), output written with sendmsg (fdSend), so fds go out
+// with the message that names them (SET_MEM_TABLE, SET_VRING_KICK / CALL).
+import type * as net from 'node:net';
+import { closeQuietly } from '../control/monitor-fds';
+import { bit, VirtioStatus } from '../devices/virtio-net-features';
+import { native, type NativeFdReader } from '../native';
+import { TypedEmitter } from '../util/typed-emitter';
+import { codecs, requestName, VhostUserProtocolError, type MemRegion } from './messages';
+import { Flags, HEADER_SIZE, ProtocolF, REPLY_FLAGS, Request, VHOST_USER_F_PROTOCOL_FEATURES } from './protocol';
+
+/** Protocol features the front-end uses when the back-end offers them. */
+export const FRONTEND_PROTOCOL_FEATURES = bit(ProtocolF.MQ) | bit(ProtocolF.REPLY_ACK) | bit(ProtocolF.STATUS);
+const PROTOCOL_FEATURES_BIT = bit(VHOST_USER_F_PROTOCOL_FEATURES);
+
+/** One ring as the driver laid it out: what SET_VRING_* tell the back-end. */
+export interface FrontendRing {
+  size: number;
+  /** Front-end (user) addresses, translated by the back-end through the memory table. */
+  descAddr: bigint;
+  availAddr: bigint;
+  usedAddr: bigint;
+  base: number;
+  /** Eventfds; this front-end sends them and closes its copies. */
+  kickFd: number;
+  callFd: number;
+}
+
+/** The driver side (netplane's rings): the front-end tells the back-end about it. */
+export interface FrontendDevice {
+  /** The shared memory region (its fd stays the device's). */
+  memory(): MemRegion & { fd: number };
+  /**
+   * Lay out (or resume) and start every ring with the acked virtio features (bit 30
+   * removed), rx of pair i = 2i, tx = 2i + 1; returns them in that order.
+   */
+  start(features: bigint): FrontendRing[];
+}
+
+export interface VhostUserFrontendOptions {
+  queuePairs: number;
+  /** Virtio features wanted (bit 30 is added when offered). */
+  features: bigint;
+  /** Features a previous connection acked: a back-end offering less is refused (QEMU's rule). */
+  requiredFeatures?: bigint;
+  /** How long each reply may take (default 5000 ms). */
+  replyTimeoutMs?: number;
+  /** One line per request (diagnostics, tests). */
+  log?: (line: string) => void;
+}
+
+export type FrontendEvents = {
+  /** The connection ended: null when the back-end hung up after a complete set-up, else why. */
+  close: [reason: string | null];
+};
+
+export interface FrontendResult {
+  /** Acked virtio features (bit 30 removed). */
+  features: bigint;
+  protocolFeatures: bigint;
+  /** Queue pairs the back-end has (GET_QUEUE_NUM, or 1 without MQ). */
+  backendQueuePairs: number;
+}
+
+type ReplyKind = 'u64' | 'ack';
+
+interface Pending {
+  code: number;
+  kind: ReplyKind;
+  resolve: (v: bigint) => void;
+  reject: (e: Error) => void;
+  timer: NodeJS.Timeout;
+}
+
+function socketFd(socket: net.Socket): number {
+  const fd = (socket as unknown as { _handle?: { fd?: number } })._handle?.fd;
+  if (typeof fd !== 'number' || fd < 0) throw new VhostUserProtocolError('the socket has no fd');
+  return fd;
+}
+
+export class VhostUserFrontend extends TypedEmitter<FrontendEvents> {
+  readonly #socket: net.Socket;
+  readonly #opts: VhostUserFrontendOptions;
+  readonly #fd: number;
+  #reader: NativeFdReader | undefined;
+  #buf: Buffer = Buffer.alloc(0);
+  #pending: Pending | undefined;
+  #replyAck = false;
+  #closed = false;
+  #reason: string | null = null;
+  #ready = false;
+  /** Requests sent (diagnostics). */
+  requests = 0;
+
+  /** Wrap a connected socket (paused, not read by Node). */
+  constructor(socket: net.Socket, opts: VhostUserFrontendOptions) {
+    super();
+    if (!Number.isInteger(opts.queuePairs) || opts.queuePairs < 1)
+      throw new RangeError('queuePairs must be a positive integer');
+    this.#socket = socket;
+    this.#opts = opts;
+    this.#fd = socketFd(socket);
+    socket.on('error', (e) => this.#shut(`socket error: ${e.message}`));
+    socket.on('close', () => this.#shut(this.#ready ? null : 'the back-end closed the connection'));
+    this.#reader = new (native().FdReader)(this.#fd, (data, fds, error) => {
+      for (const f of fds) closeQuietly(f); // a back-end sends no fds on this channel
+      if (this.#closed) return;
+      if (data === null) {
+        this.#shut(
+          error !== null
+            ? `read error: ${error.message}`
+            : this.#buf.length > 0
+              ? 'the back-end closed the connection in the middle of a reply'
+              : this.#pending
+                ? `the back-end closed the connection before answering ${requestName(this.#pending.code)}`
+                : this.#ready
+                  ? null
+                  : 'the back-end closed the connection',
+        );
+        return;
+      }
+      this.#buf = this.#buf.length === 0 ? data : Buffer.concat([this.#buf, data]);
+      this.#parse();
+    });
+  }
+
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /** Negotiate and start the device; rejects (and closes) on any failure. */
+  async setUp(device: FrontendDevice): Promise<FrontendResult> {
+    const o = this.#opts;
+    const offered = await this.#get(Request.GET_FEATURES);
+    let protocol = 0n;
+    if ((offered & PROTOCOL_FEATURES_BIT) !== 0n) {
+      const p = await this.#get(Request.GET_PROTOCOL_FEATURES);
+      protocol = p & FRONTEND_PROTOCOL_FEATURES;
+      await this.#set(Request.SET_PROTOCOL_FEATURES, codecs.u64.encode(protocol));
+      this.#replyAck = (protocol & bit(ProtocolF.REPLY_ACK)) !== 0n;
+    }
+    let pairs = 1;
+    if ((protocol & bit(ProtocolF.MQ)) !== 0n) {
+      const n = await this.#get(Request.GET_QUEUE_NUM);
+      if (n < 1n || n > 0x8000n) this.#fail(`GET_QUEUE_NUM answered ${n}`);
+      pairs = Number(n);
+    }
+    if (pairs < o.queuePairs) {
+      this.#fail(`the back-end has ${pairs} queue pair(s), fewer than the queues=${o.queuePairs} asked`);
+    }
+    const missing = (o.requiredFeatures ?? 0n) & ~offered;
+    if (missing !== 0n) {
+      this.#fail(`the back-end no longer offers features 0x${missing.toString(16)} acked before (flags mismatch)`);
+    }
+    await this.#set(Request.SET_OWNER, Buffer.alloc(0));
+    const features = (o.features & offered & ~PROTOCOL_FEATURES_BIT) | (offered & PROTOCOL_FEATURES_BIT);
+    await this.#set(Request.SET_FEATURES, codecs.u64.encode(features));
+    const mem = device.memory();
+    await this.#set(Request.SET_MEM_TABLE, codecs.memTable.encode([mem]), [mem.fd]);
+    const virtio = features & ~PROTOCOL_FEATURES_BIT;
+    const rings = device.start(virtio);
+    try {
+      for (let i = 0; i < rings.length; i++) {
+        const r = rings[i]!;
+        await this.#set(Request.SET_VRING_NUM, codecs.state.encode({ index: i, num: r.size }));
+        await this.#set(Request.SET_VRING_BASE, codecs.state.encode({ index: i, num: r.base }));
+        await this.#set(
+          Request.SET_VRING_ADDR,
+          codecs.addr.encode({ index: i, flags: 0, desc: r.descAddr, used: r.usedAddr, avail: r.availAddr, log: 0n }),
+        );
+        await this.#set(Request.SET_VRING_KICK, codecs.file.encode({ index: i, noFd: false }), [r.kickFd]);
+        await this.#set(Request.SET_VRING_CALL, codecs.file.encode({ index: i, noFd: false }), [r.callFd]);
+      }
+    } finally {
+      for (const r of rings) {
+        closeQuietly(r.kickFd);
+        closeQuietly(r.callFd);
+      }
+    }
+    if ((features & PROTOCOL_FEATURES_BIT) !== 0n) {
+      for (let i = 0; i < rings.length; i++)
+        await this.#set(Request.SET_VRING_ENABLE, codecs.state.encode({ index: i, num: 1 }));
+    }
+    if ((protocol & bit(ProtocolF.STATUS)) !== 0n) {
+      const status = VirtioStatus.ACKNOWLEDGE | VirtioStatus.DRIVER | VirtioStatus.FEATURES_OK | VirtioStatus.DRIVER_OK;
+      await this.#set(Request.SET_STATUS, codecs.u64.encode(BigInt(status)));
+    }
+    this.#ready = true;
+    return { features: virtio, protocolFeatures: protocol, backendQueuePairs: pairs };
+  }
+
+  /** Close our side; `reason` null for a deliberate close. */
+  close(reason: string | null = null): void {
+    this.#shut(reason);
+  }
+
+  // ---- requests -----------------------------------------------------------------------
+
+  #get(code: number): Promise<bigint> {
+    return this.#send(code, Buffer.alloc(0), [], 'u64');
+  }
+
+  /** A request without a reply of its own: with REPLY_ACK it waits for the ack. */
+  async #set(code: number, payload: Buffer, fds: number[] = []): Promise<void> {
+    if (this.#replyAck) {
+      const ack = await this.#send(code, payload, fds, 'ack');
+      if (ack !== 0n) this.#fail(`the back-end refused ${requestName(code)} (ack ${ack})`);
+    } else {
+      await this.#send(code, payload, fds, undefined);
+    }
+  }
+
+  #send(code: number, payload: Buffer, fds: number[], kind: ReplyKind | undefined): Promise<bigint> {
+    if (this.#closed) {
+      return Promise.reject(
+        new VhostUserProtocolError(this.#reason ?? `${requestName(code)}: the connection is closed`),
+      );
+    }
+    const msg = Buffer.alloc(HEADER_SIZE + payload.length);
+    msg.writeUInt32LE(code, 0);
+    msg.writeUInt32LE(Flags.VERSION | (kind === 'ack' ? Flags.NEED_REPLY : 0), 4);
+    msg.writeUInt32LE(payload.length, 8);
+    payload.copy(msg, HEADER_SIZE);
+    this.#opts.log?.(`-> ${requestName(code)}${kind === 'ack' ? ' (need reply)' : ''}`);
+    try {
+      const n = native().fdSend(this.#fd, msg, fds);
+      if (n !== msg.length) throw new Error(`only ${n} of ${msg.length} bytes went out`);
+    } catch (e) {
+      const reason = `cannot send ${requestName(code)}: ${e instanceof Error ? e.message : String(e)}`;
+      this.#shut(reason);
+      return Promise.reject(new VhostUserProtocolError(reason));
+    }
+    this.requests++;
+    if (kind === undefined) return Promise.resolve(0n);
+    return new Promise((resolve, reject) => {
+      const ms = this.#opts.replyTimeoutMs ?? 5000;
+      const timer = setTimeout(() => {
+        this.#shut(`the back-end did not answer ${requestName(code)} within ${ms} ms`);
+      }, ms);
+      this.#pending = { code, kind, resolve, reject, timer };
+      this.#parse(); // a reply may already be buffered (it would be unasked, and refused)
+    });
+  }
+
+  #parse(): void {
+    while (!this.#closed && this.#buf.length >= HEADER_SIZE) {
+      const code = this.#buf.readUInt32LE(0);
+      const flags = this.#buf.readUInt32LE(4);
+      const size = this.#buf.readUInt32LE(8);
+      const p = this.#pending;
+      if (p === undefined) {
+        this.#shut(`the back-end sent an unasked message (${requestName(code)}, flags 0x${flags.toString(16)})`);
+        return;
+      }
+      const name = requestName(p.code);
+      if (flags !== REPLY_FLAGS) {
+        this.#shut(`the back-end answered ${name} with flags 0x${flags.toString(16)}, not a version 1 reply`);
+        return;
+      }
+      if (code !== p.code) {
+        this.#shut(`the back-end answered ${name} with a reply to ${requestName(code)}`);
+        return;
+      }
+      if (size !== 8) {
+        this.#shut(`the back-end answered ${name} with a ${size}-byte payload, expected 8`);
+        return;
+      }
+      if (this.#buf.length < HEADER_SIZE + 8) return;
+      const value = this.#buf.readBigUInt64LE(HEADER_SIZE);
+      this.#buf = this.#buf.subarray(HEADER_SIZE + 8);
+      clearTimeout(p.timer);
+      this.#pending = undefined;
+      this.#opts.log?.(`<- ${name} 0x${value.toString(16)}`);
+      p.resolve(value);
+    }
+  }
+
+  #fail(reason: string): never {
+    this.#shut(reason);
+    throw new VhostUserProtocolError(reason);
+  }
+
+  #shut(reason: string | null): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#reason = reason;
+    this.#reader?.close();
+    this.#reader = undefined;
+    this.#buf = Buffer.alloc(0);
+    const p = this.#pending;
+    this.#pending = undefined;
+    if (p) {
+      clearTimeout(p.timer);
+      p.reject(
+        new VhostUserProtocolError(reason ?? `the connection closed before ${requestName(p.code)} was answered`),
+      );
+    }
+    this.#socket.destroy();
+    this.emit('close', reason);
+  }
+}
