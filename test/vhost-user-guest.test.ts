@@ -306,7 +306,11 @@ test(
     // netplane's side: the acked features carry RING_PACKED, the rings run, nothing broke.
     const { client: npc } = await QmpTestClient.open(npQmp);
     const ex = (await npc.execute('query-netplane-exports')).return[0];
-    assert.equal(Math.floor(ex.device.features / 2 ** 34) % 2, 1, `acked features 0x${ex.device.features.toString(16)}`);
+    assert.equal(
+      Math.floor(ex.device.features / 2 ** 34) % 2,
+      1,
+      `acked features 0x${ex.device.features.toString(16)}`,
+    );
     assert.deepEqual(
       ex.device.rings.map((r: { started: boolean }) => r.started),
       [true, true],

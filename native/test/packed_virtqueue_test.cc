@@ -20,11 +20,11 @@ using namespace netplane::core;
 
 namespace {
 
-constexpr uint64_t kDesc = 0x1000;    // descriptor ring
-constexpr uint64_t kDrvEv = 0x9000;   // driver event area
-constexpr uint64_t kDevEv = 0x9010;   // device event area
-constexpr uint64_t kBufs = 0x10000;   // buffers from here (region 0 ends at 1 MiB)
-constexpr uint64_t kIndir = 0xa000;   // indirect tables
+constexpr uint64_t kDesc = 0x1000;   // descriptor ring
+constexpr uint64_t kDrvEv = 0x9000;  // driver event area
+constexpr uint64_t kDevEv = 0x9010;  // device event area
+constexpr uint64_t kBufs = 0x10000;  // buffers from here (region 0 ends at 1 MiB)
+constexpr uint64_t kIndir = 0xa000;  // indirect tables
 constexpr uint64_t kFeatPacked = 1ull << 34;
 
 #define CHECK_VQ(expr, want)                                                                                       \
@@ -48,9 +48,9 @@ struct PackedPair {
   explicit PackedPair(uint32_t n = 8, bool event_idx = false, uint16_t base = 0x8000) : size(n) {
     auto fd = MemfdCreate("np-test-packed", 2 * nptest::kRegionSize);
     memfd = std::move(fd.value);
-    mem = GuestMemory::Map({{0, nptest::kRegionSize, nptest::kUserBase0, memfd.get(), 0},
-                            {nptest::kRegionSize, nptest::kRegionSize, nptest::kUserBase1, memfd.get(),
-                             nptest::kRegionSize}})
+    mem = GuestMemory::Map(
+              {{0, nptest::kRegionSize, nptest::kUserBase0, memfd.get(), 0},
+               {nptest::kRegionSize, nptest::kRegionSize, nptest::kUserBase1, memfd.get(), nptest::kRegionSize}})
               .value;
     REQUIRE(drv.Init(mem, n, kDesc, kDrvEv, kDevEv, event_idx).ok());
     REQUIRE(dev.Start(mem, Addrs(event_idx, base)).ok());
@@ -355,19 +355,45 @@ TEST(PackedRing, HostileShapesBreakTheQueue) {
          p.RawChain({{kIndir, 32, 1, I}});
        },
        VirtqError::kNestedIndirect},
-      {"indirect with next", [&](PackedPair& p) { p.RawChain({{kIndir, 32, 1, I | N}, {kBufs, 16, 1, 0}}); },
+      {"indirect with next",
+       [&](PackedPair& p) {
+         p.RawChain({{kIndir, 32, 1, I | N}, {kBufs, 16, 1, 0}});
+       },
        VirtqError::kIndirectWithNext},
-      {"indirect length not a multiple of 16", [&](PackedPair& p) { p.RawChain({{kIndir, 24, 1, I}}); },
+      {"indirect length not a multiple of 16",
+       [&](PackedPair& p) {
+         p.RawChain({{kIndir, 24, 1, I}});
+       },
        VirtqError::kIndirectBadLen},
-      {"indirect length zero", [&](PackedPair& p) { p.RawChain({{kIndir, 0, 1, I}}); }, VirtqError::kIndirectBadLen},
-      {"indirect table outside memory", [&](PackedPair& p) { p.RawChain({{0x7000000, 32, 1, I}}); },
+      {"indirect length zero",
+       [&](PackedPair& p) {
+         p.RawChain({{kIndir, 0, 1, I}});
+       },
+       VirtqError::kIndirectBadLen},
+      {"indirect table outside memory",
+       [&](PackedPair& p) {
+         p.RawChain({{0x7000000, 32, 1, I}});
+       },
        VirtqError::kIndirectBadAddress},
-      {"buffer outside memory", [&](PackedPair& p) { p.RawChain({{3 * nptest::kRegionSize, 64, 1, 0}}); },
+      {"buffer outside memory",
+       [&](PackedPair& p) {
+         p.RawChain({{3 * nptest::kRegionSize, 64, 1, 0}});
+       },
        VirtqError::kBadAddress},
-      {"address + length overflows", [&](PackedPair& p) { p.RawChain({{~0ull - 8, 64, 1, 0}}); },
+      {"address + length overflows",
+       [&](PackedPair& p) {
+         p.RawChain({{~0ull - 8, 64, 1, 0}});
+       },
        VirtqError::kBadAddress},
-      {"zero-length buffer", [&](PackedPair& p) { p.RawChain({{kBufs, 0, 1, 0}}); }, VirtqError::kZeroLength},
-      {"readable after writable", [&](PackedPair& p) { p.RawChain({{kBufs, 16, 1, W | N}, {kBufs, 16, 1, 0}}); },
+      {"zero-length buffer",
+       [&](PackedPair& p) {
+         p.RawChain({{kBufs, 0, 1, 0}});
+       },
+       VirtqError::kZeroLength},
+      {"readable after writable",
+       [&](PackedPair& p) {
+         p.RawChain({{kBufs, 16, 1, W | N}, {kBufs, 16, 1, 0}});
+       },
        VirtqError::kReadableAfterWritable},
       {"4 GiB in one chain",
        [&](PackedPair& p) {
@@ -479,7 +505,8 @@ struct PackedNic {
     uint64_t a = guest.Alloc(static_cast<uint32_t>(pkt.size()));
     guest.tx.drv.Write(a, pkt.data(), pkt.size());
     const uint32_t half = split_in_two ? static_cast<uint32_t>(pkt.size() / 2) : static_cast<uint32_t>(pkt.size());
-    PackedVirtqueueDriver::Buffer b[2] = {{a, half, false}, {a + half, static_cast<uint32_t>(pkt.size() - half), false}};
+    PackedVirtqueueDriver::Buffer b[2] = {{a, half, false},
+                                          {a + half, static_cast<uint32_t>(pkt.size() - half), false}};
     return tx.drv.AddBuffers(b, split_in_two ? 2 : 1, indirect);
   }
   void PostRx(int n, uint32_t len) {

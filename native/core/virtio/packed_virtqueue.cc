@@ -24,8 +24,8 @@ Status MapPackedRing(const GuestMemory& mem, const VringAddrs& a, PackedRingView
                                   " is not aligned to " + std::to_string(p.align));
     uint8_t* h = mem.TranslateContiguous(a.space, p.addr, p.len);
     if (!h)
-      return Status::InvalidInput(std::string("packed vring ") + p.name + " at " + space + " " + HexU64(p.addr) +
-                                  " (" + std::to_string(p.len) + " bytes) is not inside one guest memory region");
+      return Status::InvalidInput(std::string("packed vring ") + p.name + " at " + space + " " + HexU64(p.addr) + " (" +
+                                  std::to_string(p.len) + " bytes) is not inside one guest memory region");
     if (reinterpret_cast<uintptr_t>(h) % p.align != 0)
       return Status::InvalidInput(std::string("packed vring ") + p.name + " maps to a misaligned host address");
     *p.host = h;
@@ -33,7 +33,8 @@ Status MapPackedRing(const GuestMemory& mem, const VringAddrs& a, PackedRingView
   // Our used descriptors and event words must not land on another part.
   for (int i = 0; i < 3; ++i)
     for (int j = 0; j < i; ++j) {
-      const uintptr_t ai = reinterpret_cast<uintptr_t>(*parts[i].host), aj = reinterpret_cast<uintptr_t>(*parts[j].host);
+      const uintptr_t ai = reinterpret_cast<uintptr_t>(*parts[i].host),
+                      aj = reinterpret_cast<uintptr_t>(*parts[j].host);
       if (ai < aj + parts[j].len && aj < ai + parts[i].len)
         return Status::InvalidInput(std::string("packed vring ") + parts[i].name + " overlaps the " + parts[j].name);
     }

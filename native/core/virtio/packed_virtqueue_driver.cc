@@ -63,9 +63,9 @@ int PackedVirtqueueDriver::AddBuffers(const Buffer* bufs, int n, uint64_t indire
   if (indirect_table) {
     for (int i = 0; i < n; ++i) {
       uint8_t raw[16];
-      EncodePackedDesc(PackedDesc{bufs[i].addr, bufs[i].len, 0,
-                                  static_cast<uint16_t>(bufs[i].writable ? kVringDescFWrite : 0)},
-                       raw);
+      EncodePackedDesc(
+          PackedDesc{bufs[i].addr, bufs[i].len, 0, static_cast<uint16_t>(bufs[i].writable ? kVringDescFWrite : 0)},
+          raw);
       if (!CopyIn(indirect_table + 16ull * i, raw, 16)) return -1;
     }
   }
@@ -75,9 +75,9 @@ int PackedVirtqueueDriver::AddBuffers(const Buffer* bufs, int n, uint64_t indire
     if (indirect_table) {
       d = PackedDesc{indirect_table, static_cast<uint32_t>(16 * n), id, kVringDescFIndirect};
     } else {
-      d = PackedDesc{bufs[i].addr, bufs[i].len, id,
-                     static_cast<uint16_t>((bufs[i].writable ? kVringDescFWrite : 0) |
-                                           (i + 1 < need ? kVringDescFNext : 0))};
+      d = PackedDesc{
+          bufs[i].addr, bufs[i].len, id,
+          static_cast<uint16_t>((bufs[i].writable ? kVringDescFWrite : 0) | (i + 1 < need ? kVringDescFNext : 0))};
     }
     const uint16_t flags = static_cast<uint16_t>(d.flags | AvailFlags());
     if (i == 0) {

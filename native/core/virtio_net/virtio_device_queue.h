@@ -55,8 +55,8 @@
 
 #include "base/unique_fd.h"
 #include "net/net_client.h"
-#include "virtio/split_ring.h"
 #include "virtio/device_ring.h"
+#include "virtio/split_ring.h"
 #include "virtio/virtqueue.h"
 
 namespace netplane::core {
