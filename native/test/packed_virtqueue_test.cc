@@ -27,14 +27,6 @@ constexpr uint64_t kBufs = 0x10000;  // buffers from here (region 0 ends at 1 Mi
 constexpr uint64_t kIndir = 0xa000;  // indirect tables
 constexpr uint64_t kFeatPacked = 1ull << 34;
 
-#define CHECK_VQ(expr, want)                                                                                       \
-  do {                                                                                                             \
-    VirtqError np_got = (expr);                                                                                    \
-    if (np_got != (want))                                                                                          \
-      nptest::Fail(__FILE__, __LINE__,                                                                             \
-                   std::string("CHECK_VQ(" #expr "): ") + VirtqErrorName(np_got) + " != " + VirtqErrorName(want)); \
-  } while (0)
-
 // Guest memory as nptest::Guest lays it out (two mapped regions of a memfd), with one
 // packed ring on each side.
 struct PackedPair {
@@ -67,6 +59,20 @@ struct PackedPair {
     return a;
   }
   uint8_t* Host(uint64_t gpa) { return mem->TranslateContiguous(AddrSpace::kGuest, gpa, 1); }
+  // n single-buffer chains through both sides: added, published, popped, pushed, flushed, taken.
+  void CompleteSingles(int n) {
+    PackedVirtqueueDriver::Buffer b{kBufs, 64, false};
+    for (int i = 0; i < n; ++i) REQUIRE(drv.AddBuffers(&b, 1) >= 0);
+    drv.Publish();
+    DescChain c;
+    for (int i = 0; i < n; ++i) {
+      REQUIRE(dev.Pop(iov, 64, &c) == Virtqueue::PopResult::kChain);
+      dev.Push(c.head, 0);
+    }
+    dev.Flush();
+    uint32_t id, len;
+    for (int i = 0; i < n; ++i) REQUIRE(drv.GetUsed(&id, &len));
+  }
   VirtqError PopError() {
     DescChain c;
     CHECK(dev.Pop(iov, 64, &c) == Virtqueue::PopResult::kError);
@@ -223,32 +229,17 @@ TEST(PackedRing, MarkAndRewindLeaveTheRingUntouched) {
 
 TEST(PackedRing, BaseCarriesPositionAndWrapCounter) {
   PackedPair p(4);
-  PackedVirtqueueDriver::Buffer b{kBufs, 64, false};
-  for (int i = 0; i < 6; ++i) {  // one and a half laps
-    REQUIRE(p.drv.AddBuffers(&b, 1) >= 0);
-    p.drv.Publish();
-    DescChain c;
-    REQUIRE(p.dev.Pop(p.iov, 64, &c) == Virtqueue::PopResult::kChain);
-    p.dev.Push(c.head, 0);
-    p.dev.Flush();
-    uint32_t id, len;
-    REQUIRE(p.drv.GetUsed(&id, &len));
-  }
+  for (int i = 0; i < 6; ++i) p.CompleteSingles(1);  // one and a half laps
   const uint32_t base = p.dev.Stop();
   CHECK_EQ(base & 0xffff, 2u);  // position 2, wrap counter 0 (one lap done)
   CHECK_EQ(base >> 16, 2u);     // used: the same
   CHECK(!p.dev.started());
   // Resume from the low half, as SET_VRING_BASE gives it back.
   REQUIRE(p.dev.Start(p.mem, p.Addrs(false, static_cast<uint16_t>(base))).ok());
-  REQUIRE(p.drv.AddBuffers(&b, 1) >= 0);
-  p.drv.Publish();
-  DescChain c;
-  REQUIRE(p.dev.Pop(p.iov, 64, &c) == Virtqueue::PopResult::kChain);
-  p.dev.Push(c.head, 0);
-  p.dev.Flush();
-  uint32_t id, len;
-  CHECK(p.drv.GetUsed(&id, &len));
+  p.CompleteSingles(1);
   // A device that resumes at the wrong lap sees nothing available.
+  PackedVirtqueueDriver::Buffer b{kBufs, 64, false};
+  DescChain c;
   PackedPair q(4);
   REQUIRE(q.drv.AddBuffers(&b, 1) >= 0);
   q.drv.Publish();
@@ -259,17 +250,7 @@ TEST(PackedRing, BaseCarriesPositionAndWrapCounter) {
 
 TEST(PackedRing, InterruptsFollowTheDriverEventArea) {
   PackedPair p(8);
-  PackedVirtqueueDriver::Buffer b{kBufs, 64, false};
-  auto complete_one = [&] {
-    REQUIRE(p.drv.AddBuffers(&b, 1) >= 0);
-    p.drv.Publish();
-    DescChain c;
-    REQUIRE(p.dev.Pop(p.iov, 64, &c) == Virtqueue::PopResult::kChain);
-    p.dev.Push(c.head, 0);
-    p.dev.Flush();
-    uint32_t id, len;
-    REQUIRE(p.drv.GetUsed(&id, &len));
-  };
+  auto complete_one = [&] { p.CompleteSingles(1); };
   complete_one();
   CHECK(p.dev.NeedsNotify());
   CHECK(!p.dev.NeedsNotify());  // nothing new
@@ -284,18 +265,7 @@ TEST(PackedRing, InterruptsFollowTheDriverEventArea) {
 TEST(PackedRing, EventIdxDescPositionsBothWays) {
   PackedPair p(8, /*event_idx=*/true);
   PackedVirtqueueDriver::Buffer b{kBufs, 64, false};
-  auto complete = [&](int n) {
-    for (int i = 0; i < n; ++i) REQUIRE(p.drv.AddBuffers(&b, 1) >= 0);
-    p.drv.Publish();
-    DescChain c;
-    for (int i = 0; i < n; ++i) {
-      REQUIRE(p.dev.Pop(p.iov, 64, &c) == Virtqueue::PopResult::kChain);
-      p.dev.Push(c.head, 0);
-    }
-    p.dev.Flush();
-    uint32_t id, len;
-    for (int i = 0; i < n; ++i) REQUIRE(p.drv.GetUsed(&id, &len));
-  };
+  auto complete = [&](int n) { p.CompleteSingles(n); };
   complete(1);
   CHECK(p.dev.NeedsNotify());  // the first always signals
   // Interrupt once position 5 (this lap) is used: 1 -> 3 does not pass it, 3 -> 6 does.

@@ -82,16 +82,13 @@ inline bool PackedNeedEvent(uint16_t off_wrap, uint32_t size, uint16_t cur_pos, 
   return VringNeedEvent(event, now, old);
 }
 
-inline PackedDesc LoadPackedDesc(const uint8_t* p) {
-  uint64_t a = __atomic_load_n(reinterpret_cast<const uint64_t*>(p), __ATOMIC_RELAXED);
-  uint64_t b = __atomic_load_n(reinterpret_cast<const uint64_t*>(p + 8), __ATOMIC_RELAXED);
-  PackedDesc d;
-  d.addr = a;
-  d.len = static_cast<uint32_t>(b);
-  d.id = static_cast<uint16_t>(b >> 32);
-  d.flags = static_cast<uint16_t>(b >> 48);
-  return d;
-}
+// The same 16 bytes as a split descriptor, with bytes 12-13 the id and 14-15 the flags: read
+// and written through split_ring.h's single-load / byte-wise helpers.
+inline PackedDesc FromSplitLayout(const VringDesc& v) { return PackedDesc{v.addr, v.len, v.flags, v.next}; }
+inline VringDesc ToSplitLayout(const PackedDesc& d) { return VringDesc{d.addr, d.len, d.id, d.flags}; }
+inline PackedDesc LoadPackedDesc(const uint8_t* p) { return FromSplitLayout(LoadDesc(p)); }
+inline PackedDesc DecodePackedDesc(const uint8_t raw[16]) { return FromSplitLayout(DecodeDesc(raw)); }
+inline void EncodePackedDesc(const PackedDesc& d, uint8_t raw[16]) { EncodeDesc(ToSplitLayout(d), raw); }
 
 // addr, len, id relaxed; flags last with release (what makes the descriptor the other side's).
 inline void PublishPackedDesc(uint8_t* p, const PackedDesc& d) {
@@ -99,22 +96,6 @@ inline void PublishPackedDesc(uint8_t* p, const PackedDesc& d) {
   StoreRelaxed32(p + 8, d.len);
   StoreRelaxed16(p + 12, d.id);
   StoreRelease16(p + kPackedDescFlagsOff, d.flags);
-}
-
-// A packed descriptor as 16 raw bytes (indirect tables: unaligned, maybe across regions).
-inline PackedDesc DecodePackedDesc(const uint8_t raw[16]) {
-  PackedDesc d;
-  __builtin_memcpy(&d.addr, raw, 8);
-  __builtin_memcpy(&d.len, raw + 8, 4);
-  __builtin_memcpy(&d.id, raw + 12, 2);
-  __builtin_memcpy(&d.flags, raw + 14, 2);
-  return d;
-}
-inline void EncodePackedDesc(const PackedDesc& d, uint8_t raw[16]) {
-  __builtin_memcpy(raw, &d.addr, 8);
-  __builtin_memcpy(raw + 8, &d.len, 4);
-  __builtin_memcpy(raw + 12, &d.id, 2);
-  __builtin_memcpy(raw + 14, &d.flags, 2);
 }
 
 // One ring's three parts as host pointers (MapPackedRing in packed_virtqueue.h).

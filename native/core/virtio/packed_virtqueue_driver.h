@@ -5,7 +5,8 @@
 //
 // Contract: Init() lays the ring out (MapPackedRing's rules), zeroes it and starts both wrap
 // counters at 1. AddBuffers() writes one buffer (a chain at consecutive positions, or one
-// indirect descriptor whose table it writes at a given guest address) with a free buffer id;
+// indirect descriptor whose table it writes at a given guest address, inside one region)
+// with a free buffer id;
 // its first descriptor's flags are held back until Publish(), which writes them (the
 // earliest last, so the device sees the batch at once) and says whether the device wants a
 // kick (its event area: DISABLE, ENABLE, or DESC with EVENT_IDX). GetUsed() takes one
