@@ -76,9 +76,9 @@ describe('-export type=vhost-user-net: option errors', () => {
     [['-chardev', 'file,id=c0,path=/x'], /chardev 'file' is not supported by netplane/],
   ];
   for (const [argv, re] of cases) test(argv.join(' '), () => assert.match(cliError(argv), re));
-  test('packed=off parses (RING_PACKED is then not offered)', () => {
-    const a = parseCliArgs(['-export', 'type=vhost-user-net,id=vu0,netdev=hn0,addr.type=unix,addr.path=/x,packed=off']);
-    assert.equal(a.exports[0]!.value.packed, false);
+  test('packed=on parses (RING_PACKED is then offered)', () => {
+    const a = parseCliArgs(['-export', 'type=vhost-user-net,id=vu0,netdev=hn0,addr.type=unix,addr.path=/x,packed=on']);
+    assert.equal(a.exports[0]!.value.packed, true);
   });
   test('a valid pair parses', () => {
     const a = parseCliArgs([

@@ -219,6 +219,7 @@ describe('vhost-user back-end with the engine: frames both ways', privileged(), 
         const ex = await VhostUserExport.create(topo, {
           id: 'vu0',
           netdev: 'hn0',
+          packed: true,
           address: { kind: 'listen', path: path.join(dir, 's') },
         });
         sh('ip', ['link', 'set', ifname, 'netns', ns.name]);

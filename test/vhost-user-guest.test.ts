@@ -48,6 +48,9 @@ function line(child: ChildProcess, key: string, ms: number): Promise<Record<stri
   });
 }
 
+/** What each netplane child wrote to stderr (its export logs every ring start with its base). */
+const stderrOf = new WeakMap<ChildProcess, { text: string }>();
+
 /** Start netplane serving a new TAP; once its pidfile exists, move the TAP into the namespace. */
 async function startNetplaneIn(
   dir: string,
@@ -56,6 +59,7 @@ async function startNetplaneIn(
   ns: NetNs,
   queues: number,
   qmp?: string,
+  exportExtra = '',
 ): Promise<ChildProcess> {
   const pidfile = path.join(dir, `np-${Date.now()}.pid`);
   const child = spawn(
@@ -67,18 +71,20 @@ async function startNetplaneIn(
       '-netdev',
       `tap,id=hn0,ifname=${tap},vnet_hdr=on,queues=${queues}`,
       '-export',
-      `type=vhost-user-net,id=vu0,netdev=hn0,addr.type=unix,addr.path=${sock},num-queues=${queues}`,
+      `type=vhost-user-net,id=vu0,netdev=hn0,addr.type=unix,addr.path=${sock},num-queues=${queues}${exportExtra}`,
       ...(qmp !== undefined ? ['-qmp', `unix:${qmp},server=on,wait=off`] : []),
       '-pidfile',
       pidfile,
     ],
     { stdio: ['ignore', 'ignore', 'pipe'] },
   );
-  let err = '';
-  child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
+  const log = { text: '' };
+  stderrOf.set(child, log);
+  child.stderr!.on('data', (d: Buffer) => (log.text += d.toString()));
+  const err = () => log.text;
   const end = Date.now() + 20_000;
   while (!fs.existsSync(pidfile)) {
-    if (child.exitCode !== null || Date.now() > end) throw new Error(`netplane did not start: ${err}`);
+    if (child.exitCode !== null || Date.now() > end) throw new Error(`netplane did not start: ${err()}`);
     await new Promise((r) => setTimeout(r, 50));
   }
   sh('ip', ['link', 'set', tap, 'netns', ns.name]);
@@ -112,7 +118,8 @@ for (const packed of [false, true]) {
         },
       };
 
-      const startNetplane = (): Promise<ChildProcess> => startNetplaneIn(dir, sock, tap, ns, 1, npQmp);
+      const startNetplane = (): Promise<ChildProcess> =>
+        startNetplaneIn(dir, sock, tap, ns, 1, npQmp, packed ? ',packed=on' : '');
       np = await startNetplane();
 
       await using guest = await Guest.boot({
@@ -178,6 +185,7 @@ for (const packed of [false, true]) {
 
       // netplane killed: QEMU sees the socket close and takes the carrier down.
       const k0 = performance.now();
+      const killed = np;
       np.kill('SIGKILL');
       await new Promise<void>((r) => np!.once('exit', () => r()));
       assert.equal((await carrierIs('0', 5000)).status, 0);
@@ -188,6 +196,29 @@ for (const packed of [false, true]) {
       np = await startNetplane();
       assert.equal((await carrierIs('1', 10_000)).status, 0);
       t.diagnostic(`carrier 1 ${Math.round(performance.now() - r0)} ms after the restart`);
+      if (packed) {
+        // QEMU 7.2 cannot resume a packed ring on a new back-end: it has no index in guest
+        // memory to resync from (virtio_queue_packed_restore_last_avail_idx does nothing), so
+        // it hands the restarted netplane the base it last read (GET_VRING_BASE at set_link
+        // above), not where the rings stand. The rings look empty at that position: stuck.
+        const stuck = await guest.run(`ping -c 2 -W 1 ${HOST_IP}`, { timeoutMs: 15_000 });
+        const starts = (c: ChildProcess) =>
+          (stderrOf.get(c)!.text.match(/ring \d+ started \(size \d+, base \d+\)/g) ?? []).slice(-2).sort();
+        t.diagnostic(`packed, after the restart: ${/\d+ packets received/.exec(stuck.output)?.[0]}`);
+        t.diagnostic(
+          `ring starts at set_link on: ${starts(killed).join('; ')}; after the restart: ${starts(np).join('; ')}`,
+        );
+        assert.match(stuck.output, / 0 packets received/, stuck.output);
+        assert.deepEqual(starts(np), starts(killed), 'QEMU resumed the rings from the bases read at set_link');
+        // The guest's driver resets the device (unbind, bind): fresh rings at position 0, lap 1.
+        await guest.check(
+          'd=$(basename $(readlink /sys/class/net/eth0/device)) && ' +
+            'echo $d > /sys/bus/virtio/drivers/virtio_net/unbind && echo $d > /sys/bus/virtio/drivers/virtio_net/bind',
+        );
+        await guest.waitFor('ls /sys/class/net', (r) => r.output.includes('eth0'), 10_000);
+        await guest.check(`ip addr add ${GUEST_IP}/24 dev eth0 && ip link set eth0 up`);
+        assert.equal((await carrierIs('1', 10_000)).status, 0);
+      }
       const ping3 = await guest.run(`ping -c 3 -W 1 ${HOST_IP}`, { timeoutMs: 20_000 });
       assert.match(ping3.output, /[23] packets received/, ping3.output);
       np.kill('SIGTERM');

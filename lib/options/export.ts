@@ -3,7 +3,7 @@
 //
 //   -export type=vhost-user-net,id=ID,netdev=NETDEV,addr.type=unix,addr.path=PATH[,num-queues=N]
 //   -export type=vhost-user-net,id=ID,netdev=NETDEV,chardev=CHARDEV[,num-queues=N]
-//   (either form also takes packed=on|off: offer packed virtqueues, default on)
+//   (either form also takes packed=on|off: offer packed virtqueues, default off)
 //   -chardev socket,id=ID,path=PATH[,server=on|off][,wait=on|off][,reconnect=SECONDS]
 //
 // Both are QemuOpts key=value text; the messages are QEMU's where QEMU has the same check.
@@ -20,7 +20,7 @@ export interface ExportArg {
   numQueues?: number;
   addr?: { type: 'unix'; path: string };
   chardev?: string;
-  /** packed=off: do not offer VIRTIO_F_RING_PACKED (default on). */
+  /** packed=on: offer VIRTIO_F_RING_PACKED (default off; VhostUserNetExportOptions.packed). */
   packed?: boolean;
 }
 

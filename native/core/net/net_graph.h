@@ -60,7 +60,7 @@ class NetGraph {
   // Features only while both rings are stopped; offloads are recomputed afterwards.
   Status SetVirtioFeatures(uint32_t handle, uint64_t features);
   Status StartVring(uint32_t handle, VirtioRing ring, VirtioRingStart start);
-  // Stopped on return; the next avail index to resume from.
+  // Stopped on return; the next avail index to resume from (packed rings: DeviceRing::Stop).
   Result<uint32_t> StopVring(uint32_t handle, VirtioRing ring);
   // Unlink (purging what waits on either side), stop polling, delete. The fd stays open.
   Status Remove(uint32_t handle);
