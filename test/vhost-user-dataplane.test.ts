@@ -293,7 +293,7 @@ describe('vhost-user back-end with the engine: frames both ways', privileged(), 
         await sendArp(1, 3);
         await arpReplyIn(rx & 0x7fff);
         const stats = dp.stats().find((s) => s.name === 'vu0')!;
-        assert.equal(stats.broken ?? false, false, stats.error);
+        assert.equal(stats.broken ?? false, false, stats.error ?? undefined);
         assert.ok(stats.framesIn >= 2, `in ${stats.framesIn}`);
         fe.close();
         await fe.closed;
