@@ -341,7 +341,10 @@ export interface NativeNetGraph {
   addVirtioDevice(spec: NativeClientSpec): void;
   setVirtioFeatures(handle: number, features: bigint): void;
   startVring(handle: number, spec: NativeVringSpec): void;
-  /** Stops the ring at once; returns the next avail index (vhost-user GET_VRING_BASE). */
+  /**
+   * Stops the ring at once; returns the vhost-user GET_VRING_BASE value (split: the next avail
+   * index; packed: avail | used << 16, each position | wrap << 15).
+   */
   stopVring(handle: number, ring: VringName): number;
   addVirtioDriver(spec: NativeClientSpec): void;
   setDriverFeatures(handle: number, features: bigint): void;

@@ -62,6 +62,10 @@ describe('-export type=vhost-user-net: option errors', () => {
       /Invalid parameter 'bogus'/,
     ],
     [['-export', 'type=vhost-user-net,id=vu0,netdev=hn0,chardev=c9'], /chardev "c9" not found/],
+    [
+      ['-export', 'type=vhost-user-net,id=vu0,netdev=hn0,addr.type=unix,addr.path=/x,packed=maybe'],
+      /Parameter 'packed' expects 'on' or 'off'/,
+    ],
     [['-chardev', 'socket,path=/x'], /chardev: no id specified/],
     [['-chardev', 'socket,id=c0'], /chardev: socket: no host given/],
     [
@@ -72,6 +76,10 @@ describe('-export type=vhost-user-net: option errors', () => {
     [['-chardev', 'file,id=c0,path=/x'], /chardev 'file' is not supported by netplane/],
   ];
   for (const [argv, re] of cases) test(argv.join(' '), () => assert.match(cliError(argv), re));
+  test('packed=on parses (RING_PACKED is then offered)', () => {
+    const a = parseCliArgs(['-export', 'type=vhost-user-net,id=vu0,netdev=hn0,addr.type=unix,addr.path=/x,packed=on']);
+    assert.equal(a.exports[0]!.value.packed, true);
+  });
   test('a valid pair parses', () => {
     const a = parseCliArgs([
       '-chardev',

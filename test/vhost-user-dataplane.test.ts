@@ -193,4 +193,119 @@ describe('vhost-user back-end with the engine: frames both ways', privileged(), 
       }
     },
   );
+
+  test(
+    'packed rings (RING_PACKED, size 200): ARP out and the reply in; GET_VRING_BASE / SET_VRING_BASE resume the lap',
+    { timeout: 60_000 },
+    async () => {
+      const PN = 200; // packed rings need not be a power of two
+      const AVAIL = 0x80;
+      const USED = 0x8000;
+      const pdesc = (addr: number, len: number, id: number, flags: number): Buffer => {
+        const b = desc(addr, len, 0);
+        b.writeUInt16LE(id, 12);
+        b.writeUInt16LE(flags, 14);
+        return b;
+      };
+      const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'np-vu-dp-'));
+      const ifname = npName('vk');
+      const dp = new NativeDataPlane();
+      const topo = new Topology({ dataPlane: dp, warn: () => {} });
+      using ns = new NetNs('vk');
+      const memfd = native().memfdCreate('np-vu-packed', MEM);
+      const pipes = [native().aioPipe(), native().aioPipe(), native().aioPipe(), native().aioPipe()];
+      try {
+        topo.addNetdev({ type: 'tap', id: 'hn0', ifname, vnet_hdr: true });
+        const ex = await VhostUserExport.create(topo, {
+          id: 'vu0',
+          netdev: 'hn0',
+          packed: true,
+          address: { kind: 'listen', path: path.join(dir, 's') },
+        });
+        sh('ip', ['link', 'set', ifname, 'netns', ns.name]);
+        ns.disableIpv6();
+        ns.exec('ip', ['addr', 'add', '10.251.8.1/24', 'dev', ifname]);
+        ns.exec('ip', ['link', 'set', ifname, 'up']);
+
+        const fe = await FakeFrontend.connect(path.join(dir, 's'));
+        const feats = (await fe.call(VU.GET_FEATURES)).payload.readBigUInt64LE(0);
+        assert.ok((feats & bit(VirtioF.RING_PACKED)) !== 0n, 'RING_PACKED offered');
+        fe.send(VU.SET_PROTOCOL_FEATURES, u64(0x10009n));
+        fe.send(VU.SET_FEATURES, u64(bit(VirtioF.VERSION_1) | bit(VirtioF.RING_PACKED) | bit(30)));
+        await fe.call(VU.SET_MEM_TABLE, memTable([{ gpa: 0n, size: BigInt(MEM), ua: UA, offset: 0n }]), {
+          flags: 0x1 | NEED_REPLY,
+          fds: [memfd],
+        });
+        // 16 rx buffers made available in lap 1 (AVAIL set, USED clear), ids 0..15.
+        for (let i = 0; i < 16; i++) put(memfd, RING[0]!.desc + 16 * i, pdesc(RX_BUF + 2048 * i, 2048, i, AVAIL | 2));
+        const startRing = (i: number, base: number): void => {
+          const r = RING[i]!;
+          fe.send(VU.SET_VRING_NUM, state(i, PN));
+          fe.send(VU.SET_VRING_BASE, state(i, base));
+          // avail = the driver event area, used = the device event area.
+          fe.send(VU.SET_VRING_ADDR, vringAddr(i, UA + BigInt(r.desc), UA + BigInt(r.used), UA + BigInt(r.avail)));
+          fe.send(VU.SET_VRING_KICK, u64(i), { fds: [pipes[2 * i]![0]] });
+          fe.send(VU.SET_VRING_CALL, u64(i), { fds: [pipes[2 * i + 1]![1]] });
+          fe.send(VU.SET_VRING_ENABLE, state(i, 1));
+        };
+        // QEMU's form: avail position | wrap << 15, the used one in the upper half (both wrap 1).
+        for (const i of [0, 1]) startRing(i, 0x80008000);
+        fe.send(VU.SET_STATUS, u64(0xf));
+        await fe.call(VU.GET_STATUS);
+
+        const sendArp = async (pos: number, id: number): Promise<void> => {
+          const frame = arpRequest([10, 251, 8, 2], [10, 251, 8, 1]);
+          put(memfd, TX_BUF + 256 * pos, Buffer.concat([Buffer.alloc(HDR), frame]));
+          put(memfd, RING[1]!.desc + 16 * pos, pdesc(TX_BUF + 256 * pos, HDR + frame.length, id, AVAIL));
+          fs.writeSync(pipes[2]![1], u64(1));
+          // Used: both bits equal to the device's wrap counter (1), our id written back.
+          await until(`tx position ${pos} used`, () => {
+            const d = get(memfd, RING[1]!.desc + 16 * pos, 16);
+            return d.readUInt16LE(14) === (AVAIL | USED) && d.readUInt16LE(12) === id ? true : undefined;
+          });
+        };
+        const arpReplyIn = (from: number) =>
+          until('the ARP reply in an rx buffer', () => {
+            for (let k = from; k < 16; k++) {
+              const d = get(memfd, RING[0]!.desc + 16 * k, 16);
+              if (d.readUInt16LE(14) !== (AVAIL | USED)) return undefined; // in order: the first unused ends it
+              const f = get(memfd, RX_BUF + 2048 * d.readUInt16LE(12), d.readUInt32LE(8)).subarray(HDR);
+              if (f.readUInt16BE(12) === 0x0806 && f.readUInt16BE(20) === 2) return k;
+            }
+            return undefined;
+          });
+        await sendArp(0, 7);
+        const k = await arpReplyIn(0);
+        assert.ok(fs.readSync(pipes[1]![0], Buffer.alloc(64)) >= 8, 'an rx interrupt');
+
+        // Stop (set_link off): tx resumes at position 1, lap 1, for avail and used alike.
+        fe.send(VU.SET_STATUS, u64(0));
+        const tx = (await fe.call(VU.GET_VRING_BASE, state(1, 0))).payload.readUInt32LE(4);
+        assert.equal(tx, 0x80018001, `tx base 0x${tx.toString(16)}`);
+        const rx = (await fe.call(VU.GET_VRING_BASE, state(0, 0))).payload.readUInt32LE(4);
+        assert.equal(rx & 0x8000, 0x8000, `rx base 0x${rx.toString(16)}`);
+        assert.ok((rx & 0x7fff) > k, `rx base 0x${rx.toString(16)} is past the reply`);
+        // ... and restarted from those bases (set_link on): the next buffer is at position 1.
+        startRing(0, rx);
+        startRing(1, tx);
+        fe.send(VU.SET_STATUS, u64(0xf));
+        await fe.call(VU.GET_STATUS);
+        await sendArp(1, 3);
+        await arpReplyIn(rx & 0x7fff);
+        const stats = dp.stats().find((s) => s.name === 'vu0')!;
+        assert.equal(stats.broken ?? false, false, stats.error ?? undefined);
+        assert.ok(stats.framesIn >= 2, `in ${stats.framesIn}`);
+        fe.close();
+        await fe.closed;
+        await ex.close();
+      } finally {
+        for (const p of pipes) for (const f of p) fs.closeSync(f);
+        fs.closeSync(memfd);
+        await topo.close();
+        dp.close();
+        deleteLink(ifname);
+        fs.rmSync(dir, { recursive: true, force: true });
+      }
+    },
+  );
 });

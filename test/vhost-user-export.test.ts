@@ -45,10 +45,21 @@ describe('VhostUserExport on a Topology', () => {
     );
     assert.ok((ex.features & (1n << 11n)) !== 0n, 'HOST_TSO4 with a vnet header');
     assert.equal(ex.features & (1n << 30n), 0n, 'bit 30 is the protocol-features bit, added by the back-end');
+    assert.equal(ex.features & (1n << 34n), 0n, 'RING_PACKED not offered by default');
     const fe = await FakeFrontend.connect(path.join(dir, 's'));
     assert.equal((await fe.call(VU.GET_QUEUE_NUM)).payload.readBigUInt64LE(0), 2n);
     assert.equal(ex.info().connected, true);
     assert.equal(ex.info()['data-path'], false);
+    // packed: true offers RING_PACKED (on another tap).
+    topo.addNetdev({ type: 'tap', id: 'hn2', vnet_hdr: true });
+    const ex2 = await VhostUserExport.create(topo, {
+      id: 'vu2',
+      netdev: 'hn2',
+      packed: true,
+      address: { kind: 'listen', path: path.join(dir, 'u') },
+    });
+    assert.ok((ex2.features & (1n << 34n)) !== 0n);
+    await ex2.close();
     // The netdev is in use now: -link and a second export are refused.
     topo.addNetdev({ type: 'tap', id: 'hn1' });
     assert.throws(() => topo.link('hn0', 'hn1'), /already in use/);

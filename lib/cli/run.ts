@@ -231,6 +231,7 @@ export async function runCli(argv: readonly string[], opts: RunOptions = {}): Pr
         id: v.id,
         netdev: v.netdev,
         ...(v.numQueues !== undefined ? { numQueues: v.numQueues } : {}),
+        ...(v.packed !== undefined ? { packed: v.packed } : {}),
         address: chardev
           ? chardev.server
             ? { kind: 'listen', path: chardev.path }

@@ -43,6 +43,7 @@ export const VirtioF = {
   RING_EVENT_IDX: 29,
   BAD_FEATURE: 30, // legacy only: offered so a driver acking it can be detected
   VERSION_1: 32,
+  RING_PACKED: 34,
 } as const;
 
 export function bit(n: number): bigint {

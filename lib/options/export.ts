@@ -3,6 +3,7 @@
 //
 //   -export type=vhost-user-net,id=ID,netdev=NETDEV,addr.type=unix,addr.path=PATH[,num-queues=N]
 //   -export type=vhost-user-net,id=ID,netdev=NETDEV,chardev=CHARDEV[,num-queues=N]
+//   (either form also takes packed=on|off: offer packed virtqueues, default off)
 //   -chardev socket,id=ID,path=PATH[,server=on|off][,wait=on|off][,reconnect=SECONDS]
 //
 // Both are QemuOpts key=value text; the messages are QEMU's where QEMU has the same check.
@@ -19,6 +20,8 @@ export interface ExportArg {
   numQueues?: number;
   addr?: { type: 'unix'; path: string };
   chardev?: string;
+  /** packed=on: offer VIRTIO_F_RING_PACKED (default off; VhostUserNetExportOptions.packed). */
+  packed?: boolean;
 }
 
 export interface ChardevArg {
@@ -53,7 +56,7 @@ export function parseExportArg(text: string, ctx?: ParseContext): ExportArg {
   const netdev = v.get('netdev');
   if (netdev === undefined) throw new OptionError("Parameter 'netdev' is missing");
   for (const key of v.keys()) {
-    if (!['type', 'netdev', 'num-queues', 'addr.type', 'addr.path', 'chardev'].includes(key))
+    if (!['type', 'netdev', 'num-queues', 'addr.type', 'addr.path', 'chardev', 'packed'].includes(key))
       throw new OptionError(`Invalid parameter '${key}'`);
   }
   const out: ExportArg = { type: 'vhost-user-net', id: kv.id, netdev };
@@ -63,6 +66,8 @@ export function parseExportArg(text: string, ctx?: ParseContext): ExportArg {
     if (n < 1) throw new OptionError("Parameter 'num-queues' expects a value of at least 1");
     out.numQueues = n;
   }
+  const packed = v.get('packed');
+  if (packed !== undefined) out.packed = parseBoolText('packed', packed);
   const chardev = v.get('chardev');
   const addrType = v.get('addr.type');
   const addrPath = v.get('addr.path');

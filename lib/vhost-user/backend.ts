@@ -39,7 +39,7 @@
 // and reports what it would start; nothing is mapped.
 import * as fs from 'node:fs';
 import { closeQuietly } from '../control/monitor-fds';
-import { bit, VirtioStatus } from '../devices/virtio-net-features';
+import { bit, VirtioF, VirtioStatus } from '../devices/virtio-net-features';
 import type { HandlerResult, VhostUserHandler, VhostUserRequest } from './connection';
 import { VhostUserProtocolError, type MemRegion, type VringAddr } from './messages';
 import { MAX_QUEUE_SIZE, ProtocolF, VHOST_USER_F_PROTOCOL_FEATURES, VHOST_VRING_F_LOG } from './protocol';
@@ -240,7 +240,8 @@ export class VhostUserBackend implements VhostUserHandler {
         );
       case 'SET_VRING_NUM': {
         const { index, num } = req.value;
-        if (num === 0 || num > MAX_QUEUE_SIZE || (num & (num - 1)) !== 0)
+        // Packed rings may have any size up to the maximum.
+        if (num === 0 || num > MAX_QUEUE_SIZE || (!this.#packed() && (num & (num - 1)) !== 0))
           fail(`SET_VRING_NUM: ring ${index} size ${num} is not a power of 2 from 1 to ${MAX_QUEUE_SIZE}`);
         return this.#change(index, (r) => void (r.size = num));
       }
@@ -254,7 +255,11 @@ export class VhostUserBackend implements VhostUserHandler {
       }
       case 'SET_VRING_BASE': {
         const { index, num } = req.value;
-        // Split rings: the next avail index, a u16 (packed rings are not offered).
+        // Split rings: the next avail index, a u16. Packed rings: position | wrap << 15, and QEMU
+        // adds the used position | wrap << 15 in the upper half; the engine resumes with used =
+        // avail (nothing is in flight across a stop: it completes or rewinds every chain first),
+        // as DPDK does, so the upper half is not needed.
+        if (this.#packed()) return this.#change(index, (r) => void (r.base = num & 0xffff));
         if (num > 0xffff) fail(`SET_VRING_BASE: ring ${index} base ${num} does not fit a split ring's u16 index`);
         return this.#change(index, (r) => void (r.base = num));
       }
@@ -365,7 +370,8 @@ export class VhostUserBackend implements VhostUserHandler {
     if (!r.started) return;
     r.started = false;
     const dp = this.#opts.dataPath;
-    if (dp) r.base = dp.path.stopVring(dp.handles[r.index >> 1]!, r.index % 2 === 0 ? 'rx' : 'tx') & 0xffff;
+    // Split: the next avail index; packed: avail | used << 16 (both position | wrap << 15).
+    if (dp) r.base = dp.path.stopVring(dp.handles[r.index >> 1]!, r.index % 2 === 0 ? 'rx' : 'tx') >>> 0;
   }
 
   #stopAll(): void {
@@ -387,11 +393,17 @@ export class VhostUserBackend implements VhostUserHandler {
     const size = r.size!;
     // Lazily, as DPDK does: the addresses are front-end virtual addresses, each part of the
     // ring must lie inside one region (the engine re-checks).
-    const parts: Array<[string, bigint, bigint]> = [
-      ['descriptor table', addr.desc, 16n * BigInt(size)],
-      ['avail ring', addr.avail, 6n + 2n * BigInt(size)],
-      ['used ring', addr.used, 6n + 8n * BigInt(size)],
-    ];
+    const parts: Array<[string, bigint, bigint]> = this.#packed()
+      ? [
+          ['descriptor ring', addr.desc, 16n * BigInt(size)],
+          ['driver event area', addr.avail, 4n],
+          ['device event area', addr.used, 4n],
+        ]
+      : [
+          ['descriptor table', addr.desc, 16n * BigInt(size)],
+          ['avail ring', addr.avail, 6n + 2n * BigInt(size)],
+          ['used ring', addr.used, 6n + 8n * BigInt(size)],
+        ];
     for (const [what, at, len] of parts) {
       if (!mem.regions.some((g) => at >= g.userAddr && at + len <= g.userAddr + g.size)) {
         fail(`ring ${r.index}: its ${what} at 0x${at.toString(16)} (+${len}) is outside every memory region`);
@@ -414,7 +426,7 @@ export class VhostUserBackend implements VhostUserHandler {
         availAddr: addr.avail,
         usedAddr: addr.used,
         addrSpace: 'user',
-        base: r.base,
+        base: r.base & 0xffff,
         kickFd: r.kick!,
         callFd: r.call ?? -1,
         ...(r.err !== undefined && r.err >= 0 ? { errFd: r.err } : {}),
@@ -423,6 +435,11 @@ export class VhostUserBackend implements VhostUserHandler {
     }
     r.started = true;
     this.#opts.log?.(`ring ${r.index} started (size ${size}, base ${r.base})`);
+  }
+
+  /** VIRTIO_F_RING_PACKED acked: the rings are packed (virtio 1.1 2.8). */
+  #packed(): boolean {
+    return this.#features !== undefined && (this.#features & bit(VirtioF.RING_PACKED)) !== 0n;
   }
 
   #setFeatures(value: bigint): void {

@@ -14,8 +14,9 @@ import type { ServedDevice, Topology } from '../topology';
 
 /**
  * Virtio bits a vhost-user net back-end may offer: QEMU 7.2's user_feature_bits
- * (hw/net/vhost_net.c) less what the engine does not do (packed rings, ring reset, RSS,
- * hash reports, IOMMU, MTU, USO) and GUEST_ANNOUNCE (QEMU keeps announcing itself).
+ * (hw/net/vhost_net.c) less what the engine does not do (ring reset, RSS, hash reports,
+ * IOMMU, MTU, USO) and GUEST_ANNOUNCE (QEMU keeps announcing itself). RING_PACKED is added
+ * by the export only with its `packed` option (the model does not offer it): see there.
  */
 const SERVED_FEATURE_MASK = [
   VirtioF.ANY_LAYOUT,
@@ -44,6 +45,14 @@ export interface VhostUserNetExportOptions {
   numQueues?: number;
   /** Listen on a unix socket, or connect to a front-end that listens. */
   address: EndpointAddress;
+  /**
+   * Offer packed virtqueues (VIRTIO_F_RING_PACKED; the guest's packed=on). Default false:
+   * QEMU 7.2 cannot tell a restarted back-end where a packed ring stood (it keeps no index in
+   * guest memory to resync from, and uses no inflight fd for net), so after netplane is killed
+   * and restarted a packed guest's rings stay stuck until its driver resets the device. Split
+   * rings resume (QEMU resyncs them from the used index).
+   */
+  packed?: boolean;
 }
 
 export interface VhostUserExportInfo {
@@ -115,7 +124,7 @@ export class VhostUserExport {
   ): Promise<VhostUserExport> {
     const queuePairs = opts.numQueues ?? 1;
     const served = topology.attachServedDevice(opts.netdev, opts.id, queuePairs);
-    const features = offeredFeatures(served, queuePairs);
+    const features = offeredFeatures(served, queuePairs) | (opts.packed === true ? bit(VirtioF.RING_PACKED) : 0n);
     const dp = topology.dataPlane;
     const dataPath = served.runsVirtqueues
       ? { path: dp as DataPlane & VhostUserDataPath, handles: served.handles }

@@ -263,14 +263,14 @@ Status NetGraph::StartVring(uint32_t handle, VirtioRing ring, VirtioRingStart st
   return WithVirtio(handle, [&](VirtioDeviceQueue* q) { return q->StartRing(ring, std::move(start)); });
 }
 
-Result<uint16_t> NetGraph::StopVring(uint32_t handle, VirtioRing ring) {
-  uint16_t base = 0;
+Result<uint32_t> NetGraph::StopVring(uint32_t handle, VirtioRing ring) {
+  uint32_t base = 0;
   Status s = WithVirtio(handle, [&](VirtioDeviceQueue* q) {
     base = q->StopRing(ring);
     return Status::Ok();
   });
-  if (!s.ok()) return Result<uint16_t>::Fail(s);
-  return Result<uint16_t>::Of(base);
+  if (!s.ok()) return Result<uint32_t>::Fail(s);
+  return Result<uint32_t>::Of(base);
 }
 
 Status NetGraph::AddStream(const ClientSpec& spec) {

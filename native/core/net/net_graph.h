@@ -65,8 +65,8 @@ class NetGraph {
   // Features only while both rings are stopped; offloads are recomputed afterwards.
   Status SetVirtioFeatures(uint32_t handle, uint64_t features);
   Status StartVring(uint32_t handle, VirtioRing ring, VirtioRingStart start);
-  // Stopped on return; the next avail index to resume from.
-  Result<uint16_t> StopVring(uint32_t handle, VirtioRing ring);
+  // Stopped on return; the next avail index to resume from (packed rings: DeviceRing::Stop).
+  Result<uint32_t> StopVring(uint32_t handle, VirtioRing ring);
   // A libslirp user-mode stack (-netdev user). Pinned to its context (default np-q0): its
   // peer moves to it. Fails, naming what to install, when libslirp cannot be loaded.
   Status AddSlirp(const ClientSpec& spec, SlirpOptions opts);

@@ -46,6 +46,7 @@ struct VringAddrs {
   AddrSpace space = AddrSpace::kGuest;  // vhost-user rings come as front-end user addresses
   uint16_t base = 0;                    // next avail index to process
   bool event_idx = false;               // VIRTIO_F_RING_EVENT_IDX negotiated
+  bool packed = false;                  // VIRTIO_F_RING_PACKED: a packed ring (packed_virtqueue.h)
 };
 
 // The layout checks of Start() (above) on their own: on success *out holds the parts.

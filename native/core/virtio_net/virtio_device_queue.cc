@@ -31,8 +31,6 @@ Status VirtioDeviceQueue::SetFeatures(uint64_t f) {
   NP_DCHECK_HOME(ctx_->aio);
   if (ring(VirtioRing::kRx).vq.started() || ring(VirtioRing::kTx).vq.started())
     return Status::Invalid("virtio device '" + name_ + "': features can change only while both rings are stopped");
-  if (Has(f, kVirtioFRingPacked))
-    return Status::InvalidInput("virtio device '" + name_ + "': packed virtqueues are not supported");
   if (Has(f, kVirtioNetFHashReport))
     return Status::InvalidInput("virtio device '" + name_ + "': VIRTIO_NET_F_HASH_REPORT is not supported");
   features_ = f;
@@ -40,6 +38,7 @@ Status VirtioDeviceQueue::SetFeatures(uint64_t f) {
   // One source of truth for the header length (QEMU CVE-2023-6693 came from two).
   hdr_len_ = mrg_rxbuf_ || Has(f, kVirtioFVersion1) ? kVnetHdrLenMrg : kVnetHdrLenLegacy;
   event_idx_ = Has(f, kVirtioFRingEventIdx);
+  packed_ = Has(f, kVirtioFRingPacked);
   unsigned o = 0;
   if (Has(f, kVirtioNetFGuestCsum)) {
     o |= kOffloadCsum;
@@ -77,6 +76,7 @@ Status VirtioDeviceQueue::StartRing(VirtioRing r, VirtioRingStart start) {
   if (!s.ok()) return s;
   VringAddrs a = start.addrs;
   a.event_idx = event_idx_;
+  a.packed = packed_;
   s = g.vq.Start(std::move(start.memory), a);
   if (!s.ok()) {
     s.message = what + ": " + s.message;
@@ -108,13 +108,13 @@ Status VirtioDeviceQueue::StartRing(VirtioRing r, VirtioRingStart start) {
   return Status::Ok();
 }
 
-uint16_t VirtioDeviceQueue::StopRing(VirtioRing r) {
+uint32_t VirtioDeviceQueue::StopRing(VirtioRing r) {
   NP_DCHECK_HOME(ctx_->aio);
   Ring& g = ring(r);
   Unpoll(r);
   // Completed chains are published (Stop flushes); nothing popped stays in flight: tx
   // completes each chain as it sends it, rx pops and completes within one Receive.
-  uint16_t base = g.vq.Stop();
+  uint32_t base = g.vq.Stop();
   g.kick.Reset();
   g.call.Reset();
   g.err.Reset();
@@ -194,7 +194,7 @@ void VirtioDeviceQueue::RxFlushBh(void* opaque) { static_cast<VirtioDeviceQueue*
 void VirtioDeviceQueue::RxDoneBh(void* opaque) {
   auto* self = static_cast<VirtioDeviceQueue*>(opaque);
   self->rx_done_scheduled_ = false;
-  Virtqueue& vq = self->ring(VirtioRing::kRx).vq;
+  DeviceRing& vq = self->ring(VirtioRing::kRx).vq;
   if (vq.Flush() && vq.NeedsNotify()) self->Signal(VirtioRing::kRx);
 }
 
@@ -310,7 +310,7 @@ bool VirtioDeviceQueue::SendChain(const DescChain& c) {
 
 bool VirtioDeviceQueue::CanReceive() const {
   if (broken_) return true;  // Receive drops and counts
-  Virtqueue& vq = rings_[0].vq;
+  DeviceRing& vq = rings_[0].vq;
   if (!vq.started()) return false;
   if (vq.Available() > 0 || vq.broken()) return true;  // a broken ring: Receive reports it
   return vq.EnableNotification();
@@ -346,7 +346,7 @@ RecvResult VirtioDeviceQueue::Receive(NetClient*, const Frame& f) {
     counters_.Drop(DropReason::kDeadDevice);
     return RecvResult::kConsumed;
   }
-  Virtqueue& vq = ring(VirtioRing::kRx).vq;
+  DeviceRing& vq = ring(VirtioRing::kRx).vq;
   if (!vq.started()) return RecvResult::kNotNow;
   const uint8_t* eth = f.eth();
   const size_t len = f.eth_len();
@@ -364,7 +364,7 @@ RecvResult VirtioDeviceQueue::Receive(NetClient*, const Frame& f) {
     }
     // Finish the offload here: every wire frame becomes its own rx packet. All or none: a
     // frame whose segments do not all fit now is rewound and waits.
-    const Virtqueue::Mark mark = vq.GetMark();
+    const DeviceRing::Mark mark = vq.GetMark();
     struct Sink {
       VirtioDeviceQueue* q;
       int segments;
@@ -390,7 +390,7 @@ RecvResult VirtioDeviceQueue::Receive(NetClient*, const Frame& f) {
     } else if (res != RxResult::kBroken) {
       // Chains the earlier segments took plus the ones the failing segment tried: a whole
       // ring's worth means the frame can never fit.
-      uint32_t popped = static_cast<uint16_t>(vq.Base() - mark.last_avail) + last_rx_chains_;
+      uint32_t popped = vq.ChainsSince(mark) + last_rx_chains_;
       vq.Rewind(mark);
       if (popped >= vq.size()) res = RxResult::kTooBig;
     }
@@ -419,7 +419,7 @@ RecvResult VirtioDeviceQueue::Receive(NetClient*, const Frame& f) {
 }
 
 RecvResult VirtioDeviceQueue::NoRoom() {
-  Virtqueue& vq = ring(VirtioRing::kRx).vq;
+  DeviceRing& vq = ring(VirtioRing::kRx).vq;
   // The guest can only refill with what it gets back: publish completions now.
   if (vq.Flush() && vq.NeedsNotify()) Signal(VirtioRing::kRx);
   // Ask for a kick on new buffers; some may have come meanwhile: then retry soon ourselves.
@@ -428,10 +428,10 @@ RecvResult VirtioDeviceQueue::NoRoom() {
 }
 
 VirtioDeviceQueue::RxResult VirtioDeviceQueue::WriteRx(const VnetHdr& h, const uint8_t* frame, size_t len) {
-  Virtqueue& vq = ring(VirtioRing::kRx).vq;
+  DeviceRing& vq = ring(VirtioRing::kRx).vq;
   const size_t hdr = static_cast<size_t>(hdr_len_);
   const uint64_t total = hdr + len;
-  const Virtqueue::Mark mark = vq.GetMark();
+  const DeviceRing::Mark mark = vq.GetMark();
   iovec hdr_dst[kMaxVnetHdrLen];  // where the header goes (it may span buffers: ANY_LAYOUT)
   int n_hdr_dst = 0;
   size_t chains = 0;

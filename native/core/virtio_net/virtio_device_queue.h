@@ -9,7 +9,8 @@
 //    They fix the guest's header (12 bytes with MRG_RXBUF or VERSION_1, else 10),
 //    mergeable rx buffers, EVENT_IDX, and which offloads the guest takes (GUEST_CSUM,
 //    GUEST_TSO4/6, GUEST_ECN, GUEST_UFO, GUEST_USO4/6 -> AcceptedOffloads(), which a TAP
-//    peer applies with TUNSETOFFLOAD). PACKED and HASH_REPORT are refused.
+//    peer applies with TUNSETOFFLOAD), and with RING_PACKED packed rings (device_ring.h).
+//    HASH_REPORT is refused.
 //  - StartRing(): validate the layout (virtqueue.h), take ownership of the kick / call /
 //    err fds, poll the kick fd on this context, and scan the ring once (a kick may have
 //    come before we listened). A layout that fails validation is refused (kInvalidInput)
@@ -54,6 +55,7 @@
 
 #include "base/unique_fd.h"
 #include "net/net_client.h"
+#include "virtio/device_ring.h"
 #include "virtio/split_ring.h"
 #include "virtio/virtqueue.h"
 
@@ -99,7 +101,8 @@ class VirtioDeviceQueue : public NetClient {
   Status SetFeatures(uint64_t features);
   Status StartRing(VirtioRing r, VirtioRingStart start);
   // The next avail index (0 for a ring never started).
-  uint16_t StopRing(VirtioRing r);
+  // (Packed rings: the GET_VRING_BASE value of DeviceRing::Stop.)
+  uint32_t StopRing(VirtioRing r);
 
   bool broken() const { return broken_; }
   const std::string& error() const { return error_; }
@@ -120,7 +123,7 @@ class VirtioDeviceQueue : public NetClient {
 
  private:
   struct Ring {
-    Virtqueue vq;
+    DeviceRing vq;
     UniqueFd kick, call, err;
     bool polled = false;
     uint64_t kicks = 0;
@@ -152,6 +155,7 @@ class VirtioDeviceQueue : public NetClient {
   int hdr_len_ = kVnetHdrLenLegacy;
   bool mrg_rxbuf_ = false;
   bool event_idx_ = false;
+  bool packed_ = false;
   unsigned guest_offloads_ = 0;  // kOffload* the guest takes on rx
   bool started_ = false;         // NetClient Start()ed (handlers may be installed)
   bool tx_blocked_ = false;      // our last tx frame waits in the peer's queue
