@@ -11,11 +11,11 @@ import * as path from 'node:path';
 
 const ROOT = path.join(__dirname, '..');
 const npm = (args: string[], cwd: string): string =>
-  execFileSync('npm', args, { cwd, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: 300_000 });
+  execFileSync('npm', args, { cwd, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: 900_000 });
 
 test(
   'npm pack holds dist, the sources to build from and a fresh linux-x64 prebuild; the tarball installs and runs without install scripts',
-  { timeout: 600_000 },
+  { timeout: 1_200_000 },
   () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'np-pack-'));
     try {
