@@ -46,6 +46,24 @@ export interface NetplaneClientStats {
   queued: number;
   dropped: number;
   drops: Record<NetplaneDropReason, number>;
+  /** virtio-device clients: interrupts, and how GSO frames and mergeable rx buffers were used. */
+  virtio?: NetplaneVirtioStats;
+}
+
+/** What a virtio-device row adds (query-netplane-stats). */
+export interface NetplaneVirtioStats {
+  notifies: number;
+  /** tx frames the guest sent with a GSO type, handed on whole to the netdev. */
+  'tx-gso-frames': number;
+  /** rx frames written to the guest whole with a GSO type. */
+  'rx-gso-frames': number;
+  /** rx frames that took more than one buffer (num_buffers > 1). */
+  'rx-merged-frames': number;
+  /** rx buffers taken by all rx frames. */
+  'rx-buffers': number;
+  /** The largest frame (ethernet bytes; a GSO frame whole) from the guest, and to it. */
+  'tx-max-frame': number;
+  'rx-max-frame': number;
 }
 
 /**
@@ -96,6 +114,19 @@ function toQmp(
     queued: s.queued,
     dropped: s.dropped,
     drops,
+    ...(s.virtio
+      ? {
+          virtio: {
+            notifies: s.virtio.notifies,
+            'tx-gso-frames': s.virtio.txGsoFrames,
+            'rx-gso-frames': s.virtio.rxGsoFrames,
+            'rx-merged-frames': s.virtio.rxMergedFrames,
+            'rx-buffers': s.virtio.rxBuffers,
+            'tx-max-frame': s.virtio.txMaxFrame,
+            'rx-max-frame': s.virtio.rxMaxFrame,
+          },
+        }
+      : {}),
   };
 }
 

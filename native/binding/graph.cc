@@ -435,6 +435,12 @@ class NetGraphWrap : public Napi::ObjectWrap<NetGraphWrap> {
         v.Set("rxStarted", i.rx_started);
         v.Set("txStarted", i.tx_started);
         v.Set("notifies", num(i.notifies));
+        v.Set("txGsoFrames", num(i.tx_gso));
+        v.Set("rxGsoFrames", num(i.rx_gso));
+        v.Set("rxMergedFrames", num(i.rx_merged));
+        v.Set("rxBuffers", num(i.rx_buffers));
+        v.Set("txMaxFrame", num(i.tx_max_frame));
+        v.Set("rxMaxFrame", num(i.rx_max_frame));
         o.Set("virtio", v);
       }
       const core::CounterSnapshot& c = i.counters;

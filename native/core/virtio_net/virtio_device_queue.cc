@@ -335,6 +335,8 @@ bool VirtioDeviceQueue::SendChain(const DescChain& c) {
     return false;
   }
   if (hdr >= kVnetHdrLenMrg) p[10] = p[11] = 0;  // num_buffers means nothing on tx
+  if (h.gso_type != kGsoNone) ++tx_gso_;
+  tx_max_frame_ = std::max<uint64_t>(tx_max_frame_, eth_len);
   Frame f{p, static_cast<uint32_t>(total), static_cast<uint16_t>(hdr)};
   counters_.In(eth_len);
   counters_.DevRx(eth_len);
@@ -398,6 +400,7 @@ RecvResult VirtioDeviceQueue::Receive(NetClient*, const Frame& f) {
     // Finish the offload here: every wire frame becomes its own rx packet. All or none: a
     // frame whose segments do not all fit now is rewound and waits.
     const Virtqueue::Mark mark = vq.GetMark();
+    const uint64_t buffers0 = rx_buffers_, merged0 = rx_merged_;  // a rewind takes them back
     struct Sink {
       VirtioDeviceQueue* q;
       int segments;
@@ -413,6 +416,10 @@ RecvResult VirtioDeviceQueue::Receive(NetClient*, const Frame& f) {
         },
         &sink);
     res = sink.result;
+    if (res == RxResult::kOk ? e != VnetError::kOk : res != RxResult::kBroken) {  // rewound below
+      rx_buffers_ = buffers0;
+      rx_merged_ = merged0;
+    }
     if (e != VnetError::kOk && res == RxResult::kOk) {
       vq.Rewind(mark);
       counters_.Drop(DropReason::kBadVnetHdr);
@@ -435,6 +442,7 @@ RecvResult VirtioDeviceQueue::Receive(NetClient*, const Frame& f) {
   }
   switch (res) {
     case RxResult::kOk:
+      rx_max_frame_ = std::max<uint64_t>(rx_max_frame_, len);
       counters_.Out(len);
       counters_.DevTx(len);
       RequestRxDone();
@@ -537,6 +545,9 @@ VirtioDeviceQueue::RxResult VirtioDeviceQueue::WriteRx(const VnetHdr& h, const u
     at += hdr_dst[k].iov_len;
   }
   for (size_t k = 0; k < chains; ++k) vq.Push(static_cast<uint16_t>(rx_used_[k].id), rx_used_[k].len);
+  rx_buffers_ += chains;
+  if (chains > 1) ++rx_merged_;
+  if (g.gso_type != kGsoNone) ++rx_gso_;
   return RxResult::kOk;
 }
 
@@ -546,6 +557,12 @@ void VirtioDeviceQueue::Describe(ClientInfo& info) const {
   info.error = error_;
   info.features = features_;
   info.notifies = notifies_;
+  info.tx_gso = tx_gso_;
+  info.rx_gso = rx_gso_;
+  info.rx_merged = rx_merged_;
+  info.rx_buffers = rx_buffers_;
+  info.tx_max_frame = tx_max_frame_;
+  info.rx_max_frame = rx_max_frame_;
   info.rx_started = rings_[0].vq.started();
   info.tx_started = rings_[1].vq.started();
 }

@@ -158,6 +158,8 @@ class VirtioDeviceQueue : public NetClient {
   bool broken_ = false;
   uint64_t errors_ = 0;
   uint64_t notifies_ = 0;
+  uint64_t tx_gso_ = 0, rx_gso_ = 0, rx_merged_ = 0, rx_buffers_ = 0;  // Describe()
+  uint64_t tx_max_frame_ = 0, rx_max_frame_ = 0;
   std::string error_;
   BottomHalf* tx_bh_ = nullptr;
   BottomHalf* rx_flush_bh_ = nullptr;
