@@ -265,6 +265,17 @@ export interface NativeVirtioStats {
   txStarted: boolean;
   /** Interrupts written to the call fds (at most one per burst and ring). */
   notifies: number;
+  /** tx frames the guest sent with a GSO type (TSO/UFO/USO), handed on whole. */
+  txGsoFrames: number;
+  /** rx frames written to the guest with a GSO type (whole, not segmented). */
+  rxGsoFrames: number;
+  /** rx frames written across more than one buffer (MRG_RXBUF, num_buffers > 1). */
+  rxMergedFrames: number;
+  /** rx buffers (chains) taken by all rx frames. */
+  rxBuffers: number;
+  /** The largest frame (ethernet bytes, a GSO frame whole) the guest sent / was given. */
+  txMaxFrame: number;
+  rxMaxFrame: number;
 }
 /** What every add* call names: the client's handle, name, queue and placement. */
 export interface NativeClientSpec {

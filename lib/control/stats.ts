@@ -51,6 +51,8 @@ export interface NetplaneClientStats {
    * captured, frames not captured because the buffer was full, records written to the file.
    */
   capture?: NetplaneCaptureStats;
+  /** virtio-device clients: interrupts, and how GSO frames and mergeable rx buffers were used. */
+  virtio?: NetplaneVirtioStats;
 }
 
 /** A filter-dump's counters (QAPI spelling). */
@@ -63,6 +65,22 @@ export interface NetplaneCaptureStats {
   'dropped-bytes': number;
   written: number;
   'write-errors': number;
+}
+
+/** What a virtio-device row adds (query-netplane-stats). */
+export interface NetplaneVirtioStats {
+  notifies: number;
+  /** tx frames the guest sent with a GSO type, handed on whole to the netdev. */
+  'tx-gso-frames': number;
+  /** rx frames written to the guest whole with a GSO type. */
+  'rx-gso-frames': number;
+  /** rx frames that took more than one buffer (num_buffers > 1). */
+  'rx-merged-frames': number;
+  /** rx buffers taken by all rx frames. */
+  'rx-buffers': number;
+  /** The largest frame (ethernet bytes; a GSO frame whole) from the guest, and to it. */
+  'tx-max-frame': number;
+  'rx-max-frame': number;
 }
 
 /**
@@ -134,6 +152,19 @@ function toQmp(
     queued: s.queued,
     dropped: s.dropped,
     drops,
+    ...(s.virtio
+      ? {
+          virtio: {
+            notifies: s.virtio.notifies,
+            'tx-gso-frames': s.virtio.txGsoFrames,
+            'rx-gso-frames': s.virtio.rxGsoFrames,
+            'rx-merged-frames': s.virtio.rxMergedFrames,
+            'rx-buffers': s.virtio.rxBuffers,
+            'tx-max-frame': s.virtio.txMaxFrame,
+            'rx-max-frame': s.virtio.rxMaxFrame,
+          },
+        }
+      : {}),
   };
 }
 

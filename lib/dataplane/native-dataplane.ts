@@ -43,7 +43,8 @@
 //       stops at once, closes the fd dups, drops the memory reference and returns the next
 //       avail index (vhost-user GET_VRING_BASE).
 //   stats(): kind 'virtio-device', the usual counters, `broken` / `errors` / `error`, and
-//       `virtio: { features, rxStarted, txStarted, notifies }`.
+//       `virtio: { features, rxStarted, txStarted, notifies, txGsoFrames, rxGsoFrames,
+//       rxMergedFrames, rxBuffers, txMaxFrame, rxMaxFrame }`.
 //   'event' { type: 'vring-error', handle, name, ring, reason } when a queue pair enters its
 //       error state (it also writes errFd once); stopping both rings and starting them again
 //       resets it.

@@ -133,7 +133,7 @@ export type DataPlaneClientStats = Pick<
   | 'dropped'
   | 'drops'
 > &
-  Partial<Pick<NativeClientStats, 'broken' | 'error'>>;
+  Partial<Pick<NativeClientStats, 'broken' | 'error' | 'virtio'>>;
 
 /** A client whose device the data plane found gone (a TAP whose interface vanished). */
 export interface ClientDeadEvent {

@@ -33,6 +33,13 @@ export interface ServedDevice {
   readonly tap: TapLike;
   /** The data plane runs virtqueues (mapGuestMemory, startVring, ...): rings can be served. */
   readonly runsVirtqueues: boolean;
+  /**
+   * Make the TAP's vnet header the guest's (TUNSETVNETHDRSZ, as QEMU does when the guest
+   * negotiates MRG_RXBUF or VERSION_1), so frames cross with one write each way instead of
+   * a header conversion and a writev. No-op for a TAP without vnet header; detach() puts
+   * back the length the TAP had.
+   */
+  setVnetHdrLen(len: 10 | 12 | 20): void;
   /** Unpeer and remove the clients (idempotent). */
   detach(): void;
 }
@@ -465,11 +472,24 @@ export class Topology extends TypedEmitter<TopologyEvents> implements AsyncDispo
       throw e;
     }
     let detached = false;
+    const hdrLen0 = tap.vnetHdrLen;
+    const setHdrLen = (len: number): void => {
+      if (!tap.hasVnetHdr || hdrLen0 === 0 || tap.vnetHdrLen === len) return;
+      tap.setVnetHdrLen(len as 10 | 12 | 20); // per interface: every queue at once
+      for (const tq of netdev.clients) {
+        tq.vnetHdrLen = len;
+        if (dp && !tq.removed) dp.setVnetHdrLen(tq.handle, len);
+      }
+      for (const c of clients) c.vnetHdrLen = len;
+    };
     return {
       handles: clients.map((c) => c.handle),
       tapHandles: clients.map((_, q) => netdev.clients[q]!.handle),
       tap,
       runsVirtqueues,
+      setVnetHdrLen: (len) => {
+        if (!detached) setHdrLen(len);
+      },
       detach: () => {
         if (detached) return;
         detached = true;
@@ -477,6 +497,7 @@ export class Topology extends TypedEmitter<TopologyEvents> implements AsyncDispo
           unpeer(c);
           if (!c.removed) free(c);
         }
+        setHdrLen(hdrLen0);
       },
     };
   }

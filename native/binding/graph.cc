@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <memory>
 #include <unordered_map>
+#include <utility>
 
 #include "addon.h"
 #include "args.h"
@@ -554,7 +555,11 @@ class NetGraphWrap : public Napi::ObjectWrap<NetGraphWrap> {
         v.Set("features", Napi::BigInt::New(env, i.features));
         v.Set("rxStarted", i.rx_started);
         v.Set("txStarted", i.tx_started);
-        v.Set("notifies", num(i.notifies));
+        const std::pair<const char*, uint64_t> counts[] = {
+            {"notifies", i.notifies},        {"txGsoFrames", i.tx_gso},   {"rxGsoFrames", i.rx_gso},
+            {"rxMergedFrames", i.rx_merged}, {"rxBuffers", i.rx_buffers}, {"txMaxFrame", i.tx_max_frame},
+            {"rxMaxFrame", i.rx_max_frame}};
+        for (const auto& [key, value] : counts) v.Set(key, num(value));
         o.Set("virtio", v);
       }
       const core::CounterSnapshot& c = i.counters;

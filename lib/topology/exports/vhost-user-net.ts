@@ -5,7 +5,7 @@
 // offloads follow the acked features inside the engine (setVirtioFeatures), not from here. A front-end can make
 // netplane map only the memory it hands over and move frames only to this netdev.
 import { NetplaneError } from '../../errors';
-import { bit, VirtioF, VirtioNetF } from '../../devices/virtio-net-features';
+import { bit, hasBit, VirtioF, VirtioNetF } from '../../devices/virtio-net-features';
 import { VirtioNet } from '../../devices/virtio-net';
 import { VhostUserBackend, type BackendInfo, type VhostUserDataPath } from '../../vhost-user/backend';
 import { VhostUserEndpoint, type EndpointAddress } from '../../vhost-user/endpoint';
@@ -136,6 +136,9 @@ export class VhostUserExport {
           queuePairs,
           features,
           ...(dataPath ? { dataPath } : {}),
+          // The TAP takes the guest's header length (12 with MRG_RXBUF or VERSION_1).
+          onFeatures: (f) =>
+            served.setVnetHdrLen(hasBit(f, VirtioNetF.MRG_RXBUF) || hasBit(f, VirtioF.VERSION_1) ? 12 : 10),
           log: (line) => log(`export '${opts.id}': ${line}`),
         });
       });

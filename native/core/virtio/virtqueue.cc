@@ -129,6 +129,28 @@ void Virtqueue::Rewind(const Mark& m) {
   in_flight_ = m.in_flight;
 }
 
+void Virtqueue::Unpop(uint16_t n) {
+  if (n > in_flight_) n = in_flight_;
+  last_avail_ = static_cast<uint16_t>(last_avail_ - n);
+  in_flight_ = static_cast<uint16_t>(in_flight_ - n);
+  if (event_idx_ && notify_enabled_) StoreRelaxed16(ring_.used + UsedEventWordOff(size_), last_avail_);
+}
+
+void Virtqueue::PrefetchAvail(uint16_t n) {
+  if (!mem_ || broken()) return;
+  uint16_t av = static_cast<uint16_t>(avail_cache_ - last_avail_);
+  if (av == 0) {
+    avail_cache_ = LoadAcquire16(ring_.avail + kRingIdxOff);
+    av = static_cast<uint16_t>(avail_cache_ - last_avail_);
+  }
+  if (av > size_) return;  // Pop() reports the jump
+  if (n > av) n = av;
+  for (uint16_t i = 0; i < n; ++i) {
+    uint16_t head = LoadRelaxed16(ring_.avail + kRingEntriesOff + 2u * ((last_avail_ + i) & mask_));
+    if (head < size_) __builtin_prefetch(ring_.desc + 16u * head);
+  }
+}
+
 bool Virtqueue::Flush() {
   if (!mem_ || used_idx_ == published_) return false;
   // release: the elements (and the bytes written into the buffers) before the index.

@@ -22,6 +22,10 @@
 //    with EVENT_IDX, else clear NO_NOTIFY), fences, and returns true when buffers arrived
 //    meanwhile (the caller processes again: no lost kick). DisableNotification() stops
 //    asking (NO_NOTIFY; with EVENT_IDX avail_event is simply no longer advanced).
+//  - Unpop(n) gives back the last n chains popped and not pushed: the next Pop() returns
+//    them again, read and checked again (the driver may have rewritten them meanwhile).
+//    PrefetchAvail(n) asks the CPU for the head descriptors of the next n available chains
+//    (a hint only: nothing is checked or consumed).
 //  - Base(): the next avail index to process (vhost-user GET_VRING_BASE); Start() takes it
 //    back (SET_VRING_BASE). The used index continues from what the ring holds.
 // One thread (the owning queue's) uses a Virtqueue; the memory it reads is shared with the
@@ -78,6 +82,8 @@ class Virtqueue {
   };
   Mark GetMark() const { return {last_avail_, used_idx_, in_flight_}; }
   void Rewind(const Mark& m);
+  void Unpop(uint16_t n);
+  void PrefetchAvail(uint16_t n);
 
   uint16_t Base() const { return last_avail_; }
   uint32_t size() const { return size_; }

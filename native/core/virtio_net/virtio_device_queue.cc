@@ -237,43 +237,67 @@ void VirtioDeviceQueue::DrainTx() {
   t.vq.DisableNotification();
   int packets = 0;
   size_t bytes = 0;
-  for (;;) {
+  const char* failure = nullptr;
+  for (bool more = true; more;) {
     if (packets >= kTxBurstPackets || bytes >= kTxBurstBytes) {
       // Budget spent: yield to the other clients of this thread, continue right after.
       AioContext::ScheduleBh(tx_bh_);
       break;
     }
-    DescChain c;
-    Virtqueue::PopResult pr = t.vq.Pop(iov_, kMaxChainIov, &c);
-    if (pr == Virtqueue::PopResult::kEmpty) {
-      if (t.vq.EnableNotification()) {
-        t.vq.DisableNotification();
-        continue;
+    // Pop a batch (within the budget), prefetching as we go, then send it.
+    t.vq.PrefetchAvail(kTxBatch);
+    int n = 0, at = 0;
+    while (n < kTxBatch && packets < kTxBurstPackets && bytes < kTxBurstBytes && at <= kMaxChainIov) {
+      DescChain& c = tx_batch_[n].chain;
+      Virtqueue::PopResult pr = t.vq.Pop(tx_iov_ + at, kMaxChainIov, &c);
+      if (pr == Virtqueue::PopResult::kEmpty) {
+        if (n > 0) break;  // send these first; the next round looks again
+        if (t.vq.EnableNotification()) {
+          t.vq.DisableNotification();
+          continue;
+        }
+        more = false;
+        break;
       }
-      break;
+      if (pr == Virtqueue::PopResult::kError) {
+        failure = VirtqErrorName(t.vq.error());
+        more = false;
+        break;
+      }
+      if (c.n_writable > 0) {
+        t.vq.SetError(VirtqError::kWritableInTx);
+        failure = VirtqErrorName(VirtqError::kWritableInTx);
+        more = false;
+        break;
+      }
+      for (int i = 0; i < c.n_readable; ++i) {
+        const iovec& v = tx_iov_[at + i];
+        __builtin_prefetch(v.iov_base);
+        if (v.iov_len > 64) __builtin_prefetch(static_cast<const uint8_t*>(v.iov_base) + 64);
+      }
+      tx_batch_[n++].iov_at = at;
+      at += c.n_readable;
+      ++packets;
+      bytes += c.readable_bytes;
     }
-    if (pr == Virtqueue::PopResult::kError) {
-      Fail(VirtioRing::kTx, VirtqErrorName(t.vq.error()));
-      break;
-    }
-    if (c.n_writable > 0) {
-      t.vq.SetError(VirtqError::kWritableInTx);
-      Fail(VirtioRing::kTx, VirtqErrorName(VirtqError::kWritableInTx));
-      break;
-    }
-    ++packets;
-    bytes += c.readable_bytes;
-    bool queued = SendChain(c);
-    t.vq.Push(c.head, 0);  // tx completions carry no written bytes
-    if (queued) {
-      tx_blocked_ = true;  // OnQueuedSent resumes us
-      break;
+    for (int k = 0; k < n; ++k) {
+      const TxSlot& slot = tx_batch_[k];
+      bool queued = SendChain(slot.chain, tx_iov_ + slot.iov_at);
+      t.vq.Push(slot.chain.head, 0);  // tx completions carry no written bytes
+      if (queued) {
+        // OnQueuedSent resumes us; the chains popped after this one go back to the ring.
+        tx_blocked_ = true;
+        t.vq.Unpop(static_cast<uint16_t>(n - k - 1));
+        more = false;
+        break;
+      }
     }
   }
+  if (failure) Fail(VirtioRing::kTx, failure);
   if (t.vq.Flush() && t.vq.NeedsNotify()) Signal(VirtioRing::kTx);
 }
 
-bool VirtioDeviceQueue::SendChain(const DescChain& c) {
+bool VirtioDeviceQueue::SendChain(const DescChain& c, const iovec* iov) {
   const size_t hdr = static_cast<size_t>(hdr_len_);
   const uint64_t total = c.readable_bytes;
   if (total <= hdr) {
@@ -291,8 +315,8 @@ bool VirtioDeviceQueue::SendChain(const DescChain& c) {
   uint8_t* p = txbuf_.data();
   size_t off = 0;
   for (int i = 0; i < c.n_readable; ++i) {
-    std::memcpy(p + off, iov_[i].iov_base, iov_[i].iov_len);
-    off += iov_[i].iov_len;
+    std::memcpy(p + off, iov[i].iov_base, iov[i].iov_len);
+    off += iov[i].iov_len;
   }
   const size_t eth_len = total - hdr;
   VnetHdr h = ParseVnetHdr(p, hdr);
@@ -302,6 +326,8 @@ bool VirtioDeviceQueue::SendChain(const DescChain& c) {
     return false;
   }
   if (hdr >= kVnetHdrLenMrg) p[10] = p[11] = 0;  // num_buffers means nothing on tx
+  if (h.gso_type != kGsoNone) ++tx_gso_;
+  tx_max_frame_ = std::max<uint64_t>(tx_max_frame_, eth_len);
   Frame f{p, static_cast<uint32_t>(total), static_cast<uint16_t>(hdr)};
   counters_.In(eth_len);
   counters_.DevRx(eth_len);
@@ -365,6 +391,7 @@ RecvResult VirtioDeviceQueue::Receive(NetClient*, const Frame& f) {
     // Finish the offload here: every wire frame becomes its own rx packet. All or none: a
     // frame whose segments do not all fit now is rewound and waits.
     const DeviceRing::Mark mark = vq.GetMark();
+    const uint64_t buffers0 = rx_buffers_, merged0 = rx_merged_;  // a rewind takes them back
     struct Sink {
       VirtioDeviceQueue* q;
       int segments;
@@ -380,6 +407,10 @@ RecvResult VirtioDeviceQueue::Receive(NetClient*, const Frame& f) {
         },
         &sink);
     res = sink.result;
+    if (res == RxResult::kOk ? e != VnetError::kOk : res != RxResult::kBroken) {  // rewound below
+      rx_buffers_ = buffers0;
+      rx_merged_ = merged0;
+    }
     if (e != VnetError::kOk && res == RxResult::kOk) {
       vq.Rewind(mark);
       counters_.Drop(DropReason::kBadVnetHdr);
@@ -402,6 +433,7 @@ RecvResult VirtioDeviceQueue::Receive(NetClient*, const Frame& f) {
   }
   switch (res) {
     case RxResult::kOk:
+      rx_max_frame_ = std::max<uint64_t>(rx_max_frame_, len);
       counters_.Out(len);
       counters_.DevTx(len);
       RequestRxDone();
@@ -504,6 +536,9 @@ VirtioDeviceQueue::RxResult VirtioDeviceQueue::WriteRx(const VnetHdr& h, const u
     at += hdr_dst[k].iov_len;
   }
   for (size_t k = 0; k < chains; ++k) vq.Push(static_cast<uint16_t>(rx_used_[k].id), rx_used_[k].len);
+  rx_buffers_ += chains;
+  if (chains > 1) ++rx_merged_;
+  if (g.gso_type != kGsoNone) ++rx_gso_;
   return RxResult::kOk;
 }
 
@@ -513,6 +548,12 @@ void VirtioDeviceQueue::Describe(ClientInfo& info) const {
   info.error = error_;
   info.features = features_;
   info.notifies = notifies_;
+  info.tx_gso = tx_gso_;
+  info.rx_gso = rx_gso_;
+  info.rx_merged = rx_merged_;
+  info.rx_buffers = rx_buffers_;
+  info.tx_max_frame = tx_max_frame_;
+  info.rx_max_frame = rx_max_frame_;
   info.rx_started = rings_[0].vq.started();
   info.tx_started = rings_[1].vq.started();
 }
