@@ -227,6 +227,39 @@ TEST(PackedRing, MarkAndRewindLeaveTheRingUntouched) {
   CHECK_EQ(c.head, bb);
 }
 
+TEST(PackedRing, UnpopGivesBackTheLastChainsAcrossALap) {
+  // A tx batch the peer refused part of: the chains popped after the refused one go back and
+  // come out again, in order, also when they cross the end of the ring (wrap counter).
+  PackedPair p(4);
+  p.CompleteSingles(3);  // positions 0..2 used: the next chains wrap
+  PackedVirtqueueDriver::Buffer two[2] = {{kBufs, 64, false}, {kBufs + 64, 64, false}};
+  PackedVirtqueueDriver::Buffer one{kBufs, 64, false};
+  const int a = p.drv.AddBuffers(&one, 1);  // position 3
+  const int b = p.drv.AddBuffers(two, 2);   // positions 0, 1 of the next lap
+  p.drv.Publish();
+  const uint16_t base0 = static_cast<uint16_t>(p.dev.Stop());
+  REQUIRE(p.dev.Start(p.mem, p.Addrs(false, base0)).ok());
+  DescChain c;
+  REQUIRE(p.dev.Pop(p.iov, 64, &c) == Virtqueue::PopResult::kChain);
+  CHECK_EQ(c.head, a);
+  p.dev.Push(c.head, 0);
+  REQUIRE(p.dev.Pop(p.iov, 64, &c) == Virtqueue::PopResult::kChain);
+  CHECK_EQ(c.head, b);
+  p.dev.Unpop(5);  // more than popped and not pushed: only b goes back
+  CHECK_EQ(p.dev.in_flight(), 0);
+  CHECK_EQ(p.dev.Base(), PackedPosWrap(0, false));  // the lap's start, wrap counter flipped
+  REQUIRE(p.dev.Pop(p.iov, 64, &c) == Virtqueue::PopResult::kChain);
+  CHECK_EQ(c.head, b);
+  CHECK_EQ(c.n_readable, 2);
+  p.dev.Push(c.head, 0);
+  p.dev.Flush();
+  uint32_t id, len;
+  REQUIRE(p.drv.GetUsed(&id, &len));
+  CHECK_EQ(id, static_cast<uint32_t>(a));
+  REQUIRE(p.drv.GetUsed(&id, &len));
+  CHECK_EQ(id, static_cast<uint32_t>(b));
+}
+
 TEST(PackedRing, BaseCarriesPositionAndWrapCounter) {
   PackedPair p(4);
   for (int i = 0; i < 6; ++i) p.CompleteSingles(1);  // one and a half laps

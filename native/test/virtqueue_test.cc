@@ -386,6 +386,24 @@ TEST(Virtqueue, MarkAndRewindUndoUnflushedWork) {
   CHECK_EQ(r.vq.Available(), uint16_t{4});
 }
 
+TEST(Virtqueue, UnpopGivesBackTheLastChainsPoppedAndNotPushed) {
+  // A tx batch the peer refused part of: the chains after the refused one come out again.
+  Ring r;
+  for (int i = 0; i < 3; ++i) r.Post();
+  r.drv.Publish();
+  DescChain c[3];
+  for (auto& x : c) REQUIRE(r.Pop(&x) == Virtqueue::PopResult::kChain);
+  r.vq.Push(c[0].head, 0);
+  r.vq.Unpop(5);  // more than are held: only the two not pushed go back
+  CHECK_EQ(r.vq.in_flight(), uint16_t{0});
+  CHECK_EQ(r.vq.Available(), uint16_t{2});
+  DescChain again;
+  REQUIRE(r.Pop(&again) == Virtqueue::PopResult::kChain);
+  CHECK_EQ(again.head, c[1].head);
+  REQUIRE(r.Pop(&again) == Virtqueue::PopResult::kChain);
+  CHECK_EQ(again.head, c[2].head);
+}
+
 TEST(Virtqueue, InterruptsFollowNoInterruptWithoutEventIdx) {
   Ring r;
   r.Post();

@@ -48,6 +48,12 @@ class DeviceRing {
     return m;
   }
   void Rewind(const Mark& m) { packed_ ? p_.Rewind(m.packed) : s_.Rewind(m.split); }
+  void Unpop(uint16_t n) { packed_ ? p_.Unpop(n) : s_.Unpop(n); }
+  // Split rings only: the next heads come from the avail ring (a packed ring's next
+  // descriptor is simply the following one, which the CPU's prefetcher finds itself).
+  void PrefetchAvail(uint16_t n) {
+    if (!packed_) s_.PrefetchAvail(n);
+  }
   uint32_t ChainsSince(const Mark& m) const {
     return packed_ ? p_.ChainsSince(m.packed) : static_cast<uint16_t>(s_.Base() - m.split.last_avail);
   }

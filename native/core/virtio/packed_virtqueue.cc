@@ -1,5 +1,7 @@
 #include "virtio/packed_virtqueue.h"
 
+#include <algorithm>
+
 #include <atomic>
 #include <cstring>
 
@@ -202,6 +204,21 @@ void PackedVirtqueue::Rewind(const Mark& m) {
   popped_ = m.popped;
   pushed_ = m.pushed;
   held_ = m.held;
+}
+
+void PackedVirtqueue::Unpop(uint16_t n) {
+  for (uint32_t left = std::min<uint32_t>(n, popped_ - pushed_); left > 0; --left) {
+    --popped_;
+    const uint16_t descs = entries_[popped_ % size_].descs;
+    held_ -= descs;
+    if (avail_pos_ < descs) {
+      avail_pos_ = static_cast<uint16_t>(avail_pos_ + size_ - descs);
+      avail_wrap_ = !avail_wrap_;
+    } else {
+      avail_pos_ = static_cast<uint16_t>(avail_pos_ - descs);
+    }
+  }
+  if (event_idx_ && notify_enabled_) StoreRelaxed16(ring_.device_event + kPackedEventOffWrapOff, Base());
 }
 
 bool PackedVirtqueue::Flush() {

@@ -77,6 +77,8 @@ class PackedVirtqueue {
   };
   Mark GetMark() const { return {avail_pos_, avail_wrap_, popped_, pushed_, held_}; }
   void Rewind(const Mark& m);
+  // Give back the last n chains popped and not pushed (a tx batch the peer refused part of).
+  void Unpop(uint16_t n);
   // Chains popped since the mark.
   uint32_t ChainsSince(const Mark& m) const { return popped_ - m.popped; }
 
