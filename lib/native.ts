@@ -483,6 +483,8 @@ export interface NativeFdPassingBinding {
   fdSend(fd: number, data: Uint8Array, fds: number[]): number;
   /** Set FD_CLOEXEC (an inherited fd must not reach the programs we start). */
   fdSetCloexec(fd: number): void;
+  /** A close-on-exec duplicate of `fd`; the caller closes it. */
+  fdDup(fd: number): number;
   /** A close-on-exec memfd of `size` bytes, sealed against shrinking; the caller closes it. */
   memfdCreate(name: string, size: number | bigint): number;
   /** A non-blocking, close-on-exec eventfd; the caller closes it. */

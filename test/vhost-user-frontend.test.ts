@@ -293,9 +293,10 @@ function honest(pairs: bigint, override?: (code: number, flags: number) => Answe
 function fakeDevice(): FrontendDevice & { close(): void } {
   const fd = native().memfdCreate('np-vufe-test', 1 << 20);
   return {
-    memory: () => ({ guestAddr: 0x100000000n, size: 1n << 20n, userAddr: 0x100000000n, mmapOffset: 0n, fd }),
+    memoryTable: () => [{ guestAddr: 0x100000000n, size: 1n << 20n, userAddr: 0x100000000n, mmapOffset: 0n, fd }],
     start: () =>
       [0, 1, 2, 3].map((i) => ({
+        index: i,
         size: 256,
         descAddr: 0x100000000n + BigInt(i) * 0x10000n,
         availAddr: 0x100000000n + BigInt(i) * 0x10000n + 0x1000n,

@@ -157,8 +157,6 @@ export interface VirtioNetInit {
 export type ConfigChangeListener = () => void;
 
 export class VirtioNet {
-  /** Every feature the device offers, 64 bits, transport bits included. */
-  readonly hostFeatures: bigint;
   readonly maxQueuePairs: number;
   /** Visible device-config size in bytes. */
   readonly configSize: number;
@@ -166,6 +164,7 @@ export class VirtioNet {
   readonly speed: number;
   readonly duplex: number;
 
+  #hostFeatures: bigint;
   #peer: VirtioNetPeer | undefined;
   readonly #confMac: MacBytes;
   #mac: MacBytes;
@@ -229,12 +228,26 @@ export class VirtioNet {
     if (!peer?.hasVnetHdr) clear(NEEDS_VNET_HDR);
     if (!peer?.hasVnetHdr || !peer.hasUfo) clear(NEEDS_UFO);
     if (!peer?.hasVnetHdr || !peer.hasUso) clear(NEEDS_USO);
-    this.hostFeatures = f | (init.transportFeatures ?? DEFAULT_TRANSPORT_FEATURES);
+    this.#hostFeatures = f | (init.transportFeatures ?? DEFAULT_TRANSPORT_FEATURES);
 
     this.#hostHdrLen = peer?.hasVnetHdr ? VnetHdrLen.LEGACY : 0;
   }
 
   // ---- features --------------------------------------------------------------------------
+
+  /** Every feature the device offers, 64 bits, transport bits included. */
+  get hostFeatures(): bigint {
+    return this.#hostFeatures;
+  }
+
+  /**
+   * Offer no feature outside `mask` from now on (a vhost-user back-end's offer became known,
+   * QEMU's vhost_net_get_features). Takes effect at the driver's next negotiation; never
+   * widens the offer again.
+   */
+  limitFeatures(mask: bigint): void {
+    this.#hostFeatures &= mask & ((1n << 64n) - 1n);
+  }
 
   /** The 32-bit host-features register of the legacy (I/O BAR) interface. */
   get legacyHostFeatures(): number {

@@ -13,6 +13,8 @@ import { Client, peerClients, type ClientRegistry } from './net-client';
 import type { Netdev } from './netdev';
 import type { Nic } from './nic';
 import { NicVirtqueues, runsVirtqueues } from './nic-virtqueues';
+import { vhostUserPassThrough } from './netdevs/vhost-user';
+import { PassThroughDevice } from '../vhost-user/passthrough-device';
 
 interface VringEventLike {
   type?: string;
@@ -104,6 +106,8 @@ export function realizeNic(opts: DeviceOptions, ctx: RealizeContext, q: NicQueue
     }
     netdev = ctx.netdevOf(peers[0]);
   }
+  // Native virtqueues on a vhost-user netdev pass through to its back-end.
+  const passThroughHooks = queues === 'virtqueues' && netdev ? vhostUserPassThrough(netdev) : undefined;
 
   const mac = ctx.macs.assign(requestedMac);
   const clients: Client[] = []; // the NIC's queues, filled at realize below
@@ -112,17 +116,19 @@ export function realizeNic(opts: DeviceOptions, ctx: RealizeContext, q: NicQueue
     device = new VirtioNet({
       mac,
       maxQueuePairs: Math.max(1, peers.length),
-      ...(netdev
-        ? {
-            peer: peerAdapter(
-              netdev,
-              clients,
-              ctx,
-              queues === 'port' && frames === 'vnet-hdr',
-              queues === 'virtqueues',
-            ),
-          }
-        : {}),
+      ...(passThroughHooks
+        ? { peer: VHOST_USER_PEER }
+        : netdev
+          ? {
+              peer: peerAdapter(
+                netdev,
+                clients,
+                ctx,
+                queues === 'port' && frames === 'vnet-hdr',
+                queues === 'virtqueues',
+              ),
+            }
+          : {}),
       options: opts,
     });
   } catch (err) {
@@ -168,21 +174,33 @@ export function realizeNic(opts: DeviceOptions, ctx: RealizeContext, q: NicQueue
     opts.id !== undefined
       ? `/machine/peripheral/${opts.id}`
       : `/machine/peripheral-anon/device[${ctx.nextAnonIndex()}]`;
+  const passThrough = passThroughHooks
+    ? new PassThroughDevice(
+        device,
+        (e) =>
+          void ctx.guard(() => {
+            throw e;
+          }),
+      )
+    : undefined;
   const virtqueues =
     queues === 'virtqueues' && runsVirtqueues(ctx.dataPlane)
       ? new NicVirtqueues(
           ctx.dataPlane,
           device,
           clients.map((c) => c.handle),
+          passThrough,
         )
       : undefined;
   const nic = ctx.newNic({ options: opts, device, clients, mac, ...(virtqueues ? { virtqueues } : {}) });
   ctx.adopt(nic, netdev);
+  if (passThrough) passThroughHooks!.use(passThrough);
   if (virtqueues) {
     nic.disposers.push(
       device.onReset(() => virtqueues.reset()),
       () => virtqueues.close(),
     );
+    if (passThrough) nic.disposers.push(() => void passThroughHooks!.drop(passThrough));
     // The engine's 'vring-error' for one of this NIC's pairs becomes the NIC's 'queue-error'.
     const events = ctx.dataPlane as unknown as {
       on?: (ev: 'event', fn: (e: VringEventLike) => void) => void;
@@ -213,6 +231,21 @@ export function realizeNic(opts: DeviceOptions, ctx: RealizeContext, q: NicQueue
   device.reset();
   return nic;
 }
+
+/**
+ * A vhost-user back-end takes the guest's vnet header itself (its offloads follow the acked
+ * features, and the back-end's offer limits them: PassThroughDevice.checkOffer); there is
+ * nothing for the model to set on the netdev. No UFO / USO, as QEMU's vhost-user peer.
+ */
+const VHOST_USER_PEER: VirtioNetPeer = {
+  hasVnetHdr: true,
+  hasUfo: false,
+  hasUso: false,
+  isTap: false,
+  setVnetHdrLen: () => false,
+  setOffloads: () => undefined,
+  setQueueEnabled: () => undefined,
+};
 
 /**
  * What the virtio-net model may do to the netdev peered with its queues. A header length

@@ -26,6 +26,12 @@
 //                            value another consumer of the same rings can take (a vhost-user
 //                            front-end passing them on).
 //
+// On a -netdev vhost-user the rings are not the engine's: they pass through to the back-end
+// (lib/vhost-user/passthrough-device.ts), netplane carrying only control, as QEMU does. Then
+// memory must be fd-backed (a SharedArrayBuffer has no fd to pass), kick: 'notify' is an
+// eventfd netplane writes, and stopping a ring asks the back-end for its index
+// (GET_VRING_BASE), which takes a round trip: stopQueueAsync().
+//
 // The guest is untrusted: the engine validates every layout against the memory (refused:
 // NETPLANE_INVALID) and every descriptor it reads; hostile ring content puts that queue
 // pair in its error state (frames for it counted as dropped) and raises the NIC's
@@ -45,6 +51,7 @@ import {
   type VringSetup,
 } from '../devices/virtqueue-setup';
 import { native } from '../native';
+import type { PassThroughDevice } from '../vhost-user/passthrough-device';
 
 /** What the NIC needs from the data plane (NativeDataPlane has it). */
 export interface VirtqueueDataPlane {
@@ -114,13 +121,20 @@ export class NicVirtqueues {
   readonly #featuresSet = new Map<number, bigint>(); // per queue-pair handle
   #regions: readonly GuestRegion[] = [];
   #memory: GuestMemory | undefined;
+  readonly #passThrough: PassThroughDevice | undefined;
   #closed = false;
 
-  /** @internal made by the NIC's realize */
-  constructor(dp: VirtqueueDataPlane, device: VirtioNet, handles: readonly number[]) {
+  /** @internal made by the NIC's realize (with `passThrough` on a vhost-user netdev) */
+  constructor(dp: VirtqueueDataPlane, device: VirtioNet, handles: readonly number[], passThrough?: PassThroughDevice) {
     this.#dp = dp;
     this.#device = device;
     this.#handles = handles;
+    this.#passThrough = passThrough;
+  }
+
+  /** The rings pass through to a vhost-user back-end (netplane carries only control). */
+  get passThrough(): boolean {
+    return this.#passThrough !== undefined;
   }
 
   /** Queue pairs (data virtqueues 0 .. 2 * queuePairs - 1). */
@@ -134,7 +148,7 @@ export class NicVirtqueues {
   }
 
   get hasMemory(): boolean {
-    return this.#memory !== undefined;
+    return this.#regions.length > 0;
   }
 
   /** The guest's RAM (see the file comment). Running queues restart over the new table. */
@@ -142,6 +156,17 @@ export class NicVirtqueues {
     this.#checkOpen();
     checkGuestRegions(regions);
     const buffers = regions.filter(isBufferRegion);
+    if (this.#passThrough) {
+      if (buffers.length > 0) {
+        throw new NetplaneError(
+          'NETPLANE_INVALID',
+          'a SharedArrayBuffer region cannot be passed to a vhost-user back-end (it has no fd): give memfd regions',
+        );
+      }
+      this.#passThrough.setMemory(regions as FdGuestRegion[]);
+      this.#regions = regions.map((r) => ({ ...r }));
+      return;
+    }
     if (buffers.length !== 0 && buffers.length !== regions.length) {
       throw new NetplaneError(
         'NETPLANE_INVALID',
@@ -184,7 +209,7 @@ export class NicVirtqueues {
   startQueue(index: number, q: QueueStart): QueueHandle {
     this.#checkOpen();
     this.#checkIndex(index);
-    if (!this.#memory)
+    if (!this.hasMemory)
       throw new NetplaneError('NETPLANE_INVALID_STATE', 'setMemory() first: the NIC has no guest memory');
     if (this.#running.has(index))
       throw new NetplaneError('NETPLANE_IN_USE', `virtqueue ${index} is already started; stopQueue() it first`);
@@ -197,7 +222,11 @@ export class NicVirtqueues {
     let callFd = -1;
     let callReader: net.Socket | undefined;
     try {
-      if (q.kick === 'notify') {
+      if (q.kick === 'notify' && this.#passThrough) {
+        // A back-end in another process reads an eventfd's 8-byte counter.
+        kickFd = kickWrite = native().eventfdCreate();
+        own.push(kickFd);
+      } else if (q.kick === 'notify') {
         [kickFd, kickWrite] = native().aioPipe();
         own.push(kickFd, kickWrite);
       } else if (Number.isInteger(q.kick) && q.kick >= 0) {
@@ -236,7 +265,7 @@ export class NicVirtqueues {
             throw new NetplaneError('NETPLANE_INVALID_STATE', `virtqueue ${index} is notified through its kick fd`);
           if (!this.#running.has(index)) return;
           try {
-            fs.writeSync(kickWrite, NOTIFY_BYTE);
+            fs.writeSync(kickWrite, this.#passThrough ? EVENTFD_ONE : NOTIFY_BYTE);
           } catch (e) {
             // A full pipe already holds a pending notification.
             if ((e as NodeJS.ErrnoException).code !== 'EAGAIN') throw e;
@@ -255,15 +284,41 @@ export class NicVirtqueues {
     }
   }
 
-  /** The driver disabled virtqueue `index`: stop at once; the next avail index. */
+  /**
+   * The driver disabled virtqueue `index`: stop at once; the next avail index. A
+   * pass-through NIC needs the back-end's answer: use stopQueueAsync() (any NIC takes it).
+   */
   stopQueue(index: number): number {
     this.#checkOpen();
     this.#checkIndex(index);
+    if (this.#passThrough) {
+      throw new NetplaneError(
+        'NETPLANE_INVALID_STATE',
+        "the vhost-user back-end holds this ring's index: use stopQueueAsync()",
+      );
+    }
     return this.#stopRing(index, true);
+  }
+
+  /** stopQueue for every NIC: the next avail index, from the back-end when passed through. */
+  async stopQueueAsync(index: number): Promise<number> {
+    this.#checkOpen();
+    this.#checkIndex(index);
+    const pt = this.#passThrough;
+    if (!pt) return this.#stopRing(index, true);
+    const r = this.#running.get(index);
+    if (!r) return 0;
+    this.#release(r);
+    return pt.stopRing(index);
   }
 
   /** Every running queue stops (a device reset does this). */
   stopAll(): void {
+    if (this.#passThrough) {
+      void this.#passThrough.stopAll();
+      for (const r of [...this.#running.values()]) this.#release(r);
+      return;
+    }
     for (const index of [...this.#running.keys()]) this.#stopRing(index, true);
   }
 
@@ -321,6 +376,7 @@ export class NicVirtqueues {
 
   /** The first ring of a stopped pair hands the negotiated features to the engine. */
   #applyFeatures(index: number): void {
+    if (this.#passThrough) return; // SET_FEATURES goes with the ring
     const pair = index >> 1;
     const h = this.#handles[pair]!;
     if (this.#running.has(pair * 2) || this.#running.has(pair * 2 + 1)) return;
@@ -331,6 +387,10 @@ export class NicVirtqueues {
   }
 
   #startRing(s: VringSetup): void {
+    if (this.#passThrough) {
+      this.#passThrough.startRing(s);
+      return;
+    }
     this.#dp.startVring(this.#handles[s.index >> 1]!, {
       ring: s.index % 2 === 0 ? 'rx' : 'tx',
       memory: this.#memory!,
@@ -363,6 +423,7 @@ export class NicVirtqueues {
 }
 
 const NOTIFY_BYTE = new Uint8Array([1]);
+const EVENTFD_ONE = new Uint8Array([1, 0, 0, 0, 0, 0, 0, 0]);
 
 function closeQuietly(fd: number): void {
   try {

@@ -13,8 +13,7 @@ import { closeQuietly } from '../control/monitor-fds';
 import type { GuestMemory } from '../dataplane/guest-memory';
 import type { DriverRingConfig, GuestMemoryRegion } from '../dataplane/native-dataplane';
 import { native, type VringName } from '../native';
-import type { FrontendDevice, FrontendRing } from './frontend';
-import type { MemRegion } from './messages';
+import type { FrontendDevice, FrontendRegion, FrontendRing } from './frontend';
 
 /** What the device needs of the data plane (NativeDataPlane has it). */
 export interface DriverDataPath {
@@ -103,8 +102,8 @@ export class DriverDevice implements FrontendDevice {
     return this.#size;
   }
 
-  memory(): MemRegion & { fd: number } {
-    return { guestAddr: GUEST_BASE, size: this.#size, userAddr: GUEST_BASE, mmapOffset: 0n, fd: this.#fd };
+  memoryTable(): FrontendRegion[] {
+    return [{ guestAddr: GUEST_BASE, size: this.#size, userAddr: GUEST_BASE, mmapOffset: 0n, fd: this.#fd }];
   }
 
   /** Each ring's base for the next start (its used index when it last stopped). */
@@ -134,6 +133,7 @@ export class DriverDevice implements FrontendDevice {
           throw e;
         }
         rings.push({
+          index: i,
           size: this.ringSize,
           descAddr: GUEST_BASE + l.desc,
           availAddr: GUEST_BASE + l.avail,

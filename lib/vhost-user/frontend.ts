@@ -6,13 +6,15 @@
 // -------------------
 // One instance per connection. setUp() sends the whole device start and resolves once the
 // back-end has taken it; the driver side (the rings in netplane's shared memory, run by the
-// native VirtioDriverQueue) is a FrontendDevice the caller supplies. The sequence is QEMU
-// 7.2's (reference note 1.1) with DPDK virtio-user's STATUS step:
+// native VirtioDriverQueue, lib/vhost-user/driver-device.ts) or a hypervisor's guest memory
+// and rings passed through (lib/vhost-user/passthrough-device.ts) is a FrontendDevice the
+// caller supplies. The sequence is QEMU 7.2's (reference note 1.1) with DPDK virtio-user's
+// STATUS step:
 //
 //   GET_FEATURES; [GET_PROTOCOL_FEATURES, SET_PROTOCOL_FEATURES (MQ | REPLY_ACK | STATUS of
 //   what is offered)]; [GET_QUEUE_NUM when MQ: fewer pairs than asked is an error]; SET_OWNER;
-//   SET_FEATURES (what we want of what is offered, plus bit 30); SET_MEM_TABLE (one memfd
-//   region); per ring SET_VRING_NUM, SET_VRING_BASE (the saved base on a reconnect),
+//   SET_FEATURES (what we want of what is offered, plus bit 30); SET_MEM_TABLE (the device's
+//   regions, one fd each; skipped while it has none); per ring SET_VRING_NUM, SET_VRING_BASE (the saved base on a reconnect),
 //   SET_VRING_ADDR, SET_VRING_KICK, SET_VRING_CALL; [SET_VRING_ENABLE 1 per ring when bit 30
 //   was acked]; [SET_STATUS 0xf when STATUS was acked].
 //
@@ -26,6 +28,10 @@
 //
 // Input is read with recvmsg (FdReader), output written with sendmsg (fdSend), so fds go out
 // with the message that names them (SET_MEM_TABLE, SET_VRING_KICK / CALL).
+//
+// After the set-up a device whose rings come and go (the pass-through one) changes them with
+// setMemTable / setFeatures / startRing / stopRing (GET_VRING_BASE). Every request, the
+// set-up included, runs in one queue, so they reach the back-end in the order they were made.
 import type * as net from 'node:net';
 import { closeQuietly } from '../control/monitor-fds';
 import { bit, VirtioStatus } from '../devices/virtio-net-features';
@@ -40,24 +46,29 @@ const PROTOCOL_FEATURES_BIT = bit(VHOST_USER_F_PROTOCOL_FEATURES);
 
 /** One ring as the driver laid it out: what SET_VRING_* tell the back-end. */
 export interface FrontendRing {
+  /** Virtqueue index: rx of pair i = 2i, tx = 2i + 1. */
+  index: number;
   size: number;
   /** Front-end (user) addresses, translated by the back-end through the memory table. */
   descAddr: bigint;
   availAddr: bigint;
   usedAddr: bigint;
   base: number;
-  /** Eventfds; this front-end sends them and closes its copies. */
+  /** Eventfds (or pipes); this front-end sends them and closes its copies. -1 call: none. */
   kickFd: number;
   callFd: number;
 }
 
-/** The driver side (netplane's rings): the front-end tells the back-end about it. */
+/** One region of the memory table (its fd stays the device's). */
+export type FrontendRegion = MemRegion & { fd: number };
+
+/** The driver side (netplane's rings, or a hypervisor's): the front-end tells the back-end. */
 export interface FrontendDevice {
-  /** The shared memory region (its fd stays the device's). */
-  memory(): MemRegion & { fd: number };
+  /** The memory table: every region the rings and buffers live in (empty: none yet). */
+  memoryTable(): FrontendRegion[];
   /**
-   * Lay out (or resume) and start every ring with the acked virtio features (bit 30
-   * removed), rx of pair i = 2i, tx = 2i + 1; returns them in that order.
+   * Lay out (or resume) and start the rings with the acked virtio features (bit 30
+   * removed); returns the rings to set up, in index order.
    */
   start(features: bigint): FrontendRing[];
 }
@@ -114,6 +125,11 @@ export class VhostUserFrontend extends TypedEmitter<FrontendEvents> {
   #closed = false;
   #reason: string | null = null;
   #ready = false;
+  #offered = 0n;
+  #sentFeatures = 0n;
+  #featuresAcked = false;
+  /** The tail of the request queue (set-up and later changes, in order). */
+  #queue: Promise<unknown> = Promise.resolve();
   /** Requests sent (diagnostics). */
   requests = 0;
 
@@ -153,10 +169,65 @@ export class VhostUserFrontend extends TypedEmitter<FrontendEvents> {
     return this.#closed;
   }
 
-  /** Negotiate and start the device; rejects (and closes) on any failure. */
-  async setUp(device: FrontendDevice): Promise<FrontendResult> {
+  /** The set-up completed and the connection is open. */
+  get ready(): boolean {
+    return this.#ready && !this.#closed;
+  }
+
+  /** Virtio features the back-end offers (bit 30 removed; 0 before GET_FEATURES). */
+  get offeredFeatures(): bigint {
+    return this.#offered & ~PROTOCOL_FEATURES_BIT;
+  }
+
+  /**
+   * Negotiate and start the device; rejects (and closes) on any failure. `onOffer` sees the
+   * back-end's virtio features first and may refuse them (it throws the reason).
+   */
+  setUp(device: FrontendDevice, onOffer?: (features: bigint) => void): Promise<FrontendResult> {
+    return this.#serial(() => this.#setUp(device, onOffer));
+  }
+
+  /** A new memory table (the hypervisor's memory changed). */
+  setMemTable(regions: readonly FrontendRegion[]): Promise<void> {
+    return this.#serial(() => this.#sendMemTable(regions));
+  }
+
+  /** Start one ring, acking `features` (of what is offered) first when they changed. */
+  startRing(ring: FrontendRing, features: bigint): Promise<void> {
+    return this.#serial(async () => {
+      try {
+        await this.#sendFeatures(features);
+        await this.#sendRing(ring);
+        if ((this.#sentFeatures & PROTOCOL_FEATURES_BIT) !== 0n)
+          await this.#set(Request.SET_VRING_ENABLE, codecs.state.encode({ index: ring.index, num: 1 }));
+      } finally {
+        closeQuietly(ring.kickFd);
+        closeQuietly(ring.callFd);
+      }
+    });
+  }
+
+  /** Stop one ring (GET_VRING_BASE): the back-end's next avail index. */
+  stopRing(index: number): Promise<number> {
+    return this.#serial(async () => {
+      const state = await this.#send(Request.GET_VRING_BASE, codecs.state.encode({ index, num: 0 }), [], 'u64');
+      const at = Number(state & 0xffffffffn);
+      if (at !== index) this.#fail(`the back-end answered GET_VRING_BASE for ring ${index} with ring ${at}`);
+      return Number(state >> 32n) & 0xffff;
+    });
+  }
+
+  /** Run `fn` after every request queued before it (its failure does not stop the queue). */
+  #serial<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.#queue.then(fn, fn);
+    this.#queue = run.catch(() => undefined);
+    return run;
+  }
+
+  async #setUp(device: FrontendDevice, onOffer?: (features: bigint) => void): Promise<FrontendResult> {
     const o = this.#opts;
     const offered = await this.#get(Request.GET_FEATURES);
+    this.#offered = offered;
     let protocol = 0n;
     if ((offered & PROTOCOL_FEATURES_BIT) !== 0n) {
       const p = await this.#get(Request.GET_PROTOCOL_FEATURES);
@@ -177,34 +248,30 @@ export class VhostUserFrontend extends TypedEmitter<FrontendEvents> {
     if (missing !== 0n) {
       this.#fail(`the back-end no longer offers features 0x${missing.toString(16)} acked before (flags mismatch)`);
     }
+    if (onOffer) {
+      try {
+        onOffer(offered & ~PROTOCOL_FEATURES_BIT);
+      } catch (e) {
+        this.#fail(e instanceof Error ? e.message : String(e));
+      }
+    }
     await this.#set(Request.SET_OWNER, Buffer.alloc(0));
-    const features = (o.features & offered & ~PROTOCOL_FEATURES_BIT) | (offered & PROTOCOL_FEATURES_BIT);
-    await this.#set(Request.SET_FEATURES, codecs.u64.encode(features));
-    const mem = device.memory();
-    await this.#set(Request.SET_MEM_TABLE, codecs.memTable.encode([mem]), [mem.fd]);
-    const virtio = features & ~PROTOCOL_FEATURES_BIT;
+    await this.#sendFeatures(o.features);
+    // The table and the rings are taken together, so both describe the same memory.
+    const table = device.memoryTable();
+    const virtio = this.#sentFeatures & ~PROTOCOL_FEATURES_BIT;
     const rings = device.start(virtio);
     try {
-      for (let i = 0; i < rings.length; i++) {
-        const r = rings[i]!;
-        await this.#set(Request.SET_VRING_NUM, codecs.state.encode({ index: i, num: r.size }));
-        await this.#set(Request.SET_VRING_BASE, codecs.state.encode({ index: i, num: r.base }));
-        await this.#set(
-          Request.SET_VRING_ADDR,
-          codecs.addr.encode({ index: i, flags: 0, desc: r.descAddr, used: r.usedAddr, avail: r.availAddr, log: 0n }),
-        );
-        await this.#set(Request.SET_VRING_KICK, codecs.file.encode({ index: i, noFd: false }), [r.kickFd]);
-        await this.#set(Request.SET_VRING_CALL, codecs.file.encode({ index: i, noFd: false }), [r.callFd]);
-      }
+      await this.#sendMemTable(table);
+      for (const r of rings) await this.#sendRing(r);
     } finally {
       for (const r of rings) {
         closeQuietly(r.kickFd);
         closeQuietly(r.callFd);
       }
     }
-    if ((features & PROTOCOL_FEATURES_BIT) !== 0n) {
-      for (let i = 0; i < rings.length; i++)
-        await this.#set(Request.SET_VRING_ENABLE, codecs.state.encode({ index: i, num: 1 }));
+    if ((this.#sentFeatures & PROTOCOL_FEATURES_BIT) !== 0n) {
+      for (const r of rings) await this.#set(Request.SET_VRING_ENABLE, codecs.state.encode({ index: r.index, num: 1 }));
     }
     if ((protocol & bit(ProtocolF.STATUS)) !== 0n) {
       const status = VirtioStatus.ACKNOWLEDGE | VirtioStatus.DRIVER | VirtioStatus.FEATURES_OK | VirtioStatus.DRIVER_OK;
@@ -212,6 +279,38 @@ export class VhostUserFrontend extends TypedEmitter<FrontendEvents> {
     }
     this.#ready = true;
     return { features: virtio, protocolFeatures: protocol, backendQueuePairs: pairs };
+  }
+
+  /** SET_FEATURES with what is wanted of what is offered, plus bit 30 when offered. */
+  async #sendFeatures(wanted: bigint): Promise<void> {
+    const offered = this.#offered;
+    const features = (wanted & offered & ~PROTOCOL_FEATURES_BIT) | (offered & PROTOCOL_FEATURES_BIT);
+    if (this.#featuresAcked && features === this.#sentFeatures) return;
+    await this.#set(Request.SET_FEATURES, codecs.u64.encode(features));
+    this.#sentFeatures = features;
+    this.#featuresAcked = true;
+  }
+
+  async #sendMemTable(regions: readonly FrontendRegion[]): Promise<void> {
+    if (regions.length === 0) return;
+    await this.#set(
+      Request.SET_MEM_TABLE,
+      codecs.memTable.encode([...regions]),
+      regions.map((r) => r.fd),
+    );
+  }
+
+  async #sendRing(r: FrontendRing): Promise<void> {
+    const index = r.index;
+    await this.#set(Request.SET_VRING_NUM, codecs.state.encode({ index, num: r.size }));
+    await this.#set(Request.SET_VRING_BASE, codecs.state.encode({ index, num: r.base }));
+    await this.#set(
+      Request.SET_VRING_ADDR,
+      codecs.addr.encode({ index, flags: 0, desc: r.descAddr, used: r.usedAddr, avail: r.availAddr, log: 0n }),
+    );
+    await this.#set(Request.SET_VRING_KICK, codecs.file.encode({ index, noFd: false }), [r.kickFd]);
+    const noCall = r.callFd < 0;
+    await this.#set(Request.SET_VRING_CALL, codecs.file.encode({ index, noFd: noCall }), noCall ? [] : [r.callFd]);
   }
 
   /** Close our side; `reason` null for a deliberate close. */

@@ -15,6 +15,7 @@
 // Teardown follows main_loop_context.cc: close() or GC closes the uv handle with uv_close;
 // at env exit an async cleanup hook does it and keeps the env waiting until the close
 // callback ran.
+#include <fcntl.h>
 #include <uv.h>
 
 #include <cstring>
@@ -241,6 +242,21 @@ Napi::Value JsFdSetCloexec(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
+// fdDup(fd) -> a close-on-exec duplicate the caller owns (fcntl F_DUPFD_CLOEXEC): a consumer
+// that must hand the same fd out again later (a vhost-user reconnect) keeps its own copy.
+Napi::Value JsFdDup(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fd;
+  if (!ReadFd(env, info[0], "fd", &fd)) return env.Undefined();
+  int copy = ::fcntl(fd, F_DUPFD_CLOEXEC, 0);
+  if (copy < 0) {
+    int err = errno;
+    return ThrowStatus(env, core::Status::Errno(err, "fcntl(F_DUPFD_CLOEXEC)",
+                                                "fd " + std::to_string(fd) + ": " + std::strerror(err)));
+  }
+  return Napi::Number::New(env, copy);
+}
+
 Napi::Value PairToJs(Napi::Env env, core::Result<std::shared_ptr<core::FdPair>> r) {
   if (!r.ok()) return ThrowStatus(env, r.status);
   Napi::Array a = Napi::Array::New(env, 2);
@@ -278,6 +294,7 @@ void InitFdPassing(Napi::Env env, Napi::Object exports) {
   exports.Set("FdReader", FdReaderWrap::Define(env));
   exports.Set("fdSend", Napi::Function::New<JsFdSend>(env, "fdSend"));
   exports.Set("fdSetCloexec", Napi::Function::New<JsFdSetCloexec>(env, "fdSetCloexec"));
+  exports.Set("fdDup", Napi::Function::New<JsFdDup>(env, "fdDup"));
   exports.Set("aioPipe", Napi::Function::New(env, JsAioPipe, "aioPipe"));
   exports.Set("aioSocketPair", Napi::Function::New(env, JsAioSocketPair, "aioSocketPair"));
   exports.Set("memfdCreate", Napi::Function::New<JsMemfdCreate>(env, "memfdCreate"));

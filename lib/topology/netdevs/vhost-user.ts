@@ -1,7 +1,12 @@
 // -netdev vhost-user,id=ID,chardev=CHR[,queues=N][,vhostforce=on]: a netdev whose back-end
-// is a vhost-user socket (QEMU's net/vhost-user.c), with netplane as the virtio driver (no
-// guest: DPDK virtio-user's model). Each queue pair is a 'virtio-driver' client on
-// np-q<i>, peered like a TAP queue (-link, a hub port).
+// is a vhost-user socket (QEMU's net/vhost-user.c). Two drivers behind it:
+//  * netplane itself (no guest: DPDK virtio-user's model, DriverDevice). Each queue pair is
+//    a 'virtio-driver' client on np-q<i>, peered like a TAP queue (-link, a hub port).
+//  * a hypervisor in this process: a Topology NIC with queues: 'virtqueues' on this netdev
+//    hands its guest memory and rings through (PassThroughDevice); netplane carries only
+//    control and its own queue clients stay idle. Plugging such a NIC while a back-end is
+//    connected stops netplane's driver rings there (GET_VRING_BASE); unplugging it stops
+//    the guest's, and netplane's driver takes over again from the next connection.
 //
 // The link follows the connection (ConnectionLink): the netdev starts link-down; when the
 // chardev connects, the front-end (lib/vhost-user/frontend.ts) sends the whole set-up and
@@ -24,7 +29,8 @@ import { ConnectionLink } from '../../link/connection-link';
 import { MAX_VHOST_USER_QUEUES } from '../../options/netdev';
 import type { VhostUserNetdevOptions } from '../../options/types';
 import { DriverDevice, isDriverDataPath } from '../../vhost-user/driver-device';
-import { VhostUserFrontend } from '../../vhost-user/frontend';
+import { VhostUserFrontend, type FrontendDevice } from '../../vhost-user/frontend';
+import type { PassThroughDevice } from '../../vhost-user/passthrough-device';
 import { TypedEmitter } from '../../util/typed-emitter';
 import { Client } from '../net-client';
 import type { Netdev } from '../netdev';
@@ -41,6 +47,7 @@ class FrontendSession extends TypedEmitter<{ open: []; close: [] }> {
   readonly #pairs: number;
   #chardev: ChardevSocket | undefined;
   #frontend: VhostUserFrontend | undefined;
+  #passThrough: PassThroughDevice | undefined;
   #link: ConnectionLink | undefined;
   #acked: bigint | undefined;
   #adminUp = true;
@@ -90,6 +97,27 @@ class FrontendSession extends TypedEmitter<{ open: []; close: [] }> {
     });
   }
 
+  /** A hypervisor's NIC takes the back-end over (see the file comment). */
+  usePassThrough(pt: PassThroughDevice): void {
+    if (this.#passThrough)
+      throw new NetplaneError('NETPLANE_IN_USE', `netdev '${this.#netdev.id}' already has a guest`);
+    this.#passThrough = pt;
+    this.#acked = undefined; // what netplane's driver acked binds no guest
+    this.#setLink(this.connected); // the NIC's link starts as the connection is
+    const fe = this.#frontend;
+    this.#device?.stop();
+    if (!fe?.ready) return;
+    for (let i = 0; i < this.#pairs * 2; i++) void fe.stopRing(i).catch(() => undefined);
+    pt.connected(fe);
+  }
+
+  /** The hypervisor's NIC went away: its rings stop at the back-end. */
+  async dropPassThrough(pt: PassThroughDevice): Promise<void> {
+    if (this.#passThrough !== pt) return;
+    await pt.close();
+    this.#passThrough = undefined;
+  }
+
   #log(line: string): void {
     this.#ctx.reportError(new NetplaneError('NETPLANE_VHOST_USER', `vhost-user netdev '${this.#netdev.id}': ${line}`));
   }
@@ -99,11 +127,12 @@ class FrontendSession extends TypedEmitter<{ open: []; close: [] }> {
       socket.destroy();
       return;
     }
+    const pt = this.#passThrough;
     let fe: VhostUserFrontend;
     try {
       fe = new VhostUserFrontend(socket, {
         queuePairs: this.#pairs,
-        features: bit(VirtioF.VERSION_1) | (this.#pairs > 1 ? bit(VirtioNetF.MQ) : 0n),
+        features: pt?.features ?? bit(VirtioF.VERSION_1) | (this.#pairs > 1 ? bit(VirtioNetF.MQ) : 0n),
         ...(this.#acked !== undefined ? { requiredFeatures: this.#acked } : {}),
         replyTimeoutMs: VHOST_USER_REPLY_TIMEOUT_MS,
       });
@@ -118,7 +147,8 @@ class FrontendSession extends TypedEmitter<{ open: []; close: [] }> {
     fe.on('close', (reason) => {
       if (this.#frontend === fe) this.#frontend = undefined;
       // The queues stop at once; the link goes down from the deferred task.
-      this.#device?.stop();
+      if (this.#passThrough) this.#passThrough.disconnected(fe);
+      else this.#device?.stop();
       if (up) {
         this.emit('close');
         this.#ctx.emitEvent('NETPLANE_VHOST_USER_DISCONNECTED', {
@@ -131,8 +161,10 @@ class FrontendSession extends TypedEmitter<{ open: []; close: [] }> {
       this.#chardev?.connectionClosed();
     });
     try {
-      const r = await fe.setUp(this.#device ?? stateOnly());
+      const device: FrontendDevice = pt ?? this.#device ?? stateOnly();
+      const r = await fe.setUp(device, pt ? (offered) => pt.checkOffer(offered) : undefined);
       if (fe.closed || this.#closed) return;
+      pt?.connected(fe);
       this.#acked = r.features;
       this.#failLogged = false;
       up = true;
@@ -159,9 +191,9 @@ class FrontendSession extends TypedEmitter<{ open: []; close: [] }> {
 }
 
 /** Without a native data plane: the protocol runs against a device with no rings. */
-function stateOnly(): { memory: () => never; start: () => [] } {
+function stateOnly(): FrontendDevice {
   return {
-    memory: () => {
+    memoryTable: () => {
       throw new NetplaneError('NETPLANE_VHOST_USER', 'this topology has no native data plane for vhost-user rings');
     },
     start: () => [],
@@ -169,6 +201,17 @@ function stateOnly(): { memory: () => never; start: () => [] } {
 }
 
 const sessions = new WeakMap<Netdev, { session: FrontendSession; device: DriverDevice | undefined; chardev: string }>();
+
+/**
+ * The pass-through hooks of a vhost-user netdev (undefined for any other netdev): a NIC with
+ * queues: 'virtqueues' hands its device here at realize and takes it back at unplug.
+ */
+export function vhostUserPassThrough(
+  netdev: Netdev,
+): { use(pt: PassThroughDevice): void; drop(pt: PassThroughDevice): Promise<void> } | undefined {
+  const s = sessions.get(netdev)?.session;
+  return s && { use: (pt) => s.usePassThrough(pt), drop: (pt) => s.dropPassThrough(pt) };
+}
 
 /** Whether a vhost-user netdev has a back-end connected (for queries and tests). */
 export function vhostUserConnected(netdev: Netdev): boolean {

@@ -1,0 +1,309 @@
+// The vhost-user pass-through path: a TypeScript "hypervisor" (this process) lays a guest's
+// split rings in a memfd (test/helpers/virtio-ring.ts) and puts its NIC, with queues:
+// 'virtqueues', on -netdev vhost-user; the back-end is netplane's own -export
+// type=vhost-user-net on a TAP in a namespace, in a child process. netplane here carries
+// only control: frames cross guest -> TAP and TAP -> guest while the front-end's data plane
+// counts none. Then the back-end is killed (link down reaches the guest's config status and
+// its config interrupt) and restarted (link up, traffic resumes from the saved bases: exactly
+// the new frames reach the new TAP), and a back-end with fewer features (a TAP without
+// vnet_hdr) is refused. Also: SharedArrayBuffer memory refused with a code, a back-end with
+// fewer queue pairs refused. Needs root (TAP, namespace).
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { NativeDataPlane } from '../lib/dataplane/native-dataplane';
+import { bit, VirtioF, VirtioNetF, VirtioNetS, VirtioStatus } from '../lib/devices/virtio-net-features';
+import { native } from '../lib/native';
+import { parseNetdevArg } from '../lib/options';
+import { Topology } from '../lib/topology';
+import type { Nic } from '../lib/topology/nic';
+import { NetNs, npName } from './helpers/netns';
+import { privileged } from './helpers/privilege';
+import { DriverRing, memfdMem, type GuestMem } from './helpers/virtio-ring';
+import { waitFor } from './helpers/wait';
+
+const CLI = path.join(__dirname, '..', 'lib', 'cli', 'main.ts');
+const HDR = 12; // VERSION_1's virtio-net header
+const RAM = 1 << 20;
+const TX_BUFS = 0x40000;
+const RX_BUFS = 0x80000;
+const BUF = 2048;
+
+let dir: string;
+before(() => {
+  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'npa-'));
+});
+after(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+interface Backend {
+  child: ChildProcess;
+  tap: string;
+  stderr: () => string;
+}
+
+/** netplane serving a new TAP over vhost-user at `sock`; the TAP moves into `ns`. */
+async function startBackend(
+  sock: string,
+  ns: NetNs,
+  opts: { vnetHdr?: boolean; queues?: number } = {},
+): Promise<Backend> {
+  const tap = npName('a');
+  const pidfile = path.join(dir, `npa-${tap}.pid`);
+  const q = opts.queues ?? 1;
+  const child = spawn(
+    process.execPath,
+    [
+      '--import',
+      'tsx',
+      CLI,
+      '-netdev',
+      `tap,id=hn0,ifname=${tap},vnet_hdr=${opts.vnetHdr === false ? 'off' : 'on'},queues=${q}`,
+      '-export',
+      `type=vhost-user-net,id=vu0,netdev=hn0,addr.type=unix,addr.path=${sock},num-queues=${q}`,
+      '-pidfile',
+      pidfile,
+    ],
+    { stdio: ['ignore', 'ignore', 'pipe'] },
+  );
+  let log = '';
+  child.stderr!.on('data', (d: Buffer) => (log += d.toString()));
+  await waitFor(
+    () => {
+      if (child.exitCode !== null) throw new Error(`the back-end exited: ${log}`);
+      return fs.existsSync(pidfile);
+    },
+    'the back-end to start',
+    30_000,
+  );
+  ns.adopt(tap);
+  return { child, tap, stderr: () => log };
+}
+
+async function stopBackend(b: Backend | undefined): Promise<void> {
+  if (!b || b.child.exitCode !== null || b.child.signalCode !== null) return;
+  const gone = new Promise((r) => b.child.once('exit', r));
+  b.child.kill('SIGKILL');
+  await gone;
+}
+
+/** Frames the TAP's interface received (written by the back-end: the guest's tx). */
+function tapReceived(ns: NetNs, tap: string): number {
+  const j = JSON.parse(ns.exec('ip', ['-j', '-s', 'link', 'show', 'dev', tap])) as Array<{
+    stats64: { rx: { packets: number } };
+  }>;
+  return j[0]!.stats64.rx.packets;
+}
+
+/** The guest: a memfd of RAM, an rx and a tx ring, buffers, driven as a virtio-net driver. */
+class Guest {
+  readonly memfd = native().memfdCreate('npa-guest-ram', RAM);
+  readonly mem: GuestMem = memfdMem(this.memfd);
+  readonly rx = new DriverRing(this.mem, 0, 64);
+  readonly tx = new DriverRing(this.mem, 0x10000, 64);
+  #txNext = 0;
+  configInterrupts = 0;
+
+  constructor(readonly nic: Nic) {
+    nic.on('config-change', () => this.configInterrupts++);
+  }
+
+  /** Negotiate, hand memory and both rings over, DRIVER_OK; rx buffers posted. */
+  boot(features: bigint): void {
+    const d = this.nic.device;
+    d.setStatus(VirtioStatus.ACKNOWLEDGE | VirtioStatus.DRIVER);
+    assert.equal(d.setDriverFeatures(features), true, 'the device offers what the guest asks');
+    d.setStatus(VirtioStatus.ACKNOWLEDGE | VirtioStatus.DRIVER | VirtioStatus.FEATURES_OK);
+    const vq = this.nic.virtqueues!;
+    vq.setMemory([{ guestAddr: 0n, size: BigInt(RAM), fd: this.memfd }]);
+    for (let i = 0; i < 32; i++) this.rx.add([{ addr: RX_BUFS + i * BUF, len: BUF, writable: true }]);
+    this.rx.publish();
+    for (const [index, r] of [
+      [0, this.rx],
+      [1, this.tx],
+    ] as const) {
+      vq.startQueue(index, {
+        size: r.size,
+        descAddr: BigInt(r.desc),
+        availAddr: BigInt(r.avail),
+        usedAddr: BigInt(r.used),
+        kick: r.kick[0],
+        call: r.call[1],
+      });
+    }
+    d.setStatus(VirtioStatus.ACKNOWLEDGE | VirtioStatus.DRIVER | VirtioStatus.FEATURES_OK | VirtioStatus.DRIVER_OK);
+  }
+
+  /** Send `n` broadcast frames of a local ethertype. */
+  send(n: number): void {
+    for (let i = 0; i < n; i++) {
+      const addr = TX_BUFS + (this.#txNext++ % 32) * BUF;
+      const f = new Uint8Array(HDR + 60);
+      f.fill(0xff, HDR, HDR + 6);
+      f.set([0x52, 0x54, 0, 0x12, 0x34, 0x56, 0x88, 0xb5], HDR + 6);
+      this.mem.write(addr, f);
+      this.tx.add([{ addr, len: f.length, writable: false }]);
+    }
+    this.tx.publish();
+  }
+
+  /** Ethertypes of the frames the guest received since the last call. */
+  received(): number[] {
+    return this.rx.takeUsed().map(([head]) => {
+      const b = this.mem.read(RX_BUFS + head * BUF + HDR + 12, 2);
+      return (b[0]! << 8) | b[1]!;
+    });
+  }
+
+  get linkUp(): boolean {
+    return (this.nic.device.netStatus & VirtioNetS.LINK_UP) !== 0;
+  }
+
+  close(): void {
+    this.rx.close();
+    this.tx.close();
+    fs.closeSync(this.memfd);
+  }
+}
+
+/** An ARP request from the namespace (for an address nobody has) goes out of the TAP. */
+function arpFrom(ns: NetNs, tap: string): void {
+  ns.exec('ip', ['addr', 'replace', '10.251.0.1/24', 'dev', tap]);
+  ns.exec('ping', ['-c', '1', '-W', '1', '10.251.0.2'], { allowFail: true });
+}
+
+describe('vhost-user pass-through: a TypeScript hypervisor on -netdev vhost-user', { timeout: 120_000 }, () => {
+  test(
+    'frames both ways with no netplane data path, link and reconnect reach the guest, fewer features refused',
+    privileged(),
+    async () => {
+      const sock = path.join(dir, 'npa-be.sock');
+      const ns = new NetNs('a');
+      ns.disableIpv6();
+      const dp = new NativeDataPlane();
+      const topo = new Topology({ dataPlane: dp });
+      const errors: string[] = [];
+      topo.on('error', (e) => errors.push(e.message));
+      let be: Backend | undefined;
+      let guest: Guest | undefined;
+      try {
+        be = await startBackend(sock, ns);
+        topo.chardevs.add({ backend: 'socket', id: 'c0', path: sock, server: false, reconnect: 1 });
+        const nd = topo.addNetdev(parseNetdevArg('vhost-user,id=n0,chardev=c0'));
+        const nic = topo.addDevice(
+          { driver: 'virtio-net-pci', netdev: 'n0', id: 'npanet0', features: {} },
+          { queues: 'virtqueues' },
+        );
+        assert.equal(nic.virtqueues!.passThrough, true);
+        // A SharedArrayBuffer has no fd a back-end could map.
+        assert.throws(() => nic.virtqueues!.setMemory([{ guestAddr: 0n, buffer: new SharedArrayBuffer(RAM) }]), {
+          code: 'NETPLANE_INVALID',
+          message: /SharedArrayBuffer region cannot be passed to a vhost-user back-end/,
+        });
+        guest = new Guest(nic);
+        await waitFor(() => guest!.linkUp, 'the link up with the back-end connected', 20_000);
+        // Negotiated once the back-end's offer narrowed the device's: CSUM is the TAP's (vnet_hdr=on).
+        assert.ok((nic.device.hostFeatures & bit(VirtioNetF.CSUM)) !== 0n);
+        guest.boot(bit(VirtioF.VERSION_1) | bit(VirtioNetF.CSUM));
+        assert.throws(() => nic.virtqueues!.stopQueue(1), {
+          code: 'NETPLANE_INVALID_STATE',
+          message: /stopQueueAsync/,
+        });
+
+        // guest -> TAP
+        guest.send(3);
+        await waitFor(() => tapReceived(ns, be!.tap) === 3, 'the 3 guest frames on the TAP', 10_000);
+        // TAP -> guest
+        arpFrom(ns, be.tap);
+        const got: number[] = [];
+        await waitFor(
+          () => (got.push(...guest!.received()), got.includes(0x0806)),
+          'the ARP request in the guest',
+          10_000,
+        );
+        // netplane's own data plane carried none of it: its queue clients stayed idle.
+        const mine = new Set([...nd.clients, ...nic.clients].map((c) => c.handle));
+        for (const s of dp.stats().filter((x) => mine.has(x.handle))) {
+          assert.equal(s.framesIn + s.framesOut, 0, `${s.name} moved no frame`);
+        }
+
+        // The back-end dies: link down reaches the guest (status bit, config interrupt).
+        const irqs = guest.configInterrupts;
+        await stopBackend(be);
+        await waitFor(() => !guest!.linkUp, 'link down in the guest config', 10_000);
+        assert.ok(guest.configInterrupts > irqs, 'a config interrupt for link down');
+        // Restarted: reconnect re-sends the set-up with the saved bases.
+        be = await startBackend(sock, ns);
+        await waitFor(() => guest!.linkUp, 'link up again', 20_000);
+        guest.send(2);
+        await waitFor(() => tapReceived(ns, be!.tap) >= 2, 'the new frames on the new TAP', 10_000);
+        await new Promise((r) => setTimeout(r, 300));
+        assert.equal(tapReceived(ns, be.tap), 2, 'exactly the new frames: tx resumed from its saved base');
+        got.length = 0;
+        arpFrom(ns, be.tap);
+        await waitFor(() => (got.push(...guest!.received()), got.includes(0x0806)), 'rx resumed', 10_000);
+        assert.match(be.stderr(), /base/, 'the back-end logged its ring starts');
+
+        // A stopped ring's base is the back-end's answer (GET_VRING_BASE): 5 frames sent.
+        assert.equal(await nic.virtqueues!.stopQueueAsync(1), 5);
+        nic.virtqueues!.startQueue(1, {
+          size: guest.tx.size,
+          descAddr: BigInt(guest.tx.desc),
+          availAddr: BigInt(guest.tx.avail),
+          usedAddr: BigInt(guest.tx.used),
+          base: 5,
+          kick: guest.tx.kick[0],
+          call: guest.tx.call[1],
+        });
+        guest.send(1);
+        await waitFor(() => tapReceived(ns, be!.tap) === 3, 'a frame after the ring restarted', 10_000);
+
+        // A back-end without the CSUM the guest acked (a TAP without vnet_hdr) is refused.
+        await stopBackend(be);
+        await waitFor(() => !guest!.linkUp, 'link down', 10_000);
+        errors.length = 0;
+        be = await startBackend(sock, ns, { vnetHdr: false });
+        await waitFor(
+          () => errors.some((m) => /features 0x1 .*acked.*\(flags mismatch\)/.test(m)),
+          `the refusal (errors: ${errors.join('; ')})`,
+          20_000,
+        );
+        assert.equal(guest.linkUp, false, 'the link stays down');
+      } finally {
+        await topo.close();
+        dp.close();
+        guest?.close();
+        await stopBackend(be);
+        ns.dispose();
+      }
+    },
+  );
+
+  test('a back-end with fewer queue pairs than the netdev asks is refused', privileged(), async () => {
+    const sock = path.join(dir, 'npa-be2.sock');
+    const ns = new NetNs('a');
+    const dp = new NativeDataPlane();
+    const topo = new Topology({ dataPlane: dp });
+    const errors: string[] = [];
+    topo.on('error', (e) => errors.push(e.message));
+    let be: Backend | undefined;
+    try {
+      be = await startBackend(sock, ns, { queues: 1 });
+      topo.chardevs.add({ backend: 'socket', id: 'c0', path: sock, server: false, reconnect: 1 });
+      topo.addNetdev(parseNetdevArg('vhost-user,id=n0,chardev=c0,queues=2'));
+      const nic = topo.addDevice(
+        { driver: 'virtio-net-pci', netdev: 'n0', id: 'npanet1', features: { mq: true } },
+        { queues: 'virtqueues' },
+      );
+      await waitFor(() => errors.some((m) => /fewer than the queues=2 asked/.test(m)), 'the refusal', 20_000);
+      assert.equal(nic.device.linkUp, false);
+    } finally {
+      await topo.close();
+      dp.close();
+      await stopBackend(be);
+      ns.dispose();
+    }
+  });
+});
