@@ -102,19 +102,8 @@ function negotiate(nic: Nic, features: bigint): void {
 
 function startBoth(b: Bed): void {
   const q = b.nic.virtqueues!;
-  for (const [index, r] of [
-    [0, b.rx],
-    [1, b.tx],
-  ] as const) {
-    q.startQueue(index, {
-      size: r.size,
-      descAddr: BigInt(r.desc),
-      availAddr: BigInt(r.avail),
-      usedAddr: BigInt(r.used),
-      kick: r.kick[0],
-      call: r.call[1],
-    });
-  }
+  q.startQueue(0, b.rx.queueStart());
+  q.startQueue(1, b.tx.queueStart());
   b.nic.device.setStatus(
     VirtioStatus.ACKNOWLEDGE | VirtioStatus.DRIVER | VirtioStatus.FEATURES_OK | VirtioStatus.DRIVER_OK,
   );

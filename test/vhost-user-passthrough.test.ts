@@ -120,19 +120,8 @@ class Guest {
     vq.setMemory([{ guestAddr: 0n, size: BigInt(RAM), fd: this.memfd }]);
     for (let i = 0; i < 32; i++) this.rx.add([{ addr: RX_BUFS + i * BUF, len: BUF, writable: true }]);
     this.rx.publish();
-    for (const [index, r] of [
-      [0, this.rx],
-      [1, this.tx],
-    ] as const) {
-      vq.startQueue(index, {
-        size: r.size,
-        descAddr: BigInt(r.desc),
-        availAddr: BigInt(r.avail),
-        usedAddr: BigInt(r.used),
-        kick: r.kick[0],
-        call: r.call[1],
-      });
-    }
+    vq.startQueue(0, this.rx.queueStart());
+    vq.startQueue(1, this.tx.queueStart());
     d.setStatus(VirtioStatus.ACKNOWLEDGE | VirtioStatus.DRIVER | VirtioStatus.FEATURES_OK | VirtioStatus.DRIVER_OK);
   }
 
@@ -248,15 +237,7 @@ describe('vhost-user pass-through: a TypeScript hypervisor on -netdev vhost-user
 
         // A stopped ring's base is the back-end's answer (GET_VRING_BASE): 5 frames sent.
         assert.equal(await nic.virtqueues!.stopQueueAsync(1), 5);
-        nic.virtqueues!.startQueue(1, {
-          size: guest.tx.size,
-          descAddr: BigInt(guest.tx.desc),
-          availAddr: BigInt(guest.tx.avail),
-          usedAddr: BigInt(guest.tx.used),
-          base: 5,
-          kick: guest.tx.kick[0],
-          call: guest.tx.call[1],
-        });
+        nic.virtqueues!.startQueue(1, guest.tx.queueStart(5));
         guest.send(1);
         await waitFor(() => tapReceived(ns, be!.tap) === 3, 'a frame after the ring restarted', 10_000);
 

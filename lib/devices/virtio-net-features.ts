@@ -55,6 +55,42 @@ export function hasBit(features: bigint, n: number): boolean {
 }
 
 /** Bits a modern (VERSION_1) transport hides from the driver. */
+/** virtio 1.0's VIRTIO_F_IOMMU_PLATFORM and virtio 1.2's VIRTIO_F_RING_RESET. */
+export const IOMMU_PLATFORM = 33;
+export const RING_RESET = 40;
+
+/**
+ * The virtio bits a vhost-user net back-end implements, the rest being the front-end's own
+ * (MAC, STATUS, the control queue...): QEMU 7.2's user_feature_bits (hw/net/vhost_net.c).
+ */
+export const VHOST_USER_NET_FEATURES = [
+  VirtioF.NOTIFY_ON_EMPTY,
+  VirtioF.RING_INDIRECT_DESC,
+  VirtioF.RING_EVENT_IDX,
+  VirtioF.ANY_LAYOUT,
+  VirtioF.VERSION_1,
+  VirtioNetF.CSUM,
+  VirtioNetF.GUEST_CSUM,
+  VirtioNetF.GSO,
+  VirtioNetF.GUEST_TSO4,
+  VirtioNetF.GUEST_TSO6,
+  VirtioNetF.GUEST_ECN,
+  VirtioNetF.GUEST_UFO,
+  VirtioNetF.HOST_TSO4,
+  VirtioNetF.HOST_TSO6,
+  VirtioNetF.HOST_ECN,
+  VirtioNetF.HOST_UFO,
+  VirtioNetF.MRG_RXBUF,
+  VirtioNetF.MTU,
+  IOMMU_PLATFORM,
+  VirtioF.RING_PACKED,
+  RING_RESET,
+  VirtioNetF.RSS,
+  VirtioNetF.HASH_REPORT,
+  VirtioNetF.GUEST_ANNOUNCE,
+  VirtioNetF.MQ,
+].reduce((m, b) => m | bit(b), 0n);
+
 export const LEGACY_ONLY_FEATURES =
   bit(VirtioF.NOTIFY_ON_EMPTY) | bit(VirtioF.ANY_LAYOUT) | bit(VirtioF.BAD_FEATURE) | bit(VirtioNetF.GSO);
 

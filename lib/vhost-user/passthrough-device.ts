@@ -21,42 +21,10 @@ import * as fs from 'node:fs';
 import { closeQuietly } from '../control/monitor-fds';
 import type { FdGuestRegion, VringSetup } from '../devices/virtqueue-setup';
 import type { VirtioNet } from '../devices/virtio-net';
-import { bit, VirtioF, VirtioNetF, VirtioStatus } from '../devices/virtio-net-features';
+import { VHOST_USER_NET_FEATURES, VirtioStatus } from '../devices/virtio-net-features';
 import { NetplaneError } from '../errors';
 import { native } from '../native';
 import type { FrontendDevice, FrontendRegion, FrontendRing, VhostUserFrontend } from './frontend';
-
-const IOMMU_PLATFORM = 33;
-const RING_RESET = 40;
-
-/** The virtio bits a vhost-user back-end implements (QEMU 7.2's user_feature_bits). */
-export const VHOST_USER_FEATURE_BITS = [
-  VirtioF.NOTIFY_ON_EMPTY,
-  VirtioF.RING_INDIRECT_DESC,
-  VirtioF.RING_EVENT_IDX,
-  VirtioF.ANY_LAYOUT,
-  VirtioF.VERSION_1,
-  VirtioNetF.CSUM,
-  VirtioNetF.GUEST_CSUM,
-  VirtioNetF.GSO,
-  VirtioNetF.GUEST_TSO4,
-  VirtioNetF.GUEST_TSO6,
-  VirtioNetF.GUEST_ECN,
-  VirtioNetF.GUEST_UFO,
-  VirtioNetF.HOST_TSO4,
-  VirtioNetF.HOST_TSO6,
-  VirtioNetF.HOST_ECN,
-  VirtioNetF.HOST_UFO,
-  VirtioNetF.MRG_RXBUF,
-  VirtioNetF.MTU,
-  IOMMU_PLATFORM,
-  VirtioF.RING_PACKED,
-  RING_RESET,
-  VirtioNetF.RSS,
-  VirtioNetF.HASH_REPORT,
-  VirtioNetF.GUEST_ANNOUNCE,
-  VirtioNetF.MQ,
-].reduce((m, b) => m | bit(b), 0n);
 
 export class PassThroughDevice implements FrontendDevice {
   readonly #device: VirtioNet;
@@ -77,7 +45,7 @@ export class PassThroughDevice implements FrontendDevice {
 
   /** The guest's negotiated features a back-end is told (SET_FEATURES). */
   get features(): bigint {
-    return this.#device.driverFeatures & VHOST_USER_FEATURE_BITS;
+    return this.#device.driverFeatures & VHOST_USER_NET_FEATURES;
   }
 
   /** Indexes of the running rings. */
@@ -115,7 +83,7 @@ export class PassThroughDevice implements FrontendDevice {
         `the back-end lacks features 0x${missing.toString(16)} the guest acked (flags mismatch)`,
       );
     }
-    this.#device.limitFeatures(~(VHOST_USER_FEATURE_BITS & ~offered));
+    this.#device.limitFeatures(~(VHOST_USER_NET_FEATURES & ~offered));
   }
 
   /** The set-up of `fe` took this device's state: later changes go to it. */
@@ -152,15 +120,7 @@ export class PassThroughDevice implements FrontendDevice {
   /** The driver started a ring (`setup`'s fds stay the caller's). */
   startRing(setup: VringSetup): void {
     this.#checkOpen();
-    const kickFd = native().fdDup(setup.kickFd);
-    let callFd = -1;
-    try {
-      if (setup.callFd >= 0) callFd = native().fdDup(setup.callFd);
-    } catch (e) {
-      closeQuietly(kickFd);
-      throw e;
-    }
-    const own: VringSetup = { ...setup, kickFd, callFd };
+    const own: VringSetup = { ...setup, ...dupNotifiers(setup) };
     this.#rings.set(setup.index, own);
     const features = this.features;
     void this.#forward((fe) => fe.startRing(this.#ring(own), features));
@@ -220,14 +180,7 @@ export class PassThroughDevice implements FrontendDevice {
 
   /** A ring for one request sequence: fresh duplicates the front-end closes after sending. */
   #ring(r: VringSetup): FrontendRing {
-    const kickFd = native().fdDup(r.kickFd);
-    let callFd = -1;
-    try {
-      if (r.callFd >= 0) callFd = native().fdDup(r.callFd);
-    } catch (e) {
-      closeQuietly(kickFd);
-      throw e;
-    }
+    const { kickFd, callFd } = dupNotifiers(r);
     return {
       index: r.index,
       size: r.size,
@@ -252,5 +205,16 @@ export class PassThroughDevice implements FrontendDevice {
       return undefined;
     }
     return b.readUInt16LE(0);
+  }
+}
+
+/** Our own copies of a ring's kick and call fds (call -1 stays -1). */
+function dupNotifiers(r: { kickFd: number; callFd: number }): { kickFd: number; callFd: number } {
+  const kickFd = native().fdDup(r.kickFd);
+  try {
+    return { kickFd, callFd: r.callFd >= 0 ? native().fdDup(r.callFd) : -1 };
+  } catch (e) {
+    closeQuietly(kickFd);
+    throw e;
   }
 }

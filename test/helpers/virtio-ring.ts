@@ -6,6 +6,7 @@
 // the next 16-byte boundary after the avail ring.
 import * as fs from 'node:fs';
 import { native } from '../../lib/native';
+import type { QueueStart } from '../../lib/topology/nic-virtqueues';
 
 export interface GuestMem {
   write(gpa: number, bytes: Uint8Array): void;
@@ -120,5 +121,18 @@ export class DriverRing {
 
   close(): void {
     for (const fd of [...this.kick, ...this.call]) fs.closeSync(fd);
+  }
+
+  /** What a hypervisor tells NicVirtqueues.startQueue about this ring (its pipes as kick / call). */
+  queueStart(base?: number): QueueStart {
+    return {
+      size: this.size,
+      descAddr: BigInt(this.desc),
+      availAddr: BigInt(this.avail),
+      usedAddr: BigInt(this.used),
+      ...(base !== undefined ? { base } : {}),
+      kick: this.kick[0],
+      call: this.call[1],
+    };
   }
 }

@@ -5,7 +5,15 @@
 // offloads follow the acked features inside the engine (setVirtioFeatures), not from here. A front-end can make
 // netplane map only the memory it hands over and move frames only to this netdev.
 import { NetplaneError } from '../../errors';
-import { bit, hasBit, VirtioF, VirtioNetF } from '../../devices/virtio-net-features';
+import {
+  bit,
+  hasBit,
+  IOMMU_PLATFORM,
+  RING_RESET,
+  VHOST_USER_NET_FEATURES,
+  VirtioF,
+  VirtioNetF,
+} from '../../devices/virtio-net-features';
 import { VirtioNet } from '../../devices/virtio-net';
 import { VhostUserBackend, type BackendInfo, type VhostUserDataPath } from '../../vhost-user/backend';
 import { VhostUserEndpoint, type EndpointAddress } from '../../vhost-user/endpoint';
@@ -18,24 +26,19 @@ import type { ServedDevice, Topology } from '../topology';
  * IOMMU, MTU, USO) and GUEST_ANNOUNCE (QEMU keeps announcing itself). RING_PACKED is added
  * by the export only with its `packed` option (the model does not offer it): see there.
  */
-const SERVED_FEATURE_MASK = [
-  VirtioF.ANY_LAYOUT,
-  VirtioF.RING_INDIRECT_DESC,
-  VirtioF.RING_EVENT_IDX,
-  VirtioF.VERSION_1,
-  VirtioNetF.CSUM,
-  VirtioNetF.GUEST_CSUM,
-  VirtioNetF.GUEST_TSO4,
-  VirtioNetF.GUEST_TSO6,
-  VirtioNetF.GUEST_ECN,
-  VirtioNetF.GUEST_UFO,
-  VirtioNetF.HOST_TSO4,
-  VirtioNetF.HOST_TSO6,
-  VirtioNetF.HOST_ECN,
-  VirtioNetF.HOST_UFO,
-  VirtioNetF.MRG_RXBUF,
-  VirtioNetF.MQ,
-].reduce((m, b) => m | bit(b), 0n);
+const SERVED_FEATURE_MASK =
+  VHOST_USER_NET_FEATURES &
+  ~[
+    VirtioF.NOTIFY_ON_EMPTY,
+    VirtioNetF.GSO,
+    VirtioNetF.MTU,
+    IOMMU_PLATFORM,
+    VirtioF.RING_PACKED,
+    RING_RESET,
+    VirtioNetF.RSS,
+    VirtioNetF.HASH_REPORT,
+    VirtioNetF.GUEST_ANNOUNCE,
+  ].reduce((m, b) => m | bit(b), 0n);
 
 export interface VhostUserNetExportOptions {
   id: string;
