@@ -38,3 +38,14 @@ test('examples/hypervisor-ports.ts: partial receive, bare frames, link changes',
   assert.match(out, /link up: false, config interrupts: 1/);
   assert.match(out, /direct port: link down \(peer-removed\)/);
 });
+
+test('examples/hypervisor-vhost-user.ts: the guest rings pass through to a vhost-user back-end', async () => {
+  const out = await runExample('hypervisor-vhost-user.ts');
+  assert.match(out, /back-end connected: link up in the guest's config: true/);
+  assert.match(out, /switch port received 60 bytes from the guest's tx ring/);
+  assert.match(out, /guest rx ring got the answer: yes/);
+  assert.match(out, /netplane's own queues moved 0 frames \(control only\)/);
+  assert.match(out, /back-end gone: link up false, config interrupts 1/);
+  assert.match(out, /back-end back: link up true, a second frame crossed/);
+  assert.match(out, /tx ring stopped at 2/);
+});
