@@ -56,14 +56,16 @@ async function main(): Promise<void> {
   const topo = new Topology({ dataPlane: dp });
   topo.on('error', () => undefined); // "the back-end disconnected" and the like, reported as errors
   topo.chardevs.add({ backend: 'socket', id: 'c0', path: sock, server: false, reconnect: 1 });
-  topo.addNetdev({ type: 'vhost-user', id: 'n0', chardev: 'c0' });
+  const netdev = topo.addNetdev({ type: 'vhost-user', id: 'n0', chardev: 'c0' });
+  // Connected first (netplane's own driver runs the back-end's rings meanwhile); the NIC
+  // takes them over: netplane stops its rings there, the guest's replace them.
+  await waitUntil('back-end', () => netdev.linkUp);
   const nic = topo.addDevice(
     { driver: 'virtio-net-pci', netdev: 'n0', id: 'net0', features: {} },
     { queues: 'virtqueues' },
   );
   let configInterrupts = 0;
   nic.on('config-change', () => configInterrupts++);
-  await waitUntil('back-end', () => nic.linkUp);
   console.log(`back-end connected: link up in the guest's config: ${nic.device.linkUp}`);
 
   // Guest RAM must be fd-backed: the back-end maps it (a SharedArrayBuffer is refused).
