@@ -20,8 +20,10 @@ import { native } from '../lib/native';
 import { parseNetdevArg } from '../lib/options';
 import { Topology } from '../lib/topology';
 import type { Nic } from '../lib/topology/nic';
-import { NetNs, npName } from './helpers/netns';
+import { kTestpmdReady, removeRuntimeDir, testpmdCommand } from '../bench/lib/dpdk';
+import { fdsOpenedSince, NetNs, npName, openFds } from './helpers/netns';
 import { privileged } from './helpers/privilege';
+import { needsPrivileged } from './helpers/tools';
 import { DriverRing, memfdMem, type GuestMem } from './helpers/virtio-ring';
 import { waitFor } from './helpers/wait';
 
@@ -168,6 +170,7 @@ describe('vhost-user pass-through: a TypeScript hypervisor on -netdev vhost-user
     'frames both ways with no netplane data path, link and reconnect reach the guest, fewer features refused',
     privileged(),
     async () => {
+      const fdsBefore = openFds();
       const sock = path.join(dir, 'npa-be.sock');
       const ns = new NetNs('a');
       ns.disableIpv6();
@@ -259,6 +262,7 @@ describe('vhost-user pass-through: a TypeScript hypervisor on -netdev vhost-user
         await stopBackend(be);
         ns.dispose();
       }
+      assert.deepEqual(await fdsOpenedSince(fdsBefore), [], 'no fd left open (memory table, rings, eventfds)');
     },
   );
 
@@ -288,3 +292,82 @@ describe('vhost-user pass-through: a TypeScript hypervisor on -netdev vhost-user
     }
   });
 });
+
+describe(
+  'vhost-user pass-through against DPDK testpmd (net_vhost0 with io forwarding to net_tap)',
+  { timeout: 120_000 },
+  () => {
+    test(
+      'guest frames reach the TAP, TAP frames reach the guest, GET_VRING_BASE answers',
+      needsPrivileged('dpdk-testpmd', 'ping'),
+      async () => {
+        const sock = path.join(dir, 'npa-pmd.sock');
+        const tap = npName('a');
+        const ns = new NetNs('a');
+        ns.disableIpv6();
+        const dp = new NativeDataPlane();
+        const topo = new Topology({ dataPlane: dp });
+        topo.on('error', () => undefined); // the disconnect at the end
+        const base = testpmdCommand({
+          cpu: 1,
+          vdevs: [`net_vhost0,iface=${sock},queues=1`, `net_tap0,iface=${tap}`],
+          forwardMode: 'io',
+        });
+        base.cleanup(); // our own runtime prefix (np + this test's tag) replaces the helper's
+        const prefix = npName('a');
+        const args = base.args.map((a) => (a === base.prefix ? prefix : a));
+        const pmd = spawn('dpdk-testpmd', args, { stdio: ['pipe', 'pipe', 'pipe'] });
+        let out = '';
+        pmd.stdout.on('data', (d: Buffer) => (out += d.toString()));
+        pmd.stderr.on('data', (d: Buffer) => (out += d.toString()));
+        let guest: Guest | undefined;
+        try {
+          await waitFor(
+            () => {
+              if (pmd.exitCode !== null) throw new Error(`testpmd exited: ${out.slice(-2000)}`);
+              return out.includes(kTestpmdReady);
+            },
+            'testpmd ready',
+            30_000,
+          );
+          ns.adopt(tap);
+          topo.chardevs.add({ backend: 'socket', id: 'c0', path: sock, server: false, reconnect: 1 });
+          const nd = topo.addNetdev(parseNetdevArg('vhost-user,id=n0,chardev=c0'));
+          const nic = topo.addDevice(
+            { driver: 'virtio-net-pci', netdev: 'n0', id: 'npanet2', features: {} },
+            { queues: 'virtqueues' },
+          );
+          guest = new Guest(nic);
+          await waitFor(() => guest!.linkUp, 'link up with testpmd connected', 20_000);
+          guest.boot(bit(VirtioF.VERSION_1));
+          guest.send(4);
+          await waitFor(() => tapReceived(ns, tap) >= 4, 'the guest frames on the TAP behind testpmd', 20_000);
+          arpFrom(ns, tap);
+          const got: number[] = [];
+          await waitFor(
+            () => (got.push(...guest!.received()), got.includes(0x0806)),
+            'the ARP request in the guest',
+            10_000,
+          );
+          const mine = new Set([...nd.clients, ...nic.clients].map((c) => c.handle));
+          for (const s of dp.stats().filter((x) => mine.has(x.handle))) {
+            assert.equal(s.framesIn + s.framesOut, 0, `${s.name} moved no frame`);
+          }
+          assert.equal(await nic.virtqueues!.stopQueueAsync(1), 4, "testpmd's next tx avail index");
+        } finally {
+          await topo.close();
+          dp.close();
+          guest?.close();
+          if (pmd.exitCode === null && pmd.signalCode === null) {
+            const exited = new Promise((r) => pmd.once('exit', r));
+            pmd.kill('SIGINT');
+            await Promise.race([exited, new Promise((r) => setTimeout(r, 5000))]);
+            if (pmd.exitCode === null && pmd.signalCode === null) pmd.kill('SIGKILL');
+          }
+          removeRuntimeDir(prefix);
+          ns.dispose();
+        }
+      },
+    );
+  },
+);
