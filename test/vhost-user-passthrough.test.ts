@@ -159,10 +159,20 @@ class Guest {
   }
 }
 
-/** An ARP request from the namespace (for an address nobody has) goes out of the TAP. */
-function arpFrom(ns: NetNs, tap: string): void {
+/** An ARP request from the namespace (for an address nobody has) goes out of the TAP and reaches the guest. */
+async function arpReachesGuest(ns: NetNs, tap: string, guest: Guest, what: string): Promise<void> {
   ns.exec('ip', ['addr', 'replace', '10.251.0.1/24', 'dev', tap]);
   ns.exec('ping', ['-c', '1', '-W', '1', '10.251.0.2'], { allowFail: true });
+  const got: number[] = [];
+  await waitFor(() => (got.push(...guest.received()), got.includes(0x0806)), what, 10_000);
+}
+
+/** netplane's own queue clients for the netdev and the NIC moved no frame: control only. */
+function assertIdle(dp: NativeDataPlane, clients: ReadonlyArray<{ handle: number }>): void {
+  const mine = new Set(clients.map((c) => c.handle));
+  for (const s of dp.stats().filter((x) => mine.has(x.handle))) {
+    assert.equal(s.framesIn + s.framesOut, 0, `${s.name} moved no frame`);
+  }
 }
 
 describe('vhost-user pass-through: a TypeScript hypervisor on -netdev vhost-user', { timeout: 120_000 }, () => {
@@ -208,18 +218,9 @@ describe('vhost-user pass-through: a TypeScript hypervisor on -netdev vhost-user
         guest.send(3);
         await waitFor(() => tapReceived(ns, be!.tap) === 3, 'the 3 guest frames on the TAP', 10_000);
         // TAP -> guest
-        arpFrom(ns, be.tap);
-        const got: number[] = [];
-        await waitFor(
-          () => (got.push(...guest!.received()), got.includes(0x0806)),
-          'the ARP request in the guest',
-          10_000,
-        );
+        await arpReachesGuest(ns, be.tap, guest, 'the ARP request in the guest');
         // netplane's own data plane carried none of it: its queue clients stayed idle.
-        const mine = new Set([...nd.clients, ...nic.clients].map((c) => c.handle));
-        for (const s of dp.stats().filter((x) => mine.has(x.handle))) {
-          assert.equal(s.framesIn + s.framesOut, 0, `${s.name} moved no frame`);
-        }
+        assertIdle(dp, [...nd.clients, ...nic.clients]);
 
         // The back-end dies: link down reaches the guest (status bit, config interrupt).
         const irqs = guest.configInterrupts;
@@ -233,9 +234,7 @@ describe('vhost-user pass-through: a TypeScript hypervisor on -netdev vhost-user
         await waitFor(() => tapReceived(ns, be!.tap) >= 2, 'the new frames on the new TAP', 10_000);
         await new Promise((r) => setTimeout(r, 300));
         assert.equal(tapReceived(ns, be.tap), 2, 'exactly the new frames: tx resumed from its saved base');
-        got.length = 0;
-        arpFrom(ns, be.tap);
-        await waitFor(() => (got.push(...guest!.received()), got.includes(0x0806)), 'rx resumed', 10_000);
+        await arpReachesGuest(ns, be.tap, guest, 'rx resumed');
         assert.match(be.stderr(), /base/, 'the back-end logged its ring starts');
 
         // A stopped ring's base is the back-end's answer (GET_VRING_BASE): 5 frames sent.
@@ -342,17 +341,8 @@ describe(
           guest.boot(bit(VirtioF.VERSION_1));
           guest.send(4);
           await waitFor(() => tapReceived(ns, tap) >= 4, 'the guest frames on the TAP behind testpmd', 20_000);
-          arpFrom(ns, tap);
-          const got: number[] = [];
-          await waitFor(
-            () => (got.push(...guest!.received()), got.includes(0x0806)),
-            'the ARP request in the guest',
-            10_000,
-          );
-          const mine = new Set([...nd.clients, ...nic.clients].map((c) => c.handle));
-          for (const s of dp.stats().filter((x) => mine.has(x.handle))) {
-            assert.equal(s.framesIn + s.framesOut, 0, `${s.name} moved no frame`);
-          }
+          await arpReachesGuest(ns, tap, guest, 'the ARP request in the guest');
+          assertIdle(dp, [...nd.clients, ...nic.clients]);
           assert.equal(await nic.virtqueues!.stopQueueAsync(1), 4, "testpmd's next tx avail index");
         } finally {
           await topo.close();
