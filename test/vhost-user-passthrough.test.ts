@@ -208,6 +208,9 @@ describe('vhost-user pass-through: a TypeScript hypervisor on -netdev vhost-user
         await waitFor(() => guest!.linkUp, 'the link up with the back-end connected', 20_000);
         // Negotiated once the back-end's offer narrowed the device's: CSUM is the TAP's (vnet_hdr=on).
         assert.ok((nic.device.hostFeatures & bit(VirtioNetF.CSUM)) !== 0n);
+        // GUEST_ANNOUNCE is a back-end bit the export does not offer: hidden now. CTRL_VQ is the model's own.
+        assert.equal(nic.device.hostFeatures & bit(VirtioNetF.GUEST_ANNOUNCE), 0n);
+        assert.ok((nic.device.hostFeatures & bit(VirtioNetF.CTRL_VQ)) !== 0n);
         guest.boot(bit(VirtioF.VERSION_1) | bit(VirtioNetF.CSUM));
         assert.throws(() => nic.virtqueues!.stopQueue(1), {
           code: 'NETPLANE_INVALID_STATE',

@@ -133,7 +133,8 @@ class FrontendSession extends TypedEmitter<{ open: []; close: [] }> {
       fe = new VhostUserFrontend(socket, {
         queuePairs: this.#pairs,
         features: pt?.features ?? bit(VirtioF.VERSION_1) | (this.#pairs > 1 ? bit(VirtioNetF.MQ) : 0n),
-        ...(this.#acked !== undefined ? { requiredFeatures: this.#acked } : {}),
+        // With a guest, what it acked now is the rule (PassThroughDevice.checkOffer).
+        ...(this.#acked !== undefined && !pt ? { requiredFeatures: this.#acked } : {}),
         replyTimeoutMs: VHOST_USER_REPLY_TIMEOUT_MS,
       });
     } catch (e) {
