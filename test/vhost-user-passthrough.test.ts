@@ -179,7 +179,7 @@ describe('vhost-user pass-through: a TypeScript hypervisor on -netdev vhost-user
   test(
     'frames both ways with no netplane data path, link and reconnect reach the guest, fewer features refused',
     privileged(),
-    async () => {
+    async (t) => {
       const fdsBefore = openFds();
       const sock = path.join(dir, 'npa-be.sock');
       const ns = new NetNs('a');
@@ -232,7 +232,9 @@ describe('vhost-user pass-through: a TypeScript hypervisor on -netdev vhost-user
         assert.ok(guest.configInterrupts > irqs, 'a config interrupt for link down');
         // Restarted: reconnect re-sends the set-up with the saved bases.
         be = await startBackend(sock, ns);
+        const listening = Date.now();
         await waitFor(() => guest!.linkUp, 'link up again', 20_000);
+        t.diagnostic(`reconnect: guest link up ${Date.now() - listening} ms after the back-end listened again`);
         guest.send(2);
         await waitFor(() => tapReceived(ns, be!.tap) >= 2, 'the new frames on the new TAP', 10_000);
         await new Promise((r) => setTimeout(r, 300));
