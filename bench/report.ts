@@ -17,6 +17,8 @@ export interface RunRecord {
   rep: number;
   startedAt: string;
   command?: string[];
+  /** Forwarder pinned to its CPU and tools to theirs (false: --unpinned). */
+  pinned?: boolean;
   note?: string;
   /** ok: every workload ran; partial: some failed; failed: never forwarded a ping. */
   status: 'ok' | 'partial' | 'failed';
@@ -39,6 +41,10 @@ interface Column {
 const columns: Column[] = [
   { title: '64B Mframes/s', get: (m) => m.frameRate?.mfps, digits: 3, ratio: 'higher' },
   { title: 'fwd CPU % @64B', get: (m) => m.frameRate?.forwarderCpuPct, digits: 0 },
+  // Per frame read, counted by perf stat in a window of their own: steady under load.
+  { title: 'syscalls/frame', get: (m) => m.frameRate?.perFrame?.syscalls, digits: 2 },
+  { title: 'wake-ups/frame', get: (m) => m.frameRate?.perFrame?.contextSwitches, digits: 3 },
+  { title: 'CPU ns/frame', get: (m) => m.frameRate?.perFrame?.cpuNs, digits: 0 },
   { title: 'TCP 1 stream Gbit/s', get: (m) => m.tcp1?.gbps, digits: 2, ratio: 'higher' },
   { title: 'TCP 4 streams Gbit/s', get: (m) => m.tcp4?.gbps, digits: 2, ratio: 'higher' },
   { title: 'UDP RTT p50 us', get: (m) => m.rtt?.p50Us, digits: 1, ratio: 'lower' },
