@@ -208,7 +208,7 @@ export async function frameRate(
       // A window of its own: the tracepoints perf counts cost the forwarder a little per
       // system call, which must not touch the frames/s above.
       try {
-        perFrame = await countPerFrame(fwdPgid, kPerFrameSeconds);
+        perFrame = await countPerFrame(fwdPgid, kPerFrameSeconds, () => bed.countersA().txPackets);
       } catch (e) {
         perFrameError = (e as Error).message;
       }

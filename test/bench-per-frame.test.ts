@@ -56,6 +56,7 @@ test('the summary shows system calls, wake-ups and CPU per frame', () => {
         windowSeconds: 4,
         perFrame: {
           frames: 1000,
+          framesFrom: 'read calls',
           seconds: 2,
           syscalls: 2.02,
           reads: 1,
@@ -74,4 +75,5 @@ test('the summary shows system calls, wake-ups and CPU per frame', () => {
   assert.equal(cell('syscalls/frame'), '2.02');
   assert.equal(cell('wake-ups/frame'), '0.004');
   assert.equal(cell('CPU ns/frame'), '4100');
+  assert.equal(cell('64B Mframes/CPU-s'), '0.500');
 });

@@ -8,6 +8,8 @@ import { run } from './proc';
 export interface PerFrame {
   /** Frames the forwarder read (from either TAP) while perf counted. */
   frames: number;
+  /** Where `frames` came from: its read calls of 60 bytes or more, or TAP A's counter. */
+  framesFrom: 'read calls' | 'tap counter';
   seconds: number;
   /** Every system call (raw_syscalls:sys_enter). */
   syscalls: number;
@@ -46,21 +48,31 @@ export function perFrameUnavailable(): string | undefined {
 // the denominator is counted over exactly the window the rest is.
 const kFrameReads = ['syscalls:sys_exit_read', 'syscalls:sys_exit_readv'];
 
-/** Count the events over `seconds` on process `pid` (all its threads), per frame it read. */
-export async function countPerFrame(pid: number, seconds: number): Promise<PerFrame> {
+/**
+ * Count the events over `seconds` on process `pid` (all its threads), per frame it read.
+ * A forwarder that reads through io_uring makes no read calls: then the frames are
+ * `framesRead()` (TAP A's counter) around the count, scaled from perf's wall time to its window.
+ */
+export async function countPerFrame(pid: number, seconds: number, framesRead: () => number): Promise<PerFrame> {
   const events = Object.values(kEvents).flat();
   const args = ['stat', '-x', ',', '-e', events.join(',')];
   for (const e of kFrameReads) args.push('-e', e, '--filter', 'ret >= 60');
   args.push('-p', String(pid), '--', 'sleep', String(seconds));
+  const f0 = framesRead();
+  const t0 = process.hrtime.bigint();
   const r = await run('perf stat', 'perf', args, (seconds + 20) * 1000);
+  const wall = Number(process.hrtime.bigint() - t0) / 1e9;
+  const byCounter = ((framesRead() - f0) * seconds) / wall;
   const c = parsePerfStat(r.stderr);
   if (!c.has('raw_syscalls:sys_enter'))
     throw new Error(`perf stat counted no system calls: ${r.stderr.trim().split('\n').slice(-2).join(' | ')}`);
   const sum = (names: readonly string[]) => names.reduce((a, n) => a + (c.get(n) ?? 0), 0);
-  const frames = sum(kFrameReads);
+  const readCalls = sum(kFrameReads);
+  const frames = readCalls > 0 ? readCalls : byCounter;
   const per = (x: number) => (frames > 0 ? x / frames : NaN);
   return {
     frames,
+    framesFrom: readCalls > 0 ? 'read calls' : 'tap counter',
     seconds,
     syscalls: per(sum(kEvents.syscalls)),
     reads: per(sum(kEvents.reads)),
