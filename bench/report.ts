@@ -99,7 +99,10 @@ export function summarize(records: RunRecord[], order: string[]): Summary {
     const mine = records.filter((r) => r.forwarder === name);
     stats[name] = {};
     for (const c of columns) {
-      stats[name]![c.title] = stat(mine.map((r) => c.get(r.metrics)).filter((x): x is number => x !== undefined));
+      // NaN (a count with nothing to divide by) is no measurement.
+      stats[name]![c.title] = stat(
+        mine.map((r) => c.get(r.metrics)).filter((x): x is number => x !== undefined && Number.isFinite(x)),
+      );
     }
   }
   for (const name of names) {

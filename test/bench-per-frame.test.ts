@@ -77,3 +77,38 @@ test('the summary shows system calls, wake-ups and CPU per frame', () => {
   assert.equal(cell('CPU ns/frame'), '4100');
   assert.equal(cell('64B Mframes/CPU-s'), '0.500');
 });
+
+test('a per-frame count with no frames to divide by is left out of the summary, not shown as NaN', () => {
+  const r: RunRecord = {
+    forwarder: 'cfwd-uring',
+    description: 'cfwd-uring',
+    rep: 1,
+    startedAt: '2026-01-01T00:00:00Z',
+    status: 'ok',
+    errors: [],
+    metrics: {
+      frameRate: {
+        mfps: 0.5,
+        offeredMfps: 1,
+        readMfps: 0.5,
+        forwarderCpuPct: 50,
+        windowSeconds: 4,
+        perFrame: {
+          frames: 0,
+          framesFrom: 'tap counter',
+          seconds: 2,
+          syscalls: NaN,
+          reads: NaN,
+          writes: NaN,
+          waits: NaN,
+          contextSwitches: NaN,
+          cpuNs: NaN,
+        },
+      },
+    },
+  };
+  const md = markdown(summarize([r], ['cfwd-uring']), new Map(), [], []);
+  const row = md.split('\n').find((l) => l.startsWith('| cfwd-uring |'))!;
+  assert.doesNotMatch(row, /NaN/);
+  assert.match(row, /\| 1\.000 \|/); // 0.5 Mframes/s at 50% of a core
+});
