@@ -2,10 +2,11 @@
 // --unpinned and --workloads on the command line, the placement line and the summary columns.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { parsePerfStat } from '../bench/lib/per-frame';
+import { parsePerfStat, type PerFrame } from '../bench/lib/per-frame';
 import { markdown, summarize, type RunRecord } from '../bench/report';
 import { parseArgs, placementLine } from '../bench/run';
 import { pinned } from '../bench/workloads';
+import { benchRecord } from './helpers/bench-record';
 
 test('parsePerfStat: values by event name, unsupported and uncounted events left out', () => {
   const text = [
@@ -39,35 +40,25 @@ test('pinned runs go through taskset, unpinned ones do not, and the summary says
   assert.match(placementLine({ unpinned: true }), /^unpinned/);
 });
 
+// One session of `forwarder` that moved 0.5 Mframes/s at `cpuPct`% of a core, with these per-frame counts.
+function frameRecord(forwarder: string, cpuPct: number, perFrame: PerFrame): RunRecord {
+  return benchRecord(forwarder, {
+    frameRate: { mfps: 0.5, offeredMfps: 1, readMfps: 0.5, forwarderCpuPct: cpuPct, windowSeconds: 4, perFrame },
+  });
+}
+
 test('the summary shows system calls, wake-ups and CPU per frame', () => {
-  const r: RunRecord = {
-    forwarder: 'cfwd',
-    description: 'cfwd',
-    rep: 1,
-    startedAt: '2026-01-01T00:00:00Z',
-    status: 'ok',
-    errors: [],
-    metrics: {
-      frameRate: {
-        mfps: 0.5,
-        offeredMfps: 1,
-        readMfps: 0.5,
-        forwarderCpuPct: 100,
-        windowSeconds: 4,
-        perFrame: {
-          frames: 1000,
-          framesFrom: 'read calls',
-          seconds: 2,
-          syscalls: 2.02,
-          reads: 1,
-          writes: 1,
-          waits: 0.02,
-          contextSwitches: 0.004,
-          cpuNs: 4100,
-        },
-      },
-    },
-  };
+  const r = frameRecord('cfwd', 100, {
+    frames: 1000,
+    framesFrom: 'read calls',
+    seconds: 2,
+    syscalls: 2.02,
+    reads: 1,
+    writes: 1,
+    waits: 0.02,
+    contextSwitches: 0.004,
+    cpuNs: 4100,
+  });
   const md = markdown(summarize([r], ['cfwd']), new Map(), [], []);
   const header = md.split('\n').find((l) => l.startsWith('| forwarder |'))!;
   const row = md.split('\n').find((l) => l.startsWith('| cfwd |'))!;
@@ -79,34 +70,17 @@ test('the summary shows system calls, wake-ups and CPU per frame', () => {
 });
 
 test('a per-frame count with no frames to divide by is left out of the summary, not shown as NaN', () => {
-  const r: RunRecord = {
-    forwarder: 'cfwd-uring',
-    description: 'cfwd-uring',
-    rep: 1,
-    startedAt: '2026-01-01T00:00:00Z',
-    status: 'ok',
-    errors: [],
-    metrics: {
-      frameRate: {
-        mfps: 0.5,
-        offeredMfps: 1,
-        readMfps: 0.5,
-        forwarderCpuPct: 50,
-        windowSeconds: 4,
-        perFrame: {
-          frames: 0,
-          framesFrom: 'tap counter',
-          seconds: 2,
-          syscalls: NaN,
-          reads: NaN,
-          writes: NaN,
-          waits: NaN,
-          contextSwitches: NaN,
-          cpuNs: NaN,
-        },
-      },
-    },
-  };
+  const r = frameRecord('cfwd-uring', 50, {
+    frames: 0,
+    framesFrom: 'tap counter',
+    seconds: 2,
+    syscalls: NaN,
+    reads: NaN,
+    writes: NaN,
+    waits: NaN,
+    contextSwitches: NaN,
+    cpuNs: NaN,
+  });
   const md = markdown(summarize([r], ['cfwd-uring']), new Map(), [], []);
   const row = md.split('\n').find((l) => l.startsWith('| cfwd-uring |'))!;
   assert.doesNotMatch(row, /NaN/);
