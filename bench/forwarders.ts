@@ -126,6 +126,15 @@ function tapModuleUsable(): string | undefined {
   }
 }
 
+function ioUringUnavailable(): string | undefined {
+  try {
+    const v = fs.readFileSync('/proc/sys/kernel/io_uring_disabled', 'utf8').trim();
+    return v === '0' ? undefined : `io_uring is disabled here (kernel.io_uring_disabled = ${v})`;
+  } catch {
+    return undefined; // kernels before 6.6 have no switch: io_uring_setup itself says
+  }
+}
+
 export const forwarders: Forwarder[] = [
   {
     name: 'qemu',
@@ -170,6 +179,14 @@ export const forwarders: Forwarder[] = [
     byDefault: true,
     unavailable: () => undefined,
     command: (ifA, ifB, tools) => ({ cmd: tools.cfwd, args: ['--vnet-hdr', ifA, ifB] }),
+  },
+  {
+    name: 'cfwd-uring',
+    description:
+      'plain C through one io_uring: a batch of reads in one io_uring_enter, then their writes in another (cfwd --uring)',
+    byDefault: true,
+    unavailable: ioUringUnavailable,
+    command: (ifA, ifB, tools) => ({ cmd: tools.cfwd, args: ['--uring', ifA, ifB] }),
   },
   {
     name: 'dpdk-tap',

@@ -5,6 +5,9 @@
 //   --reps N           repetitions (default 3); forwarders interleave A B A B
 //   --duration S       frame-rate window and iperf3 length in seconds (default 5)
 //   --perf             profile the forwarder CPU during each frame-rate window (perf record)
+//   --workloads a,b    only these workloads (frameRate, rtt, tcp1, tcp4, idle; default all)
+//   --unpinned         pin nothing (forwarder and tools where the scheduler puts them); the
+//                      default pins the forwarder to CPU 0 and the tools to CPU 1
 //   js-port            the separate bench: frames per second into a JavaScript packet port
 //   vhost              the separate bench: vhost-user back-ends (DPDK's, netplane's) between a
 //                      DPDK virtio-user guest and a TAP; --only dpdk-vhost,netplane-vhost
@@ -21,9 +24,10 @@ import { killAllSync, machineBusyPct } from './lib/proc';
 import { leftovers } from './lib/testbed';
 import { buildTools } from './lib/tools';
 import { markdown, summarize, type RunRecord } from './report';
-import { runSession } from './session';
+import { kAllWorkloads, runSession, type WorkloadName } from './session';
+import { kForwarderCpu, kGeneratorCpu } from './workloads';
 
-const usage = `usage: npm run bench -- [js-port | vhost | hypervisor | stream | vhost-frontend] [--quick] [--only NAMES] [--reps N] [--duration S] [--perf]
+const usage = `usage: npm run bench -- [js-port | vhost | hypervisor | stream | vhost-frontend] [--quick] [--only NAMES] [--reps N] [--duration S] [--perf] [--unpinned] [--workloads LIST]
 forwarders: netplane, ${forwarderNames().join(', ')}`;
 
 export function parseArgs(argv: string[]): Options {
@@ -53,6 +57,8 @@ export function parseArgs(argv: string[]): Options {
     else if (a === 'stream') o.stream = true;
     else if (a === 'vhost-frontend') o.vhost = o.vhostFrontend = true;
     else if (a === '--perf') o.perf = true;
+    else if (a === '--unpinned') o.unpinned = true;
+    else if (a === '--workloads') o.workloads = (argv[++i] ?? '').split(',').filter(Boolean);
     else if (a === '--only') o.only = (argv[++i] ?? '').split(',').filter(Boolean);
     else if (a === '--reps') reps = Math.floor(number(a, argv[++i], 1));
     else if (a === '--duration') duration = number(a, argv[++i], 1);
@@ -62,6 +68,11 @@ export function parseArgs(argv: string[]): Options {
     } else throw new Error(`unknown argument '${a}'\n${usage}`);
   }
   if (o.only && o.only.length === 0) throw new Error(`--only needs a comma-separated list\n${usage}`);
+  if (o.workloads) {
+    const unknown = o.workloads.filter((w) => !(kAllWorkloads as string[]).includes(w));
+    if (o.workloads.length === 0 || unknown.length > 0)
+      throw new Error(`--workloads takes a comma-separated list of ${kAllWorkloads.join(', ')}\n${usage}`);
+  }
   o.reps = reps ?? (o.quick ? 1 : 3);
   o.duration = duration ?? (o.quick ? 2 : 5);
   return o;
@@ -111,7 +122,7 @@ async function main(): Promise<void> {
       process.stdout.write(`bench: rep ${rep}/${o.reps} ${fw.name} ... `);
       let r: RunRecord;
       try {
-        r = await runSession(fw, tools, s, rep);
+        r = await runSession(fw, tools, s, rep, (o.workloads as WorkloadName[] | undefined) ?? kAllWorkloads);
       } catch (e) {
         // The test bed itself failed (namespaces, anchors): record it and go on.
         r = {
@@ -146,7 +157,7 @@ async function main(): Promise<void> {
     `- machine: ${machineLine()}`,
     `- command: npm run bench -- ${process.argv.slice(2).join(' ')}`,
     `- ${o.reps} repetition(s) interleaved; ${o.duration} s frame-rate window after ${s.warmup} s warm-up; iperf3 -t ${o.duration}; ${s.rttCount} UDP round trips; ${s.idleSeconds} s idle`,
-    '- forwarder pinned to CPU 0, trafgen/iperf3/udprtt to CPU 1; 60-byte frames (64 with FCS) counted at TAP B',
+    `- ${placementLine(s)}; 60-byte frames (64 with FCS) counted at TAP B`,
     `- other load: ${busyLine(busyBefore)} before the run, ${busyAfter.toFixed(0)}% after`,
   ];
   // A forwarder skipped for the whole run is explained under "Skipped", not again as errors.
@@ -173,6 +184,13 @@ async function main(): Promise<void> {
     console.error(`bench: LEFT BEHIND: ${left.join(', ')}`);
     process.exitCode = 1;
   }
+}
+
+/** Where the forwarder and the tools ran, for the summary and each run record. */
+export function placementLine(s: { unpinned: boolean }): string {
+  return s.unpinned
+    ? 'unpinned: forwarder and iperf3/udprtt placed by the scheduler (trafgen pins its one worker to CPU 1 itself)'
+    : `pinned: forwarder to CPU ${kForwarderCpu}, trafgen/iperf3/udprtt to CPU ${kGeneratorCpu}`;
 }
 
 export function busyLine(pct: number): string {

@@ -6,7 +6,7 @@ import { groupCpu, head, start, stop, tail, waitForOutput } from './lib/proc';
 import { TestBed } from './lib/testbed';
 import type { Tools } from './lib/tools';
 import type { RunRecord } from './report';
-import { frameRate, idleCpu, kForwarderCpu, rtt, tcp, type Settings } from './workloads';
+import { frameRate, idleCpu, kForwarderCpu, pinned, rtt, tcp, type Settings } from './workloads';
 
 export type WorkloadName = 'rtt' | 'frameRate' | 'tcp1' | 'tcp4' | 'idle';
 export const kAllWorkloads: WorkloadName[] = ['rtt', 'frameRate', 'tcp1', 'tcp4', 'idle'];
@@ -29,9 +29,10 @@ export async function runSession(
   };
   const bed = await TestBed.create();
   const { cmd, args, note, readyOutput, cleanup } = fw.command(bed.ifA, bed.ifB, tools);
-  record.command = ['taskset', '-c', String(kForwarderCpu), cmd, ...args];
+  record.command = pinned(s, kForwarderCpu, cmd, args);
+  record.pinned = !s.unpinned;
   if (note) record.note = note;
-  const proc = start(fw.name, 'taskset', ['-c', String(kForwarderCpu), cmd, ...args]);
+  const proc = start(fw.name, record.command[0]!, record.command.slice(1));
   try {
     try {
       await bed.waitForTaps(proc, 10_000);
@@ -48,7 +49,7 @@ export async function runSession(
       return record;
     }
     record.offloads = bed.offloads();
-    const pgid = proc.pid; // taskset execs the forwarder: same pid, and it leads its group
+    const pgid = proc.pid; // taskset (when pinned) execs the forwarder: same pid, and it leads its group
     const steps: [WorkloadName, () => Promise<void>][] = [
       [
         'rtt',

@@ -135,7 +135,15 @@ async function main(): Promise<void> {
       '9',
     ]);
     await waitForOutput(sink, 'listening', 5000);
-    gen = startTrafgen(bed, { duration: 0, warmup: 0, rttCount: 0, idleSeconds: 0, workDir: dir, perf: false });
+    gen = startTrafgen(bed, {
+      duration: 0,
+      warmup: 0,
+      rttCount: 0,
+      idleSeconds: 0,
+      workDir: dir,
+      perf: false,
+      unpinned: false,
+    });
     const t0 = Date.now();
     const end = t0 + o.minutes * 60_000;
     for (;;) {

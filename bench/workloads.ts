@@ -17,9 +17,12 @@ import {
 } from './lib/proc';
 import { kAddrA, kAddrB, kMacA, kMacB, type TestBed } from './lib/testbed';
 import type { Tools } from './lib/tools';
+import { countPerFrame, perFrameUnavailable, type PerFrame } from './lib/per-frame';
 
 export const kForwarderCpu = 0;
 export const kGeneratorCpu = 1;
+/** Length of the window in which perf counts system calls and wake-ups per frame. */
+const kPerFrameSeconds = 2;
 
 export interface Settings {
   /** Measurement window of the frame-rate workload and length of each iperf3 run, seconds. */
@@ -32,6 +35,8 @@ export interface Settings {
   workDir: string;
   /** Profile the forwarder CPU during the frame-rate window (perf record -C). */
   perf: boolean;
+  /** Nothing pinned: forwarder and tools go where the scheduler puts them (trafgen still pins its worker). */
+  unpinned: boolean;
 }
 
 export interface FrameRate {
@@ -46,6 +51,10 @@ export interface FrameRate {
   windowSeconds: number;
   /** With --perf: the text report of where the forwarder CPU spent the window. */
   perfReport?: string;
+  /** System calls, wake-ups and CPU per frame read, over a second window after this one. */
+  perFrame?: PerFrame;
+  /** Why perFrame is missing. */
+  perFrameError?: string;
 }
 
 export interface TcpResult {
@@ -78,15 +87,15 @@ export interface IdleCpu {
   machineBusyPct: number;
 }
 
-const inNs = (ns: string, cpu: number, cmd: string, args: string[]) => [
+/** `cmd args` pinned to `cpu`, or as it is when the run is unpinned. */
+export const pinned = (s: Pick<Settings, 'unpinned'>, cpu: number, cmd: string, args: string[]): string[] =>
+  s.unpinned ? [cmd, ...args] : ['taskset', '-c', String(cpu), cmd, ...args];
+
+const inNs = (s: Settings, ns: string, cpu: number, cmd: string, args: string[]) => [
   'netns',
   'exec',
   ns,
-  'taskset',
-  '-c',
-  String(cpu),
-  cmd,
-  ...args,
+  ...pinned(s, cpu, cmd, args),
 ];
 
 function hex(mac: string): string {
@@ -150,7 +159,7 @@ export async function frameRate(
 ): Promise<FrameRate> {
   // B's discard port has a socket that is never read: the flood dies cheaply at its full
   // receive buffer instead of taking the ICMP port-unreachable path on the forwarder's CPU.
-  const sink = start('udp sink', 'ip', inNs(bed.nsB.name, kGeneratorCpu, tools.udprtt, ['sink', kAddrB, '9']));
+  const sink = start('udp sink', 'ip', inNs(s, bed.nsB.name, kGeneratorCpu, tools.udprtt, ['sink', kAddrB, '9']));
   let gen: Proc | undefined;
   let perfData: string | undefined;
   try {
@@ -193,8 +202,21 @@ export async function frameRate(
     const offered = a1.txPackets + a1.txDropped - (a0.txPackets + a0.txDropped);
     if (offered === 0) throw new Error(`trafgen offered no frames: ${tail(gen.stderr() || gen.stdout())}`);
     const perfReport = profiler ? await perfSummary(profiler, perfData!, s, label) : undefined;
+    let perFrame: PerFrame | undefined;
+    let perFrameError = perFrameUnavailable();
+    if (!perFrameError) {
+      // A window of its own: the tracepoints perf counts cost the forwarder a little per
+      // system call, which must not touch the frames/s above.
+      try {
+        perFrame = await countPerFrame(fwdPgid, kPerFrameSeconds, () => bed.countersA().txPackets);
+      } catch (e) {
+        perFrameError = (e as Error).message;
+      }
+    }
     return {
       perfReport,
+      ...(perFrame ? { perFrame } : {}),
+      ...(perFrameError ? { perFrameError } : {}),
       mfps: (b1.rxPackets - b0.rxPackets) / dt / 1e6,
       offeredMfps: offered / dt / 1e6,
       readMfps: (a1.txPackets - a0.txPackets) / dt / 1e6,
@@ -233,7 +255,7 @@ export async function tcp(bed: TestBed, streams: number, s: Settings, port: numb
   const server = start(
     'iperf3 server',
     'ip',
-    inNs(bed.nsB.name, kGeneratorCpu, 'iperf3', ['-s', '-1', '-B', kAddrB, '-p', String(port)]),
+    inNs(s, bed.nsB.name, kGeneratorCpu, 'iperf3', ['-s', '-1', '-B', kAddrB, '-p', String(port)]),
   );
   try {
     await waitForTcpListener(bed, server, port, 5000);
@@ -242,7 +264,7 @@ export async function tcp(bed: TestBed, streams: number, s: Settings, port: numb
     const r = await run(
       'iperf3 client',
       'ip',
-      inNs(bed.nsA.name, kGeneratorCpu, 'iperf3', [
+      inNs(s, bed.nsA.name, kGeneratorCpu, 'iperf3', [
         '-c',
         kAddrB,
         '-p',
@@ -286,14 +308,14 @@ export async function rtt(bed: TestBed, tools: Tools, s: Settings, port: number)
   const server = start(
     'udprtt server',
     'ip',
-    inNs(bed.nsB.name, kGeneratorCpu, tools.udprtt, ['server', kAddrB, String(port)]),
+    inNs(s, bed.nsB.name, kGeneratorCpu, tools.udprtt, ['server', kAddrB, String(port)]),
   );
   try {
     await waitForOutput(server, 'listening', 5000);
     const r = await run(
       'udprtt client',
       'ip',
-      inNs(bed.nsA.name, kGeneratorCpu, tools.udprtt, [
+      inNs(s, bed.nsA.name, kGeneratorCpu, tools.udprtt, [
         'client',
         kAddrB,
         String(port),

@@ -5,33 +5,26 @@ import assert from 'node:assert/strict';
 import { chartPanels, svgChart } from '../bench/chart';
 import { goalsMarkdown } from '../bench/goals';
 import { summarize, type RunRecord } from '../bench/report';
+import { benchRecord } from './helpers/bench-record';
 
 function record(forwarder: string, mfps: number, cpu: number, p50: number, gbps: number): RunRecord {
-  return {
-    forwarder,
-    description: forwarder,
-    rep: 1,
-    startedAt: '2026-01-01T00:00:00Z',
-    status: 'ok',
-    errors: [],
-    metrics: {
-      frameRate: { mfps, offeredMfps: 1, readMfps: mfps, forwarderCpuPct: cpu, windowSeconds: 5 },
-      tcp1: { streams: 1, gbps, retransmits: 0, seconds: 5 },
-      tcp4: { streams: 4, gbps, retransmits: 0, seconds: 5 },
-      rtt: {
-        count: 100,
-        lost: 0,
-        p50Us: p50,
-        p99Us: p50 * 2,
-        p999Us: p50 * 3,
-        minUs: 1,
-        maxUs: 9,
-        meanUs: p50,
-        fwdCpuPct: 10,
-      },
-      idle: { cpuPct: 0, tickCpuPct: 0, seconds: 3, machineBusyPct: 0 },
+  return benchRecord(forwarder, {
+    frameRate: { mfps, offeredMfps: 1, readMfps: mfps, forwarderCpuPct: cpu, windowSeconds: 5 },
+    tcp1: { streams: 1, gbps, retransmits: 0, seconds: 5 },
+    tcp4: { streams: 4, gbps, retransmits: 0, seconds: 5 },
+    rtt: {
+      count: 100,
+      lost: 0,
+      p50Us: p50,
+      p99Us: p50 * 2,
+      p999Us: p50 * 3,
+      minUs: 1,
+      maxUs: 9,
+      meanUs: p50,
+      fwdCpuPct: 10,
     },
-  };
+    idle: { cpuPct: 0, tickCpuPct: 0, seconds: 3, machineBusyPct: 0 },
+  });
 }
 
 const records = [

@@ -18,6 +18,10 @@ export interface Options {
   /** With vhost: the front-end workload (a vhost PMD "switch", front-ends holding the TAP). */
   vhostFrontend?: boolean;
   perf: boolean;
+  /** The workloads to run (default all): frameRate, tcp1, tcp4, rtt, idle. */
+  workloads?: string[];
+  /** Run nothing pinned (forwarder and tools placed by the scheduler), for the pinned/unpinned comparison. */
+  unpinned?: boolean;
   /** The separate hypervisor-paths workload (bench/hypervisor.ts). */
   hypervisor?: boolean;
   /** The separate stream-link workload (bench/stream.ts): netplane ⇄ netplane against QEMU ⇄ QEMU. */
@@ -32,6 +36,7 @@ export function settingsFor(o: Options, workDir: string): Settings {
     idleSeconds: o.quick ? 2 : 3,
     workDir,
     perf: o.perf,
+    unpinned: o.unpinned ?? false,
   };
 }
 

@@ -14,7 +14,10 @@ function compile(source: string, name: string): string {
   const src = path.join(kBenchDir, source);
   const bin = path.join(kBinDir, name);
   fs.mkdirSync(kBinDir, { recursive: true });
-  const fresh = fs.existsSync(bin) && fs.statSync(bin).mtimeMs >= fs.statSync(src).mtimeMs;
+  // The source and the headers next to it.
+  const dir = path.dirname(src);
+  const newest = Math.max(...fs.readdirSync(dir).map((f) => fs.statSync(path.join(dir, f)).mtimeMs));
+  const fresh = fs.existsSync(bin) && fs.statSync(bin).mtimeMs >= newest;
   if (!fresh) {
     try {
       execFileSync('cc', ['-O2', '-Wall', '-Wextra', '-o', bin, src], { stdio: ['ignore', 'pipe', 'pipe'] });

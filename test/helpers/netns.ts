@@ -17,10 +17,14 @@ process.on('exit', () => {
   }
 });
 
+// NETPLANE_NAME_TAG (letters and digits) goes right after "np": people sharing a machine
+// tell their interfaces, namespaces and sockets apart by it.
+const kNameTag = (process.env.NETPLANE_NAME_TAG ?? '').replace(/[^A-Za-z0-9]/g, '').slice(0, 4);
+
 /** A unique name with the np prefix, at most 15 characters (IFNAMSIZ - 1). */
 export function npName(tag: string): string {
   const id = `${process.pid.toString(36)}${(counter++).toString(36)}`;
-  return `np${tag}${id}`.slice(0, 15);
+  return `np${kNameTag}${tag}${id}`.slice(0, 15);
 }
 
 export function sh(cmd: string, args: string[], opts: { input?: string; allowFail?: boolean } = {}): string {
