@@ -198,6 +198,11 @@ describe('differential against QEMU 7.2', suiteSkip(), () => {
       },
       { qmp: exec('netdev_add', { type: 'bogus', id: 'h3' }) },
       { qmp: exec('netdev_add', { type: 'hubport', id: '1x', hubid: 1 }) },
+      // stream and dgram: members first, then the id, then the backend's own checks.
+      { qmp: exec('netdev_add', { type: 'stream', id: '1x', addr: { type: 'unix', path: '/tmp/npcl-s' } }) },
+      { qmp: exec('netdev_add', { type: 'stream', id: '1x' }) },
+      { qmp: exec('netdev_add', { type: 'dgram', id: '1x' }) },
+      { qmp: exec('netdev_add', { type: 'dgram', id: 'd' }) },
       { qmp: exec('netdev_add', { type: 'hubport', id: 'h1', hubid: 1 }) },
       { qmp: exec('netdev_add', { type: 'hubport', id: 'h1', hubid: 1 }) },
       { qmp: exec('netdev_del') },
