@@ -1,6 +1,7 @@
 // Turns the per-run records into the summary: medians with min and max over repetitions, the
 // ratio of each forwarder to QEMU's hub, and the project's targets next to those ratios.
 import { goalsMarkdown } from './goals';
+import { formatStat, stat, type Stat } from './lib/samples';
 import type { FrameRate, IdleCpu, RttResult, TcpResult } from './workloads';
 
 export interface Metrics {
@@ -61,27 +62,6 @@ const columns: Column[] = [
   // All CPUs' busy share while the forwarder sat idle: other work on the machine, i.e. noise.
   { title: 'machine busy % (noise)', get: (m) => m.idle?.machineBusyPct, digits: 0 },
 ];
-
-interface Stat {
-  median: number;
-  min: number;
-  max: number;
-  n: number;
-}
-
-function stat(values: number[]): Stat | undefined {
-  if (values.length === 0) return undefined;
-  const v = [...values].sort((a, b) => a - b);
-  const mid = Math.floor(v.length / 2);
-  const median = v.length % 2 ? v[mid]! : (v[mid - 1]! + v[mid]!) / 2;
-  return { median, min: v[0]!, max: v[v.length - 1]!, n: v.length };
-}
-
-function fmt(s: Stat | undefined, digits: number): string {
-  if (!s) return '–';
-  const f = (x: number) => x.toFixed(digits);
-  return s.n > 1 ? `${f(s.median)} (${f(s.min)}–${f(s.max)})` : f(s.median);
-}
 
 export interface Summary {
   forwarders: string[];
@@ -190,7 +170,7 @@ export function markdown(s: Summary, skipped: Map<string, string>, header: strin
   for (const fw of s.forwarders) {
     const row = [fw];
     for (const c of columns) {
-      row.push(fmt(s.stats[fw]![c.title], c.digits));
+      row.push(formatStat(s.stats[fw]![c.title], c.digits));
       if (c.ratio) {
         const r = s.ratios[fw]![c.title];
         row.push(r === undefined ? '–' : `${r.toFixed(2)}x`);

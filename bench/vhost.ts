@@ -37,6 +37,7 @@ import {
   head,
   type Proc,
 } from './lib/proc';
+import { formatStat, stat } from './lib/samples';
 import { leftovers, TestBed } from './lib/testbed';
 import { buildTools } from './lib/tools';
 import { npName } from '../test/helpers/netns';
@@ -418,27 +419,6 @@ async function vhostSession(
   }
 }
 
-interface Stat {
-  median: number;
-  min: number;
-  max: number;
-  n: number;
-}
-
-function stat(values: number[]): Stat | undefined {
-  const v = values.filter((x) => Number.isFinite(x)).sort((a, b) => a - b);
-  if (v.length === 0) return undefined;
-  const m = Math.floor(v.length / 2);
-  const median = v.length % 2 ? v[m]! : (v[m - 1]! + v[m]!) / 2;
-  return { median, min: v[0]!, max: v[v.length - 1]!, n: v.length };
-}
-
-function fmt(st: Stat | undefined, digits: number): string {
-  if (!st) return '–';
-  const m = st.median.toFixed(digits);
-  return st.n > 1 ? `${m} (${st.min.toFixed(digits)}–${st.max.toFixed(digits)})` : m;
-}
-
 const kColumns: {
   title: string;
   get: (r: VhostRecord) => number | undefined;
@@ -490,7 +470,7 @@ export function vhostMarkdown(
     lines.push(
       `| ${n} | ${stats
         .get(n)!
-        .map((st, i) => fmt(st, kColumns[i]!.digits))
+        .map((st, i) => formatStat(st, kColumns[i]!.digits))
         .join(' | ')} |`,
     );
   }

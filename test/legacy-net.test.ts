@@ -10,6 +10,7 @@ import { LegacyNet } from '../lib/cli/legacy-net';
 import { NativeDataPlane } from '../lib/dataplane/native-dataplane';
 import { parseNetArg, parseNicArg } from '../lib/options/legacy-net';
 import { Topology } from '../lib/topology/topology';
+import { needsAddon } from './helpers/addon';
 import { tempDir } from './helpers/qemu';
 
 const ids = (s: string) => s.replace(/#net([0-9]+)[0-9]{2}/g, '#net$1');
@@ -72,50 +73,43 @@ describe('-nic and -net build QEMU 7.2 topology', () => {
   });
 });
 
-function addonMissing(): string | undefined {
-  try {
-    new NativeDataPlane().close();
-    return undefined;
-  } catch (e) {
-    return `the native addon is not built (${(e as Error).message.split('\n')[0]})`;
-  }
-}
-
-test('filter-dump on a hub port: frames from packet ports land in the pcap file', { timeout: 30_000 }, async (t) => {
-  const why = addonMissing();
-  if (why !== undefined && process.env.CI !== 'true') return t.skip(why);
-  const dp = new NativeDataPlane();
-  const topology = new Topology({ dataPlane: dp, warn: () => {} });
-  const dir = tempDir('fdhub');
-  try {
-    topology.addNetdev({ type: 'hubport', id: 'h0', hubid: 0 });
-    topology.addNetdev({ type: 'hubport', id: 'h1', hubid: 0 });
-    topology.addDevice({ driver: 'virtio-net-pci', id: 'n0', netdev: 'h0', features: {} });
-    topology.addDevice({ driver: 'virtio-net-pci', id: 'n1', netdev: 'h1', features: {} });
-    const file = path.join(dir, 'h0.pcap');
-    topology.addFilter({ qomType: 'filter-dump', id: 'f0', netdev: 'h0', file, maxlen: 20 });
-    const port = (id: string) => dp.port(topology.nics.find((n) => n.id === id)!.queues[0]!.handle)!;
-    const frame = (tag: number) => {
-      const f = new Uint8Array(60).fill(0xff, 0, 6);
-      f.set([0x88, 0xb5, tag], 12);
-      return f;
-    };
-    assert.equal(port('n0').send([frame(1), frame(2)]), true); // rx at h0
-    assert.equal(port('n1').send([frame(3)]), true); // tx at h0 (out of the hub to n0)
-    const deadline = Date.now() + 5_000;
-    while (Date.now() < deadline && (topology.filterStats()[0]?.frames ?? 0) < 3)
-      await new Promise((r) => setTimeout(r, 20));
-    const last = topology.delFilter('f0')!;
-    assert.equal(last.frames, 3);
-    assert.equal(last.written, 3);
-    const pcap = fs.readFileSync(file);
-    assert.equal(pcap.length, 24 + 3 * (16 + 20));
-    const tags = [0, 1, 2].map((i) => pcap[24 + i * 36 + 16 + 14]);
-    assert.deepEqual(tags.sort(), [1, 2, 3]);
-    assert.equal(pcap.readUInt32LE(24 + 12), 60, 'the original length is kept');
-  } finally {
-    await topology.close();
-    dp.close();
-    fs.rmSync(dir, { recursive: true, force: true });
-  }
-});
+test(
+  'filter-dump on a hub port: frames from packet ports land in the pcap file',
+  { timeout: 30_000, ...needsAddon() },
+  async () => {
+    const dp = new NativeDataPlane();
+    const topology = new Topology({ dataPlane: dp, warn: () => {} });
+    const dir = tempDir('fdhub');
+    try {
+      topology.addNetdev({ type: 'hubport', id: 'h0', hubid: 0 });
+      topology.addNetdev({ type: 'hubport', id: 'h1', hubid: 0 });
+      topology.addDevice({ driver: 'virtio-net-pci', id: 'n0', netdev: 'h0', features: {} });
+      topology.addDevice({ driver: 'virtio-net-pci', id: 'n1', netdev: 'h1', features: {} });
+      const file = path.join(dir, 'h0.pcap');
+      topology.addFilter({ qomType: 'filter-dump', id: 'f0', netdev: 'h0', file, maxlen: 20 });
+      const port = (id: string) => dp.port(topology.nics.find((n) => n.id === id)!.queues[0]!.handle)!;
+      const frame = (tag: number) => {
+        const f = new Uint8Array(60).fill(0xff, 0, 6);
+        f.set([0x88, 0xb5, tag], 12);
+        return f;
+      };
+      assert.equal(port('n0').send([frame(1), frame(2)]), true); // rx at h0
+      assert.equal(port('n1').send([frame(3)]), true); // tx at h0 (out of the hub to n0)
+      const deadline = Date.now() + 5_000;
+      while (Date.now() < deadline && (topology.filterStats()[0]?.frames ?? 0) < 3)
+        await new Promise((r) => setTimeout(r, 20));
+      const last = topology.delFilter('f0')!;
+      assert.equal(last.frames, 3);
+      assert.equal(last.written, 3);
+      const pcap = fs.readFileSync(file);
+      assert.equal(pcap.length, 24 + 3 * (16 + 20));
+      const tags = [0, 1, 2].map((i) => pcap[24 + i * 36 + 16 + 14]);
+      assert.deepEqual(tags.sort(), [1, 2, 3]);
+      assert.equal(pcap.readUInt32LE(24 + 12), 60, 'the original length is kept');
+    } finally {
+      await topology.close();
+      dp.close();
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  },
+);

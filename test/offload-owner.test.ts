@@ -6,28 +6,15 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { NativeDataPlane } from '../lib/dataplane/native-dataplane';
-import { bit, VirtioF, VirtioNetF, VirtioStatus, VIRTIO_NET_OK } from '../lib/devices/virtio-net-features';
+import { VirtioF, VirtioNetF, VIRTIO_NET_OK } from '../lib/devices/virtio-net-features';
 import { Tap } from '../lib/tap';
-import { Topology, type Nic } from '../lib/topology';
-import { deleteLink, npName, sh } from './helpers/netns';
+import { Topology } from '../lib/topology';
+import { deleteLink, ethtoolFeature, npName } from './helpers/netns';
+import { featureBits, startDriver } from './helpers/nic-driver';
 import { needsPrivileged } from './helpers/tools';
 
-/** ethtool -k feature state, e.g. 'tx-tcp-segmentation' -> 'on'. */
-function tso(ifname: string): string {
-  const m = /^\s*tx-tcp-segmentation: (\w+)/m.exec(sh('ethtool', ['-k', ifname]));
-  assert.ok(m, 'tx-tcp-segmentation not in ethtool -k output');
-  return m[1];
-}
-
-function startDriver(nic: Nic, features: bigint): void {
-  const d = nic.device;
-  d.setStatus(0);
-  d.setStatus(VirtioStatus.ACKNOWLEDGE | VirtioStatus.DRIVER);
-  assert.equal(d.setDriverFeatures(features), true);
-  d.setStatus(VirtioStatus.ACKNOWLEDGE | VirtioStatus.DRIVER | VirtioStatus.FEATURES_OK | VirtioStatus.DRIVER_OK);
-}
-
-const F = (...bits: number[]) => bits.reduce((m, b) => m | bit(b), 0n);
+const tso = (ifname: string): string => ethtoolFeature(ifname, 'tx-tcp-segmentation');
+const F = featureBits;
 
 test(
   'a TAP set to no offloads by the device model stays so when the data plane connects its NIC port',

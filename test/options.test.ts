@@ -427,6 +427,23 @@ const BAD_NETDEV_NETPLANE: Array<[string, string, string]> = [
   ['backends not built', 'vhost-vdpa,id=x', "network backend 'vhost-vdpa' is not compiled into this binary"],
   ['QEMU 7.2 takes any JSON id', '{"type":"hubport","id":"1x","hubid":1}', "Parameter 'id' expects an identifier"],
   [
+    'QEMU 7.2 takes any JSON id',
+    '{"type":"stream","id":"1x","addr":{"type":"unix","path":"/tmp/npcl-s"}}',
+    "Parameter 'id' expects an identifier",
+  ],
+  [
+    'QEMU 7.2 takes any stream id',
+    'stream,id=1x,addr.type=unix,addr.path=/tmp/npcl-s',
+    "Parameter 'id' expects an identifier",
+  ],
+  [
+    'QEMU 7.2 takes any dgram id',
+    'dgram,id=1x,local.type=unix,local.path=/tmp/npcl-l,remote.type=unix,remote.path=/tmp/npcl-r',
+    "Parameter 'id' expects an identifier",
+  ],
+  // The members are read first, as netdev_add reads them.
+  ['QEMU 7.2 takes any stream id', 'stream,id=1x', "Parameter 'addr' is missing"],
+  [
     'NUL cannot reach execve',
     '{"type":"tap","id":"x","script":"/bin/a\\u0000b"}',
     "Parameter 'script' must not contain a NUL character",
@@ -483,6 +500,16 @@ describe('QMP netdev_add arguments', () => {
     [{ type: 'tap', id: 'w', queues: '2' }, "Parameter 'queues' expects uint64"],
     [{ type: 'tap', id: 'w', vnet_hdr: 'on' }, "Invalid parameter type for 'vnet_hdr', expected: boolean"],
     [{ type: 'tap', id: '1x', fd: '3', ifname: 'a' }, "Parameter 'id' expects an identifier"],
+    // stream and dgram: members, then the id, then the backend's own checks (QEMU 7.2's order).
+    [{ type: 'stream', id: '1x', addr: { type: 'unix', path: '/tmp/npcl-s' } }, "Parameter 'id' expects an identifier"],
+    [{ type: 'stream', id: '1x' }, "Parameter 'addr' is missing"],
+    [
+      { type: 'stream', id: '1x', addr: { type: 'unix', path: '/tmp/npcl-s' }, bogus: 1 },
+      "Parameter 'bogus' is unexpected",
+    ],
+    [{ type: 'dgram', id: '1x' }, "Parameter 'id' expects an identifier"],
+    [{ type: 'dgram', id: '1x', local: { type: 'unix', path: '/tmp/npcl-l' } }, "Parameter 'id' expects an identifier"],
+    [{ type: 'dgram', id: 'd' }, 'dgram requires local= parameter'],
   ];
   for (const [args, message] of bad) {
     test(`${JSON.stringify(args)} -> ${message}`, () => expectError(() => netdevFromQmp(args), message));

@@ -10,25 +10,13 @@ import { serveQmp, type QmpService } from '../lib/control';
 import { formatStatsTable, netplaneStats, type NetplaneClientStats } from '../lib/control/stats';
 import { NativeDataPlane } from '../lib/dataplane/native-dataplane';
 import { Topology } from '../lib/topology/topology';
+import { needsAddon } from './helpers/addon';
 import { NetNs, npName } from './helpers/netns';
 import { needsPrivileged } from './helpers/tools';
 import { tempDir } from './helpers/qemu';
 import { QmpTestClient } from './helpers/qmp-client';
 
 const T = { timeout: 30_000 };
-
-function addonMissing(): string | undefined {
-  try {
-    new NativeDataPlane().close();
-    return undefined;
-  } catch (e) {
-    return `the native addon is not built (${(e as Error).message.split('\n')[0]})`;
-  }
-}
-const needsAddon = (): { skip?: string } => {
-  const why = addonMissing();
-  return why === undefined || process.env.CI === 'true' ? {} : { skip: why };
-};
 
 interface Fixture {
   topology: Topology;

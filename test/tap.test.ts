@@ -14,7 +14,7 @@ import { execFileSync } from 'node:child_process';
 
 import { Tap, TunFeature } from '../lib/tap';
 import { NetplaneError } from '../lib/errors';
-import { NetNs, npName, sh, deleteLink, leakedFdsSince, openFds } from './helpers/netns';
+import { NetNs, npName, sh, deleteLink, leakedFdsSince, linkExists, openFds } from './helpers/netns';
 import { privileged } from './helpers/privilege';
 import { needs, needsPrivileged } from './helpers/tools';
 import { GsoType, VnetFlag, decodeVnetHdr } from '../lib/vnet-hdr';
@@ -45,10 +45,6 @@ function addonPath(): string {
 function linkDetails(ifname: string, ns?: NetNs): string {
   const args = ['-d', 'link', 'show', 'dev', ifname];
   return ns ? ns.exec('ip', args) : sh('ip', args);
-}
-
-function linkExists(ifname: string): boolean {
-  return sh('ip', ['link', 'show', 'dev', ifname], { allowFail: true }) !== '';
 }
 
 /** `ethtool -k` as a map: feature name -> 'on' | 'off'. */

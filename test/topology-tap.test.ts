@@ -7,16 +7,10 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import {
-  bit,
-  VIRTIO_NET_ERR,
-  VIRTIO_NET_OK,
-  VirtioF,
-  VirtioNetF,
-  VirtioStatus,
-} from '../lib/devices/virtio-net-features';
-import { Topology, type Nic } from '../lib/topology';
-import { deleteLink, npName, sh } from './helpers/netns';
+import { VIRTIO_NET_ERR, VIRTIO_NET_OK, VirtioF, VirtioNetF } from '../lib/devices/virtio-net-features';
+import { Topology } from '../lib/topology';
+import { deleteLink, ethtoolFeature, linkExists, npName, sh } from './helpers/netns';
+import { featureBits, startDriver } from './helpers/nic-driver';
 import { requirePrivilege } from './helpers/privilege';
 import { requireTools } from './helpers/tools';
 
@@ -28,29 +22,7 @@ function tapQueues(ifname: string): { attached: number; disabled: number } {
   return { attached: Number(m[1]), disabled: Number(m[2]) };
 }
 
-function linkExists(ifname: string): boolean {
-  return sh('ip', ['link', 'show', 'dev', ifname], { allowFail: true }) !== '';
-}
-
-/** ethtool -k feature state, e.g. 'tx-tcp-segmentation' -> 'on'. */
-function ethtoolFeature(ifname: string, name: string): string {
-  const out = sh('ethtool', ['-k', ifname]);
-  const m = new RegExp(`^\\s*${name}: (\\w+)`, 'm').exec(out);
-  assert.ok(m, `${name} not in ethtool -k output`);
-  return m[1];
-}
-
-/** The driver's side of bring-up: features, FEATURES_OK, DRIVER_OK. */
-function startDriver(nic: Nic, features: bigint): void {
-  const d = nic.device;
-  d.setStatus(0);
-  d.setStatus(VirtioStatus.ACKNOWLEDGE | VirtioStatus.DRIVER);
-  assert.equal(d.setDriverFeatures(features), true);
-  d.setStatus(VirtioStatus.ACKNOWLEDGE | VirtioStatus.DRIVER | VirtioStatus.FEATURES_OK);
-  d.setStatus(VirtioStatus.ACKNOWLEDGE | VirtioStatus.DRIVER | VirtioStatus.FEATURES_OK | VirtioStatus.DRIVER_OK);
-}
-
-const F = (...bits: number[]) => bits.reduce((m, b) => m | bit(b), 0n);
+const F = featureBits;
 
 test(
   'seed topology: 4-queue tap + virtio-net-pci, queues, header, offloads, link, delete',

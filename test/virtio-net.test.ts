@@ -15,6 +15,7 @@ import {
 } from '../lib/devices/virtio-net-features';
 import type { VirtioNetDeviceOptions } from '../lib/options/types';
 import type { TapOffloads } from '../lib/tap';
+import { featureBits } from './helpers/nic-driver';
 
 class FakeBackend implements VirtioNetPeer {
   readonly log: string[] = [];
@@ -51,7 +52,7 @@ function device(opts: { backend?: VirtioNetPeer; pairs?: number; options?: Parti
   });
 }
 
-const F = (...bits: number[]) => bits.reduce((m, b) => m | bit(b), 0n);
+const F = featureBits;
 
 describe('offered features', () => {
   // QEMU 7.2's legacy host-features register, observed over the I/O BAR.

@@ -1,6 +1,6 @@
 // Reading what a measured child process prints: its "frames <count> <monotonic ns>" samples
-// (every 200 ms) and its final JSON report (the last stderr line), and the median the
-// summaries show.
+// (every 200 ms) and its final JSON report (the last stderr line), and the medians and
+// ranges the summaries show.
 import { tail, type Proc } from './proc';
 
 /** The last "frames <count> <ns>" line the process printed. */
@@ -27,4 +27,27 @@ export function median(v: number[]): number | undefined {
   const x = [...v].sort((a, b) => a - b);
   const m = Math.floor(x.length / 2);
   return x.length % 2 ? x[m] : (x[m - 1]! + x[m]!) / 2;
+}
+
+/** Median, range and count of a metric over repetitions. */
+export interface Stat {
+  median: number;
+  min: number;
+  max: number;
+  n: number;
+}
+
+/** The Stat of the finite values (a measurement that failed is NaN), undefined for none. */
+export function stat(values: number[]): Stat | undefined {
+  const v = values.filter((x) => Number.isFinite(x));
+  if (v.length === 0) return undefined;
+  const sorted = v.sort((a, b) => a - b);
+  return { median: median(sorted)!, min: sorted[0]!, max: sorted[sorted.length - 1]!, n: sorted.length };
+}
+
+/** "median (min–max)" with `digits` decimals; the median alone for one value, '–' for none. */
+export function formatStat(s: Stat | undefined, digits: number): string {
+  if (!s) return '–';
+  const f = (x: number) => x.toFixed(digits);
+  return s.n > 1 ? `${f(s.median)} (${f(s.min)}–${f(s.max)})` : f(s.median);
 }

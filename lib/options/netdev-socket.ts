@@ -143,9 +143,10 @@ function readSocketAddress(mode: Mode, path: string, v: unknown): SocketAddressO
 
 /**
  * stream / dgram from their members (keyval tree or JSON object, without id and type), in
- * QEMU's visiting order. `iothread` is netplane's own member (as for tap).
+ * QEMU's visiting order, unexpected members refused. `iothread` is netplane's own member (as
+ * for tap). The backend's own checks are checkStreamOrDgram's.
  */
-export function streamOrDgramOptions(
+export function streamOrDgramMembers(
   type: 'stream' | 'dgram',
   id: string,
   members: Tree,
@@ -166,7 +167,7 @@ export function streamOrDgramOptions(
     readIothread();
     checkLeftovers('', members, used);
     if (iothread !== undefined) opts.iothread = iothread;
-    return checkStream(opts);
+    return opts;
   }
   const opts: DgramNetdevOptions = { type, id };
   if (own(members, 'local')) opts.local = readSocketAddress(mode, 'local', members.local);
@@ -175,7 +176,14 @@ export function streamOrDgramOptions(
   readIothread();
   checkLeftovers('', members, used);
   if (iothread !== undefined) opts.iothread = iothread;
-  return checkDgram(opts);
+  return opts;
+}
+
+/** net_init_stream()'s and net_init_dgram()'s checks of the members. */
+export function checkStreamOrDgram(
+  o: StreamNetdevOptions | DgramNetdevOptions,
+): StreamNetdevOptions | DgramNetdevOptions {
+  return o.type === 'stream' ? checkStream(o) : checkDgram(o);
 }
 
 function checkStream(o: StreamNetdevOptions): StreamNetdevOptions {

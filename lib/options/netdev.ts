@@ -9,7 +9,7 @@ import { OptionError, checkIdentifier, type ParseContext } from './errors';
 import { leftoverKeys, readFields, type FieldSource, type FieldSpec } from './fields';
 import { jsonMembers, parseQemuJson } from './json';
 import { lastValues, parseKeyval } from './keyval';
-import { checkSocket, keyvalTree, SOCKET_MEMBERS, streamOrDgramOptions } from './netdev-socket';
+import { checkSocket, checkStreamOrDgram, keyvalTree, SOCKET_MEMBERS, streamOrDgramMembers } from './netdev-socket';
 import type { HubportNetdevOptions, NetdevOptions, TapNetdevOptions, VhostUserNetdevOptions } from './types';
 import { parseUserKeyval, userFromJson } from './user';
 
@@ -85,14 +85,11 @@ function notCompiled(type: string): OptionError {
 }
 
 /** The `type` check shared by both dialects; returns the netplane backend. */
-function checkType(type: string, id: string, dialect: Dialect): Exclude<Backend, 'stream' | 'dgram'> {
+function checkType(type: string, id: string, dialect: Dialect): Backend {
   if (!(QEMU_NET_CLIENT_DRIVERS as readonly string[]).includes(type)) {
     throw new OptionError(`Parameter 'type' does not accept value '${type}'`);
   }
-  // stream and dgram never get here: QEMU parses them with keyval (streamOrDgramOptions).
-  if ((NETDEV_TYPES as readonly string[]).includes(type) && type !== 'stream' && type !== 'dgram') {
-    return type as Exclude<Backend, 'stream' | 'dgram'>;
-  }
+  if ((NETDEV_TYPES as readonly string[]).includes(type)) return type as Backend;
   // netplane: QEMU would first check that backend's own members; we do not model them.
   if (dialect === 'json') checkIdentifier(id);
   throw notCompiled(type);
@@ -235,14 +232,18 @@ function checkTap(id: string, v: Record<string, unknown>): TapNetdevOptions {
 export function parseNetdevArg(text: string, ctx?: ParseContext): NetdevOptions {
   if (text.startsWith('{')) return netdevFromQmp(jsonMembers(parseQemuJson(text)), ctx);
   const kv = parseKeyval(text, 'type', ctx);
-  const streamOrDgram = streamOrDgramKeyval(kv.id, kv.entries);
-  if (streamOrDgram) return streamOrDgram;
-  if (kv.id !== undefined) checkIdentifier(kv.id);
   const values = lastValues(kv.entries);
-  if (kv.id === undefined) throw new OptionError("Parameter 'id' is missing");
   const type = values.get('type');
+  // QEMU 7.2 parses stream and dgram with keyval (a QAPI visit: dotted keys, the id checked
+  // after the members); the others with QemuOpts, which checks the id first.
+  const modern = type === 'stream' || type === 'dgram';
+  if (kv.id !== undefined && !modern) checkIdentifier(kv.id);
+  if (kv.id === undefined) throw new OptionError("Parameter 'id' is missing");
   if (type === undefined) throw new OptionError("Parameter 'type' is missing");
   const backend = checkType(type, kv.id, 'keyval');
+  if (backend === 'stream' || backend === 'dgram') {
+    return streamOrDgram(backend, kv.id, keyvalTree(kv.entries.filter((e) => e.key !== 'type')), 'keyval');
+  }
   if (backend === 'user') return parseUserKeyval(kv.id, kv.entries, ctx);
   return buildNetdev(kv.id, backend, { kind: 'opts', values }, new Set(['type']), 'keyval', ctx);
 }
@@ -255,23 +256,25 @@ export function netdevFromQmp(input: Record<string, unknown>, ctx?: ParseContext
   if (typeof args.id !== 'string') throw new OptionError("Invalid parameter type for 'id', expected: string");
   if (!own('type')) throw new OptionError("Parameter 'type' is missing");
   if (typeof args.type !== 'string') throw new OptionError("Invalid parameter type for 'type', expected: string");
-  if (args.type === 'stream' || args.type === 'dgram') {
-    const { id, type: _type, ...members } = args;
-    return streamOrDgramOptions(args.type, id as string, members, 'json');
-  }
   const backend = checkType(args.type, args.id, 'json');
+  if (backend === 'stream' || backend === 'dgram') {
+    const { id: _id, type: _type, ...members } = args;
+    return streamOrDgram(backend, args.id, members, 'json');
+  }
   if (backend === 'user') return userFromJson(args.id, args, ctx);
   return buildNetdev(args.id, backend, { kind: 'json', values: args }, new Set(['id', 'type']), 'json', ctx);
 }
 
-/** stream/dgram on the command line: QEMU 7.2 parses these two with keyval (dotted keys). */
-function streamOrDgramKeyval(
-  id: string | undefined,
-  entries: readonly { key: string; value: string }[],
-): NetdevOptions | undefined {
-  const type = lastValues(entries).get('type');
-  if (type !== 'stream' && type !== 'dgram') return undefined;
-  if (id === undefined) throw new OptionError("Parameter 'id' is missing");
-  const tree = keyvalTree(entries.filter((e) => e.key !== 'type'));
-  return streamOrDgramOptions(type, id, tree, 'keyval');
+/** stream/dgram in QMP netdev_add's order: members, then the id, then the backend's checks.
+ *  netplane: QEMU 7.2 takes any id for these two on the command line (keyval or JSON); the
+ *  id is checked there too, as for every other netdev. */
+function streamOrDgram(
+  type: 'stream' | 'dgram',
+  id: string,
+  members: Record<string, unknown>,
+  dialect: Dialect,
+): NetdevOptions {
+  const opts = streamOrDgramMembers(type, id, members, dialect);
+  checkIdentifier(id);
+  return checkStreamOrDgram(opts);
 }

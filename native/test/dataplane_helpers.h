@@ -96,6 +96,23 @@ bool WaitFor(Pred pred, int timeout_ms = 20000) {
   return pred();
 }
 
+// A receiver whose answers are scripted: "not now" while busy, otherwise it records frames.
+class ScriptedClient : public netplane::core::NetClient {
+ public:
+  ScriptedClient(uint32_t h, const char* name, netplane::core::NetContext* ctx)
+      : NetClient(netplane::core::ClientKind::kPort, h, name, ctx) {}
+  bool busy = false;
+  std::vector<std::vector<uint8_t>> got;
+  int sent_callbacks = 0;
+  netplane::core::RecvResult Receive(NetClient*, const netplane::core::Frame& f) override {
+    if (busy) return netplane::core::RecvResult::kNotNow;
+    got.emplace_back(f.data, f.data + f.len);
+    counters_.Out(f.eth_len());
+    return netplane::core::RecvResult::kConsumed;
+  }
+  void OnQueuedSent() override { ++sent_callbacks; }
+};
+
 inline netplane::core::ClientInfo InfoOf(netplane::core::NetGraph& g, uint32_t handle) {
   for (auto& i : g.Snapshot())
     if (i.handle == handle) return i;

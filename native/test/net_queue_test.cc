@@ -7,24 +7,9 @@
 #include "test.h"
 
 using namespace netplane::core;
+using nptest::ScriptedClient;
 
 namespace {
-
-// A receiver whose answers are scripted: "not now" while busy, otherwise it records frames.
-class ScriptedClient : public NetClient {
- public:
-  ScriptedClient(uint32_t h, const char* name, NetContext* ctx) : NetClient(ClientKind::kPort, h, name, ctx) {}
-  bool busy = false;
-  std::vector<std::vector<uint8_t>> got;
-  int sent_callbacks = 0;
-  RecvResult Receive(NetClient*, const Frame& f) override {
-    if (busy) return RecvResult::kNotNow;
-    got.emplace_back(f.data, f.data + f.len);
-    counters_.Out(f.eth_len());
-    return RecvResult::kConsumed;
-  }
-  void OnQueuedSent() override { ++sent_callbacks; }
-};
 
 Frame F(const std::vector<uint8_t>& v) { return Frame{v.data(), static_cast<uint32_t>(v.size()), 0}; }
 

@@ -83,6 +83,19 @@ export class NetNs implements Disposable {
   }
 }
 
+/** Whether a root-namespace interface exists. */
+export function linkExists(ifname: string): boolean {
+  return sh('ip', ['link', 'show', 'dev', ifname], { allowFail: true }) !== '';
+}
+
+/** ethtool -k feature state, e.g. 'tx-tcp-segmentation' -> 'on'. */
+export function ethtoolFeature(ifname: string, name: string): string {
+  const out = sh('ethtool', ['-k', ifname]);
+  const m = new RegExp(`^\\s*${name}: (\\w+)`, 'm').exec(out);
+  if (!m) throw new Error(`${name} not in ethtool -k output for ${ifname}`);
+  return m[1]!;
+}
+
 /** Delete a root-namespace interface if it still exists. */
 export function deleteLink(ifname: string): void {
   sh('ip', ['link', 'del', ifname], { allowFail: true });

@@ -64,7 +64,7 @@ void SocketClient::RemoveHandler() { watch_.Remove(ctx_->aio, fd_); }
 
 Status SocketClient::UpdatePolling() {
   if (!started_ || fd_ < 0) return Status::Ok();
-  return watch_.Poll(ctx_->aio, fd_, OnReadable, OnWritable, this, read_poll_, write_poll_);
+  return watch_.Poll(ctx_->aio, fd_, OnReadable, OnWritable, this, read_poll_ && !yielded_, write_poll_);
 }
 
 void SocketClient::PauseRead() {
@@ -118,8 +118,8 @@ bool SocketClient::DeliverRead(const uint8_t* data, size_t len) {
 
 void SocketClient::OnQueuedSent() {
   if (read_poll_ || fd_ < 0) return;
-  if (!ResumeHeld()) return;  // held frames went into the peer's queue again
   read_poll_ = true;
+  ResumeHeld();  // not inline: we may be inside the peer's flush
   UpdatePolling();
 }
 

@@ -36,8 +36,9 @@ class SocketClient : public NetClient {
   virtual bool FlushPending() { return true; }
   // A new fd: reset framing state.
   virtual void ResetState() {}
-  // Frames parsed but held while the peer's queue is full (stream only): resume them.
-  virtual bool ResumeHeld() { return true; }
+  // Reading resumes after the peer's queue let our frame go. A stream may hold frames it
+  // read but did not hand on yet: it sends them first (from a bottom half, within the budget).
+  virtual void ResumeHeld() {}
 
   // Hand one frame read from the socket to the peer; true when it now waits in the peer's
   // queue (stop reading until OnQueuedSent).
@@ -56,6 +57,10 @@ class SocketClient : public NetClient {
   bool started_ = false;
   bool read_poll_ = true;
   bool write_poll_ = false;
+  // The read budget ran out with frames still in the read buffer (stream): the fd is not
+  // polled for reading until a bottom half has handed them on, so one wake-up never sends
+  // more than kReadBudget frames and the other handlers of the thread get their turn.
+  bool yielded_ = false;
 
  private:
   static void OnReadable(void* opaque);

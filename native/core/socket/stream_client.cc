@@ -33,20 +33,64 @@ StreamClient::StreamClient(uint32_t handle, std::string name, NetContext* ctx)
       rbuf_(new uint8_t[kReadBufSize]),
       fbuf_(new uint8_t[kNetBufSize]) {}
 
-StreamClient::~StreamClient() = default;
+StreamClient::~StreamClient() { DeleteContinueBh(); }
+
+Status StreamClient::Start() {
+  Status s = SocketClient::Start();
+  if (s.ok() && yielded_) Yield();  // stopped with frames left in the buffer
+  return s;
+}
+
+void StreamClient::Stop() {
+  SocketClient::Stop();
+  DeleteContinueBh();
+}
+
+void StreamClient::DeleteContinueBh() {
+  if (!continue_bh_) return;
+  AioContext::DeleteBh(continue_bh_);
+  continue_bh_ = nullptr;
+}
 
 void StreamClient::ResetState() {
   rpos_ = rend_ = 0;
   hdr_got_ = flen_ = fgot_ = 0;
   pending_.clear();
   pending_off_ = 0;
+  yielded_ = false;
 }
 
-bool StreamClient::ResumeHeld() { return Parse(); }
+void StreamClient::ResumeHeld() {
+  if (rpos_ < rend_)
+    Yield();
+  else
+    yielded_ = false;
+}
+
+void StreamClient::Yield() {
+  yielded_ = true;
+  UpdatePolling();
+  if (!started_) return;  // Start resumes (maybe on another context: no bottom half yet)
+  if (!continue_bh_) continue_bh_ = ctx_->aio->NewBh(OnContinue, this, "stream-continue");
+  AioContext::ScheduleBh(continue_bh_);
+}
+
+void StreamClient::OnContinue(void* opaque) { static_cast<StreamClient*>(opaque)->Continue(); }
+
+void StreamClient::Continue() {
+  // Held (the peer's queue has our frame: OnQueuedSent resumes us), closed or stopped.
+  if (!yielded_ || !read_poll_ || fd_ < 0 || !started_) return;
+  // A wake-up of its own: the buffered frames, then the socket, within a fresh budget. Read
+  // polling comes back only when this pass does not yield again (no epoll_ctl per budget).
+  yielded_ = false;
+  ReadBatch();
+  UpdatePolling();
+}
 
 void StreamClient::ReadBatch() {
-  if (!Parse()) return;
-  for (int i = 0; i < kReadBudget; ++i) {
+  int budget = kReadBudget;  // frames handed on per wake-up, as a TAP's
+  if (!Parse(&budget)) return;
+  for (int i = 0; i < kReadBudget && budget > 0; ++i) {
     ssize_t n = ::recv(fd_, rbuf_.get(), kReadBufSize, 0);
     if (n < 0) {
       if (errno == EINTR) continue;
@@ -60,14 +104,18 @@ void StreamClient::ReadBatch() {
     }
     rpos_ = 0;
     rend_ = static_cast<size_t>(n);
-    if (!Parse()) return;
+    if (!Parse(&budget)) return;
     if (fd_ < 0 || !started_) return;
     if (static_cast<size_t>(n) < kReadBufSize) return;  // drained; level-triggered wakes us again
   }
 }
 
-bool StreamClient::Parse() {
+bool StreamClient::Parse(int* budget) {
   while (rpos_ < rend_) {
+    if (*budget <= 0) {
+      Yield();
+      return false;
+    }
     if (hdr_got_ < kLenPrefix) {
       size_t take = std::min(kLenPrefix - hdr_got_, rend_ - rpos_);
       std::memcpy(hdr_ + hdr_got_, rbuf_.get() + rpos_, take);
@@ -88,6 +136,7 @@ bool StreamClient::Parse() {
         counters_.In(0);
         counters_.Drop(DropReason::kBadVnetHdr);  // an empty frame: shorter than any header
         hdr_got_ = 0;
+        --*budget;
         continue;
       }
     }
@@ -105,6 +154,7 @@ bool StreamClient::Parse() {
       data = fbuf_.get();
     }
     hdr_got_ = 0;
+    --*budget;
     if (DeliverRead(data, flen_)) {
       PauseRead();
       return false;
