@@ -87,6 +87,12 @@ export interface BatchHost {
   waitForRoom(output: PacketPort): Promise<void>;
 }
 
+/**
+ * A reusable batch of a packet port's received frames, refilled in place by
+ * port.readBatch()/port.batches(): frame i is data[offsets[i] .. offsets[i] + lengths[i]).
+ * Set targets[i] (an output index, or PacketBatch.DROP) and forward() moves the passed frames
+ * natively. Made by port.createBatch().
+ */
 export class PacketBatch {
   /** The verdict that drops a frame (counted in the source port's forwardCounts.dropped). */
   static readonly DROP = -1;

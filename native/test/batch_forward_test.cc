@@ -26,29 +26,23 @@ struct Batch {
   void Read(SpscRing r) {
     r.wake().store(0);
     pos = r.tail().load();
-    uint32_t t = pos, h = r.head().load();
-    while (t != h) {
-      uint32_t off = t & (r.capacity() - 1), len;
-      std::memcpy(&len, r.data() + off, 4);
-      if (len == kRingWrapMark) {
-        t += r.capacity() - off;
-        continue;
-      }
-      offsets.push_back(off + 8);
-      lengths.push_back(len);
-      targets.push_back(0);
-      t += static_cast<uint32_t>(SpscRing::RecordSize(len));
-    }
-    bytes = t - pos;
+    bytes = nptest::ForEachRecord(r,
+                                  [&](uint32_t off, uint32_t len) {
+                                    offsets.push_back(off);
+                                    lengths.push_back(len);
+                                    targets.push_back(0);
+                                  }) -
+            pos;
   }
   void Release(SpscRing r) const { r.tail().store(pos + bytes); }
 };
 
 // Two TAPs, each peered with a JS port: 1 <-> A (2), B (3) <-> 4.
 struct Bed {
+  nptest::EventLog log;
   FakeTap in, out;
   Rings ra, rb;
-  NetGraph g{nullptr};
+  NetGraph g{log.Sink()};
   JsPort* b = nullptr;
   Bed() {
     REQUIRE(g.AddTap(nptest::Spec(1, "in"), in.dp(), 0).ok());
@@ -135,30 +129,17 @@ TEST(BatchForward, BadEntriesMoveNothingAndNameTheFrame) {
 }
 
 TEST(BatchForward, FullOutputStopsInPlaceAndResumes) {
-  nptest::EventLog log;
-  FakeTap in, out;
-  Rings ra, rb;
-  NetGraph g(log.Sink());
-  REQUIRE(g.AddTap(nptest::Spec(1, "in"), in.dp(), 0).ok());
-  REQUIRE(g.AddJsPort(nptest::Spec(2, "a"), ra.Config()).ok());
-  REQUIRE(g.AddJsPort(nptest::Spec(3, "b"), rb.Config()).ok());
-  REQUIRE(g.AddTap(nptest::Spec(4, "out"), out.dp(), 0).ok());
-  REQUIRE(g.Connect(1, 2).ok());
-  REQUIRE(g.Connect(3, 4).ok());
-  JsPort* b = g.FindPort(3).value;
+  Bed bed;
   // Fill B's tx ring without kicking it: the engine does not drain what it was not told of.
-  SpscRing tx = rb.Tx();
+  SpscRing tx = bed.rb.Tx();
   auto filler = nptest::EthFrame(1000, 0xee);
   iovec iov{filler.data(), filler.size()};
   int filled = 0;
   while (tx.Push(&iov, 1, filler.size(), 0)) ++filled;
-  for (int i = 0; i < 5; ++i) REQUIRE(in.Inject(nptest::EthFrame(60, static_cast<uint8_t>(i))));
-  REQUIRE(nptest::WaitFor([&] { return nptest::InfoOf(g, 2).counters.frames_out == 5u; }));
-  Batch batch;
-  batch.Read(ra.Rx());
+  Batch batch = bed.Deliver(5, 60);
   batch.targets[0] = kBatchDrop;
-  SpscRing rx = ra.Rx();
-  JsPort* outs[] = {b};
+  SpscRing rx = bed.ra.Rx();
+  JsPort* outs[] = {bed.b};
   BatchForwardResult r = ForwardBatch(batch.View(&rx), 0, 5, outs, 1, 0);
   CHECK(r.stop == BatchStop::kOutputFull);
   CHECK_EQ(r.at, 0u);
@@ -166,11 +147,11 @@ TEST(BatchForward, FullOutputStopsInPlaceAndResumes) {
   CHECK_EQ(r.dropped, 1u);
   CHECK_EQ(tx.blocked().load(), 1u);  // asked to be told of room
   // The engine drains the filler and says there is room.
-  REQUIRE(g.KickPort(3, true).ok());
-  CHECK(nptest::WaitFor([&] { return log.Count(GraphEvent::Kind::kPortTxRoom) >= 1; }));
+  REQUIRE(bed.g.KickPort(3, true).ok());
+  CHECK(nptest::WaitFor([&] { return bed.log.Count(GraphEvent::Kind::kPortTxRoom) >= 1; }));
   int seen_filler = 0;
   while (seen_filler < filled) {
-    auto f = out.Take();
+    auto f = bed.out.Take();
     REQUIRE(!f.empty());
     if (f[20] == 0xee) ++seen_filler;
   }
@@ -180,9 +161,9 @@ TEST(BatchForward, FullOutputStopsInPlaceAndResumes) {
   CHECK_EQ(r.dropped, 0u);
   batch.Release(rx);
   for (int i = 1; i < 5; ++i) {
-    auto f = out.Take();
+    auto f = bed.out.Take();
     REQUIRE(!f.empty());
     CHECK_EQ(f[20], i);
   }
-  CHECK(nptest::AllConserved(g));
+  CHECK(nptest::AllConserved(bed.g));
 }

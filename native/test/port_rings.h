@@ -40,10 +40,10 @@ struct Rings {
   }
 };
 
-// Consumer side of a ring: take every published record (what a JS batch does).
-inline std::vector<std::vector<uint8_t>> DrainRing(SpscRing r) {
-  std::vector<std::vector<uint8_t>> out;
-  r.wake().store(0);
+// Walk the published records from the tail without consuming them: fn(offset of the
+// record's bytes in data(), their length) per record; returns the position after the last.
+template <class Fn>
+uint32_t ForEachRecord(SpscRing r, Fn fn) {
   uint32_t t = r.tail().load(), h = r.head().load();
   while (t != h) {
     uint32_t off = t & (r.capacity() - 1), len;
@@ -52,9 +52,18 @@ inline std::vector<std::vector<uint8_t>> DrainRing(SpscRing r) {
       t += r.capacity() - off;
       continue;
     }
-    out.emplace_back(r.data() + off + 8, r.data() + off + 8 + len);
+    fn(off + 8, len);
     t += static_cast<uint32_t>(SpscRing::RecordSize(len));
   }
+  return t;
+}
+
+// Consumer side of a ring: take every published record (what a JS batch does).
+inline std::vector<std::vector<uint8_t>> DrainRing(SpscRing r) {
+  std::vector<std::vector<uint8_t>> out;
+  r.wake().store(0);
+  uint32_t t =
+      ForEachRecord(r, [&](uint32_t off, uint32_t len) { out.emplace_back(r.data() + off, r.data() + off + len); });
   r.tail().store(t);
   return out;
 }

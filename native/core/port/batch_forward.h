@@ -30,25 +30,25 @@ constexpr uint32_t kBatchMaxOutputs = 256;
 // then capacity offsets, capacity lengths and capacity targets. One array, so a forward is
 // one call with two arguments.
 enum BatchDescWord : uint32_t {
-  kDescFrom = 0,    // in: first frame to handle
-  kDescCount,       // in: frames in the batch
-  kDescPos,         // in: BatchView::pos
-  kDescBytes,       // in: BatchView::bytes
-  kDescOutputs,     // in: output handles that follow the header
-  kDescHdrLen,      // in: vnet header bytes
-  kDescNext,        // out: BatchForwardResult::next
-  kDescDropped,     // out: BatchForwardResult::dropped
-  kDescStop,        // out: BatchForwardResult::stop
-  kDescAt,          // out: BatchForwardResult::at
+  kDescFrom = 0,  // in: first frame to handle
+  kDescCount,     // in: frames in the batch
+  kDescPos,       // in: BatchView::pos
+  kDescBytes,     // in: BatchView::bytes
+  kDescOutputs,   // in: output handles that follow the header
+  kDescHdrLen,    // in: vnet header bytes
+  kDescNext,      // out: BatchForwardResult::next
+  kDescDropped,   // out: BatchForwardResult::dropped
+  kDescStop,      // out: BatchForwardResult::stop
+  kDescAt,        // out: BatchForwardResult::at
   kDescHeaderWords = 16,
   kDescArraysStart = kDescHeaderWords + kBatchMaxOutputs,
 };
 
 // A batch as JavaScript holds it: positions into the source rx ring and three parallel arrays.
 struct BatchView {
-  const SpscRing* ring = nullptr;  // the source port's rx ring
-  uint32_t pos = 0;                // ring position of the batch's first record
-  uint32_t bytes = 0;              // ring bytes the batch spans (its records and any wrap waste)
+  const SpscRing* ring = nullptr;     // the source port's rx ring
+  uint32_t pos = 0;                   // ring position of the batch's first record
+  uint32_t bytes = 0;                 // ring bytes the batch spans (its records and any wrap waste)
   const uint32_t* offsets = nullptr;  // frame i starts at ring->data() + offsets[i]
   const uint32_t* lengths = nullptr;  // its bytes, vnet header included; may only shrink
   const uint32_t* targets = nullptr;  // an index into the outputs, or kBatchDrop
