@@ -239,16 +239,22 @@ test('a stalled output pushes back: forward() stops in place, forwardAsync() fin
 test('a batch released before its forward finished counts the frames left behind as dropped', async () => {
   const ring: PacketPortOptions = { ringBytes: kSmallRing };
   await withBed(1, { ring }, async (b) => {
-    // Fill the output's peer and then the output: stop the sink from reading by not reading it.
-    const filler = b.outputs[0];
-    const big = Array.from({ length: 600 }, (_, i) => frame(i, 1000));
-    let queued = 0;
-    while (queued < big.length && filler.send(big.slice(queued, queued + 10))) queued += 10;
-    assert.ok(queued < big.length, 'the output filled up');
     await feed(
       b,
       Array.from({ length: 20 }, (_, i) => frame(i)),
     );
+    // Fill the sink (it never reads) until the output's next frame waits in the sink's queue:
+    // from then on the engine stops draining the output. Then fill the output's ring.
+    const filler = b.outputs[0];
+    const big = [frame(0, 1000)];
+    const sinkQueued = (): number => b.dp.stats().find((c) => c.name === b.sinks[0].name)!.queued;
+    const deadline = Date.now() + 10_000;
+    while (sinkQueued() === 0) {
+      if (Date.now() > deadline) throw new Error('the sink never filled');
+      while (filler.send(big));
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    while (filler.send(big));
     const batch = b.source.createBatch();
     assert.equal(b.source.readBatch(batch), 20);
     batch.targets[0] = PacketBatch.DROP;
