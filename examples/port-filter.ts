@@ -3,10 +3,13 @@
 //   TAP A -> packet port A -> decide(frame) -> packet port B -> TAP B   (and back)
 //
 // netplane reads the TAPs on its IOThread and moves frames in batches through shared-memory
-// rings (no JavaScript call per frame). This program looks at each frame (Ethernet, IPv4,
-// TCP/UDP destination port), forwards it or drops it, and counts both. Change decide() to
-// write your own filter; the rest (opening the TAPs, wiring the ports, back-pressure,
-// shutting down) stays as it is.
+// rings (no JavaScript call per frame). This program reads each ring through one reusable
+// PacketBatch (offsets and lengths into the ring: no object per frame), looks at each frame
+// in place (Ethernet, IPv4, TCP/UDP destination port), gives it a verdict (pass or DROP), and
+// lets batch.forward() move the passed ones natively into the other port's ring and count
+// the dropped ones. Change decide() to write your own filter (it may also edit the frame in
+// place); the rest (opening the TAPs, wiring the ports, back-pressure, shutting down) stays
+// as it is.
 //
 //   node --import tsx examples/port-filter.ts [--offloads] [--block-port N]... TAP_A TAP_B
 //
@@ -17,7 +20,7 @@
 // It creates the TAPs when they do not exist (that needs CAP_NET_ADMIN; existing TAPs owned
 // by your user do not), prints "ready" once both directions forward, and on SIGINT/SIGTERM
 // prints its counts as one JSON line on stderr and exits 0.
-import { NativeDataPlane, Tap, type PacketPort } from 'netplane';
+import { NativeDataPlane, PacketBatch, Tap, type PacketPort } from 'netplane';
 
 /** What one direction did. */
 export interface FilterCounts {
@@ -25,8 +28,11 @@ export interface FilterCounts {
   blocked: number;
 }
 
-/** The verdict for one frame (a view into the receive ring: read it, do not keep it). */
-export type Decide = (frame: Uint8Array) => boolean;
+/**
+ * The verdict for one frame: true passes it. The frame is data[offset .. offset + length),
+ * in the receive ring: read it (or edit it in place), do not keep a reference to it.
+ */
+export type Decide = (data: Uint8Array, offset: number, length: number) => boolean;
 
 const ETH_IPV4 = 0x0800;
 const IP_TCP = 6;
@@ -39,14 +45,15 @@ const IP_UDP = 17;
 export function blockPorts(ports: readonly number[], hdr = 0): Decide {
   const blocked = new Uint8Array(65536);
   for (const p of ports) blocked[p] = 1;
-  const ip = hdr + 14;
-  return (f) => {
-    if (f.length < ip + 20 || ((f[hdr + 12]! << 8) | f[hdr + 13]!) !== ETH_IPV4) return true;
+  return (f, at, len) => {
+    const ip = at + hdr + 14;
+    const end = at + len;
+    if (end < ip + 20 || ((f[ip - 2]! << 8) | f[ip - 1]!) !== ETH_IPV4) return true;
     const proto = f[ip + 9]!;
     if (proto !== IP_TCP && proto !== IP_UDP) return true;
     if (((f[ip + 6]! << 8) | f[ip + 7]!) & 0x1fff) return true; // a later fragment: no ports in it
     const l4 = ip + (f[ip]! & 0x0f) * 4;
-    if (f.length < l4 + 4) return true;
+    if (end < l4 + 4) return true;
     return blocked[(f[l4 + 2]! << 8) | f[l4 + 3]!] === 0;
   };
 }
@@ -58,53 +65,36 @@ const kRingBytes = 1 << 20;
 export const kVnetHdrLen = 12;
 
 /**
- * Forward every batch `from` receives to `to`, keeping the frames decide() passes. The
- * frames are views into `from`'s ring, valid until the loop asks for the next batch, so
- * they are copied once, into `to`'s ring, by send(). When `to`'s ring is full the loop
- * waits (and `from`'s ring fills, and the sending TAP stops reading): nothing is lost.
- * `ringBytes`: the size of `to`'s ring; frames go out in chunks of at most half of it.
+ * Forward every batch `from` receives to `to`, dropping the frames decide() rejects. The
+ * batch is one reusable object refilled in place; forward() copies the passed frames natively
+ * from `from`'s ring into `to`'s and counts the dropped ones in `from.forwardCounts`. When
+ * `to`'s ring is full the loop waits (and `from`'s ring fills, and the sending TAP stops
+ * reading): nothing is lost.
  */
-export async function pump(
-  from: PacketPort,
-  to: PacketPort,
-  decide: Decide,
-  counts: FilterCounts,
-  ringBytes: number,
-): Promise<void> {
-  const out: Uint8Array[] = [];
-  const chunk = ringBytes / 2;
-  const flush = async (): Promise<void> => {
-    try {
-      if (out.length > 0 && !to.send(out)) await to.sendAsync(out);
-      counts.forwarded += out.length;
-    } catch (e) {
-      if (!to.closed) throw e; // closed while we waited for room: shutting down, not an error
-    }
-    out.length = 0;
-  };
-  for await (const batch of from) {
-    let bytes = 0;
-    for (let i = 0; i < batch.length; i++) {
-      const f = batch[i]!;
-      if (!decide(f)) {
-        counts.blocked++;
-        continue;
+export async function pump(from: PacketPort, to: PacketPort, decide: Decide): Promise<void> {
+  try {
+    for await (const batch of from.batches()) {
+      const { data, offsets, lengths, targets } = batch;
+      for (let i = 0; i < batch.length; i++) {
+        if (!decide(data, offsets[i]!, lengths[i]!)) targets[i] = PacketBatch.DROP;
       }
-      bytes += f.length + 16;
-      if (bytes > chunk) {
-        await flush();
-        bytes = f.length + 16;
-      }
-      out.push(f);
+      if (!batch.forward(to)) await batch.forwardAsync(to);
     }
-    await flush();
+  } catch (e) {
+    if (!from.closed && !to.closed) throw e; // a port closed while we waited: shutting down
   }
 }
 
+/** A direction's counts, from its receiving port. */
+function countsOf(from: PacketPort): FilterCounts {
+  const { forwarded, dropped } = from.forwardCounts;
+  return { forwarded, blocked: dropped };
+}
+
 export interface FilterHandle {
-  /** Counts per direction. */
-  aToB: FilterCounts;
-  bToA: FilterCounts;
+  /** Counts per direction (blocked: what decide() dropped, and frames a shutdown cut off). */
+  readonly aToB: FilterCounts;
+  readonly bToA: FilterCounts;
   /** Engine counters per client (frames in/out, drops by reason). */
   stats(): ReturnType<NativeDataPlane['stats']>;
   /** Settles when both directions have ended: resolves after close(), rejects on an error. */
@@ -139,16 +129,18 @@ export function startFilter(ifA: string, ifB: string, decide: Decide, offloads =
     const portB = dp.createPort(`${ifB}-js`, ring);
     dp.connect(1, portA.handle);
     dp.connect(2, portB.handle);
-    const aToB: FilterCounts = { forwarded: 0, blocked: 0 };
-    const bToA: FilterCounts = { forwarded: 0, blocked: 0 };
-    const loops = [pump(portA, portB, decide, aToB, kRingBytes), pump(portB, portA, decide, bToA, kRingBytes)];
+    const loops = [pump(portA, portB, decide), pump(portB, portA, decide)];
     // The engine's wake-ups do not hold Node's event loop open: this does, until close().
     const keepAlive = setInterval(() => {}, 1 << 30);
     const b = tapB;
     let closing: Promise<void> | undefined;
     return {
-      aToB,
-      bToA,
+      get aToB() {
+        return countsOf(portA);
+      },
+      get bToA() {
+        return countsOf(portB);
+      },
       stats: () => dp.stats(),
       done: Promise.all(loops).then(() => undefined),
       close: () =>

@@ -12,6 +12,8 @@ export type NetplaneErrorCode =
   | 'NETPLANE_CLOSED'
   | 'NETPLANE_INVALID_STATE'
   | 'NETPLANE_INVALID_FRAME'
+  /** A PacketBatch used after it was released (forwarded, port.release(), the next read, close). */
+  | 'NETPLANE_STALE_BATCH'
   | 'NETPLANE_SCRIPT_FAILED'
   | 'NETPLANE_QMP_ERROR'
   /** -netdev user: libslirp (libslirp.so.0) is not installed or too old. */

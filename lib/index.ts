@@ -22,6 +22,8 @@ export type {
 export { GuestMemory } from './dataplane/guest-memory';
 export { PacketPort, DEFAULT_RING_BYTES, MIN_RING_BYTES } from './dataplane/packet-port';
 export type { PacketPortOptions, PortVnetHdrLen } from './dataplane/packet-port';
+export { PacketBatch, DEFAULT_BATCH_FRAMES, MAX_BATCH_FRAMES, MAX_BATCH_OUTPUTS } from './dataplane/packet-batch';
+export type { PacketBatchOptions, ForwardCounts } from './dataplane/packet-batch';
 export {
   VnetHdrLen,
   VnetFlag,

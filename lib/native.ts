@@ -371,6 +371,8 @@ export interface NativeNetGraph {
   kick(handle: number, tx: boolean): void;
   validateTx(handle: number, pos: number, count: number, hdrLen: number): -1 | [number, string];
   countRejected(handle: number, reason: 'oversize' | 'badVnetHdr', n: number): void;
+  /** PacketBatch.forward(): request and result words in `desc` (native/binding/batch_forward.h). */
+  forwardBatch(handle: number, desc: Uint32Array): void;
   stats(): NativeClientStats[];
   close(): void;
   /** filter-dump (native/binding/capture.cc). */

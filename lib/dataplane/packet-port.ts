@@ -15,6 +15,12 @@
 //            views' ring space once copied (a read inside the onReadable callback is released
 //            when it returns). Frames it does not take push back on the sender (or, with
 //            whenFull: 'drop', are dropped and counted).
+//   batches: `port.createBatch()` + `port.readBatch(batch)` or `for await (const b of
+//            port.batches(batch))`: the zero-allocation form for code that touches every
+//            frame. One reusable PacketBatch holds offsets and lengths into one view of the
+//            ring, refilled in place; a verdict per frame (an output or DROP) and
+//            `batch.forward(outputs)` move the passed frames natively into other ports' send
+//            rings, counting the dropped ones (`port.forwardCounts`). See packet-batch.ts.
 //   link:    `port.linkUp` and `port.onLinkChange((up, cause) => ...)`: false while the port
 //            or its peer is link-down (set_link), after the peer's TAP died, or once the peer
 //            was removed; the same changes a Topology NIC reports as 'link-change'.
@@ -31,6 +37,7 @@
 // port was created with whenFull: 'drop', which drops and counts (queueFull) instead.
 import { NetplaneError } from '../errors';
 import type { NativeNetGraph } from '../native';
+import { PacketBatch, type BatchHost, type ForwardCounts, type PacketBatchOptions } from './packet-batch';
 
 // Ring header words (u32 index = byte offset / 4); see native/core/port/spsc_ring.h.
 const HDR_BYTES = 256;
@@ -140,6 +147,10 @@ export class PacketPort implements AsyncIterable<Uint8Array[]> {
   #delivering = false;
   #readable: (() => void) | undefined;
   #linkUp = true;
+  #batch: PacketBatch | undefined; // the batch the pending release belongs to, if any
+  #host: BatchHost | undefined;
+  #forwarded = 0;
+  #dropped = 0;
   readonly #linkListeners = new Set<(up: boolean, cause: PortLinkCause) => void>();
 
   /** @internal Created by NativeDataPlane once the engine initialised the rings. */
@@ -207,6 +218,84 @@ export class PacketPort implements AsyncIterable<Uint8Array[]> {
     if (!this.#closed) this.#releaseBatch();
   }
 
+  /**
+   * A reusable batch for readBatch()/batches(): offsets and lengths of up to maxFrames frames
+   * into one view of this port's receive ring, and a verdict per frame for forward().
+   */
+  createBatch(opts?: PacketBatchOptions): PacketBatch {
+    this.#check();
+    return new PacketBatch(this, (this.#host ??= this.#batchHost()), opts);
+  }
+
+  /**
+   * Refill `batch` in place with the frames the engine has published, at most `max` (default
+   * batch.maxFrames), releasing the previous batch or read() first; frames beyond stay in
+   * the ring, in order. Returns how many (0: none waited). Allocates nothing.
+   */
+  readBatch(batch: PacketBatch, max?: number): number {
+    this.#check();
+    if (!(batch instanceof PacketBatch) || batch.port !== this) {
+      throw new NetplaneError('NETPLANE_INVALID', `readBatch needs a batch made by ${this.name}.createBatch()`);
+    }
+    const limit = max ?? batch.maxFrames;
+    if (!Number.isInteger(limit) || limit < 0 || limit > batch.maxFrames) {
+      throw new NetplaneError(
+        'NETPLANE_INVALID',
+        `max must be an integer from 0 to ${batch.maxFrames}, got ${String(max)}`,
+      );
+    }
+    this.#releaseBatch();
+    const ring = this.#rx;
+    Atomics.store(ring.words, W_WAKE, 0); // from here on a new frame wakes us again
+    const head = ring.head();
+    const start = ring.tail();
+    const mask = ring.cap - 1;
+    const words = ring.dataWords;
+    const { offsets, lengths } = batch;
+    let t = start;
+    let n = 0;
+    while (t !== head && n < limit) {
+      const off = t & mask;
+      const len = words[off >>> 2];
+      if (len === WRAP) {
+        t = (t + ring.cap - off) >>> 0;
+        continue;
+      }
+      offsets[n] = off + 8;
+      lengths[n] = len;
+      n++;
+      t = (t + 8 + align8(len)) >>> 0;
+    }
+    if (n > 0) {
+      this.#release = t;
+      this.#batch = batch;
+      batch._filled(n, start, (t - start) >>> 0);
+    }
+    return n;
+  }
+
+  /**
+   * The batches this port receives, as they arrive: the same `batch` object (default: a new
+   * one) refilled in place for every step; a step releases the previous one.
+   */
+  async *batches(batch: PacketBatch = this.createBatch()): AsyncGenerator<PacketBatch, void, undefined> {
+    this.#claimIterator();
+    try {
+      while (!this.#closed) {
+        if (this.readBatch(batch) > 0) yield batch;
+        else if (!(await this.#nextWake())) return;
+      }
+    } finally {
+      this.#waiter = undefined;
+      if (!this.#closed) this.#releaseBatch();
+    }
+  }
+
+  /** What this port's batches did: frames forwarded to outputs and frames dropped. */
+  get forwardCounts(): ForwardCounts {
+    return { forwarded: this.#forwarded, dropped: this.#dropped };
+  }
+
   /** Whether frames wait in the ring beyond the batch the last read() returned. */
   get readable(): boolean {
     if (this.#closed) return false;
@@ -268,24 +357,30 @@ export class PacketPort implements AsyncIterable<Uint8Array[]> {
   }
 
   async *[Symbol.asyncIterator](): AsyncIterator<Uint8Array[]> {
-    if (this.#callback || this.#readable)
-      throw new NetplaneError('NETPLANE_IN_USE', `port ${this.name} already has a reader`);
+    this.#claimIterator();
     try {
       while (!this.#closed) {
         const batch = this.read();
-        if (batch.length > 0) {
-          yield batch;
-          continue;
-        }
-        const r = await new Promise<IteratorResult<Uint8Array[]>>((resolve) => {
-          this.#waiter = resolve;
-        });
-        if (r.done) return;
+        if (batch.length > 0) yield batch;
+        else if (!(await this.#nextWake())) return;
       }
     } finally {
       this.#waiter = undefined;
       if (!this.#closed) this.#releaseBatch();
     }
+  }
+
+  #claimIterator(): void {
+    if (this.#callback || this.#readable || this.#waiter)
+      throw new NetplaneError('NETPLANE_IN_USE', `port ${this.name} already has a reader`);
+  }
+
+  /** Wait for the engine's next wake-up; false when the port closed meanwhile. */
+  async #nextWake(): Promise<boolean> {
+    const r = await new Promise<IteratorResult<Uint8Array[]>>((resolve) => {
+      this.#waiter = resolve;
+    });
+    return !r.done;
   }
 
   /** @internal The engine published frames (at most one call per batch). */
@@ -331,6 +426,7 @@ export class PacketPort implements AsyncIterable<Uint8Array[]> {
 
   #releaseBatch(): void {
     if (this.#release === undefined) return;
+    this.#retireBatch();
     const ring = this.#rx;
     Atomics.store(ring.words, W_TAIL, this.#release);
     this.#release = undefined;
@@ -378,6 +474,46 @@ export class PacketPort implements AsyncIterable<Uint8Array[]> {
     const waiters = this.#roomWaiters;
     this.#roomWaiters = [];
     for (const w of waiters) w();
+  }
+
+  /** The current PacketBatch is over; frames a started forward() left behind count as dropped. */
+  #retireBatch(): void {
+    if (!this.#batch) return;
+    this.#dropped += this.#batch._released();
+    this.#batch = undefined;
+  }
+
+  /** What a PacketBatch of this port reaches through (packet-batch.ts, BatchHost). */
+  #batchHost(): BatchHost {
+    return {
+      graph: this.#graph,
+      data: this.#rx.bytes,
+      check: () => this.#check(),
+      release: () => this.#releaseBatch(),
+      count: (forwarded, dropped) => {
+        this.#forwarded += forwarded;
+        this.#dropped += dropped;
+      },
+      outputHandle: (output, k) => this.#outputHandle(output, k),
+      waitForRoom: (output) => output.#waitForRoom(),
+    };
+  }
+
+  #outputHandle(output: unknown, k: number): number {
+    if (!(output instanceof PacketPort)) {
+      throw new NetplaneError('NETPLANE_INVALID', `output ${k} is not a PacketPort`);
+    }
+    if (output.#graph !== this.#graph) {
+      throw new NetplaneError('NETPLANE_INVALID', `output ${k} (${output.name}) belongs to another data plane`);
+    }
+    output.#check();
+    if (output.#hdr !== this.#hdr) {
+      throw new NetplaneError(
+        'NETPLANE_INVALID',
+        `output ${k} (${output.name}) has a ${output.#hdr}-byte vnet header, ${this.name} ${this.#hdr}: frames would not fit it`,
+      );
+    }
+    return output.handle;
   }
 
   #waitForRoom(): Promise<void> {
@@ -489,6 +625,7 @@ export class PacketPort implements AsyncIterable<Uint8Array[]> {
   _closed(): void {
     if (this.#closed) return;
     this.#closed = true;
+    this.#retireBatch();
     this.#callback = undefined;
     this.#readable = undefined;
     this.#linkListeners.clear();

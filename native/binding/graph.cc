@@ -16,6 +16,7 @@
 
 #include "addon.h"
 #include "args.h"
+#include "batch_forward.h"
 #include "capture.h"
 #include "errors.h"
 #include "io/memfd.h"
@@ -108,6 +109,7 @@ class NetGraphWrap : public Napi::ObjectWrap<NetGraphWrap> {
                            InstanceMethod<&NetGraphWrap::JsKick>("kick"),
                            InstanceMethod<&NetGraphWrap::JsValidateTx>("validateTx"),
                            InstanceMethod<&NetGraphWrap::JsCountRejected>("countRejected"),
+                           InstanceMethod<&NetGraphWrap::JsForwardBatch>("forwardBatch"),
                            InstanceMethod<&NetGraphWrap::JsStats>("stats"),
                            InstanceMethod<&NetGraphWrap::JsClose>("close"),
                            InstanceMethod<&NetGraphWrap::JsAddSlirp>("addSlirp"),
@@ -522,6 +524,12 @@ class NetGraphWrap : public Napi::ObjectWrap<NetGraphWrap> {
       return ThrowRangeError(env, "reason must be 'oversize' or 'badVnetHdr'");
     p.value->CountRejected(reason == "oversize" ? core::DropReason::kOversize : core::DropReason::kBadVnetHdr, n);
     return env.Undefined();
+  }
+
+  // forwardBatch(sourceHandle, desc) (batch_forward.h)
+  Napi::Value JsForwardBatch(const Napi::CallbackInfo& info) {
+    auto* g = Live(info.Env());
+    return g ? BatchForward(info, g) : info.Env().Undefined();
   }
 
   Napi::Value JsStats(const Napi::CallbackInfo& info) {

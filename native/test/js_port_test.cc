@@ -2,58 +2,13 @@
 // rx ring, write frames into the tx ring, kick, and check back-pressure and drop policy.
 #include "port/js_port.h"
 #include "dataplane_helpers.h"
+#include "port_rings.h"
 #include "test.h"
 
 using namespace netplane::core;
+using nptest::DrainRing;
 using nptest::FakeTap;
-
-namespace {
-
-struct Rings {
-  static constexpr size_t kLen = kRingHeaderBytes + kRingMinCapacity;
-  std::vector<uint64_t> rx = std::vector<uint64_t>(kLen / 8), tx = std::vector<uint64_t>(kLen / 8);
-  JsPortConfig Config(bool drop = false, int hdr = 0) {
-    JsPortConfig c;
-    c.rx_mem = reinterpret_cast<uint8_t*>(rx.data());
-    c.rx_len = kLen;
-    c.tx_mem = reinterpret_cast<uint8_t*>(tx.data());
-    c.tx_len = kLen;
-    c.drop_when_full = drop;
-    c.vnet_hdr_len = hdr;
-    return c;
-  }
-  SpscRing Rx() {
-    SpscRing r;
-    SpscRing::Attach(reinterpret_cast<uint8_t*>(rx.data()), kLen, false, &r);
-    return r;
-  }
-  SpscRing Tx() {
-    SpscRing r;
-    SpscRing::Attach(reinterpret_cast<uint8_t*>(tx.data()), kLen, false, &r);
-    return r;
-  }
-};
-
-// Consumer side of a ring: take every published record (what a JS batch does).
-std::vector<std::vector<uint8_t>> DrainRing(SpscRing r) {
-  std::vector<std::vector<uint8_t>> out;
-  r.wake().store(0);
-  uint32_t t = r.tail().load(), h = r.head().load();
-  while (t != h) {
-    uint32_t off = t & (r.capacity() - 1), len;
-    std::memcpy(&len, r.data() + off, 4);
-    if (len == kRingWrapMark) {
-      t += r.capacity() - off;
-      continue;
-    }
-    out.emplace_back(r.data() + off + 8, r.data() + off + 8 + len);
-    t += static_cast<uint32_t>(SpscRing::RecordSize(len));
-  }
-  r.tail().store(t);
-  return out;
-}
-
-}  // namespace
+using nptest::Rings;
 
 TEST(JsPort, TapFramesArriveInTheRxRingUnpaddedWithOneWake) {
   nptest::EventLog log;

@@ -47,6 +47,14 @@ class JsPort : public NetClient {
   // Any thread: JS published frames in the tx ring / freed room in the rx ring.
   void KickTx();
   void KickRxRoom();
+  // JS thread, after publishing tx frames: kick the engine unless a kick is already pending
+  // (the same wake flag PacketPort.send() uses, so wake-ups coalesce per batch).
+  void NotifyTxPublished() {
+    if (tx_.wake().exchange(1, std::memory_order_seq_cst) == 0) KickTx();
+  }
+  // JS thread: the rings, for a batch forwarded natively (port/batch_forward.h).
+  const SpscRing& rx_ring() const { return rx_; }
+  SpscRing& tx_ring() { return tx_; }
 
   // JS thread: check the vnet headers of `count` records written at tx-ring position `pos`
   // but not yet published. Returns the index of the first bad one (and its reason) or -1;
