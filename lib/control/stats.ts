@@ -67,9 +67,12 @@ export interface NetplaneCaptureStats {
   'write-errors': number;
 }
 
-/** What a virtio-device row adds (query-netplane-stats). */
+/** What a virtio-device or virtio-driver row adds (query-netplane-stats). */
 export interface NetplaneVirtioStats {
+  /** Interrupts (device) or kicks (driver) written. */
   notifies: number;
+  /** Notifications the other side waived (EVENT_IDX, or the ring's flags). */
+  'notifies-suppressed': number;
   /** tx frames the guest sent with a GSO type, handed on whole to the netdev. */
   'tx-gso-frames': number;
   /** rx frames written to the guest whole with a GSO type. */
@@ -156,6 +159,7 @@ function toQmp(
       ? {
           virtio: {
             notifies: s.virtio.notifies,
+            'notifies-suppressed': s.virtio.notifiesSuppressed,
             'tx-gso-frames': s.virtio.txGsoFrames,
             'rx-gso-frames': s.virtio.rxGsoFrames,
             'rx-merged-frames': s.virtio.rxMergedFrames,

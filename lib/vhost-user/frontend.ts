@@ -64,8 +64,8 @@ export interface FrontendDevice {
 
 export interface VhostUserFrontendOptions {
   queuePairs: number;
-  /** Virtio features wanted (bit 30 is added when offered). */
-  features: bigint;
+  /** Virtio features wanted, or how to choose them from the offer (bit 30 is added when offered). */
+  features: bigint | ((offered: bigint) => bigint);
   /** Features a previous connection acked: a back-end offering less is refused (QEMU's rule). */
   requiredFeatures?: bigint;
   /** How long each reply may take (default 5000 ms). */
@@ -178,7 +178,8 @@ export class VhostUserFrontend extends TypedEmitter<FrontendEvents> {
       this.#fail(`the back-end no longer offers features 0x${missing.toString(16)} acked before (flags mismatch)`);
     }
     await this.#set(Request.SET_OWNER, Buffer.alloc(0));
-    const features = (o.features & offered & ~PROTOCOL_FEATURES_BIT) | (offered & PROTOCOL_FEATURES_BIT);
+    const wanted = typeof o.features === 'function' ? o.features(offered) : o.features;
+    const features = (wanted & offered & ~PROTOCOL_FEATURES_BIT) | (offered & PROTOCOL_FEATURES_BIT);
     await this.#set(Request.SET_FEATURES, codecs.u64.encode(features));
     const mem = device.memory();
     await this.#set(Request.SET_MEM_TABLE, codecs.memTable.encode([mem]), [mem.fd]);

@@ -132,6 +132,7 @@ struct ClientInfo {
   std::string error;
   uint64_t features = 0;                        // virtio features in force (virtio clients)
   uint64_t notifies = 0;                        // interrupts written to the driver (virtio clients)
+  uint64_t notifies_suppressed = 0;             // notifications the other side waived (EVENT_IDX, flags)
   bool rx_started = false, tx_started = false;  // virtio rings running
 
   // virtio clients: how offloads crossed. tx_gso: frames the guest sent with a GSO type,
