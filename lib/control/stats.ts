@@ -69,6 +69,8 @@ export interface NetplaneCaptureStats {
 
 /** What a virtio-device or virtio-driver row adds (query-netplane-stats). */
 export interface NetplaneVirtioStats {
+  /** The virtio features in force (negotiated), hex. */
+  features: string;
   /** Interrupts (device) or kicks (driver) written. */
   notifies: number;
   /** Notifications the other side waived (EVENT_IDX, or the ring's flags). */
@@ -158,6 +160,7 @@ function toQmp(
     ...(s.virtio
       ? {
           virtio: {
+            features: `0x${s.virtio.features.toString(16)}`,
             notifies: s.virtio.notifies,
             'notifies-suppressed': s.virtio.notifiesSuppressed,
             'tx-gso-frames': s.virtio.txGsoFrames,
