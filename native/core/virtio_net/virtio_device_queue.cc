@@ -180,13 +180,13 @@ void VirtioDeviceQueue::PublishAndSignal(VirtioRing r) {
   if (vq.NeedsNotify())
     Signal(r);
   else
-    ++notifies_suppressed_;  // the driver's used_event (or NO_INTERRUPT) waived it
+    ++vc_.notifies_suppressed;  // the driver's used_event (or NO_INTERRUPT) waived it
 }
 
 void VirtioDeviceQueue::Signal(VirtioRing r) {
   Ring& g = ring(r);
   if (!g.call.valid()) return;
-  ++notifies_;
+  ++vc_.notifies;
   WriteEvent(g.call.get());
 }
 
@@ -304,8 +304,8 @@ bool VirtioDeviceQueue::SendChain(const DescChain& c, const iovec* iov) {
     return false;
   }
   if (hdr >= kVnetHdrLenMrg) p[10] = p[11] = 0;  // num_buffers means nothing on tx
-  if (h.gso_type != kGsoNone) ++tx_gso_;
-  tx_max_frame_ = std::max<uint64_t>(tx_max_frame_, eth_len);
+  if (h.gso_type != kGsoNone) ++vc_.tx_gso;
+  vc_.tx_max_frame = std::max<uint64_t>(vc_.tx_max_frame, eth_len);
   Frame f{p, static_cast<uint32_t>(total), static_cast<uint16_t>(hdr)};
   counters_.In(eth_len);
   counters_.DevRx(eth_len);
@@ -329,12 +329,8 @@ RecvResult VirtioDeviceQueue::Receive(NetClient*, const Frame& f) {
   if (!vq.started()) return RecvResult::kNotNow;
   const uint8_t* eth = f.eth();
   const size_t len = f.eth_len();
-  if (len > kMaxFrameLen) {
-    counters_.Drop(DropReason::kOversize);
-    return RecvResult::kError;
-  }
   VnetHdr h;
-  if (f.hdr_len) h = ParseVnetHdr(f.data, f.hdr_len);
+  if (!SenderHeaderOrDrop(f, &h)) return RecvResult::kError;
   RxResult res;
   if (NeedsSoftwareOffload(h) && !OffloadsTake(guest_offloads_, h, eth, len)) {
     if (ValidateVnetHdr(h, eth, len) != VnetError::kOk) {
@@ -344,7 +340,7 @@ RecvResult VirtioDeviceQueue::Receive(NetClient*, const Frame& f) {
     // Finish the offload here: every wire frame becomes its own rx packet. All or none: a
     // frame whose segments do not all fit now is rewound and waits.
     const DeviceRing::Mark mark = vq.GetMark();
-    const uint64_t buffers0 = rx_buffers_, merged0 = rx_merged_;  // a rewind takes them back
+    const uint64_t buffers0 = vc_.rx_buffers, merged0 = vc_.rx_merged;  // a rewind takes them back
     struct Sink {
       VirtioDeviceQueue* q;
       int segments;
@@ -361,8 +357,8 @@ RecvResult VirtioDeviceQueue::Receive(NetClient*, const Frame& f) {
         &sink);
     res = sink.result;
     if (res == RxResult::kOk ? e != VnetError::kOk : res != RxResult::kBroken) {  // rewound below
-      rx_buffers_ = buffers0;
-      rx_merged_ = merged0;
+      vc_.rx_buffers = buffers0;
+      vc_.rx_merged = merged0;
     }
     if (e != VnetError::kOk && res == RxResult::kOk) {
       vq.Rewind(mark);
@@ -386,7 +382,7 @@ RecvResult VirtioDeviceQueue::Receive(NetClient*, const Frame& f) {
   }
   switch (res) {
     case RxResult::kOk:
-      rx_max_frame_ = std::max<uint64_t>(rx_max_frame_, len);
+      vc_.rx_max_frame = std::max<uint64_t>(vc_.rx_max_frame, len);
       counters_.Out(len);
       counters_.DevTx(len);
       RequestRxDone();
@@ -489,9 +485,9 @@ VirtioDeviceQueue::RxResult VirtioDeviceQueue::WriteRx(const VnetHdr& h, const u
     at += hdr_dst[k].iov_len;
   }
   for (size_t k = 0; k < chains; ++k) vq.Push(static_cast<uint16_t>(rx_used_[k].id), rx_used_[k].len);
-  rx_buffers_ += chains;
-  if (chains > 1) ++rx_merged_;
-  if (g.gso_type != kGsoNone) ++rx_gso_;
+  vc_.rx_buffers += chains;
+  if (chains > 1) ++vc_.rx_merged;
+  if (g.gso_type != kGsoNone) ++vc_.rx_gso;
   return RxResult::kOk;
 }
 
@@ -500,14 +496,7 @@ void VirtioDeviceQueue::Describe(ClientInfo& info) const {
   info.errors = errors_;
   info.error = error_;
   info.features = features_;
-  info.notifies = notifies_;
-  info.notifies_suppressed = notifies_suppressed_;
-  info.tx_gso = tx_gso_;
-  info.rx_gso = rx_gso_;
-  info.rx_merged = rx_merged_;
-  info.rx_buffers = rx_buffers_;
-  info.tx_max_frame = tx_max_frame_;
-  info.rx_max_frame = rx_max_frame_;
+  vc_.Describe(info);
   info.rx_started = rings_[0].vq.started();
   info.tx_started = rings_[1].vq.started();
 }

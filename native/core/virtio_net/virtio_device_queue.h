@@ -63,6 +63,7 @@
 #include "virtio/virtqueue.h"
 #include "virtio_net/offload_features.h"
 #include "virtio_net/ring_fds.h"
+#include "virtio_net/virtio_counters.h"
 
 namespace netplane::core {
 
@@ -141,6 +142,7 @@ class VirtioDeviceQueue : public NetClient {
   // mutable: CanReceive() arms rx kicks when it finds no buffers.
   mutable std::array<Ring, 2> rings_;
   uint64_t features_ = 0;
+  VirtioCounters vc_;
   int hdr_len_ = kVnetHdrLenLegacy;
   bool mrg_rxbuf_ = false;
   bool event_idx_ = false;
@@ -150,10 +152,6 @@ class VirtioDeviceQueue : public NetClient {
   bool tx_blocked_ = false;      // our last tx frame waits in the peer's queue
   bool broken_ = false;
   uint64_t errors_ = 0;
-  uint64_t notifies_ = 0;
-  uint64_t notifies_suppressed_ = 0;
-  uint64_t tx_gso_ = 0, rx_gso_ = 0, rx_merged_ = 0, rx_buffers_ = 0;  // Describe()
-  uint64_t tx_max_frame_ = 0, rx_max_frame_ = 0;
   std::string error_;
   BottomHalf* tx_bh_ = nullptr;
   BottomHalf* rx_flush_bh_ = nullptr;

@@ -186,10 +186,10 @@ void VirtioDriverQueue::PublishAndKick(VirtioRing r) {
   if (!g.started || broken_) return;
   const bool news = g.vq.unpublished() > 0;
   if (g.vq.Publish()) {
-    ++kicks_;
+    ++vc_.notifies;
     WriteEvent(g.kick.get());
   } else if (news) {
-    ++kicks_suppressed_;  // the back-end's avail_event (or NO_NOTIFY) waived it
+    ++vc_.notifies_suppressed;  // the back-end's avail_event (or NO_NOTIFY) waived it
   }
 }
 
@@ -311,10 +311,10 @@ void VirtioDriverQueue::DeliverRx() {
     return;
   }
   if (hdr >= kVnetHdrLenMrg) frame_[10] = frame_[11] = 0;  // num_buffers means nothing to the peer
-  rx_buffers_ += fr.buffers;
-  if (fr.buffers > 1) ++rx_merged_;
-  if (h.gso_type != kGsoNone) ++rx_gso_;
-  rx_max_frame_ = std::max<uint64_t>(rx_max_frame_, eth_len);
+  vc_.rx_buffers += fr.buffers;
+  if (fr.buffers > 1) ++vc_.rx_merged;
+  if (h.gso_type != kGsoNone) ++vc_.rx_gso;
+  vc_.rx_max_frame = std::max<uint64_t>(vc_.rx_max_frame, eth_len);
   counters_.DevRx(eth_len);
   // A GSO frame goes whole: a peer that cannot take it segments it (ShapeForDevice).
   Frame f{frame_.data(), static_cast<uint32_t>(fr.len), static_cast<uint16_t>(hdr)};
@@ -463,12 +463,8 @@ RecvResult VirtioDriverQueue::Receive(NetClient*, const Frame& f) {
     return RecvResult::kConsumed;
   }
   const size_t eth_len = f.eth_len();
-  if (eth_len > kMaxFrameLen) {
-    counters_.Drop(DropReason::kOversize);
-    return RecvResult::kError;
-  }
   VnetHdr h;
-  if (f.hdr_len) h = ParseVnetHdr(f.data, f.hdr_len);
+  if (!SenderHeaderOrDrop(f, &h)) return RecvResult::kError;
   if (NeedsSoftwareOffload(h)) {
     if (!OffloadsTake(host_offloads_, h, f.eth(), eth_len)) return SendSoftware(h, f);
     if (ValidateVnetHdr(h, f.eth(), eth_len) != VnetError::kOk) {
@@ -499,8 +495,8 @@ RecvResult VirtioDriverQueue::Receive(NetClient*, const Frame& f) {
   WriteVnetHdr(o, hs, hdr);
   const iovec v[2] = {{hs, hdr}, {const_cast<uint8_t*>(f.eth()), eth_len}};
   if (!AddTx(v, 2, bytes)) return RecvResult::kNotNow;
-  if (h.gso_type != kGsoNone) ++tx_gso_;
-  tx_max_frame_ = std::max<uint64_t>(tx_max_frame_, eth_len);
+  if (h.gso_type != kGsoNone) ++vc_.tx_gso;
+  vc_.tx_max_frame = std::max<uint64_t>(vc_.tx_max_frame, eth_len);
   counters_.Out(eth_len);
   counters_.DevTx(eth_len);
   return RecvResult::kConsumed;
@@ -511,14 +507,7 @@ void VirtioDriverQueue::Describe(ClientInfo& info) const {
   info.errors = errors_;
   info.error = error_;
   info.features = features_;
-  info.notifies = kicks_;
-  info.notifies_suppressed = kicks_suppressed_;
-  info.tx_gso = tx_gso_;
-  info.rx_gso = rx_gso_;
-  info.rx_merged = rx_merged_;
-  info.rx_buffers = rx_buffers_;
-  info.tx_max_frame = tx_max_frame_;
-  info.rx_max_frame = rx_max_frame_;
+  vc_.Describe(info);
   info.rx_started = rings_[0].started;
   info.tx_started = rings_[1].started;
 }

@@ -66,6 +66,7 @@
 #include "net/net_client.h"
 #include "virtio/virtqueue_driver.h"
 #include "virtio_net/ring_fds.h"
+#include "virtio_net/virtio_counters.h"
 #include "virtio_net/virtio_device_queue.h"
 
 namespace netplane::core {
@@ -159,6 +160,7 @@ class VirtioDriverQueue : public NetClient {
 
   mutable std::array<Ring, 2> rings_;
   uint64_t features_ = 0;
+  VirtioCounters vc_;
   int hdr_len_ = kVnetHdrLenMrg;
   bool mrg_rxbuf_ = false;
   bool event_idx_ = false;
@@ -166,15 +168,11 @@ class VirtioDriverQueue : public NetClient {
   RxFrame rx_;
   std::vector<uint16_t> tx_descs_;                // scratch: one chain's descriptors
   std::vector<VirtqueueDriver::Buffer> tx_bufs_;  // scratch: one chain's buffers
-  uint64_t tx_gso_ = 0, rx_gso_ = 0, rx_merged_ = 0, rx_buffers_ = 0;
-  uint64_t tx_max_frame_ = 0, rx_max_frame_ = 0;
-  uint64_t kicks_suppressed_ = 0;
   bool started_ = false;
   bool rx_blocked_ = false;  // our last rx frame waits in the peer's queue
   bool tx_publish_scheduled_ = false;
   bool broken_ = false;
   uint64_t errors_ = 0;
-  uint64_t kicks_ = 0;
   std::string error_;
   BottomHalf* rx_bh_ = nullptr;
   BottomHalf* tx_publish_bh_ = nullptr;
