@@ -265,6 +265,8 @@ export interface NativeVirtioStats {
   txStarted: boolean;
   /** Interrupts written to the call fds (at most one per burst and ring). */
   notifies: number;
+  /** Notifications the other side waived (EVENT_IDX's used_event / avail_event, or the ring's flags). */
+  notifiesSuppressed: number;
   /** tx frames the guest sent with a GSO type (TSO/UFO/USO), handed on whole. */
   txGsoFrames: number;
   /** rx frames written to the guest with a GSO type (whole, not segmented). */

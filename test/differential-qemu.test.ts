@@ -466,6 +466,32 @@ describe('differential against QEMU 7.2', suiteSkip(), () => {
         negotiate,
         { qmp: exec('chardev-add', { id: 'c0', backend: backend(sock('a.sock'), { server: true, wait: false }) }) },
         { qmp: exec('chardev-add', { id: 'c0', backend: backend(sock('b.sock'), { server: true, wait: false }) }) },
+        { qmp: exec('chardev-add', { id: 'c1', backend: backend(sock('c.sock'), { server: false, reconnect: 1 }) }) },
+        {
+          qmp: exec('query-chardev'),
+          why: 'QEMU also lists its own monitor chardevs, and in its hash table order',
+          differs: (q: QmpMessage, o: QmpMessage) => {
+            const ours = (x: QmpMessage) =>
+              ((x.return ?? []) as Array<{ label: string }>)
+                .filter((c) => /^c\d$/.test(c.label))
+                .sort((a, b) => a.label.localeCompare(b.label));
+            assert.equal(ours(o).length, 2);
+            assert.deepEqual(ours(o), ours(q));
+          },
+        },
+        {
+          hmp: 'info chardev',
+          why: 'QEMU also lists its own monitor chardevs, and in its hash table order',
+          differs: (q: string, o: string) => {
+            const ours = (x: string) =>
+              x
+                .split('\n')
+                .filter((l) => /^c\d: /.test(l))
+                .sort();
+            assert.deepEqual(ours(o), ours(q));
+            assert.match(o, /^c0: filename=disconnected:unix:.*a\.sock,server=on\r?\n/);
+          },
+        },
         { qmp: exec('chardev-remove', { id: 'nope' }) },
         { qmp: exec('netdev_add', { type: 'vhost-user', id: 'n0', chardev: 'nope' }) },
         { qmp: exec('chardev-remove', { id: 'c0' }) },

@@ -386,6 +386,7 @@ describe('QMP commands', () => {
         'object-add',
         'object-del',
         'qmp_capabilities',
+        'query-chardev',
         'query-commands',
         'query-fdsets',
         'query-netplane-stats',

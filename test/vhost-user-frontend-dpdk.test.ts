@@ -11,6 +11,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { describe, test } from 'node:test';
 import { kTestpmdReady, testpmdCommand, type TestpmdCommand } from '../bench/lib/dpdk';
+import { hasBit, VirtioF, VirtioNetF } from '../lib/devices/virtio-net-features';
 import { iperf, ping, type Side } from './helpers/dataplane-env';
 import { NetNs, npName, sh } from './helpers/netns';
 import { QmpTestClient, type QmpMessage } from './helpers/qmp-client';
@@ -71,11 +72,11 @@ for (const mode of ['netplane connects', 'netplane listens'] as const) {
       const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'np-vudpdk-'));
       const sock = path.join(dir, 'vu.sock');
       const qmpSock = path.join(dir, 'qmp.sock');
-      const tapA = npName('vfa');
-      const tapB = npName('vfb');
+      const tapA = npName('drfa');
+      const tapB = npName('drfb');
       const server = mode === 'netplane listens';
-      const nsA = new NetNs('vfA');
-      const nsB = new NetNs('vfB');
+      const nsA = new NetNs('drA');
+      const nsB = new NetNs('drB');
       const net = 100 + (process.pid % 100);
       const a = { ns: nsA, ip: `10.214.${net}.1` } as Side;
       const b = { ns: nsB, ip: `10.214.${net}.2` } as Side;
@@ -127,10 +128,21 @@ for (const mode of ['netplane connects', 'netplane listens'] as const) {
         const info = await qmp.execute('human-monitor-command', { 'command-line': 'info network' });
         assert.match(info.return, /n0: index=0,type=vhost-user,vhost-user0 to c0/);
 
+        // What the driver acked of the vhost PMD's offer: EVENT_IDX and MRG_RXBUF always
+        // (DPDK offers both); offloads only as the PMD offers them (tso=1 for TSO).
+        const acked = BigInt((await stats(qmp, 'n0')).virtio.features);
+        assert.ok(hasBit(acked, VirtioF.RING_EVENT_IDX), `EVENT_IDX acked (0x${acked.toString(16)})`);
+        assert.ok(hasBit(acked, VirtioNetF.MRG_RXBUF), `MRG_RXBUF acked (0x${acked.toString(16)})`);
+        process.stdout.write(`# ${mode}: features acked 0x${acked.toString(16)}\n`);
+
         assert.ok(ping(a, b.ip), 'ping A -> B through testpmd');
         const bps = await iperf(a, b, [], 2);
         assert.ok(bps > 20e6, `TCP A -> B ${bps} bit/s`);
         process.stdout.write(`# ${mode}: TCP through netplane + testpmd: ${(bps / 1e6).toFixed(0)} Mbit/s\n`);
+        const v = (await stats(qmp, 'n0')).virtio;
+        if (hasBit(acked, VirtioNetF.HOST_TSO4)) assert.ok(v['tx-gso-frames'] > 0, 'TSO frames went to testpmd whole');
+        assert.ok(v['notifies-suppressed'] > 0, 'kicks the vhost PMD waived (EVENT_IDX)');
+        process.stdout.write(`# ${mode}: virtio counters ${JSON.stringify(v)}\n`);
 
         // testpmd dies: the connection closes, the link goes down, frames are counted drops.
         const killedAt = Date.now();

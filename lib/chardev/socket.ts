@@ -14,13 +14,23 @@ function chardevError(message: string): NetplaneError {
   return new NetplaneError('NETPLANE_INVALID_OPTION', message);
 }
 
+/** One chardev as QMP query-chardev reports it (QEMU's ChardevInfo). */
+export interface ChardevInfo {
+  label: string;
+  filename: string;
+  'frontend-open': boolean;
+}
+
 export class ChardevRegistry {
-  readonly #defs = new Map<string, { arg: ChardevArg; user: string | undefined }>();
+  readonly #defs = new Map<
+    string,
+    { arg: ChardevArg; user: string | undefined; socket: { readonly connected: boolean } | undefined }
+  >();
 
   /** -chardev / chardev-add. */
   add(arg: ChardevArg): void {
     if (this.#defs.has(arg.id)) throw chardevError(`Chardev with id '${arg.id}' already exists`);
-    this.#defs.set(arg.id, { arg, user: undefined });
+    this.#defs.set(arg.id, { arg, user: undefined, socket: undefined });
   }
 
   /** chardev-remove: only one nobody uses. */
@@ -50,7 +60,33 @@ export class ChardevRegistry {
 
   release(id: string): void {
     const d = this.#defs.get(id);
-    if (d) d.user = undefined;
+    if (d) {
+      d.user = undefined;
+      d.socket = undefined;
+    }
+  }
+
+  /** The claimed chardev's live socket (its connection state shows in query()). */
+  attach(id: string, socket: { readonly connected: boolean }): void {
+    const d = this.#defs.get(id);
+    if (d) d.socket = socket;
+  }
+
+  /**
+   * query-chardev, in definition order. The filename is QEMU 7.2's for a unix socket: the
+   * local address, `,server=on` when listening, `disconnected:` in front while no peer is
+   * connected; a connected client's local address is unnamed, so QEMU prints just `unix:`.
+   */
+  query(): ChardevInfo[] {
+    return [...this.#defs.values()].map(({ arg, user, socket }) => {
+      const connected = socket?.connected ?? false;
+      const local = arg.server ? `unix:${arg.path},server=on` : connected ? 'unix:' : `unix:${arg.path}`;
+      return {
+        label: arg.id,
+        filename: connected ? local : `disconnected:${local}`,
+        'frontend-open': user !== undefined,
+      };
+    });
   }
 }
 
@@ -100,6 +136,11 @@ export class ChardevSocket extends TypedEmitter<ChardevSocketEvents> {
       await s.#dial(arg.reconnect === 0);
     }
     return s;
+  }
+
+  /** A peer is connected now. */
+  get connected(): boolean {
+    return this.#busy;
   }
 
   /** The current connection ended: accept or dial the next one. */

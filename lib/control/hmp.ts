@@ -61,6 +61,15 @@ export class Hmp {
     this.#info = [
       { name: 'network', help: 'show the network state', run: () => topo.infoNetwork() },
       {
+        name: 'chardev',
+        help: 'show the character devices',
+        run: () =>
+          topo.chardevs
+            .query()
+            .map((c) => `${c.label}: filename=${c.filename}\n`)
+            .join(''),
+      },
+      {
         name: 'netplane',
         help: 'show the data plane counters of every net client (netplane)',
         run: () => {

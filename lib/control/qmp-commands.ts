@@ -38,6 +38,7 @@ export function qmpCommands(monitor: Monitor, hmp: Hmp): QmpCommandTable {
       },
     ],
     ['chardev-remove', { args: { id: { type: 'string' } }, run: (a) => topo.chardevs.remove(a['id'] as string) }],
+    ['query-chardev', { args: {}, run: () => topo.chardevs.query() }],
     [
       'query-rx-filter',
       {

@@ -67,9 +67,14 @@ export interface NetplaneCaptureStats {
   'write-errors': number;
 }
 
-/** What a virtio-device row adds (query-netplane-stats). */
+/** What a virtio-device or virtio-driver row adds (query-netplane-stats). */
 export interface NetplaneVirtioStats {
+  /** The virtio features in force (negotiated), hex. */
+  features: string;
+  /** Interrupts (device) or kicks (driver) written. */
   notifies: number;
+  /** Notifications the other side waived (EVENT_IDX, or the ring's flags). */
+  'notifies-suppressed': number;
   /** tx frames the guest sent with a GSO type, handed on whole to the netdev. */
   'tx-gso-frames': number;
   /** rx frames written to the guest whole with a GSO type. */
@@ -155,7 +160,9 @@ function toQmp(
     ...(s.virtio
       ? {
           virtio: {
+            features: `0x${s.virtio.features.toString(16)}`,
             notifies: s.virtio.notifies,
+            'notifies-suppressed': s.virtio.notifiesSuppressed,
             'tx-gso-frames': s.virtio.txGsoFrames,
             'rx-gso-frames': s.virtio.rxGsoFrames,
             'rx-merged-frames': s.virtio.rxMergedFrames,

@@ -98,6 +98,12 @@ export interface BorrowedGuestMemoryRegion {
   buffer: SharedArrayBuffer | ArrayBuffer;
 }
 
+/** The native handle of a ring config's memory (a GuestMemory, checked: configs come from JS). */
+function nativeMemoryOf(cfg: { memory: GuestMemory } | undefined): ReturnType<GuestMemory['_native']> {
+  if (!(cfg?.memory instanceof GuestMemory)) throw new TypeError('memory must be a GuestMemory');
+  return cfg.memory._native();
+}
+
 /** startVring's ring: as the native spec (lib/native.ts NativeVringSpec), with a GuestMemory. */
 export type VringConfig = Omit<NativeVringSpec, 'memory'> & { memory: GuestMemory };
 /** startDriverRing's ring: the native spec with a GuestMemory. */
@@ -329,8 +335,7 @@ export class NativeDataPlane extends EventEmitter implements DataPlane {
 
   /** Start serving one ring of a virtio-device client. */
   startVring(handle: number, cfg: VringConfig): void {
-    if (!(cfg?.memory instanceof GuestMemory)) throw new TypeError('memory must be a GuestMemory');
-    const memory = cfg.memory._native();
+    const memory = nativeMemoryOf(cfg);
     this.#call(() => this.#graph.startVring(handle, { ...cfg, memory }));
   }
 
@@ -346,8 +351,7 @@ export class NativeDataPlane extends EventEmitter implements DataPlane {
 
   /** Start (reset: lay out) one ring of a virtio-driver client. */
   startDriverRing(handle: number, cfg: DriverRingConfig): void {
-    if (!(cfg?.memory instanceof GuestMemory)) throw new TypeError('memory must be a GuestMemory');
-    const memory = cfg.memory._native();
+    const memory = nativeMemoryOf(cfg);
     this.#call(() => this.#graph.startDriverRing(handle, { ...cfg, memory }));
   }
 

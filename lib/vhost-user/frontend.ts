@@ -75,8 +75,8 @@ export interface FrontendDevice {
 
 export interface VhostUserFrontendOptions {
   queuePairs: number;
-  /** Virtio features wanted (bit 30 is added when offered). */
-  features: bigint;
+  /** Virtio features wanted, or how to choose them from the offer (bit 30 is added when offered). */
+  features: bigint | ((offered: bigint) => bigint);
   /** Features a previous connection acked: a back-end offering less is refused (QEMU's rule). */
   requiredFeatures?: bigint;
   /** How long each reply may take (default 5000 ms). */
@@ -256,7 +256,9 @@ export class VhostUserFrontend extends TypedEmitter<FrontendEvents> {
       }
     }
     await this.#set(Request.SET_OWNER, Buffer.alloc(0));
-    await this.#sendFeatures(o.features);
+    await this.#sendFeatures(
+      typeof o.features === 'function' ? o.features(offered & ~PROTOCOL_FEATURES_BIT) : o.features,
+    );
     // The table and the rings are taken together, so both describe the same memory.
     const table = device.memoryTable();
     const virtio = this.#sentFeatures & ~PROTOCOL_FEATURES_BIT;

@@ -564,9 +564,10 @@ class NetGraphWrap : public Napi::ObjectWrap<NetGraphWrap> {
         v.Set("rxStarted", i.rx_started);
         v.Set("txStarted", i.tx_started);
         const std::pair<const char*, uint64_t> counts[] = {
-            {"notifies", i.notifies},        {"txGsoFrames", i.tx_gso},   {"rxGsoFrames", i.rx_gso},
-            {"rxMergedFrames", i.rx_merged}, {"rxBuffers", i.rx_buffers}, {"txMaxFrame", i.tx_max_frame},
-            {"rxMaxFrame", i.rx_max_frame}};
+            {"notifies", i.notifies},        {"notifiesSuppressed", i.notifies_suppressed},
+            {"txGsoFrames", i.tx_gso},       {"rxGsoFrames", i.rx_gso},
+            {"rxMergedFrames", i.rx_merged}, {"rxBuffers", i.rx_buffers},
+            {"txMaxFrame", i.tx_max_frame},  {"rxMaxFrame", i.rx_max_frame}};
         for (const auto& [key, value] : counts) v.Set(key, num(value));
         o.Set("virtio", v);
       }

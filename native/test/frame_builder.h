@@ -3,6 +3,7 @@
 // (L4 checksum field seeded with the pseudo-header sum), and check checksums of results.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <cstring>
 #include <string>
@@ -133,6 +134,19 @@ inline nc::VnetHdr GsoHeader(const FrameSpec& s, size_t l4, uint8_t gso_type, ui
   h.csum_offset = s.udp ? 6 : 16;
   h.hdr_len = static_cast<uint16_t>(l4 + (s.udp ? 8 : 20 + s.tcp_options));
   return h;
+}
+
+// A TSO4 frame of `payload` bytes with a header of hdr_len bytes as Linux sends it.
+inline std::vector<uint8_t> Tso4(size_t payload, size_t hdr_len = 12, uint16_t mss = 1000) {
+  FrameSpec s;
+  s.payload = payload;
+  size_t l3, l4;
+  auto f = BuildFrame(s, &l3, &l4);
+  nc::VnetHdr h = GsoHeader(s, l4, nc::kGsoTcpv4, mss);
+  std::vector<uint8_t> out(hdr_len + f.size());
+  nc::WriteVnetHdr(h, out.data(), hdr_len);
+  std::copy(f.begin(), f.end(), out.begin() + static_cast<ptrdiff_t>(hdr_len));
+  return out;
 }
 
 // True if the L4 checksum of a complete (unfragmented) TCP/UDP packet verifies.

@@ -65,20 +65,9 @@ TEST(VirtioDevice, TapFramesReachTheGuest) {
   CHECK(nptest::AllConserved(p.g));
 }
 
-namespace {
-// A TSO4 frame of `payload` bytes with a 12-byte header as Linux sends it (mss 1000).
-std::vector<uint8_t> Tso4(size_t payload, size_t hdr_len = 12) {
-  nptest::FrameSpec s;
-  s.payload = payload;
-  size_t l3, l4;
-  auto f = nptest::BuildFrame(s, &l3, &l4);
-  VnetHdr h = nptest::GsoHeader(s, l4, kGsoTcpv4, 1000);
-  std::vector<uint8_t> out(hdr_len + f.size());
-  WriteVnetHdr(h, out.data(), hdr_len);
-  std::copy(f.begin(), f.end(), out.begin() + static_cast<ptrdiff_t>(hdr_len));
-  return out;
-}
+using nptest::Tso4;
 
+namespace {
 std::vector<std::vector<uint8_t>> WaitRx(Guest& g, size_t n, int timeout_ms = 10000) {
   std::vector<std::vector<uint8_t>> got;
   nptest::WaitFor(

@@ -1,33 +1,13 @@
 // A vhost-user front-end for tests, written from the wire format (reference note 1.1), not
-// from lib/vhost-user: requests go out with SCM_RIGHTS as QEMU sends them (header, payload
+// from lib/vhost-user's framing (only its request table is shared): requests go out with SCM_RIGHTS as QEMU sends them (header, payload
 // and fds in one sendmsg), replies are read raw so tests can compare them byte for byte.
 import * as fs from 'node:fs';
 import * as net from 'node:net';
 import { native } from '../../lib/native';
+import { Request } from '../../lib/vhost-user/protocol';
 
-export const VU = {
-  GET_FEATURES: 1,
-  SET_FEATURES: 2,
-  SET_OWNER: 3,
-  RESET_OWNER: 4,
-  SET_MEM_TABLE: 5,
-  SET_LOG_BASE: 6,
-  SET_VRING_NUM: 8,
-  SET_VRING_ADDR: 9,
-  SET_VRING_BASE: 10,
-  GET_VRING_BASE: 11,
-  SET_VRING_KICK: 12,
-  SET_VRING_CALL: 13,
-  SET_VRING_ERR: 14,
-  GET_PROTOCOL_FEATURES: 15,
-  SET_PROTOCOL_FEATURES: 16,
-  GET_QUEUE_NUM: 17,
-  SET_VRING_ENABLE: 18,
-  SET_SLAVE_REQ_FD: 21,
-  GET_INFLIGHT_FD: 31,
-  SET_STATUS: 39,
-  GET_STATUS: 40,
-} as const;
+/** The request codes: protocol.ts's one table (the framing below is written independently). */
+export const VU = Request;
 export const NEED_REPLY = 0x8;
 
 export interface Reply {

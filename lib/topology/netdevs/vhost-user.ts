@@ -23,18 +23,20 @@
 // and NETPLANE_LINK_CHANGE (cause "connection") from the link itself.
 import type * as net from 'node:net';
 import { NetplaneError } from '../../errors';
-import { bit, VirtioF, VirtioNetF } from '../../devices/virtio-net-features';
 import { ChardevSocket } from '../../chardev/socket';
 import { ConnectionLink } from '../../link/connection-link';
 import { MAX_VHOST_USER_QUEUES } from '../../options/netdev';
 import type { VhostUserNetdevOptions } from '../../options/types';
 import { DriverDevice, isDriverDataPath } from '../../vhost-user/driver-device';
+import { chooseDriverFeatures } from '../../vhost-user/driver-features';
 import { VhostUserFrontend, type FrontendDevice } from '../../vhost-user/frontend';
 import type { PassThroughDevice } from '../../vhost-user/passthrough-device';
 import { TypedEmitter } from '../../util/typed-emitter';
 import { Client } from '../net-client';
 import type { Netdev } from '../netdev';
 import type { NetdevContext, NetdevType } from './types';
+import type { DataPlaneClientStats } from '../dataplane';
+import type { NativeClientStats } from '../../native';
 
 /** How long each reply of a back-end may take. */
 export const VHOST_USER_REPLY_TIMEOUT_MS = 5000;
@@ -132,7 +134,12 @@ class FrontendSession extends TypedEmitter<{ open: []; close: [] }> {
     try {
       fe = new VhostUserFrontend(socket, {
         queuePairs: this.#pairs,
-        features: pt?.features ?? bit(VirtioF.VERSION_1) | (this.#pairs > 1 ? bit(VirtioNetF.MQ) : 0n),
+        // With a guest, its acked features; else the driver's choice from the offer and the
+        // peer as it is now (a TAP relinked later takes effect at the next connection).
+        features:
+          pt?.features ??
+          ((offered: bigint) =>
+            chooseDriverFeatures(offered, { queuePairs: this.#pairs, peerTakesOffloads: this.#peerTakesOffloads() })),
         // With a guest, what it acked now is the rule (PassThroughDevice.checkOffer).
         ...(this.#acked !== undefined && !pt ? { requiredFeatures: this.#acked } : {}),
         replyTimeoutMs: VHOST_USER_REPLY_TIMEOUT_MS,
@@ -179,6 +186,20 @@ class FrontendSession extends TypedEmitter<{ open: []; close: [] }> {
       // setUp closed the connection with the reason (logged by the close handler).
       if (!fe.closed) fe.close(e instanceof Error ? e.message : String(e));
     }
+  }
+
+  /**
+   * Whether every queue's peer has a vnet header (so takes GSO frames whole): as the data
+   * plane has them peered (a -link, a port), else as the topology does.
+   */
+  #peerTakesOffloads(): boolean {
+    const rows = this.#ctx.dataPlane?.stats?.() as
+      Array<DataPlaneClientStats & Partial<Pick<NativeClientStats, 'vnetHdrLen'>>> | undefined;
+    return this.#netdev.clients.every((c) => {
+      const peer = rows?.find((r) => r.handle === c.handle)?.peer;
+      const hdr = peer != null ? rows?.find((r) => r.handle === peer)?.vnetHdrLen : c.peer?.vnetHdrLen;
+      return (hdr ?? 0) > 0;
+    });
   }
 
   async close(): Promise<void> {
@@ -284,8 +305,12 @@ export const vhostUserNetdev: NetdevType<VhostUserNetdevOptions> = {
     void ctx.track(
       ChardevSocket.open(arg).then(
         async (chr) => {
-          if (netdev.deleted) await chr.close();
-          else session.attach(chr);
+          if (netdev.deleted) {
+            await chr.close();
+            return;
+          }
+          ctx.chardevs.attach(o.chardev, chr);
+          session.attach(chr);
         },
         (e) =>
           ctx.reportError(

@@ -120,6 +120,15 @@ bool NetClient::ShapeOrDrop(const Frame& f, size_t max_eth_len, uint8_t* hdr_scr
   return true;
 }
 
+bool NetClient::SenderHeaderOrDrop(const Frame& f, VnetHdr* h) {
+  if (f.eth_len() > kMaxFrameLen) {
+    counters_.Drop(DropReason::kOversize);
+    return false;
+  }
+  *h = f.hdr_len ? ParseVnetHdr(f.data, f.hdr_len) : VnetHdr{};
+  return true;
+}
+
 bool NetClient::FlushQueuedPackets() {
   NP_DCHECK_HOME(ctx_->aio);
   receive_disabled_ = false;

@@ -132,6 +132,7 @@ struct ClientInfo {
   std::string error;
   uint64_t features = 0;                        // virtio features in force (virtio clients)
   uint64_t notifies = 0;                        // interrupts written to the driver (virtio clients)
+  uint64_t notifies_suppressed = 0;             // notifications the other side waived (EVENT_IDX, flags)
   bool rx_started = false, tx_started = false;  // virtio rings running
 
   // virtio clients: how offloads crossed. tx_gso: frames the guest sent with a GSO type,
@@ -238,6 +239,9 @@ class NetClient {
   // cannot be: the drop is counted (oversize beyond max_eth_len, or a bad vnet header) and
   // Receive returns kError.
   bool ShapeOrDrop(const Frame& f, size_t max_eth_len, uint8_t* hdr_scratch, DeviceFrame* d);
+  // For a virtio ring client: the sender's header (zero when it has none) of a frame up to
+  // kMaxFrameLen; false (an oversize drop counted, Receive returns kError) for a larger one.
+  bool SenderHeaderOrDrop(const Frame& f, VnetHdr* h);
 
   // Hub ports override: their "peer side" fan-out for FlushQueuedPackets.
   virtual void FlushHubSiblings() {}

@@ -129,6 +129,25 @@ void VirtqueueDriver::SuppressInterrupts(bool on) {
   StoreRelaxed16(ring_.avail + kRingFlagsOff, on ? kVringAvailFNoInterrupt : 0);
 }
 
+void VirtqueueDriver::EnableInterrupts(bool on) {
+  if (event_idx_) {
+    SetUsedEvent(on ? last_used_ : static_cast<uint16_t>(last_used_ - 1));
+    return;
+  }
+  SuppressInterrupts(!on);
+}
+
+bool VirtqueueDriver::PeekFree(uint32_t n, uint16_t* out) const {
+  if (n > num_free_) return false;
+  uint16_t idx = free_head_;
+  for (uint32_t i = 0; i < n; ++i) {
+    if (idx >= size_) return false;  // the free list runs through shared memory
+    out[i] = idx;
+    idx = LoadDesc(ring_.desc + 16ull * idx).next;
+  }
+  return true;
+}
+
 bool VirtqueueDriver::Write(uint64_t gpa, const void* data, size_t len) const {
   iovec v[8];
   int n = mem_->Translate(AddrSpace::kGuest, gpa, len, v, 8);

@@ -8,6 +8,7 @@
 // whether the device wants a kick (EVENT_IDX avail_event rule, or NO_NOTIFY). GetUsed()
 // takes completed chains (acquire on used.idx) and frees their descriptors. With EVENT_IDX,
 // SetUsedEvent() chooses when the device interrupts; SuppressInterrupts() sets NO_INTERRUPT.
+// EnableInterrupts() is what a driver uses: whichever of the two the ring was set up with.
 // One thread uses a driver; the device may run on another.
 #pragma once
 
@@ -44,6 +45,15 @@ class VirtqueueDriver {
   bool GetUsed(uint32_t* head, uint32_t* len);
   void SetUsedEvent(uint16_t idx);
   void SuppressInterrupts(bool on);
+  // On: the next used entry interrupts. Off: none does. With EVENT_IDX, used_event is set to
+  // the next entry, or to one the device has already passed (no interrupt until the index
+  // wraps, and a late one is harmless); without it, the NO_INTERRUPT flag.
+  void EnableInterrupts(bool on);
+  // Chains added and not yet published.
+  uint16_t unpublished() const { return static_cast<uint16_t>(avail_idx_ - published_); }
+  // The n descriptors the next AddBuffers(n direct buffers) takes, in chain order; false
+  // when fewer are free.
+  bool PeekFree(uint32_t n, uint16_t* out) const;
 
   // Raw access for tests that play a hostile guest.
   uint8_t* desc_table() const { return ring_.desc; }

@@ -40,6 +40,23 @@ Status PollNotifier(AioContext* aio, int fd, IoHandler on_read, void* opaque, co
   return s;
 }
 
+void PolledNotifier::Reset(UniqueFd fd) {
+  Unpoll();
+  fd_ = std::move(fd);
+}
+
+Status PolledNotifier::Poll(AioContext* aio, IoHandler on_read, void* opaque, const std::string& what) {
+  if (aio_ || !fd_.valid()) return Status::Ok();
+  Status s = PollNotifier(aio, fd_.get(), on_read, opaque, what);
+  if (s.ok()) aio_ = aio;
+  return s;
+}
+
+void PolledNotifier::Unpoll() {
+  if (aio_) aio_->RemoveFdHandler(fd_.get());
+  aio_ = nullptr;
+}
+
 void ReleaseBhs(std::initializer_list<BottomHalf**> bhs) {
   for (BottomHalf** bh : bhs) {
     if (*bh) {

@@ -16,12 +16,6 @@ namespace netplane::core {
 
 const char* VirtioRingName(VirtioRing r) { return r == VirtioRing::kRx ? "rx" : "tx"; }
 
-namespace {
-
-bool Has(uint64_t features, int bit) { return (features >> bit) & 1; }
-
-}  // namespace
-
 VirtioDeviceQueue::VirtioDeviceQueue(uint32_t handle, std::string name, NetContext* ctx)
     : NetClient(ClientKind::kVirtioDevice, handle, std::move(name), ctx), txbuf_(kMaxVnetHdrLen + kMaxFrameLen) {}
 
@@ -31,25 +25,15 @@ Status VirtioDeviceQueue::SetFeatures(uint64_t f) {
   NP_DCHECK_HOME(ctx_->aio);
   if (ring(VirtioRing::kRx).vq.started() || ring(VirtioRing::kTx).vq.started())
     return Status::Invalid("virtio device '" + name_ + "': features can change only while both rings are stopped");
-  if (Has(f, kVirtioNetFHashReport))
+  if (HasFeature(f, kVirtioNetFHashReport))
     return Status::InvalidInput("virtio device '" + name_ + "': VIRTIO_NET_F_HASH_REPORT is not supported");
   features_ = f;
-  mrg_rxbuf_ = Has(f, kVirtioNetFMrgRxbuf);
+  mrg_rxbuf_ = HasFeature(f, kVirtioNetFMrgRxbuf);
   // One source of truth for the header length (QEMU CVE-2023-6693 came from two).
-  hdr_len_ = mrg_rxbuf_ || Has(f, kVirtioFVersion1) ? kVnetHdrLenMrg : kVnetHdrLenLegacy;
-  event_idx_ = Has(f, kVirtioFRingEventIdx);
-  packed_ = Has(f, kVirtioFRingPacked);
-  unsigned o = 0;
-  if (Has(f, kVirtioNetFGuestCsum)) {
-    o |= kOffloadCsum;
-    if (Has(f, kVirtioNetFGuestTso4)) o |= kOffloadTso4;
-    if (Has(f, kVirtioNetFGuestTso6)) o |= kOffloadTso6;
-    if (Has(f, kVirtioNetFGuestEcn)) o |= kOffloadTsoEcn;
-    if (Has(f, kVirtioNetFGuestUfo)) o |= kOffloadUfo;
-    if (Has(f, kVirtioNetFGuestUso4)) o |= kOffloadUso4;
-    if (Has(f, kVirtioNetFGuestUso6)) o |= kOffloadUso6;
-  }
-  guest_offloads_ = o;
+  hdr_len_ = mrg_rxbuf_ || HasFeature(f, kVirtioFVersion1) ? kVnetHdrLenMrg : kVnetHdrLenLegacy;
+  event_idx_ = HasFeature(f, kVirtioFRingEventIdx);
+  packed_ = HasFeature(f, kVirtioFRingPacked);
+  guest_offloads_ = GuestOffloads(f);
   return Status::Ok();
 }
 
@@ -90,7 +74,7 @@ Status VirtioDeviceQueue::StartRing(VirtioRing r, VirtioRingStart start) {
     return s;
   }
   if (r == VirtioRing::kRx) rx_used_.assign(a.size, VringUsedElem{0, 0});
-  g.kick = std::move(start.kick);
+  g.kick.Reset(std::move(start.kick));
   g.call = std::move(start.call);
   g.err = std::move(start.err);
   if (started_) {
@@ -111,7 +95,6 @@ Status VirtioDeviceQueue::StartRing(VirtioRing r, VirtioRingStart start) {
 uint32_t VirtioDeviceQueue::StopRing(VirtioRing r) {
   NP_DCHECK_HOME(ctx_->aio);
   Ring& g = ring(r);
-  Unpoll(r);
   // Completed chains are published (Stop flushes); nothing popped stays in flight: tx
   // completes each chain as it sends it, rx pops and completes within one Receive.
   uint32_t base = g.vq.Stop();
@@ -137,8 +120,7 @@ Status VirtioDeviceQueue::Start() {
 }
 
 void VirtioDeviceQueue::Stop() {
-  Unpoll(VirtioRing::kRx);
-  Unpoll(VirtioRing::kTx);
+  for (Ring& g : rings_) g.kick.Unpoll();
   // Publish what was completed: the guest must not wait for a bottom half that is gone.
   for (Ring& g : rings_) g.vq.Flush();
   rx_done_scheduled_ = false;
@@ -147,26 +129,15 @@ void VirtioDeviceQueue::Stop() {
 }
 
 Status VirtioDeviceQueue::Poll(VirtioRing r) {
-  Ring& g = ring(r);
-  if (g.polled || !g.kick.valid()) return Status::Ok();
-  Status s = PollNotifier(ctx_->aio, g.kick.get(), r == VirtioRing::kTx ? OnTxKick : OnRxKick, this,
-                          "virtio device '" + name_ + "' " + VirtioRingName(r) + " ring: cannot poll the kick fd");
-  if (!s.ok()) return s;
-  g.polled = true;
-  return Status::Ok();
-}
-
-void VirtioDeviceQueue::Unpoll(VirtioRing r) {
-  Ring& g = ring(r);
-  if (g.polled) ctx_->aio->RemoveFdHandler(g.kick.get());
-  g.polled = false;
+  return ring(r).kick.Poll(ctx_->aio, r == VirtioRing::kTx ? OnTxKick : OnRxKick, this,
+                           "virtio device '" + name_ + "' " + VirtioRingName(r) + " ring: cannot poll the kick fd");
 }
 
 bool VirtioDeviceQueue::DrainKick(VirtioRing r) {
   Ring& g = ring(r);
   ++g.kicks;
   counters_.wakeups.Add();
-  const int e = DrainNotifier(g.kick.get());
+  const int e = g.kick.Drain();
   if (e == 0) return true;
   // EOF or an error: not an eventfd we can use. Stop, or the loop would spin on it.
   ring(r).vq.SetError(VirtqError::kKickFd);
@@ -194,8 +165,7 @@ void VirtioDeviceQueue::RxFlushBh(void* opaque) { static_cast<VirtioDeviceQueue*
 void VirtioDeviceQueue::RxDoneBh(void* opaque) {
   auto* self = static_cast<VirtioDeviceQueue*>(opaque);
   self->rx_done_scheduled_ = false;
-  DeviceRing& vq = self->ring(VirtioRing::kRx).vq;
-  if (vq.Flush() && vq.NeedsNotify()) self->Signal(VirtioRing::kRx);
+  self->PublishAndSignal(VirtioRing::kRx);
 }
 
 void VirtioDeviceQueue::RequestRxDone() {
@@ -204,10 +174,19 @@ void VirtioDeviceQueue::RequestRxDone() {
   AioContext::ScheduleBh(rx_done_bh_);
 }
 
+void VirtioDeviceQueue::PublishAndSignal(VirtioRing r) {
+  DeviceRing& vq = ring(r).vq;
+  if (!vq.Flush()) return;
+  if (vq.NeedsNotify())
+    Signal(r);
+  else
+    ++vc_.notifies_suppressed;  // the driver's used_event (or NO_INTERRUPT) waived it
+}
+
 void VirtioDeviceQueue::Signal(VirtioRing r) {
   Ring& g = ring(r);
   if (!g.call.valid()) return;
-  ++notifies_;
+  ++vc_.notifies;
   WriteEvent(g.call.get());
 }
 
@@ -216,8 +195,7 @@ void VirtioDeviceQueue::Fail(VirtioRing r, const std::string& reason) {
   broken_ = true;
   ++errors_;
   error_ = std::string(VirtioRingName(r)) + " ring: " + reason;
-  Unpoll(VirtioRing::kRx);
-  Unpoll(VirtioRing::kTx);
+  for (Ring& g : rings_) g.kick.Unpoll();
   if (ring(r).err.valid()) WriteEvent(ring(r).err.get());
   GraphEvent ev{GraphEvent::Kind::kVringError, handle_, 0, {}, static_cast<int>(r), error_};
   ctx_->Emit(ev);
@@ -294,7 +272,7 @@ void VirtioDeviceQueue::DrainTx() {
     }
   }
   if (failure) Fail(VirtioRing::kTx, failure);
-  if (t.vq.Flush() && t.vq.NeedsNotify()) Signal(VirtioRing::kTx);
+  PublishAndSignal(VirtioRing::kTx);
 }
 
 bool VirtioDeviceQueue::SendChain(const DescChain& c, const iovec* iov) {
@@ -326,8 +304,8 @@ bool VirtioDeviceQueue::SendChain(const DescChain& c, const iovec* iov) {
     return false;
   }
   if (hdr >= kVnetHdrLenMrg) p[10] = p[11] = 0;  // num_buffers means nothing on tx
-  if (h.gso_type != kGsoNone) ++tx_gso_;
-  tx_max_frame_ = std::max<uint64_t>(tx_max_frame_, eth_len);
+  if (h.gso_type != kGsoNone) ++vc_.tx_gso;
+  vc_.tx_max_frame = std::max<uint64_t>(vc_.tx_max_frame, eth_len);
   Frame f{p, static_cast<uint32_t>(total), static_cast<uint16_t>(hdr)};
   counters_.In(eth_len);
   counters_.DevRx(eth_len);
@@ -342,31 +320,6 @@ bool VirtioDeviceQueue::CanReceive() const {
   return vq.EnableNotification();
 }
 
-bool VirtioDeviceQueue::GuestTakes(const VnetHdr& h, const uint8_t* frame, size_t len) const {
-  const unsigned o = guest_offloads_;
-  if ((h.flags & kVnetFlagNeedsCsum) && !(o & kOffloadCsum)) return false;
-  if ((h.gso_type & kGsoEcn) && !(o & kOffloadTsoEcn)) return false;
-  switch (h.gso_type & ~kGsoEcn) {
-    case kGsoNone:
-      return true;
-    case kGsoTcpv4:
-      return o & kOffloadTso4;
-    case kGsoTcpv6:
-      return o & kOffloadTso6;
-    case kGsoUdp:
-      return o & kOffloadUfo;
-    case kGsoUdpL4: {
-      if ((o & (kOffloadUso4 | kOffloadUso6)) == (kOffloadUso4 | kOffloadUso6)) return true;
-      if (!(o & (kOffloadUso4 | kOffloadUso6))) return false;
-      FrameLayout lay;
-      if (ParseFrameLayout(frame, len, kProtoUdp, &lay) != VnetError::kOk) return false;
-      return o & (lay.ipv6 ? kOffloadUso6 : kOffloadUso4);
-    }
-    default:
-      return false;
-  }
-}
-
 RecvResult VirtioDeviceQueue::Receive(NetClient*, const Frame& f) {
   if (broken_) {
     counters_.Drop(DropReason::kDeadDevice);
@@ -376,14 +329,10 @@ RecvResult VirtioDeviceQueue::Receive(NetClient*, const Frame& f) {
   if (!vq.started()) return RecvResult::kNotNow;
   const uint8_t* eth = f.eth();
   const size_t len = f.eth_len();
-  if (len > kMaxFrameLen) {
-    counters_.Drop(DropReason::kOversize);
-    return RecvResult::kError;
-  }
   VnetHdr h;
-  if (f.hdr_len) h = ParseVnetHdr(f.data, f.hdr_len);
+  if (!SenderHeaderOrDrop(f, &h)) return RecvResult::kError;
   RxResult res;
-  if (NeedsSoftwareOffload(h) && !GuestTakes(h, eth, len)) {
+  if (NeedsSoftwareOffload(h) && !OffloadsTake(guest_offloads_, h, eth, len)) {
     if (ValidateVnetHdr(h, eth, len) != VnetError::kOk) {
       counters_.Drop(DropReason::kBadVnetHdr);
       return RecvResult::kError;
@@ -391,7 +340,7 @@ RecvResult VirtioDeviceQueue::Receive(NetClient*, const Frame& f) {
     // Finish the offload here: every wire frame becomes its own rx packet. All or none: a
     // frame whose segments do not all fit now is rewound and waits.
     const DeviceRing::Mark mark = vq.GetMark();
-    const uint64_t buffers0 = rx_buffers_, merged0 = rx_merged_;  // a rewind takes them back
+    const uint64_t buffers0 = vc_.rx_buffers, merged0 = vc_.rx_merged;  // a rewind takes them back
     struct Sink {
       VirtioDeviceQueue* q;
       int segments;
@@ -408,8 +357,8 @@ RecvResult VirtioDeviceQueue::Receive(NetClient*, const Frame& f) {
         &sink);
     res = sink.result;
     if (res == RxResult::kOk ? e != VnetError::kOk : res != RxResult::kBroken) {  // rewound below
-      rx_buffers_ = buffers0;
-      rx_merged_ = merged0;
+      vc_.rx_buffers = buffers0;
+      vc_.rx_merged = merged0;
     }
     if (e != VnetError::kOk && res == RxResult::kOk) {
       vq.Rewind(mark);
@@ -433,7 +382,7 @@ RecvResult VirtioDeviceQueue::Receive(NetClient*, const Frame& f) {
   }
   switch (res) {
     case RxResult::kOk:
-      rx_max_frame_ = std::max<uint64_t>(rx_max_frame_, len);
+      vc_.rx_max_frame = std::max<uint64_t>(vc_.rx_max_frame, len);
       counters_.Out(len);
       counters_.DevTx(len);
       RequestRxDone();
@@ -453,7 +402,7 @@ RecvResult VirtioDeviceQueue::Receive(NetClient*, const Frame& f) {
 RecvResult VirtioDeviceQueue::NoRoom() {
   DeviceRing& vq = ring(VirtioRing::kRx).vq;
   // The guest can only refill with what it gets back: publish completions now.
-  if (vq.Flush() && vq.NeedsNotify()) Signal(VirtioRing::kRx);
+  PublishAndSignal(VirtioRing::kRx);
   // Ask for a kick on new buffers; some may have come meanwhile: then retry soon ourselves.
   if (vq.EnableNotification() && rx_flush_bh_) AioContext::ScheduleBh(rx_flush_bh_);
   return RecvResult::kNotNow;
@@ -536,9 +485,9 @@ VirtioDeviceQueue::RxResult VirtioDeviceQueue::WriteRx(const VnetHdr& h, const u
     at += hdr_dst[k].iov_len;
   }
   for (size_t k = 0; k < chains; ++k) vq.Push(static_cast<uint16_t>(rx_used_[k].id), rx_used_[k].len);
-  rx_buffers_ += chains;
-  if (chains > 1) ++rx_merged_;
-  if (g.gso_type != kGsoNone) ++rx_gso_;
+  vc_.rx_buffers += chains;
+  if (chains > 1) ++vc_.rx_merged;
+  if (g.gso_type != kGsoNone) ++vc_.rx_gso;
   return RxResult::kOk;
 }
 
@@ -547,13 +496,7 @@ void VirtioDeviceQueue::Describe(ClientInfo& info) const {
   info.errors = errors_;
   info.error = error_;
   info.features = features_;
-  info.notifies = notifies_;
-  info.tx_gso = tx_gso_;
-  info.rx_gso = rx_gso_;
-  info.rx_merged = rx_merged_;
-  info.rx_buffers = rx_buffers_;
-  info.tx_max_frame = tx_max_frame_;
-  info.rx_max_frame = rx_max_frame_;
+  vc_.Describe(info);
   info.rx_started = rings_[0].vq.started();
   info.tx_started = rings_[1].vq.started();
 }

@@ -61,25 +61,11 @@
 #include "virtio/device_ring.h"
 #include "virtio/split_ring.h"
 #include "virtio/virtqueue.h"
+#include "virtio_net/offload_features.h"
+#include "virtio_net/ring_fds.h"
+#include "virtio_net/virtio_counters.h"
 
 namespace netplane::core {
-
-// virtio-net feature bits (virtio 1.x 5.1.3).
-constexpr int kVirtioNetFCsum = 0;
-constexpr int kVirtioNetFGuestCsum = 1;
-constexpr int kVirtioNetFGuestTso4 = 7;
-constexpr int kVirtioNetFGuestTso6 = 8;
-constexpr int kVirtioNetFGuestEcn = 9;
-constexpr int kVirtioNetFGuestUfo = 10;
-constexpr int kVirtioNetFHostTso4 = 11;
-constexpr int kVirtioNetFHostTso6 = 12;
-constexpr int kVirtioNetFHostEcn = 13;
-constexpr int kVirtioNetFHostUfo = 14;
-constexpr int kVirtioNetFMrgRxbuf = 15;
-constexpr int kVirtioNetFGuestUso4 = 54;
-constexpr int kVirtioNetFGuestUso6 = 55;
-constexpr int kVirtioNetFHostUso = 56;
-constexpr int kVirtioNetFHashReport = 57;
 
 enum class VirtioRing : uint8_t { kRx = 0, kTx = 1 };
 const char* VirtioRingName(VirtioRing r);
@@ -128,8 +114,8 @@ class VirtioDeviceQueue : public NetClient {
  private:
   struct Ring {
     DeviceRing vq;
-    UniqueFd kick, call, err;
-    bool polled = false;
+    PolledNotifier kick;
+    UniqueFd call, err;
     uint64_t kicks = 0;
   };
   enum class RxResult { kOk, kNoBuffers, kTooBig, kBroken };
@@ -142,20 +128,21 @@ class VirtioDeviceQueue : public NetClient {
   static void RxDoneBh(void* opaque);
   bool DrainKick(VirtioRing r);
   Status Poll(VirtioRing r);
-  void Unpoll(VirtioRing r);
   void DrainTx();
   // Copy one tx chain (its pieces in iov) out, check it, send it; true when the peer queued it.
   bool SendChain(const DescChain& c, const iovec* iov);
   RxResult WriteRx(const VnetHdr& h, const uint8_t* frame, size_t len);
   RecvResult NoRoom();
   void RequestRxDone();
+  // Publish completions; interrupt when the driver wants one (else count it waived).
+  void PublishAndSignal(VirtioRing r);
   void Signal(VirtioRing r);
   void Fail(VirtioRing r, const std::string& reason);
-  bool GuestTakes(const VnetHdr& h, const uint8_t* frame, size_t len) const;
 
   // mutable: CanReceive() arms rx kicks when it finds no buffers.
   mutable std::array<Ring, 2> rings_;
   uint64_t features_ = 0;
+  VirtioCounters vc_;
   int hdr_len_ = kVnetHdrLenLegacy;
   bool mrg_rxbuf_ = false;
   bool event_idx_ = false;
@@ -165,9 +152,6 @@ class VirtioDeviceQueue : public NetClient {
   bool tx_blocked_ = false;      // our last tx frame waits in the peer's queue
   bool broken_ = false;
   uint64_t errors_ = 0;
-  uint64_t notifies_ = 0;
-  uint64_t tx_gso_ = 0, rx_gso_ = 0, rx_merged_ = 0, rx_buffers_ = 0;  // Describe()
-  uint64_t tx_max_frame_ = 0, rx_max_frame_ = 0;
   std::string error_;
   BottomHalf* tx_bh_ = nullptr;
   BottomHalf* rx_flush_bh_ = nullptr;

@@ -10,12 +10,6 @@
 
 namespace netplane::core {
 
-namespace {
-
-bool Has(uint64_t features, int bit) { return (features >> bit) & 1; }
-
-}  // namespace
-
 VirtioDriverQueue::VirtioDriverQueue(uint32_t handle, std::string name, NetContext* ctx)
     : NetClient(ClientKind::kVirtioDriver, handle, std::move(name), ctx), frame_(kMaxVnetHdrLen + kMaxFrameLen) {}
 
@@ -25,10 +19,13 @@ Status VirtioDriverQueue::SetFeatures(uint64_t f) {
   NP_DCHECK_HOME(ctx_->aio);
   if (rings_[0].started || rings_[1].started)
     return Status::Invalid("virtio driver '" + name_ + "': features can change only while both rings are stopped");
-  if (Has(f, kVirtioFRingPacked) || Has(f, kVirtioNetFMrgRxbuf) || Has(f, kVirtioFRingEventIdx))
-    return Status::Invalid("virtio driver '" + name_ + "': PACKED, MRG_RXBUF and EVENT_IDX are not driven");
+  if (HasFeature(f, kVirtioFRingPacked) || HasFeature(f, kVirtioNetFHashReport))
+    return Status::Invalid("virtio driver '" + name_ + "': PACKED and HASH_REPORT are not driven");
   features_ = f;
-  hdr_len_ = Has(f, kVirtioFVersion1) ? kVnetHdrLenMrg : kVnetHdrLenLegacy;
+  mrg_rxbuf_ = HasFeature(f, kVirtioNetFMrgRxbuf);
+  event_idx_ = HasFeature(f, kVirtioFRingEventIdx);
+  hdr_len_ = mrg_rxbuf_ || HasFeature(f, kVirtioFVersion1) ? kVnetHdrLenMrg : kVnetHdrLenLegacy;
+  host_offloads_ = HostOffloads(f);
   return Status::Ok();
 }
 
@@ -57,7 +54,7 @@ Status VirtioDriverQueue::StartRing(VirtioRing r, DriverRingStart st) {
   uint8_t* host = st.memory->TranslateContiguous(AddrSpace::kGuest, st.buffers, area);
   if (!host) return Status::Invalid(what + ": its buffer area is not one contiguous range of the memory");
   if (st.reset) {
-    s = g.vq.Init(st.memory, st.size, st.desc, st.avail, st.used, /*event_idx=*/false);
+    s = g.vq.Init(st.memory, st.size, st.desc, st.avail, st.used, event_idx_);
     if (!s.ok()) {
       s.message = what + ": " + s.message;
       return s;
@@ -73,7 +70,9 @@ Status VirtioDriverQueue::StartRing(VirtioRing r, DriverRingStart st) {
         if (!PostRx()) return Status::Invalid(what + ": cannot post rx buffers");
       g.vq.Publish();
     } else {
-      g.vq.SuppressInterrupts(true);  // tx completions are reclaimed lazily
+      g.vq.EnableInterrupts(false);  // tx completions are reclaimed lazily
+      tx_descs_.resize(st.size);
+      tx_bufs_.resize(st.size);
     }
     if (broken_ && !rings_[r == VirtioRing::kRx ? 1 : 0].started) {
       broken_ = false;
@@ -82,7 +81,7 @@ Status VirtioDriverQueue::StartRing(VirtioRing r, DriverRingStart st) {
   }
   if (broken_) return Status::Invalid(what + ": the queue pair is broken (" + error_ + "); restart it with a reset");
   g.kick = std::move(st.kick);
-  g.call = std::move(st.call);
+  g.call.Reset(std::move(st.call));
   g.started = true;
   if (started_) {
     s = Poll(r);
@@ -105,10 +104,15 @@ Status VirtioDriverQueue::StartRing(VirtioRing r, DriverRingStart st) {
 uint16_t VirtioDriverQueue::StopRing(VirtioRing r) {
   NP_DCHECK_HOME(ctx_->aio);
   Ring& g = ring(r);
-  Unpoll(r);
   g.started = false;
   g.kick.Reset();
   g.call.Reset();
+  if (r == VirtioRing::kRx && rx_.expected) {
+    // A frame whose other buffers the back-end never published: counted, not delivered.
+    counters_.In(0);
+    counters_.Drop(DropReason::kDeadDevice);
+    rx_ = RxFrame{};
+  }
   if (!g.laid_out) return 0;
   return LoadAcquire16(g.vq.used_ring() + kRingIdxOff);
 }
@@ -133,32 +137,24 @@ Status VirtioDriverQueue::Start() {
 }
 
 void VirtioDriverQueue::Stop() {
-  Unpoll(VirtioRing::kRx);
-  Unpoll(VirtioRing::kTx);
+  Unpoll();
   tx_publish_scheduled_ = false;
   ReleaseBhs({&rx_bh_, &tx_publish_bh_, &tx_flush_bh_});
   started_ = false;
 }
 
 Status VirtioDriverQueue::Poll(VirtioRing r) {
-  Ring& g = ring(r);
-  if (g.polled || !g.call.valid()) return Status::Ok();
-  Status s = PollNotifier(ctx_->aio, g.call.get(), r == VirtioRing::kRx ? OnRxCall : OnTxCall, this,
-                          "virtio driver '" + name_ + "' " + VirtioRingName(r) + " ring: cannot poll the call fd");
-  if (!s.ok()) return s;
-  g.polled = true;
-  return Status::Ok();
+  return ring(r).call.Poll(ctx_->aio, r == VirtioRing::kRx ? OnRxCall : OnTxCall, this,
+                           "virtio driver '" + name_ + "' " + VirtioRingName(r) + " ring: cannot poll the call fd");
 }
 
-void VirtioDriverQueue::Unpoll(VirtioRing r) {
-  Ring& g = ring(r);
-  if (g.polled) ctx_->aio->RemoveFdHandler(g.call.get());
-  g.polled = false;
+void VirtioDriverQueue::Unpoll() {
+  for (Ring& g : rings_) g.call.Unpoll();
 }
 
 bool VirtioDriverQueue::DrainCall(VirtioRing r) {
   counters_.wakeups.Add();
-  const int e = DrainNotifier(ring(r).call.get());
+  const int e = ring(r).call.Drain();
   if (e == 0) return true;
   Fail(r, e < 0 ? "call fd: end of file" : "call fd: " + std::string(std::strerror(e)));
   return false;
@@ -173,7 +169,7 @@ void VirtioDriverQueue::OnTxCall(void* opaque) {
   auto* self = static_cast<VirtioDriverQueue*>(opaque);
   if (!self->DrainCall(VirtioRing::kTx)) return;
   if (!self->ReclaimTx()) return;
-  self->ring(VirtioRing::kTx).vq.SuppressInterrupts(true);
+  self->ring(VirtioRing::kTx).vq.EnableInterrupts(false);
   self->FlushQueuedPackets();
 }
 
@@ -188,9 +184,12 @@ void VirtioDriverQueue::TxPublishBh(void* opaque) {
 void VirtioDriverQueue::PublishAndKick(VirtioRing r) {
   Ring& g = ring(r);
   if (!g.started || broken_) return;
+  const bool news = g.vq.unpublished() > 0;
   if (g.vq.Publish()) {
-    ++kicks_;
+    ++vc_.notifies;
     WriteEvent(g.kick.get());
+  } else if (news) {
+    ++vc_.notifies_suppressed;  // the back-end's avail_event (or NO_NOTIFY) waived it
   }
 }
 
@@ -199,8 +198,7 @@ void VirtioDriverQueue::Fail(VirtioRing r, const std::string& reason) {
   broken_ = true;
   ++errors_;
   error_ = std::string(VirtioRingName(r)) + " ring: " + reason;
-  Unpoll(VirtioRing::kRx);
-  Unpoll(VirtioRing::kTx);
+  Unpoll();
   GraphEvent ev{GraphEvent::Kind::kVringError, handle_, 0, {}, static_cast<int>(r), error_};
   ctx_->Emit(ev);
   // Frames waiting for us are dropped from now on; not inline: we may be inside a flush.
@@ -225,8 +223,7 @@ void VirtioDriverQueue::OnQueuedSent() {
 void VirtioDriverQueue::DrainRx() {
   Ring& g = ring(VirtioRing::kRx);
   if (!started_ || broken_ || rx_blocked_ || !g.started) return;
-  g.vq.SuppressInterrupts(true);
-  const size_t hdr = static_cast<size_t>(hdr_len_);
+  g.vq.EnableInterrupts(false);
   int n = 0;
   bool posted = false;
   for (;;) {
@@ -237,47 +234,91 @@ void VirtioDriverQueue::DrainRx() {
     uint32_t head, len;
     if (!g.vq.GetUsed(&head, &len)) {
       // Empty: ask for an interrupt, then look once more (the device may have just pushed).
-      g.vq.SuppressInterrupts(false);
+      g.vq.EnableInterrupts(true);
       std::atomic_thread_fence(std::memory_order_seq_cst);
       if (!g.vq.GetUsed(&head, &len)) break;
-      g.vq.SuppressInterrupts(true);
+      g.vq.EnableInterrupts(false);
     }
     if (head >= g.in_flight.size() || !g.in_flight[head]) {
       Fail(VirtioRing::kRx, "used id " + std::to_string(head) + " is not a buffer in flight");
       break;
     }
     g.in_flight[head] = 0;
-    ++n;
-    const bool ok_len = len <= g.buffer_size;
-    if (ok_len) std::memcpy(frame_.data(), g.buffers + uint64_t{head} * g.buffer_size, len);
-    PostRx();
-    posted = true;
-    if (!ok_len) {
+    if (len > g.buffer_size) {
+      PostRx();
+      posted = true;
       counters_.In(0);
       counters_.Drop(DropReason::kDeadDevice);
+      rx_ = RxFrame{};
       Fail(VirtioRing::kRx, "used length " + std::to_string(len) + " is larger than its buffer");
       break;
     }
-    counters_.In(len > hdr ? len - hdr : 0);
-    if (len < hdr + kMinEthFrame) {
-      counters_.Drop(DropReason::kBadVnetHdr);
-      continue;
-    }
-    const size_t eth_len = len - hdr;
-    VnetHdr h = ParseVnetHdr(frame_.data(), hdr);
-    if (ValidateVnetHdr(h, frame_.data() + hdr, eth_len) != VnetError::kOk) {
-      counters_.Drop(DropReason::kBadVnetHdr);
-      continue;
-    }
-    if (hdr >= kVnetHdrLenMrg) frame_[10] = frame_[11] = 0;  // num_buffers means nothing to the peer
-    counters_.DevRx(eth_len);
-    Frame f{frame_.data(), static_cast<uint32_t>(len), static_cast<uint16_t>(hdr)};
-    if (Send(f, /*with_callback=*/true) == SendResult::kQueued) {
-      rx_blocked_ = true;  // OnQueuedSent resumes us
-      break;
-    }
+    const bool done = TakeRxBuffer(head, len);
+    PostRx();
+    posted = true;
+    if (!done) continue;
+    ++n;
+    DeliverRx();
+    if (rx_blocked_) break;
   }
   if (posted) PublishAndKick(VirtioRing::kRx);
+}
+
+bool VirtioDriverQueue::TakeRxBuffer(uint32_t head, uint32_t len) {
+  Ring& g = ring(VirtioRing::kRx);
+  const uint8_t* src = g.buffers + uint64_t{head} * g.buffer_size;
+  const size_t hdr = static_cast<size_t>(hdr_len_);
+  if (rx_.expected == 0) {
+    // The first buffer: its header says how many buffers the frame spans.
+    rx_.expected = 1;
+    if (mrg_rxbuf_ && len >= hdr) {
+      const uint16_t num = static_cast<uint16_t>(src[10] | (src[11] << 8));
+      if (num >= 1 && num <= g.vq.size()) {
+        rx_.expected = num;
+      } else {
+        rx_.dropping = true;
+        rx_.why = DropReason::kBadVnetHdr;
+      }
+    }
+  }
+  if (!rx_.dropping && rx_.len + len > frame_.size()) {
+    rx_.dropping = true;
+    rx_.why = DropReason::kOversize;
+  }
+  if (!rx_.dropping) std::memcpy(frame_.data() + rx_.len, src, len);
+  rx_.len += len;
+  ++rx_.buffers;
+  return rx_.buffers >= rx_.expected;
+}
+
+void VirtioDriverQueue::DeliverRx() {
+  const RxFrame fr = rx_;
+  rx_ = RxFrame{};
+  const size_t hdr = static_cast<size_t>(hdr_len_);
+  counters_.In(fr.len > hdr ? fr.len - hdr : 0);
+  if (fr.dropping) {
+    counters_.Drop(fr.why);
+    return;
+  }
+  if (fr.len < hdr + kMinEthFrame) {
+    counters_.Drop(DropReason::kBadVnetHdr);
+    return;
+  }
+  const size_t eth_len = fr.len - hdr;
+  VnetHdr h = ParseVnetHdr(frame_.data(), hdr);
+  if (ValidateVnetHdr(h, frame_.data() + hdr, eth_len) != VnetError::kOk) {
+    counters_.Drop(DropReason::kBadVnetHdr);
+    return;
+  }
+  if (hdr >= kVnetHdrLenMrg) frame_[10] = frame_[11] = 0;  // num_buffers means nothing to the peer
+  vc_.rx_buffers += fr.buffers;
+  if (fr.buffers > 1) ++vc_.rx_merged;
+  if (h.gso_type != kGsoNone) ++vc_.rx_gso;
+  vc_.rx_max_frame = std::max<uint64_t>(vc_.rx_max_frame, eth_len);
+  counters_.DevRx(eth_len);
+  // A GSO frame goes whole: a peer that cannot take it segments it (ShapeForDevice).
+  Frame f{frame_.data(), static_cast<uint32_t>(fr.len), static_cast<uint16_t>(hdr)};
+  if (Send(f, /*with_callback=*/true) == SendResult::kQueued) rx_blocked_ = true;  // OnQueuedSent resumes us
 }
 
 bool VirtioDriverQueue::ReclaimTx() {
@@ -293,17 +334,52 @@ bool VirtioDriverQueue::ReclaimTx() {
   return true;
 }
 
-bool VirtioDriverQueue::AddTx(const VnetHdr& h, const uint8_t* frame, size_t len) {
+uint32_t VirtioDriverQueue::TxDescs(size_t bytes) const {
+  const uint32_t b = rings_[1].buffer_size;
+  return static_cast<uint32_t>((bytes + b - 1) / b);
+}
+
+bool VirtioDriverQueue::TxRoom(uint32_t need) {
   Ring& g = ring(VirtioRing::kTx);
-  if (g.vq.free_descriptors() == 0) return false;
-  const uint16_t head = g.vq.next_head();
-  uint8_t* dst = g.buffers + uint64_t{head} * g.buffer_size;
-  WriteVnetHdr(h, dst, static_cast<size_t>(hdr_len_));
-  std::memcpy(dst + hdr_len_, frame, len);
-  VirtqueueDriver::Buffer b{g.buffers_gpa + uint64_t{head} * g.buffer_size, static_cast<uint32_t>(hdr_len_ + len),
-                            false};
-  if (g.vq.AddBuffers(&b, 1) != head) return false;
-  g.in_flight[head] = 1;
+  if (g.vq.free_descriptors() >= need) return true;
+  if (!ReclaimTx()) return false;
+  if (g.vq.free_descriptors() >= need) return true;
+  // Full: ask for a completion interrupt, then look once more.
+  g.vq.EnableInterrupts(true);
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+  return ReclaimTx() && g.vq.free_descriptors() >= need;
+}
+
+bool VirtioDriverQueue::AddTx(const iovec* iov, int iovcnt, size_t bytes) {
+  Ring& g = ring(VirtioRing::kTx);
+  const uint32_t n = TxDescs(bytes);
+  if (n == 0 || !g.vq.PeekFree(n, tx_descs_.data())) return false;
+  // Gather the pieces into the chain's buffers, one buffer_size at a time.
+  uint32_t k = 0;
+  size_t room = 0;
+  uint8_t* dst = nullptr;
+  for (int i = 0; i < iovcnt; ++i) {
+    const uint8_t* p = static_cast<const uint8_t*>(iov[i].iov_base);
+    size_t left = iov[i].iov_len;
+    while (left > 0) {
+      if (room == 0) {
+        const uint16_t d = tx_descs_[k];
+        dst = g.buffers + uint64_t{d} * g.buffer_size;
+        room = g.buffer_size;
+        tx_bufs_[k] = {g.buffers_gpa + uint64_t{d} * g.buffer_size, 0, false};
+        ++k;
+      }
+      const size_t c = std::min(left, room);
+      std::memcpy(dst, p, c);
+      dst += c;
+      p += c;
+      left -= c;
+      room -= c;
+      tx_bufs_[k - 1].len += static_cast<uint32_t>(c);
+    }
+  }
+  if (g.vq.AddBuffers(tx_bufs_.data(), static_cast<int>(k)) != tx_descs_[0]) return false;
+  g.in_flight[tx_descs_[0]] = 1;
   if (!tx_publish_scheduled_) {
     tx_publish_scheduled_ = true;
     AioContext::ScheduleBh(tx_publish_bh_);
@@ -321,17 +397,58 @@ void VirtioDriverQueue::SetLinkDown(bool down) {
 
 bool VirtioDriverQueue::CanReceive() const {
   if (broken_ || link_down_) return true;  // Deliver / Receive drop and count
-  const Ring& g = rings_[1];
-  if (!g.started) return false;
-  if (g.vq.free_descriptors() > 0) return true;
-  auto* self = const_cast<VirtioDriverQueue*>(this);
-  if (!self->ReclaimTx()) return true;
-  if (g.vq.free_descriptors() > 0) return true;
-  // Full: ask for a completion interrupt, then look once more.
-  self->ring(VirtioRing::kTx).vq.SuppressInterrupts(false);
-  std::atomic_thread_fence(std::memory_order_seq_cst);
-  self->ReclaimTx();
-  return g.vq.free_descriptors() > 0;
+  if (!rings_[1].started) return false;
+  return const_cast<VirtioDriverQueue*>(this)->TxRoom(1) || broken_;
+}
+
+RecvResult VirtioDriverQueue::SendSoftware(const VnetHdr& h, const Frame& f) {
+  // The back-end does not take these offloads: finish them here, each segment its own
+  // chain, all or none (a frame that needs more buffers than the ring has is oversize).
+  if (ValidateVnetHdr(h, f.eth(), f.eth_len()) != VnetError::kOk) {
+    counters_.Drop(DropReason::kBadVnetHdr);
+    return RecvResult::kError;
+  }
+  const size_t hdr = static_cast<size_t>(hdr_len_);
+  struct Count {
+    const VirtioDriverQueue* q;
+    size_t hdr;
+    uint32_t descs;
+  } count{this, hdr, 0};
+  auto count_seg = [](void* o, const uint8_t*, size_t n) {
+    auto* c = static_cast<Count*>(o);
+    c->descs += c->q->TxDescs(c->hdr + n);
+  };
+  if (SegmentFrame(h, f.eth(), f.eth_len(), ctx_->scratch.data(), count_seg, &count) != VnetError::kOk) {
+    counters_.Drop(DropReason::kBadVnetHdr);
+    return RecvResult::kError;
+  }
+  if (count.descs > ring(VirtioRing::kTx).vq.size()) {
+    counters_.Drop(DropReason::kOversize);
+    return RecvResult::kError;
+  }
+  if (!TxRoom(count.descs)) {
+    if (!broken_) return RecvResult::kNotNow;
+    counters_.Drop(DropReason::kDeadDevice);
+    return RecvResult::kConsumed;
+  }
+  struct Sink {
+    VirtioDriverQueue* q;
+    size_t hdr;
+    int written;
+  } sink{this, hdr, 0};
+  SegmentFrame(
+      h, f.eth(), f.eth_len(), ctx_->scratch.data(),
+      [](void* o, const uint8_t* seg, size_t n) {
+        auto* s = static_cast<Sink*>(o);
+        static const uint8_t kZeroHdr[kMaxVnetHdrLen] = {};
+        const iovec iov[2] = {{const_cast<uint8_t*>(kZeroHdr), s->hdr}, {const_cast<uint8_t*>(seg), n}};
+        if (s->q->AddTx(iov, 2, s->hdr + n)) ++s->written;
+      },
+      &sink);
+  counters_.Out(f.eth_len());
+  counters_.DevTx(f.eth_len());
+  counters_.segments.Add(sink.written);
+  return RecvResult::kConsumed;
 }
 
 RecvResult VirtioDriverQueue::Receive(NetClient*, const Frame& f) {
@@ -345,77 +462,43 @@ RecvResult VirtioDriverQueue::Receive(NetClient*, const Frame& f) {
     counters_.Drop(DropReason::kDeadDevice);
     return RecvResult::kConsumed;
   }
-  const size_t max_eth = g.buffer_size - static_cast<size_t>(hdr_len_);
-  uint8_t hs[kMaxVnetHdrLen];
-  DeviceFrame d;
-  if (!ShapeOrDrop(f, kMaxFrameLen, hs, &d)) return RecvResult::kError;
-  if (d.kind == DeviceFrame::Kind::kSoftware) {
-    // The back-end takes no offloads: finish them here, each segment its own buffer, all
-    // or none (a frame that needs more buffers than the ring has is oversize).
-    const size_t need = CountSegments(d.hdr, f.eth(), f.eth_len());
-    if (need > g.vq.size()) {
-      counters_.Drop(DropReason::kOversize);
+  const size_t eth_len = f.eth_len();
+  VnetHdr h;
+  if (!SenderHeaderOrDrop(f, &h)) return RecvResult::kError;
+  if (NeedsSoftwareOffload(h)) {
+    if (!OffloadsTake(host_offloads_, h, f.eth(), eth_len)) return SendSoftware(h, f);
+    if (ValidateVnetHdr(h, f.eth(), eth_len) != VnetError::kOk) {
+      counters_.Drop(DropReason::kBadVnetHdr);
       return RecvResult::kError;
     }
-    if (g.vq.free_descriptors() < need && (!CanReceive() || g.vq.free_descriptors() < need)) {
-      if (broken_) {
-        counters_.Drop(DropReason::kDeadDevice);
-        return RecvResult::kConsumed;
-      }
-      return RecvResult::kNotNow;
-    }
-    struct Sink {
-      VirtioDriverQueue* q;
-      size_t max;
-      int written, too_big;
-    } sink{this, max_eth, 0, 0};
-    VnetError e = SegmentFrame(
-        d.hdr, f.eth(), f.eth_len(), ctx_->scratch.data(),
-        [](void* o, const uint8_t* seg, size_t n) {
-          auto* s = static_cast<Sink*>(o);
-          if (n > s->max) {
-            ++s->too_big;
-            return;
-          }
-          if (s->q->AddTx(VnetHdr{}, seg, n)) ++s->written;
-        },
-        &sink);
-    if (e != VnetError::kOk || sink.written == 0) {
-      counters_.Drop(e != VnetError::kOk ? DropReason::kBadVnetHdr : DropReason::kOversize);
-      return RecvResult::kError;
-    }
-    counters_.Out(d.eth_len);
-    counters_.DevTx(d.eth_len);
-    counters_.segments.Add(sink.written);
-    return RecvResult::kConsumed;
   }
-  if (d.eth_len > max_eth) {
+  // Whole: our header (the sender's offload fields; rx-only flags and num_buffers mean
+  // nothing on tx), then the frame.
+  const size_t hdr = static_cast<size_t>(hdr_len_);
+  const size_t bytes = hdr + eth_len;
+  const uint32_t need = TxDescs(bytes);
+  if (need > g.vq.size()) {
     counters_.Drop(DropReason::kOversize);
     return RecvResult::kError;
   }
-  if (g.vq.free_descriptors() == 0 && !CanReceive()) return RecvResult::kNotNow;
-  if (broken_) {
+  if (!TxRoom(need)) {
+    if (!broken_) return RecvResult::kNotNow;
     counters_.Drop(DropReason::kDeadDevice);
     return RecvResult::kConsumed;
   }
-  // [header | frame] as ShapeForDevice gave it: our header, then the ethernet frame.
-  Ring& t = g;
-  const uint16_t head = t.vq.next_head();
-  uint8_t* dst = t.buffers + uint64_t{head} * t.buffer_size;
-  size_t off = 0;
-  for (int i = 0; i < d.iovcnt; ++i) {
-    std::memcpy(dst + off, d.iov[i].iov_base, d.iov[i].iov_len);
-    off += d.iov[i].iov_len;
-  }
-  VirtqueueDriver::Buffer b{t.buffers_gpa + uint64_t{head} * t.buffer_size, static_cast<uint32_t>(off), false};
-  if (t.vq.AddBuffers(&b, 1) != head) return RecvResult::kNotNow;
-  t.in_flight[head] = 1;
-  if (!tx_publish_scheduled_) {
-    tx_publish_scheduled_ = true;
-    AioContext::ScheduleBh(tx_publish_bh_);
-  }
-  counters_.Out(d.eth_len);
-  counters_.DevTx(d.eth_len);
+  VnetHdr o = h;
+  o.flags &= static_cast<uint8_t>(~(kVnetFlagDataValid | kVnetFlagRscInfo));
+  o.num_buffers = 0;
+  o.hash_value = 0;
+  o.hash_report = 0;
+  uint8_t hs[kMaxVnetHdrLen];
+  WriteVnetHdr(o, hs, hdr);
+  const iovec v[2] = {{hs, hdr}, {const_cast<uint8_t*>(f.eth()), eth_len}};
+  if (!AddTx(v, 2, bytes)) return RecvResult::kNotNow;
+  if (h.gso_type != kGsoNone) ++vc_.tx_gso;
+  vc_.tx_max_frame = std::max<uint64_t>(vc_.tx_max_frame, eth_len);
+  counters_.Out(eth_len);
+  counters_.DevTx(eth_len);
   return RecvResult::kConsumed;
 }
 
@@ -424,7 +507,7 @@ void VirtioDriverQueue::Describe(ClientInfo& info) const {
   info.errors = errors_;
   info.error = error_;
   info.features = features_;
-  info.notifies = kicks_;
+  vc_.Describe(info);
   info.rx_started = rings_[0].started;
   info.tx_started = rings_[1].started;
 }
