@@ -28,13 +28,13 @@ export interface VirtioNetPeer {
   readonly hasVnetHdr: boolean;
   readonly hasUfo: boolean;
   readonly hasUso: boolean;
-  /** Queue attach/detach applies only to tap peers (QEMU's peer_attach/peer_detach). */
+  /** A tap's single queue is never attached/detached (QEMU's peer_attach/peer_detach). */
   readonly isTap: boolean;
   /** TUNSETVNETHDRSZ on queue `queue`'s netdev; false when the netdev refuses the length. */
   setVnetHdrLen(queue: number, len: VnetHdrLen): boolean;
   /** TUNSETOFFLOAD; QEMU applies it to queue 0's netdev only (tun offloads are per device). */
   setOffloads(o: TapOffloads): void;
-  /** TUNSETQUEUE attach/detach. */
+  /** A tap: TUNSETQUEUE attach/detach; vhost-user: SET_VRING_ENABLE; others ignore it. */
   setQueueEnabled(queue: number, enabled: boolean): void;
 }
 
@@ -618,13 +618,16 @@ export class VirtioNet {
     this.#vlans.fill(hasBit(f, VirtioNetF.CTRL_VLAN) ? 0 : 0xffffffff);
   }
 
-  /** virtio_net_set_queue_pairs: attach pairs < curr, detach the rest (tap peers only). */
+  /**
+   * virtio_net_set_queue_pairs: attach pairs < curr, detach the rest (peer_attach /
+   * peer_detach: a tap with more than one queue, and a vhost-user peer always).
+   */
   #applyQueuePairs(): void {
     const peer = this.#peer;
-    if (!peer?.isTap) return;
+    if (!peer) return;
     for (let q = 0; q < this.maxQueuePairs; q++) {
       if (q < this.#currQueuePairs) {
-        if (this.maxQueuePairs > 1) peer.setQueueEnabled(q, true);
+        if (!peer.isTap || this.maxQueuePairs > 1) peer.setQueueEnabled(q, true);
       } else {
         peer.setQueueEnabled(q, false);
       }

@@ -112,12 +112,14 @@ export function realizeNic(opts: DeviceOptions, ctx: RealizeContext, q: NicQueue
   const mac = ctx.macs.assign(requestedMac);
   const clients: Client[] = []; // the NIC's queues, filled at realize below
   let device: VirtioNet;
+  // Made once the device is: the device's queue-pair changes reach it through its peer.
+  let passThrough: PassThroughDevice | undefined;
   try {
     device = new VirtioNet({
       mac,
       maxQueuePairs: Math.max(1, peers.length),
       ...(passThroughHooks
-        ? { peer: VHOST_USER_PEER }
+        ? { peer: vhostUserPeer((pair, on) => passThrough?.setPairEnabled(pair, on)) }
         : netdev
           ? {
               peer: peerAdapter(
@@ -174,7 +176,7 @@ export function realizeNic(opts: DeviceOptions, ctx: RealizeContext, q: NicQueue
     opts.id !== undefined
       ? `/machine/peripheral/${opts.id}`
       : `/machine/peripheral-anon/device[${ctx.nextAnonIndex()}]`;
-  const passThrough = passThroughHooks
+  passThrough = passThroughHooks
     ? new PassThroughDevice(
         device,
         (e) =>
@@ -235,17 +237,20 @@ export function realizeNic(opts: DeviceOptions, ctx: RealizeContext, q: NicQueue
 /**
  * A vhost-user back-end takes the guest's vnet header itself (its offloads follow the acked
  * features, and the back-end's offer limits them: PassThroughDevice.checkOffer); there is
- * nothing for the model to set on the netdev. No UFO / USO, as QEMU's vhost-user peer.
+ * nothing for the model to set on the netdev. No UFO / USO, as QEMU's vhost-user peer. A
+ * queue pair the guest enables or disables goes to `setPairEnabled` (SET_VRING_ENABLE).
  */
-const VHOST_USER_PEER: VirtioNetPeer = {
-  hasVnetHdr: true,
-  hasUfo: false,
-  hasUso: false,
-  isTap: false,
-  setVnetHdrLen: () => false,
-  setOffloads: () => undefined,
-  setQueueEnabled: () => undefined,
-};
+function vhostUserPeer(setPairEnabled: (pair: number, on: boolean) => void): VirtioNetPeer {
+  return {
+    hasVnetHdr: true,
+    hasUfo: false,
+    hasUso: false,
+    isTap: false,
+    setVnetHdrLen: () => false,
+    setOffloads: () => undefined,
+    setQueueEnabled: setPairEnabled,
+  };
+}
 
 /**
  * What the virtio-net model may do to the netdev peered with its queues. A header length

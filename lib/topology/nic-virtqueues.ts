@@ -312,6 +312,15 @@ export class NicVirtqueues {
     return pt.stopRing(index);
   }
 
+  /**
+   * Resolves once every change this NIC's calls made has reached its rings: at once for
+   * native virtqueues; on a pass-through NIC, once the back-end answered (a device reset's
+   * SET_STATUS(0) and GET_VRING_BASEs included), so guest memory is no longer in use.
+   */
+  settled(): Promise<void> {
+    return this.#passThrough?.settled() ?? Promise.resolve();
+  }
+
   /** Every running queue stops (a device reset does this). */
   stopAll(): void {
     if (this.#passThrough) {

@@ -298,12 +298,14 @@ export class VhostUserBackend implements VhostUserHandler {
       case 'SET_VRING_ENABLE': {
         const { index, num } = req.value;
         if (num > 1) fail(`SET_VRING_ENABLE: ring ${index} state ${num} is neither 0 nor 1`);
+        this.#opts.log?.(`ring ${index} ${num === 1 ? 'enabled' : 'disabled'}`);
         return this.#change(index, (r) => void (r.enabled = num === 1));
       }
       case 'SET_STATUS': {
         if (!this.#hasProtocol(ProtocolF.STATUS)) fail('SET_STATUS without the STATUS protocol feature');
         if (req.value > 0xffn) fail(`SET_STATUS: 0x${req.value.toString(16)} is not a status byte`);
         this.#status = Number(req.value);
+        this.#opts.log?.(`status 0x${this.#status.toString(16)}`);
         this.#reconcile();
         return;
       }
@@ -363,6 +365,7 @@ export class VhostUserBackend implements VhostUserHandler {
       if (fd !== undefined && fd >= 0) closeQuietly(fd);
       r[key] = undefined;
     }
+    this.#opts.log?.(`ring ${index} stopped at base ${r.base}`);
     return { index, num: r.base };
   }
 

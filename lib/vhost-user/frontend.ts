@@ -16,7 +16,8 @@
 //   SET_FEATURES (what we want of what is offered, plus bit 30); SET_MEM_TABLE (the device's
 //   regions, one fd each; skipped while it has none); per ring SET_VRING_NUM, SET_VRING_BASE (the saved base on a reconnect),
 //   SET_VRING_ADDR, SET_VRING_KICK, SET_VRING_CALL; [SET_VRING_ENABLE 1 per ring when bit 30
-//   was acked]; [SET_STATUS 0xf when STATUS was acked].
+//   was acked, for the rings the device wants enabled]; [SET_STATUS 0xf when STATUS was
+//   acked and there is a ring to start].
 //
 // With REPLY_ACK every request without a reply of its own carries NEED_REPLY, and a non-zero
 // ack is the back-end refusing it. Every reply is checked before it is used: exactly the
@@ -30,8 +31,9 @@
 // with the message that names them (SET_MEM_TABLE, SET_VRING_KICK / CALL).
 //
 // After the set-up a device whose rings come and go (the pass-through one) changes them with
-// setMemTable / setFeatures / startRing / stopRing (GET_VRING_BASE). Every request, the
-// set-up included, runs in one queue, so they reach the back-end in the order they were made.
+// setMemTable / setFeatures / startRing / stopRing (GET_VRING_BASE) / enableRings, and stops
+// as a whole with stopDevice, in QEMU 7.2's vhost_dev_stop order. Every request, the set-up
+// included, runs in one queue, so they reach the back-end in the order they were made.
 import type * as net from 'node:net';
 import { closeQuietly } from '../control/monitor-fds';
 import { bit, VirtioStatus } from '../devices/virtio-net-features';
@@ -57,6 +59,8 @@ export interface FrontendRing {
   /** Eventfds (or pipes); this front-end sends them and closes its copies. -1 call: none. */
   kickFd: number;
   callFd: number;
+  /** false: started but left disabled (a queue pair the guest does not use yet). */
+  enabled?: boolean;
 }
 
 /** One region of the memory table (its fd stays the device's). */
@@ -128,6 +132,10 @@ export class VhostUserFrontend extends TypedEmitter<FrontendEvents> {
   #offered = 0n;
   #sentFeatures = 0n;
   #featuresAcked = false;
+  /** The STATUS protocol feature was acked. */
+  #statusAcked = false;
+  /** SET_STATUS(DRIVER_OK) sent since the last SET_STATUS(0). */
+  #deviceStarted = false;
   /** The tail of the request queue (set-up and later changes, in order). */
   #queue: Promise<unknown> = Promise.resolve();
   /** Requests sent (diagnostics). */
@@ -198,8 +206,8 @@ export class VhostUserFrontend extends TypedEmitter<FrontendEvents> {
       try {
         await this.#sendFeatures(features);
         await this.#sendRing(ring);
-        if ((this.#sentFeatures & PROTOCOL_FEATURES_BIT) !== 0n)
-          await this.#set(Request.SET_VRING_ENABLE, codecs.state.encode({ index: ring.index, num: 1 }));
+        if (ring.enabled !== false) await this.#sendEnable(ring.index, true);
+        await this.#startDevice();
       } finally {
         closeQuietly(ring.kickFd);
         closeQuietly(ring.callFd);
@@ -209,11 +217,37 @@ export class VhostUserFrontend extends TypedEmitter<FrontendEvents> {
 
   /** Stop one ring (GET_VRING_BASE): the back-end's next avail index. */
   stopRing(index: number): Promise<number> {
+    return this.#serial(() => this.#getVringBase(index));
+  }
+
+  /**
+   * Enable or disable rings (SET_VRING_ENABLE, QEMU's vhost_set_vring_enable when the guest
+   * changes its queue pairs); nothing is sent when bit 30 was not acked (rings are then
+   * always enabled).
+   */
+  enableRings(indexes: readonly number[], on: boolean): Promise<void> {
     return this.#serial(async () => {
-      const state = await this.#send(Request.GET_VRING_BASE, codecs.state.encode({ index, num: 0 }), [], 'u64');
-      const at = Number(state & 0xffffffffn);
-      if (at !== index) this.#fail(`the back-end answered GET_VRING_BASE for ring ${index} with ring ${at}`);
-      return Number(state >> 32n) & 0xffff;
+      for (const i of indexes) await this.#sendEnable(i, on);
+    });
+  }
+
+  /**
+   * Stop the device (a guest reset, the NIC unplugged) as QEMU 7.2's vhost_dev_stop does pair
+   * by pair: GET_VRING_BASE for each ring, except that the last pair first sends SET_STATUS(0)
+   * when STATUS was acked (vhost_user_dev_start(false)). No SET_VRING_ENABLE(0) is sent.
+   * Resolves with each ring's next avail index.
+   */
+  stopDevice(indexes: readonly number[]): Promise<Map<number, number>> {
+    return this.#serial(async () => {
+      const sorted = [...indexes].sort((a, b) => a - b);
+      const lastPair = sorted.length > 0 ? sorted[sorted.length - 1]! >> 1 : 0;
+      const bases = new Map<number, number>();
+      for (const i of sorted) {
+        if (i >> 1 === lastPair) await this.#stopStatus();
+        bases.set(i, await this.#getVringBase(i));
+      }
+      await this.#stopStatus(); // no ring at all: the status still goes back to 0
+      return bases;
     });
   }
 
@@ -234,6 +268,7 @@ export class VhostUserFrontend extends TypedEmitter<FrontendEvents> {
       protocol = p & FRONTEND_PROTOCOL_FEATURES;
       await this.#set(Request.SET_PROTOCOL_FEATURES, codecs.u64.encode(protocol));
       this.#replyAck = (protocol & bit(ProtocolF.REPLY_ACK)) !== 0n;
+      this.#statusAcked = (protocol & bit(ProtocolF.STATUS)) !== 0n;
     }
     let pairs = 1;
     if ((protocol & bit(ProtocolF.MQ)) !== 0n) {
@@ -272,13 +307,9 @@ export class VhostUserFrontend extends TypedEmitter<FrontendEvents> {
         closeQuietly(r.callFd);
       }
     }
-    if ((this.#sentFeatures & PROTOCOL_FEATURES_BIT) !== 0n) {
-      for (const r of rings) await this.#set(Request.SET_VRING_ENABLE, codecs.state.encode({ index: r.index, num: 1 }));
-    }
-    if ((protocol & bit(ProtocolF.STATUS)) !== 0n) {
-      const status = VirtioStatus.ACKNOWLEDGE | VirtioStatus.DRIVER | VirtioStatus.FEATURES_OK | VirtioStatus.DRIVER_OK;
-      await this.#set(Request.SET_STATUS, codecs.u64.encode(BigInt(status)));
-    }
+    for (const r of rings) if (r.enabled !== false) await this.#sendEnable(r.index, true);
+    // A guest that has not started a ring yet is not DRIVER_OK for the back-end either.
+    if (rings.length > 0) await this.#startDevice();
     this.#ready = true;
     return { features: virtio, protocolFeatures: protocol, backendQueuePairs: pairs };
   }
@@ -291,6 +322,33 @@ export class VhostUserFrontend extends TypedEmitter<FrontendEvents> {
     await this.#set(Request.SET_FEATURES, codecs.u64.encode(features));
     this.#sentFeatures = features;
     this.#featuresAcked = true;
+  }
+
+  async #sendEnable(index: number, on: boolean): Promise<void> {
+    if ((this.#sentFeatures & PROTOCOL_FEATURES_BIT) === 0n) return;
+    await this.#set(Request.SET_VRING_ENABLE, codecs.state.encode({ index, num: on ? 1 : 0 }));
+  }
+
+  /** SET_STATUS(ACKNOWLEDGE | DRIVER | FEATURES_OK | DRIVER_OK) once, when STATUS was acked. */
+  async #startDevice(): Promise<void> {
+    if (!this.#statusAcked || this.#deviceStarted) return;
+    const status = VirtioStatus.ACKNOWLEDGE | VirtioStatus.DRIVER | VirtioStatus.FEATURES_OK | VirtioStatus.DRIVER_OK;
+    await this.#set(Request.SET_STATUS, codecs.u64.encode(BigInt(status)));
+    this.#deviceStarted = true;
+  }
+
+  /** SET_STATUS(0) once after a start, when STATUS was acked. */
+  async #stopStatus(): Promise<void> {
+    if (!this.#statusAcked || !this.#deviceStarted) return;
+    await this.#set(Request.SET_STATUS, codecs.u64.encode(0n));
+    this.#deviceStarted = false;
+  }
+
+  async #getVringBase(index: number): Promise<number> {
+    const state = await this.#send(Request.GET_VRING_BASE, codecs.state.encode({ index, num: 0 }), [], 'u64');
+    const at = Number(state & 0xffffffffn);
+    if (at !== index) this.#fail(`the back-end answered GET_VRING_BASE for ring ${index} with ring ${at}`);
+    return Number(state >> 32n) & 0xffff;
   }
 
   async #sendMemTable(regions: readonly FrontendRegion[]): Promise<void> {

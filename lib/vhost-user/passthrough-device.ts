@@ -16,12 +16,20 @@
 // Features: the guest's negotiated features, limited to the bits a vhost-user back-end
 // controls (QEMU 7.2's user_feature_bits), are what SET_FEATURES carries. When a back-end's
 // offer is known, the device's own offer to the guest is narrowed to it (QEMU intersects
-// them); a back-end that lacks a bit the guest already acked is refused.
+// them); a back-end that lacks a bit the guest already acked is refused. Packed rings are
+// not offered on this path: the base after a back-end died would be the packed ring's used
+// index and wrap counter, which no guest memory field holds (QEMU keeps them in its device
+// model), and no test guest drives packed rings here.
+//
+// Queue pairs: a pair the guest does not use (VIRTIO_NET_CTRL_MQ_VQ_PAIRS_SET below it) is
+// started but left disabled; a change sends SET_VRING_ENABLE for both of its rings, as QEMU's
+// peer_attach / peer_detach (vhost_set_vring_enable). Stopping every ring (guest reset,
+// unplug) is QEMU's vhost_dev_stop: SET_STATUS(0) before the last pair's GET_VRING_BASEs.
 import * as fs from 'node:fs';
 import { closeQuietly } from '../control/monitor-fds';
 import type { FdGuestRegion, VringSetup } from '../devices/virtqueue-setup';
 import type { VirtioNet } from '../devices/virtio-net';
-import { VHOST_USER_NET_FEATURES, VirtioStatus } from '../devices/virtio-net-features';
+import { bit, VHOST_USER_NET_FEATURES, VirtioF, VirtioStatus } from '../devices/virtio-net-features';
 import { NetplaneError } from '../errors';
 import { native } from '../native';
 import type { FrontendDevice, FrontendRegion, FrontendRing, VhostUserFrontend } from './frontend';
@@ -35,17 +43,22 @@ export class PassThroughDevice implements FrontendDevice {
   readonly #rings = new Map<number, VringSetup>();
   /** The connection whose set-up took our state (rings started later go to it). */
   #frontend: VhostUserFrontend | undefined;
+  /** Whether each queue pair is enabled (the guest's queue-pair count; pair 0 always is). */
+  readonly #pairEnabled: boolean[] = [true];
+  /** The last change sent (settled() waits for it; changes reach the back-end in order). */
+  #last: Promise<void> = Promise.resolve();
   #closed = false;
 
   /** `report` receives what goes wrong on the connection after a call returned. */
   constructor(device: VirtioNet, report: (e: Error) => void) {
     this.#device = device;
     this.#report = report;
+    device.limitFeatures(~bit(VirtioF.RING_PACKED));
   }
 
   /** The guest's negotiated features a back-end is told (SET_FEATURES). */
   get features(): bigint {
-    return this.#device.driverFeatures & VHOST_USER_NET_FEATURES;
+    return this.#device.driverFeatures & VHOST_USER_NET_FEATURES & ~bit(VirtioF.RING_PACKED);
   }
 
   /** Indexes of the running rings. */
@@ -117,6 +130,16 @@ export class PassThroughDevice implements FrontendDevice {
     });
   }
 
+  /**
+   * The guest enabled or disabled queue pair `pair` (the device model's queue-pair count):
+   * SET_VRING_ENABLE for both of its rings when it changed and a back-end is connected.
+   */
+  setPairEnabled(pair: number, on: boolean): void {
+    if (this.#closed || (this.#pairEnabled[pair] ?? false) === on) return;
+    this.#pairEnabled[pair] = on;
+    void this.#forward((fe) => fe.enableRings([2 * pair, 2 * pair + 1], on));
+  }
+
   /** The driver started a ring (`setup`'s fds stay the caller's). */
   startRing(setup: VringSetup): void {
     this.#checkOpen();
@@ -149,9 +172,26 @@ export class PassThroughDevice implements FrontendDevice {
     }
   }
 
-  /** Stop every ring (a device reset, the NIC unplugged); the bases are forgotten. */
-  async stopAll(): Promise<void> {
-    await Promise.all(this.started.map((i) => this.stopRing(i)));
+  /** Resolves once the back-end answered every change made so far (a reset's stop too). */
+  settled(): Promise<void> {
+    return this.#last;
+  }
+
+  /**
+   * Stop every ring (a device reset, the NIC unplugged) in QEMU's vhost_dev_stop order
+   * (VhostUserFrontend.stopDevice); the bases are forgotten.
+   */
+  stopAll(): Promise<void> {
+    const rings = [...this.#rings.values()];
+    this.#rings.clear();
+    return this.#track(
+      this.#forward((fe) => fe.stopDevice(rings.map((r) => r.index)).then(() => undefined)).finally(() => {
+        for (const r of rings) {
+          closeQuietly(r.kickFd);
+          closeQuietly(r.callFd);
+        }
+      }),
+    );
   }
 
   /** The NIC went away: stop the rings at the back-end, release the memory's fds. */
@@ -175,7 +215,12 @@ export class PassThroughDevice implements FrontendDevice {
   #forward(op: (fe: VhostUserFrontend) => Promise<void>): Promise<void> {
     const fe = this.#frontend;
     if (!fe?.ready) return Promise.resolve();
-    return op(fe).catch((e: Error) => this.#report(e));
+    return this.#track(op(fe).catch((e: Error) => this.#report(e)));
+  }
+
+  #track(p: Promise<void>): Promise<void> {
+    this.#last = p;
+    return p;
   }
 
   /** A ring for one request sequence: fresh duplicates the front-end closes after sending. */
@@ -190,6 +235,7 @@ export class PassThroughDevice implements FrontendDevice {
       base: r.base,
       kickFd,
       callFd,
+      enabled: this.#pairEnabled[r.index >> 1] ?? false,
     };
   }
 
