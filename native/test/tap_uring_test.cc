@@ -132,7 +132,8 @@ TEST(TapUring, DeadDeviceOnTheBatchPathIsCounted) {
   REQUIRE(g.Connect(1, 2).ok());
   b.CloseKernelSide();  // b's writes now fail (EPIPE): write errors, counted per frame
   for (int i = 0; i < 5; ++i) REQUIRE(a.Inject(nptest::EthFrame(100, static_cast<uint8_t>(i))));
-  CHECK(nptest::WaitFor([&] { return nptest::InfoOf(g, 2).counters.dropped() + nptest::InfoOf(g, 2).counters.dev_tx_frames == 5; }));
+  CHECK(nptest::WaitFor(
+      [&] { return nptest::InfoOf(g, 2).counters.dropped() + nptest::InfoOf(g, 2).counters.dev_tx_frames == 5; }));
   CHECK_EQ(nptest::InfoOf(g, 2).counters.dev_tx_frames, uint64_t{0});
   CHECK(nptest::AllConserved(g));
 }
@@ -146,8 +147,8 @@ TEST(TapUring, RefusedIoUringFallsBackToReadWrite) {
     filtered = true;
     FakeTap a, b;
     NetGraph g(nullptr);
-    if (!g.AddTap(nptest::Spec(1, "ta"), a.dp(), 0, true).ok() || !g.AddTap(nptest::Spec(2, "tb"), b.dp(), 0, true).ok() ||
-        !g.Connect(1, 2).ok())
+    if (!g.AddTap(nptest::Spec(1, "ta"), a.dp(), 0, true).ok() ||
+        !g.AddTap(nptest::Spec(2, "tb"), b.dp(), 0, true).ok() || !g.Connect(1, 2).ok())
       return;
     active = nptest::InfoOf(g, 1).io_uring || nptest::InfoOf(g, 2).io_uring;
     forwarded = ForwardTagged(g, a, b, 200, 300);
