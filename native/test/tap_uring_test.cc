@@ -83,6 +83,26 @@ TEST(TapUring, BatchConservesFramesAndKeepsOrderBothWays) {
   CHECK(nptest::AllConserved(g));
 }
 
+TEST(TapUring, TapsMovedOntoAHubsThreadKeepBatchingThere) {
+  FakeTap a, b;
+  NetGraph g(nullptr);
+  // Queue indexes 0 and 1 start on two IoThreads; peering with the hub's ports moves both
+  // onto the hub's, and the write flush must follow them there.
+  REQUIRE(g.AddTap(nptest::Spec(1, "ta", 0), a.dp(), 0, true).ok());
+  REQUIRE(g.AddTap(nptest::Spec(2, "tb", 1), b.dp(), 0, true).ok());
+  REQUIRE(g.AddHubPort(nptest::Spec(11, "hub0port0"), 0).ok());
+  REQUIRE(g.AddHubPort(nptest::Spec(12, "hub0port1"), 0).ok());
+  REQUIRE(g.Connect(1, 11).ok());
+  REQUIRE(g.Connect(2, 12).ok());
+  CHECK(nptest::InfoOf(g, 1).iothread == nptest::InfoOf(g, 11).iothread);
+  CHECK(nptest::InfoOf(g, 2).iothread == nptest::InfoOf(g, 11).iothread);
+  CHECK_EQ(nptest::InfoOf(g, 2).io_uring, UringAvailable());
+  CHECK_EQ(ForwardTagged(g, a, b, 500, 100), 500);
+  CHECK_EQ(ForwardTagged(g, b, a, 500, 100), 500);
+  for (auto& i : g.Snapshot()) CHECK_EQ(i.counters.dropped(), uint64_t{0});
+  CHECK(nptest::AllConserved(g));
+}
+
 TEST(TapUring, VnetHeaderAndGsoFramesPassThrough) {
   FakeTap a, b;
   NetGraph g(nullptr);

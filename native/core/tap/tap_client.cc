@@ -80,10 +80,10 @@ Status TapClient::Start() {
     auto r = IoUringBatch::Create(kReadBudget + kWriteBatch);
     if (r.ok()) {
       ring_ = std::move(r.value);
-      if (!flush_bh_) flush_bh_ = ctx_->aio->NewBh(OnFlushBh, this, "tap-uring-flush");
       writes_.resize(kWriteBatch);
     }
   }
+  if (ring_ && !flush_bh_) flush_bh_ = ctx_->aio->NewBh(OnFlushBh, this, "tap-uring-flush");
   started_ = true;
   Status s = UpdatePolling();
   if (!s.ok()) started_ = false;
@@ -92,7 +92,9 @@ Status TapClient::Start() {
 
 void TapClient::Stop() {
   FlushWrites();  // accepted frames go out (or are counted) before the fd may close
-  if (flush_bh_) AioContext::CancelBh(flush_bh_);
+  // The BH belongs to this context; a client moved to another one (Relocate) gets a new one.
+  if (flush_bh_) AioContext::DeleteBh(flush_bh_);
+  flush_bh_ = nullptr;
   RemoveHandler();
   started_ = false;
 }
@@ -343,7 +345,7 @@ RecvResult TapClient::Receive(NetClient*, const Frame& f) {
 
 bool TapClient::QueueWrite(const DeviceFrame& d) {
   if (nwrites_ == kWriteBatch) FlushWrites();
-  if (!ring_) return false;
+  if (!ring_ || !flush_bh_) return false;  // (no BH: not started on a context)
   PendingWrite& w = writes_[nwrites_];
   size_t len = 0;
   for (int i = 0; i < d.iovcnt; ++i) len += d.iov[i].iov_len;
