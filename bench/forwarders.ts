@@ -75,6 +75,8 @@ interface NetplaneVariant {
   args: string[];
   /** Appended to each -netdev tap. */
   tapOpts?: string;
+  /** Why this variant cannot run here, beyond the forwarder's own checks. */
+  unavailable?: () => string | undefined;
 }
 
 function netplane(kind: 'hub' | 'link', vnetHdr: boolean, queues: number, variant?: NetplaneVariant): Forwarder {
@@ -92,7 +94,7 @@ function netplane(kind: 'hub' | 'link', vnetHdr: boolean, queues: number, varian
       if (!netplaneCli())
         return 'not available yet: neither dist/cli/main.js (npm run build) nor lib/cli/main.ts exists';
       if (!addonBuilt()) return 'the native addon is not built (npm run build)';
-      return undefined;
+      return variant?.unavailable?.();
     },
     command(ifA, ifB) {
       const cli = netplaneCli()!;
@@ -243,6 +245,15 @@ export const forwarders: Forwarder[] = [
     args: ['-object', 'iothread,id=io0,poll-max-ns=0'],
     tapOpts: ',iothread=io0',
   }),
+  ...(['link', 'hub'] as const).map((kind) =>
+    netplane(kind, true, 1, {
+      suffix: '-uring',
+      description: 'io-uring=on: each wake-up reads a batch and writes the batch through one io_uring_enter each',
+      args: [],
+      tapOpts: ',io-uring=on',
+      unavailable: ioUringUnavailable,
+    }),
+  ),
   {
     name: 'js-filter',
     description:

@@ -235,6 +235,8 @@ export interface NativeClientStats {
   enabled: boolean;
   vnetHdrLen: number;
   offloads: number;
+  /** Taps only: reads and writes go through io_uring (asked for and set up). */
+  ioUring?: boolean;
   /** The client met hostile input and stopped (a virtio queue pair in its error state). */
   broken: boolean;
   /** How often it entered that state; `error` is the last reason (null: never). */
@@ -290,6 +292,8 @@ export interface NativeClientSpec {
 export interface NativeTapSpec extends NativeClientSpec {
   fd: number;
   vnetHdrLen: number;
+  /** Batch reads and writes through io_uring; falls back to read/write where it cannot. */
+  ioUring?: boolean;
 }
 export interface NativeHubPortSpec extends NativeClientSpec {
   hubId: number;

@@ -3,6 +3,7 @@
 // After every test, every client's counters must add up: in = out + queued + dropped.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
 import { NativeDataPlane, type ClientStats, type TapDeadEvent } from '../lib/dataplane/native-dataplane';
 import { needsPrivileged } from './helpers/tools';
 import {
@@ -27,8 +28,21 @@ interface Rig {
   stat(name: string, queue?: number): ClientStats;
 }
 
+// io-uring=on takes effect unless the kernel forbids io_uring to root (io_uring_disabled=2);
+// otherwise the TAPs must report the read/write fallback.
+function ioUringExpected(): boolean {
+  try {
+    return fs.readFileSync('/proc/sys/kernel/io_uring_disabled', 'utf8').trim() !== '2';
+  } catch {
+    return true; // kernels before 6.6 have no switch
+  }
+}
+/** The TAP tests run on both paths: read/write per frame, and io_uring batches. */
+const kIoUringModes = [false, true] as const;
+const uringLabel = (ioUring: boolean): string => (ioUring ? ', io-uring=on' : '');
+
 /** Wire queue i of A to queue i of B, directly or through hub 0 (hub ports 100+). */
-function wire(dp: NativeDataPlane, a: Side, b: Side, how: Wiring, queues = 1): void {
+function wire(dp: NativeDataPlane, a: Side, b: Side, how: Wiring, queues = 1, ioUring = false): void {
   for (let q = 0; q < queues; q++) {
     dp.addClient({
       handle: 10 + q,
@@ -37,6 +51,7 @@ function wire(dp: NativeDataPlane, a: Side, b: Side, how: Wiring, queues = 1): v
       queueIndex: q,
       fd: a.tap.fd(q),
       vnetHdrLen: a.tap.vnetHdrLen,
+      ioUring,
     });
     dp.addClient({
       handle: 20 + q,
@@ -45,6 +60,7 @@ function wire(dp: NativeDataPlane, a: Side, b: Side, how: Wiring, queues = 1): v
       queueIndex: q,
       fd: b.tap.fd(q),
       vnetHdrLen: b.tap.vnetHdrLen,
+      ioUring,
     });
   }
   if (how === 'direct') {
@@ -64,13 +80,17 @@ async function withRig(
     how?: Wiring;
     queues?: number;
     autoOffloads?: boolean;
+    ioUring?: boolean;
   },
   body: (rig: Rig) => Promise<void>,
 ): Promise<void> {
   const [a, b] = openPair({ a: opts.a, b: opts.b });
   const dp = new NativeDataPlane({ autoOffloads: opts.autoOffloads });
   try {
-    wire(dp, a, b, opts.how ?? 'direct', opts.queues ?? 1);
+    wire(dp, a, b, opts.how ?? 'direct', opts.queues ?? 1, opts.ioUring);
+    const uring = opts.ioUring === true && ioUringExpected();
+    for (const c of dp.stats().filter((s) => s.kind === 'tap'))
+      assert.equal(c.ioUring, uring, `${c.name}.${c.queueIndex}: io_uring in use`);
     const stat = (name: string, queue = 0): ClientStats => {
       const s = dp.stats().find((c) => c.name === name && c.queueIndex === queue);
       assert.ok(s, `no client ${name} queue ${queue}`);
@@ -85,12 +105,12 @@ async function withRig(
   }
 }
 
-for (const how of ['direct', 'hub'] as const) {
+for (const [how, ioUring] of kIoUringModes.flatMap((u) => (['direct', 'hub'] as const).map((h) => [h, u] as const))) {
   test(
-    `tap-${how === 'hub' ? 'hub-' : ''}tap: ping and TCP cross in both directions`,
+    `tap-${how === 'hub' ? 'hub-' : ''}tap: ping and TCP cross in both directions${uringLabel(ioUring)}`,
     { ...needsPrivileged('ping', 'iperf3'), timeout: 60_000 },
     async () => {
-      await withRig({ a: { vnetHdr: 'on' }, b: { vnetHdr: 'on' }, how }, async ({ a, b, stat }) => {
+      await withRig({ a: { vnetHdr: 'on' }, b: { vnetHdr: 'on' }, how, ioUring }, async ({ a, b, stat }) => {
         assert.ok(ping(a, b.ip), `ping ${a.ip} -> ${b.ip}`);
         assert.ok(ping(b, a.ip), `ping ${b.ip} -> ${a.ip}`);
         const ab = await iperf(a, b);
@@ -104,22 +124,23 @@ for (const how of ['direct', 'hub'] as const) {
   );
 }
 
-test(
-  'GSO frames of up to 64 KiB cross untouched when both TAPs speak the vnet header',
-  { ...needsPrivileged('iperf3'), timeout: 60_000 },
-  async () => {
-    await withRig({ a: { vnetHdr: 'on' }, b: { vnetHdr: 'on' }, how: 'hub' }, async ({ a, b, stat }) => {
-      assert.notEqual(stat('ta').offloads, 0, 'offloads enabled on A');
-      assert.notEqual(stat('tb').offloads, 0, 'offloads enabled on B');
-      const bps = await iperf(a, b);
-      const tb = stat('tb');
-      const avg = tb.deviceTxBytes / tb.deviceTxFrames;
-      assert.ok(avg > 3000, `average frame written to B is ${avg.toFixed(0)} bytes: GSO frames passed through`);
-      assert.equal(tb.segments, 0, 'nothing segmented in software');
-      assert.ok(bps > 100e6, `TCP ${bps} bit/s`);
-    });
-  },
-);
+for (const ioUring of kIoUringModes)
+  test(
+    `GSO frames of up to 64 KiB cross untouched when both TAPs speak the vnet header${uringLabel(ioUring)}`,
+    { ...needsPrivileged('iperf3'), timeout: 60_000 },
+    async () => {
+      await withRig({ a: { vnetHdr: 'on' }, b: { vnetHdr: 'on' }, how: 'hub', ioUring }, async ({ a, b, stat }) => {
+        assert.notEqual(stat('ta').offloads, 0, 'offloads enabled on A');
+        assert.notEqual(stat('tb').offloads, 0, 'offloads enabled on B');
+        const bps = await iperf(a, b);
+        const tb = stat('tb');
+        const avg = tb.deviceTxBytes / tb.deviceTxFrames;
+        assert.ok(avg > 3000, `average frame written to B is ${avg.toFixed(0)} bytes: GSO frames passed through`);
+        assert.equal(tb.segments, 0, 'nothing segmented in software');
+        assert.ok(bps > 100e6, `TCP ${bps} bit/s`);
+      });
+    },
+  );
 
 test(
   'without a vnet header on one side, GSO frames arrive segmented',
@@ -145,63 +166,65 @@ test(
   },
 );
 
-test(
-  'set link off drops and counts in both directions, on restores',
-  { ...needsPrivileged('ping'), timeout: 60_000 },
-  async () => {
-    await withRig({ a: { vnetHdr: 'on' }, b: { vnetHdr: 'on' }, how: 'hub' }, async ({ a, b, dp, stat }) => {
-      assert.ok(ping(a, b.ip));
-      dp.setLinkDown(101, true); // hub port towards B
-      assert.equal(ping(a, b.ip, 2), false);
-      assert.equal(ping(b, a.ip, 2), false);
-      const p = stat('hub0port1');
-      assert.ok(p.linkDown);
-      assert.ok(p.drops.linkDown >= 4, `linkDown drops ${p.drops.linkDown}`);
-      dp.setLinkDown(101, false);
-      assert.ok(ping(a, b.ip), 'restored');
-      dp.setLinkDown(10, true); // the TAP itself
-      assert.equal(ping(a, b.ip, 2), false);
-      assert.ok(stat('ta').drops.linkDown > 0);
-      dp.setLinkDown(10, false);
-      assert.ok(ping(b, a.ip));
-    });
-  },
-);
+for (const ioUring of kIoUringModes)
+  test(
+    `set link off drops and counts in both directions, on restores${uringLabel(ioUring)}`,
+    { ...needsPrivileged('ping'), timeout: 60_000 },
+    async () => {
+      await withRig({ a: { vnetHdr: 'on' }, b: { vnetHdr: 'on' }, how: 'hub', ioUring }, async ({ a, b, dp, stat }) => {
+        assert.ok(ping(a, b.ip));
+        dp.setLinkDown(101, true); // hub port towards B
+        assert.equal(ping(a, b.ip, 2), false);
+        assert.equal(ping(b, a.ip, 2), false);
+        const p = stat('hub0port1');
+        assert.ok(p.linkDown);
+        assert.ok(p.drops.linkDown >= 4, `linkDown drops ${p.drops.linkDown}`);
+        dp.setLinkDown(101, false);
+        assert.ok(ping(a, b.ip), 'restored');
+        dp.setLinkDown(10, true); // the TAP itself
+        assert.equal(ping(a, b.ip, 2), false);
+        assert.ok(stat('ta').drops.linkDown > 0);
+        dp.setLinkDown(10, false);
+        assert.ok(ping(b, a.ip));
+      });
+    },
+  );
 
-test(
-  'ip link del under traffic: tap-dead event, link down, no spinning core',
-  { ...needsPrivileged('ping'), timeout: 60_000 },
-  async () => {
-    await withRig({ a: { vnetHdr: 'on' }, b: { vnetHdr: 'on' } }, async ({ a, b, dp, stat }) => {
-      const events: TapDeadEvent[] = [];
-      dp.on('event', (e: TapDeadEvent) => events.push(e));
-      // Traffic from A to B (flood ping) while B's interface is deleted.
-      const flood = a.ns.spawn('ping', ['-f', '-w', '4', b.ip]);
-      try {
-        await sleep(500);
-        b.ns.exec('ip', ['link', 'del', b.ifname]);
-        for (let i = 0; i < 100 && events.length === 0; i++) await sleep(20);
-      } finally {
-        flood.kill('SIGKILL');
-      }
-      assert.equal(events.length, 1, 'one tap-dead event');
-      assert.equal(events[0].name, 'tb');
-      assert.equal(events[0].code, 'EBADFD');
-      const tb = stat('tb');
-      assert.ok(tb.dead && tb.linkDown);
-      await sleep(200);
-      const wakeups = stat('tb').wakeups;
-      const cpu0 = cpuSeconds();
-      await sleep(1000);
-      const used = cpuSeconds() - cpu0;
-      assert.ok(used < 0.2, `process used ${used}s of CPU in 1s after the TAP died`);
-      assert.equal(stat('tb').wakeups, wakeups, 'the dead fd is not polled');
-      // Frames towards the dead TAP are counted, not lost silently.
-      ping(a, b.ip, 1);
-      assert.ok(stat('tb').drops.deadDevice > 0);
-    });
-  },
-);
+for (const ioUring of kIoUringModes)
+  test(
+    `ip link del under traffic: tap-dead event, link down, no spinning core${uringLabel(ioUring)}`,
+    { ...needsPrivileged('ping'), timeout: 60_000 },
+    async () => {
+      await withRig({ a: { vnetHdr: 'on' }, b: { vnetHdr: 'on' }, ioUring }, async ({ a, b, dp, stat }) => {
+        const events: TapDeadEvent[] = [];
+        dp.on('event', (e: TapDeadEvent) => events.push(e));
+        // Traffic from A to B (flood ping) while B's interface is deleted.
+        const flood = a.ns.spawn('ping', ['-f', '-w', '4', b.ip]);
+        try {
+          await sleep(500);
+          b.ns.exec('ip', ['link', 'del', b.ifname]);
+          for (let i = 0; i < 100 && events.length === 0; i++) await sleep(20);
+        } finally {
+          flood.kill('SIGKILL');
+        }
+        assert.equal(events.length, 1, 'one tap-dead event');
+        assert.equal(events[0].name, 'tb');
+        assert.equal(events[0].code, 'EBADFD');
+        const tb = stat('tb');
+        assert.ok(tb.dead && tb.linkDown);
+        await sleep(200);
+        const wakeups = stat('tb').wakeups;
+        const cpu0 = cpuSeconds();
+        await sleep(1000);
+        const used = cpuSeconds() - cpu0;
+        assert.ok(used < 0.2, `process used ${used}s of CPU in 1s after the TAP died`);
+        assert.equal(stat('tb').wakeups, wakeups, 'the dead fd is not polled');
+        // Frames towards the dead TAP are counted, not lost silently.
+        ping(a, b.ip, 1);
+        assert.ok(stat('tb').drops.deadDevice > 0);
+      });
+    },
+  );
 
 test(
   'multiqueue: flows spread over both queues and both IOThreads',

@@ -222,6 +222,8 @@ describe('-netdev accepted', () => {
     ['tap,id=x,queues=010', { type: 'tap', id: 'x', queues: 8 }], // base 0: octal, as strtoull
     ['tap,id=x,script=/etc/np-up,,v2,downscript=', { type: 'tap', id: 'x', script: '/etc/np-up,v2', downscript: '' }],
     ['tap,id=x,iothread=io0,poll-us=50', { type: 'tap', id: 'x', iothread: 'io0', 'poll-us': 50 }],
+    ['tap,id=x,io-uring=on', { type: 'tap', id: 'x', 'io-uring': true }],
+    ['tap,id=x,io-uring=off', { type: 'tap', id: 'x', 'io-uring': false }],
     ['tap,id=x,vhost=off', { type: 'tap', id: 'x', vhost: false }],
     ['type=tap,id=x.y-z_1', { type: 'tap', id: 'x.y-z_1' }],
     ['hubport,id=h0,hubid=0', { type: 'hubport', id: 'h0', hubid: 0 }],
@@ -1098,5 +1100,13 @@ describe('differential against qemu-system-x86_64 7.2', { skip: qemuSkip, timeou
     assert.equal(qemuError('-netdev', 'user,id=x,bogus=1').message, "Invalid parameter 'bogus'");
     expectError(() => parseNetdevArg('user,id=x,bogus=1'), "Invalid parameter 'bogus'");
     expectError(() => parseNetdevArg('{"type":"user","id":"x","bogus":1}'), "Parameter 'bogus' is unexpected");
+  });
+});
+
+// netplane's own member (QEMU has no io-uring= on a tap): checked like any bool.
+test('tap io-uring= takes on/off only', () => {
+  assert.throws(() => parseNetdevArg('tap,id=x,io-uring=maybe'), {
+    code: 'NETPLANE_INVALID_OPTION',
+    message: "Parameter 'io-uring' expects 'on' or 'off'",
   });
 });

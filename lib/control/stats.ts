@@ -39,6 +39,8 @@ export interface NetplaneClientStats {
   /** "name" or "name.queue" of the other end, when peered. */
   peer?: string;
   'hub-id'?: number;
+  /** Present (true) on a TAP queue whose reads and writes go through io_uring (io-uring=on). */
+  'io-uring'?: boolean;
   'frames-in': number;
   'bytes-in': number;
   'frames-out': number;
@@ -150,6 +152,7 @@ function toQmp(
     ...(s.broken ? { broken: true, error: s.error ?? '' } : {}),
     ...(peer ? { peer: clientLabel(peer.name, peer.queueIndex) } : {}),
     ...(s.hubId !== null ? { 'hub-id': s.hubId } : {}),
+    ...(s.ioUring === true ? { 'io-uring': true } : {}),
     'frames-in': s.framesIn,
     'bytes-in': s.bytesIn,
     'frames-out': s.framesOut,

@@ -204,6 +204,7 @@ export class NativeDataPlane extends EventEmitter implements DataPlane {
             iothread,
             fd: c.fd!,
             vnetHdrLen: c.vnetHdrLen ?? 0,
+            ioUring: c.ioUring === true,
           }),
         );
         break;

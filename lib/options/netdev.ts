@@ -58,6 +58,7 @@ const TAP_FIELDS: readonly FieldSpec[] = [
   { name: 'queues', kind: 'uint32' },
   { name: 'poll-us', kind: 'uint32' },
   { name: 'iothread', kind: 'str' }, // netplane: run this netdev's queues on an -object iothread
+  { name: 'io-uring', kind: 'bool' }, // netplane: batch each queue's reads and writes through io_uring
 ];
 
 const SOCKET_FIELDS: readonly FieldSpec[] = SOCKET_MEMBERS.map((name) => ({ name, kind: 'str' }));
@@ -149,7 +150,8 @@ function checkTap(id: string, v: Record<string, unknown>): TapNetdevOptions {
   for (const key of ['ifname', 'fd', 'script', 'downscript', 'br', 'helper', 'vhostfd', 'iothread'] as const) {
     if (has(key)) opts[key] = v[key] as string;
   }
-  for (const key of ['vnet_hdr', 'vhost', 'vhostforce'] as const) if (has(key)) opts[key] = v[key] as boolean;
+  for (const key of ['vnet_hdr', 'vhost', 'vhostforce', 'io-uring'] as const)
+    if (has(key)) opts[key] = v[key] as boolean;
   for (const key of ['sndbuf', 'queues', 'poll-us'] as const) if (has(key)) opts[key] = v[key] as number;
   if (has('fds')) opts.fds = splitFdList(v.fds as string);
   if (has('vhostfds')) opts.vhostfds = splitFdList(v.vhostfds as string);

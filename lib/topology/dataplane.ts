@@ -26,6 +26,8 @@ export interface TapClientDescriptor extends ClientBase {
   fd: number;
   /** vnet header length currently set on the fd (0 = none). */
   vnetHdrLen?: number;
+  /** Batch reads and writes through io_uring where it can be set up (io-uring=on). */
+  ioUring?: boolean;
 }
 
 /** A hub port (a hubport netdev, or a port of a legacy hub). */
@@ -133,7 +135,7 @@ export type DataPlaneClientStats = Pick<
   | 'dropped'
   | 'drops'
 > &
-  Partial<Pick<NativeClientStats, 'broken' | 'error' | 'virtio'>>;
+  Partial<Pick<NativeClientStats, 'broken' | 'error' | 'virtio' | 'ioUring'>>;
 
 /** A client whose device the data plane found gone (a TAP whose interface vanished). */
 export interface ClientDeadEvent {

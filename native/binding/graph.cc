@@ -181,7 +181,7 @@ class NetGraphWrap : public Napi::ObjectWrap<NetGraphWrap> {
     return g ? SlirpControl(info, g) : info.Env().Undefined();
   }
 
-  // addTap({ handle, name, queueIndex, iothread, fd, vnetHdrLen })
+  // addTap({ handle, name, queueIndex, iothread, fd, vnetHdrLen, ioUring? })
   Napi::Value JsAddTap(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     auto* g = Live(env);
@@ -189,10 +189,12 @@ class NetGraphWrap : public Napi::ObjectWrap<NetGraphWrap> {
     Napi::Object o;
     core::ClientSpec spec;
     int fd, hdr;
+    bool io_uring = false;
     if (!ArgSpec(info, &o, &spec) || !ReadInteger(env, o.Get("fd"), "fd", INT_MIN, INT_MAX, &fd) ||
-        !ReadInteger(env, o.Get("vnetHdrLen"), "vnetHdrLen", INT_MIN, INT_MAX, &hdr))
+        !ReadInteger(env, o.Get("vnetHdrLen"), "vnetHdrLen", INT_MIN, INT_MAX, &hdr) ||
+        (!o.Get("ioUring").IsUndefined() && !ReadBool(env, o.Get("ioUring"), "ioUring", &io_uring)))
       return env.Undefined();
-    return Done(env, g->AddTap(spec, fd, hdr));
+    return Done(env, g->AddTap(spec, fd, hdr, io_uring));
   }
 
   // addStream({ handle, name, queueIndex, iothread }): starts without a connection.
@@ -555,6 +557,7 @@ class NetGraphWrap : public Napi::ObjectWrap<NetGraphWrap> {
       o.Set("enabled", i.enabled);
       o.Set("vnetHdrLen", Napi::Number::New(env, i.vnet_hdr_len));
       o.Set("offloads", num(i.offloads));
+      if (i.kind == core::ClientKind::kTap) o.Set("ioUring", i.io_uring);
       o.Set("broken", i.broken);
       o.Set("errors", num(i.errors));
       o.Set("error", i.error.empty() ? env.Null() : Napi::String::New(env, i.error));

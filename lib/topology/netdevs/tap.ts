@@ -107,6 +107,7 @@ export const tapNetdev: NetdevType<TapNetdevOptions> = {
           queueIndex: q,
           fd: tap.fd(q),
           vnetHdrLen: c.vnetHdrLen,
+          ...(o['io-uring'] === true ? { ioUring: true } : {}),
           ...(o.iothread !== undefined ? { iothread: o.iothread } : {}),
         });
         clients.push(c);

@@ -125,6 +125,7 @@ struct ClientInfo {
   bool enabled = true;
   int vnet_hdr_len = 0;
   unsigned offloads = 0;  // TUN_F_* applied (taps)
+  bool io_uring = false;  // taps: reads and writes batched through io_uring
   // A client that met hostile input (a virtio queue pair) and stopped: how often, the last
   // reason, and whether it is still in that state.
   bool broken = false;

@@ -113,7 +113,7 @@ void NetGraph::StopClient(Entry* e) {
   });
 }
 
-Status NetGraph::AddTap(const ClientSpec& spec, int fd, int vnet_hdr_len) {
+Status NetGraph::AddTap(const ClientSpec& spec, int fd, int vnet_hdr_len, bool io_uring) {
   Status s = CheckNew(spec);
   if (!s.ok()) return s;
   if (fd < 0) return Status::Invalid("tap '" + spec.name + "': fd must be a non-negative integer");
@@ -122,8 +122,9 @@ Status NetGraph::AddTap(const ClientSpec& spec, int fd, int vnet_hdr_len) {
                            std::to_string(vnet_hdr_len));
   auto ctx = GetContext(spec.iothread.empty() ? DefaultContextName(spec.queue_index) : spec.iothread);
   if (!ctx.ok()) return ctx.status;
-  return Register(spec, ctx.value,
-                  std::make_unique<TapClient>(spec.handle, spec.name, ctx.value->net.get(), fd, vnet_hdr_len));
+  return Register(
+      spec, ctx.value,
+      std::make_unique<TapClient>(spec.handle, spec.name, ctx.value->net.get(), fd, vnet_hdr_len, io_uring));
 }
 
 Status NetGraph::Register(const ClientSpec& spec, Context* ctx, std::unique_ptr<NetClient> client, JsPort* port,

@@ -55,7 +55,8 @@ class NetGraph {
   // -object iothread: create (or retune) a named context thread.
   Status AddIothread(const std::string& name, const PollParams& params);
 
-  Status AddTap(const ClientSpec& spec, int fd, int vnet_hdr_len);
+  // io_uring: batch the queue's reads and writes through io_uring where it can be set up.
+  Status AddTap(const ClientSpec& spec, int fd, int vnet_hdr_len, bool io_uring = false);
   Status AddHubPort(const ClientSpec& spec, int hub_id);
   Status AddJsPort(const ClientSpec& spec, const JsPortConfig& cfg);
   // A guest's virtio-net queue pair served from its rings (virtio_device_queue.h); it starts

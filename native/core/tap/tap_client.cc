@@ -5,6 +5,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
@@ -47,19 +48,42 @@ void WriteSegment(void* opaque, const uint8_t* frame, size_t len) {
 }
 }  // namespace
 
-TapClient::TapClient(uint32_t handle, std::string name, NetContext* ctx, int fd, int vnet_hdr_len)
+namespace {
+// Room for the largest read (a 64 KiB GSO frame after the largest vnet header) plus padding.
+constexpr size_t kReadBufLen = kMaxVnetHdrLen + kNetBufSize + kPadFrameLen;
+// A completion's tag: the slot, with this bit for a write.
+constexpr uint64_t kWriteTag = uint64_t{1} << 32;
+// io_uring read nothing this often in a row while read(2) found frames: the kernel cannot
+// read this fd without blocking (no FMODE_NOWAIT), so the plain path takes over.
+constexpr int kMaxUringMisses = 16;
+}  // namespace
+
+TapClient::TapClient(uint32_t handle, std::string name, NetContext* ctx, int fd, int vnet_hdr_len, bool io_uring)
     : NetClient(ClientKind::kTap, handle, std::move(name), ctx),
       fd_(fd),
       hdr_len_(vnet_hdr_len),
-      rbuf_(new uint8_t[kMaxVnetHdrLen + kNetBufSize + kPadFrameLen]) {}
+      rbuf_(new uint8_t[kReadBufLen]),
+      want_uring_(io_uring) {}
 
-TapClient::~TapClient() = default;
+TapClient::~TapClient() {
+  if (flush_bh_) AioContext::DeleteBh(flush_bh_);
+}
 
 Status TapClient::Start() {
   int fl = ::fcntl(fd_, F_GETFL);
   if (fl < 0) return Status::Errno(errno, "fcntl(F_GETFL)", "tap fd " + std::to_string(fd_) + " is not open");
   if (!(fl & O_NONBLOCK) && ::fcntl(fd_, F_SETFL, fl | O_NONBLOCK) < 0)
     return Status::Errno(errno, "fcntl(F_SETFL)", "cannot make tap fd non-blocking");
+  if (want_uring_ && !ring_) {
+    // No io_uring (disabled by sysctl, not in this kernel or tool): the plain path, silently;
+    // stats tell which path runs.
+    auto r = IoUringBatch::Create(kReadBudget + kWriteBatch);
+    if (r.ok()) {
+      ring_ = std::move(r.value);
+      writes_.resize(kWriteBatch);
+    }
+  }
+  if (ring_ && !flush_bh_) flush_bh_ = ctx_->aio->NewBh(OnFlushBh, this, "tap-uring-flush");
   started_ = true;
   Status s = UpdatePolling();
   if (!s.ok()) started_ = false;
@@ -67,6 +91,10 @@ Status TapClient::Start() {
 }
 
 void TapClient::Stop() {
+  FlushWrites();  // accepted frames go out (or are counted) before the fd may close
+  // The BH belongs to this context; a client moved to another one (Relocate) gets a new one.
+  if (flush_bh_) AioContext::DeleteBh(flush_bh_);
+  flush_bh_ = nullptr;
   RemoveHandler();
   started_ = false;
 }
@@ -83,6 +111,7 @@ void TapClient::SetQueueEnabled(bool enabled) {
   if (!enabled) {
     // Remove the handler entirely: a detached queue reports POLLERR, which would spin.
     RemoveHandler();
+    FlushWrites();
     enabled_ = false;
     write_poll_ = false;
     FlushQueuedPackets();  // what waits here is dropped (Receive refuses while detached)
@@ -111,6 +140,7 @@ void TapClient::RecomputeOffloads(bool auto_on) {
 
 void TapClient::Describe(ClientInfo& info) const {
   info.enabled = enabled_;
+  info.io_uring = ring_ != nullptr;
   info.offloads = offloads_;
 }
 
@@ -157,33 +187,108 @@ void TapClient::ReadBatch() {
     CheckFdError();
     return;
   }
+  if (ring_)
+    ReadUring();
+  else
+    ReadPlain();
+}
+
+int TapClient::ReadPlain() {
   const size_t cap = static_cast<size_t>(hdr_len_) + kNetBufSize;
   uint8_t* buf = rbuf_.get();
-  for (int got = 0; got < kReadBudget;) {
+  int got = 0;
+  while (got < kReadBudget) {
     ssize_t n = RawRead(fd_, buf, cap);
     if (n < 0) {
       int err = errno;
       if (err == EINTR) continue;
       if (err == EAGAIN || err == EWOULDBLOCK) {
         if (got == 0) CheckFdError();
-        return;
+        return got;
       }
       Die(err, "read");
-      return;
+      return got;
     }
     if (n == 0) {
       if (got == 0) CheckFdError();
-      return;
+      return got;
     }
     ++got;
     if (DeliverRead(buf, static_cast<size_t>(n))) {
       // The peer holds our frame: stop reading until it leaves the queue.
       read_poll_ = false;
       UpdatePolling();
-      return;
+      return got;
     }
-    if (dead_ || !started_ || !enabled_) return;
+    if (dead_ || !started_ || !enabled_) return got;
   }
+  return got;
+}
+
+void TapClient::OnCompletion(void* opaque, uint64_t tag, int32_t res) {
+  auto* self = static_cast<TapClient*>(opaque);
+  const auto slot = static_cast<uint32_t>(tag);
+  if (tag & kWriteTag) {
+    if (slot < kWriteBatch) self->write_res_[slot] = res;
+  } else if (slot < kReadBudget) {
+    self->read_res_[slot] = res;
+  }
+}
+
+void TapClient::ReadUring() {
+  const int batch = read_batch_;
+  while (read_bufs_.size() < static_cast<size_t>(batch))
+    read_bufs_.emplace_back(new uint8_t[kReadBufLen]());  // zeroed: memcheck cannot see the kernel's writes
+  const auto cap = static_cast<uint32_t>(hdr_len_ + kNetBufSize);
+  for (int i = 0; i < batch; ++i) {
+    read_res_[i] = -EAGAIN;
+    ring_->AddRead(fd_, read_bufs_[i].get(), cap, static_cast<uint64_t>(i));
+  }
+  const unsigned writes = nwrites_;  // ride along in the same enter
+  ring_->Run(OnCompletion, this);
+  if (writes > 0) CountWrites(writes);
+  // Deliver every frame read, in slot order (the order the kernel handed them out). A peer
+  // that says "not now" queued the frame (callback senders always queue), so the rest
+  // queue behind it and nothing read is lost; reading then pauses.
+  int got = 0, fatal = 0;
+  bool held = false, unsupported = false;
+  for (int i = 0; i < batch; ++i) {
+    const int32_t res = read_res_[i];
+    if (res > 0) {
+      ++got;
+      if (DeliverRead(read_bufs_[i].get(), static_cast<size_t>(res))) held = true;
+    } else if (res == -EOPNOTSUPP || res == -EINVAL) {
+      unsupported = true;
+    } else if (res < 0 && res != -EAGAIN && res != -EINTR && fatal == 0) {
+      fatal = -res;
+    }
+  }
+  read_batch_ = got == batch ? std::min(batch * 2, kReadBudget) : std::max(got + 1, 2);
+  if (fatal != 0) {
+    Die(fatal, "read");
+    return;
+  }
+  if (unsupported || ring_->broken()) {
+    RetireRing();
+    if (got == 0 && !held) ReadPlain();
+  } else if (got == 0 && !held) {
+    // Nothing for io_uring: read(2) checks the fd's error state as the plain path does, and
+    // tells whether io_uring can read this fd at all.
+    if (ReadPlain() > 0 && ++uring_misses_ >= kMaxUringMisses) RetireRing();
+    return;
+  } else {
+    uring_misses_ = 0;
+  }
+  if (held && read_poll_) {
+    read_poll_ = false;
+    UpdatePolling();
+  }
+}
+
+void TapClient::RetireRing() {
+  FlushWrites();
+  ring_.reset();
+  if (flush_bh_) AioContext::CancelBh(flush_bh_);
 }
 
 bool TapClient::DeliverRead(uint8_t* buf, size_t len) {
@@ -233,6 +338,67 @@ RecvResult TapClient::Receive(NetClient*, const Frame& f) {
   uint8_t hdr_scratch[kMaxVnetHdrLen];
   DeviceFrame d;
   if (!ShapeOrDrop(f, kNetBufSize, hdr_scratch, &d)) return RecvResult::kError;
+  if (ring_ && d.kind == DeviceFrame::Kind::kIov && QueueWrite(d)) return RecvResult::kConsumed;
+  FlushWrites();  // frames queued earlier reach the device first
+  return WritePlain(f, d);
+}
+
+bool TapClient::QueueWrite(const DeviceFrame& d) {
+  if (nwrites_ == kWriteBatch) FlushWrites();
+  if (!ring_ || !flush_bh_) return false;  // (no BH: not started on a context)
+  PendingWrite& w = writes_[nwrites_];
+  size_t len = 0;
+  for (int i = 0; i < d.iovcnt; ++i) len += d.iov[i].iov_len;
+  w.bytes.resize(len);  // keeps its capacity: no allocation once a slot has seen this size
+  size_t at = 0;
+  for (int i = 0; i < d.iovcnt; ++i) {
+    std::memcpy(w.bytes.data() + at, d.iov[i].iov_base, d.iov[i].iov_len);
+    at += d.iov[i].iov_len;
+  }
+  w.eth_len = static_cast<uint32_t>(d.eth_len);
+  if (!ring_->AddWrite(fd_, w.bytes.data(), static_cast<uint32_t>(len), kWriteTag | nwrites_)) return false;
+  if (nwrites_++ == 0) AioContext::ScheduleBh(flush_bh_);
+  return true;
+}
+
+void TapClient::OnFlushBh(void* opaque) { static_cast<TapClient*>(opaque)->FlushWrites(); }
+
+void TapClient::FlushWrites() {
+  if (!ring_ || nwrites_ == 0) return;
+  const unsigned n = nwrites_;
+  ring_->Run(OnCompletion, this);
+  CountWrites(n);
+  if (ring_->broken()) RetireRing();
+}
+
+void TapClient::CountWrites(unsigned n) {
+  nwrites_ = 0;
+  int dead_err = 0;
+  for (unsigned i = 0; i < n; ++i) {
+    const int32_t res = write_res_[i];
+    const PendingWrite& w = writes_[i];
+    if (res >= 0 && static_cast<size_t>(res) == w.bytes.size()) {
+      counters_.Out(w.eth_len);
+      counters_.DevTx(w.eth_len);
+    } else if (res == -EBADFD || res == -ENODEV) {
+      counters_.Drop(DropReason::kDeadDevice);
+      dead_err = -res;
+    } else if (res == -EAGAIN &&
+               RawWrite(fd_, w.bytes.data(), w.bytes.size()) == static_cast<ssize_t>(w.bytes.size())) {
+      // io_uring would have had to wait; write(2) took it (a kernel without nowait writes).
+      counters_.Out(w.eth_len);
+      counters_.DevTx(w.eth_len);
+    } else {
+      // Short or failed. A device still full after the retry drops it: the frame was already
+      // accepted, so it cannot wait in a queue.
+      if (res == -EAGAIN) counters_.eagain.Add();
+      counters_.Drop(DropReason::kWriteError);
+    }
+  }
+  if (dead_err != 0) Die(dead_err, "write");
+}
+
+RecvResult TapClient::WritePlain(const Frame& f, const DeviceFrame& d) {
   int err = 0;
   if (d.kind == DeviceFrame::Kind::kSoftware) {
     SegmentWriter w{fd_};

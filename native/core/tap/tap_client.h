@@ -10,12 +10,20 @@
 //  - a dead device (EBADFD / EIO on read, EBADFD on write, POLLERR/POLLHUP) removes the
 //    handler, takes the link down, purges the queue and raises a kTapDead event once;
 //    nothing is polled afterwards, so no core spins.
+//  - io_uring (asked for at construction, io-uring=on): per wakeup one io_uring_enter
+//    carries a batch of RWF_NOWAIT reads into per-slot buffers plus the writes queued here
+//    since the last one; writes from the peer are copied into write slots and flushed by a
+//    bottom half (or with the next read batch). A failed or short write completes as a
+//    counted drop. When io_uring cannot be set up (kernel.io_uring_disabled, no syscall,
+//    a tool that does not pass it through) or stops working, the plain path above is used.
 // The fd is borrowed (owned by the TapDevice / JavaScript); Stop() before it is closed.
 #pragma once
 
 #include <memory>
+#include <vector>
 
 #include "aio/fd_watch.h"
+#include "aio/io_uring_batch.h"
 #include "net/net_client.h"
 
 namespace netplane::core {
@@ -23,8 +31,9 @@ namespace netplane::core {
 class TapClient : public NetClient {
  public:
   static constexpr int kReadBudget = 64;
+  static constexpr int kWriteBatch = 64;  // queued writes before a forced flush
 
-  TapClient(uint32_t handle, std::string name, NetContext* ctx, int fd, int vnet_hdr_len);
+  TapClient(uint32_t handle, std::string name, NetContext* ctx, int fd, int vnet_hdr_len, bool io_uring = false);
   ~TapClient() override;
 
   // Home thread. Start installs the fd handler (the fd is made non-blocking); Stop removes it.
@@ -38,6 +47,8 @@ class TapClient : public NetClient {
   // it are dropped as deadDevice (the kernel would refuse them with EBADFD).
   void SetQueueEnabled(bool enabled) override;
   bool enabled() const { return enabled_; }
+  // The io_uring batch path is in use (asked for, set up, not fallen back).
+  bool io_uring_active() const { return ring_ != nullptr; }
 
   // TUNSETOFFLOAD on this fd with the kOffload* (= TUN_F_*) mask, dropping USO and then UFO
   // where the kernel lacks them. Returns the mask applied.
@@ -56,6 +67,17 @@ class TapClient : public NetClient {
   static void OnReadable(void* opaque);
   static void OnWritable(void* opaque);
   void ReadBatch();
+  int ReadPlain();  // frames read
+  void ReadUring();
+  // io_uring writes: queue a shaped frame (false: use the plain path), submit what is
+  // queued, and count each completion.
+  bool QueueWrite(const DeviceFrame& d);
+  void FlushWrites();
+  void CountWrites(unsigned n);
+  void RetireRing();
+  static void OnFlushBh(void* opaque);
+  static void OnCompletion(void* opaque, uint64_t tag, int32_t res);
+  RecvResult WritePlain(const Frame& f, const DeviceFrame& d);
   // Hand one frame read into buf on to the peer; true when it had to wait in the peer's queue.
   bool DeliverRead(uint8_t* buf, size_t len);
   RecvResult WriteFailed(int err, const char* syscall);
@@ -77,6 +99,22 @@ class TapClient : public NetClient {
   // graph choice is written even when it looks unchanged.
   bool offloads_external_ = false;
   std::unique_ptr<uint8_t[]> rbuf_;
+
+  // io_uring batch state (unused when ring_ is null).
+  struct PendingWrite {
+    std::vector<uint8_t> bytes;  // [vnet header | frame] as the device takes it
+    uint32_t eth_len = 0;
+  };
+  bool want_uring_;
+  std::unique_ptr<IoUringBatch> ring_;
+  BottomHalf* flush_bh_ = nullptr;
+  int read_batch_ = 4;    // grows while every read finds a frame, shrinks to what was found
+  int uring_misses_ = 0;  // wakeups where io_uring read nothing but read(2) did
+  std::vector<std::unique_ptr<uint8_t[]>> read_bufs_;
+  int32_t read_res_[kReadBudget] = {};
+  std::vector<PendingWrite> writes_;
+  unsigned nwrites_ = 0;
+  int32_t write_res_[kWriteBatch] = {};
 };
 
 }  // namespace netplane::core
