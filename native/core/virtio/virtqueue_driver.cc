@@ -22,14 +22,12 @@ Status VirtqueueDriver::Init(std::shared_ptr<const GuestMemory> mem, uint32_t si
   size_ = size;
   event_idx_ = event_idx;
   avail_idx_ = published_ = last_used_ = 0;
-  // The free list runs through `next`, as Linux's virtio_ring does.
-  for (uint32_t i = 0; i < size; ++i) {
-    VringDesc d{0, 0, 0, static_cast<uint16_t>((i + 1) % size)};
-    StoreDesc(ring_.desc + 16ull * i, d);
-  }
+  // The free list is private: the device cannot reach it through the shared `next` fields.
+  state_.assign(size, DescState{});
+  for (uint32_t i = 0; i < size; ++i) state_[i].next = static_cast<uint16_t>((i + 1) % size);
   free_head_ = 0;
   num_free_ = size;
-  chain_len_.assign(size, 0);
+  error_.clear();
   return Status::Ok();
 }
 
@@ -38,6 +36,8 @@ int VirtqueueDriver::AddBuffers(const Buffer* bufs, int n, uint64_t indirect_tab
   const uint32_t need = indirect_table ? 1u : static_cast<uint32_t>(n);
   if (need > num_free_) return -1;
   const uint16_t head = free_head_;
+  uint64_t bytes = 0;
+  for (int i = 0; i < n; ++i) bytes += bufs[i].len;
   if (indirect_table) {
     for (int i = 0; i < n; ++i) {
       VringDesc d{bufs[i].addr, bufs[i].len,
@@ -45,25 +45,25 @@ int VirtqueueDriver::AddBuffers(const Buffer* bufs, int n, uint64_t indirect_tab
                   static_cast<uint16_t>(i + 1 < n ? i + 1 : 0)};
       if (!WriteDescRaw(static_cast<uint16_t>(i), d, indirect_table)) return -1;
     }
-    uint8_t* p = ring_.desc + 16ull * head;
-    uint16_t next_free = LoadDesc(p).next;
-    StoreDesc(p, VringDesc{indirect_table, static_cast<uint32_t>(16 * n), kVringDescFIndirect, next_free});
-    free_head_ = next_free;
+    StoreDesc(ring_.desc + 16ull * head,
+              VringDesc{indirect_table, static_cast<uint32_t>(16 * n), kVringDescFIndirect, 0});
+    free_head_ = state_[head].next;
   } else {
+    // Links come from the private list; the shared copy is written, never read back.
     uint16_t idx = head;
     for (int i = 0; i < n; ++i) {
-      uint8_t* p = ring_.desc + 16ull * idx;
-      uint16_t next_free = LoadDesc(p).next;
-      uint16_t flags =
-          static_cast<uint16_t>((bufs[i].writable ? kVringDescFWrite : 0) | (i + 1 < n ? kVringDescFNext : 0));
-      // A chain links through the same `next` the free list used.
-      StoreDesc(p, VringDesc{bufs[i].addr, bufs[i].len, flags, next_free});
-      idx = next_free;
+      const uint16_t next = state_[idx].next;
+      const bool more = i + 1 < n;
+      const uint16_t flags =
+          static_cast<uint16_t>((bufs[i].writable ? kVringDescFWrite : 0) | (more ? kVringDescFNext : 0));
+      StoreDesc(ring_.desc + 16ull * idx, VringDesc{bufs[i].addr, bufs[i].len, flags, more ? next : uint16_t{0}});
+      idx = next;
     }
     free_head_ = idx;
   }
   num_free_ -= need;
-  chain_len_[head] = static_cast<uint16_t>(need);
+  state_[head].chain_descs = static_cast<uint16_t>(need);
+  state_[head].chain_bytes = bytes;
   PushAvailRaw(head);
   return head;
 }
@@ -101,25 +101,41 @@ bool VirtqueueDriver::Publish() {
   return !(LoadRelaxed16(ring_.used + kRingFlagsOff) & kVringUsedFNoNotify);
 }
 
+bool VirtqueueDriver::Refuse(std::string why) {
+  if (error_.empty()) error_ = std::move(why);
+  return false;
+}
+
 bool VirtqueueDriver::GetUsed(uint32_t* head, uint32_t* len) {
-  uint16_t idx = LoadAcquire16(ring_.used + kRingIdxOff);
+  if (!error_.empty()) return false;
+  const uint16_t idx = LoadAcquire16(ring_.used + kRingIdxOff);
   if (idx == last_used_) return false;
+  // Each published chain is used once: the index cannot run ahead of what is in flight.
+  const uint16_t ahead = static_cast<uint16_t>(idx - last_used_);
+  const uint16_t in_flight = static_cast<uint16_t>(published_ - last_used_);
+  if (ahead > in_flight)
+    return Refuse("used idx " + std::to_string(idx) + " is " + std::to_string(ahead) + " entries ahead, only " +
+                  std::to_string(in_flight) + " chains are in flight");
   const uint8_t* e = ring_.used + kRingEntriesOff + 8u * (last_used_ & (size_ - 1));
-  *head = LoadRelaxed32(e);
-  *len = LoadRelaxed32(e + 4);
+  const uint32_t id = LoadRelaxed32(e);
+  const uint32_t n = LoadRelaxed32(e + 4);
+  if (id >= size_ || state_[id].chain_descs == 0)
+    return Refuse("used id " + std::to_string(id) + " is not a chain in flight");
+  DescState& st = state_[id];
+  if (n > st.chain_bytes)
+    return Refuse("used length " + std::to_string(n) + " is larger than chain " + std::to_string(id) + "'s " +
+                  std::to_string(st.chain_bytes) + " bytes");
   ++last_used_;
-  if (*head < size_ && chain_len_[*head] > 0) {
-    // Return the chain's descriptors to the free list (walk `next` for direct chains).
-    uint16_t n = chain_len_[*head];
-    uint16_t last = static_cast<uint16_t>(*head);
-    for (uint16_t i = 1; i < n; ++i) last = LoadDesc(ring_.desc + 16ull * last).next;
-    VringDesc d = LoadDesc(ring_.desc + 16ull * last);
-    d.next = free_head_;
-    StoreDesc(ring_.desc + 16ull * last, d);
-    free_head_ = static_cast<uint16_t>(*head);
-    num_free_ += n;
-    chain_len_[*head] = 0;
-  }
+  // Return the chain's descriptors to the free list, following the private links.
+  uint16_t last = static_cast<uint16_t>(id);
+  for (uint16_t i = 1; i < st.chain_descs; ++i) last = state_[last].next;
+  state_[last].next = free_head_;
+  free_head_ = static_cast<uint16_t>(id);
+  num_free_ += st.chain_descs;
+  st.chain_descs = 0;
+  st.chain_bytes = 0;
+  *head = id;
+  *len = n;
   return true;
 }
 
@@ -141,9 +157,8 @@ bool VirtqueueDriver::PeekFree(uint32_t n, uint16_t* out) const {
   if (n > num_free_) return false;
   uint16_t idx = free_head_;
   for (uint32_t i = 0; i < n; ++i) {
-    if (idx >= size_) return false;  // the free list runs through shared memory
     out[i] = idx;
-    idx = LoadDesc(ring_.desc + 16ull * idx).next;
+    idx = state_[idx].next;
   }
   return true;
 }

@@ -10,10 +10,19 @@
 // SetUsedEvent() chooses when the device interrupts; SuppressInterrupts() sets NO_INTERRUPT.
 // EnableInterrupts() is what a driver uses: whichever of the two the ring was set up with.
 // One thread uses a driver; the device may run on another.
+//
+// Trust: the device can write every byte of the ring. The free list and each chain's state
+// (its descriptors, bytes, whether it is in flight) live in private memory, as Linux's
+// virtio_ring keeps desc_extra/desc_state: descriptors are written to the shared table and
+// never read back. The only shared inputs are used.idx (may advance by at most the chains
+// published and not yet used), each used entry (id: the head of a chain in flight; len: at
+// most that chain's bytes) and the event/flags words (any value is harmless). A violation
+// latches error(): GetUsed() returns false from then on until Init().
 #pragma once
 
 #include <cstdint>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "base/status.h"
@@ -41,8 +50,12 @@ class VirtqueueDriver {
   int AddBuffers(const Buffer* bufs, int n, uint64_t indirect_table = 0);
   // Make added chains visible; true when the device wants a kick for them.
   bool Publish();
-  // One completed chain: its head and the bytes the device wrote. False when none.
+  // One completed chain: its head and the bytes the device wrote. False when none, or when
+  // the device broke the ring (error() says how).
   bool GetUsed(uint32_t* head, uint32_t* len);
+  // Why the device's used ring was refused; empty while it behaves.
+  const std::string& error() const { return error_; }
+  bool broken() const { return !error_.empty(); }
   void SetUsedEvent(uint16_t idx);
   void SuppressInterrupts(bool on);
   // On: the next used entry interrupts. Off: none does. With EVENT_IDX, used_event is set to
@@ -86,7 +99,17 @@ class VirtqueueDriver {
   uint16_t last_used_ = 0;  // next used slot to read
   uint16_t free_head_ = 0;
   uint32_t num_free_ = 0;
-  std::vector<uint16_t> chain_len_;  // descriptors each head holds
+  // Per descriptor, private (never read from the shared table): the free list / chain link,
+  // and for a chain's head its descriptor count (0: not in flight) and bytes.
+  struct DescState {
+    uint16_t next = 0;
+    uint16_t chain_descs = 0;
+    uint64_t chain_bytes = 0;
+  };
+  std::vector<DescState> state_;
+  std::string error_;
+
+  bool Refuse(std::string why);
 };
 
 }  // namespace netplane::core

@@ -59,7 +59,6 @@ Status VirtioDriverQueue::StartRing(VirtioRing r, DriverRingStart st) {
       s.message = what + ": " + s.message;
       return s;
     }
-    g.in_flight.assign(st.size, 0);
     g.mem = st.memory;
     g.buffers = host;
     g.buffers_gpa = st.buffers;
@@ -210,9 +209,7 @@ bool VirtioDriverQueue::PostRx() {
   if (g.vq.free_descriptors() == 0) return false;
   const uint16_t head = g.vq.next_head();
   VirtqueueDriver::Buffer b{g.buffers_gpa + uint64_t{head} * g.buffer_size, g.buffer_size, true};
-  if (g.vq.AddBuffers(&b, 1) != head) return false;
-  g.in_flight[head] = 1;
-  return true;
+  return g.vq.AddBuffers(&b, 1) == head;
 }
 
 void VirtioDriverQueue::OnQueuedSent() {
@@ -231,26 +228,18 @@ void VirtioDriverQueue::DrainRx() {
       AioContext::ScheduleBh(rx_bh_);  // budget spent: let the thread's other clients run
       break;
     }
+    // The driver checked the entry: head is a buffer in flight, len fits it.
     uint32_t head, len;
-    if (!g.vq.GetUsed(&head, &len)) {
+    bool got = g.vq.GetUsed(&head, &len);
+    if (!got && !g.vq.broken()) {
       // Empty: ask for an interrupt, then look once more (the device may have just pushed).
       g.vq.EnableInterrupts(true);
       std::atomic_thread_fence(std::memory_order_seq_cst);
-      if (!g.vq.GetUsed(&head, &len)) break;
-      g.vq.EnableInterrupts(false);
+      got = g.vq.GetUsed(&head, &len);
+      if (got) g.vq.EnableInterrupts(false);
     }
-    if (head >= g.in_flight.size() || !g.in_flight[head]) {
-      Fail(VirtioRing::kRx, "used id " + std::to_string(head) + " is not a buffer in flight");
-      break;
-    }
-    g.in_flight[head] = 0;
-    if (len > g.buffer_size) {
-      PostRx();
-      posted = true;
-      counters_.In(0);
-      counters_.Drop(DropReason::kDeadDevice);
-      rx_ = RxFrame{};
-      Fail(VirtioRing::kRx, "used length " + std::to_string(len) + " is larger than its buffer");
+    if (!got) {
+      if (g.vq.broken()) Fail(VirtioRing::kRx, g.vq.error());
       break;
     }
     const bool done = TakeRxBuffer(head, len);
@@ -325,13 +314,10 @@ bool VirtioDriverQueue::ReclaimTx() {
   Ring& g = ring(VirtioRing::kTx);
   uint32_t head, len;
   while (g.vq.GetUsed(&head, &len)) {
-    if (head >= g.in_flight.size() || !g.in_flight[head]) {
-      Fail(VirtioRing::kTx, "used id " + std::to_string(head) + " is not a buffer in flight");
-      return false;
-    }
-    g.in_flight[head] = 0;
   }
-  return true;
+  if (!g.vq.broken()) return true;
+  Fail(VirtioRing::kTx, g.vq.error());
+  return false;
 }
 
 uint32_t VirtioDriverQueue::TxDescs(size_t bytes) const {
@@ -379,7 +365,6 @@ bool VirtioDriverQueue::AddTx(const iovec* iov, int iovcnt, size_t bytes) {
     }
   }
   if (g.vq.AddBuffers(tx_bufs_.data(), static_cast<int>(k)) != tx_descs_[0]) return false;
-  g.in_flight[tx_descs_[0]] = 1;
   if (!tx_publish_scheduled_) {
     tx_publish_scheduled_ = true;
     AioContext::ScheduleBh(tx_publish_bh_);

@@ -50,9 +50,10 @@
 // enabled and the frame waits in our NetQueue (kNotNow); the back-end's next tx completion
 // flushes it. A frame that needs more buffers than the ring has is dropped as oversize.
 //
-// A back-end that breaks the ring (a used id out of range or not in flight, a length past
-// the buffer) puts the pair in the error state: unpolled, `broken` with a reason, a
-// kVringError event, frames for it dropped as deadDevice. Stopping both rings with a reset
+// A back-end that breaks the ring (VirtqueueDriver refuses a used idx running ahead of the
+// chains in flight, a used id out of range or not in flight, a length past the chain's
+// buffers; nothing the driver wrote is read back from shared memory) puts the pair in the error state: unpolled,
+// `broken` with a reason, a kVringError event, frames for it dropped as deadDevice. Stopping both rings with a reset
 // restart clears it. Counters follow counters.h: frames from the back-end count in (devRx),
 // frames given to the back-end count out (devTx).
 #pragma once
@@ -119,7 +120,6 @@ class VirtioDriverQueue : public NetClient {
     uint8_t* buffers = nullptr;  // host address of buffer 0
     uint64_t buffers_gpa = 0;
     uint32_t buffer_size = 0;
-    std::vector<uint8_t> in_flight;  // per descriptor: owned by the device
     bool laid_out = false;
     bool started = false;
   };
