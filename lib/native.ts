@@ -79,17 +79,21 @@ export interface NativeTapBinding {
 }
 
 // ---- vnet header (native/binding/vnet.cc) ---------------------------------------------
+/** core::VnetError's names in its order (VnetErrorName), for a code the binding returns as a number. */
+export const VNET_ERRORS = [
+  'OK',
+  'SHORT_FRAME',
+  'BAD_FLAGS',
+  'BAD_GSO_TYPE',
+  'BAD_GSO_SIZE',
+  'BAD_CSUM',
+  'BAD_HDR_LEN',
+  'BAD_PACKET',
+  'TOO_MANY_SEGMENTS',
+  'FRAME_TOO_LONG',
+] as const;
 /** What ValidateVnetHdr/CompleteChecksum report (names from VnetErrorName). */
-export type NativeVnetError =
-  | 'SHORT_FRAME'
-  | 'BAD_FLAGS'
-  | 'BAD_GSO_TYPE'
-  | 'BAD_GSO_SIZE'
-  | 'BAD_CSUM'
-  | 'BAD_HDR_LEN'
-  | 'BAD_PACKET'
-  | 'TOO_MANY_SEGMENTS'
-  | 'FRAME_TOO_LONG';
+export type NativeVnetError = Exclude<(typeof VNET_ERRORS)[number], 'OK'>;
 export interface NativeVnetConstants {
   readonly HDR_LEN_LEGACY: 10;
   readonly HDR_LEN_MRG: 12;
@@ -218,6 +222,7 @@ export const DROP_REASONS = [
   'writeError',
   'deadDevice',
   'purged',
+  'filtered',
 ] as const;
 export type NativeDropReason = (typeof DROP_REASONS)[number];
 /** One client's state and counters, taken on its own thread (exactly consistent). */
@@ -376,7 +381,7 @@ export interface NativeNetGraph {
   setAutoOffloads(on: boolean): void;
   kick(handle: number, tx: boolean): void;
   validateTx(handle: number, pos: number, count: number, hdrLen: number): -1 | [number, string];
-  countRejected(handle: number, reason: 'oversize' | 'badVnetHdr', n: number): void;
+  countRejected(handle: number, reason: 'oversize' | 'badVnetHdr' | 'purged', n: number): void;
   /** PacketBatch.forward(): request and result words in `desc` (native/binding/batch_forward.h). */
   forwardBatch(handle: number, desc: Uint32Array): void;
   stats(): NativeClientStats[];

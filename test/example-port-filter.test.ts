@@ -8,6 +8,8 @@ import * as path from 'node:path';
 import { NetNs, deleteLink, npName } from './helpers/netns';
 import { repoRoot } from './helpers/node-child';
 import { needsPrivileged } from './helpers/tools';
+import { unconserved } from './helpers/dataplane-env';
+import type { NativeClientStats } from '../lib/native';
 
 const kExample = path.join(repoRoot, 'examples', 'port-filter.ts');
 const kAddrA = '10.251.0.1';
@@ -115,11 +117,18 @@ for (const offloads of [false, true]) {
         const report = JSON.parse(fout.err().trim().split('\n').pop()!) as {
           aToB: { forwarded: number; blocked: number };
           bToA: { forwarded: number; blocked: number };
+          stats: NativeClientStats[];
         };
         assert.equal(report.aToB.blocked, kCount);
         assert.ok(report.aToB.forwarded >= kCount, `a->b forwarded ${report.aToB.forwarded}`);
         assert.ok(report.bToA.forwarded >= kCount, `b->a forwarded ${report.bToA.forwarded}`);
         assert.equal(report.bToA.blocked, 0);
+        // The engine counts the filter's drops too, on the forwarding port, and every client
+        // (both TAPs, both JS ports) stays conserved.
+        assert.deepEqual(unconserved(report.stats), [], 'every client: in = out + queued + dropped');
+        const dropsOf = (dir: 'a' | 'b') => report.stats.find((c) => c.name === `${dir === 'a' ? ifA : ifB}-js`)!.drops;
+        assert.equal(dropsOf('a').filtered + dropsOf('a').purged, report.aToB.blocked, 'a->b drops in dp.stats()');
+        assert.equal(dropsOf('b').filtered + dropsOf('b').purged, 0);
       } finally {
         server?.kill('SIGKILL');
         if (filter.exitCode === null && filter.signalCode === null) {

@@ -10,6 +10,8 @@ import { NativeDataPlane } from '../lib/dataplane/native-dataplane';
 import { PacketBatch } from '../lib/dataplane/packet-batch';
 import type { PacketPort, PacketPortOptions } from '../lib/dataplane/packet-port';
 import { NetplaneError } from '../lib/errors';
+import type { Topology } from '../lib/topology/topology';
+import { netplaneStats, formatStatsTable } from '../lib/control/stats';
 import { unconserved } from './helpers/dataplane-env';
 
 const kSmallRing = 256 * 1024;
@@ -78,7 +80,11 @@ function receive(port: PacketPort, n: number, ms = 10_000): Promise<Uint8Array[]
 
 const isCode = (code: string) => (e: unknown) => e instanceof NetplaneError && e.code === code;
 
-const framesOut = (b: Bed, port: PacketPort): number => b.dp.stats().find((c) => c.name === port.name)!.framesOut;
+const statsOf = (b: Bed, port: PacketPort) => b.dp.stats().find((c) => c.name === port.name)!;
+/** Just what netplaneStats() reads of a topology: the data plane, no netdevs or captures. */
+const fakeTopology = (dp: NativeDataPlane): Topology =>
+  ({ dataPlane: dp, clients: [], filterStats: () => [] }) as unknown as Topology;
+const framesOut = (b: Bed, port: PacketPort): number => statsOf(b, port).framesOut;
 
 /** Publish `frames` on the feeder and wait until the source's ring holds all of them. */
 async function feed(b: Bed, frames: Uint8Array[]): Promise<void> {
@@ -137,6 +143,16 @@ test('a batch holds the frames in order, in place; verdicts route them and drops
     const dropped = Math.ceil(n / 3);
     assert.deepEqual(b.source.forwardCounts, { forwarded: n - dropped, dropped });
     assert.equal(framesOut(b, b.sinks[0]) + framesOut(b, b.sinks[1]) + dropped, n, 'conservation of frames');
+    // The engine counts the verdicts too, where every drop is: the source port's counters,
+    // as frames JavaScript handed back (in) and dropped (filtered), so the port stays conserved.
+    const src = statsOf(b, b.source);
+    assert.equal(src.drops.filtered, dropped, 'verdict drops are `filtered` in dp.stats()');
+    assert.equal(src.dropped, dropped, 'and no other drop');
+    assert.equal(src.framesIn, n + dropped, 'in: the n from the feeder and the dropped ones handed back');
+    assert.equal(src.framesIn, src.framesOut + src.queued + src.dropped);
+    const rows = netplaneStats(fakeTopology(b.dp));
+    assert.equal(rows.find((r) => r.name === b.source.name)!.drops.filtered, dropped, 'query-netplane-stats row');
+    assert.match(formatStatsTable(rows), new RegExp(`filtered=${dropped}\\b`), 'info netplane');
   });
 });
 
@@ -267,6 +283,9 @@ test('a batch released before its forward finished counts the frames left behind
     const after = b.source.forwardCounts;
     assert.equal(after.forwarded + after.dropped, 20, 'every frame of the batch is accounted for');
     assert.equal(after.dropped, 20 - counts.forwarded);
+    const src = statsOf(b, b.source);
+    assert.equal(src.drops.filtered, 1, 'the verdict');
+    assert.equal(src.drops.purged, after.dropped - 1, 'the frames left behind, in the engine too');
   });
 });
 
@@ -340,5 +359,50 @@ test('stale batches, bad entries and bad outputs throw with a code and move noth
     } finally {
       other.close();
     }
+  });
+});
+
+test('a vnet header an in-place edit broke is refused at forward(), as send() refuses it, and counted once', async () => {
+  const HDR = 12;
+  await withBed(1, { ring: { vnetHdrLen: HDR } }, async (b) => {
+    await feed(
+      b,
+      Array.from({ length: 3 }, (_, i) => frame(i, 60, HDR)),
+    );
+    const batch = b.source.createBatch();
+    assert.equal(b.source.readBatch(batch), 3);
+    const gsoType = batch.offsets[1] + 1;
+    batch.data[gsoType] = 9; // no such gso_type
+    const badHdr = (i: number) => new RegExp(`^frame ${i}: invalid vnet header \\(BAD_GSO_TYPE\\)`);
+    assert.throws(
+      () => batch.forward(b.outputs[0]),
+      (e: unknown) =>
+        isCode('NETPLANE_INVALID_FRAME')(e) &&
+        badHdr(1).test((e as Error).message) &&
+        (e as Error).message.endsWith('nothing was forwarded'),
+    );
+    assert.equal(batch.live, true, 'the batch stays for a fix');
+    assert.deepEqual(b.source.forwardCounts, { forwarded: 0, dropped: 0 });
+    const out = statsOf(b, b.outputs[0]);
+    assert.equal(out.drops.badVnetHdr, 1, 'counted on the output it was meant for, once');
+    assert.equal(out.framesOut, 0, 'nothing moved');
+    // send() of the same frame into the same port: the same message and the same count.
+    assert.throws(
+      () => b.outputs[0].send([batch.frame(1)]),
+      (e: unknown) =>
+        e instanceof RangeError &&
+        (e as { code?: string }).code === 'NETPLANE_INVALID_FRAME' &&
+        badHdr(0).test(e.message),
+    );
+    assert.equal(statsOf(b, b.outputs[0]).drops.badVnetHdr, 2);
+    // Fixed, the batch forwards whole and the engine drops nothing later.
+    batch.data[gsoType] = 0;
+    const got = receive(b.sinks[0], 3);
+    assert.equal(batch.forward(b.outputs[0]), true);
+    assert.deepEqual(
+      (await got).map((f) => seqOf(f, HDR)),
+      [0, 1, 2],
+    );
+    assert.equal(statsOf(b, b.outputs[0]).drops.badVnetHdr, 2, 'no later engine drop');
   });
 });

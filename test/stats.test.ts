@@ -233,6 +233,7 @@ test('the table reports a counter that does not balance', () => {
       'write-error': 0,
       'dead-device': 0,
       purged: 0,
+      filtered: 0,
     },
   };
   const text = formatStatsTable([row]);

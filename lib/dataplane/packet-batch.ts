@@ -16,16 +16,19 @@
 // shortened (lower lengths[i]); `targets[i]` is the verdict: an index into the outputs given
 // to forward() (0 after every read) or PacketBatch.DROP. forward() moves the passed frames
 // natively, in order, from this ring straight into the outputs' send rings (one call per
-// batch), counts the dropped ones in the source port's forwardCounts, and then releases the
-// batch. The engine validates every moved frame's vnet header before a TAP sees it.
+// batch), counts the dropped ones in the source port's forwardCounts and, as `filtered`, in
+// the engine's counters of the source port, and then releases the batch. It validates every
+// vnet header first, as send() does: a frame an edit broke is refused (NETPLANE_INVALID_FRAME,
+// one `badVnetHdr` drop on its output) before anything moves.
 //
 // A batch is valid until it is released: by forward() completing, port.release(), the next
 // readBatch()/read() on its port, or the port closing. Using a released batch throws
 // NETPLANE_STALE_BATCH (its length reads 0); the typed arrays cannot tell, so loop to length.
 // A forward that stopped on a full output keeps its place: call forward() again or await
-// forwardAsync(). Frames it had not moved when the batch is released count as dropped.
+// forwardAsync(). Frames it had not moved when the batch is released count as dropped (in the
+// engine: `purged`, on the source port).
 import { NetplaneError } from '../errors';
-import type { NativeNetGraph } from '../native';
+import { VNET_ERRORS, type NativeNetGraph } from '../native';
 import type { PacketPort } from './packet-port';
 
 // The descriptor words shared with the binding (native/core/port/batch_forward.h, BatchDescWord).
@@ -39,6 +42,7 @@ const D_NEXT = 6;
 const D_DROPPED = 7;
 const D_STOP = 8;
 const D_AT = 9;
+const D_WHY = 10;
 const HEADER_WORDS = 16;
 /** The most outputs one forward() call may name. */
 export const MAX_BATCH_OUTPUTS = 256;
@@ -53,7 +57,9 @@ const STOP_REASONS = [
   'target is neither an output index nor PacketBatch.DROP',
   'offset is not a frame of this batch',
   'length out of range',
+  'invalid vnet header',
 ];
+const STOP_BAD_VNET_HDR = 5;
 
 export const DEFAULT_BATCH_FRAMES = 512;
 export const MAX_BATCH_FRAMES = 65536;
@@ -67,7 +73,10 @@ export interface PacketBatchOptions {
 export interface ForwardCounts {
   /** Frames forward() moved into an output's send ring. */
   forwarded: number;
-  /** Frames with the DROP verdict, and frames a started forward had not moved when released. */
+  /**
+   * Frames with the DROP verdict, and frames a started forward had not moved when released
+   * (the engine counts them too, on this port: `filtered` and `purged`).
+   */
   dropped: number;
 }
 
@@ -159,7 +168,7 @@ export class PacketBatch {
    * [port]), in order, then release the batch. False when an output's send ring filled up:
    * the frames before that one have moved; call forward() again or await forwardAsync() to
    * move the rest. Throws NETPLANE_INVALID_FRAME, naming the frame, for a target, offset or
-   * length out of range (nothing moves), NETPLANE_STALE_BATCH for a released batch and
+   * length out of range or an invalid vnet header (nothing moves), NETPLANE_STALE_BATCH for a released batch and
    * NETPLANE_CLOSED for a closed port.
    */
   forward(outputs: PacketPort | readonly PacketPort[]): boolean {
@@ -243,9 +252,10 @@ export class PacketBatch {
     const stop = d[D_STOP];
     if (stop !== STOP_DONE && stop !== STOP_OUTPUT_FULL) {
       const i = d[D_AT];
+      const why = stop === STOP_BAD_VNET_HDR ? ` (${VNET_ERRORS[d[D_WHY]] ?? d[D_WHY]})` : '';
       throw new NetplaneError(
         'NETPLANE_INVALID_FRAME',
-        `frame ${i}: ${STOP_REASONS[stop] ?? `stop ${stop}`} (target ${this.targets[i]}, offset ${this.offsets[i]}, length ${this.lengths[i]}); nothing was forwarded`,
+        `frame ${i}: ${STOP_REASONS[stop] ?? `stop ${stop}`}${why} (target ${this.targets[i]}, offset ${this.offsets[i]}, length ${this.lengths[i]}); nothing was forwarded`,
       );
     }
     this.#started = true;

@@ -108,6 +108,14 @@ function checkHdrLen(len: number): asserts len is PortVnetHdrLen {
 
 const align8 = (n: number): number => (n + 7) & ~7;
 
+/**
+ * send()'s refusal of a frame: a RangeError (as it always was) that carries the code
+ * PacketBatch.forward() throws for the same frame, NETPLANE_INVALID_FRAME.
+ */
+function invalidFrame(message: string): RangeError & { code: 'NETPLANE_INVALID_FRAME' } {
+  return Object.assign(new RangeError(message), { code: 'NETPLANE_INVALID_FRAME' as const });
+}
+
 /** One ring as JavaScript sees it. Positions are free-running u32 byte counters. */
 class Ring {
   readonly words: Uint32Array;
@@ -438,7 +446,7 @@ export class PacketPort implements AsyncIterable<Uint8Array[]> {
 
   /**
    * Queue every frame for the engine, or none: false when the ring lacks room for the whole
-   * batch (wait with sendAsync, or retry). Throws RangeError for an invalid frame.
+   * batch (wait with sendAsync, or retry). Throws RangeError (code NETPLANE_INVALID_FRAME) for an invalid frame.
    */
   send(frames: readonly Uint8Array[]): boolean {
     this.#check();
@@ -452,7 +460,7 @@ export class PacketPort implements AsyncIterable<Uint8Array[]> {
     return this.#write(frames, 0, frames.length) === frames.length;
   }
 
-  /** Queue every frame, waiting for ring room as needed. Throws RangeError for an invalid frame. */
+  /** Queue every frame, waiting for ring room as needed. Throws RangeError (code NETPLANE_INVALID_FRAME) for an invalid frame. */
   async sendAsync(frames: readonly Uint8Array[]): Promise<void> {
     this.#check();
     this.#validateLengths(frames, 0);
@@ -476,11 +484,16 @@ export class PacketPort implements AsyncIterable<Uint8Array[]> {
     for (const w of waiters) w();
   }
 
-  /** The current PacketBatch is over; frames a started forward() left behind count as dropped. */
+  /**
+   * The current PacketBatch is over; frames a started forward() left behind count as dropped,
+   * here and (unless the port is gone) as `purged` in the engine's counters of this port.
+   */
   #retireBatch(): void {
     if (!this.#batch) return;
-    this.#dropped += this.#batch._released();
+    const left = this.#batch._released();
     this.#batch = undefined;
+    this.#dropped += left;
+    if (left > 0 && !this.#closed) this.#graph.countRejected(this.handle, 'purged', left);
   }
 
   /** What a PacketBatch of this port reaches through (packet-batch.ts, BatchHost). */
@@ -535,13 +548,13 @@ export class PacketPort implements AsyncIterable<Uint8Array[]> {
       const eth = f.length - hdr;
       if (eth < MIN_FRAME) {
         this.#graph.countRejected(this.handle, 'badVnetHdr', 1);
-        throw new RangeError(
+        throw invalidFrame(
           `frame ${i}: ${f.length} bytes is too short (${hdr ? `${hdr}-byte vnet header + ` : ''}at least ${MIN_FRAME} bytes of ethernet frame)`,
         );
       }
       if (eth > MAX_FRAME) {
         this.#graph.countRejected(this.handle, 'oversize', 1);
-        throw new RangeError(`frame ${i}: ${eth}-byte ethernet frame is larger than ${MAX_FRAME} bytes`);
+        throw invalidFrame(`frame ${i}: ${eth}-byte ethernet frame is larger than ${MAX_FRAME} bytes`);
       }
     }
   }
@@ -611,7 +624,7 @@ export class PacketPort implements AsyncIterable<Uint8Array[]> {
       // One native call checks every header of the batch before it is published.
       const bad = this.#graph.validateTx(this.handle, start, n, this.#hdr);
       if (bad !== -1) {
-        throw new RangeError(`frame ${from + bad[0]}: invalid vnet header (${bad[1]})`);
+        throw invalidFrame(`frame ${from + bad[0]}: invalid vnet header (${bad[1]})`);
       }
     }
     Atomics.store(ring.words, W_HEAD, h);

@@ -51,10 +51,15 @@ Napi::Value BatchForward(const Napi::CallbackInfo& info, core::NetGraph* g) {
   b.lengths = d + start + cap;
   b.targets = d + start + 2 * size_t{cap};
   core::BatchForwardResult r = core::ForwardBatch(b, from, count, outputs, n_out, hdr);
+  // Drops land in the engine's counters of the port the frame was handed to, as send()'s
+  // refusals do: a verdict's on the source, a refused header's on the output it was meant for.
+  if (r.dropped) source.value->CountRejected(core::DropReason::kFiltered, r.dropped);
+  if (r.stop == core::BatchStop::kBadVnetHdr) outputs[b.targets[r.at]]->CountRejected(core::DropReason::kBadVnetHdr, 1);
   d[core::kDescNext] = r.next;
   d[core::kDescDropped] = r.dropped;
   d[core::kDescStop] = static_cast<uint32_t>(r.stop);
   d[core::kDescAt] = r.at;
+  d[core::kDescWhy] = static_cast<uint32_t>(r.why);
   return env.Undefined();
 }
 

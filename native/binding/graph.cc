@@ -511,7 +511,7 @@ class NetGraphWrap : public Napi::ObjectWrap<NetGraphWrap> {
     return r;
   }
 
-  // countRejected(handle, reason 'oversize' | 'badVnetHdr', n)
+  // countRejected(handle, reason 'oversize' | 'badVnetHdr' | 'purged', n)
   Napi::Value JsCountRejected(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     auto* g = Live(env);
@@ -522,9 +522,16 @@ class NetGraphWrap : public Napi::ObjectWrap<NetGraphWrap> {
       return env.Undefined();
     auto p = g->FindPort(h);
     if (!p.ok()) return ThrowStatus(env, p.status);
-    if (reason != "oversize" && reason != "badVnetHdr")
-      return ThrowRangeError(env, "reason must be 'oversize' or 'badVnetHdr'");
-    p.value->CountRejected(reason == "oversize" ? core::DropReason::kOversize : core::DropReason::kBadVnetHdr, n);
+    core::DropReason r;
+    if (reason == "oversize")
+      r = core::DropReason::kOversize;
+    else if (reason == "badVnetHdr")
+      r = core::DropReason::kBadVnetHdr;
+    else if (reason == "purged")
+      r = core::DropReason::kPurged;
+    else
+      return ThrowRangeError(env, "reason must be 'oversize', 'badVnetHdr' or 'purged'");
+    p.value->CountRejected(r, n);
     return env.Undefined();
   }
 

@@ -1,6 +1,7 @@
 // ForwardBatch from C++ acting as JavaScript: TAP 1 -> port A's rx ring -> a batch read in
 // place -> verdicts -> ForwardBatch -> port B's tx ring -> TAP 4. Checks order, contents,
-// drops, shortened frames, the checks on what JavaScript wrote, and a full output.
+// drops, shortened frames, the checks on what JavaScript wrote (vnet headers included), and a
+// full output.
 #include "port/batch_forward.h"
 
 #include <cstring>
@@ -116,6 +117,18 @@ TEST(BatchForward, BadEntriesMoveNothingAndNameTheFrame) {
     CHECK_EQ(r.next, 0u);
     CHECK_EQ(tx.head().load(), head0);
   }
+  // A vnet header an in-place edit broke: every frame gets a valid 10-byte one (GSO_NONE),
+  // then frame 2 an unknown gso_type. Nothing moves and the result says why.
+  constexpr size_t kHdr = 10;
+  for (uint32_t off : batch.offsets) std::memset(rx.data() + off, 0, kHdr);
+  rx.data()[batch.offsets[2] + 1] = 9;
+  BatchForwardResult bad = ForwardBatch(batch.View(&rx), 0, 4, outs, 1, kHdr);
+  CHECK(bad.stop == BatchStop::kBadVnetHdr);
+  CHECK_EQ(bad.at, 2u);
+  CHECK(bad.why == VnetError::kBadGsoType);
+  CHECK_EQ(bad.next, 0u);
+  CHECK_EQ(tx.head().load(), head0);
+  rx.data()[batch.offsets[2] + 1] = 0;
   // A dropped frame is not looked at: garbage under a DROP verdict is fine.
   Batch dropped = batch;
   dropped.targets[1] = kBatchDrop;

@@ -34,7 +34,9 @@ enum class DropReason : uint8_t {
   kBadVnetHdr,    // vnet header that fails validation, or a read shorter than the header
   kWriteError,    // write/writev failed (other than EAGAIN and a dead device)
   kDeadDevice,    // the device disappeared (EBADFD, POLLERR) or is detached
-  kPurged,        // still queued when its sender or receiver was removed
+  kPurged,        // still queued when its sender or receiver was removed, or left in a released
+                  // JS batch by a forward that had not finished
+  kFiltered,      // dropped by JavaScript's verdict (PacketBatch.DROP) in a forwarded batch
   kCount
 };
 
@@ -56,6 +58,8 @@ inline const char* DropReasonName(DropReason r) {
       return "deadDevice";
     case DropReason::kPurged:
       return "purged";
+    case DropReason::kFiltered:
+      return "filtered";
     default:
       return "unknown";
   }
@@ -97,8 +101,10 @@ struct ClientCounters {
   Counter drops[kDropReasonCount];
   Counter dev_rx_frames, dev_rx_bytes, dev_tx_frames, dev_tx_bytes;
   Counter segments, eagain, wakeups;
-  // Written from another thread (JS validation of send()); folded into in + drops.
-  std::atomic<uint64_t> rejected_bad_hdr{0}, rejected_oversize{0};
+  // Drops counted on the JavaScript thread (send()'s checks, a forwarded batch's verdicts):
+  // frames JavaScript handed to this client that never reached the engine. Folded into
+  // in + drops, so the client stays conserved.
+  std::atomic<uint64_t> rejected[kDropReasonCount] = {};
 
   void In(size_t bytes) {
     frames_in.Add();
@@ -109,6 +115,10 @@ struct ClientCounters {
     bytes_out.Add(bytes);
   }
   void Drop(DropReason r) { drops[static_cast<size_t>(r)].Add(); }
+  // Any thread.
+  void Reject(DropReason r, uint64_t n = 1) {
+    rejected[static_cast<size_t>(r)].fetch_add(n, std::memory_order_relaxed);
+  }
   void DevRx(size_t bytes) {
     dev_rx_frames.Add();
     dev_rx_bytes.Add(bytes);
@@ -120,16 +130,16 @@ struct ClientCounters {
 
   CounterSnapshot Snapshot() const {
     CounterSnapshot s;
-    uint64_t rej_hdr = rejected_bad_hdr.load(std::memory_order_relaxed);
-    uint64_t rej_big = rejected_oversize.load(std::memory_order_relaxed);
-    s.frames_in = frames_in.Get() + rej_hdr + rej_big;
+    s.frames_in = frames_in.Get();
+    for (size_t i = 0; i < kDropReasonCount; ++i) {
+      const uint64_t rej = rejected[i].load(std::memory_order_relaxed);
+      s.frames_in += rej;
+      s.drops[i] = drops[i].Get() + rej;
+    }
     s.bytes_in = bytes_in.Get();
     s.frames_out = frames_out.Get();
     s.bytes_out = bytes_out.Get();
     s.queued = queued.Get();
-    for (size_t i = 0; i < kDropReasonCount; ++i) s.drops[i] = drops[i].Get();
-    s.drops[static_cast<size_t>(DropReason::kBadVnetHdr)] += rej_hdr;
-    s.drops[static_cast<size_t>(DropReason::kOversize)] += rej_big;
     s.dev_rx_frames = dev_rx_frames.Get();
     s.dev_rx_bytes = dev_rx_bytes.Get();
     s.dev_tx_frames = dev_tx_frames.Get();

@@ -13,8 +13,9 @@ namespace {
 
 constexpr size_t kMaxEthFrame = 65535;  // what a tx ring record may carry (JsPort::DrainTx)
 
-// Whether frame i of the batch lies inside one of the batch's records, and fits it.
-BatchStop CheckFrame(const BatchView& b, uint32_t i, size_t hdr_len) {
+// Whether frame i of the batch lies inside one of the batch's records, fits it, and carries a
+// valid vnet header.
+BatchStop CheckFrame(const BatchView& b, uint32_t i, size_t hdr_len, VnetError* why) {
   const uint32_t cap = b.ring->capacity();
   const uint32_t off = b.offsets[i];
   const uint32_t len = b.lengths[i];
@@ -28,6 +29,11 @@ BatchStop CheckFrame(const BatchView& b, uint32_t i, size_t hdr_len) {
   // Bounded by the batch and the ring whatever JavaScript wrote into the record header.
   if (static_cast<uint64_t>(rel) + 8 + len > b.bytes || static_cast<uint64_t>(off) + len > cap)
     return BatchStop::kBadLength;
+  if (hdr_len > 0) {
+    const uint8_t* p = b.ring->data() + off;
+    *why = ValidateVnetHdr(ParseVnetHdr(p, hdr_len), p + hdr_len, len - hdr_len);
+    if (*why != VnetError::kOk) return BatchStop::kBadVnetHdr;
+  }
   return BatchStop::kDone;
 }
 
@@ -40,7 +46,7 @@ BatchForwardResult ForwardBatch(const BatchView& b, uint32_t from, uint32_t coun
   for (uint32_t i = from; i < count; ++i) {
     const uint32_t t = b.targets[i];
     if (t == kBatchDrop) continue;
-    BatchStop bad = t < n_outputs ? CheckFrame(b, i, hdr_len) : BatchStop::kBadTarget;
+    BatchStop bad = t < n_outputs ? CheckFrame(b, i, hdr_len, &r.why) : BatchStop::kBadTarget;
     if (bad != BatchStop::kDone) {
       r.stop = bad;
       r.at = i;

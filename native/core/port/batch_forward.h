@@ -11,12 +11,15 @@
 // Everything JavaScript wrote (offsets, lengths, targets) is checked before the first frame
 // moves: a bad entry moves nothing and names the frame. Only a full output stops part-way;
 // the frames before it have moved and JavaScript continues from `next` once there is room.
+// Every vnet header is validated here, as send() validates its frames, so a frame an in-place
+// edit broke is refused at forward() rather than dropped later by the output's engine.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
 
 #include "port/spsc_ring.h"
+#include "vnet/vnet_hdr.h"
 
 namespace netplane::core {
 
@@ -40,6 +43,7 @@ enum BatchDescWord : uint32_t {
   kDescDropped,   // out: BatchForwardResult::dropped
   kDescStop,      // out: BatchForwardResult::stop
   kDescAt,        // out: BatchForwardResult::at
+  kDescWhy,       // out: BatchForwardResult::why
   kDescHeaderWords = 16,
   kDescArraysStart = kDescHeaderWords + kBatchMaxOutputs,
 };
@@ -60,6 +64,7 @@ enum class BatchStop : uint32_t {
   kBadTarget = 2,   // `at` is the frame: its target is not an output index nor the drop verdict
   kBadOffset = 3,   // `at` is the frame: its offset does not point at a record of this batch
   kBadLength = 4,   // `at` is the frame: its length is shorter than a frame or longer than its record
+  kBadVnetHdr = 5,  // `at` is the frame: its vnet header (maybe edited in place) fails validation
 };
 
 struct BatchForwardResult {
@@ -67,6 +72,7 @@ struct BatchForwardResult {
   uint32_t dropped = 0;  // of those, the ones with the drop verdict
   BatchStop stop = BatchStop::kDone;
   uint32_t at = 0;
+  VnetError why = VnetError::kOk;  // for kBadVnetHdr
 };
 
 // outputs[k] is the port for target k (n_outputs <= kBatchMaxOutputs); hdr_len the vnet

@@ -231,7 +231,7 @@ int JsPort::ValidateUnpublishedTx(uint32_t pos, uint32_t count, int hdr_len, Vne
     }
     if (len > cap - off - 8 || len < hdr + kMinEthFrame) {
       *why = VnetError::kShortFrame;
-      counters_.rejected_bad_hdr.fetch_add(1, std::memory_order_relaxed);
+      counters_.Reject(DropReason::kBadVnetHdr);
       return static_cast<int>(i);
     }
     const uint8_t* p = tx_.data() + off + 8;
@@ -239,7 +239,7 @@ int JsPort::ValidateUnpublishedTx(uint32_t pos, uint32_t count, int hdr_len, Vne
     VnetError e = ValidateVnetHdr(h, p + hdr, len - hdr);
     if (e != VnetError::kOk) {
       *why = e;
-      counters_.rejected_bad_hdr.fetch_add(1, std::memory_order_relaxed);
+      counters_.Reject(DropReason::kBadVnetHdr);
       return static_cast<int>(i);
     }
     pos += static_cast<uint32_t>(SpscRing::RecordSize(len));
@@ -248,9 +248,6 @@ int JsPort::ValidateUnpublishedTx(uint32_t pos, uint32_t count, int hdr_len, Vne
   return -1;
 }
 
-void JsPort::CountRejected(DropReason reason, uint32_t n) {
-  auto& c = reason == DropReason::kOversize ? counters_.rejected_oversize : counters_.rejected_bad_hdr;
-  c.fetch_add(n, std::memory_order_relaxed);
-}
+void JsPort::CountRejected(DropReason reason, uint32_t n) { counters_.Reject(reason, n); }
 
 }  // namespace netplane::core

@@ -60,7 +60,8 @@ class JsPort : public NetClient {
   // but not yet published. Returns the index of the first bad one (and its reason) or -1;
   // a bad frame is counted as dropped (badVnetHdr) in this port's counters.
   int ValidateUnpublishedTx(uint32_t pos, uint32_t count, int hdr_len, VnetError* why);
-  // JS thread: count frames rejected before they were written (length checks).
+  // JS thread: count frames JS handed to this port that never reached the engine (send()'s
+  // length checks, a forwarded batch's verdicts and refusals, frames a released batch left).
   void CountRejected(DropReason reason, uint32_t n);
 
   int vnet_hdr_len() const override { return hdr_len_; }
