@@ -176,11 +176,13 @@ function frontendBackends(): Backend[] {
         return { cmd: kTestpmd, args: t.args, readyAfterGuest: kTestpmdReady, cleanup: t.cleanup };
       },
     },
-    {
-      name: 'netplane-frontend',
-      description: 'netplane: -netdev vhost-user (chardev server=on) linked to -netdev tap (vnet_hdr=on)',
+    ...([false, true] as const).map((uring) => ({
+      name: uring ? 'netplane-frontend-uring' : 'netplane-frontend',
+      description:
+        'netplane: -netdev vhost-user (chardev server=on) linked to -netdev tap (vnet_hdr=on' +
+        (uring ? ', io-uring=on: the TAP writes batched through io_uring)' : ')'),
       unavailable: () => (netplaneCli() ? undefined : 'not built (npm run build)'),
-      command: (tap, sock) => {
+      command: (tap: string, sock: string) => {
         const cli = netplaneCli()!;
         return {
           cmd: cli.cmd,
@@ -191,13 +193,13 @@ function frontendBackends(): Backend[] {
             '-netdev',
             'vhost-user,id=n0,chardev=c0',
             '-netdev',
-            `tap,id=t0,ifname=${tap},script=no,downscript=no,vnet_hdr=on`,
+            `tap,id=t0,ifname=${tap},script=no,downscript=no,vnet_hdr=on${uring ? ',io-uring=on' : ''}`,
             '-link',
             'n0,t0',
           ],
         };
       },
-    },
+    })),
   ];
 }
 
@@ -474,22 +476,25 @@ export function vhostMarkdown(
         .join(' | ')} |`,
     );
   }
-  const [dName, npName_] = frontendMode ? ['dpdk-virtio-user', 'netplane-frontend'] : ['dpdk-vhost', 'netplane-vhost'];
+  const dName = frontendMode ? 'dpdk-virtio-user' : 'dpdk-vhost';
+  const npNames = frontendMode ? ['netplane-frontend', 'netplane-frontend-uring'] : ['netplane-vhost'];
   const d = stats.get(dName);
-  const np = stats.get(npName_);
-  lines.push('', '### netplane / DPDK (ratio of medians)', '');
-  if (d && np && !skipped.has(npName_) && !skipped.has(dName)) {
-    const rows = kColumns
-      .map((c, i) => ({ c, a: np[i], b: d[i] }))
-      .filter(({ c }) => c.better)
-      .map(({ c, a, b }) => {
-        const r = a && b && b.median !== 0 ? a.median / b.median : undefined;
-        const good = r === undefined ? '' : c.better === 'higher' ? '(higher is better)' : '(lower is better)';
-        return `| ${c.title} | ${r === undefined ? '–' : `${r.toFixed(2)}x`} ${good} |`;
-      });
-    lines.push('| metric | netplane / DPDK |', '|---|---|', ...rows);
-  } else {
-    lines.push('No ratio: both back-ends are needed (see Skipped).');
+  for (const npName of npNames) {
+    const np = stats.get(npName);
+    lines.push('', `### ${npName} / DPDK (ratio of medians)`, '');
+    if (d && np && !skipped.has(npName) && !skipped.has(dName)) {
+      const rows = kColumns
+        .map((c, i) => ({ c, a: np[i], b: d[i] }))
+        .filter(({ c }) => c.better)
+        .map(({ c, a, b }) => {
+          const r = a && b && b.median !== 0 ? a.median / b.median : undefined;
+          const good = r === undefined ? '' : c.better === 'higher' ? '(higher is better)' : '(lower is better)';
+          return `| ${c.title} | ${r === undefined ? '–' : `${r.toFixed(2)}x`} ${good} |`;
+        });
+      lines.push('| metric | netplane / DPDK |', '|---|---|', ...rows);
+    } else {
+      lines.push('No ratio: both back-ends are needed (see Skipped).');
+    }
   }
   if (skipped.size > 0) {
     lines.push('', '### Skipped', '');
