@@ -1,6 +1,7 @@
 // Turns the per-run records into the summary: medians with min and max over repetitions, the
 // ratio of each forwarder to QEMU's hub, and the project's targets next to those ratios.
 import { goalsMarkdown } from './goals';
+import { kStages, type Stage } from './lib/perf-breakdown';
 import { formatStat, stat, type Stat } from './lib/samples';
 import type { FrameRate, IdleCpu, RttResult, TcpResult } from './workloads';
 
@@ -69,6 +70,8 @@ export interface Summary {
   generatorBound: string[];
   stats: Record<string, Record<string, Stat | undefined>>;
   ratios: Record<string, Record<string, number | undefined>>;
+  /** With --perf: per forwarder, the median percent of its CPU per stage of the frame's way. */
+  cpuStages?: Record<string, Record<Stage, number>>;
 }
 
 export function summarize(records: RunRecord[], order: string[]): Summary {
@@ -99,7 +102,22 @@ export function summarize(records: RunRecord[], order: string[]): Summary {
     const offered = stat(runs.map((r) => r.metrics.frameRate!.offeredMfps));
     return delivered && offered && delivered.median >= 0.9 * offered.median;
   });
-  return { forwarders: names, generatorBound, stats, ratios };
+  const cpuStages: NonNullable<Summary['cpuStages']> = {};
+  for (const name of names) {
+    const runs = records.flatMap((r) => (r.forwarder === name && r.metrics.frameRate?.cpuStages) || []);
+    if (runs.length > 0)
+      cpuStages[name] = Object.fromEntries(kStages.map((st) => [st, stat(runs.map((x) => x[st]))!.median])) as Record<
+        Stage,
+        number
+      >;
+  }
+  return {
+    forwarders: names,
+    generatorBound,
+    stats,
+    ratios,
+    ...(Object.keys(cpuStages).length > 0 ? { cpuStages } : {}),
+  };
 }
 
 interface Target {
@@ -197,7 +215,7 @@ export function markdown(s: Summary, skipped: Map<string, string>, header: strin
       `Frame rate limited by the generator (delivered ≥ 90% of what trafgen offered): ${s.generatorBound.join(', ')}; their 64B ratio is a lower bound.`,
     );
   }
-  out.push(...goalsMarkdown(s));
+  out.push(...goalsMarkdown(s), ...cpuStagesMarkdown(s));
   if (skipped.size > 0) {
     out.push('', '### Skipped', '');
     for (const [name, why] of skipped) out.push(`- ${name}: ${why}`);
@@ -209,4 +227,31 @@ export function markdown(s: Summary, skipped: Map<string, string>, header: strin
   );
   if (errs.length > 0) out.push('', '### Errors', '', ...errs);
   return out.join('\n') + '\n';
+}
+
+/**
+ * With --perf: where each forwarder's CPU goes while it forwards 64-byte frames, by stage, as
+ * a share of its profile and as nanoseconds per frame (the share times its CPU ns/frame).
+ */
+function cpuStagesMarkdown(s: Summary): string[] {
+  const fws = s.forwarders.filter((fw) => s.cpuStages?.[fw]);
+  if (fws.length === 0) return [];
+  const out = [
+    '',
+    "### Where the forwarder's CPU goes (64B frames, perf)",
+    '',
+    "Share of the profile per stage, and ns per frame where the per-frame CPU is known (symbols below perf's 0.1% limit are left out, so columns sum to a little under 100%).",
+    '',
+    `| stage | ${fws.join(' | ')} |`,
+    `|---|${fws.map(() => '---').join('|')}|`,
+  ];
+  for (const st of kStages) {
+    const cells = fws.map((fw) => {
+      const pct = s.cpuStages![fw]![st];
+      const ns = s.stats[fw]?.['CPU ns/frame']?.median;
+      return ns === undefined ? `${pct.toFixed(1)}%` : `${pct.toFixed(1)}% (${Math.round((pct / 100) * ns)} ns)`;
+    });
+    out.push(`| ${st} | ${cells.join(' | ')} |`);
+  }
+  return out;
 }

@@ -18,6 +18,7 @@ import {
 import { kAddrA, kAddrB, kMacA, kMacB, type TestBed } from './lib/testbed';
 import type { Tools } from './lib/tools';
 import { countPerFrame, perFrameUnavailable, type PerFrame } from './lib/per-frame';
+import { breakdown, type Stage } from './lib/perf-breakdown';
 
 export const kForwarderCpu = 0;
 export const kGeneratorCpu = 1;
@@ -51,6 +52,8 @@ export interface FrameRate {
   windowSeconds: number;
   /** With --perf: the text report of where the forwarder CPU spent the window. */
   perfReport?: string;
+  /** With --perf: percent of the forwarder's CPU per stage of the frame's way (lib/perf-breakdown.ts). */
+  cpuStages?: Record<Stage, number>;
   /** System calls, wake-ups and CPU per frame read, over a second window after this one. */
   perFrame?: PerFrame;
   /** Why perFrame is missing. */
@@ -201,7 +204,7 @@ export async function frameRate(
     const dt = Number(t1 - t0) / 1e9;
     const offered = a1.txPackets + a1.txDropped - (a0.txPackets + a0.txDropped);
     if (offered === 0) throw new Error(`trafgen offered no frames: ${tail(gen.stderr() || gen.stdout())}`);
-    const perfReport = profiler ? await perfSummary(profiler, perfData!, s, label) : undefined;
+    const profile = profiler ? await perfSummary(profiler, perfData!, s, label) : undefined;
     let perFrame: PerFrame | undefined;
     let perFrameError = perFrameUnavailable();
     if (!perFrameError) {
@@ -214,7 +217,8 @@ export async function frameRate(
       }
     }
     return {
-      perfReport,
+      perfReport: profile?.file,
+      ...(profile?.stages ? { cpuStages: profile.stages } : {}),
       ...(perFrame ? { perFrame } : {}),
       ...(perFrameError ? { perFrameError } : {}),
       mfps: (b1.rxPackets - b0.rxPackets) / dt / 1e6,
@@ -230,8 +234,13 @@ export async function frameRate(
   }
 }
 
-/** Wait for perf record, write the flat profile next to the run's JSON, return its path. */
-async function perfSummary(profiler: Proc, data: string, s: Settings, label: string): Promise<string> {
+/** Wait for perf record, write the flat profile next to the run's JSON; its name and stages. */
+async function perfSummary(
+  profiler: Proc,
+  data: string,
+  s: Settings,
+  label: string,
+): Promise<{ file: string; stages?: Record<Stage, number> }> {
   await Promise.race([profiler.exited, sleep(10_000)]);
   await stop(profiler, 'SIGINT', 2000);
   // First the split by thread and object (where the CPU went: which thread, kernel or
@@ -241,14 +250,14 @@ async function perfSummary(profiler: Proc, data: string, s: Settings, label: str
     const r = await run(
       'perf report',
       'perf',
-      ['report', '-i', data, '--stdio', '--no-children', '--sort', sort, '--percent-limit', '0.5', '-g', 'none'],
+      ['report', '-i', data, '--stdio', '--no-children', '--sort', sort, '--percent-limit', '0.1', '-g', 'none'],
       60_000,
     );
     text.push(...(r.stdout || r.stderr).split('\n').map((l) => l.trimEnd()));
   }
   const file = path.join(s.workDir, `${label}.perf.txt`);
   fs.writeFileSync(file, text.join('\n'));
-  return path.basename(file);
+  return { file: path.basename(file), stages: breakdown(text.join('\n')) };
 }
 
 export async function tcp(bed: TestBed, streams: number, s: Settings, port: number): Promise<TcpResult> {

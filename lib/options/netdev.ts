@@ -58,7 +58,7 @@ const TAP_FIELDS: readonly FieldSpec[] = [
   { name: 'queues', kind: 'uint32' },
   { name: 'poll-us', kind: 'uint32' },
   { name: 'iothread', kind: 'str' }, // netplane: run this netdev's queues on an -object iothread
-  { name: 'io-uring', kind: 'bool' }, // netplane: batch each queue's reads and writes through io_uring
+  { name: 'io-uring', kind: 'bool' }, // netplane: batch each queue's reads and writes through io_uring (default on)
 ];
 
 const SOCKET_FIELDS: readonly FieldSpec[] = SOCKET_MEMBERS.map((name) => ({ name, kind: 'str' }));

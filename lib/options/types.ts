@@ -16,7 +16,7 @@ export interface TapNetdevOptions {
   queues?: number; // >= 1
   sndbuf?: number; // bytes
   iothread?: string; // netplane: place this netdev's queues on an -object iothread
-  // netplane: batch each queue's reads and writes through io_uring (default off; falls back
+  // netplane: batch each queue's reads and writes through io_uring (default on, off with sndbuf; falls back
   // to read/write where io_uring cannot be set up).
   'io-uring'?: boolean;
   // Accepted for compatibility and rejected with a clear error when enabled (no vhost-net here).

@@ -26,7 +26,7 @@ export interface TapClientDescriptor extends ClientBase {
   fd: number;
   /** vnet header length currently set on the fd (0 = none). */
   vnetHdrLen?: number;
-  /** Batch reads and writes through io_uring where it can be set up (io-uring=on). */
+  /** Batch reads and writes through io_uring where it can be set up (io-uring, on by default without sndbuf). */
   ioUring?: boolean;
 }
 

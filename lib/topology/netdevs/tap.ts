@@ -12,6 +12,15 @@ import { Client } from '../net-client';
 import type { TapLike } from '../netdev';
 import type { AdoptTap, NetdevContext, NetdevType, OpenTap, RunScript } from './types';
 
+/**
+ * io-uring defaults to on: bursts go through io_uring, lone frames through read/write. Not by
+ * default with a finite `sndbuf`: a batched write that finds the device full is a counted
+ * drop, while the plain path holds the frame back until the TAP is writable.
+ */
+function batchThroughIoUring(o: TapNetdevOptions): boolean {
+  return o['io-uring'] ?? o.sndbuf === undefined;
+}
+
 export const defaultOpenTap: OpenTap = (opts) => Tap.open(opts);
 export const defaultAdoptTap: AdoptTap = (fds, opts) => Tap.adopt(fds, opts);
 
@@ -107,7 +116,7 @@ export const tapNetdev: NetdevType<TapNetdevOptions> = {
           queueIndex: q,
           fd: tap.fd(q),
           vnetHdrLen: c.vnetHdrLen,
-          ...(o['io-uring'] === true ? { ioUring: true } : {}),
+          ...(batchThroughIoUring(o) ? { ioUring: true } : {}),
           ...(o.iothread !== undefined ? { iothread: o.iothread } : {}),
         });
         clients.push(c);

@@ -56,6 +56,8 @@ constexpr uint64_t kWriteTag = uint64_t{1} << 32;
 // io_uring read nothing this often in a row while read(2) found frames: the kernel cannot
 // read this fd without blocking (no FMODE_NOWAIT), so the plain path takes over.
 constexpr int kMaxUringMisses = 16;
+// Larger frames (GSO) are written straight from the sender's buffers.
+constexpr size_t kMaxQueuedWriteLen = 2048;
 }  // namespace
 
 TapClient::TapClient(uint32_t handle, std::string name, NetContext* ctx, int fd, int vnet_hdr_len, bool io_uring)
@@ -187,10 +189,14 @@ void TapClient::ReadBatch() {
     CheckFdError();
     return;
   }
-  if (ring_)
+  // io_uring pays off for batches; a wake-up for one frame (a round trip, a trickle) costs
+  // less and answers sooner on read(2), which also tells when a burst starts again.
+  if (ring_ && read_batch_ > 2) {
     ReadUring();
-  else
-    ReadPlain();
+    return;
+  }
+  const int got = ReadPlain();
+  if (ring_) read_batch_ = std::min(got + 1, kReadBudget);
 }
 
 int TapClient::ReadPlain() {
@@ -338,17 +344,24 @@ RecvResult TapClient::Receive(NetClient*, const Frame& f) {
   uint8_t hdr_scratch[kMaxVnetHdrLen];
   DeviceFrame d;
   if (!ShapeOrDrop(f, kNetBufSize, hdr_scratch, &d)) return RecvResult::kError;
-  if (ring_ && d.kind == DeviceFrame::Kind::kIov && QueueWrite(d)) return RecvResult::kConsumed;
+  if (ring_ && flush_bh_ && d.kind == DeviceFrame::Kind::kIov) {
+    // The flush BH ends each turn of the loop and decides the next turn's path from this
+    // one's count: a burst goes through the ring, a lone frame straight to write(2).
+    if (writes_in_turn_++ == 0) AioContext::ScheduleBh(flush_bh_);
+    if (write_burst_ && QueueWrite(d)) return RecvResult::kConsumed;
+  }
   FlushWrites();  // frames queued earlier reach the device first
   return WritePlain(f, d);
 }
 
 bool TapClient::QueueWrite(const DeviceFrame& d) {
+  size_t len = 0;
+  for (int i = 0; i < d.iovcnt; ++i) len += d.iov[i].iov_len;
+  // A queued write is a copy; a GSO frame's own write(2) costs less than copying it.
+  if (len > kMaxQueuedWriteLen) return false;
   if (nwrites_ == kWriteBatch) FlushWrites();
   if (!ring_ || !flush_bh_) return false;  // (no BH: not started on a context)
   PendingWrite& w = writes_[nwrites_];
-  size_t len = 0;
-  for (int i = 0; i < d.iovcnt; ++i) len += d.iov[i].iov_len;
   w.bytes.resize(len);  // keeps its capacity: no allocation once a slot has seen this size
   size_t at = 0;
   for (int i = 0; i < d.iovcnt; ++i) {
@@ -357,11 +370,16 @@ bool TapClient::QueueWrite(const DeviceFrame& d) {
   }
   w.eth_len = static_cast<uint32_t>(d.eth_len);
   if (!ring_->AddWrite(fd_, w.bytes.data(), static_cast<uint32_t>(len), kWriteTag | nwrites_)) return false;
-  if (nwrites_++ == 0) AioContext::ScheduleBh(flush_bh_);
+  ++nwrites_;
   return true;
 }
 
-void TapClient::OnFlushBh(void* opaque) { static_cast<TapClient*>(opaque)->FlushWrites(); }
+void TapClient::OnFlushBh(void* opaque) {
+  auto* self = static_cast<TapClient*>(opaque);
+  self->FlushWrites();
+  self->write_burst_ = self->writes_in_turn_ > 1;
+  self->writes_in_turn_ = 0;
+}
 
 void TapClient::FlushWrites() {
   if (!ring_ || nwrites_ == 0) return;

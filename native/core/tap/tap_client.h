@@ -10,10 +10,12 @@
 //  - a dead device (EBADFD / EIO on read, EBADFD on write, POLLERR/POLLHUP) removes the
 //    handler, takes the link down, purges the queue and raises a kTapDead event once;
 //    nothing is polled afterwards, so no core spins.
-//  - io_uring (asked for at construction, io-uring=on): per wakeup one io_uring_enter
-//    carries a batch of RWF_NOWAIT reads into per-slot buffers plus the writes queued here
-//    since the last one; writes from the peer are copied into write slots and flushed by a
-//    bottom half (or with the next read batch). A failed or short write completes as a
+//  - io_uring (asked for at construction, io-uring=on, the netdev's default): per wakeup one
+//    io_uring_enter carries a batch of RWF_NOWAIT reads into per-slot buffers plus the writes
+//    queued here since the last one; writes from the peer are copied into write slots and
+//    flushed by a bottom half (or with the next read batch). Lone frames (a wake-up that
+//    found one, a turn that wrote one) and GSO frames take the plain path, which answers a
+//    round trip sooner and copies nothing. A failed or short write completes as a
 //    counted drop. When io_uring cannot be set up (kernel.io_uring_disabled, no syscall,
 //    a tool that does not pass it through) or stops working, the plain path above is used.
 // The fd is borrowed (owned by the TapDevice / JavaScript); Stop() before it is closed.
@@ -114,6 +116,8 @@ class TapClient : public NetClient {
   int32_t read_res_[kReadBudget] = {};
   std::vector<PendingWrite> writes_;
   unsigned nwrites_ = 0;
+  unsigned writes_in_turn_ = 0;  // frames written since the flush BH last ran
+  bool write_burst_ = false;     // the last turn wrote more than one frame: queue on the ring
   int32_t write_res_[kWriteBatch] = {};
 };
 
