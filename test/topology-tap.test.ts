@@ -8,11 +8,12 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { VIRTIO_NET_ERR, VIRTIO_NET_OK, VirtioF, VirtioNetF } from '../lib/devices/virtio-net-features';
+import { NativeDataPlane } from '../lib/dataplane/native-dataplane';
 import { Topology } from '../lib/topology';
 import { deleteLink, ethtoolFeature, linkExists, npName, sh } from './helpers/netns';
 import { featureBits, startDriver } from './helpers/nic-driver';
 import { requirePrivilege } from './helpers/privilege';
-import { requireTools } from './helpers/tools';
+import { needsPrivileged, requireTools } from './helpers/tools';
 
 /** `multi_queue numqueues N numdisabled M` from ip -d link. */
 function tapQueues(ifname: string): { attached: number; disabled: number } {
@@ -259,3 +260,33 @@ for (let i = 0; i < Number(n); i++) {
   });
 }
 `;
+
+test(
+  'Topology: a tap batches through io_uring by default, not with sndbuf set, and not with io-uring=off',
+  { ...needsPrivileged(), timeout: 30_000 },
+  async () => {
+    // Where the kernel forbids io_uring to root, every queue reports the read/write fallback.
+    let allowed = true;
+    try {
+      allowed = fs.readFileSync('/proc/sys/kernel/io_uring_disabled', 'utf8').trim() !== '2';
+    } catch {
+      // kernels before 6.6 have no switch
+    }
+    const names = { d: npName('urd'), s: npName('urs'), o: npName('uro') };
+    const dp = new NativeDataPlane();
+    const topo = new Topology({ dataPlane: dp });
+    try {
+      topo.addNetdev({ type: 'tap', id: 'd', ifname: names.d });
+      topo.addNetdev({ type: 'tap', id: 's', ifname: names.s, sndbuf: 1 << 20 });
+      topo.addNetdev({ type: 'tap', id: 'o', ifname: names.o, 'io-uring': false });
+      const uring = (id: string): boolean => dp.stats().find((s) => s.name === id)?.ioUring === true;
+      assert.equal(uring('d'), allowed, 'default');
+      assert.equal(uring('s'), false, 'sndbuf set: the plain path holds frames back on EAGAIN');
+      assert.equal(uring('o'), false, 'io-uring=off');
+    } finally {
+      await topo.close();
+      dp.close();
+      for (const n of Object.values(names)) deleteLink(n);
+    }
+  },
+);
