@@ -1,5 +1,6 @@
 // Turns the per-run records into the summary: medians with min and max over repetitions, the
 // ratio of each forwarder to QEMU's hub, and the project's targets next to those ratios.
+import * as os from 'node:os';
 import { goalsMarkdown } from './goals';
 import { formatStat, stat, type Stat } from './lib/samples';
 import type { FrameRate, IdleCpu, RttResult, TcpResult } from './workloads';
@@ -69,9 +70,13 @@ export interface Summary {
   generatorBound: string[];
   stats: Record<string, Record<string, Stat | undefined>>;
   ratios: Record<string, Record<string, number | undefined>>;
+  /** CPU cores of the machine that ran it: what bounds any scaling with queues. */
+  cores: number;
+  /** Every session pinned (true) or none (false); undefined when mixed or not recorded. */
+  pinned?: boolean;
 }
 
-export function summarize(records: RunRecord[], order: string[]): Summary {
+export function summarize(records: RunRecord[], order: string[], cores = os.cpus().length): Summary {
   const stats: Summary['stats'] = {};
   const ratios: Summary['ratios'] = {};
   const names = order.filter((n) => records.some((r) => r.forwarder === n && r.status !== 'failed'));
@@ -99,7 +104,9 @@ export function summarize(records: RunRecord[], order: string[]): Summary {
     const offered = stat(runs.map((r) => r.metrics.frameRate!.offeredMfps));
     return delivered && offered && delivered.median >= 0.9 * offered.median;
   });
-  return { forwarders: names, generatorBound, stats, ratios };
+  const placements = new Set(records.map((r) => r.pinned));
+  const pinned = placements.size === 1 ? [...placements][0] : undefined;
+  return { forwarders: names, generatorBound, stats, ratios, cores, ...(pinned !== undefined ? { pinned } : {}) };
 }
 
 interface Target {
