@@ -87,23 +87,50 @@ export function goalsMarkdown(s: Summary): string[] {
   }
 
   const series = kScaling.filter(([, fw]) => has(fw));
-  if (series.length > 1) {
-    const base = med(s, series[0]![1], FRAMES);
-    out.push(
-      '',
-      '### Scaling with queues=N',
-      '',
-      'The direct link with N queue pairs, one IOThread per pair; trafgen sends 256 flows (source ports), which the TAP spreads over its queues. The forwarder is pinned to one CPU here, so this shows the cost of the extra queues on one core, not the gain of more cores.',
-      '',
-      '| queue pairs | forwarder | 64B Mframes/s | × 1 queue | fwd CPU % | TCP 4 streams Gbit/s |',
-      '|---|---|---|---|---|---|',
-    );
-    for (const [n, fw] of series) {
-      const v = med(s, fw, FRAMES);
-      out.push(
-        `| ${n} | ${fw} | ${f(v, 3)} | ${f(ratio(v, base), 2, 'x')} | ${f(med(s, fw, FRAME_CPU), 0)} | ${f(med(s, fw, 'TCP 4 streams Gbit/s'), 2)} |`,
-      );
-    }
+  if (series.length > 1) out.push(...scalingMarkdown(s, series));
+  return out;
+}
+
+const PER_CPU = '64B Mframes/CPU-s';
+const TCP4 = 'TCP 4 streams Gbit/s';
+
+/** Per queue count of the series: each number and its ratio to the fewest queues in the run. */
+function scalingMarkdown(s: Summary, series: [number, string][]): string[] {
+  const [n0, fw0] = series[0]!;
+  const x = `× ${n0} queue${n0 > 1 ? 's' : ''}`;
+  const cols: [string, string, number][] = [
+    ['64B Mframes/s', FRAMES, 3],
+    ['fwd CPU %', FRAME_CPU, 0],
+    ['Mframes/CPU-s', PER_CPU, 3],
+    ['TCP 4 streams Gbit/s', TCP4, 2],
+  ];
+  const out = [
+    '',
+    '### Scaling with queues=N',
+    '',
+    `The direct link with N queue pairs, one IOThread per pair; trafgen's 256 flows (UDP source ports) and iperf3's 4 streams are spread over the queues by the TAP. ${x}: the ratio to ${fw0} in the same run.`,
+    '',
+    `| queue pairs | forwarder | ${cols.map(([title]) => `${title} | ${x}`).join(' | ')} |`,
+    `|---|---|${cols.map(() => '---|---').join('|')}|`,
+  ];
+  for (const [n, fw] of series) {
+    const cells = cols.map(([, col, d]) => {
+      const v = med(s, fw, col);
+      return `${f(v, d)} | ${f(ratio(v, med(s, fw0, col)), 2, 'x')}`;
+    });
+    out.push(`| ${n} | ${fw} | ${cells.join(' | ')} |`);
   }
+  // More queues only help while there are cores for their IOThreads (and for the traffic tools).
+  const cores = `${s.cores} CPU core${s.cores === 1 ? '' : 's'}`;
+  const placement =
+    s.pinned === true
+      ? ' This run pinned the forwarder to one CPU: whatever the cores, its queues share that one, so this shows what extra queues cost, not what more cores give.'
+      : s.pinned === false
+        ? ' This run was unpinned: the IOThreads may spread over the cores, which the traffic tools share.'
+        : '';
+  out.push(
+    '',
+    `This machine has ${cores} (os.cpus().length), and they bound the trend: a queue pair's IOThread runs on one core at a time, so at most ${s.cores} queue${s.cores === 1 ? '' : 's'} (one per direction or flow, a core each) work at once, and more queues than cores cannot scale.${placement}`,
+  );
   return out;
 }

@@ -1,5 +1,6 @@
 // Turns the per-run records into the summary: medians with min and max over repetitions, the
 // ratio of each forwarder to QEMU's hub, and the project's targets next to those ratios.
+import * as os from 'node:os';
 import { goalsMarkdown } from './goals';
 import { kStages, type Stage } from './lib/perf-breakdown';
 import { formatStat, stat, type Stat } from './lib/samples';
@@ -72,9 +73,13 @@ export interface Summary {
   ratios: Record<string, Record<string, number | undefined>>;
   /** With --perf: per forwarder, the median percent of its CPU per stage of the frame's way. */
   cpuStages?: Record<string, Record<Stage, number>>;
+  /** CPU cores of the machine that ran it: what bounds any scaling with queues. */
+  cores: number;
+  /** Every session pinned (true) or none (false); undefined when mixed or not recorded. */
+  pinned?: boolean;
 }
 
-export function summarize(records: RunRecord[], order: string[]): Summary {
+export function summarize(records: RunRecord[], order: string[], cores = os.cpus().length): Summary {
   const stats: Summary['stats'] = {};
   const ratios: Summary['ratios'] = {};
   const names = order.filter((n) => records.some((r) => r.forwarder === n && r.status !== 'failed'));
@@ -111,11 +116,15 @@ export function summarize(records: RunRecord[], order: string[]): Summary {
         number
       >;
   }
+  const placements = new Set(records.map((r) => r.pinned));
+  const pinned = placements.size === 1 ? [...placements][0] : undefined;
   return {
     forwarders: names,
     generatorBound,
     stats,
     ratios,
+    cores,
+    ...(pinned !== undefined ? { pinned } : {}),
     ...(Object.keys(cpuStages).length > 0 ? { cpuStages } : {}),
   };
 }

@@ -1,14 +1,23 @@
 #!/usr/bin/env bash
-# Install the Debian packages the tests call (scripts/test-tools.list), only those missing.
+# Install the Debian packages the tests (with --bench also the bench) call, listed in
+# scripts/test-tools.list, only those missing.
 # As root with apt: installs them. Otherwise: lists what is missing and the command to run,
 # and exits 0 (the tests that need a missing program then skip, naming it), or 1 under
 # CI=true, where nothing may skip.
 #   bash scripts/install-test-deps.sh         the programs `npm test` uses
 #   bash scripts/install-test-deps.sh --ci    also those of .ci/run's extra steps (fuzzers, TSan, format)
+#   bash scripts/install-test-deps.sh --bench also those of `npm run bench` (trafgen, perf)
 set -euo pipefail
 cd "$(dirname "$0")"
 groups="test"
-[ "${1:-}" = "--ci" ] && groups="test ci"
+users="the tests"
+skips="the tests that need them will skip, naming them"
+case "${1:-}" in
+  '') ;;
+  --ci) groups="test ci" ;;
+  --bench) groups="test bench" users="the tests and the bench" skips="$skips; the bench names them too" ;;
+  *) echo "usage: bash scripts/install-test-deps.sh [--ci | --bench]" >&2; exit 2 ;;
+esac
 
 missing_pkgs=()
 missing_text=()
@@ -25,7 +34,7 @@ while read -r check pkg group _; do
 done < test-tools.list
 
 if [ ${#missing_pkgs[@]} -eq 0 ]; then
-  echo "install-test-deps: every program the tests use is installed"
+  echo "install-test-deps: every program $users use is installed"
   exit 0
 fi
 if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
@@ -35,7 +44,7 @@ if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
   apt-get install -y -qq "${missing_pkgs[@]}" >/dev/null
   exit 0
 fi
-echo "install-test-deps: missing (the tests that need them will skip, naming them):"
+echo "install-test-deps: missing ($skips):"
 printf '%s\n' "${missing_text[@]}"
 echo "install them with: sudo apt-get install ${missing_pkgs[*]}"
 [ "${CI:-}" = "true" ] && exit 1

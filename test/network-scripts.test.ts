@@ -2,16 +2,15 @@
 // environment (PATH only) and no fd of ours but stdio. The scripts here write down what they
 // received: argv, their environment at exec (/proc/$$/environ) and their open fds.
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, test } from 'node:test';
 import { runNetworkScript } from '../lib/topology/netdevs/tap';
 import { npName } from './helpers/netns';
+import { cliMain, spawnCli } from './helpers/node-child';
 import { privileged } from './helpers/privilege';
 import { QmpProcess, tempDir } from './helpers/qemu';
 
-const CLI = path.join(__dirname, '..', 'lib', 'cli', 'main.ts');
 const MINIMAL_PATH = 'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 
 interface ScriptReport {
@@ -128,31 +127,22 @@ describe('network scripts of the netplane command', { ...privileged() }, () => {
       fs.writeFileSync(marker, '');
       const markerFd = fs.openSync(marker, 'r');
       try {
-        const child = spawn(
-          process.execPath,
-          [
-            '--import',
-            'tsx',
-            CLI,
-            '-netdev',
-            `tap,id=t0,ifname=${ifname},queues=2,script=${up},downscript=${down}`,
-            '-monitor',
-            'stdio',
-          ],
+        const np = await spawnCli(
+          ['-netdev', `tap,id=t0,ifname=${ifname},queues=2,script=${up},downscript=${down}`, '-monitor', 'stdio'],
           {
-            stdio: ['pipe', 'pipe', 'pipe', markerFd, ...Array<'ignore'>(36).fill('ignore'), markerFd],
+            ready: { what: 'the up script to report', check: () => reports(upOut).length > 0 },
+            timeoutMs: 15_000,
+            stdin: 'pipe',
+            extraFds: [markerFd, ...Array<'ignore'>(36).fill('ignore'), markerFd],
             env: { ...process.env, NP_CANARY: 'must-not-leak' },
           },
         );
-        let output = '';
-        child.stdout!.setEncoding('utf8').on('data', (t: string) => (output += t));
-        child.stderr!.setEncoding('utf8').on('data', (t: string) => (output += t));
+        const child = np.child;
         const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-        for (let i = 0; i < 300 && reports(upOut).length === 0; i++) await new Promise((r) => setTimeout(r, 50));
         // The engine's own stdio (sockets to us) is what a script may share with it.
         const stdio = [0, 1, 2].map((fd) => fs.readlinkSync(`/proc/${child.pid}/fd/${fd}`));
         child.stdin!.write('quit\n');
-        assert.equal(await exited, 0, output);
+        assert.equal(await exited, 0, np.stdout() + np.stderr());
         for (const [which, out] of [
           ['script', upOut],
           ['downscript', downOut],
@@ -189,7 +179,7 @@ describe('network scripts of the netplane command', { ...privileged() }, () => {
     const ifname = npName('scn');
     const proc = await QmpProcess.start(
       process.execPath,
-      ['--import', 'tsx', CLI, '-netdev', `tap,id=t0,ifname=${ifname}`],
+      ['--import', 'tsx', cliMain, '-netdev', `tap,id=t0,ifname=${ifname}`],
       { ifnames: [ifname] },
     );
     try {

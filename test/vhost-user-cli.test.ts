@@ -4,18 +4,17 @@
 // query-netplane-exports and netplane-export-add/-del, SIGTERM ends it within 3 s and
 // removes the socket and the pidfile. The TAP needs privileges.
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { describe, test } from 'node:test';
 import { parseCliArgs } from '../lib/cli/args';
 import { deleteLink, npName } from './helpers/netns';
+import { spawnCli, type CliProcess } from './helpers/node-child';
 import { privileged } from './helpers/privilege';
 import { QmpTestClient } from './helpers/qmp-client';
 import { FakeFrontend, state, u64, VU } from './helpers/vhost-user-frontend';
 
-const CLI = path.join(__dirname, '..', 'lib', 'cli', 'main.ts');
 const T = { timeout: 60_000 };
 
 function cliError(argv: string[]): string {
@@ -25,15 +24,6 @@ function cliError(argv: string[]): string {
     return (e as Error).message;
   }
   return '';
-}
-
-async function waitForFile(p: string, child: ChildProcess, ms = 20_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!fs.existsSync(p)) {
-    if (child.exitCode !== null) throw new Error(`netplane exited with ${child.exitCode}`);
-    if (Date.now() > end) throw new Error(`${p} did not appear`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
 }
 
 describe('-export type=vhost-user-net: option errors', () => {
@@ -120,27 +110,20 @@ describe('netplane -export as a daemon', privileged(), () => {
         '-e',
         `require('net').createServer().listen(${JSON.stringify(sock)}, () => process.kill(process.pid, 'SIGKILL'))`,
       ]);
-      const child = spawn(
-        process.execPath,
-        [
-          '--import',
-          'tsx',
-          CLI,
-          '-netdev',
-          `tap,id=hn0,ifname=${ifname},vnet_hdr=on,queues=2`,
-          '-export',
-          `type=vhost-user-net,id=vu0,netdev=hn0,addr.type=unix,addr.path=${sock},num-queues=2`,
-          '-qmp',
-          `unix:${qmpSock},server=on,wait=off`,
-          '-pidfile',
-          pidfile,
-        ],
-        { stdio: ['ignore', 'pipe', 'pipe'] },
-      );
-      let stderr = '';
-      child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+      let np: CliProcess | undefined;
       try {
-        await waitForFile(pidfile, child);
+        np = await spawnCli(
+          [
+            '-netdev',
+            `tap,id=hn0,ifname=${ifname},vnet_hdr=on,queues=2`,
+            '-export',
+            `type=vhost-user-net,id=vu0,netdev=hn0,addr.type=unix,addr.path=${sock},num-queues=2`,
+            '-qmp',
+            `unix:${qmpSock},server=on,wait=off`,
+          ],
+          { pidfile },
+        );
+        const child = np.child;
         assert.equal(fs.readFileSync(pidfile, 'utf8').trim(), String(child.pid));
         assert.equal(fs.statSync(sock).mode & 0o777, 0o600);
         const fe = await FakeFrontend.connect(sock);
@@ -188,12 +171,12 @@ describe('netplane -export as a daemon', privileged(), () => {
         child.kill('SIGTERM');
         await new Promise<void>((r) => child.once('exit', () => r()));
         assert.ok(Date.now() - t0 < 3000, `exited in ${Date.now() - t0} ms`);
-        assert.equal(child.exitCode, 0, stderr);
+        assert.equal(child.exitCode, 0, np.stderr());
         assert.equal(fs.existsSync(sock), false, 'socket removed');
         assert.equal(fs.existsSync(pidfile), false, 'pidfile removed');
         await fe2.closed;
       } finally {
-        if (child.exitCode === null) child.kill('SIGKILL');
+        if (np?.child.exitCode === null) np.child.kill('SIGKILL');
         deleteLink(ifname);
         fs.rmSync(dir, { recursive: true, force: true });
       }

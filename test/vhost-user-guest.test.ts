@@ -7,17 +7,17 @@
 // as such over mergeable rx buffers. All of it once more with packed=on on the guest's NIC
 // (packed virtqueues), and queues=2.
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { test } from 'node:test';
 import { Guest } from './helpers/guest';
 import { deleteLink, NetNs, npName, sh } from './helpers/netns';
+import { spawnCli } from './helpers/node-child';
 import { QmpTestClient } from './helpers/qmp-client';
 import { needsPrivileged } from './helpers/tools';
 
-const CLI = path.join(__dirname, '..', 'lib', 'cli', 'main.ts');
 const HOST_IP = '10.232.7.1';
 const GUEST_IP = '10.232.7.2';
 const BLOCKS = 32; // of 64 KiB
@@ -103,7 +103,7 @@ function line(child: ChildProcess, key: string, ms: number): Promise<Record<stri
 }
 
 /** What each netplane child wrote to stderr (its export logs every ring start with its base). */
-const stderrOf = new WeakMap<ChildProcess, { text: string }>();
+const stderrOf = new WeakMap<ChildProcess, () => string>();
 
 /** Start netplane serving a new TAP; once its pidfile exists, move the TAP into the namespace. */
 async function startNetplaneIn(
@@ -116,31 +116,17 @@ async function startNetplaneIn(
   exportExtra = '',
 ): Promise<ChildProcess> {
   const pidfile = path.join(dir, `np-${Date.now()}.pid`);
-  const child = spawn(
-    process.execPath,
+  const { child, stderr } = await spawnCli(
     [
-      '--import',
-      'tsx',
-      CLI,
       '-netdev',
       `tap,id=hn0,ifname=${tap},vnet_hdr=on,queues=${queues}`,
       '-export',
       `type=vhost-user-net,id=vu0,netdev=hn0,addr.type=unix,addr.path=${sock},num-queues=${queues}${exportExtra}`,
       ...(qmp !== undefined ? ['-qmp', `unix:${qmp},server=on,wait=off`] : []),
-      '-pidfile',
-      pidfile,
     ],
-    { stdio: ['ignore', 'ignore', 'pipe'] },
+    { pidfile },
   );
-  const log = { text: '' };
-  stderrOf.set(child, log);
-  child.stderr!.on('data', (d: Buffer) => (log.text += d.toString()));
-  const err = () => log.text;
-  const end = Date.now() + 20_000;
-  while (!fs.existsSync(pidfile)) {
-    if (child.exitCode !== null || Date.now() > end) throw new Error(`netplane did not start: ${err()}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
+  stderrOf.set(child, stderr);
   sh('ip', ['link', 'set', tap, 'netns', ns.name]);
   ns.exec('ip', ['addr', 'add', `${HOST_IP}/24`, 'dev', tap]);
   ns.exec('ip', ['link', 'set', tap, 'up']);
@@ -320,7 +306,7 @@ for (const packed of [false, true]) {
         // above), not where the rings stand. The rings look empty at that position: stuck.
         const stuck = await guest.run(`ping -c 2 -W 1 ${HOST_IP}`, { timeoutMs: 15_000 });
         const starts = (c: ChildProcess) =>
-          (stderrOf.get(c)!.text.match(/ring \d+ started \(size \d+, base \d+\)/g) ?? []).slice(-2).sort();
+          (stderrOf.get(c)!().match(/ring \d+ started \(size \d+, base \d+\)/g) ?? []).slice(-2).sort();
         t.diagnostic(`packed, after the restart: ${/\d+ packets received/.exec(stuck.output)?.[0]}`);
         t.diagnostic(
           `ring starts at set_link on: ${starts(killed).join('; ')}; after the restart: ${starts(np).join('; ')}`,

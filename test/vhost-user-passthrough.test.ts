@@ -22,12 +22,12 @@ import { Topology } from '../lib/topology';
 import type { Nic } from '../lib/topology/nic';
 import { kTestpmdReady, removeRuntimeDir, testpmdCommand } from '../bench/lib/dpdk';
 import { fdsOpenedSince, NetNs, npName, openFds } from './helpers/netns';
+import { spawnCli } from './helpers/node-child';
 import { privileged } from './helpers/privilege';
 import { needsPrivileged } from './helpers/tools';
 import { DriverRing, memfdMem, type GuestMem } from './helpers/virtio-ring';
 import { waitFor } from './helpers/wait';
 
-const CLI = path.join(__dirname, '..', 'lib', 'cli', 'main.ts');
 const HDR = 12; // VERSION_1's virtio-net header
 const RAM = 1 << 20;
 const TX_BUFS = 0x40000;
@@ -55,33 +55,17 @@ async function startBackend(
   const tap = npName('pt');
   const pidfile = path.join(dir, `nppt-${tap}.pid`);
   const q = opts.queues ?? 1;
-  const child = spawn(
-    process.execPath,
+  const { child, stderr } = await spawnCli(
     [
-      '--import',
-      'tsx',
-      CLI,
       '-netdev',
       `tap,id=hn0,ifname=${tap},vnet_hdr=${opts.vnetHdr === false ? 'off' : 'on'},queues=${q}`,
       '-export',
       `type=vhost-user-net,id=vu0,netdev=hn0,addr.type=unix,addr.path=${sock},num-queues=${q}`,
-      '-pidfile',
-      pidfile,
     ],
-    { stdio: ['ignore', 'ignore', 'pipe'] },
-  );
-  let log = '';
-  child.stderr!.on('data', (d: Buffer) => (log += d.toString()));
-  await waitFor(
-    () => {
-      if (child.exitCode !== null) throw new Error(`the back-end exited: ${log}`);
-      return fs.existsSync(pidfile);
-    },
-    'the back-end to start',
-    30_000,
+    { pidfile },
   );
   ns.adopt(tap);
-  return { child, tap, stderr: () => log };
+  return { child, tap, stderr };
 }
 
 async function stopBackend(b: Backend | undefined): Promise<void> {
