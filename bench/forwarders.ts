@@ -3,6 +3,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { kTestpmdReady, kTestpmd, testpmdCommand, testpmdUnavailable } from './lib/dpdk';
+import type { LinkKind } from './lib/testbed';
 import { hasCommand, kBenchDir, kRepoDir, type Tools } from './lib/tools';
 import { kForwarderCpu } from './workloads';
 
@@ -24,6 +25,8 @@ export interface Forwarder {
   skipWholeRunOnFailure?: boolean;
   /** Part of the default set (otherwise only with --only). */
   byDefault: boolean;
+  /** What the test bed joins the namespaces with; 'veth' has no forwarder (default 'tap'). */
+  link?: LinkKind;
   /** Why it cannot run at all on this machine right now, or undefined. */
   unavailable(): string | undefined;
   command(ifA: string, ifB: string, tools: Tools): Command;
@@ -267,6 +270,18 @@ export const forwarders: Forwarder[] = [
       note: 'examples/port-filter.ts --offloads via tsx (vnet headers and TSO, as netplane-link)',
       readyOutput: 'ready',
     }),
+  },
+  {
+    name: 'veth',
+    description:
+      "the kernel's own path: a veth pair between the namespaces, no forwarder (the ceiling, not a contender). " +
+      "The kernel's work runs in the senders' context, so frames/s is bounded by the generator's core, " +
+      'and the forwarder CPU columns are a placeholder sleep (~0)',
+    byDefault: true,
+    link: 'veth',
+    unavailable: () => undefined,
+    // The session needs a process to start, wait on and stop; this one does nothing.
+    command: () => ({ cmd: 'sleep', args: ['86400'], note: 'no forwarder: the test bed made a veth pair' }),
   },
 ];
 

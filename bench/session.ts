@@ -1,6 +1,7 @@
 // One session: a fresh test bed, one forwarder started pinned to the forwarder CPU, a ping to
 // prove it forwards, then every workload in turn; the forwarder and the namespaces are gone
-// when it returns, whatever happened.
+// when it returns, whatever happened. A veth forwarder is no process: the test bed links the
+// namespaces itself and the "forwarder" is a placeholder that uses no CPU.
 import type { Forwarder } from './forwarders';
 import { groupCpu, head, start, stop, tail, waitForOutput } from './lib/proc';
 import { TestBed } from './lib/testbed';
@@ -27,7 +28,7 @@ export async function runSession(
     metrics: {},
     errors: [],
   };
-  const bed = await TestBed.create();
+  const bed = await TestBed.create(fw.link);
   const { cmd, args, note, readyOutput, cleanup } = fw.command(bed.ifA, bed.ifB, tools);
   record.command = pinned(s, kForwarderCpu, cmd, args);
   record.pinned = !s.unpinned;

@@ -175,7 +175,7 @@ export async function frameRate(
     const c0 = groupCpu(fwdPgid);
     const t0 = process.hrtime.bigint();
     let profiler: Proc | undefined;
-    if (s.perf) {
+    if (s.perf && bed.link !== 'veth') {
       perfData = path.join(s.workDir, `${label}.perf.data`);
       profiler = start('perf record', 'perf', [
         'record',
@@ -206,7 +206,8 @@ export async function frameRate(
     if (offered === 0) throw new Error(`trafgen offered no frames: ${tail(gen.stderr() || gen.stdout())}`);
     const profile = profiler ? await perfSummary(profiler, perfData!, s, label) : undefined;
     let perFrame: PerFrame | undefined;
-    let perFrameError = perFrameUnavailable();
+    // Over a veth pair no process forwards (the senders' context does): nothing to count per frame.
+    let perFrameError = bed.link === 'veth' ? 'no forwarder process on a veth pair' : perFrameUnavailable();
     if (!perFrameError) {
       // A window of its own: the tracepoints perf counts cost the forwarder a little per
       // system call, which must not touch the frames/s above.

@@ -4,7 +4,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { chartPanels, svgChart } from '../bench/chart';
 import { goalsMarkdown } from '../bench/goals';
-import { summarize, type RunRecord } from '../bench/report';
+import { contenders, markdown, summarize, type RunRecord } from '../bench/report';
 import { benchRecord } from './helpers/bench-record';
 
 function record(forwarder: string, mfps: number, cpu: number, p50: number, gbps: number): RunRecord {
@@ -66,4 +66,22 @@ test('the chart marks QEMU and the ceiling, and renders to SVG', { timeout: 30_0
   assert.match(svg!, /^<svg[^>]*xmlns="http:\/\/www\.w3\.org\/2000\/svg"/);
   for (const text of ['np test chart', 'QEMU', 'ceiling: offered by trafgen', 'js-filter', 'Mframes/s'])
     assert.ok(svg!.includes(text), `the SVG shows "${text}"`);
+});
+
+test('veth is the ceiling: in the main table and the chart, not in the targets', () => {
+  // Generator-bound (delivered what trafgen offered), no forwarder CPU.
+  const withVeth = [...records, record('veth', 1, 0, 20, 30)];
+  const s = summarize(withVeth, [...order, 'veth']);
+  assert.deepEqual(contenders(s), order);
+  const md = markdown(s, new Map(), ['# np test'], []);
+  const [main, rest] = md.split('### Targets');
+  assert.match(main!, /^\| veth \| 1\.000 \| 1\.67x \|/m);
+  assert.doesNotMatch(rest!, /^\| veth \|/m);
+  assert.match(rest!, /veth: the kernel's own path with no forwarder, shown as the ceiling/);
+  assert.doesNotMatch(rest!, /limited by the generator[^\n]*veth/);
+  const panels = chartPanels(s, withVeth);
+  assert.equal(panels[0]!.ceiling, 1);
+  assert.equal(panels[0]!.ceilingLabel, 'ceiling: veth');
+  assert.equal(panels[1]!.ceiling, 30);
+  assert.ok(panels[0]!.rows.some((r) => r.forwarder === 'veth'));
 });

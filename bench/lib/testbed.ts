@@ -2,6 +2,8 @@
 // test holding both TAP fds in the root namespace. The forwarder creates the TAPs by name;
 // the test bed then moves them into the namespaces (the fds keep working), addresses them
 // inside a private /24 and pins the neighbour entries so no ARP crosses during a run.
+// With link 'veth' the test bed itself joins A and B with a veth pair of the same names and
+// roles instead: the kernel's own path, with no forwarder in between (the ceiling).
 import * as fs from 'node:fs';
 import { NetNs, deleteLink, npName, sh } from '../../test/helpers/netns';
 import { start, stop, sleep, type Proc } from './proc';
@@ -10,6 +12,9 @@ export const kAddrA = '10.77.0.1';
 export const kAddrB = '10.77.0.2';
 export const kMacA = '02:77:00:00:00:01';
 export const kMacB = '02:77:00:00:00:02';
+
+/** What joins namespace A and B: TAPs a forwarder holds, or a veth pair (no forwarder). */
+export type LinkKind = 'tap' | 'veth';
 
 export interface IfCounters {
   rxPackets: number;
@@ -37,7 +42,7 @@ export class TestBed {
   // spawning a reader per sample.
   #anchors: Proc[] = [];
 
-  private constructor() {
+  private constructor(readonly link: LinkKind) {
     linkNames.add(this.ifA);
     linkNames.add(this.ifB);
     this.nsA = new NetNs('A');
@@ -51,9 +56,12 @@ export class TestBed {
     nsNames.add(this.nsB.name);
   }
 
-  static async create(): Promise<TestBed> {
-    const bed = new TestBed();
+  static async create(link: LinkKind = 'tap'): Promise<TestBed> {
+    const bed = new TestBed(link);
     try {
+      // Created in the root namespace, where a forwarder would create its TAPs: wire() then
+      // moves the two ends exactly as it moves TAPs.
+      if (link === 'veth') sh('ip', ['link', 'add', bed.ifA, 'type', 'veth', 'peer', 'name', bed.ifB]);
       for (const ns of [bed.nsA, bed.nsB]) {
         // No IPv6: its router solicitations and MLD reports would cross the forwarder.
         ns.disableIpv6();
@@ -121,6 +129,8 @@ export class TestBed {
     this.#anchors = [];
     this.nsA.dispose();
     this.nsB.dispose();
+    // A veth end inside a namespace dies with it (and takes its peer along); one still in the
+    // root namespace (wire() never ran) is deleted here.
     for (const name of [this.ifA, this.ifB]) {
       if (fs.existsSync(`/sys/class/net/${name}`)) deleteLink(name);
     }
