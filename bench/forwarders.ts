@@ -250,11 +250,10 @@ export const forwarders: Forwarder[] = [
   }),
   ...(['link', 'hub'] as const).map((kind) =>
     netplane(kind, true, 1, {
-      suffix: '-uring',
-      description: 'io-uring=on: each wake-up reads a batch and writes the batch through one io_uring_enter each',
+      suffix: '-rw',
+      description: 'io-uring=off: a read(2) and a write(2) per frame, no io_uring batches',
       args: [],
-      tapOpts: ',io-uring=on',
-      unavailable: ioUringUnavailable,
+      tapOpts: ',io-uring=off',
     }),
   ),
   {

@@ -176,11 +176,11 @@ function frontendBackends(): Backend[] {
         return { cmd: kTestpmd, args: t.args, readyAfterGuest: kTestpmdReady, cleanup: t.cleanup };
       },
     },
-    ...([false, true] as const).map((uring) => ({
-      name: uring ? 'netplane-frontend-uring' : 'netplane-frontend',
+    ...([true, false] as const).map((uring) => ({
+      name: uring ? 'netplane-frontend' : 'netplane-frontend-rw',
       description:
         'netplane: -netdev vhost-user (chardev server=on) linked to -netdev tap (vnet_hdr=on' +
-        (uring ? ', io-uring=on: the TAP writes batched through io_uring)' : ')'),
+        (uring ? ', its writes batched through io_uring by default)' : ', io-uring=off: a write(2) per frame)'),
       unavailable: () => (netplaneCli() ? undefined : 'not built (npm run build)'),
       command: (tap: string, sock: string) => {
         const cli = netplaneCli()!;
@@ -193,7 +193,7 @@ function frontendBackends(): Backend[] {
             '-netdev',
             'vhost-user,id=n0,chardev=c0',
             '-netdev',
-            `tap,id=t0,ifname=${tap},script=no,downscript=no,vnet_hdr=on${uring ? ',io-uring=on' : ''}`,
+            `tap,id=t0,ifname=${tap},script=no,downscript=no,vnet_hdr=on${uring ? '' : ',io-uring=off'}`,
             '-link',
             'n0,t0',
           ],
@@ -477,7 +477,7 @@ export function vhostMarkdown(
     );
   }
   const dName = frontendMode ? 'dpdk-virtio-user' : 'dpdk-vhost';
-  const npNames = frontendMode ? ['netplane-frontend', 'netplane-frontend-uring'] : ['netplane-vhost'];
+  const npNames = frontendMode ? ['netplane-frontend', 'netplane-frontend-rw'] : ['netplane-vhost'];
   const d = stats.get(dName);
   for (const npName of npNames) {
     const np = stats.get(npName);

@@ -97,6 +97,8 @@ void TapClient::Stop() {
   // The BH belongs to this context; a client moved to another one (Relocate) gets a new one.
   if (flush_bh_) AioContext::DeleteBh(flush_bh_);
   flush_bh_ = nullptr;
+  writes_in_turn_ = 0;  // the next turn, on whichever context, starts with a new BH
+  write_burst_ = false;
   RemoveHandler();
   started_ = false;
 }
