@@ -9,10 +9,12 @@
 #include <sys/syscall.h>
 
 #include <cstddef>
+#include <memory>
 #include <thread>
 
 #include "aio/io_uring_batch.h"
 #include "dataplane_helpers.h"
+#include "tap/tap_client.h"
 #include "test.h"
 
 using namespace netplane::core;
@@ -101,6 +103,39 @@ TEST(TapUring, TapsMovedOntoAHubsThreadKeepBatchingThere) {
   CHECK_EQ(ForwardTagged(g, b, a, 500, 100), 500);
   for (auto& i : g.Snapshot()) CHECK_EQ(i.counters.dropped(), uint64_t{0});
   CHECK(nptest::AllConserved(g));
+}
+
+TEST(TapUring, FramesWaitingInTheWriteBatchCountAsQueued) {
+  // One loop on this thread, so the test looks between a turn's writes and the flush that
+  // ends the turn, where the graph's snapshot (a one-shot on the same loop) can land too.
+  auto aio = AioContext::Create("npcl-uring");
+  REQUIRE(aio.ok());
+  NetContext net;
+  net.aio = aio.value.get();
+  net.name = "npcl-uring";
+  FakeTap b;
+  TapClient tap(2, "npcl-tb", &net, b.dp(), 0, /*io_uring=*/true);
+  nptest::ScriptedClient src(1, "npcl-src", &net);
+  REQUIRE(NetClient::Link(&src, &tap).ok());
+  REQUIRE(tap.Start().ok());
+  auto frame = nptest::EthFrame(100, 1);
+  const Frame f{frame.data(), static_cast<uint32_t>(frame.size()), 0};
+  auto send_turn = [&] {
+    for (int i = 0; i < 2; ++i) CHECK(src.Send(f, false) == NetClient::SendResult::kDone);
+  };
+  send_turn();  // a turn with two writes: the next turn batches
+  aio.value->Poll(false);
+  send_turn();
+  const auto mid = tap.counters().Snapshot();
+  CHECK(mid.Conserved());
+  if (UringAvailable()) CHECK_EQ(mid.queued, uint64_t{2});
+  aio.value->Poll(false);  // the turn's flush submits them
+  const auto end = tap.counters().Snapshot();
+  CHECK(end.Conserved());
+  CHECK_EQ(end.queued, uint64_t{0});
+  CHECK_EQ(end.dev_tx_frames, uint64_t{4});
+  for (int i = 0; i < 4; ++i) CHECK(b.Take().size() == frame.size());
+  tap.Stop();
 }
 
 TEST(TapUring, VnetHeaderAndGsoFramesPassThrough) {

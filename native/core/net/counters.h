@@ -11,7 +11,8 @@
 //   frames_out = frames written to its device (TAP write, JS rx ring)
 //              + frames it handed on to its peer or hub (the peer may then queue or drop
 //                them; that is counted at the peer)
-//   queued     = frames now waiting in its incoming NetQueue
+//   queued     = frames now waiting in its incoming NetQueue, or accepted into a TAP's batch of
+//                io_uring writes that the end of the loop's turn submits
 //   drops      = by reason, below
 // A segmented GSO frame counts once in and once out; `segments` counts the wire frames.
 //

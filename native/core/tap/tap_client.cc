@@ -373,6 +373,7 @@ bool TapClient::QueueWrite(const DeviceFrame& d) {
   w.eth_len = static_cast<uint32_t>(d.eth_len);
   if (!ring_->AddWrite(fd_, w.bytes.data(), static_cast<uint32_t>(len), kWriteTag | nwrites_)) return false;
   ++nwrites_;
+  counters_.queued.Add();  // accepted, not yet written: a snapshot before the flush still adds up
   return true;
 }
 
@@ -393,6 +394,7 @@ void TapClient::FlushWrites() {
 
 void TapClient::CountWrites(unsigned n) {
   nwrites_ = 0;
+  counters_.queued.Sub(n);
   int dead_err = 0;
   for (unsigned i = 0; i < n; ++i) {
     const int32_t res = write_res_[i];
