@@ -6,7 +6,9 @@
 #include <linux/filter.h>
 #include <linux/seccomp.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
+#include <unistd.h>
 
 #include <cstddef>
 #include <memory>
@@ -103,6 +105,30 @@ TEST(TapUring, TapsMovedOntoAHubsThreadKeepBatchingThere) {
   CHECK_EQ(ForwardTagged(g, b, a, 500, 100), 500);
   for (auto& i : g.Snapshot()) CHECK_EQ(i.counters.dropped(), uint64_t{0});
   CHECK(nptest::AllConserved(g));
+}
+
+TEST(TapUring, RegisteredFileIsUsedAndReleasedWithTheRing) {
+  if (!UringAvailable()) return;
+  int sv[2];
+  REQUIRE(::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) == 0);
+  auto r = IoUringBatch::Create(8);
+  REQUIRE(r.ok());
+  auto ring = std::move(r.value);
+  CHECK(ring->RegisterFile(sv[0]));
+  CHECK(!ring->RegisterFile(sv[0]));  // one fixed file per ring
+  const char msg[] = "fixed";
+  int32_t res = 0;
+  REQUIRE(ring->AddWrite(sv[0], msg, sizeof msg, 7));
+  ring->Run([](void* o, uint64_t tag, int32_t v) { *static_cast<int32_t*>(o) = tag == 7 ? v : -1; }, &res);
+  CHECK_EQ(res, static_cast<int32_t>(sizeof msg));
+  char got[16] = {};
+  CHECK_EQ(::read(sv[1], got, sizeof got), static_cast<ssize_t>(sizeof msg));
+  // Once the ring is gone and the fd closed, the socket is released at once: the ring
+  // unregisters its file rather than leaving it to the kernel's deferred teardown.
+  ring.reset();
+  ::close(sv[0]);
+  CHECK_EQ(::read(sv[1], got, sizeof got), ssize_t{0});  // EOF, not EAGAIN
+  ::close(sv[1]);
 }
 
 TEST(TapUring, FramesWaitingInTheWriteBatchCountAsQueued) {

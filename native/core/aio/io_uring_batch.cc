@@ -78,7 +78,18 @@ Result<std::unique_ptr<IoUringBatch>> IoUringBatch::Create(unsigned entries) {
 
 IoUringBatch::IoUringBatch(std::unique_ptr<Ring> ring, unsigned entries) : ring_(std::move(ring)), entries_(entries) {}
 
-IoUringBatch::~IoUringBatch() = default;
+IoUringBatch::~IoUringBatch() {
+  // Unregistering puts the file now; left to the ring's teardown, which the kernel defers to
+  // a worker, a closed TAP could outlive its close and keep its name busy.
+  if (fixed_fd_ >= 0) ::syscall(__NR_io_uring_register, ring_->fd, IORING_UNREGISTER_FILES, nullptr, 0);
+}
+
+bool IoUringBatch::RegisterFile(int fd) {
+  if (fixed_fd_ >= 0 || fd < 0) return false;
+  if (::syscall(__NR_io_uring_register, ring_->fd, IORING_REGISTER_FILES, &fd, 1) != 0) return false;
+  fixed_fd_ = fd;
+  return true;
+}
 
 bool IoUringBatch::AddRead(int fd, void* buf, uint32_t len, uint64_t tag) {
   return Add(IORING_OP_READ, fd, reinterpret_cast<uintptr_t>(buf), len, tag);
@@ -96,7 +107,12 @@ bool IoUringBatch::Add(uint8_t opcode, int fd, uint64_t addr, uint32_t len, uint
   io_uring_sqe& e = r.sqes[slot];
   std::memset(&e, 0, sizeof e);
   e.opcode = opcode;
-  e.fd = fd;
+  if (fd == fixed_fd_) {
+    e.fd = 0;
+    e.flags = IOSQE_FIXED_FILE;
+  } else {
+    e.fd = fd;
+  }
   e.addr = addr;
   e.len = len;
   e.off = static_cast<uint64_t>(-1);  // "the current position", as read(2)/write(2); a TAP has none

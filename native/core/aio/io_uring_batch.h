@@ -31,6 +31,11 @@ class IoUringBatch {
   // A failed io_uring_enter leaves the ring unusable: the owner falls back to plain calls.
   bool broken() const { return broken_; }
 
+  // Register fd as the ring's one fixed file: operations on it then skip the kernel's
+  // per-operation file lookup and reference (fget/fput). False where the kernel refuses
+  // (the operations then name the fd as usual). The ring drops the file when destroyed.
+  bool RegisterFile(int fd);
+
   // False when the batch is full (or broken): Run() it first.
   bool AddRead(int fd, void* buf, uint32_t len, uint64_t tag);
   bool AddWrite(int fd, const void* buf, uint32_t len, uint64_t tag);
@@ -50,6 +55,7 @@ class IoUringBatch {
   std::unique_ptr<Ring> ring_;
   unsigned entries_;
   unsigned queued_ = 0;
+  int fixed_fd_ = -1;  // the registered file, at fixed index 0
   bool broken_ = false;
 };
 

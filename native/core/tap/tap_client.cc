@@ -82,6 +82,7 @@ Status TapClient::Start() {
     auto r = IoUringBatch::Create(kReadBudget + kWriteBatch);
     if (r.ok()) {
       ring_ = std::move(r.value);
+      ring_->RegisterFile(fd_);  // where refused, operations name the fd as usual
       writes_.resize(kWriteBatch);
     }
   }
