@@ -11,11 +11,13 @@
 
 #include <chrono>
 #include <cstring>
+#include <memory>
 #include <mutex>
 #include <thread>
 #include <vector>
 
 #include "net/net_graph.h"
+#include "test.h"
 
 namespace nptest {
 
@@ -55,6 +57,20 @@ struct FakeTap {
     int sz = 4096;
     setsockopt(fds[0], SOL_SOCKET, SO_SNDBUF, &sz, sizeof sz);
     setsockopt(fds[1], SOL_SOCKET, SO_RCVBUF, &sz, sizeof sz);
+  }
+};
+
+// One AioContext that the test's own thread polls, and a NetContext on it for clients built by
+// hand (no NetGraph, no IoThread): the test decides when each turn of the loop runs.
+struct Loop {
+  std::unique_ptr<netplane::core::AioContext> aio;
+  netplane::core::NetContext net;
+  explicit Loop(const char* name) {
+    auto r = netplane::core::AioContext::Create(name);
+    REQUIRE(r.ok());
+    aio = std::move(r.value);
+    net.aio = aio.get();
+    net.name = name;
   }
 };
 

@@ -22,24 +22,13 @@
 
 using namespace netplane::core;
 using nptest::FakeTap;
+using nptest::Loop;
 using nptest::ScriptedClient;
 
 namespace {
 
 constexpr size_t kFloodFrameLen = 64;
 constexpr int kRounds = 12;
-
-struct Loop {
-  std::unique_ptr<AioContext> aio;
-  NetContext net;
-  Loop() {
-    auto r = AioContext::Create("npcl-starve");
-    REQUIRE(r.ok());
-    aio = std::move(r.value);
-    net.aio = aio.get();
-    net.name = "npcl-starve";
-  }
-};
 
 // The flooded side: a client reading the data-plane end of a socketpair whose feeding end
 // the test keeps full. Frames carry their sequence number (mod 256) in byte 20.
@@ -172,7 +161,7 @@ bool InSequence(const ScriptedClient& sink) {
 }
 
 void RunFlood(const FloodKind& kind) {
-  Loop loop;
+  Loop loop("npcl-starve");
   Flood flood;
   kind.make(flood, &loop.net);
   ScriptedClient sink(2, "npcl-flood-sink", &loop.net);  // never says "not now"

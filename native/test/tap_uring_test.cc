@@ -11,7 +11,6 @@
 #include <unistd.h>
 
 #include <cstddef>
-#include <memory>
 #include <thread>
 
 #include "aio/io_uring_batch.h"
@@ -134,14 +133,10 @@ TEST(TapUring, RegisteredFileIsUsedAndReleasedWithTheRing) {
 TEST(TapUring, FramesWaitingInTheWriteBatchCountAsQueued) {
   // One loop on this thread, so the test looks between a turn's writes and the flush that
   // ends the turn, where the graph's snapshot (a one-shot on the same loop) can land too.
-  auto aio = AioContext::Create("npcl-uring");
-  REQUIRE(aio.ok());
-  NetContext net;
-  net.aio = aio.value.get();
-  net.name = "npcl-uring";
+  nptest::Loop loop("npcl-uring");
   FakeTap b;
-  TapClient tap(2, "npcl-tb", &net, b.dp(), 0, /*io_uring=*/true);
-  nptest::ScriptedClient src(1, "npcl-src", &net);
+  TapClient tap(2, "npcl-tb", &loop.net, b.dp(), 0, /*io_uring=*/true);
+  nptest::ScriptedClient src(1, "npcl-src", &loop.net);
   REQUIRE(NetClient::Link(&src, &tap).ok());
   REQUIRE(tap.Start().ok());
   auto frame = nptest::EthFrame(100, 1);
@@ -150,12 +145,12 @@ TEST(TapUring, FramesWaitingInTheWriteBatchCountAsQueued) {
     for (int i = 0; i < 2; ++i) CHECK(src.Send(f, false) == NetClient::SendResult::kDone);
   };
   send_turn();  // a turn with two writes: the next turn batches
-  aio.value->Poll(false);
+  loop.aio->Poll(false);
   send_turn();
   const auto mid = tap.counters().Snapshot();
   CHECK(mid.Conserved());
   if (UringAvailable()) CHECK_EQ(mid.queued, uint64_t{2});
-  aio.value->Poll(false);  // the turn's flush submits them
+  loop.aio->Poll(false);  // the turn's flush submits them
   const auto end = tap.counters().Snapshot();
   CHECK(end.Conserved());
   CHECK_EQ(end.queued, uint64_t{0});
