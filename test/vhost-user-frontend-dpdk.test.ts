@@ -136,7 +136,12 @@ for (const mode of ['netplane connects', 'netplane listens'] as const) {
         process.stdout.write(`# ${mode}: features acked 0x${acked.toString(16)}\n`);
 
         assert.ok(ping(a, b.ip), 'ping A -> B through testpmd');
-        const bps = await iperf(a, b, [], 2);
+        const bps = await iperf(a, b, [], 2).catch(async (e: Error) => {
+          // A stalled stream: what each side counted says where the frames stopped.
+          throw new Error(
+            `${e.message}; n0: ${JSON.stringify(await stats(qmp!, 'n0'))}; t0: ${JSON.stringify(await stats(qmp!, 't0'))}`,
+          );
+        });
         assert.ok(bps > 20e6, `TCP A -> B ${bps} bit/s`);
         process.stdout.write(`# ${mode}: TCP through netplane + testpmd: ${(bps / 1e6).toFixed(0)} Mbit/s\n`);
         const v = (await stats(qmp, 'n0')).virtio;

@@ -12,6 +12,7 @@
 
 #include <cstddef>
 #include <thread>
+#include <utility>
 
 #include "aio/io_uring_batch.h"
 #include "dataplane_helpers.h"
@@ -156,6 +157,46 @@ TEST(TapUring, FramesWaitingInTheWriteBatchCountAsQueued) {
   CHECK_EQ(end.queued, uint64_t{0});
   CHECK_EQ(end.dev_tx_frames, uint64_t{4});
   for (int i = 0; i < 4; ++i) CHECK(b.Take().size() == frame.size());
+  tap.Stop();
+}
+
+// A receiver that turns the next frame away (CanReceive false, as a full virtqueue does) and
+// then takes everything: the frame it turned away waits in its queue until the next Send
+// flushes it, in the middle of the sender's batch.
+class RefusesOnce : public nptest::ScriptedClient {
+ public:
+  using ScriptedClient::ScriptedClient;
+  mutable bool refuse_next = false;
+  bool CanReceive() const override { return !std::exchange(refuse_next, false); }
+};
+
+TEST(TapUring, APeerThatTakesTheHeldFrameMidBatchLetsReadingResume) {
+  // The peer took the held frame while the rest of the batch was delivered: reading must not
+  // pause after the batch, because no later OnQueuedSent would resume it (a TCP stream
+  // through the vhost-user front-end stalled on this).
+  nptest::Loop loop("npcl-uring");
+  FakeTap a;
+  TapClient tap(1, "npcl-ta", &loop.net, a.dp(), 0, /*io_uring=*/true);
+  RefusesOnce dst(2, "npcl-dst", &loop.net);
+  REQUIRE(NetClient::Link(&tap, &dst).ok());
+  REQUIRE(tap.Start().ok());
+  uint8_t tag = 0;
+  auto inject_turn = [&](bool refuse_first) {
+    for (int i = 0; i < 8; ++i) REQUIRE(a.Inject(nptest::EthFrame(100, tag++)));
+    dst.refuse_next = refuse_first;
+    // Turns until the frames are in (a batch may find fewer); after each, the peer flushes
+    // its queue as a virtqueue does once it has room (nothing to flush if it took them).
+    for (int t = 0; t < 50 && dst.got.size() < tag; ++t) {
+      loop.aio->Poll(false);
+      dst.FlushQueuedPackets();
+    }
+  };
+  inject_turn(false);  // frames on read(2): the next wake-up reads a batch
+  inject_turn(true);   // the batch: its first frame is held, the second's Send flushes it
+  inject_turn(false);  // read only if reading resumed
+  CHECK_EQ(dst.got.size(), size_t{24});
+  for (size_t i = 0; i < dst.got.size(); ++i) CHECK_EQ(dst.got[i][20], static_cast<uint8_t>(i));
+  CHECK(tap.counters().Snapshot().Conserved());
   tap.Stop();
 }
 

@@ -258,14 +258,19 @@ void TapClient::ReadUring() {
   if (writes > 0) CountWrites(writes);
   // Deliver every frame read, in slot order (the order the kernel handed them out). A peer
   // that says "not now" queued the frame (callback senders always queue), so the rest
-  // queue behind it and nothing read is lost; reading then pauses.
+  // queue behind it and nothing read is lost; reading then pauses. It pauses the moment a
+  // frame is held: the peer may take the queue while we deliver the rest, and its
+  // OnQueuedSent must find reading paused to resume it (else nothing ever would).
   int got = 0, fatal = 0;
   bool held = false, unsupported = false;
   for (int i = 0; i < batch; ++i) {
     const int32_t res = read_res_[i];
     if (res > 0) {
       ++got;
-      if (DeliverRead(read_bufs_[i].get(), static_cast<size_t>(res))) held = true;
+      if (DeliverRead(read_bufs_[i].get(), static_cast<size_t>(res))) {
+        held = true;
+        read_poll_ = false;
+      }
     } else if (res == -EOPNOTSUPP || res == -EINVAL) {
       unsupported = true;
     } else if (res < 0 && res != -EAGAIN && res != -EINTR && fatal == 0) {
@@ -288,10 +293,7 @@ void TapClient::ReadUring() {
   } else {
     uring_misses_ = 0;
   }
-  if (held && read_poll_) {
-    read_poll_ = false;
-    UpdatePolling();
-  }
+  if (!read_poll_) UpdatePolling();  // (ReadBatch calls us only while reading)
 }
 
 void TapClient::RetireRing() {
