@@ -12,6 +12,8 @@ export interface Metrics {
   tcp1?: TcpResult;
   tcp4?: TcpResult;
   rtt?: RttResult;
+  /** Round trips with both ends in one never-sleeping thread: no wake-up of the ends. */
+  rttBusy?: RttResult;
   idle?: IdleCpu;
 }
 
@@ -61,6 +63,10 @@ const columns: Column[] = [
   { title: 'UDP RTT p50 us', get: (m) => m.rtt?.p50Us, digits: 1, ratio: 'lower' },
   { title: 'UDP RTT p99 us', get: (m) => m.rtt?.p99Us, digits: 1, ratio: 'lower' },
   { title: 'fwd CPU % @RTT', get: (m) => m.rtt?.fwdCpuPct, digits: 0 },
+  // The same ping-pong with ends that never sleep: the forwarder's latency without theirs.
+  { title: 'UDP RTT p50 us, busy ends', get: (m) => m.rttBusy?.p50Us, digits: 1, ratio: 'lower' },
+  { title: 'UDP RTT p99 us, busy ends', get: (m) => m.rttBusy?.p99Us, digits: 1, ratio: 'lower' },
+  { title: 'fwd CPU % @RTT, busy ends', get: (m) => m.rttBusy?.fwdCpuPct, digits: 0 },
   { title: 'idle CPU %', get: (m) => m.idle?.cpuPct, digits: 2 },
   // All CPUs' busy share while the forwarder sat idle: other work on the machine, i.e. noise.
   { title: 'machine busy % (noise)', get: (m) => m.idle?.machineBusyPct, digits: 0 },

@@ -5,7 +5,7 @@
 //   --reps N           repetitions (default 3); forwarders interleave A B A B
 //   --duration S       frame-rate window and iperf3 length in seconds (default 5)
 //   --perf             profile the forwarder CPU during each frame-rate window (perf record)
-//   --workloads a,b    only these workloads (frameRate, rtt, tcp1, tcp4, idle; default all)
+//   --workloads a,b    only these workloads (frameRate, rtt, rttBusy, tcp1, tcp4, idle; default all)
 //   --unpinned         pin nothing (forwarder and tools where the scheduler puts them); the
 //                      default pins the forwarder to CPU 0 and the tools to CPU 1
 //   js-port            the separate bench: frames per second into a JavaScript packet port

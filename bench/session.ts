@@ -7,10 +7,20 @@ import { groupCpu, head, start, stop, tail, waitForOutput } from './lib/proc';
 import { TestBed } from './lib/testbed';
 import type { Tools } from './lib/tools';
 import type { RunRecord } from './report';
-import { frameRate, idleCpu, kForwarderCpu, pinned, rtt, tcp, type Settings } from './workloads';
+import {
+  frameRate,
+  idleCpu,
+  kForwarderCpu,
+  pinned,
+  rtt,
+  rttBusyEnds,
+  tcp,
+  type RttResult,
+  type Settings,
+} from './workloads';
 
-export type WorkloadName = 'rtt' | 'frameRate' | 'tcp1' | 'tcp4' | 'idle';
-export const kAllWorkloads: WorkloadName[] = ['rtt', 'frameRate', 'tcp1', 'tcp4', 'idle'];
+export type WorkloadName = 'rtt' | 'rttBusy' | 'frameRate' | 'tcp1' | 'tcp4' | 'idle';
+export const kAllWorkloads: WorkloadName[] = ['rtt', 'rttBusy', 'frameRate', 'tcp1', 'tcp4', 'idle'];
 
 export async function runSession(
   fw: Forwarder,
@@ -51,18 +61,20 @@ export async function runSession(
     }
     record.offloads = bed.offloads();
     const pgid = proc.pid; // taskset (when pinned) execs the forwarder: same pid, and it leads its group
+    // The forwarder's CPU while it carries a ping-pong: what its polling costs.
+    const withFwdCpu = async (measure: () => Promise<RttResult>): Promise<RttResult> => {
+      const c0 = groupCpu(pgid);
+      const t0 = process.hrtime.bigint();
+      const r = await measure();
+      const dt = Number(process.hrtime.bigint() - t0) / 1e9;
+      r.fwdCpuPct = ((groupCpu(pgid).schedSeconds - c0.schedSeconds) / dt) * 100;
+      return r;
+    };
     const steps: [WorkloadName, () => Promise<void>][] = [
+      ['rtt', async () => void (record.metrics.rtt = await withFwdCpu(() => rtt(bed, tools, s, 7000 + rep)))],
       [
-        'rtt',
-        async () => {
-          // The forwarder's CPU while it carries the ping-pong: what its polling costs.
-          const c0 = groupCpu(pgid);
-          const t0 = process.hrtime.bigint();
-          const r = await rtt(bed, tools, s, 7000 + rep);
-          const dt = Number(process.hrtime.bigint() - t0) / 1e9;
-          r.fwdCpuPct = ((groupCpu(pgid).schedSeconds - c0.schedSeconds) / dt) * 100;
-          record.metrics.rtt = r;
-        },
+        'rttBusy',
+        async () => void (record.metrics.rttBusy = await withFwdCpu(() => rttBusyEnds(bed, tools, s, 7100 + rep))),
       ],
       [
         'frameRate',

@@ -322,31 +322,36 @@ export async function rtt(bed: TestBed, tools: Tools, s: Settings, port: number)
   );
   try {
     await waitForOutput(server, 'listening', 5000);
-    const r = await run(
-      'udprtt client',
-      'ip',
-      inNs(s, bed.nsA.name, kGeneratorCpu, tools.udprtt, [
-        'client',
-        kAddrB,
-        String(port),
-        String(s.rttCount),
-        '200',
-        '200',
-        '30',
-      ]),
-      40_000,
-    );
-    let json: RttResult;
-    try {
-      json = JSON.parse(r.stdout) as RttResult;
-    } catch {
-      throw new Error(`udprtt printed no JSON (exit ${r.code}): ${tail(r.stderr || r.stdout)}`);
-    }
-    if (!json.count) throw new Error(`udprtt: no echo came back (${json.lost} lost)`);
-    return json;
+    return await rttClient(bed, tools, s, ['client', kAddrB, String(port)]);
   } finally {
     await stop(server, 'SIGTERM', 1000);
   }
+}
+
+/**
+ * UDP round trips whose two ends are one thread that never sleeps (`udprtt pair`, its echo
+ * socket in namespace B): no end wakes from a sleep, so what is measured is the path between
+ * the namespaces, the forwarder's own latency and the kernel's.
+ */
+export async function rttBusyEnds(bed: TestBed, tools: Tools, s: Settings, port: number): Promise<RttResult> {
+  return rttClient(bed, tools, s, ['pair', bed.nsB.name, kAddrB, String(port)]);
+}
+
+async function rttClient(bed: TestBed, tools: Tools, s: Settings, mode: string[]): Promise<RttResult> {
+  const r = await run(
+    `udprtt ${mode[0]}`,
+    'ip',
+    inNs(s, bed.nsA.name, kGeneratorCpu, tools.udprtt, [...mode, String(s.rttCount), '200', '200', '30']),
+    40_000,
+  );
+  let json: RttResult;
+  try {
+    json = JSON.parse(r.stdout) as RttResult;
+  } catch {
+    throw new Error(`udprtt printed no JSON (exit ${r.code}): ${tail(r.stderr || r.stdout)}`);
+  }
+  if (!json.count) throw new Error(`udprtt: no echo came back (${json.lost} lost)`);
+  return json;
 }
 
 /** iperf3 buffers its "Server listening" line when stdout is a pipe, so ask ss instead. */

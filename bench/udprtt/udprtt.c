@@ -9,10 +9,18 @@
 //       Send COUNT+WARMUP pings one at a time, each waiting for its echo (or TIMEOUT_MS),
 //       stop early at DEADLINE_S, and print JSON: percentiles of the COUNT measured round
 //       trips in microseconds and how many were lost.
+//   udprtt pair NS_B SERVER_IP PORT COUNT [WARMUP] [TIMEOUT_MS] [DEADLINE_S]
+//       The client, and the server too: its socket is bound to SERVER_IP in the network
+//       namespace NS_B (/run/netns/NS_B), and this one thread answers it while it waits for
+//       each echo, never sleeping. No end of the ping-pong wakes from a sleep, so a round trip
+//       is the path between the namespaces alone (the forwarder and the kernel), not the
+//       ends' wake-ups. Keep it off the forwarder's CPU: it keeps its own CPU busy.
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -89,7 +97,31 @@ static double Percentile(const uint64_t *sorted, size_t n, double p) {
   return (double)sorted[i] / 1000.0;
 }
 
-static int Client(const char *ip, const char *port, long count, long warmup, long timeout_ms, long deadline_s) {
+// The echo of ping seq on fd by deadline_ns: 1 when it came, 0 when not. Blocking (fd's
+// SO_RCVTIMEO bounds the wait) unless echo_fd is the pair mode's server socket: then this
+// thread answers the pings arriving there while it waits, and never sleeps.
+static int AwaitEcho(int fd, long seq, uint64_t deadline_ns, int echo_fd) {
+  unsigned char in[2048];
+  for (;;) {
+    if (echo_fd >= 0) {
+      struct sockaddr_in from;
+      socklen_t fl = sizeof from;
+      ssize_t m = recvfrom(echo_fd, in, sizeof in, MSG_DONTWAIT, (struct sockaddr *)&from, &fl);
+      if (m > 0) sendto(echo_fd, in, (size_t)m, 0, (struct sockaddr *)&from, fl);
+    }
+    ssize_t n = recv(fd, in, sizeof in, echo_fd >= 0 ? MSG_DONTWAIT : 0);
+    if (n < 0) {
+      if (echo_fd < 0 || (errno != EAGAIN && errno != EWOULDBLOCK) || NowNs() >= deadline_ns) return 0;
+      continue;
+    }
+    long echoed;
+    memcpy(&echoed, in, sizeof echoed);
+    if (n == kPayload && echoed == seq) return 1;  // else a late echo of an earlier ping
+  }
+}
+
+static int Client(const char *ip, const char *port, long count, long warmup, long timeout_ms, long deadline_s,
+                  int echo_fd) {
   if (count <= 0 || warmup < 0 || timeout_ms <= 0 || deadline_s <= 0) {
     fprintf(stderr, "udprtt: COUNT, TIMEOUT_MS and DEADLINE_S must be positive, WARMUP >= 0\n");
     return 2;
@@ -108,7 +140,7 @@ static int Client(const char *ip, const char *port, long count, long warmup, lon
   long lost = 0, sent = 0;
   uint64_t deadline = NowNs() + (uint64_t)deadline_s * 1000000000ull;
   for (long seq = 0; seq < count + warmup && NowNs() < deadline; seq++) {
-    unsigned char out[kPayload] = {0}, in[2048];
+    unsigned char out[kPayload] = {0};
     memcpy(out, &seq, sizeof seq);
     uint64_t t0 = NowNs();
     if (send(fd, out, sizeof out, 0) < 0) {
@@ -116,19 +148,12 @@ static int Client(const char *ip, const char *port, long count, long warmup, lon
       continue;
     }
     if (seq >= warmup) sent++;
-    for (;;) {  // skip late echoes of earlier (timed-out) pings
-      ssize_t n = recv(fd, in, sizeof in, 0);
-      if (n < 0) {
-        if (seq >= warmup) lost++;
-        break;
-      }
-      long echoed;
-      memcpy(&echoed, in, sizeof echoed);
-      if (n == kPayload && echoed == seq) {
-        if (seq >= warmup) rtt[got++] = NowNs() - t0;
-        break;
-      }
-    }
+    int echoed = AwaitEcho(fd, seq, t0 + (uint64_t)timeout_ms * 1000000ull, echo_fd);
+    if (seq < warmup) continue;
+    if (echoed)
+      rtt[got++] = NowNs() - t0;
+    else
+      lost++;
   }
   if (got == 0) {
     printf("{\"count\":0,\"sent\":%ld,\"lost\":%ld}\n", sent, lost);
@@ -145,16 +170,49 @@ static int Client(const char *ip, const char *port, long count, long warmup, lon
   return 0;
 }
 
+// The pair mode's server socket, bound in network namespace ns; the thread returns to its own.
+static int EchoSocketIn(const char *ns, const char *ip, const char *port) {
+  char path[256];
+  snprintf(path, sizeof path, "/run/netns/%s", ns);
+  int self = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
+  int target = open(path, O_RDONLY | O_CLOEXEC);
+  if (self < 0 || target < 0 || setns(target, CLONE_NEWNET) != 0) {
+    perror("udprtt pair: setns");
+    exit(1);
+  }
+  int fd = socket(AF_INET, SOCK_DGRAM, 0);
+  struct sockaddr_in sa = Addr(ip, port);
+  int bound = fd >= 0 && bind(fd, (struct sockaddr *)&sa, sizeof sa) == 0;
+  int err = errno;
+  if (setns(self, CLONE_NEWNET) != 0) {
+    perror("udprtt pair: setns back");
+    exit(1);
+  }
+  close(self);
+  close(target);
+  if (!bound) {
+    fprintf(stderr, "udprtt pair: bind %s:%s in %s: %s\n", ip, port, ns, strerror(err));
+    exit(1);
+  }
+  return fd;
+}
+
 int main(int argc, char **argv) {
   if (argc == 4 && strcmp(argv[1], "server") == 0) return Server(argv[2], argv[3]);
   if (argc == 4 && strcmp(argv[1], "sink") == 0) return Sink(argv[2], argv[3]);
   if (argc >= 5 && argc <= 8 && strcmp(argv[1], "client") == 0) {
     return Client(argv[2], argv[3], atol(argv[4]), argc > 5 ? atol(argv[5]) : 100,
-                  argc > 6 ? atol(argv[6]) : 200, argc > 7 ? atol(argv[7]) : 30);
+                  argc > 6 ? atol(argv[6]) : 200, argc > 7 ? atol(argv[7]) : 30, -1);
+  }
+  if (argc >= 6 && argc <= 9 && strcmp(argv[1], "pair") == 0) {
+    int echo_fd = EchoSocketIn(argv[2], argv[3], argv[4]);
+    return Client(argv[3], argv[4], atol(argv[5]), argc > 6 ? atol(argv[6]) : 100,
+                  argc > 7 ? atol(argv[7]) : 200, argc > 8 ? atol(argv[8]) : 30, echo_fd);
   }
   fprintf(stderr,
           "usage: udprtt server BIND_IP PORT\n"
           "       udprtt sink BIND_IP PORT\n"
-          "       udprtt client SERVER_IP PORT COUNT [WARMUP] [TIMEOUT_MS] [DEADLINE_S]\n");
+          "       udprtt client SERVER_IP PORT COUNT [WARMUP] [TIMEOUT_MS] [DEADLINE_S]\n"
+          "       udprtt pair NS_B SERVER_IP PORT COUNT [WARMUP] [TIMEOUT_MS] [DEADLINE_S]\n");
   return 2;
 }
