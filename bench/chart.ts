@@ -4,7 +4,7 @@
 // says so and writes the tables only.
 //
 // One panel per question: 64-byte frames per second, TCP Gbit/s (1 and 4 streams), UDP round
-// trip p50 and p99. Bars are medians with a min–max whisker over the repetitions;
+// trip p50 (with sleeping ends and with busy ends) and p99. Bars are medians with a min–max whisker over the repetitions;
 // the dashed red line is QEMU's median, the dotted grey line the ceiling: the kernel's own
 // veth path when the run has it, else, for frames, what trafgen offered (no forwarder can
 // deliver more).
@@ -89,6 +89,15 @@ export function chartPanels(s: Summary, records: RunRecord[]): Panel[] {
       rows: rows(s, 'UDP RTT p50 us'),
       qemu: qemu('UDP RTT p50 us'),
       ceiling: ceil('UDP RTT p50 us'),
+      ceilingLabel: ceilingFw && `floor: ${ceilingFw}`,
+    },
+    {
+      // The same ping-pong with ends that never sleep: the forwarder's latency without theirs.
+      title: 'UDP round trip p50 with busy ends, lower is better',
+      unit: 'µs',
+      rows: rows(s, 'UDP RTT p50 us, busy ends'),
+      qemu: qemu('UDP RTT p50 us, busy ends'),
+      ceiling: ceil('UDP RTT p50 us, busy ends'),
       ceilingLabel: ceilingFw && `floor: ${ceilingFw}`,
     },
     {

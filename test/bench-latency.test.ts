@@ -3,6 +3,7 @@
 // with the forwarder's CPU during each.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { chartPanels } from '../bench/chart';
 import { goalsMarkdown } from '../bench/goals';
 import { summarize } from '../bench/report';
 import type { RttResult } from '../bench/workloads';
@@ -58,4 +59,22 @@ test('each forwarder: sleeping ends and busy ends, p50 × QEMU with the goal, th
     row('netplane-link-nopoll'),
     '| netplane-link-nopoll | 90.0 | 130.0 | 0.90x (goal ≤ 0.5x: NOT met) | 9 | – | – | – | – | 0.00 |',
   );
+});
+
+test('the chart has a panel for the busy ends, QEMU marked, where the run has them', () => {
+  const summary = summarize(
+    records,
+    records.map((r) => r.forwarder),
+    2,
+  );
+  const busy = chartPanels(summary, records).find((p) => p.title.startsWith('UDP round trip p50 with busy ends'));
+  assert.ok(busy, 'a busy-ends panel');
+  assert.deepEqual(
+    busy.rows.map((r) => [r.forwarder, r.value]),
+    [
+      ['qemu', 60],
+      ['netplane-link', 24],
+    ],
+  );
+  assert.equal(busy.qemu, 60);
 });
