@@ -4,10 +4,10 @@
 // says so and writes the tables only.
 //
 // One panel per question: 64-byte frames per second, TCP Gbit/s (1 and 4 streams), UDP round
-// trip p50 (with sleeping ends and with busy ends) and p99. Bars are medians with a min–max whisker over the repetitions;
-// the dashed red line is QEMU's median, the dotted grey line the ceiling: the kernel's own
-// veth path when the run has it, else, for frames, what trafgen offered (no forwarder can
-// deliver more).
+// trip p50 (with sleeping ends and with busy ends) and p99. Bars are medians with a min–max
+// whisker over the repetitions; the dashed red line is QEMU's median, the dotted grey line
+// the ceiling: the kernel's own veth path when the run has it, else, for frames, what trafgen
+// offered (no forwarder can deliver more).
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { RunRecord, Summary } from './report';
