@@ -55,59 +55,31 @@ function median(v: number[]): number | undefined {
 
 export function chartPanels(s: Summary, records: RunRecord[]): Panel[] {
   const ceilingFw = kCeilingForwarders.find((c) => s.forwarders.includes(c));
-  const qemu = (col: string) => s.stats.qemu?.[col]?.median;
-  const ceil = (col: string) => (ceilingFw ? s.stats[ceilingFw]?.[col]?.median : undefined);
+  // One summary column per panel: its rows, QEMU's median, and the kernel path's as the
+  // ceiling (for throughput) or the floor (for latency).
+  const panel = (title: string, unit: string, col: string, bound: 'ceiling' | 'floor'): Panel => ({
+    title,
+    unit,
+    rows: rows(s, col),
+    qemu: s.stats.qemu?.[col]?.median,
+    ceiling: ceilingFw ? s.stats[ceilingFw]?.[col]?.median : undefined,
+    ceilingLabel: ceilingFw && `${bound}: ${ceilingFw}`,
+  });
   const offered = median(records.flatMap((r) => (r.metrics.frameRate ? [r.metrics.frameRate.offeredMfps] : [])));
+  const frames = panel('64-byte frames delivered', 'Mframes/s', '64B Mframes/s', 'ceiling');
   const panels: Panel[] = [
+    // Without the kernel's path to bound it, no forwarder can deliver more than trafgen offered.
     {
-      title: '64-byte frames delivered',
-      unit: 'Mframes/s',
-      rows: rows(s, '64B Mframes/s'),
-      qemu: qemu('64B Mframes/s'),
-      ceiling: ceil('64B Mframes/s') ?? offered,
-      ceilingLabel: ceilingFw ? `ceiling: ${ceilingFw}` : 'ceiling: offered by trafgen',
+      ...frames,
+      ceiling: frames.ceiling ?? offered,
+      ceilingLabel: frames.ceilingLabel ?? 'ceiling: offered by trafgen',
     },
-    {
-      title: 'TCP, 1 stream',
-      unit: 'Gbit/s',
-      rows: rows(s, 'TCP 1 stream Gbit/s'),
-      qemu: qemu('TCP 1 stream Gbit/s'),
-      ceiling: ceil('TCP 1 stream Gbit/s'),
-      ceilingLabel: ceilingFw && `ceiling: ${ceilingFw}`,
-    },
-    {
-      title: 'TCP, 4 streams',
-      unit: 'Gbit/s',
-      rows: rows(s, 'TCP 4 streams Gbit/s'),
-      qemu: qemu('TCP 4 streams Gbit/s'),
-      ceiling: ceil('TCP 4 streams Gbit/s'),
-      ceilingLabel: ceilingFw && `ceiling: ${ceilingFw}`,
-    },
-    {
-      title: 'UDP round trip p50, lower is better',
-      unit: 'µs',
-      rows: rows(s, 'UDP RTT p50 us'),
-      qemu: qemu('UDP RTT p50 us'),
-      ceiling: ceil('UDP RTT p50 us'),
-      ceilingLabel: ceilingFw && `floor: ${ceilingFw}`,
-    },
-    {
-      // The same ping-pong with ends that never sleep: the forwarder's latency without theirs.
-      title: 'UDP round trip p50 with busy ends, lower is better',
-      unit: 'µs',
-      rows: rows(s, 'UDP RTT p50 us, busy ends'),
-      qemu: qemu('UDP RTT p50 us, busy ends'),
-      ceiling: ceil('UDP RTT p50 us, busy ends'),
-      ceilingLabel: ceilingFw && `floor: ${ceilingFw}`,
-    },
-    {
-      title: 'UDP round trip p99, lower is better',
-      unit: 'µs',
-      rows: rows(s, 'UDP RTT p99 us'),
-      qemu: qemu('UDP RTT p99 us'),
-      ceiling: ceil('UDP RTT p99 us'),
-      ceilingLabel: ceilingFw && `floor: ${ceilingFw}`,
-    },
+    panel('TCP, 1 stream', 'Gbit/s', 'TCP 1 stream Gbit/s', 'ceiling'),
+    panel('TCP, 4 streams', 'Gbit/s', 'TCP 4 streams Gbit/s', 'ceiling'),
+    panel('UDP round trip p50, lower is better', 'µs', 'UDP RTT p50 us', 'floor'),
+    // The same ping-pong with ends that never sleep: the forwarder's latency without theirs.
+    panel('UDP round trip p50 with busy ends, lower is better', 'µs', 'UDP RTT p50 us, busy ends', 'floor'),
+    panel('UDP round trip p99, lower is better', 'µs', 'UDP RTT p99 us', 'floor'),
   ];
   return panels.filter((p) => p.rows.length > 0);
 }

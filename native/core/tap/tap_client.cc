@@ -262,15 +262,12 @@ void TapClient::ReadUring() {
   // frame is held: the peer may take the queue while we deliver the rest, and its
   // OnQueuedSent must find reading paused to resume it (else nothing ever would).
   int got = 0, fatal = 0;
-  bool held = false, unsupported = false;
+  bool unsupported = false;
   for (int i = 0; i < batch; ++i) {
     const int32_t res = read_res_[i];
     if (res > 0) {
       ++got;
-      if (DeliverRead(read_bufs_[i].get(), static_cast<size_t>(res))) {
-        held = true;
-        read_poll_ = false;
-      }
+      if (DeliverRead(read_bufs_[i].get(), static_cast<size_t>(res))) read_poll_ = false;
     } else if (res == -EOPNOTSUPP || res == -EINVAL) {
       unsupported = true;
     } else if (res < 0 && res != -EAGAIN && res != -EINTR && fatal == 0) {
@@ -284,8 +281,8 @@ void TapClient::ReadUring() {
   }
   if (unsupported || ring_->broken()) {
     RetireRing();
-    if (got == 0 && !held) ReadPlain();
-  } else if (got == 0 && !held) {
+    if (got == 0) ReadPlain();
+  } else if (got == 0) {
     // Nothing for io_uring: read(2) checks the fd's error state as the plain path does, and
     // tells whether io_uring can read this fd at all.
     if (ReadPlain() > 0 && ++uring_misses_ >= kMaxUringMisses) RetireRing();
