@@ -7,7 +7,7 @@ import { chartPanels } from '../bench/chart';
 import { goalsMarkdown } from '../bench/goals';
 import { summarize } from '../bench/report';
 import type { RttResult } from '../bench/workloads';
-import { benchRecord } from './helpers/bench-record';
+import { benchRecord, mdSection } from './helpers/bench-record';
 
 const rtt = (p50Us: number, p99Us: number, fwdCpuPct: number): RttResult => ({
   count: 1000,
@@ -33,18 +33,17 @@ const records = [
   benchRecord('netplane-link-nopoll', { rtt: rtt(90, 130, 9), idle }),
 ];
 
-function section(): string[] {
-  const lines = goalsMarkdown(
-    summarize(
-      records,
-      records.map((r) => r.forwarder),
-      2,
+const section = (): string[] =>
+  mdSection(
+    goalsMarkdown(
+      summarize(
+        records,
+        records.map((r) => r.forwarder),
+        2,
+      ),
     ),
+    'Latency and what polling costs',
   );
-  const at = lines.indexOf('### Latency and what polling costs');
-  assert.ok(at >= 0, `no latency section in:\n${lines.join('\n')}`);
-  return lines.slice(at);
-}
 
 test('each forwarder: sleeping ends and busy ends, p50 × QEMU with the goal, the CPU during each', () => {
   const lines = section();

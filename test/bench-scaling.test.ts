@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import * as os from 'node:os';
 import { goalsMarkdown } from '../bench/goals';
 import { markdown, summarize, type RunRecord } from '../bench/report';
-import { benchRecord } from './helpers/bench-record';
+import { benchRecord, mdSection } from './helpers/bench-record';
 
 function record(forwarder: string, mfps: number, cpu: number, tcp4: number, pinned = true): RunRecord {
   return {
@@ -27,13 +27,7 @@ const series = [
 ];
 const order = series.map((r) => r.forwarder);
 
-function section(md: string): string[] {
-  const lines = md.split('\n');
-  const at = lines.indexOf('### Scaling with queues=N');
-  assert.ok(at >= 0, `no scaling section in:\n${md}`);
-  const end = lines.findIndex((l, i) => i > at && l.startsWith('### '));
-  return lines.slice(at, end < 0 ? undefined : end);
-}
+const section = (md: string): string[] => mdSection(md.split('\n'), 'Scaling with queues=N');
 
 const row = (lines: string[], n: number) => lines.find((l) => l.startsWith(`| ${n} |`));
 
